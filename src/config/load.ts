@@ -1,0 +1,84 @@
+// Reads a policy file: YAML syntax errors and schema errors both come back as file:line:col.
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { z } from 'zod';
+import { policySchema, type PolicyConfig } from './schema.js';
+
+export interface ConfigError {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export type LoadResult = { ok: true; config: PolicyConfig; file: string } | { ok: false; errors: ConfigError[]; file: string };
+
+export function formatError(e: ConfigError): string {
+  return `${e.file}:${e.line}:${e.col}: ${e.message}`;
+}
+
+export function loadPolicyFile(file: string): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { ok: false, file, errors: [{ file, line: 1, col: 1, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
+  }
+  return parsePolicyText(text, file);
+}
+
+export function parsePolicyText(text: string, file: string): LoadResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const errors: ConfigError[] = [];
+  for (const e of doc.errors) {
+    const pos = lineCounter.linePos(e.pos[0]);
+    errors.push({ file, line: pos.line, col: pos.col, message: e.message.split('\n')[0]! });
+  }
+  if (errors.length) return { ok: false, file, errors };
+  const data = doc.toJS() ?? {};
+  const parsed = policySchema.safeParse(data);
+  if (parsed.success) return { ok: true, config: parsed.data, file };
+  for (const issue of parsed.error.issues) errors.push(issueToError(issue, doc, lineCounter, file));
+  errors.sort((a, b) => a.line - b.line || a.col - b.col);
+  return { ok: false, file, errors };
+}
+
+function issueToError(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError {
+  let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  let message = issue.message;
+  // For an unknown key, point at the key itself.
+  if (issue.code === 'unrecognized_keys' && issue.keys.length) {
+    const keyPath = [...path, issue.keys[0]!];
+    const pos = keyPosition(doc, keyPath, lc);
+    if (pos) return { file, ...pos, message: `${dotted(path)}: unknown key "${issue.keys.join('", "')}"` };
+  }
+  // Walk up the path until a node with a position exists.
+  while (path.length > 0) {
+    const node = doc.getIn(path, true);
+    if (isNode(node) && node.range) {
+      const p = lc.linePos(node.range[0]);
+      return { file, line: p.line, col: p.col, message: `${dotted(issue.path)}: ${message}` };
+    }
+    path = path.slice(0, -1);
+  }
+  message = `${dotted(issue.path)}: ${message}`;
+  return { file, line: 1, col: 1, message };
+}
+
+/** Position of a mapping key (not its value). */
+function keyPosition(doc: Document, path: Array<string | number>, lc: LineCounter): { line: number; col: number } | null {
+  const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
+  const key = path[path.length - 1];
+  if (parent && typeof parent === 'object' && 'items' in parent) {
+    for (const item of (parent as { items: Array<{ key?: unknown }> }).items) {
+      const k = item.key;
+      if (isNode(k) && (k as unknown as { value?: unknown }).value === key && k.range) return lc.linePos(k.range[0]);
+    }
+  }
+  return null;
+}
+
+function dotted(path: ReadonlyArray<PropertyKey>): string {
+  return path.length ? path.map(String).join('.') : '(top)';
+}

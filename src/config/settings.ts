@@ -1,0 +1,98 @@
+// The global (non-rule) part of the policy: where things are, who is internal, limits and deadlines.
+import { z } from 'zod';
+import { isValidCidr } from '../policy/networks.js';
+import { byteSize, duration } from './units.js';
+
+export const cidr = () => z.string().refine(isValidCidr, { message: 'not an IP address or CIDR range' });
+export const cidrList = () => z.array(cidr());
+export const domainList = () => z.array(z.string().min(1).regex(/^[A-Za-z0-9.*_-]+$/, 'not a domain name'));
+
+/** "inet:HOST:PORT" or "unix:PATH", Postfix syntax. */
+export const listenAddress = () =>
+  z.string().regex(/^(inet:[^:]+(:\d+)?|inet:\[[0-9a-fA-F:.]+\]:\d+|inet6?:.+:\d+|unix:.+)$/, 'use inet:HOST:PORT or unix:PATH');
+
+export const serverSchema = z
+  .object({
+    listen: listenAddress().default('inet:127.0.0.1:10025'),
+    /** Mode of a unix socket, octal string. */
+    socket_mode: z.string().regex(/^0?[0-7]{3}$/).default('0660'),
+    max_connections: z.number().int().positive().default(500),
+    max_frame_bytes: byteSize().default(1024 * 1024),
+    /** Body bytes kept in memory per message before spilling to a temporary file. */
+    body_memory_bytes: byteSize().default(1024 * 1024),
+    spool_dir: z.string().optional(),
+    /** Per-phase deadlines; keep them under Postfix's milter_command_timeout (30s) and milter_content_timeout (300s). */
+    deadlines: z
+      .object({
+        connect: duration().default(10_000),
+        envelope: duration().default(20_000),
+        content: duration().default(240_000),
+      })
+      .strict()
+      .default({ connect: 10_000, envelope: 20_000, content: 240_000 }),
+    /** While a phase is still working, send SMFIR_PROGRESS this often (end of message). */
+    progress_interval: duration().default(10_000),
+    /** Where SQLite state (offender ledger, quarantine index) lives. */
+    state_dir: z.string().default('/var/lib/relayguard'),
+    /** Shared state for several gateways, e.g. redis://127.0.0.1:6379/0; default: SQLite in state_dir. */
+    state: z.string().optional(),
+    metrics: z.string().default('127.0.0.1:9464'),
+  })
+  .strict();
+
+export const mtaSchema = z
+  .object({
+    kind: z.enum(['postfix', 'sendmail']).default('postfix'),
+    /** Postfix: the configuration directory (postconf -c); MAIL_CONFIG in the environment overrides it. */
+    config_directory: z.string().default('/etc/postfix'),
+    /** Postfix's commands; override for a non-standard install. */
+    postsuper: z.string().default('postsuper'),
+    postqueue: z.string().default('postqueue'),
+    postcat: z.string().default('postcat'),
+    postconf: z.string().default('postconf'),
+  })
+  .strict();
+
+export const networksSchema = z
+  .object({
+    /** Clients in these ranges are internal: their mail is outbound and they may relay. */
+    internal: cidrList().default(['127.0.0.0/8', '::1/128']),
+    /** Named groups other rules can refer to, e.g. partner: [198.51.100.0/24]. */
+    groups: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), cidrList()).default({}),
+  })
+  .strict();
+
+export const dnsSchema = z
+  .object({
+    /** Resolvers for blocklist queries, "host" or "host:port". Empty: the system's resolvers. */
+    servers: z.array(z.string().min(1)).default([]),
+    /** Per-query timeout. */
+    timeout: duration().default(1500),
+    /** Total time all lists of one phase may take together. */
+    budget: duration().default(3000),
+  })
+  .strict();
+
+export const loggingSchema = z
+  .object({
+    level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** auto: text on a terminal, JSON lines otherwise. */
+    format: z.enum(['auto', 'json', 'text']).default('auto'),
+  })
+  .strict();
+
+export type ServerSettings = z.infer<typeof serverSchema>;
+export type MtaSettings = z.infer<typeof mtaSchema>;
+export type NetworkSettings = z.infer<typeof networksSchema>;
+export type DnsSettings = z.infer<typeof dnsSchema>;
+export type LoggingSettings = z.infer<typeof loggingSchema>;
+
+/** Everything but the rules: what rules may read through RuleEnv.policy. */
+export interface PolicySettings {
+  server: ServerSettings;
+  mta: MtaSettings;
+  networks: NetworkSettings;
+  dns: DnsSettings;
+  logging: LoggingSettings;
+  local_domains: string[];
+}

@@ -1,0 +1,151 @@
+// The engine runs the rules of one phase in parallel under the phase deadline, applies their
+// modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
+import type { ActionKind, Cause, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from './types.js';
+
+/** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
+const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];
+const rank = (a: ActionKind) => PRECEDENCE.indexOf(a);
+
+export interface PhaseResult {
+  action: ActionKind;
+  reason?: string;
+  cause?: Cause;
+  smtp?: SmtpOverride;
+  /** The rule whose verdict decided the phase. */
+  rule?: string;
+  mods: Modification[];
+  trace: TraceEntry[];
+}
+
+export interface EngineHooks {
+  /** Called for every rule verdict (metrics). */
+  onVerdict?(entry: TraceEntry): void;
+}
+
+export class PolicyEngine {
+  private readonly byPhase = new Map<Phase, Rule[]>();
+
+  constructor(
+    readonly rules: readonly Rule[],
+    private readonly hooks: EngineHooks = {},
+  ) {
+    for (const rule of rules) {
+      if (rule.mode === 'off') continue;
+      for (const phase of Object.keys(rule.handlers) as Phase[]) {
+        const list = this.byPhase.get(phase) ?? [];
+        list.push(rule);
+        this.byPhase.set(phase, list);
+      }
+    }
+  }
+
+  /** Does any active rule handle this phase? The session uses it to negotiate events. */
+  handles(phase: Phase): boolean {
+    return (this.byPhase.get(phase)?.length ?? 0) > 0;
+  }
+
+  activeRules(): Rule[] {
+    return this.rules.filter((r) => r.mode !== 'off');
+  }
+
+  async run(phase: Phase, input: PhaseInput): Promise<PhaseResult> {
+    const rules = this.byPhase.get(phase) ?? [];
+    if (rules.length === 0) return { action: 'continue', mods: [], trace: [] };
+    const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input)));
+    return this.merge(entries, input, phase);
+  }
+
+  private async runRule(rule: Rule, phase: Phase, input: PhaseInput): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
+    const started = performance.now();
+    const handler = rule.handlers[phase]!;
+    let verdict: Verdict;
+    try {
+      verdict = await raceDeadline(handler(input), input.signal, rule.name);
+    } catch (err) {
+      const timedOut = input.signal.aborted;
+      input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, { rule: rule.name, phase });
+      verdict = {
+        action: 'tempfail',
+        cause: timedOut ? 'dependency' : 'internal',
+        reason: timedOut ? `${rule.name}: deadline exceeded` : `${rule.name}: internal error`,
+      };
+    }
+    return { rule, verdict, ms: performance.now() - started };
+  }
+
+  private merge(entries: Array<{ rule: Rule; verdict: Verdict; ms: number }>, input: PhaseInput, phase: Phase): PhaseResult {
+    const result: PhaseResult = { action: 'continue', mods: [], trace: [] };
+    for (const { rule, verdict, ms } of entries) {
+      const monitor = rule.mode === 'monitor';
+      const entry: TraceEntry = {
+        rule: rule.name,
+        phase,
+        action: verdict.action,
+        ms: Math.round(ms * 10) / 10,
+        ...(verdict.reason ? { reason: verdict.reason } : {}),
+        ...(monitor ? { monitor: true } : {}),
+        ...(verdict.details ? { details: verdict.details } : {}),
+        ...(input.rcpt ? { recipient: input.rcpt.address.raw } : {}),
+      };
+      result.trace.push(entry);
+      this.hooks.onVerdict?.(entry);
+      if (monitor) {
+        if (verdict.action !== 'continue' || verdict.mods?.length) {
+          input.conn.log.info(`monitor: ${rule.name} would ${verdict.action}${verdict.mods?.length ? ' and modify' : ''}: ${verdict.reason ?? ''}`, {
+            rule: rule.name,
+            monitor: true,
+            would: verdict.action,
+          });
+        }
+        continue;
+      }
+      if (verdict.mods) result.mods.push(...verdict.mods);
+      if (rank(verdict.action) < rank(result.action)) {
+        result.action = verdict.action;
+        result.rule = rule.name;
+        if (verdict.reason !== undefined) result.reason = verdict.reason;
+        else delete result.reason;
+        if (verdict.cause !== undefined) result.cause = verdict.cause;
+        if (verdict.smtp !== undefined) result.smtp = verdict.smtp;
+        else delete result.smtp;
+      }
+    }
+    // A refusal throws the modifications away; a hold keeps them (Postfix applies them).
+    if (result.action === 'reject' || result.action === 'tempfail' || result.action === 'discard') result.mods = [];
+    return result;
+  }
+
+  async notify(event: Parameters<NonNullable<Rule['onOutcome']>>[0]): Promise<void> {
+    for (const rule of this.activeRules()) {
+      if (!rule.onOutcome) continue;
+      try {
+        await rule.onOutcome(event);
+      } catch (err) {
+        event.conn.log.warn(`rule ${rule.name} outcome hook failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.rules.map((r) => r.close?.()));
+  }
+}
+
+/** A rule that ignores its AbortSignal must not hold the phase past the deadline. */
+function raceDeadline<T>(work: Promise<T>, signal: AbortSignal, name: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error(`${name}: deadline already passed`));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`${name}: deadline exceeded`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

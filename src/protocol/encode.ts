@@ -1,0 +1,100 @@
+// Encoders for milter -> MTA replies and modification requests. Pure functions.
+import { MAX_BODY_CHUNK, MILTER_VERSION, Reply, type MacroStageNumber } from './constants.js';
+import { encodeFrame } from './frame.js';
+
+const NUL = Buffer.from([0]);
+
+function cstr(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
+  if (b.includes(0)) throw new RangeError('milter strings cannot contain NUL');
+  return Buffer.concat([b, NUL]);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+}
+
+/** Header strings are UTF-8 text from our side; callers pass what must reach the queue file. */
+function hstr(s: string): Buffer {
+  return cstr(Buffer.from(s, 'utf8'));
+}
+
+export interface OptnegReply {
+  version?: number;
+  actions: number;
+  protocol: number;
+  macros?: Partial<Record<MacroStageNumber, string[]>>;
+}
+
+export function optneg(reply: OptnegReply): Buffer {
+  const parts = [u32(reply.version ?? MILTER_VERSION), u32(reply.actions), u32(reply.protocol)];
+  for (const [stage, names] of Object.entries(reply.macros ?? {})) {
+    if (!names || names.length === 0) continue; // Postfix treats an empty list as "not specified"
+    parts.push(u32(Number(stage)), cstr(names.join(' ')));
+  }
+  return encodeFrame(Reply.OPTNEG, Buffer.concat(parts));
+}
+
+export const continue_ = (): Buffer => encodeFrame(Reply.CONTINUE);
+export const accept = (): Buffer => encodeFrame(Reply.ACCEPT);
+export const reject = (): Buffer => encodeFrame(Reply.REJECT);
+export const tempfail = (): Buffer => encodeFrame(Reply.TEMPFAIL);
+export const discard = (): Buffer => encodeFrame(Reply.DISCARD);
+export const skip = (): Buffer => encodeFrame(Reply.SKIP);
+export const progress = (): Buffer => encodeFrame(Reply.PROGRESS);
+
+/** SMFIR_REPLYCODE: the full, already formatted SMTP reply (see smtp-reply.ts). */
+export function replyCode(text: string): Buffer {
+  return encodeFrame(Reply.REPLYCODE, cstr(text));
+}
+
+export function quarantine(reason: string): Buffer {
+  // Sendmail dislikes newlines in the reason; NUL cannot be represented.
+  return encodeFrame(Reply.QUARANTINE, cstr(reason.replace(/[\r\n\0]+/g, ' ')));
+}
+
+export function addHeader(name: string, value: string): Buffer {
+  return encodeFrame(Reply.ADDHEADER, Buffer.concat([hstr(name), hstr(value)]));
+}
+
+export function insertHeader(index: number, name: string, value: string): Buffer {
+  return encodeFrame(Reply.INSHEADER, Buffer.concat([u32(index), hstr(name), hstr(value)]));
+}
+
+/** Change the index-th (1-based) header called `name`; an empty value deletes it. */
+export function changeHeader(index: number, name: string, value: string): Buffer {
+  return encodeFrame(Reply.CHGHEADER, Buffer.concat([u32(index), hstr(name), hstr(value)]));
+}
+
+export function addRcpt(rcpt: string): Buffer {
+  return encodeFrame(Reply.ADDRCPT, cstr(rcpt));
+}
+
+/** ESMTP args are ONE space-separated string: libmilter sends two strings, Postfix reads two. */
+export function addRcptPar(rcpt: string, args: string): Buffer {
+  return encodeFrame(Reply.ADDRCPT_PAR, Buffer.concat([cstr(rcpt), cstr(args)]));
+}
+
+export function delRcpt(rcpt: string): Buffer {
+  return encodeFrame(Reply.DELRCPT, cstr(rcpt));
+}
+
+export function chgFrom(sender: string, args?: string): Buffer {
+  return encodeFrame(Reply.CHGFROM, args ? Buffer.concat([cstr(sender), cstr(args)]) : cstr(sender));
+}
+
+/** SMFIR_REPLBODY for one chunk (<= MAX_BODY_CHUNK). */
+export function replBody(chunk: Buffer): Buffer {
+  if (chunk.length > MAX_BODY_CHUNK) throw new RangeError(`body chunk ${chunk.length} > ${MAX_BODY_CHUNK}`);
+  return encodeFrame(Reply.REPLBODY, chunk);
+}
+
+/** Split a body into back-to-back REPLBODY frames. An empty body is one empty frame. */
+export function replBodyFrames(body: Buffer): Buffer[] {
+  if (body.length === 0) return [replBody(body)];
+  const out: Buffer[] = [];
+  for (let off = 0; off < body.length; off += MAX_BODY_CHUNK) out.push(replBody(body.subarray(off, off + MAX_BODY_CHUNK)));
+  return out;
+}

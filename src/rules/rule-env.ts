@@ -1,0 +1,27 @@
+// What a rule factory gets: the global settings, a logger and a registry of shared services
+// (a DNS resolver, the clamd client, the offender ledger...) created once per loaded policy.
+import type { Logger } from 'winston';
+import type { z } from 'zod';
+import type { PolicySettings } from '../config/settings.js';
+import type { Rule } from '../policy/types.js';
+
+export interface RuleEnv {
+  policy: PolicySettings;
+  log: Logger;
+  /** Get or create the service `key`; `close` runs when the policy is unloaded. */
+  shared<T>(key: string, make: () => T, close?: (service: T) => void | Promise<void>): T;
+}
+
+export interface RuleDefinition<S extends z.ZodType = z.ZodType> {
+  /** Key under `rules:` in the YAML, and the rule's name in traces. */
+  name: string;
+  /** One line: what the rule protects against. */
+  summary: string;
+  /** zod schema of the rule's YAML block; must include `mode` (see modeField) and be .strict(). */
+  schema: S;
+  create(config: z.infer<S>, env: RuleEnv): Rule;
+}
+
+export function defineRule<S extends z.ZodType>(def: RuleDefinition<S>): RuleDefinition<S> {
+  return def;
+}

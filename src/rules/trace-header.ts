@@ -1,0 +1,36 @@
+// Proves the pipeline end to end: adds a header that records relayguard's decision on every
+// message it lets through (direction, the connection reference, the rules that ran).
+import { z } from 'zod';
+import { Action } from '../protocol/constants.js';
+import { modify } from '../policy/types.js';
+import { modeField } from './common.js';
+import { defineRule } from './rule-env.js';
+
+export const traceHeaderRule = defineRule({
+  name: 'trace_header',
+  summary: 'Adds an X-Relayguard header with the direction and connection reference to every delivered message.',
+  schema: z
+    .object({
+      mode: modeField(),
+      header: z.string().regex(/^[!-9;-~]+$/, 'not a header field name').default('X-Relayguard'),
+      /** Include the gateway's host name (the j macro) in the value. */
+      include_host: z.boolean().default(true),
+    })
+    .strict(),
+  create(config) {
+    return {
+      name: 'trace_header',
+      mode: config.mode,
+      needs: { actions: Action.ADDHDRS, macros: { connect: ['j'] } },
+      handlers: {
+        async eom({ conn, msg }) {
+          const parts = [`direction=${msg!.direction}`, `conn=${conn.id}`];
+          if (msg!.queueId) parts.push(`queue-id=${msg!.queueId}`);
+          const host = config.include_host ? conn.macros.get('j') : undefined;
+          if (host) parts.push(`host=${host}`);
+          return modify([{ type: 'addHeader', name: config.header, value: parts.join('; ') }]);
+        },
+      },
+    };
+  },
+});

@@ -1,0 +1,373 @@
+// One SMTP session as the policy sees it, independent of the wire: the live milter session and
+// the offline `relayguard check` both drive this class, so both run the very same engine.
+// It owns the connection and message contexts, the per-phase deadlines, the direction decision,
+// the decision log line with its reference, and the mapping of results to outcomes.
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import type { Logger } from 'winston';
+import { parseEnvelopeAddress, parseEsmtpParams } from '../policy/address.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { PhaseResult } from '../policy/engine.js';
+import { normalizeIp } from '../policy/networks.js';
+import { newRef, toSmtpReply } from '../policy/reply.js';
+import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, TraceEntry } from '../policy/types.js';
+import type { SmtpReply } from '../protocol/smtp-reply.js';
+import { BodyStore } from './body-store.js';
+import { MacroStore } from './macros.js';
+
+export interface Outcome {
+  action: ActionKind;
+  reply?: SmtpReply;
+  reason?: string;
+  rule?: string;
+  /** Modifications to apply (end of message only). */
+  mods: Modification[];
+  /** Set when the message must go to the hold queue (end of message). */
+  quarantine?: string;
+  ref?: string;
+}
+
+export interface Decision {
+  conn: ConnectionContext;
+  msg?: MessageContext;
+  phase: Phase;
+  outcome: Outcome;
+  trace: TraceEntry[];
+}
+
+export interface ConversationOptions {
+  policy: CompiledPolicy;
+  log: Logger;
+  /** Called for every final decision of a message or a refusal (metrics, quarantine index). */
+  onDecision?: (d: Decision) => void;
+  connId?: string;
+}
+
+const CONTINUE: Outcome = { action: 'continue', mods: [] };
+
+export function newConnectionId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** The deadline class of each phase (see server.deadlines in the policy). */
+function deadlineOf(phase: Phase, d: { connect: number; envelope: number; content: number }): number {
+  switch (phase) {
+    case 'connect':
+    case 'helo':
+      return d.connect;
+    case 'envfrom':
+    case 'envrcpt':
+    case 'data':
+    case 'unknown':
+      return d.envelope;
+    default:
+      return d.content;
+  }
+}
+
+/** Trim the single leading space that SMTP puts after the colon (kept raw for reconstruction). */
+export interface RawHeader extends Header {
+  raw: string;
+}
+
+export class Conversation {
+  readonly macros = new MacroStore();
+  readonly conn: ConnectionContext;
+  msg: MessageContext | undefined;
+  private headersRaw: RawHeader[] = [];
+  private body: BodyStore | null = null;
+  /** A refusal decided in a phase that gets no reply (headers): applied at the next reply. */
+  private pending: Outcome | null = null;
+  /** A hold decided before end of message. */
+  private pendingQuarantine: string | undefined;
+  private trace: TraceEntry[] = [];
+  private bodyDropped = false;
+
+  constructor(private readonly opts: ConversationOptions) {
+    const id = opts.connId ?? newConnectionId();
+    this.conn = {
+      id,
+      client: { ip: null, hostname: '', port: 0, family: 'unknown' },
+      macros: this.macros,
+      internalNetwork: false,
+      networkGroups: [],
+      state: new Map(),
+      log: opts.log.child({ conn: id }),
+    };
+  }
+
+  get policy(): CompiledPolicy {
+    return this.opts.policy;
+  }
+
+  // ---------------------------------------------------------------- phases
+
+  async connect(client: { hostname: string; family: ClientInfo['family']; port: number; address: string }): Promise<Outcome> {
+    this.resetMessage();
+    this.conn.state.clear();
+    const ip = client.family === 'inet' || client.family === 'inet6' ? normalizeIp(client.address) : null;
+    this.conn.client = { ip, hostname: client.hostname, port: client.port, family: client.family };
+    delete this.conn.helo;
+    delete this.conn.tls;
+    delete this.conn.authUser;
+    this.conn.internalNetwork = this.policy.internal.contains(ip);
+    this.conn.networkGroups = this.policy.groupsOf(ip);
+    this.conn.log.debug('connect', { client: ip ?? client.address, host: client.hostname, internal: this.conn.internalNetwork });
+    return this.runPhase('connect', {});
+  }
+
+  async helo(name: string): Promise<Outcome> {
+    this.conn.helo = name;
+    this.refreshTls();
+    return this.runPhase('helo', {});
+  }
+
+  async mail(args: string[]): Promise<Outcome> {
+    this.resetMessage();
+    this.refreshTls();
+    const auth = this.macros.get('auth_authen');
+    if (auth) this.conn.authUser = auth;
+    else delete this.conn.authUser;
+    const outbound = this.conn.internalNetwork || !!this.conn.authUser;
+    const body = new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
+    this.body = body;
+    const self = this;
+    const msg: MessageContext = {
+      sender: parseEnvelopeAddress(args[0] ?? ''),
+      senderArgs: args.slice(1),
+      senderParams: parseEsmtpParams(args.slice(1)),
+      recipients: [],
+      headers: [],
+      direction: outbound ? 'outbound' : 'inbound',
+      state: new Map(),
+      log: this.conn.log,
+      source: {
+        get bodySize() {
+          return body.size;
+        },
+        body: () => body.stream(),
+        headerBlock: () => self.headerBlock(),
+        message: () => concatStreams([Readable.from([self.headerBlock()]), body.stream()]),
+      },
+    };
+    this.msg = msg;
+    this.updateQueueId();
+    return this.runPhase('envfrom', { msg });
+  }
+
+  async rcpt(args: string[]): Promise<Outcome> {
+    const msg = this.requireMsg('RCPT');
+    const rcpt = { address: parseEnvelopeAddress(args[0] ?? ''), args: args.slice(1) };
+    msg.recipients.push(rcpt);
+    this.updateQueueId();
+    const out = await this.runPhase('envrcpt', { msg, rcpt });
+    if (out.action === 'reject' || out.action === 'tempfail') rcpt.refused = true;
+    return out;
+  }
+
+  async data(): Promise<Outcome> {
+    const msg = this.requireMsg('DATA');
+    this.updateQueueId();
+    return this.runPhase('data', { msg });
+  }
+
+  /** `value` as the MTA sent it; `leadingSpace` tells whether SMFIP_HDR_LEADSPC was negotiated. */
+  async header(name: string, value: string, leadingSpace: boolean): Promise<Outcome> {
+    const msg = this.requireMsg('HEADER');
+    this.updateQueueId();
+    const raw = leadingSpace ? value : value.length ? ` ${value}` : value;
+    const h: RawHeader = { name, value: raw.startsWith(' ') ? raw.slice(1) : raw, raw };
+    this.headersRaw.push(h);
+    msg.headers.push({ name: h.name, value: h.value });
+    if (this.pending) return this.pending;
+    const out = await this.runPhase('header', { msg, header: { name: h.name, value: h.value } });
+    if (out.action === 'reject' || out.action === 'tempfail' || out.action === 'discard') this.pending = out;
+    return out;
+  }
+
+  async eoh(): Promise<Outcome> {
+    const msg = this.requireMsg('EOH');
+    if (this.pending) return this.pending;
+    return this.runPhase('eoh', { msg });
+  }
+
+  async bodyChunk(chunk: Buffer): Promise<Outcome> {
+    const msg = this.requireMsg('BODY');
+    if (this.pending) return this.pending;
+    if (!this.bodyDropped) await this.body!.append(chunk);
+    const out = await this.runPhase('body', { msg, chunk });
+    if (out.action === 'reject' || out.action === 'tempfail' || out.action === 'discard') {
+      // The message is refused: stop keeping its bytes.
+      this.pending = out;
+      this.bodyDropped = true;
+      await this.body?.dispose();
+    }
+    return out;
+  }
+
+  async eom(lastChunk?: Buffer): Promise<Outcome> {
+    const msg = this.requireMsg('EOM');
+    if (lastChunk && lastChunk.length) {
+      const early = await this.bodyChunk(lastChunk);
+      if (early.action !== 'continue' && early.action !== 'quarantine') return this.finish('eom', early);
+    }
+    if (this.pending) return this.finish('eom', this.pending);
+    await this.body?.flush();
+    this.updateQueueId();
+    const out = await this.runPhase('eom', { msg });
+    return this.finish('eom', out);
+  }
+
+  async unknown(command: string): Promise<Outcome> {
+    return this.runPhase('unknown', { command });
+  }
+
+  /** ABORT: the message ends, the connection stays. */
+  async abort(): Promise<void> {
+    this.resetMessage();
+  }
+
+  async close(): Promise<void> {
+    this.resetMessage();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private requireMsg(what: string): MessageContext {
+    if (!this.msg) throw new Error(`${what} outside a transaction`);
+    return this.msg;
+  }
+
+  private resetMessage(): void {
+    if (this.body) void this.body.dispose();
+    this.body = null;
+    this.msg = undefined;
+    this.headersRaw = [];
+    this.pending = null;
+    this.pendingQuarantine = undefined;
+    this.trace = [];
+    this.bodyDropped = false;
+    // Macros are not cleared here: the MAIL stage's macros arrive before MAIL itself, and
+    // MacroStore.set() already drops later stages when a new MAIL stage starts.
+  }
+
+  private refreshTls(): void {
+    const version = this.macros.get('tls_version');
+    if (!version) return;
+    const bits = Number(this.macros.get('cipher_bits'));
+    const tls: NonNullable<ConnectionContext['tls']> = { version };
+    const cipher = this.macros.get('cipher');
+    if (cipher) tls.cipher = cipher;
+    if (Number.isFinite(bits) && bits > 0) tls.bits = bits;
+    const subject = this.macros.get('cert_subject');
+    if (subject) tls.certSubject = subject;
+    const issuer = this.macros.get('cert_issuer');
+    if (issuer) tls.certIssuer = issuer;
+    const verify = this.macros.get('verify');
+    if (verify) tls.verify = verify;
+    this.conn.tls = tls;
+  }
+
+  private updateQueueId(): void {
+    const qid = this.macros.get('i');
+    if (qid && this.msg && this.msg.queueId !== qid) {
+      this.msg.queueId = qid;
+      this.msg.log = this.conn.log.child({ qid });
+    }
+  }
+
+  /** The header block as received, CRLF line ends, ending with the empty line. */
+  headerBlock(): Buffer {
+    const lines = this.headersRaw.map((h) => `${h.name}:${h.raw.replace(/\r?\n/g, '\r\n')}\r\n`);
+    return Buffer.from(lines.join('') + '\r\n', 'latin1');
+  }
+
+  private async runPhase(phase: Phase, extra: Partial<PhaseInput>): Promise<Outcome> {
+    const engine = this.policy.engine;
+    if (!engine.handles(phase)) return CONTINUE;
+    const ms = deadlineOf(phase, this.policy.config.server.deadlines);
+    const signal = AbortSignal.timeout(ms);
+    const result = await engine.run(phase, { conn: this.conn, signal, ...extra });
+    this.trace.push(...result.trace);
+    return this.toOutcome(phase, result);
+  }
+
+  private toOutcome(phase: Phase, r: PhaseResult): Outcome {
+    if (r.action === 'continue') return r.mods.length ? { action: 'continue', mods: r.mods } : CONTINUE;
+    if (r.action === 'quarantine') {
+      // A hold is only possible at end of message; remember it until then.
+      if (phase !== 'eom') {
+        this.pendingQuarantine ??= r.reason ?? `held by ${r.rule}`;
+        return r.mods.length ? { action: 'continue', mods: r.mods } : CONTINUE;
+      }
+      return { action: 'quarantine', quarantine: r.reason ?? `held by ${r.rule}`, mods: r.mods, ...(r.rule ? { rule: r.rule } : {}) };
+    }
+    const ref = newRef(this.conn.id);
+    const reply = toSmtpReply(r.action, r.cause, r.reason, ref, r.smtp);
+    const out: Outcome = { action: r.action, mods: [], ref, ...(r.reason ? { reason: r.reason } : {}), ...(r.rule ? { rule: r.rule } : {}) };
+    if (reply) out.reply = reply;
+    if (phase !== 'eom') this.report(phase, out);
+    return out;
+  }
+
+  private finish(phase: Phase, out: Outcome): Outcome {
+    let final = out;
+    if (final.action === 'continue' && this.pendingQuarantine) {
+      final = { ...final, action: 'quarantine', quarantine: this.pendingQuarantine };
+    }
+    if (final.action === 'quarantine' && !final.ref) final = { ...final, ref: newRef(this.conn.id) };
+    this.report(phase, final);
+    return final;
+  }
+
+  private report(phase: Phase, outcome: Outcome): void {
+    const msg = this.msg;
+    const log = msg?.log ?? this.conn.log;
+    const fields: Record<string, unknown> = {
+      phase,
+      action: outcome.action,
+      client: this.conn.client.ip ?? this.conn.client.hostname,
+    };
+    if (outcome.ref) fields.ref = outcome.ref;
+    if (outcome.rule) fields.rule = outcome.rule;
+    if (outcome.reason) fields.reason = outcome.reason;
+    if (outcome.reply) fields.reply = `${outcome.reply.code} ${outcome.reply.enhanced}`;
+    if (outcome.quarantine) fields.quarantine = outcome.quarantine;
+    if (msg) {
+      fields.direction = msg.direction;
+      fields.from = msg.sender?.raw ?? '';
+      fields.rcpt = msg.recipients.map((r) => r.address.raw);
+    }
+    fields.trace = this.trace.filter((t) => t.action !== 'continue' || t.monitor || t.details);
+    log.info(`decision ${outcome.action}${outcome.ref ? ` ref=${outcome.ref}` : ''}`, fields);
+    const d: Decision = { conn: this.conn, phase, outcome, trace: [...this.trace] };
+    if (msg) d.msg = msg;
+    this.opts.onDecision?.(d);
+    void this.policy.engine.notify({
+      conn: this.conn,
+      ...(msg ? { msg } : {}),
+      phase,
+      action: outcome.action,
+      ...(outcome.rule ? { rule: outcome.rule } : {}),
+      ...(outcome.reason ? { reason: outcome.reason } : {}),
+    });
+  }
+
+  /** The full trace of the current message (offline check). */
+  get currentTrace(): TraceEntry[] {
+    return [...this.trace];
+  }
+}
+
+function concatStreams(parts: Readable[]): Readable {
+  const out = new PassThrough();
+  (async () => {
+    for (const p of parts) {
+      for await (const chunk of p) {
+        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      }
+    }
+    out.end();
+  })().catch((err) => out.destroy(err as Error));
+  return out;
+}
