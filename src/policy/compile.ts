@@ -20,7 +20,7 @@ export class CompiledPolicy {
     readonly config: PolicyConfig,
     readonly file: string,
     readonly log: Logger,
-    hooks: EngineHooks = {},
+    options: { hooks?: EngineHooks; /** Test seam: rule instances added after the configured ones. */ extraRules?: Rule[] } = {},
   ) {
     this.internal = new NetworkSet(config.networks.internal);
     this.groups = new Map(Object.entries(config.networks.groups).map(([k, v]) => [k, new NetworkSet(v)]));
@@ -42,7 +42,8 @@ export class CompiledPolicy {
       const rule = def.create(ruleConfig, env);
       if (rule.mode !== 'off') rules.push(rule);
     }
-    this.engine = new PolicyEngine(rules, hooks);
+    rules.push(...(options.extraRules ?? []));
+    this.engine = new PolicyEngine(rules, options.hooks ?? {});
   }
 
   get settings(): PolicySettings {

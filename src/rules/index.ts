@@ -2,5 +2,15 @@
 // template.ts, give it a name and a schema, and add it here.
 import type { RuleDefinition } from './rule-env.js';
 import { traceHeaderRule } from './trace-header.js';
+import { relayRule } from './relay.js';
+import { sizeRule } from './size.js';
+import { accessRule } from './access.js';
+import { tlsRule } from './tls.js';
 
-export const RULES: readonly RuleDefinition[] = [traceHeaderRule];
+export const RULES: readonly RuleDefinition[] = [
+  traceHeaderRule,
+  relayRule,
+  sizeRule,
+  accessRule,
+  tlsRule,
+];

@@ -10,7 +10,7 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import type { PhaseResult } from '../policy/engine.js';
 import { normalizeIp } from '../policy/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
-import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, TraceEntry } from '../policy/types.js';
+import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, Recipient, TraceEntry } from '../policy/types.js';
 import type { SmtpReply } from '../protocol/smtp-reply.js';
 import { BodyStore } from './body-store.js';
 import { MacroStore } from './macros.js';
@@ -157,7 +157,7 @@ export class Conversation {
 
   async rcpt(args: string[]): Promise<Outcome> {
     const msg = this.requireMsg('RCPT');
-    const rcpt = { address: parseEnvelopeAddress(args[0] ?? ''), args: args.slice(1) };
+    const rcpt: Recipient = { address: parseEnvelopeAddress(args[0] ?? ''), args: args.slice(1) };
     msg.recipients.push(rcpt);
     this.updateQueueId();
     const out = await this.runPhase('envrcpt', { msg, rcpt });

@@ -1,0 +1,29 @@
+// Which policy file a command uses: --config, else the shipped policies/default.yaml.
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatError, loadPolicyFile } from '../config/load.js';
+import type { PolicyConfig } from '../config/schema.js';
+
+/** dist/src/cli -> package root */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const DEFAULT_POLICY = join(PACKAGE_ROOT, 'policies', 'default.yaml');
+
+export function policyPath(flag: string | undefined): string {
+  return flag ? resolve(flag) : DEFAULT_POLICY;
+}
+
+/** Load or exit 1 with every error as file:line:col. */
+export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string } {
+  const file = policyPath(flag);
+  const r = loadPolicyFile(file);
+  if (!r.ok) {
+    for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
+    process.exit(1);
+  }
+  return { config: r.config, file };
+}
+
+/** Postfix's configuration directory: MAIL_CONFIG overrides the policy, as for Postfix's own tools. */
+export function postfixConfigDir(config: PolicyConfig): string {
+  return process.env.MAIL_CONFIG || config.mta.config_directory;
+}

@@ -1,0 +1,126 @@
+// Incremental Content-Transfer-Encoding decoders for scanning. The MIME splitter hands out a
+// part's body in pieces that may end anywhere (inside a base64 quantum or an "=XX" escape), so
+// each decoder keeps the unfinished tail for the next piece. Synchronous on purpose: the
+// scanner processes one splitter event at a time and needs the decoded bytes right away.
+
+export interface TransferDecoder {
+  write(chunk: Buffer): Buffer;
+  end(): Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Longest run of whitespace after "=" we wait for before deciding it is not a soft break. */
+const MAX_QP_CARRY = 256;
+
+export function transferDecoder(encoding: string | false | undefined): TransferDecoder {
+  switch ((encoding || '').toLowerCase().trim()) {
+    case 'base64':
+      return new Base64Decoder();
+    case 'quoted-printable':
+      return new QuotedPrintableDecoder();
+    default:
+      return { write: (chunk) => chunk, end: () => EMPTY };
+  }
+}
+
+/** Anything outside the (standard or URL-safe) alphabet: line breaks, padding, garbage. */
+const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
+
+/** Ignores line breaks and garbage, decodes whole 4-character groups, keeps the rest. */
+class Base64Decoder implements TransferDecoder {
+  private carry = '';
+
+  write(chunk: Buffer): Buffer {
+    const s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
+    const whole = s.length - (s.length % 4);
+    this.carry = s.slice(whole);
+    return whole ? Buffer.from(s.slice(0, whole), 'base64') : EMPTY;
+  }
+
+  end(): Buffer {
+    const rest = this.carry;
+    this.carry = '';
+    return rest.length > 1 ? Buffer.from(rest, 'base64') : EMPTY;
+  }
+}
+
+const hexValue = (c: number): number => {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+};
+
+const CR = 0x0d;
+const LF = 0x0a;
+const EQ = 0x3d;
+
+/** RFC 2045 quoted-printable, lenient: invalid escapes are kept as they are. */
+class QuotedPrintableDecoder implements TransferDecoder {
+  private carry: Buffer = EMPTY;
+
+  write(chunk: Buffer): Buffer {
+    const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = EMPTY;
+    const out = Buffer.allocUnsafe(data.length);
+    let o = 0;
+    let i = 0;
+    const n = data.length;
+    while (i < n) {
+      const b = data[i]!;
+      if (b !== EQ) {
+        out[o++] = b;
+        i++;
+        continue;
+      }
+      // "=" then: two hex digits, a line break (soft break, maybe after padding blanks), or junk.
+      let j = i + 1;
+      while (j < n && (data[j] === 0x20 || data[j] === 0x09)) j++;
+      if (j >= n) {
+        if (n - i <= MAX_QP_CARRY) {
+          this.carry = Buffer.from(data.subarray(i));
+          break;
+        }
+        out[o++] = b;
+        i++;
+        continue;
+      }
+      const c1 = data[j]!;
+      if (c1 === LF) {
+        i = j + 1;
+        continue;
+      }
+      if (c1 === CR) {
+        if (j + 1 >= n) {
+          this.carry = Buffer.from(data.subarray(i));
+          break;
+        }
+        i = data[j + 1] === LF ? j + 2 : j + 1;
+        continue;
+      }
+      if (j === i + 1 && hexValue(c1) >= 0) {
+        if (i + 2 >= n) {
+          this.carry = Buffer.from(data.subarray(i));
+          break;
+        }
+        const lo = hexValue(data[i + 2]!);
+        if (lo >= 0) {
+          out[o++] = (hexValue(c1) << 4) | lo;
+          i += 3;
+          continue;
+        }
+      }
+      out[o++] = b;
+      i++;
+    }
+    return out.subarray(0, o);
+  }
+
+  end(): Buffer {
+    const rest = this.carry;
+    this.carry = EMPTY;
+    // A lone "=" or "=A" at the very end: keep it literally.
+    return rest;
+  }
+}

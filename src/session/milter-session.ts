@@ -1,0 +1,318 @@
+// One milter connection: de-frames, decodes, dispatches each command through a table to the
+// Conversation, and writes the replies of each step in one write. Commands are handled strictly
+// in order (a verdict for event N is written before anything for event N+1). A malformed frame
+// closes this connection only.
+import type { Socket } from 'node:net';
+import type { Logger } from 'winston';
+import { logContext, type LogContext } from '../logging.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { Modification } from '../policy/types.js';
+import { Action, MAX_BODY_CHUNK, Proto } from '../protocol/constants.js';
+import { decodeCommand, type CommandType, type MilterCommand } from '../protocol/decode.js';
+import * as enc from '../protocol/encode.js';
+import { FrameDecoder, FrameError } from '../protocol/frame.js';
+import { formatReply } from '../protocol/smtp-reply.js';
+import { Conversation, newConnectionId, type Decision, type Outcome } from './conversation.js';
+import { negotiate, NegotiationError, type Negotiated } from './negotiate.js';
+
+/** Pause reading when this many decoded frames wait to be handled. */
+const MAX_QUEUED_FRAMES = 256;
+
+export interface SessionOptions {
+  policy: CompiledPolicy;
+  log: Logger;
+  maxFrameBytes: number;
+  progressIntervalMs: number;
+  onDecision?: (d: Decision) => void;
+  onClose?: () => void;
+}
+
+type Handler = (cmd: MilterCommand) => Promise<Buffer[] | null>;
+
+export class MilterSession {
+  readonly id = newConnectionId();
+  private readonly decoder: FrameDecoder;
+  private readonly queue: MilterCommand[] = [];
+  private busy = false;
+  private closed = false;
+  private negotiated: Negotiated | null = null;
+  private conv: Conversation;
+  private readonly log: Logger;
+  private readonly ctx: LogContext;
+  private readonly handlers: ReadonlyMap<CommandType, Handler>;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: SessionOptions,
+  ) {
+    this.decoder = new FrameDecoder(opts.maxFrameBytes);
+    this.log = opts.log.child({ conn: this.id });
+    this.ctx = { conn: this.id };
+    this.conv = this.newConversation();
+    this.handlers = new Map<CommandType, Handler>([
+      ['optneg', (c) => this.onOptneg(c as Extract<MilterCommand, { type: 'optneg' }>)],
+      ['macro', async (c) => this.onMacro(c as Extract<MilterCommand, { type: 'macro' }>)],
+      ['connect', (c) => this.replyTo('connect', this.conv.connect(c as Extract<MilterCommand, { type: 'connect' }>), Proto.NR_CONN)],
+      ['helo', (c) => this.replyTo('helo', this.conv.helo((c as Extract<MilterCommand, { type: 'helo' }>).name), Proto.NR_HELO)],
+      ['mail', (c) => this.replyTo('mail', this.conv.mail((c as Extract<MilterCommand, { type: 'mail' }>).args), Proto.NR_MAIL)],
+      ['rcpt', (c) => this.replyTo('rcpt', this.conv.rcpt((c as Extract<MilterCommand, { type: 'rcpt' }>).args), Proto.NR_RCPT)],
+      ['data', () => this.replyTo('data', this.conv.data(), Proto.NR_DATA)],
+      ['header', (c) => this.onHeader(c as Extract<MilterCommand, { type: 'header' }>)],
+      ['eoh', () => this.replyTo('eoh', this.conv.eoh(), Proto.NR_EOH)],
+      ['body', (c) => this.replyTo('body', this.conv.bodyChunk((c as Extract<MilterCommand, { type: 'body' }>).chunk), Proto.NR_BODY)],
+      ['eom', (c) => this.onEom(c as Extract<MilterCommand, { type: 'eom' }>)],
+      ['abort', async () => (await this.conv.abort(), null)],
+      ['quit', async () => (this.end(), null)],
+      ['quitnc', async () => (await this.conv.close(), (this.conv = this.newConversation()), null)],
+      ['unknown', (c) => this.replyTo('unknown', this.conv.unknown((c as Extract<MilterCommand, { type: 'unknown' }>).line), Proto.NR_UNKN)],
+    ]);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.log.debug(`socket error: ${err.message}`));
+    socket.on('close', () => this.onSocketClose());
+  }
+
+  private newConversation(): Conversation {
+    return new Conversation({ policy: this.opts.policy, log: this.opts.log, connId: this.id, ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}) });
+  }
+
+  // ---------------------------------------------------------------- input
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      for (const frame of this.decoder.push(chunk)) this.queue.push(decodeCommand(frame));
+    } catch (err) {
+      this.protocolError(err as Error);
+      return;
+    }
+    if (this.queue.length > MAX_QUEUED_FRAMES) this.socket.pause();
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (!this.closed && this.queue.length > 0) {
+        const cmd = this.queue.shift()!;
+        if (this.queue.length < MAX_QUEUED_FRAMES / 2 && this.socket.isPaused()) this.socket.resume();
+        await logContext.run(this.ctx, () => this.dispatch(cmd));
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async dispatch(cmd: MilterCommand): Promise<void> {
+    const handler = this.handlers.get(cmd.type)!;
+    let out: Buffer[] | null;
+    try {
+      if (!this.negotiated && cmd.type !== 'optneg') throw new FrameError(`${cmd.type} before option negotiation`);
+      out = await handler(cmd);
+    } catch (err) {
+      if (err instanceof FrameError || err instanceof NegotiationError) {
+        this.protocolError(err);
+        return;
+      }
+      // A bug or an out-of-order command: refuse this step temporarily, keep the connection.
+      this.log.error(`${cmd.type}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      out = this.expectsReply(cmd.type) ? [enc.tempfail()] : null;
+    }
+    if (out && out.length) this.write(out);
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  private async onOptneg(c: Extract<MilterCommand, { type: 'optneg' }>): Promise<Buffer[]> {
+    const engine = this.opts.policy.engine;
+    this.negotiated = negotiate(c, engine.activeRules(), (p) => engine.handles(p));
+    if (this.negotiated.missingActions) {
+      this.log.warn(`MTA does not offer actions 0x${this.negotiated.missingActions.toString(16)} that enabled rules need; those features are degraded`);
+    }
+    this.log.debug('negotiated', { version: this.negotiated.version, actions: this.negotiated.actions, protocol: this.negotiated.protocol });
+    return [enc.optneg(this.negotiated.reply)];
+  }
+
+  private onMacro(c: Extract<MilterCommand, { type: 'macro' }>): null {
+    this.conv.macros.set(c.stage, c.macros);
+    if (c.stage === 'E' || c.stage === 'T' || c.stage === 'R' || c.stage === 'N') {
+      const qid = this.conv.macros.get('i');
+      if (qid) this.ctx.qid = qid;
+    }
+    if (c.stage === 'M') delete this.ctx.qid;
+    return null;
+  }
+
+  private async onHeader(c: Extract<MilterCommand, { type: 'header' }>): Promise<Buffer[] | null> {
+    const leadspc = this.has(Proto.HDR_LEADSPC);
+    return this.replyTo('header', this.conv.header(c.name, c.value, leadspc), Proto.NR_HDR);
+  }
+
+  private async onEom(c: Extract<MilterCommand, { type: 'eom' }>): Promise<Buffer[]> {
+    // Keep Postfix's content timeout from expiring while rules work (scanning, rewriting).
+    const timer = setInterval(() => this.write([enc.progress()]), this.opts.progressIntervalMs);
+    let outcome: Outcome;
+    try {
+      outcome = await this.conv.eom(c.chunk);
+    } finally {
+      clearInterval(timer);
+    }
+    if (outcome.action === 'continue' || outcome.action === 'quarantine') {
+      await this.sendModifications(outcome.mods);
+      const tail: Buffer[] = [];
+      if (outcome.action === 'quarantine') {
+        if (this.allowed(Action.QUARANTINE, 'quarantine')) tail.push(enc.quarantine(`${outcome.quarantine ?? 'held'} (ref ${outcome.ref})`));
+        else return [this.refusalFrame({ ...outcome, action: 'tempfail' })];
+      }
+      tail.push(enc.continue_());
+      return tail;
+    }
+    return [this.refusalFrame(outcome)];
+  }
+
+  /** Run a phase and turn its outcome into the reply frames (none when a no-reply bit is set). */
+  private async replyTo(what: string, work: Promise<Outcome>, noReplyBit: number): Promise<Buffer[] | null> {
+    const outcome = await work;
+    if (this.has(noReplyBit)) {
+      if (outcome.action !== 'continue' && what !== 'header') this.log.warn(`${what}: verdict ${outcome.action} cannot be sent (no-reply negotiated)`);
+      return null;
+    }
+    if (outcome.action === 'continue' || outcome.action === 'quarantine') return [enc.continue_()];
+    if (outcome.action === 'discard' && (what === 'connect' || what === 'helo')) {
+      this.log.warn(`${what}: discard is not possible before MAIL; continuing`);
+      return [enc.continue_()];
+    }
+    return [this.refusalFrame(outcome)];
+  }
+
+  private refusalFrame(outcome: Outcome): Buffer {
+    if (outcome.action === 'discard') return enc.discard();
+    if (outcome.reply) {
+      try {
+        return enc.replyCode(formatReply(outcome.reply));
+      } catch (err) {
+        this.log.error(`bad reply ${JSON.stringify(outcome.reply)}: ${(err as Error).message}`);
+      }
+    }
+    return outcome.action === 'reject' ? enc.reject() : enc.tempfail();
+  }
+
+  /** Header edits first, then all REPLBODY chunks back to back (Postfix refuses them mixed). */
+  private async sendModifications(mods: Modification[]): Promise<void> {
+    const leadspc = this.has(Proto.HDR_LEADSPC);
+    const value = (v: string) => (leadspc ? ' ' : '') + v.replace(/\r\n/g, '\n');
+    const frames: Buffer[] = [];
+    let body: Extract<Modification, { type: 'replaceBody' }> | undefined;
+    for (const m of mods) {
+      switch (m.type) {
+        case 'addHeader':
+          if (this.allowed(Action.ADDHDRS, m.type)) frames.push(enc.addHeader(m.name, value(m.value)));
+          break;
+        case 'insertHeader':
+          if (this.allowed(Action.ADDHDRS, m.type)) frames.push(enc.insertHeader(m.index, m.name, value(m.value)));
+          break;
+        case 'changeHeader':
+          if (this.allowed(Action.CHGHDRS, m.type)) frames.push(enc.changeHeader(m.index, m.name, m.value === '' ? '' : value(m.value)));
+          break;
+        case 'replaceBody':
+          if (body) this.log.warn('two rules replaced the body; the last one wins');
+          if (this.allowed(Action.CHGBODY, m.type)) body = m;
+          break;
+      }
+    }
+    if (frames.length) this.write(frames);
+    if (body) await this.streamBody(body.body.stream());
+  }
+
+  private async streamBody(stream: NodeJS.ReadableStream): Promise<void> {
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let sent = false;
+    const flush = async (all: boolean) => {
+      while (pendingBytes >= MAX_BODY_CHUNK || (all && pendingBytes > 0)) {
+        const joined = Buffer.concat(pending, pendingBytes);
+        const n = Math.min(MAX_BODY_CHUNK, joined.length);
+        await this.writeAsync(enc.replBody(joined.subarray(0, n)));
+        sent = true;
+        pending = n < joined.length ? [joined.subarray(n)] : [];
+        pendingBytes = joined.length - n;
+      }
+    };
+    for await (const chunk of stream) {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      pending.push(b);
+      pendingBytes += b.length;
+      if (pendingBytes >= MAX_BODY_CHUNK) await flush(false);
+    }
+    await flush(true);
+    if (!sent) await this.writeAsync(enc.replBody(Buffer.alloc(0)));
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private has(bit: number): boolean {
+    return ((this.negotiated?.protocol ?? 0) & bit) !== 0;
+  }
+
+  private allowed(action: number, what: string): boolean {
+    if (((this.negotiated?.actions ?? 0) & action) !== 0) return true;
+    this.log.error(`cannot ${what}: the MTA did not grant action 0x${action.toString(16)}`);
+    return false;
+  }
+
+  private expectsReply(type: CommandType): boolean {
+    const noReply: Partial<Record<CommandType, number>> = {
+      connect: Proto.NR_CONN,
+      helo: Proto.NR_HELO,
+      mail: Proto.NR_MAIL,
+      rcpt: Proto.NR_RCPT,
+      data: Proto.NR_DATA,
+      header: Proto.NR_HDR,
+      eoh: Proto.NR_EOH,
+      body: Proto.NR_BODY,
+      unknown: Proto.NR_UNKN,
+    };
+    if (type === 'macro' || type === 'abort' || type === 'quit' || type === 'quitnc') return false;
+    if (type === 'optneg' || type === 'eom') return true;
+    const bit = noReply[type];
+    return bit === undefined || !this.has(bit);
+  }
+
+  private write(frames: Buffer[]): void {
+    if (this.closed || this.socket.destroyed) return;
+    this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  }
+
+  private async writeAsync(frame: Buffer): Promise<void> {
+    if (this.closed || this.socket.destroyed) throw new Error('connection closed while sending the body');
+    if (!this.socket.write(frame)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => (this.socket.off('close', onClose), resolve());
+        const onClose = () => (this.socket.off('drain', onDrain), reject(new Error('connection closed while sending the body')));
+        this.socket.once('drain', onDrain);
+        this.socket.once('close', onClose);
+      });
+    }
+  }
+
+  private protocolError(err: Error): void {
+    this.log.warn(`protocol error, closing connection: ${err.message}`);
+    this.end(true);
+  }
+
+  private end(destroy = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    if (destroy) this.socket.destroy();
+    else this.socket.end();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    void this.conv.close();
+    this.opts.onClose?.();
+  }
+}
