@@ -1,88 +1,155 @@
 // relayguard serve: the milter daemon. SIGHUP re-reads the policy (validate, then swap; a bad
 // file keeps the old policy), SIGTERM/SIGINT stop accepting and let sessions finish.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { Logger } from 'winston';
+import type { PolicyConfig } from '../config/schema.js';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import { createLogger } from '../logging.js';
+import { startOpsServer } from '../ops/http.js';
+import { messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
+import type { EngineHooks } from '../policy/engine.js';
 import type { Decision } from '../session/conversation.js';
 import { MilterServer, parseListen } from '../session/server.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
-/** How long sessions in flight may take to finish after SIGTERM. */
+/** How long sessions in flight may take to finish after SIGTERM (under Postfix's content timeout). */
 const SHUTDOWN_GRACE_MS = 30_000;
+/** How long an old policy's services stay open after a reload, for connections still using it. */
+const OLD_POLICY_LINGER_MS = 330_000;
 
 export type DecisionListener = (d: Decision) => void;
-/** Listeners other modules register (quarantine index, metrics); called for every decision. */
+/** Listeners other modules register (quarantine index...); built per policy, called per decision. */
 export const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [];
+/** Start-up checks other modules register (e.g. the MTA lint); findings are logged as warnings. */
+export const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [];
 
-export const serveCommand: Command = {
-  name: 'serve',
-  usage: 'serve [--config F] [--listen inet:HOST:PORT|unix:PATH]',
-  summary: 'Run the milter daemon (default policy: policies/default.yaml).',
-  async run(argv) {
-    const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true } });
-    const { config, file } = loadPolicyOrExit(str(args, 'config'));
-    const log = createLogger(config.logging);
-    const listenSpec = str(args, 'listen') ?? config.server.listen;
-    const listen = parseListen(listenSpec);
-    let policy = new CompiledPolicy(config, file, log);
-    const listeners = decisionListeners.map((make) => make(policy));
-    const server = new MilterServer(policy, {
-      listen,
-      socketMode: parseInt(config.server.socket_mode, 8),
-      maxConnections: config.server.max_connections,
-      log,
-      onDecision: (d) => {
-        for (const l of listeners) {
-          try {
-            l(d);
-          } catch (err) {
-            log.error(`decision listener failed: ${(err as Error).message}`);
-          }
-        }
-      },
-    });
-    await server.start();
-    log.info(`relayguard listening on ${listenSpec} with policy ${file} (${policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`).join(', ') || 'no rules'})`);
-
-    process.on('SIGHUP', () => void reload(file, log, server, (p) => (policy = p)));
-    let stopping = false;
-    const stop = async (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${server.connections} session(s)`);
-      await server.close(SHUTDOWN_GRACE_MS);
-      await server.currentPolicy.close();
-      log.info('stopped');
-      log.on('finish', () => process.exit(0));
-      log.end();
-      setTimeout(() => process.exit(0), 1000).unref();
-    };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-    return -1;
+const engineHooks: EngineHooks = {
+  onVerdict(t) {
+    ruleVerdictsTotal.inc({ rule: t.rule, phase: t.phase, action: t.action, mode: t.monitor ? 'monitor' : 'enforce' });
   },
 };
 
-async function reload(file: string, log: Logger, server: MilterServer, set: (p: CompiledPolicy) => void): Promise<void> {
-  const r = loadPolicyFile(file);
-  if (!r.ok) {
-    log.error(`reload: ${file} is invalid; keeping the running policy`, { errors: r.errors.map(formatError) });
-    for (const e of r.errors) log.error(`reload: ${formatError(e)}`);
-    return;
-  }
-  let next: CompiledPolicy;
-  try {
-    next = new CompiledPolicy(r.config, file, log);
-  } catch (err) {
-    log.error(`reload: cannot start policy ${file}: ${(err as Error).message}; keeping the running policy`);
-    return;
-  }
-  const old = server.swapPolicy(next);
-  set(next);
-  log.info(`reload: policy ${file} active for new connections`);
-  // Connections in flight keep the old policy; close its shared services a little later.
-  setTimeout(() => void old.close(), 60_000).unref();
+function countDecision(d: Decision): void {
+  messagesTotal.inc({ action: d.outcome.action === 'continue' ? 'accept' : d.outcome.action, direction: d.msg?.direction ?? 'none', phase: d.phase });
 }
+
+class Daemon {
+  private policy!: CompiledPolicy;
+  private listeners: DecisionListener[] = [];
+  private server!: MilterServer;
+  private ops: Server | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly log: Logger,
+  ) {}
+
+  private compile(config: PolicyConfig): CompiledPolicy {
+    return new CompiledPolicy(config, this.file, this.log, { hooks: engineHooks });
+  }
+
+  private onDecision = (d: Decision): void => {
+    countDecision(d);
+    for (const l of this.listeners) {
+      try {
+        l(d);
+      } catch (err) {
+        this.log.error(`decision listener failed: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  async start(config: PolicyConfig, listenSpec: string, metricsSpec: string, pidFile: string | undefined): Promise<void> {
+    try {
+      mkdirSync(config.server.state_dir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      this.log.warn(`cannot create state_dir ${config.server.state_dir}: ${(err as Error).message}`);
+    }
+    this.policy = this.compile(config);
+    this.listeners = decisionListeners.map((make) => make(this.policy));
+    this.server = new MilterServer(this.policy, {
+      listen: parseListen(listenSpec),
+      socketMode: parseInt(config.server.socket_mode, 8),
+      maxConnections: config.server.max_connections,
+      log: this.log,
+      onDecision: this.onDecision,
+    });
+    await this.server.start();
+    if (metricsSpec !== 'off') {
+      this.ops = await startOpsServer(metricsSpec, {
+        healthy: () => ({
+          ok: !this.stopping,
+          detail: { policy: this.file, connections: this.server.connections, rules: this.policy.engine.activeRules().map((r) => r.name) },
+        }),
+      });
+    }
+    if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+    const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
+    this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
+    for (const check of startupChecks) {
+      check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
+    }
+    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
+    process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
+  }
+
+  /** Validate completely, then swap; a bad file keeps the running policy. */
+  async reload(): Promise<boolean> {
+    const r = loadPolicyFile(this.file);
+    if (!r.ok) {
+      reloadsTotal.inc({ result: 'invalid' });
+      this.log.error(`reload: ${this.file} is invalid; keeping the running policy`);
+      for (const e of r.errors) this.log.error(`reload: ${formatError(e)}`);
+      return false;
+    }
+    let next: CompiledPolicy;
+    try {
+      next = this.compile(r.config);
+    } catch (err) {
+      reloadsTotal.inc({ result: 'failed' });
+      this.log.error(`reload: cannot start policy ${this.file}: ${(err as Error).message}; keeping the running policy`);
+      return false;
+    }
+    const old = this.server.swapPolicy(next);
+    this.policy = next;
+    this.listeners = decisionListeners.map((make) => make(next));
+    reloadsTotal.inc({ result: 'ok' });
+    this.log.info(`reload: policy ${this.file} active for new connections`);
+    setTimeout(() => void old.close(), OLD_POLICY_LINGER_MS).unref();
+    return true;
+  }
+
+  async stop(sig: string, pidFile: string | undefined): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server.connections} session(s)`);
+    await this.server.close(SHUTDOWN_GRACE_MS);
+    await this.policy.close();
+    this.ops?.close();
+    if (pidFile) rmSync(pidFile, { force: true });
+    this.log.info('stopped');
+    this.log.on('finish', () => process.exit(0));
+    this.log.end();
+    setTimeout(() => process.exit(0), 1000).unref();
+  }
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  usage: 'serve [--config F] [--listen inet:HOST:PORT|unix:PATH] [--metrics HOST:PORT|off] [--pid-file F]',
+  summary: 'Run the milter daemon (default policy: policies/default.yaml). SIGHUP reloads the policy.',
+  async run(argv) {
+    const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true }, 'pid-file': { value: true } });
+    const { config, file } = loadPolicyOrExit(str(args, 'config'));
+    const log = createLogger(config.logging);
+    const daemon = new Daemon(file, log);
+    await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file'));
+    return -1;
+  },
+};

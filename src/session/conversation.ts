@@ -12,6 +12,7 @@ import { normalizeIp } from '../policy/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
 import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, Recipient, TraceEntry } from '../policy/types.js';
 import type { SmtpReply } from '../protocol/smtp-reply.js';
+import { phaseSeconds } from '../ops/metrics.js';
 import { BodyStore } from './body-store.js';
 import { MacroStore } from './macros.js';
 
@@ -287,7 +288,9 @@ export class Conversation {
     if (!engine.handles(phase)) return CONTINUE;
     const ms = deadlineOf(phase, this.policy.config.server.deadlines);
     const signal = AbortSignal.timeout(ms);
+    const timer = phaseSeconds.startTimer({ phase });
     const result = await engine.run(phase, { conn: this.conn, signal, ...extra });
+    timer();
     this.trace.push(...result.trace);
     return this.toOutcome(phase, result);
   }

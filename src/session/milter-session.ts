@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { logContext, type LogContext } from '../logging.js';
+import { protocolErrorsTotal } from '../ops/metrics.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Modification } from '../policy/types.js';
 import { Action, MAX_BODY_CHUNK, Proto } from '../protocol/constants.js';
@@ -298,6 +299,7 @@ export class MilterSession {
 
   private protocolError(err: Error): void {
     this.log.warn(`protocol error, closing connection: ${err.message}`);
+    protocolErrorsTotal.inc();
     this.end(true);
   }
 

@@ -4,6 +4,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
+import { connectionsActive, connectionsTotal } from '../ops/metrics.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from './conversation.js';
 import { MilterSession } from './milter-session.js';
@@ -84,6 +85,8 @@ export class MilterServer {
 
   private onConnection(socket: Socket): void {
     this.sockets.add(socket);
+    connectionsTotal.inc();
+    connectionsActive.set(this.sockets.size);
     const policy = this.policy;
     new MilterSession(socket, {
       policy,
@@ -91,7 +94,10 @@ export class MilterServer {
       maxFrameBytes: policy.config.server.max_frame_bytes,
       progressIntervalMs: policy.config.server.progress_interval,
       ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}),
-      onClose: () => this.sockets.delete(socket),
+      onClose: () => {
+        this.sockets.delete(socket);
+        connectionsActive.set(this.sockets.size);
+      },
     });
   }
 

@@ -1,0 +1,86 @@
+// Prometheus metrics (prom-client). Names start with relayguard_. One registry per process;
+// the engine, the conversation and the server report into it, /metrics serves it.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'relayguard_process_' });
+
+export const messagesTotal = new client.Counter({
+  name: 'relayguard_messages_total',
+  help: 'Final decisions on messages and refused commands, by action, direction and phase',
+  labelNames: ['action', 'direction', 'phase'] as const,
+  registers: [registry],
+});
+
+export const ruleVerdictsTotal = new client.Counter({
+  name: 'relayguard_rule_verdicts_total',
+  help: 'Verdicts of each rule; mode="monitor" counts what a monitored rule would have done',
+  labelNames: ['rule', 'phase', 'action', 'mode'] as const,
+  registers: [registry],
+});
+
+export const phaseSeconds = new client.Histogram({
+  name: 'relayguard_phase_duration_seconds',
+  help: 'Time the rules of one milter phase took',
+  labelNames: ['phase'] as const,
+  buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+  registers: [registry],
+});
+
+export const connectionsActive = new client.Gauge({
+  name: 'relayguard_connections_active',
+  help: 'Milter connections currently open',
+  registers: [registry],
+});
+
+export const connectionsTotal = new client.Counter({
+  name: 'relayguard_connections_total',
+  help: 'Milter connections accepted',
+  registers: [registry],
+});
+
+export const protocolErrorsTotal = new client.Counter({
+  name: 'relayguard_protocol_errors_total',
+  help: 'Connections closed because of a malformed or oversized frame',
+  registers: [registry],
+});
+
+export const reloadsTotal = new client.Counter({
+  name: 'relayguard_policy_reloads_total',
+  help: 'Policy reloads by result',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const dependencyUp = new client.Gauge({
+  name: 'relayguard_dependency_up',
+  help: 'Health of a dependency (clamd, dns list) as last seen: 1 up, 0 down',
+  labelNames: ['dependency'] as const,
+  registers: [registry],
+});
+
+export const dependencySeconds = new client.Histogram({
+  name: 'relayguard_dependency_duration_seconds',
+  help: 'Latency of dependency calls (clamd scans, DNS list queries)',
+  labelNames: ['dependency', 'result'] as const,
+  buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+  registers: [registry],
+});
+
+/** Gauges whose value is read when scraped (ledger size, quarantine size, breaker state). */
+export function gaugeFromCallback(name: string, help: string, read: () => number | Promise<number>): client.Gauge {
+  const existing = registry.getSingleMetric(name);
+  if (existing) registry.removeSingleMetric(name);
+  return new client.Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await read());
+      } catch {
+        /* a failed read leaves the last value */
+      }
+    },
+  });
+}
