@@ -21,6 +21,9 @@ export const serverSchema = z
     /** Body bytes kept in memory per message before spilling to a temporary file. */
     body_memory_bytes: byteSize().default(1024 * 1024),
     spool_dir: z.string().optional(),
+    /** Header fields per message and total header bytes; beyond either the message is refused. */
+    max_headers: z.number().int().positive().default(1000),
+    max_header_bytes: byteSize().default(1024 * 1024),
     /** Per-phase deadlines; keep them under Postfix's milter_command_timeout (30s) and milter_content_timeout (300s). */
     deadlines: z
       .object({

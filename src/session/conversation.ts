@@ -83,6 +83,7 @@ export class Conversation {
   private pendingQuarantine: string | undefined;
   private trace: TraceEntry[] = [];
   private bodyDropped = false;
+  private headerBytes = 0;
 
   constructor(private readonly opts: ConversationOptions) {
     const id = opts.connId ?? newConnectionId();
@@ -178,9 +179,20 @@ export class Conversation {
     this.updateQueueId();
     const raw = leadingSpace ? value : value.length ? ` ${value}` : value;
     const h: RawHeader = { name, value: raw.startsWith(' ') ? raw.slice(1) : raw, raw };
+    if (this.pending) return this.pending;
+    // Bound what a message can make us keep: a header flood is refused, not stored.
+    this.headerBytes += name.length + raw.length + 3;
+    const { max_headers, max_header_bytes } = this.policy.config.server;
+    if (this.headersRaw.length >= max_headers || this.headerBytes > max_header_bytes) {
+      const ref = newRef(this.conn.id);
+      const reason = `Message header too large (more than ${max_headers} fields or ${max_header_bytes} bytes)`;
+      this.pending = { action: 'reject', mods: [], ref, reason, rule: 'limits', reply: toSmtpReply('reject', 'policy', reason, ref, { code: 552, enhanced: '5.3.4' })! };
+      this.headersRaw = [];
+      msg.headers.length = 0;
+      return this.pending;
+    }
     this.headersRaw.push(h);
     msg.headers.push({ name: h.name, value: h.value });
-    if (this.pending) return this.pending;
     const out = await this.runPhase('header', { msg, header: { name: h.name, value: h.value } });
     if (out.action === 'reject' || out.action === 'tempfail' || out.action === 'discard') this.pending = out;
     return out;
@@ -248,6 +260,7 @@ export class Conversation {
     this.pendingQuarantine = undefined;
     this.trace = [];
     this.bodyDropped = false;
+    this.headerBytes = 0;
     // Macros are not cleared here: the MAIL stage's macros arrive before MAIL itself, and
     // MacroStore.set() already drops later stages when a new MAIL stage starts.
   }

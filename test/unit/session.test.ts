@@ -196,3 +196,35 @@ describe('milter session', () => {
     good.close();
   });
 });
+
+describe('resource bounds', () => {
+  it('refuses a header flood at end of headers and keeps the connection usable', async () => {
+    const r = parsePolicyText('server: { max_headers: 5 }\nrules: { trace_header: { mode: enforce } }', 'limits.yaml');
+    assert.ok(r.ok);
+    const policy = new CompiledPolicy(r.config, 'limits.yaml', silentLogger());
+    const p = 20000 + Math.floor(Math.random() * 20000);
+    const s = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port: p }, maxConnections: 5, log: silentLogger() });
+    await s.start();
+    try {
+      const c = await TestMilterClient.open(p);
+      await c.negotiate();
+      c.connectCmd('x', '203.0.113.9');
+      await c.next();
+      c.mail('<a@outside.test>');
+      await c.next();
+      c.rcpt('<b@example.test>');
+      await c.next();
+      for (let i = 0; i < 20; i++) c.header(`X-H${i}`, ' v');
+      c.eoh();
+      const rep = await c.next();
+      assert.equal(rep.code, 'y');
+      assert.match(rep.payload.toString(), /^552 5\.3\.4 Message header too large/);
+      c.abort();
+      c.mail('<a@outside.test>');
+      assert.equal((await c.next()).code, 'c', 'the next message starts clean');
+      c.close();
+    } finally {
+      await s.close(100);
+    }
+  });
+});
