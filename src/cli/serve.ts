@@ -149,7 +149,7 @@ export const serveCommand: Command = {
     const { config, file } = loadPolicyOrExit(str(args, 'config'));
     const log = createLogger(config.logging);
     const daemon = new Daemon(file, log);
-    await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file'));
+    await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file') ?? config.server.pid_file);
     return -1;
   },
 };

@@ -40,6 +40,8 @@ export const serverSchema = z
     /** Shared state for several gateways, e.g. redis://127.0.0.1:6379/0; default: SQLite in state_dir. */
     state: z.string().optional(),
     metrics: z.string().default('127.0.0.1:9464'),
+    /** Written by serve, read by `relayguard reload`. */
+    pid_file: z.string().optional(),
   })
   .strict();
 
