@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
+import { RULES } from '../rules/index.js';
 import { policySchema, type PolicyConfig } from './schema.js';
 
 export interface ConfigError {
@@ -38,10 +39,28 @@ export function parsePolicyText(text: string, file: string): LoadResult {
   if (errors.length) return { ok: false, file, errors };
   const data = doc.toJS() ?? {};
   const parsed = policySchema.safeParse(data);
-  if (parsed.success) return { ok: true, config: parsed.data, file };
+  if (parsed.success) {
+    const cross = crossCheck(parsed.data);
+    if (cross.length === 0) return { ok: true, config: parsed.data, file };
+    for (const c of cross) errors.push(issueToError({ code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
+    return { ok: false, file, errors };
+  }
   for (const issue of parsed.error.issues) errors.push(issueToError(issue, doc, lineCounter, file));
   errors.sort((a, b) => a.line - b.line || a.col - b.col);
   return { ok: false, file, errors };
+}
+
+/** Rule checks that need the whole policy, with paths from the top of the file. */
+function crossCheck(config: PolicyConfig): Array<{ path: Array<string | number>; message: string }> {
+  const { server, mta, networks, dns, logging, local_domains } = config;
+  const settings = { server, mta, networks, dns, logging, local_domains };
+  const out: Array<{ path: Array<string | number>; message: string }> = [];
+  for (const def of RULES) {
+    const cfg = (config.rules as Record<string, unknown>)[def.name];
+    if (cfg === undefined || !def.crossCheck) continue;
+    for (const e of def.crossCheck(cfg, settings)) out.push({ path: ['rules', def.name, ...e.path], message: e.message });
+  }
+  return out;
 }
 
 function issueToError(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError {

@@ -119,7 +119,7 @@ export const accessRule = defineRule({
           if (isTrustedClient(conn, msg) || spoofers.contains(conn.client.ip)) return pass();
           const domain = msg.sender.domain;
           if (!isOurs(domain)) return pass();
-          return reject(`<${msg.sender.raw}>: Sender address rejected: ${domain} is a local domain and the client is not`, SPOOF_REFUSED, {
+          return reject(`<${msg.sender.raw}>: Sender address rejected: not logged in to use local domain ${domain}`, SPOOF_REFUSED, {
             spoof: 'envelope',
             domain,
           });
@@ -129,7 +129,7 @@ export const accessRule = defineRule({
           if (isTrustedClient(conn, msg) || spoofers.contains(conn.client.ip)) return pass();
           const hit = spoofedFrom(msg.headers, isOurs);
           if (!hit) return pass();
-          return reject(`From: header rejected: ${hit.domain} is a local domain and the client is not`, SPOOF_REFUSED, {
+          return reject(`From: header rejected: not logged in to use local domain ${hit.domain}`, SPOOF_REFUSED, {
             spoof: 'header',
             address: hit.address,
             domain: hit.domain,

@@ -20,6 +20,9 @@ export interface RuleDefinition<S extends z.ZodType = z.ZodType> {
   /** zod schema of the rule's YAML block; must include `mode` (see modeField) and be .strict(). */
   schema: S;
   create(config: z.infer<S>, env: RuleEnv): Rule;
+  /** Checks that need the rest of the policy (e.g. a network group name). Paths are relative
+   *  to the rule's block; `relayguard validate` reports them by line and column. */
+  crossCheck?(config: z.infer<S>, policy: PolicySettings): Array<{ path: Array<string | number>; message: string }>;
 }
 
 export function defineRule<S extends z.ZodType>(def: RuleDefinition<S>): RuleDefinition<S> {

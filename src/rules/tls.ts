@@ -76,6 +76,11 @@ export const tlsRule = defineRule({
       header: z.union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')]).default(DEFAULT_TLS_HEADER),
     })
     .strict(),
+  crossCheck(config, policy) {
+    return config.require.networks.flatMap((n, i) =>
+      isValidCidr(n) || n in policy.networks.groups ? [] : [{ path: ['require', 'networks', i], message: `no network group "${n}" under networks.groups` }],
+    );
+  },
   create(config, env) {
     const cidrs = config.require.networks.filter((n) => isValidCidr(n));
     const groups = config.require.networks.filter((n) => !isValidCidr(n));

@@ -39,6 +39,15 @@ describe('policy files', () => {
     }
   });
 
+  it('reports references to things the policy does not define (cross checks)', () => {
+    const r = parsePolicyText(['networks:', '  groups: { partner: [198.51.100.0/24] }', 'rules:', '  tls:', '    require:', '      networks: [partnr]'].join('\n'), 'x.yaml');
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      assert.deepEqual([r.errors[0]!.line, r.errors[0]!.col], [6, 18]);
+      assert.match(r.errors[0]!.message, /no network group "partnr"/);
+    }
+  });
+
   it('relayguard validate prints file:line:col and exits 1', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rg-validate-'));
     const f = join(dir, 'p.yaml');
