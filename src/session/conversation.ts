@@ -375,15 +375,34 @@ export class Conversation {
   }
 }
 
+/** Streams `parts` one after another. If the reader stops early (destroys the output), every
+ *  part is destroyed too, so a spilled body's file handle is released. */
 function concatStreams(parts: Readable[]): Readable {
   const out = new PassThrough();
+  const release = () => {
+    for (const p of parts) p.destroy();
+  };
+  out.once('close', () => {
+    if (!out.writableFinished) release();
+  });
   (async () => {
     for (const p of parts) {
       for await (const chunk of p) {
-        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+        if (out.destroyed) return release();
+        if (!out.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const done = () => (out.off('drain', done), out.off('close', done), resolve());
+            out.once('drain', done);
+            out.once('close', done);
+          });
+          if (out.destroyed) return release();
+        }
       }
     }
     out.end();
-  })().catch((err) => out.destroy(err as Error));
+  })().catch((err: Error) => {
+    release();
+    out.destroy(err);
+  });
   return out;
 }

@@ -40,3 +40,36 @@ describe('body store', () => {
     assert.equal((await read(b.stream())).toString(), 'abc');
   });
 });
+
+describe('message source', () => {
+  it('releases the spilled body file when a reader stops early', async () => {
+    const { parsePolicyText } = await import('../../src/config/load.js');
+    const { CompiledPolicy } = await import('../../src/policy/compile.js');
+    const { Conversation } = await import('../../src/session/conversation.js');
+    const { silentLogger } = await import('../../src/logging.js');
+    const r = parsePolicyText('server: { body_memory_bytes: 1024 }', 'x.yaml');
+    assert.ok(r.ok);
+    const conv = new Conversation({ policy: new CompiledPolicy(r.config, 'x.yaml', silentLogger()), log: silentLogger() });
+    await conv.connect({ hostname: 'h', family: 'inet', port: 1, address: '203.0.113.9' });
+    await conv.mail(['<a@b.test>']);
+    await conv.rcpt(['<c@d.test>']);
+    await conv.header('Subject', ' x', true);
+    for (let i = 0; i < 64; i++) await conv.bodyChunk(Buffer.alloc(1024, 'z'));
+    const stream = conv.msg!.source.message();
+    const first = await new Promise<Buffer>((res) => stream.once('data', res));
+    assert.ok(first.length > 0);
+    stream.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    // Only the store's own write handle may still point at the body file.
+    const { readdirSync, readlinkSync } = await import('node:fs');
+    const open = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /relayguard-body-.*\/body$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(open.length, 1, 'the reader released its file descriptor');
+    await conv.close();
+  });
+});

@@ -1,0 +1,316 @@
+// One pass over a message for the content rule: every leaf part is decoded once; attachment
+// names, types and sizes are checked as parts begin and end, zip attachments are listed, text
+// parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
+// What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
+// zip.max_size.
+import type { Readable } from 'node:stream';
+import iconv from 'iconv-lite';
+import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
+import { listZip, looksLikeZip } from '../../mime/zip-listing.js';
+import type { Direction } from '../../policy/types.js';
+import { pickDirection } from '../common.js';
+import { blockedExtension, looksLikeZipName, shownName, typeBlocked, ZIP_TYPES } from './attachments.js';
+import { detectorMatcher, phraseMatcher, regexMatcher, type Matcher } from './patterns.js';
+import type { ContentConfig, PatternRuleConfig, Target } from './schema.js';
+import { htmlToText, normalizeSpace } from './text.js';
+
+export type FindingAction = 'reject' | 'tempfail' | 'quarantine' | 'tag';
+
+export interface Finding {
+  /** "attachments", "limits" or the name of a pattern rule. */
+  rule: string;
+  action: FindingAction;
+  /** Safe to show to the sender: names what was found, never the data (card numbers are masked). */
+  reason: string;
+  part?: string;
+}
+
+export interface ScanReport {
+  findings: Finding[];
+  walk: WalkResult;
+  /** Text parts only partly searched (longer than max_text_per_part). */
+  truncated: string[];
+}
+
+export interface CompiledPatternRule {
+  name: string;
+  direction: Direction | 'both';
+  where: readonly Target[];
+  action: PatternRuleConfig['action'];
+  matcher: Matcher;
+}
+
+/** Everything the scan needs, built once when the policy is loaded. */
+export interface CompiledContent {
+  config: ContentConfig;
+  blockedExtensions: ReadonlySet<string>;
+  rules: CompiledPatternRule[];
+}
+
+export function compileContent(config: ContentConfig): CompiledContent {
+  return {
+    config,
+    blockedExtensions: new Set(config.attachments.blocked_extensions),
+    rules: config.rules.map((r) => ({
+      name: r.name,
+      direction: r.direction,
+      where: r.where,
+      action: r.action,
+      matcher: r.phrase
+        ? phraseMatcher(r.phrase, r.case_sensitive)
+        : r.regex
+          ? regexMatcher(r.regex, r.case_sensitive)
+          : detectorMatcher(r.detector!),
+    })),
+  };
+}
+
+/** The header line of a uuencoded (or base64 "begin-base64") file. Linear: no nested quantifiers. */
+const UUENCODE_BEGIN = /^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+)$/gm;
+
+/** The part number mailsplit gives the body of a single-part message. */
+const SINGLE_PART = 'TEXT';
+
+const applies = (d: Direction | 'both', direction: Direction) => d === 'both' || d === direction;
+
+export async function scanMessage(source: Readable, compiled: CompiledContent, direction: Direction, signal: AbortSignal): Promise<ScanReport> {
+  const scan = new MessageScan(compiled, direction);
+  const { limits } = compiled.config;
+  const walk = await walkMime(
+    source,
+    { maxDepth: limits.max_depth, maxParts: limits.max_parts, maxHeaderBytes: limits.max_header_size },
+    scan,
+    signal,
+  );
+  if (walk.status === 'limit') {
+    scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${walk.detail}` });
+  }
+  return { findings: scan.findings, walk, truncated: scan.truncated };
+}
+
+class MessageScan {
+  readonly findings: Finding[] = [];
+  readonly truncated: string[] = [];
+  private readonly rules: CompiledPatternRule[];
+  private readonly attachmentsApply: boolean;
+  private readonly attachmentAction: FindingAction;
+  /** Pattern rules report once per message. */
+  private readonly matched = new Set<string>();
+
+  constructor(
+    private readonly compiled: CompiledContent,
+    direction: Direction,
+  ) {
+    this.rules = compiled.rules.filter((r) => applies(r.direction, direction));
+    this.attachmentsApply = applies(compiled.config.attachments.direction, direction);
+    this.attachmentAction = pickDirection(compiled.config.attachments.action, direction);
+  }
+
+  /** A refusal is final: the rest of the message cannot change the outcome. */
+  get done(): boolean {
+    return this.findings.some((f) => f.action === 'reject');
+  }
+
+  onHeaders(headers: DecodedHeader[]): void {
+    const lines = headers.map((h) => normalizeSpace(`${h.name}: ${h.value}`));
+    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').map((h) => normalizeSpace(h.value));
+    for (const rule of this.rules) {
+      if (rule.where.includes('headers')) this.search(rule, lines, 'headers');
+      if (rule.where.includes('subject')) this.search(rule, subjects, 'subject');
+    }
+  }
+
+  onPart(part: PartInfo): PartSink | null {
+    if (this.attachmentsApply) this.checkAttachmentMeta(part);
+    const textRules = this.rules.filter((r) => r.where.includes('body'));
+    const isText = part.contentType.startsWith('text/');
+    return isText ? new TextPart(this, part, textRules) : new BinaryPart(this, part);
+  }
+
+  add(finding: Finding): void {
+    this.findings.push(finding);
+  }
+
+  get config(): ContentConfig {
+    return this.compiled.config;
+  }
+
+  get checksAttachments(): boolean {
+    return this.attachmentsApply;
+  }
+
+  search(rule: CompiledPatternRule, texts: string[], where: string, part?: string): void {
+    if (this.matched.has(rule.name)) return;
+    for (const text of texts) {
+      let lower: string | undefined;
+      const hit = rule.matcher.match(text, () => (lower ??= text.toLowerCase()));
+      if (!hit) continue;
+      this.matched.add(rule.name);
+      // "TEXT" is the body of a message that is not multipart: just "body".
+      const place = part && part !== SINGLE_PART ? `${where} part ${part}` : where;
+      const reason =
+        rule.action === 'reject'
+          ? `Message refused by content rule "${rule.name}" (${hit.what} in ${place})`
+          : `content rule "${rule.name}": ${hit.what} in ${place}`;
+      this.add({ rule: rule.name, action: rule.action, reason, ...(part ? { part } : {}) });
+      return;
+    }
+  }
+
+  private checkAttachmentMeta(part: PartInfo): void {
+    const a = this.config.attachments;
+    for (const name of part.names) {
+      const ext = blockedExtension(name, this.compiled.blockedExtensions);
+      if (ext) {
+        this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment "${shownName(name)}" (file type .${ext})`, part: part.id });
+        return;
+      }
+    }
+    if (typeBlocked(part.contentType, a.blocked_types)) {
+      const named = part.names[0] ? ` ("${shownName(part.names[0])}")` : '';
+      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment type ${part.contentType}${named}`, part: part.id });
+    }
+  }
+
+  /** Size and zip checks once a part's content is known. */
+  attachmentEnd(part: PartInfo, size: number, zip: Buffer | 'too-large' | null): void {
+    if (!this.attachmentsApply) return;
+    const a = this.config.attachments;
+    const name = part.names[0] ?? `part ${part.id}`;
+    const isAttachment = part.names.length > 0 || part.disposition === 'attachment';
+    if (a.max_size !== undefined && isAttachment && size > a.max_size) {
+      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Attachment "${shownName(name)}" is larger than ${a.max_size} bytes`, part: part.id });
+    }
+    if (zip === null) return;
+    if (zip === 'too-large') {
+      this.unreadableZip(part, name, `larger than ${a.zip.max_size} bytes`);
+      return;
+    }
+    const listing = listZip(zip, { maxEntries: a.zip.max_entries, nested: a.zip.nested, maxNestedBytes: a.zip.max_size });
+    for (const member of listing.members) {
+      const ext = blockedExtension(member.name, this.compiled.blockedExtensions);
+      if (!ext) continue;
+      const inner = member.container ? `"${shownName(member.container)}" with ` : '';
+      this.add({
+        rule: 'attachments',
+        action: this.attachmentAction,
+        reason: `Blocked attachment "${shownName(name)}" contains ${inner}"${shownName(member.name)}" (file type .${ext})`,
+        part: part.id,
+      });
+      return;
+    }
+    if (listing.incomplete) this.unreadableZip(part, name, listing.problems.join('; '));
+  }
+
+  private unreadableZip(part: PartInfo, name: string, why: string): void {
+    const action = this.config.attachments.zip.unreadable;
+    if (action === 'accept') return;
+    this.add({ rule: 'attachments', action, reason: `Archive "${shownName(name)}" cannot be inspected (${why})`, part: part.id });
+  }
+
+  /** uuencoded files inside a text part ("begin 644 name"): Outlook and others still open them. */
+  checkEmbeddedFiles(part: PartInfo, text: string): void {
+    if (!this.attachmentsApply) return;
+    for (const m of text.matchAll(UUENCODE_BEGIN)) {
+      const name = m[1]!.trim();
+      const ext = blockedExtension(name, this.compiled.blockedExtensions);
+      if (!ext) continue;
+      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment "${shownName(name)}" (uuencoded, file type .${ext})`, part: part.id });
+      return;
+    }
+  }
+
+  noteTruncated(part: PartInfo): void {
+    this.truncated.push(part.id);
+  }
+}
+
+/** Decodes a text part to UTF-8 (up to max_text_per_part) and runs the body rules at its end. */
+class TextPart implements PartSink {
+  private readonly decoder: ReturnType<typeof iconv.getDecoder>;
+  private readonly pieces: string[] = [];
+  private kept = 0;
+  private size = 0;
+  private readonly max: number;
+
+  constructor(
+    private readonly scan: MessageScan,
+    private readonly part: PartInfo,
+    private readonly rules: CompiledPatternRule[],
+  ) {
+    const charset = part.charset && iconv.encodingExists(part.charset) ? part.charset : 'utf-8';
+    this.decoder = iconv.getDecoder(charset);
+    this.max = scan.config.limits.max_text_per_part;
+  }
+
+  write(decoded: Buffer): void {
+    this.size += decoded.length;
+    if (!this.wanted || this.kept >= this.max) return;
+    const take = decoded.length <= this.max - this.kept ? decoded : decoded.subarray(0, this.max - this.kept);
+    this.kept += take.length;
+    this.pieces.push(this.decoder.write(take));
+  }
+
+  /** Is the text needed at all: body rules, or uuencoded files to look for. */
+  private get wanted(): boolean {
+    return this.rules.length > 0 || this.scan.checksAttachments;
+  }
+
+  end(): void {
+    this.scan.attachmentEnd(this.part, this.size, null);
+    if (!this.wanted) return;
+    if (this.size > this.kept) this.scan.noteTruncated(this.part);
+    this.pieces.push(this.decoder.end() ?? '');
+    const raw = this.pieces.join('');
+    this.scan.checkEmbeddedFiles(this.part, raw);
+    if (this.rules.length === 0) return;
+    const text = normalizeSpace(this.part.contentType === 'text/html' ? htmlToText(raw) : raw);
+    for (const rule of this.rules) this.scan.search(rule, [text], 'body', this.part.id);
+  }
+}
+
+/** Bytes needed to recognise a zip by its signature. */
+const ZIP_MAGIC_BYTES = 4;
+
+/** Counts a non-text part and keeps it only while it may be a zip to list. */
+class BinaryPart implements PartSink {
+  private size = 0;
+  private chunks: Buffer[] | null;
+  /** null: not known yet (fewer than ZIP_MAGIC_BYTES seen). */
+  private isZip: boolean | null = null;
+  private tooLarge = false;
+  private readonly max: number;
+
+  constructor(
+    private readonly scan: MessageScan,
+    private readonly part: PartInfo,
+  ) {
+    const zip = scan.config.attachments.zip;
+    this.chunks = scan.checksAttachments && zip.scan ? [] : null;
+    this.max = zip.max_size;
+    // A part that says it is a zip is listed (or reported unreadable) even if its bytes are not.
+    if (part.names.some(looksLikeZipName) || ZIP_TYPES.includes(part.contentType)) this.isZip = true;
+  }
+
+  write(decoded: Buffer): void {
+    this.size += decoded.length;
+    if (!this.chunks) return;
+    if (this.size > this.max) {
+      this.tooLarge = true;
+      this.chunks = null;
+      return;
+    }
+    this.chunks.push(decoded);
+    if (this.isZip === null && this.size >= ZIP_MAGIC_BYTES) {
+      this.isZip = looksLikeZip(Buffer.concat(this.chunks).subarray(0, ZIP_MAGIC_BYTES));
+      if (!this.isZip) this.chunks = null;
+    }
+  }
+
+  end(): void {
+    let zip: Buffer | 'too-large' | null = null;
+    if (this.isZip && this.tooLarge) zip = 'too-large';
+    else if (this.chunks && (this.isZip || looksLikeZip(Buffer.concat(this.chunks)))) zip = Buffer.concat(this.chunks);
+    this.scan.attachmentEnd(this.part, this.size, zip);
+  }
+}
