@@ -40,7 +40,7 @@ function countDecision(d: Decision): void {
 class Daemon {
   private policy!: CompiledPolicy;
   private listeners: DecisionListener[] = [];
-  private server!: MilterServer;
+  private server: MilterServer | undefined;
   private ops: Server | null = null;
   private stopping = false;
 
@@ -72,6 +72,15 @@ class Daemon {
     }
     this.policy = this.compile(config);
     this.listeners = decisionListeners.map((make) => make(this.policy));
+    // The ops endpoint first: if its port is taken we fail before taking mail.
+    if (metricsSpec !== 'off') {
+      this.ops = await startOpsServer(metricsSpec, {
+        healthy: () => ({
+          ok: !this.stopping,
+          detail: { policy: this.file, connections: this.server?.connections ?? 0, rules: this.policy.engine.activeRules().map((r) => r.name) },
+        }),
+      });
+    }
     this.server = new MilterServer(this.policy, {
       listen: parseListen(listenSpec),
       socketMode: parseInt(config.server.socket_mode, 8),
@@ -79,14 +88,12 @@ class Daemon {
       log: this.log,
       onDecision: this.onDecision,
     });
-    await this.server.start();
-    if (metricsSpec !== 'off') {
-      this.ops = await startOpsServer(metricsSpec, {
-        healthy: () => ({
-          ok: !this.stopping,
-          detail: { policy: this.file, connections: this.server.connections, rules: this.policy.engine.activeRules().map((r) => r.name) },
-        }),
-      });
+    try {
+      await this.server.start();
+    } catch (err) {
+      this.ops?.close();
+      await this.policy.close();
+      throw err;
     }
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
@@ -116,7 +123,7 @@ class Daemon {
       this.log.error(`reload: cannot start policy ${this.file}: ${(err as Error).message}; keeping the running policy`);
       return false;
     }
-    const old = this.server.swapPolicy(next);
+    const old = this.server!.swapPolicy(next);
     this.policy = next;
     this.listeners = decisionListeners.map((make) => make(next));
     reloadsTotal.inc({ result: 'ok' });
@@ -128,8 +135,8 @@ class Daemon {
   async stop(sig: string, pidFile: string | undefined): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server.connections} session(s)`);
-    await this.server.close(SHUTDOWN_GRACE_MS);
+    this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`);
+    await this.server?.close(SHUTDOWN_GRACE_MS);
     await this.policy.close();
     this.ops?.close();
     if (pidFile) rmSync(pidFile, { force: true });

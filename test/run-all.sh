@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What `npm test` runs: compile, then the unit tests, then the end-to-end tests against the real
+# stack (Postfix, smtp-sink, clamd, rbldnsd, redis; test/e2e/stack.sh installs missing Debian
+# packages on a fresh machine, so run as root). The stack is stopped again at the end.
+#
+#   test/run-all.sh [all|unit|e2e] [NAME...]
+#
+# NAMEs (e.g. "relay miltertest") limit the run to test files whose name contains one of them.
+#
+#   RG_E2E_SLOT=N          run the stack on slot N's ports (see test/e2e/stack.sh)
+#   RG_E2E_KEEP_STACK=1    leave the stack running afterwards
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+readonly UNIT_TEST_TIMEOUT_MS=60000
+readonly E2E_TEST_TIMEOUT_MS=180000
+
+what=${1:-all}
+case $what in
+  all | unit | e2e) ;;
+  *) echo "usage: $0 [all|unit|e2e] [NAME...]" >&2; exit 2 ;;
+esac
+shift $(($# > 0 ? 1 : 0))
+names=("$@")
+
+started=$(date +%s)
+[[ -d node_modules ]] || npm ci
+npx tsc -p .
+
+# The compiled test files that belong to a source file (a stale file in dist/ is never run).
+compiled_tests() {
+  local src name wanted
+  for src in test/"$1"/*.test.ts; do
+    [[ -e $src ]] || continue
+    wanted=$((${#names[@]} == 0))
+    for name in "${names[@]}"; do [[ $(basename "$src") == *"$name"* ]] && wanted=1; done
+    ((wanted)) || continue
+    if [[ -e dist/${src%.ts}.js ]]; then echo "dist/${src%.ts}.js"; else echo "run-all: $src was not compiled; skipped" >&2; fi
+  done
+  return 0
+}
+
+failed=0
+if [[ $what == all || $what == unit ]]; then
+  mapfile -t unit < <(compiled_tests unit)
+  if ((${#unit[@]} > 0)); then
+    echo "== unit tests (${#unit[@]} files)"
+    node --test --test-reporter=spec --test-concurrency=2 --test-timeout="$UNIT_TEST_TIMEOUT_MS" "${unit[@]}" || failed=1
+  fi
+fi
+
+if [[ $what == all || $what == e2e ]]; then
+  mapfile -t e2e < <(compiled_tests e2e)
+  if ((${#e2e[@]} > 0)); then
+    (($(id -u) == 0)) || { echo "run-all: the e2e tests need root (they run their own Postfix, clamd, rbldnsd)" >&2; exit 1; }
+    if [[ ${RG_E2E_KEEP_STACK:-0} != 1 ]]; then trap 'bash test/e2e/stack.sh down >/dev/null || true' EXIT; fi
+    bash test/e2e/stack.sh up
+    echo "== e2e tests (${#e2e[@]} files, one at a time, through the real Postfix)"
+    # One file at a time: every e2e file uses the same Postfix instance and milter port.
+    node --test --test-reporter=spec --test-concurrency=1 --test-timeout="$E2E_TEST_TIMEOUT_MS" "${e2e[@]}" || failed=1
+  fi
+fi
+
+echo "== run-all: $what $( ((failed)) && echo FAILED || echo passed) in $(($(date +%s) - started)) s"
+exit "$failed"
