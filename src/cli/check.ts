@@ -12,6 +12,7 @@ import { applyModifications, splitMessage } from '../session/offline-message.js'
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit } from './policy-file.js';
+import { expectationReport } from './check-expect.js';
 
 export interface CheckInput {
   clientIp: string;
@@ -106,8 +107,9 @@ export async function runCheck(policy: CompiledPolicy, input: CheckInput): Promi
   o = await conv.eom();
   if (o.action !== 'continue' && o.action !== 'quarantine') return done('eom', o);
   const output = await applyModifications(headers, body, o.mods);
+  const result = done('eom', o, output);
   await conv.close();
-  return done('eom', o, output);
+  return result;
 }
 
 function dedupe(entries: TraceEntry[]): TraceEntry[] {
@@ -117,7 +119,7 @@ function dedupe(entries: TraceEntry[]): TraceEntry[] {
 export const checkCommand: Command = {
   name: 'check',
   usage:
-    'check [--config F] --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] MESSAGE.eml',
+    'check [--config F] --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] [--expect FILE] MESSAGE.eml',
   summary: 'Run the policy offline on a message; print each rule verdict and the final action.',
   async run(argv) {
     const a = parseArgs(argv, {
@@ -130,6 +132,7 @@ export const checkCommand: Command = {
       tls: { value: true },
       out: { value: true },
       json: { value: false },
+      expect: { value: true },
     });
     const clientIp = str(a, 'client-ip');
     if (!clientIp || !isIP(clientIp)) throw new UsageError('--client-ip IP is required');
@@ -141,7 +144,7 @@ export const checkCommand: Command = {
     const { config, file: policyFile } = loadPolicyOrExit(str(a, 'config'));
     // Offline logs go to stderr so that stdout stays machine-readable.
     const log = createLogger({ ...config.logging, level: config.logging.level === 'debug' ? 'debug' : 'warn' }, process.stderr);
-    const policy = new CompiledPolicy(config, policyFile, log);
+    const policy = new CompiledPolicy(config, policyFile, log, { offline: true });
     const input: CheckInput = { clientIp, rcpts, message };
     for (const [k, flag] of [['helo', 'helo'], ['from', 'from'], ['auth', 'auth'], ['tls', 'tls']] as const) {
       const v = str(a, flag);
@@ -159,7 +162,11 @@ export const checkCommand: Command = {
     void _unused;
     if (bool(a, 'json')) process.stdout.write(JSON.stringify(printable, null, 2) + '\n');
     else process.stdout.write(formatText(result));
-    return 0;
+    // --expect: exit 1 with a diff-like report when the result is not the expected one.
+    const expectFile = str(a, 'expect');
+    const mismatch = expectFile ? expectationReport(expectFile, result) : null;
+    if (mismatch) process.stderr.write(mismatch);
+    return mismatch ? 1 : 0;
   },
 };
 

@@ -5,8 +5,14 @@ import type { Command } from './command.js';
 import { serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
 import { checkCommand } from './check.js';
+import { reloadCommand } from './reload.js';
+import { quarantineCommand } from './quarantine.js';
+import { offendersCommand, unbanCommand } from './offenders.js';
+import { postfixConfigCommand } from './postfix-config.js';
+import { lintMtaCommand } from './lint-mta.js';
+import { auditCommand } from './audit.js';
 
-const COMMANDS: readonly Command[] = [serveCommand, validateCommand, checkCommand];
+const COMMANDS: readonly Command[] = [serveCommand, validateCommand, checkCommand, reloadCommand, quarantineCommand, offendersCommand, unbanCommand, postfixConfigCommand, lintMtaCommand, auditCommand];
 
 function usage(): string {
   const lines = COMMANDS.map((c) => `  relayguard ${c.usage}\n      ${c.summary}`);

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'winston';
 import type { PolicyConfig } from '../config/schema.js';
 import { formatError, loadPolicyFile } from '../config/load.js';
+import { quarantineDecisionListener } from '../deps/quarantine-store.js';
 import { createLogger } from '../logging.js';
 import { startOpsServer } from '../ops/http.js';
 import { messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
@@ -23,7 +24,7 @@ const OLD_POLICY_LINGER_MS = 330_000;
 
 export type DecisionListener = (d: Decision) => void;
 /** Listeners other modules register (quarantine index...); built per policy, called per decision. */
-export const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [];
+export const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [quarantineDecisionListener];
 /** Start-up checks other modules register (e.g. the MTA lint); findings are logged as warnings. */
 export const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [];
 

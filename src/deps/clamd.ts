@@ -134,6 +134,8 @@ export interface ScanSession {
   /** A result is already known (failure or early reply); further writes are pointless. */
   readonly settled: boolean;
   readonly bytes: number;
+  /** Resolves with the result however the session ends (end(), abort, failure, silence). */
+  readonly done: Promise<ScanResult>;
 }
 
 function errorResult(reason: ScanErrorReason, message?: string, raw?: string): ScanResult {
@@ -245,15 +247,19 @@ export class ClamdClient {
 
 class InstreamSession implements ScanSession {
   private result: ScanResult | null = null;
-  private readonly settledPromise: Promise<ScanResult>;
+  readonly done: Promise<ScanResult>;
   private resolveResult!: (r: ScanResult) => void;
+  /** Called once when the result is known (wakes up a pending write). */
+  private readonly waiters = new Set<() => void>();
   private replyParts: Buffer[] = [];
   private replyBytes = 0;
   private connected = false;
   private ended = false;
+  /** We are waiting for clamd (socket full); otherwise silence is the caller's, not clamd's. */
+  private blocked = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private sent = 0;
-  private readonly onSessionAbort: (() => void) | null = null;
+  private onSessionAbort: (() => void) | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -261,7 +267,7 @@ class InstreamSession implements ScanSession {
     private readonly maxSize: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
-    this.settledPromise = new Promise((resolve) => (this.resolveResult = resolve));
+    this.done = new Promise((resolve) => (this.resolveResult = resolve));
     socket.on('connect', () => {
       this.connected = true;
       this.touch();
@@ -272,10 +278,10 @@ class InstreamSession implements ScanSession {
     socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
     if (signal) {
       if (signal.aborted) {
-        this.settle(errorResult(isTimeout(signal) ? 'timeout' : 'aborted'));
+        this.settle(abortResult(signal));
         return;
       }
-      this.onSessionAbort = () => this.settle(errorResult(isTimeout(signal) ? 'timeout' : 'aborted'));
+      this.onSessionAbort = () => this.settle(abortResult(signal));
       signal.addEventListener('abort', this.onSessionAbort, { once: true });
     }
     this.touch();
@@ -316,15 +322,15 @@ class InstreamSession implements ScanSession {
       this.socket.write(END_OF_STREAM);
     }
     if (this.result) return this.result;
-    if (!signal) return this.settledPromise;
+    if (!signal) return this.done;
     if (signal.aborted) {
-      this.settle(errorResult(isTimeout(signal) ? 'timeout' : 'aborted'));
+      this.settle(abortResult(signal));
       return this.result!;
     }
-    const onAbort = () => this.settle(errorResult(isTimeout(signal) ? 'timeout' : 'aborted'));
+    const onAbort = () => this.settle(abortResult(signal));
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.settledPromise;
+      return await this.done;
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -337,14 +343,16 @@ class InstreamSession implements ScanSession {
   /** Wait until the socket takes more data, or the session ends, or `signal` fires. */
   private drained(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) {
-      this.settle(errorResult(isTimeout(signal) ? 'timeout' : 'aborted', 'deadline passed while clamd was not reading'));
+      this.settle(abortResult(signal, 'deadline passed while clamd was not reading'));
       return Promise.resolve();
     }
+    this.blocked = true;
     return new Promise<void>((resolve) => {
       const done = () => {
+        this.blocked = false;
         this.socket.off('drain', onDrain);
         signal?.removeEventListener('abort', onAbort);
-        void this.settledPromise.then(undefined); // keep the type checker honest about the promise
+        this.waiters.delete(done);
         resolve();
       };
       const onDrain = () => {
@@ -352,12 +360,12 @@ class InstreamSession implements ScanSession {
         done();
       };
       const onAbort = () => {
-        this.settle(errorResult(isTimeout(signal!) ? 'timeout' : 'aborted', 'deadline passed while clamd was not reading'));
+        this.settle(abortResult(signal!, 'deadline passed while clamd was not reading'));
         done();
       };
       this.socket.once('drain', onDrain);
       signal?.addEventListener('abort', onAbort, { once: true });
-      void this.settledPromise.then(done);
+      this.waiters.add(done);
     });
   }
 
@@ -365,11 +373,10 @@ class InstreamSession implements ScanSession {
     this.touch();
     this.replyParts.push(d);
     this.replyBytes += d.length;
-    const nul = d.indexOf(0);
-    if (nul >= 0 || this.replyBytes > MAX_REPLY_BYTES) {
+    if (d.indexOf(0) >= 0 || this.replyBytes > MAX_REPLY_BYTES) {
       const all = Buffer.concat(this.replyParts).toString('latin1');
-      const end = all.indexOf('\0');
-      this.settle(parseScanReply(end >= 0 ? all.slice(0, end) : all.slice(0, 200)));
+      const nul = all.indexOf('\0');
+      this.settle(parseScanReply(nul >= 0 ? all.slice(0, nul) : all.slice(0, 200)));
     }
   }
 
@@ -383,25 +390,38 @@ class InstreamSession implements ScanSession {
     if (this.result) return;
     const reply = this.pendingReply();
     if (reply !== null) return this.settle(parseScanReply(reply));
-    this.settle(errorResult(this.ended ? 'empty-reply' : 'io', this.ended ? 'clamd closed the connection without a reply' : 'clamd closed the connection'));
+    this.settle(
+      this.ended ? errorResult('empty-reply', 'clamd closed the connection without a reply') : errorResult('io', 'clamd closed the connection'),
+    );
   }
 
   private onError(err: NodeJS.ErrnoException): void {
     if (this.result) return;
     const reply = this.pendingReply();
     if (reply !== null) return this.settle(parseScanReply(reply));
-    const code = err.code ?? err.message;
-    this.settle(errorResult(this.connected ? 'io' : 'connect', code));
+    this.settle(errorResult(this.connected ? 'io' : 'connect', err.code ?? err.message));
   }
 
   /** Any sign of life pushes the silence deadline back. */
   private touch(): void {
     if (this.result) return;
-    if (this.idleTimer) this.idleTimer.refresh();
-    else {
-      this.idleTimer = setTimeout(() => this.settle(errorResult('timeout', `clamd silent for ${this.timeoutMs} ms`)), this.timeoutMs);
-      this.idleTimer.unref();
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
     }
+    this.idleTimer = setTimeout(() => this.onSilence(), this.timeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private onSilence(): void {
+    // Silence while clamd owes us something (connect, reading, the verdict) is clamd's fault;
+    // silence while nobody writes means the message was abandoned (ABORT, lost connection).
+    const clamdsFault = !this.connected || this.blocked || this.ended;
+    this.settle(
+      clamdsFault
+        ? errorResult('timeout', `clamd silent for ${this.timeoutMs} ms`)
+        : errorResult('aborted', `no data for ${this.timeoutMs} ms: scan abandoned`),
+    );
   }
 
   private settle(r: ScanResult): void {
@@ -411,8 +431,13 @@ class InstreamSession implements ScanSession {
     this.idleTimer = null;
     if (this.signal && this.onSessionAbort) this.signal.removeEventListener('abort', this.onSessionAbort);
     this.socket.destroy();
+    for (const w of [...this.waiters]) w();
     this.resolveResult(r);
   }
+}
+
+function abortResult(signal: AbortSignal, message?: string): ScanResult {
+  return errorResult(isTimeout(signal) ? 'timeout' : 'aborted', message);
 }
 
 // ------------------------------------------------------------------ the guarded service
@@ -422,6 +447,8 @@ export interface ClamdServiceOptions {
   breaker: CircuitBreaker;
   /** While the breaker is open, PING clamd at most this often to notice it is back. */
   probeIntervalMs: number;
+  /** How long such a PING may take. */
+  probeTimeoutMs: number;
   now?: () => number;
 }
 
@@ -465,14 +492,19 @@ export class ClamdService implements Scanner {
     if (this.breaker.state !== 'open') return false; // half-open with its trial in flight
     if (!this.probing && this.now() - this.lastProbe >= this.opts.probeIntervalMs) {
       this.lastProbe = this.now();
-      this.probing = this.client.ping(signal).then(
-        (ok) => ok,
+      // One probe at a time, shared by every message that arrives meanwhile, and bounded by its
+      // own (short) timeout rather than one message's deadline.
+      this.probing = this.client.ping(AbortSignal.timeout(this.opts.probeTimeoutMs)).then(
+        (ok) => {
+          if (ok) this.breaker.probeSucceeded();
+          return ok;
+        },
         () => false,
       );
       void this.probing.finally(() => (this.probing = null));
     }
     if (!this.probing) return false;
-    if (await this.probing) this.breaker.probeSucceeded();
+    await raceAbort(this.probing, signal);
     return this.breaker.admitting;
   }
 
@@ -495,13 +527,23 @@ export class ClamdService implements Scanner {
   }
 }
 
-/** Reports the outcome of a scan to the breaker exactly once. */
+/** Reports the outcome of a scan to the breaker exactly once, however it ends. */
 class TrackedSession implements ScanSession {
+  readonly done: Promise<ScanResult>;
+
   constructor(
     private readonly inner: ScanSession,
-    private readonly permit: Permit,
-    private readonly live: Set<ScanSession>,
-  ) {}
+    permit: Permit,
+    live: Set<ScanSession>,
+  ) {
+    this.done = inner.done.then((r) => {
+      live.delete(this);
+      if (r.status !== 'error') permit.success();
+      else if (NEUTRAL_ERRORS.has(r.reason)) permit.release();
+      else permit.failure();
+      return r;
+    });
+  }
 
   get settled(): boolean {
     return this.inner.settled;
@@ -516,23 +558,27 @@ class TrackedSession implements ScanSession {
   }
 
   async end(signal?: AbortSignal): Promise<ScanResult> {
-    const r = await this.inner.end(signal);
-    this.report(r);
-    return r;
+    await this.inner.end(signal);
+    // The breaker has been told before the caller acts on the result.
+    return this.done;
   }
 
   abort(reason?: ScanErrorReason): void {
     this.inner.abort(reason);
-    this.live.delete(this);
-    this.permit.release();
   }
+}
 
-  private report(r: ScanResult): void {
-    this.live.delete(this);
-    if (r.status !== 'error') this.permit.success();
-    else if (NEUTRAL_ERRORS.has(r.reason)) this.permit.release();
-    else this.permit.failure();
-  }
+/** Resolves when `p` settles or `signal` fires, whichever comes first; never rejects. */
+function raceAbort(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    p.then(done, done);
+  });
 }
 
 /** A session that never connected: every write is a no-op, end() gives `result`. */
@@ -540,6 +586,7 @@ export function failedSession(result: ScanResult): ScanSession {
   return {
     settled: true,
     bytes: 0,
+    done: Promise.resolve(result),
     write: async () => undefined,
     end: async () => result,
     abort: () => undefined,

@@ -4,6 +4,7 @@
 // message; what a visitor keeps is its own business.
 import { addAbortSignal, pipeline, type Readable } from 'node:stream';
 import { Splitter, type MimeNode, type SplitterChunk } from 'mailsplit';
+import { WholeLines } from './line-guard.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
 
 export interface MimeLimits {
@@ -78,7 +79,8 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
     defaultInlineEmbedded: true,
   });
   addAbortSignal(signal, splitter);
-  const objects = pipeline(source, splitter, () => {
+  // Whole lines only: mailsplit's Splitter can lose bytes when a chunk ends inside a line.
+  const objects = pipeline(source, new WholeLines(), splitter, () => {
     /* errors surface through the iteration below */
   });
 

@@ -20,13 +20,20 @@ export class CompiledPolicy {
     readonly config: PolicyConfig,
     readonly file: string,
     readonly log: Logger,
-    options: { hooks?: EngineHooks; /** Test seam: rule instances added after the configured ones. */ extraRules?: Rule[] } = {},
+    options: {
+      hooks?: EngineHooks;
+      /** `relayguard check`: nothing may be recorded (offences, bans). */
+      offline?: boolean;
+      /** Test seam: rule instances added after the configured ones. */
+      extraRules?: Rule[];
+    } = {},
   ) {
     this.internal = new NetworkSet(config.networks.internal);
     this.groups = new Map(Object.entries(config.networks.groups).map(([k, v]) => [k, new NetworkSet(v)]));
     const env: RuleEnv = {
       policy: this.settings,
       log,
+      offline: options.offline === true,
       shared: <T>(key: string, make: () => T, close?: (service: T) => void | Promise<void>): T => {
         const existing = this.services.get(key);
         if (existing) return existing.value as T;

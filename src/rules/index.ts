@@ -2,10 +2,15 @@
 // template.ts, give it a name and a schema, and add it here.
 import type { RuleDefinition } from './rule-env.js';
 import { traceHeaderRule } from './trace-header.js';
+import { disclaimerRule } from './disclaimer.js';
 import { relayRule } from './relay.js';
 import { sizeRule } from './size.js';
 import { accessRule } from './access.js';
 import { tlsRule } from './tls.js';
+import { antivirusRule } from './antivirus.js';
+import { contentRule } from './content.js';
+import { blocklistsRule } from './blocklists.js';
+import { offendersRule } from './offenders.js';
 
 export const RULES: readonly RuleDefinition[] = [
   traceHeaderRule,
@@ -13,4 +18,9 @@ export const RULES: readonly RuleDefinition[] = [
   sizeRule,
   accessRule,
   tlsRule,
+  antivirusRule,
+  contentRule,
+  disclaimerRule,
+  blocklistsRule,
+  offendersRule,
 ];

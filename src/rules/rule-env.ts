@@ -8,6 +8,8 @@ import type { Rule } from '../policy/types.js';
 export interface RuleEnv {
   policy: PolicySettings;
   log: Logger;
+  /** True for `relayguard check`: rules read state (bans) but must not record anything. */
+  offline: boolean;
   /** Get or create the service `key`; `close` runs when the policy is unloaded. */
   shared<T>(key: string, make: () => T, close?: (service: T) => void | Promise<void>): T;
 }

@@ -137,11 +137,13 @@ export class MilterSession {
 
   private onMacro(c: Extract<MilterCommand, { type: 'macro' }>): null {
     this.conv.macros.set(c.stage, c.macros);
-    if (c.stage === 'E' || c.stage === 'T' || c.stage === 'R' || c.stage === 'N') {
+    // Postfix knows the queue id from the 2nd RCPT or DATA on, Sendmail already at MAIL; a new
+    // MAIL stage without one means the previous message's id no longer applies.
+    if (c.stage === 'M' || c.stage === 'R' || c.stage === 'T' || c.stage === 'N' || c.stage === 'E') {
       const qid = this.conv.macros.get('i');
       if (qid) this.ctx.qid = qid;
+      else if (c.stage === 'M') delete this.ctx.qid;
     }
-    if (c.stage === 'M') delete this.ctx.qid;
     return null;
   }
 

@@ -1,0 +1,264 @@
+// The offender ledger: per client IP, the offences it earned (refusals, EXPN attempts, recipients
+// the MTA refused) and whether it is banned. Events older than the window no longer count
+// (decay); reaching the threshold inside the window bans the IP for a while. Bans live in
+// storage so they survive restarts and `relayguard unban` (another process) takes effect at the
+// next connection: SQLite in the state directory by default, Redis when several gateways share it.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { RedisOffenderLedger } from './offender-ledger-redis.js';
+import { stateDbPath } from './state-file.js';
+
+export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient';
+
+export interface LedgerPolicy {
+  /** Offences inside `window` that trigger a ban. */
+  threshold: number;
+  /** ms an offence counts. */
+  window: number;
+  /** ms a ban lasts. */
+  ban: number;
+}
+
+export interface RecordResult {
+  /** Offences inside the window, this one included. */
+  count: number;
+  /** Epoch ms, or null when not banned. */
+  bannedUntil: number | null;
+  /** This offence started the ban. */
+  newlyBanned: boolean;
+}
+
+export interface BanStatus {
+  bannedUntil: number;
+  /** Offences inside the window when asked. */
+  count: number;
+  lastReason: string | null;
+}
+
+export interface OffenderRow {
+  ip: string;
+  /** Offences inside the window. */
+  count: number;
+  /** Every offence ever recorded for this IP (while its row was kept). */
+  total: number;
+  /** Epoch ms of an active ban, else null. */
+  bannedUntil: number | null;
+  bans: number;
+  lastSeen: number;
+  lastKind: OffenceKind | null;
+  lastReason: string | null;
+}
+
+export interface OffenderLedger {
+  record(ip: string, kind: OffenceKind, reason: string): Promise<RecordResult>;
+  /** The active ban of `ip`, or null. */
+  banStatus(ip: string): Promise<BanStatus | null>;
+  /** Every IP with an active ban or offences inside the window, banned first. */
+  list(): Promise<OffenderRow[]>;
+  /** Lifts an active ban and forgets the IP's offences; false when it was not banned. */
+  unban(ip: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The file the offender ledger shares with the quarantine index (each has its own tables). */
+/** How long a writer waits for another process's lock (the CLI against the daemon). */
+const BUSY_TIMEOUT_MS = 5000;
+/** Rows without offences or ban are deleted after this, so the table does not grow forever. */
+export const ROW_RETENTION_MS = 7 * 86_400_000;
+/** Expired events and old rows are swept at most this often. */
+const SWEEP_INTERVAL_MS = 60_000;
+/** Reasons are kept short: they are for the operator's overview, the log has the rest. */
+export const MAX_REASON_LENGTH = 200;
+
+export const shortReason = (r: string) => (r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r);
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS offenders (
+  ip           TEXT PRIMARY KEY,
+  first_seen   INTEGER NOT NULL,
+  last_seen    INTEGER NOT NULL,
+  last_kind    TEXT,
+  last_reason  TEXT,
+  total        INTEGER NOT NULL DEFAULT 0,
+  bans         INTEGER NOT NULL DEFAULT 0,
+  banned_until INTEGER
+);
+CREATE TABLE IF NOT EXISTS offender_events (
+  id     INTEGER PRIMARY KEY,
+  ip     TEXT NOT NULL,
+  at     INTEGER NOT NULL,
+  kind   TEXT NOT NULL,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS offender_events_ip_at ON offender_events (ip, at);
+CREATE INDEX IF NOT EXISTS offender_events_at ON offender_events (at);
+`;
+
+interface DbRow {
+  ip: string;
+  count: number;
+  total: number;
+  banned_until: number | null;
+  bans: number;
+  last_seen: number;
+  last_kind: string | null;
+  last_reason: string | null;
+}
+
+export class SqliteOffenderLedger implements OffenderLedger {
+  private readonly db: Database.Database;
+  private lastSweep = 0;
+  private readonly stmt: {
+    insertEvent: Database.Statement;
+    upsert: Database.Statement;
+    countSince: Database.Statement;
+    getRow: Database.Statement;
+    ban: Database.Statement;
+    list: Database.Statement;
+    lift: Database.Statement;
+    forgetEvents: Database.Statement;
+    sweepEvents: Database.Statement;
+    sweepRows: Database.Statement;
+  };
+
+  /** `file` may be ":memory:" (tests). */
+  constructor(
+    file: string,
+    private readonly policy: LedgerPolicy,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db.exec(SCHEMA);
+    this.stmt = {
+      insertEvent: this.db.prepare('INSERT INTO offender_events (ip, at, kind, reason) VALUES (?, ?, ?, ?)'),
+      upsert: this.db.prepare(
+        `INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total) VALUES (@ip, @at, @at, @kind, @reason, 1)
+         ON CONFLICT (ip) DO UPDATE SET last_seen = @at, last_kind = @kind, last_reason = @reason, total = total + 1`,
+      ),
+      countSince: this.db.prepare('SELECT COUNT(*) AS n FROM offender_events WHERE ip = ? AND at > ?'),
+      getRow: this.db.prepare('SELECT banned_until, last_reason FROM offenders WHERE ip = ?'),
+      ban: this.db.prepare('UPDATE offenders SET banned_until = ?, bans = bans + 1 WHERE ip = ?'),
+      list: this.db.prepare(
+        `SELECT o.ip, o.total, o.banned_until, o.bans, o.last_seen, o.last_kind, o.last_reason,
+                (SELECT COUNT(*) FROM offender_events e WHERE e.ip = o.ip AND e.at > @since) AS count
+           FROM offenders o
+          WHERE o.banned_until > @now OR EXISTS (SELECT 1 FROM offender_events e WHERE e.ip = o.ip AND e.at > @since)
+          ORDER BY (o.banned_until > @now) DESC, o.last_seen DESC`,
+      ),
+      lift: this.db.prepare('UPDATE offenders SET banned_until = NULL WHERE ip = ? AND banned_until > ?'),
+      forgetEvents: this.db.prepare('DELETE FROM offender_events WHERE ip = ?'),
+      sweepEvents: this.db.prepare('DELETE FROM offender_events WHERE at <= ?'),
+      sweepRows: this.db.prepare('DELETE FROM offenders WHERE last_seen <= ? AND (banned_until IS NULL OR banned_until <= ?)'),
+    };
+  }
+
+  async record(ip: string, kind: OffenceKind, reason: string): Promise<RecordResult> {
+    const at = this.now();
+    const result = this.db.transaction((): RecordResult => {
+      this.stmt.insertEvent.run(ip, at, kind, shortReason(reason));
+      this.stmt.upsert.run({ ip, at, kind, reason: shortReason(reason) });
+      const count = (this.stmt.countSince.get(ip, at - this.policy.window) as { n: number }).n;
+      const row = this.stmt.getRow.get(ip) as { banned_until: number | null } | undefined;
+      const current = row?.banned_until && row.banned_until > at ? row.banned_until : null;
+      if (current === null && count >= this.policy.threshold) {
+        const until = at + this.policy.ban;
+        this.stmt.ban.run(until, ip);
+        return { count, bannedUntil: until, newlyBanned: true };
+      }
+      return { count, bannedUntil: current, newlyBanned: false };
+    })();
+    this.maybeSweep(at);
+    return result;
+  }
+
+  async banStatus(ip: string): Promise<BanStatus | null> {
+    const now = this.now();
+    const row = this.stmt.getRow.get(ip) as { banned_until: number | null; last_reason: string | null } | undefined;
+    if (!row?.banned_until || row.banned_until <= now) return null;
+    const count = (this.stmt.countSince.get(ip, now - this.policy.window) as { n: number }).n;
+    return { bannedUntil: row.banned_until, count, lastReason: row.last_reason };
+  }
+
+  async list(): Promise<OffenderRow[]> {
+    const now = this.now();
+    const rows = this.stmt.list.all({ now, since: now - this.policy.window }) as DbRow[];
+    return rows.map((r) => ({
+      ip: r.ip,
+      count: r.count,
+      total: r.total,
+      bannedUntil: r.banned_until && r.banned_until > now ? r.banned_until : null,
+      bans: r.bans,
+      lastSeen: r.last_seen,
+      lastKind: (r.last_kind as OffenceKind | null) ?? null,
+      lastReason: r.last_reason,
+    }));
+  }
+
+  async unban(ip: string): Promise<boolean> {
+    const now = this.now();
+    return this.db.transaction(() => {
+      const lifted = this.stmt.lift.run(ip, now).changes > 0;
+      // Without forgetting the offences, the next one would ban the IP again at once.
+      if (lifted) this.stmt.forgetEvents.run(ip);
+      return lifted;
+    })();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    this.stmt.sweepEvents.run(now - this.policy.window);
+    this.stmt.sweepRows.run(now - ROW_RETENTION_MS, now);
+  }
+}
+
+export interface LedgerLocation {
+  state_dir: string;
+  /** redis://... for shared state; otherwise SQLite in state_dir. */
+  state?: string | undefined;
+}
+
+export function isRedisUrl(state: string | undefined): state is string {
+  return !!state && /^rediss?:\/\//i.test(state);
+}
+
+export interface OpenOptions {
+  now?: () => number;
+  /** false (the command line): no reconnect loop for Redis. */
+  reconnect?: boolean;
+}
+
+/** The ledger the settings point at (the daemon: creates the state directory and database). */
+export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): OffenderLedger {
+  if (isRedisUrl(where.state)) return new RedisOffenderLedger(where.state, policy, opts);
+  if (where.state) throw new Error(`server.state "${where.state}": only redis:// URLs are supported (leave it out for SQLite in state_dir)`);
+  mkdirSync(where.state_dir, { recursive: true });
+  return new SqliteOffenderLedger(stateDbPath(where.state_dir), policy, opts.now);
+}
+
+/**
+ * For the command line: connects at once (failing with a clear error) and, for SQLite, creates
+ * nothing: null when there is no database yet, which means there are no offenders.
+ */
+export async function openExistingOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): Promise<OffenderLedger | null> {
+  if (isRedisUrl(where.state)) {
+    const ledger = new RedisOffenderLedger(where.state, policy, { ...opts, reconnect: false });
+    try {
+      await ledger.ready();
+    } catch (err) {
+      await ledger.close().catch(() => undefined);
+      throw err;
+    }
+    return ledger;
+  }
+  const file = stateDbPath(where.state_dir);
+  if (!existsSync(file)) return null;
+  return createOffenderLedger(where, policy, opts);
+}

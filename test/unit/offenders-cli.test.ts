@@ -1,0 +1,84 @@
+// `relayguard offenders` and `relayguard unban` against a SQLite ledger in a temporary state dir.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { offendersCommand, shortDuration, unbanCommand } from '../../src/cli/offenders.js';
+import type { Command } from '../../src/cli/command.js';
+import { createOffenderLedger } from '../../src/deps/offender-ledger.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rg-offenders-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const stateDir = join(dir, 'state');
+const policyFile = join(dir, 'policy.yaml');
+writeFileSync(policyFile, `server:\n  state_dir: ${stateDir}\nrules:\n  offenders:\n    threshold: 2\n    window: 5m\n    ban: 2h\n`);
+
+/** Runs a command with stdout and stderr captured. */
+async function run(cmd: Command, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+  process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((err += chunk), true)) as typeof process.stderr.write;
+  try {
+    return { code: await cmd.run(argv), out, err };
+  } finally {
+    process.stdout.write = write.out;
+    process.stderr.write = write.err;
+  }
+}
+
+describe('offenders / unban commands', () => {
+  it('shortDuration', () => {
+    assert.equal(shortDuration(600_000), '10m');
+    assert.equal(shortDuration(3_600_000), '1h');
+    assert.equal(shortDuration(90_000), '90s');
+    assert.equal(shortDuration(1500), '1500ms');
+  });
+
+  it('no database yet: no offenders, nothing created; unban says not banned', async () => {
+    const r = await run(offendersCommand, ['--config', policyFile]);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /offences count for 5m; 2 of them ban an IP for 2h\nno offenders\n/);
+    const u = await run(unbanCommand, ['203.0.113.9', '--config', policyFile]);
+    assert.equal(u.code, 1);
+    assert.match(u.err, /203\.0\.113\.9 is not banned/);
+  });
+
+  it('lists banned IPs first, as a table and as JSON; unban lifts a ban once', async () => {
+    const ledger = createOffenderLedger({ state_dir: stateDir }, { threshold: 2, window: 300_000, ban: 7_200_000 });
+    await ledger.record('203.0.113.10', 'rejection', 'relay: <a@elsewhere.test>: Relay access denied');
+    await ledger.record('203.0.113.9', 'expn', 'EXPN attempt');
+    await ledger.record('203.0.113.9', 'expn', 'EXPN attempt');
+    await ledger.close();
+
+    const table = await run(offendersCommand, ['--config', policyFile]);
+    const lines = table.out.trim().split('\n');
+    assert.match(lines[1]!, /^IP\s+OFFENCES\s+TOTAL\s+BANNED UNTIL\s+LAST SEEN\s+LAST OFFENCE$/);
+    assert.match(lines[2]!, /^203\.0\.113\.9\s+2\s+2\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+.*EXPN attempt$/);
+    assert.match(lines[3]!, /^203\.0\.113\.10\s+1\s+1\s+-\s+.*Relay access denied$/);
+
+    const json = JSON.parse((await run(offendersCommand, ['--config', policyFile, '--json'])).out) as { offenders: Array<{ ip: string; banned: boolean; offences: number }> };
+    assert.deepEqual(
+      json.offenders.map((o) => [o.ip, o.banned, o.offences]),
+      [
+        ['203.0.113.9', true, 2],
+        ['203.0.113.10', false, 1],
+      ],
+    );
+
+    assert.equal((await run(unbanCommand, ['203.0.113.10', '--config', policyFile])).code, 1, 'listed but not banned');
+    const u = await run(unbanCommand, ['::ffff:203.0.113.9', '--config', policyFile]);
+    assert.equal(u.code, 0, u.err);
+    assert.equal(u.out, '203.0.113.9: ban lifted, offences forgotten\n');
+    assert.equal((await run(unbanCommand, ['203.0.113.9', '--config', policyFile])).code, 1);
+  });
+
+  it('refuses what is not an IP address, and a missing argument', async () => {
+    const r = await run(unbanCommand, ['example.test', '--config', policyFile]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /"example\.test" is not an IP address/);
+    await assert.rejects(run(unbanCommand, ['--config', policyFile]), /exactly one IP address/);
+  });
+});
