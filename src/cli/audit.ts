@@ -1,0 +1,63 @@
+// relayguard audit: probe a live gateway (rule 10) and report every probe; exit 0 only when all
+// pass. Test messages go to the audit mailbox (--rcpt, default postmaster@<first local domain>)
+// and carry an X-Relayguard-Audit header.
+import { writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { newAuditId } from '../audit/messages.js';
+import { parseHostPort, runAudit } from '../audit/probes.js';
+import { formatJson, formatJunit, formatTable } from '../audit/report.js';
+import { bool, parseArgs, str, UsageError } from './args.js';
+import type { Command } from './command.js';
+import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
+
+/** How long one postqueue/postsuper run may take. */
+const POSTFIX_TOOL_TIMEOUT_MS = 10_000;
+
+export const auditCommand: Command = {
+  name: 'audit',
+  usage: 'audit --smtp HOST:PORT [--config F] [--rcpt ADDR] [--outside-ip IP] [--helo NAME] [--json] [--junit FILE]',
+  summary: 'Probe a live gateway (VRFY, relay, spoofing, size, EICAR, attachments, TLS, DNSBL, clamd, milter); exit 0 when all pass.',
+  async run(argv) {
+    const a = parseArgs(argv, {
+      smtp: { value: true },
+      config: { value: true },
+      rcpt: { value: true },
+      'outside-ip': { value: true },
+      helo: { value: true },
+      json: { value: false },
+      junit: { value: true },
+    });
+    const smtp = str(a, 'smtp');
+    if (!smtp) throw new UsageError('--smtp HOST:PORT is required');
+    let target: { host: string; port: number };
+    try {
+      target = parseHostPort(smtp);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const outsideIp = str(a, 'outside-ip');
+    if (outsideIp !== undefined && !isIP(outsideIp)) throw new UsageError('--outside-ip needs an IP address');
+    const { config } = loadPolicyOrExit(str(a, 'config'));
+    const firstDomain = config.local_domains[0]?.replace(/^\*?\./, '');
+    const rcpt = str(a, 'rcpt') ?? (firstDomain ? `postmaster@${firstDomain}` : undefined);
+    if (!rcpt) throw new UsageError('--rcpt ADDR is required when the policy names no local_domains');
+
+    const report = await runAudit({
+      host: target.host,
+      port: target.port,
+      config,
+      rcpt,
+      id: newAuditId(),
+      ...(outsideIp ? { outsideIp } : {}),
+      ...(str(a, 'helo') ? { helo: str(a, 'helo')! } : {}),
+      postfix:
+        config.mta.kind === 'postfix'
+          ? { postqueue: config.mta.postqueue, postsuper: config.mta.postsuper, configDir: postfixConfigDir(config), timeoutMs: POSTFIX_TOOL_TIMEOUT_MS }
+          : null,
+    });
+    const junit = str(a, 'junit');
+    if (junit) writeFileSync(junit, formatJunit(report));
+    process.stdout.write(bool(a, 'json') ? formatJson(report) : formatTable(report));
+    return report.ok ? 0 : 1;
+  },
+};

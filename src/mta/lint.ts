@@ -1,0 +1,314 @@
+// `relayguard lint-mta`: compares Postfix's effective configuration (postconf -n plus Postfix's
+// defaults) with what the policy needs, and names for each deviation the line that fixes it.
+// Errors are holes (open relay, VRFY, fail-open milter, no size limit); warnings are settings
+// that work against relayguard without opening a hole by themselves.
+import type { Logger } from 'winston';
+import type { PolicyConfig } from '../config/schema.js';
+import { tlsRank } from '../rules/tls.js';
+import { excludedProtocols, postfixSizeLimit, RELAY_RESTRICTIONS } from './postfix-config.js';
+import {
+  expandParam,
+  paramValue,
+  parseMilterEntry,
+  parsePostconf,
+  parsePostfixTime,
+  runPostconf,
+  splitList,
+  type MilterEntry,
+  type PostfixParams,
+} from './postconf.js';
+import {
+  cidrCovered,
+  mtaRequirements,
+  plainCidr,
+  postfixCidr,
+  postfixMilterAddress,
+  suggestedCommandTimeoutMs,
+  suggestedContentTimeoutMs,
+  type MtaRequirements,
+} from './requirements.js';
+import { parseListen, type ListenAddress } from '../session/server.js';
+
+export type Severity = 'error' | 'warning';
+
+export interface Finding {
+  severity: Severity;
+  /** The main.cf parameter concerned. */
+  parameter: string;
+  /** What is wrong and why it matters. */
+  message: string;
+  /** The main.cf line that fixes it. */
+  fix: string;
+}
+
+/** How long `postconf -n` may take before the lint gives up. */
+export const POSTCONF_TIMEOUT_MS = 10_000;
+
+/** Milters that sign with DKIM: relayguard must come before them (its changes must be signed). */
+const DKIM_MILTER = [/opendkim/i, /dkim/i, /:8891$/, /rspamd/i, /:11332$/];
+/** Restrictions that let anyone relay when they come before reject_unauth_destination. */
+const OPEN_RELAY = [/^permit$/i, /static:(ok|permit)/i, /^permit_auth_destination$/i];
+const RELAY_STOPPERS = new Set(['reject_unauth_destination', 'defer_unauth_destination']);
+
+/** Milter actions other than tempfail, and why they are not good enough. */
+const DEFAULT_ACTION_PROBLEM: Record<string, { severity: Severity; why: string }> = {
+  accept: { severity: 'error', why: 'fail-open: when relayguard is down or slow, mail passes unchecked' },
+  reject: { severity: 'warning', why: 'mail is refused for good (5xx) while relayguard is down; tempfail lets senders retry' },
+  quarantine: { severity: 'warning', why: 'mail is held unchecked while relayguard is down; tempfail lets senders retry' },
+};
+
+function milterMatches(entry: MilterEntry, want: ListenAddress): boolean {
+  if (want.kind === 'unix') return entry.address === `unix:${want.path}` || entry.address === want.path || entry.address === `local:${want.path}`;
+  let got: ListenAddress;
+  try {
+    got = parseListen(entry.address.replace(/^inet:\[?localhost\]?:/, 'inet:127.0.0.1:'));
+  } catch {
+    return false;
+  }
+  if (got.kind !== 'inet' || got.port !== want.port) return false;
+  const loop = (h: string) => h === '127.0.0.1' || h === '::1' || h === 'localhost';
+  return got.host === want.host || (loop(got.host) && loop(want.host));
+}
+
+function isDkim(entry: MilterEntry): boolean {
+  return DKIM_MILTER.some((re) => re.test(entry.address));
+}
+
+function setting(name: string, value: string): string {
+  return `${name} = ${value}`;
+}
+
+/** The effective smtpd TLS level, including the pre-2.3 smtpd_use_tls/smtpd_enforce_tls switches. */
+export function tlsLevel(params: PostfixParams): string {
+  const level = expandParam(params, 'smtpd_tls_security_level').trim();
+  if (level) return level;
+  if (/^yes$/i.test(paramValue(params, 'smtpd_enforce_tls'))) return 'encrypt';
+  if (/^yes$/i.test(paramValue(params, 'smtpd_use_tls'))) return 'may';
+  return 'none';
+}
+
+/** Lowest protocol smtpd_tls_protocols lets through ("!SSLv2, !SSLv3" -> TLSv1; ">=TLSv1.2" -> TLSv1.2). */
+export function lowestAllowedProtocol(value: string): string {
+  const items = splitList(value.replace(/:/g, ' '));
+  const ge = items.find((i) => i.startsWith('>='));
+  if (ge) return ge.slice(2);
+  const excluded = new Set(items.filter((i) => i.startsWith('!')).map((i) => i.slice(1)));
+  const included = items.filter((i) => !i.startsWith('!') && !i.startsWith('<'));
+  const all = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+  const candidates = (included.length ? all.filter((p) => included.includes(p)) : all).filter((p) => !excluded.has(p));
+  return candidates[0] ?? 'TLSv1.3';
+}
+
+export function lintPostfix(params: PostfixParams, req: MtaRequirements): Finding[] {
+  const findings: Finding[] = [];
+  const add = (severity: Severity, parameter: string, message: string, fix: string) => findings.push({ severity, parameter, message, fix });
+
+  // ---- rule 2: VRFY
+  if (!/^yes$/i.test(expandParam(params, 'disable_vrfy_command').trim())) {
+    add('error', 'disable_vrfy_command', 'VRFY is enabled: anyone can test which addresses exist', setting('disable_vrfy_command', 'yes'));
+  }
+
+  // ---- rule 1: relaying
+  lintRelay(params, req, add);
+
+  // ---- rule 3: size
+  const limitText = expandParam(params, 'message_size_limit').trim();
+  const limit = Number(limitText);
+  const wanted = postfixSizeLimit(req.sizeLimit);
+  if (limitText === '' || !Number.isFinite(limit)) {
+    add('error', 'message_size_limit', `message_size_limit "${limitText}" is not a number`, setting('message_size_limit', String(wanted)));
+  } else if (limit === 0) {
+    add('error', 'message_size_limit', 'message_size_limit = 0: Postfix accepts messages of any size', setting('message_size_limit', String(wanted)));
+  } else if (req.sizeLimit !== null && limit < req.sizeLimit) {
+    add(
+      'error',
+      'message_size_limit',
+      `message_size_limit ${limit} is below the policy's limit of ${req.sizeLimit} bytes: Postfix refuses mail the policy allows`,
+      setting('message_size_limit', String(wanted)),
+    );
+  }
+
+  // ---- the milter
+  lintMilter(params, req, add);
+
+  // ---- rule 9: TLS
+  const level = tlsLevel(params);
+  if (level === 'none') {
+    if (req.tls.required) {
+      add('error', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS, but rule 9 requires TLS from some clients: they can never send', setting('smtpd_tls_security_level', 'may'));
+    } else {
+      add('warning', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS: mail from outside crosses the network in clear', setting('smtpd_tls_security_level', 'may'));
+    }
+  } else {
+    const certs = ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'];
+    if (!certs.some((c) => paramValue(params, c).trim() !== '')) {
+      add('warning', 'smtpd_tls_chain_files', `smtpd_tls_security_level = ${level} but no certificate is configured: Postfix offers no STARTTLS`, setting('smtpd_tls_chain_files', '/etc/postfix/key.pem, /etc/postfix/cert.pem'));
+    }
+    if (level === 'encrypt' || level === 'secure' || level === 'verify') {
+      add('warning', 'smtpd_tls_security_level', `smtpd_tls_security_level = ${level} refuses every client without TLS; a public MX should offer TLS (may) and let relayguard require it where the policy says`, setting('smtpd_tls_security_level', 'may'));
+    }
+    if (req.tls.rule) {
+      const min = tlsRank(req.tls.minVersion) ?? 0;
+      for (const p of ['smtpd_tls_protocols', 'smtpd_tls_mandatory_protocols']) {
+        const lowest = lowestAllowedProtocol(expandParam(params, p));
+        if ((tlsRank(lowest) ?? 0) < min) {
+          add('warning', p, `${p} allows ${lowest}, below rule 9's min_version ${req.tls.minVersion}`, setting(p, excludedProtocols(req.tls.minVersion)));
+        }
+      }
+    }
+  }
+  if (req.tls.encryptDomains.length && paramValue(params, 'smtp_tls_policy_maps').trim() === '') {
+    const entries = req.tls.encryptDomains.flatMap((d) => [`${d}=encrypt`, `.${d}=encrypt`]);
+    add('warning', 'smtp_tls_policy_maps', `partner domains ${req.tls.encryptDomains.join(', ')} must send over TLS, but mail to them may go out in clear`, setting('smtp_tls_policy_maps', `inline:{ ${entries.join(', ')} }`));
+  }
+  return findings;
+}
+
+type Add = (severity: Severity, parameter: string, message: string, fix: string) => void;
+
+function lintRelay(params: PostfixParams, req: MtaRequirements, add: Add): void {
+  const relay = splitList(expandParam(params, 'smtpd_relay_restrictions'));
+  const recipient = splitList(expandParam(params, 'smtpd_recipient_restrictions'));
+  // Postfix < 2.10 style: the relay check in smtpd_recipient_restrictions.
+  const lists: Array<[string, string[]]> = params.has('smtpd_relay_restrictions') || relay.length ? [['smtpd_relay_restrictions', relay]] : [];
+  lists.push(['smtpd_recipient_restrictions', recipient]);
+  const fix = setting('smtpd_relay_restrictions', RELAY_RESTRICTIONS);
+  let stopped = false;
+  for (const [name, items] of lists) {
+    const stop = items.findIndex((i) => RELAY_STOPPERS.has(i.toLowerCase()));
+    const open = items.findIndex((i) => OPEN_RELAY.some((re) => re.test(i)));
+    if (open >= 0 && (stop < 0 || open < stop)) {
+      add('error', name, `"${items[open]}" comes before any reject_unauth_destination: Postfix relays for anyone (open relay; only relayguard stands in the way)`, fix);
+      return;
+    }
+    if (stop >= 0) {
+      stopped = true;
+      if (items[stop]!.toLowerCase() === 'defer_unauth_destination') {
+        add('warning', name, 'defer_unauth_destination answers relay attempts with 4xx, so they are retried; reject_unauth_destination refuses them for good', fix);
+      }
+      break;
+    }
+  }
+  if (!stopped) add('error', 'smtpd_relay_restrictions', 'no reject_unauth_destination: Postfix relays for anyone (open relay)', fix);
+  if (!relay.some((i) => i.toLowerCase() === 'permit_mynetworks') && !recipient.some((i) => i.toLowerCase() === 'permit_mynetworks')) {
+    add('warning', 'smtpd_relay_restrictions', 'no permit_mynetworks: internal clients cannot send outbound mail', fix);
+  }
+  if (!relay.some((i) => i.toLowerCase() === 'permit_sasl_authenticated') && !recipient.some((i) => i.toLowerCase() === 'permit_sasl_authenticated')) {
+    add('warning', 'smtpd_relay_restrictions', 'no permit_sasl_authenticated: authenticated clients cannot send outbound mail', fix);
+  }
+
+  // Who permit_mynetworks lets relay.
+  const wantNetworks = setting('mynetworks', req.relayNetworks.map(postfixCidr).join(', '));
+  if (!params.has('mynetworks')) {
+    if (paramValue(params, 'mynetworks_style') !== 'host') {
+      add('error', 'mynetworks', `mynetworks_style = ${paramValue(params, 'mynetworks_style')}: every client in this host's subnets may relay`, wantNetworks);
+    } else if (req.relayNetworks.length) {
+      add('warning', 'mynetworks', 'mynetworks is not set: only this host may relay, not the policy\'s internal networks', wantNetworks);
+    }
+  } else {
+    const entries = splitList(expandParam(params, 'mynetworks'));
+    const cidrs = entries.map((e) => ({ e, cidr: plainCidr(e) }));
+    for (const { e, cidr } of cidrs) {
+      if (cidr === null) add('warning', 'mynetworks', `mynetworks entry "${e}" cannot be checked against the policy`, wantNetworks);
+      else if (!cidrCovered(cidr, req.relayNetworks)) add('error', 'mynetworks', `mynetworks has ${e}, which the policy does not treat as internal: Postfix lets it relay`, wantNetworks);
+    }
+    const known = cidrs.flatMap((c) => (c.cidr ? [c.cidr] : []));
+    const missing = req.relayNetworks.filter((n) => !cidrCovered(n, known));
+    if (missing.length) add('warning', 'mynetworks', `mynetworks lacks the internal network(s) ${missing.join(', ')}: Postfix will not let them relay`, wantNetworks);
+  }
+
+  // Mail for our domains must be accepted at all.
+  const accepted = ['relay_domains', 'mydestination', 'virtual_alias_domains', 'virtual_mailbox_domains'].flatMap((p) => splitList(expandParam(params, p)).map((d) => d.toLowerCase()));
+  const notAccepted = req.relayDomains.filter((d) => !accepted.includes(d.domain));
+  if (notAccepted.length) {
+    add(
+      'warning',
+      'relay_domains',
+      `Postfix does not accept mail for ${notAccepted.map((d) => d.domain).join(', ')} (not in relay_domains, mydestination or virtual domains)`,
+      setting('relay_domains', req.relayDomains.map((d) => d.domain).join(', ')),
+    );
+  }
+}
+
+function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void {
+  const address = postfixMilterAddress(req.milter);
+  const entries = splitList(expandParam(params, 'smtpd_milters')).map(parseMilterEntry);
+  const fixMilters = (others: MilterEntry[]) => setting('smtpd_milters', [`{ ${address}, default_action=tempfail }`, ...others.map((o) => o.raw)].join(', '));
+  const mine = entries.findIndex((e) => milterMatches(e, req.milter));
+  if (mine < 0) {
+    add('error', 'smtpd_milters', `relayguard (${address}) is not in smtpd_milters: Postfix does not ask it about anything`, fixMilters(entries));
+    return;
+  }
+  const entry = entries[mine]!;
+  const dkimBefore = entries.slice(0, mine).find(isDkim);
+  if (dkimBefore) {
+    add(
+      'error',
+      'smtpd_milters',
+      `relayguard comes after the DKIM milter ${dkimBefore.address}: what relayguard adds (disclaimer, headers) breaks the signature`,
+      fixMilters(entries.filter((_, i) => i !== mine)),
+    );
+  }
+  const protocol = Number(expandParam(params, 'milter_protocol'));
+  if (!(protocol >= 6)) add('warning', 'milter_protocol', `milter_protocol = ${protocol}: relayguard cannot ask for the macros it needs`, setting('milter_protocol', '6'));
+
+  const action = (entry.settings.default_action ?? expandParam(params, 'milter_default_action')).trim().toLowerCase();
+  const problem = DEFAULT_ACTION_PROBLEM[action];
+  if (problem) {
+    const where = entry.settings.default_action ? `default_action=${action} for relayguard in smtpd_milters` : `milter_default_action = ${action}`;
+    add(problem.severity, entry.settings.default_action ? 'smtpd_milters' : 'milter_default_action', `${where}: ${problem.why}`, entry.settings.default_action ? fixMilters(entries.filter((_, i) => i !== mine)) : setting('milter_default_action', 'tempfail'));
+  }
+
+  const timeouts: Array<[string, string, number, number]> = [
+    ['command_timeout', 'milter_command_timeout', req.commandDeadlineMs, suggestedCommandTimeoutMs(req)],
+    ['content_timeout', 'milter_content_timeout', req.contentDeadlineMs, suggestedContentTimeoutMs(req)],
+  ];
+  for (const [own, global, deadline, suggested] of timeouts) {
+    const text = entry.settings[own] ?? expandParam(params, global);
+    const ms = parsePostfixTime(text);
+    if (ms === null) {
+      add('warning', global, `${global} "${text}" is not a time`, setting(global, `${suggested / 1000}s`));
+    } else if (ms <= deadline) {
+      add(
+        'warning',
+        entry.settings[own] ? 'smtpd_milters' : global,
+        `${entry.settings[own] ? `${own}=${text} for relayguard` : `${global} = ${text}`} is not longer than relayguard's deadline of ${deadline / 1000}s: Postfix gives up first and applies the default action`,
+        setting(global, `${suggested / 1000}s`),
+      );
+    }
+  }
+}
+
+/** Runs the lint on `postconf -n` output. */
+export function lintPostconfText(text: string, config: PolicyConfig): Finding[] {
+  return lintPostfix(parsePostconf(text), mtaRequirements(config));
+}
+
+export function formatFinding(f: Finding): string {
+  return `${f.severity}: ${f.parameter}: ${f.message}\n    fix: ${f.fix}`;
+}
+
+/**
+ * For `serve` start-up: when this host's Postfix can be asked (postconf runs), log every
+ * deviation as a warning. Never throws and never delays start-up for long.
+ */
+export async function logMtaLint(config: PolicyConfig, log: Logger, opts: { configDir?: string; timeoutMs?: number } = {}): Promise<Finding[]> {
+  if (config.mta.kind !== 'postfix') return [];
+  const configDir = opts.configDir ?? (process.env.MAIL_CONFIG || config.mta.config_directory);
+  let text: string;
+  try {
+    text = await runPostconf({ program: config.mta.postconf, configDir, timeoutMs: opts.timeoutMs ?? POSTCONF_TIMEOUT_MS });
+  } catch (err) {
+    log.info(`mta lint skipped: ${(err as Error).message}`);
+    return [];
+  }
+  const findings = lintPostconfText(text, config);
+  for (const f of findings) log.warn(`mta lint (${configDir}): ${f.severity}: ${f.parameter}: ${f.message}; fix: ${f.fix}`, { lint: f.severity, parameter: f.parameter });
+  if (!findings.length) log.info(`mta lint (${configDir}): Postfix settings match the policy`);
+  return findings;
+}
+
+/** The same check in the shape of serve's `startupChecks` entries. */
+export async function mtaLintStartupCheck(config: PolicyConfig, log: Logger): Promise<void> {
+  await logMtaLint(config, log);
+}
