@@ -1,0 +1,91 @@
+// postfix-config through the real Postfix: a Postfix instance stripped of its relayguard
+// settings fails lint-mta; with the generated lines applied (and only the certificate path
+// filled in) it passes lint-mta, delivers mail, and passes the audit.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { parsePostconf } from '../../src/mta/postconf.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  postconf,
+  restartPostfix,
+  restorePostconf,
+  run,
+  runRelayguard,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
+
+/** Everything in the stack's main.cf that configures Postfix for relayguard's policy. */
+const POLICY_PARAMETERS = [
+  'disable_vrfy_command',
+  'message_size_limit',
+  'mynetworks',
+  'relay_domains',
+  'smtpd_relay_restrictions',
+  'smtpd_milters',
+  'milter_protocol',
+  'milter_default_action',
+  'smtpd_tls_security_level',
+  'smtpd_tls_chain_files',
+];
+
+let rg: RelayguardProcess;
+let generated: Map<string, string>;
+
+before(async () => {
+  await ensureStack();
+  await restorePostconf();
+  await clearQueues();
+  rg = await startRelayguard();
+  const out = await runRelayguard(['postfix-config', '--config', rg.configPath]);
+  assert.equal(out.code, 0, out.stderr);
+  generated = parsePostconf(out.stdout);
+  // A Postfix that knows nothing of relayguard: Postfix's defaults for all of the above.
+  const x = await run('postconf', ['-c', stack.postfixConfigDir, '-X', ...POLICY_PARAMETERS]);
+  assert.equal(x.code, 0, x.stderr);
+  await restartPostfix();
+});
+
+after(async () => {
+  await rg?.stop();
+  await restorePostconf();
+  await clearQueues();
+});
+
+describe('postfix-config applied to a fresh Postfix instance', () => {
+  test('before: the unconfigured instance fails lint-mta', async () => {
+    const r = await runRelayguard(['lint-mta', '--config', rg.configPath]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^error: disable_vrfy_command:/m);
+    assert.match(r.stdout, /^error: smtpd_milters: relayguard .* is not in smtpd_milters/m);
+  });
+
+  test('after: the generated lines pass lint-mta without a single finding', async () => {
+    assert.equal(generated.get('smtpd_milters'), `{ inet:127.0.0.1:${stack.milterPort}, default_action=tempfail }`);
+    const settings = Object.fromEntries(generated);
+    // The one site-specific value postfix-config leaves commented out: the certificate.
+    settings.smtpd_tls_chain_files = `${stack.postfixConfigDir}/key.pem, ${stack.postfixConfigDir}/cert.pem`;
+    await postconf(settings);
+    const r = await runRelayguard(['lint-mta', '--config', rg.configPath]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /: 0 error\(s\), 0 warning\(s\)$/m);
+  });
+
+  test('after: mail flows through relayguard (outside client to example.test is delivered)', async () => {
+    const data = message({ from: 'sender@outside.test', to: 'user@example.test', body: 'postfix-config e2e' });
+    const s = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, xclient: { addr: '203.0.113.20' } });
+    assert.equal(s.ok, true, s.dataReply?.full ?? s.error);
+    assert.match(await waitForDelivery(s.queueId!), /^X-Relayguard:/m);
+  });
+
+  test('after: the audit passes every probe', async () => {
+    const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', rg.configPath], { timeoutMs: 150_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^all \d+ probes passed$/m);
+  });
+});
