@@ -1,0 +1,98 @@
+// The relayguard policies the benchmark runs, derived from the reference gateway's policy
+// (examples/postfix/relayguard.yaml) as it is at run time, so the benchmark follows the rules
+// as they land: only the switches below are changed.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDocument, type Document } from 'yaml';
+import { slotConfigText } from '../../test/e2e/harness.js';
+
+export type PolicyVariant =
+  /** Every rule off except trace_header: the cost of relayguard itself. */
+  | 'trace'
+  /** The reference policy without clamd and without the disclaimer. */
+  | 'policy'
+  /** The reference policy without clamd, with the disclaimer (body rewriting). */
+  | 'disclaimer'
+  /** Only clamd scanning (and the trace header): relayguard's side of the clamav-milter comparison. */
+  | 'antivirus'
+  /** The whole reference policy: clamd and the disclaimer. */
+  | 'full'
+  /** 'full' with the size limit and clamd's stream limit raised for the 50 MB message. */
+  | 'full-large';
+
+/** The reference gateway's texts (rule 7), used when the reference policy has no disclaimer yet. */
+const REFERENCE_DISCLAIMER = {
+  mode: 'enforce',
+  outbound: { text: 'This email is confidential and intended only for the named recipients. If you received it in error, please tell the sender and delete it.' },
+  inbound: { text: 'This message came from outside example.test. Be careful with links and attachments.' },
+};
+
+const LARGE_LIMIT = '64MiB';
+const LARGE_CLAMD_LIMIT = '80M';
+
+function rules(doc: Document): string[] {
+  const r = doc.getIn(['rules']) as { items?: Array<{ key: unknown }> } | undefined;
+  return (r?.items ?? []).map((p) => String((p.key as { value?: unknown })?.value ?? p.key));
+}
+
+export interface PolicyPaths {
+  referencePolicy: string;
+  outDir: string;
+  stateDir: string;
+  postfixConfigDir: string;
+  clamdAddress: string;
+}
+
+/** Writes the policy file for `variant`; returns its path. */
+export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
+  const doc = parseDocument(slotConfigText(readFileSync(p.referencePolicy, 'utf8')));
+  if (doc.errors.length) throw new Error(`${p.referencePolicy}: ${doc.errors[0]!.message}`);
+  doc.setIn(['server', 'state_dir'], p.stateDir);
+  // Postfix's smtpd runs as user postfix and must reach the unix socket.
+  doc.setIn(['server', 'socket_mode'], '0666');
+  doc.setIn(['mta', 'config_directory'], p.postfixConfigDir);
+  const names = rules(doc);
+  const setMode = (rule: string, mode: 'enforce' | 'off') => {
+    if (names.includes(rule)) doc.setIn(['rules', rule, 'mode'], mode);
+  };
+  if (!names.includes('trace_header')) doc.setIn(['rules', 'trace_header'], { mode: 'enforce' });
+  if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'address'], p.clamdAddress);
+  const wantsDisclaimer = variant === 'disclaimer' || variant === 'full' || variant === 'full-large';
+  if (wantsDisclaimer && !names.includes('disclaimer')) doc.setIn(['rules', 'disclaimer'], REFERENCE_DISCLAIMER);
+  switch (variant) {
+    case 'trace':
+      for (const r of names) if (r !== 'trace_header') setMode(r, 'off');
+      break;
+    case 'antivirus':
+      for (const r of names) if (r !== 'trace_header' && r !== 'antivirus') setMode(r, 'off');
+      setMode('antivirus', 'enforce');
+      break;
+    case 'policy':
+      setMode('antivirus', 'off');
+      setMode('disclaimer', 'off');
+      break;
+    case 'disclaimer':
+      setMode('antivirus', 'off');
+      setMode('disclaimer', 'enforce');
+      break;
+    case 'full':
+      setMode('antivirus', 'enforce');
+      setMode('disclaimer', 'enforce');
+      break;
+    case 'full-large':
+      setMode('antivirus', 'enforce');
+      setMode('disclaimer', 'enforce');
+      if (names.includes('size')) doc.setIn(['rules', 'size', 'max_bytes'], LARGE_LIMIT);
+      if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'max_size'], LARGE_CLAMD_LIMIT);
+      break;
+  }
+  const path = join(p.outDir, `relayguard-${variant}.yaml`);
+  writeFileSync(path, doc.toString());
+  return path;
+}
+
+/** Which rules a policy file enables (for the results table). */
+export function enabledRules(path: string): string[] {
+  const doc = parseDocument(readFileSync(path, 'utf8'));
+  return rules(doc).filter((r) => String(doc.getIn(['rules', r, 'mode']) ?? 'enforce') !== 'off');
+}
