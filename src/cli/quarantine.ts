@@ -3,11 +3,12 @@
 // the ID names a message in the hold queue, so a typo can never release or delete anything else,
 // and only Postfix's own tools touch the queue.
 import { execFile, spawn } from 'node:child_process';
-import type { PolicyConfig } from '../config/schema.js';
-import { QuarantineStore, type QuarantineRecord } from '../deps/quarantine-store.js';
+import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
+import { CliError, fmtTime, withStore, type Ctx } from './quarantine-common.js';
+import { runSendmailQuarantine, SENDMAIL_SUBCOMMANDS } from './quarantine-sendmail.js';
 
 /** Postfix queue IDs: short (hex) or long (base 52 + 'z'); nothing else goes to postsuper. */
 const QUEUE_ID = /^[0-9A-Za-z]{5,32}$/;
@@ -32,13 +33,6 @@ interface ToolResult {
   stderr: string;
 }
 
-class CliError extends Error {}
-
-interface Ctx {
-  config: PolicyConfig;
-  dir: string;
-  json: boolean;
-}
 
 function runTool(cmd: string, args: string[]): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
@@ -102,20 +96,6 @@ async function heldMessage(ctx: Ctx, id: string): Promise<QueuedMessage> {
   return m;
 }
 
-function withStore<T>(ctx: Ctx, fn: (store: QuarantineStore | null) => T): T {
-  let store: QuarantineStore | null = null;
-  try {
-    store = QuarantineStore.openExisting(ctx.config.server.state_dir);
-  } catch (err) {
-    process.stderr.write(`relayguard quarantine: warning: cannot open the quarantine index in ${ctx.config.server.state_dir}: ${(err as Error).message}\n`);
-  }
-  try {
-    return fn(store);
-  } finally {
-    store?.close();
-  }
-}
-
 function describe(m: QueuedMessage, rec: QuarantineRecord | undefined) {
   return {
     queue_id: m.queueId,
@@ -131,8 +111,6 @@ function describe(m: QueuedMessage, rec: QuarantineRecord | undefined) {
     quarantined_at: rec?.time.toISOString() ?? null,
   };
 }
-
-const fmtTime = (d: Date) => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 async function list(ctx: Ctx): Promise<number> {
   const held = (await queue(ctx)).filter((m) => m.queueName === HOLD);
@@ -264,7 +242,7 @@ const SUBCOMMANDS = ['list', 'show', 'release', 'delete'] as const;
 export const quarantineCommand: Command = {
   name: 'quarantine',
   usage: 'quarantine list|show ID|release ID|delete ID [--config F] [--json]',
-  summary: "Held messages (Postfix's hold queue) with the reason relayguard held them; release delivers, delete removes.",
+  summary: "Held messages (Postfix's hold queue, or Sendmail's quarantine with mta.kind: sendmail) with the reason relayguard held them; release delivers, delete removes.",
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
     const [sub, id, ...extra] = args.positional;
@@ -273,7 +251,7 @@ export const quarantineCommand: Command = {
     const { config } = loadPolicyOrExit(str(args, 'config'));
     const ctx: Ctx = { config, dir: postfixConfigDir(config), json: bool(args, 'json') };
     try {
-      if (config.mta.kind !== 'postfix') throw new CliError(`the quarantine command works with Postfix; this policy names mta.kind ${config.mta.kind}`);
+      if (config.mta.kind === 'sendmail') return await runSendmailQuarantine(sub as (typeof SENDMAIL_SUBCOMMANDS)[number], id, ctx);
       switch (sub as (typeof SUBCOMMANDS)[number]) {
         case 'list':
           return await list(ctx);

@@ -7,6 +7,7 @@ import type { PolicyConfig } from '../config/schema.js';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import { quarantineDecisionListener } from '../deps/quarantine-store.js';
 import { createLogger } from '../logging.js';
+import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
 import { messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
@@ -26,7 +27,7 @@ export type DecisionListener = (d: Decision) => void;
 /** Listeners other modules register (quarantine index...); built per policy, called per decision. */
 export const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [quarantineDecisionListener];
 /** Start-up checks other modules register (e.g. the MTA lint); findings are logged as warnings. */
-export const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [];
+export const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [mtaLintStartupCheck];
 
 const engineHooks: EngineHooks = {
   onVerdict(t) {

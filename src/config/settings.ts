@@ -55,6 +55,9 @@ export const mtaSchema = z
     postqueue: z.string().default('postqueue'),
     postcat: z.string().default('postcat'),
     postconf: z.string().default('postconf'),
+    /** Sendmail: the command, and the sendmail.cf of the instance relayguard protects (quarantine, lint). */
+    sendmail: z.string().default('/usr/sbin/sendmail'),
+    sendmail_cf: z.string().default('/etc/mail/sendmail.cf'),
   })
   .strict();
 

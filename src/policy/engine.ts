@@ -1,6 +1,6 @@
 // The engine runs the rules of one phase in parallel under the phase deadline, applies their
 // modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
-import type { ActionKind, Cause, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from './types.js';
+import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from './types.js';
 
 /** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
 const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];
@@ -122,6 +122,18 @@ export class PolicyEngine {
         await rule.onOutcome(event);
       } catch (err) {
         event.conn.log.warn(`rule ${rule.name} outcome hook failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Tells every active rule that the message is over (see Rule.onMessageEnd). */
+  messageEnded(conn: ConnectionContext, msg: MessageContext): void {
+    for (const rule of this.activeRules()) {
+      if (!rule.onMessageEnd) continue;
+      try {
+        rule.onMessageEnd(conn, msg);
+      } catch (err) {
+        conn.log.warn(`rule ${rule.name} message-end hook failed: ${(err as Error).message}`);
       }
     }
   }

@@ -201,6 +201,12 @@ export interface Rule {
   readonly handlers: Partial<Record<Phase, PhaseHandler>>;
   /** Events outside a phase verdict: the engine tells rules what happened, e.g. for the offender ledger. */
   onOutcome?(event: OutcomeEvent): void | Promise<void>;
+  /**
+   * The message is over, however it ended: end of message, ABORT, RSET, the next MAIL, QUIT or a
+   * dropped connection. Synchronous so no cleanup is ever awaited on the protocol path; for
+   * releasing per-message resources (a clamd stream) that no later phase would release.
+   */
+  onMessageEnd?(conn: ConnectionContext, msg: MessageContext): void;
   /** Release sockets, timers, databases. */
   close?(): void | Promise<void>;
 }

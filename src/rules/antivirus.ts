@@ -186,6 +186,13 @@ export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scann
       if (!msg || phase === 'envrcpt' || (action !== 'reject' && action !== 'tempfail' && action !== 'discard')) return;
       (msg.state.get(MSG_STATE) as ScanState | undefined)?.session.abort('aborted');
     },
+    // ABORT, RSET, QUIT or a dropped connection: the message never reaches end of message.
+    onMessageEnd(conn, msg) {
+      const session = (msg.state.get(MSG_STATE) as ScanState | undefined)?.session;
+      if (!session) return;
+      session.abort('aborted'); // a no-op once the scan has settled
+      if (conn.state.get(CONN_STATE) === session) conn.state.delete(CONN_STATE);
+    },
     handlers: {
       async envfrom({ conn, msg, signal }) {
         (conn.state.get(CONN_STATE) as ScanSession | undefined)?.abort('aborted');

@@ -252,6 +252,7 @@ export class Conversation {
   }
 
   private resetMessage(): void {
+    if (this.msg) this.policy.engine.messageEnded(this.conn, this.msg);
     if (this.body) void this.body.dispose();
     this.body = null;
     this.msg = undefined;

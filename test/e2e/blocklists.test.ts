@@ -73,6 +73,14 @@ describe('rule 8: DNS blocklists', () => {
   });
 });
 
+describe('rule 8: an error code from the list is not a listing', () => {
+  test('an outside client the list answers 127.255.255.254 for (203.0.113.67): logged as a list error, mail delivered', async () => {
+    await assertDelivered(await send('sender@outside.test', { addr: '203.0.113.67' }));
+    const line = await rg.waitForLog(/dnsbl bl\.test: list error answer 127\.255\.255\.254/);
+    assert.match(line, /203\.0\.113\.67/);
+  });
+});
+
 describe('rule 8: list errors are not listings', () => {
   let variant: RelayguardProcess;
 

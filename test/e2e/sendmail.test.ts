@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument } from 'yaml';
 import { QuarantineStore } from '../../src/deps/quarantine-store.js';
-import { deleteQuarantined, listQuarantined, quarantinedContent, quarantinedMessage, releaseQuarantined, type SendmailQueueOptions } from '../../src/mta/sendmail-queue.js';
+import { deleteQuarantined, listQuarantined, quarantinedContent, quarantinedMessage, type SendmailQueueOptions } from '../../src/mta/sendmail-queue.js';
 import {
   eicar,
   ensureStack,
@@ -79,6 +79,8 @@ function clearDir(dir: string): void {
 
 interface SendmailRelayguard {
   logs(): string;
+  /** The policy file it runs with (also what `relayguard quarantine --config` reads). */
+  configPath: string;
   stateDir: string;
   stop(): Promise<void>;
 }
@@ -93,6 +95,8 @@ async function startRelayguardForSendmail(stateDir: string): Promise<SendmailRel
   if (await portAccepts(port)) throw new Error(`127.0.0.1:${port} is already in use (a relayguard left running?)`);
   const doc = parseDocument(readFileSync(POLICY, 'utf8'));
   doc.setIn(['mta', 'kind'], 'sendmail');
+  doc.setIn(['mta', 'sendmail'], sm.SENDMAIL);
+  doc.setIn(['mta', 'sendmail_cf'], sm.CF);
   doc.setIn(['logging', 'format'], 'json');
   const configPath = preparePolicy({ configText: doc.toString(), stateDir });
   const child: ChildProcess = spawn(process.execPath, [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], {
@@ -115,6 +119,7 @@ async function startRelayguardForSendmail(stateDir: string): Promise<SendmailRel
   );
   return {
     logs: () => output,
+    configPath,
     stateDir,
     async stop() {
       if (!exited) child.kill('SIGTERM');
@@ -369,8 +374,16 @@ describe('Sendmail: antivirus (rule 5)', () => {
     await sleep(SETTLE_MS);
     assert.equal(sinkFileWith(` id ${id}`), undefined, 'a quarantined message is not delivered');
 
-    const released = await releaseQuarantined(queueOpts, id);
-    assert.equal(released.warning, undefined);
+    // The administrator's view: `relayguard quarantine list` and `release` on the Sendmail policy.
+    const listed = await run(process.execPath, [relayguardMain, 'quarantine', 'list', '--json', '--config', rg.configPath], { timeoutMs: 30_000 });
+    assert.equal(listed.code, 0, listed.stderr);
+    const row = (JSON.parse(listed.stdout) as { messages: Array<{ queue_id: string; rule: string | null; reason: string }> }).messages.find((x) => x.queue_id === id);
+    assert.ok(row, `quarantine list shows ${id}: ${listed.stdout}`);
+    assert.equal(row.rule, 'antivirus');
+    assert.match(row.reason, /EICAR/i);
+    const released = await run(process.execPath, [relayguardMain, 'quarantine', 'release', id, '--json', '--config', rg.configPath], { timeoutMs: 60_000 });
+    assert.equal(released.code, 0, released.stdout + released.stderr);
+    assert.deepEqual(JSON.parse(released.stdout), { ok: true, queue_id: id, action: 'released' });
     const m = await delivered(id);
     assert.deepEqual(m.rcpts, ['someone@elsewhere.test']);
     assert.equal(existsSync(join(sm.QUEUE_DIR, `hf${id}`)), false);

@@ -344,6 +344,7 @@ $SOA 300 ns.bl.test hostmaster.bl.test 1 3600 600 86400 300
 127.0.0.2
 203.0.113.66 :127.0.0.2:203.0.113.66 is listed in bl.test (test DNSBL)
 127.0.0.4 :127.255.255.254:bl.test refuses this query (error code, not a listing)
+203.0.113.67 :127.255.255.254:bl.test refuses this query (error code, not a listing)
 EOF
   install_file "$RBL_DIR/dbl.zone" <<'EOF' || true
 $SOA 300 ns.dbl.test hostmaster.dbl.test 1 3600 600 86400 300

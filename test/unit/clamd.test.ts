@@ -78,7 +78,7 @@ function answering(reply: (r: Received) => string, seen?: (r: Received) => void)
   };
 }
 
-const EICAR_MARK = 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE';
+const EICAR_MARK = ['EICAR-STANDARD-', 'ANTIVIRUS-TEST-FILE'].join(''); // split: this file is not itself a test virus
 
 describe('reply parsing', () => {
   test('known replies', () => {

@@ -19,12 +19,17 @@ rules:
 `;
 
 const BIG = Buffer.alloc(200_000, 'x');
+/** Subjects of the messages testRule was told had ended (onMessageEnd), in order. */
+const ended: string[] = [];
 
 /** Test rules: refuse one recipient, replace the body on request, be slow on request. */
 const testRule: Rule = {
   name: 'test_rule',
   mode: 'enforce',
   needs: { actions: Action.CHGBODY },
+  onMessageEnd(_conn, msg) {
+    ended.push(msg.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '(no subject)');
+  },
   handlers: {
     async envrcpt({ rcpt }) {
       return rcpt!.address.local === 'refuse' ? reject('no such user here', { code: 550, enhanced: '5.1.1' }) : pass();
@@ -123,6 +128,26 @@ describe('milter session', () => {
       c.abort(); // Postfix sends ABORT twice at the end: idempotent
     }
     c.quit();
+  });
+
+  it('tells rules once that a message ended: by end of message, ABORT, or a dropped connection', async () => {
+    ended.length = 0;
+    const c = await opened();
+    await startMessage(c, 'ends-by-eom');
+    c.eom();
+    await c.until();
+    c.abort();
+    c.abort();
+    await startMessage(c, 'ends-by-abort');
+    c.abort();
+    await startMessage(c, 'ends-by-disconnect');
+    c.close();
+    const deadline = Date.now() + 2000;
+    // Other tests' connections may still be ending: look at this test's messages only.
+    const mine = () => ended.filter((s) => s.startsWith('ends-by-'));
+    while (mine().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50)); // a second call would show up now
+    assert.deepEqual(mine(), ['ends-by-eom', 'ends-by-abort', 'ends-by-disconnect']);
   });
 
   it('refuses one recipient with its own reply and a reference, others pass', async () => {
