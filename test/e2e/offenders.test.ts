@@ -3,9 +3,30 @@
 // `relayguard offenders` lists it and `relayguard unban IP` lifts it. Authenticated clients earn
 // nothing. Also with the ledger in Redis (server.state), as several gateways would share it.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, referencePolicy, runRelayguard, smtp, startRelayguard, waitForDelivery, type RelayguardProcess, type SmtpResult, type XclientAttributes } from './harness.js';
+import { TestMilterClient } from '../support/milter-client.js';
+import {
+  clearQueues,
+  ensureStack,
+  freshStateDir,
+  message,
+  pollUntil,
+  portAccepts,
+  preparePolicy,
+  referencePolicy,
+  relayguardMain,
+  repoRoot,
+  runRelayguard,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+  type SmtpResult,
+  type XclientAttributes,
+} from './harness.js';
 
 const THRESHOLD = 5;
 const BANNED_TEXT = /Client host \[(?:[0-9.]+)\] banned until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after repeated policy violations/;
@@ -122,21 +143,64 @@ describe('rule 8: offender ledger (SQLite)', () => {
   });
 });
 
+/** A second gateway's relayguard: same policy, its own state dir and milter port, no metrics. */
+async function startSecondGateway(configText: string): Promise<{ port: number; stop(): void }> {
+  // Off every slot's port grid (bases end in 10, 25, 26, 53, 64, 79): free on any slot.
+  const port = stack.milterPort + 50;
+  if (await portAccepts(port)) throw new Error(`127.0.0.1:${port} is already in use`);
+  const configPath = preparePolicy({ configText, stateDir: freshStateDir() });
+  const child = spawn(process.execPath, [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], { cwd: repoRoot, stdio: 'ignore' });
+  process.once('exit', () => child.kill('SIGKILL'));
+  await pollUntil(async () => ((await portAccepts(port, 200)) ? true : undefined), 15_000, `the second relayguard listening on ${port}`);
+  return { port, stop: () => child.kill('SIGTERM') };
+}
+
+/** What the second gateway answers when `ip` connects (the reply letter and its text). */
+async function connectVerdict(port: number, ip: string): Promise<{ code: string; text: string }> {
+  const c = await TestMilterClient.open(port);
+  try {
+    await c.negotiate();
+    c.connectCmd('client.outside.test', ip);
+    const r = await c.next();
+    return { code: r.code, text: r.payload.toString('latin1') };
+  } finally {
+    c.close();
+  }
+}
+
 describe('rule 8: offender ledger shared in Redis', () => {
   let rg: RelayguardProcess;
+  let second: { port: number; stop(): void } | undefined;
   const ip = '203.0.113.88';
 
   before(async () => {
     await ensureStack();
+    // preparePolicy moves 6379 to this slot's Redis.
     const text = readFileSync(referencePolicy, 'utf8').replace(/^server:\n/m, 'server:\n  state: redis://127.0.0.1:6379/0\n');
     assert.match(text, /state: redis:/);
     rg = await startRelayguard({ configText: text });
+    second = await startSecondGateway(text);
     // A previous run that failed half-way may have left the ban behind.
     await runRelayguard(['unban', ip, '--config', rg.configPath]);
   });
 
   after(async () => {
+    second?.stop();
     await rg?.stop();
+  });
+
+  test('a ban earned through one gateway refuses the client at the other gateway; unban lifts it at both', async () => {
+    assert.equal((await connectVerdict(second!.port, ip)).code, 'c', 'not banned yet');
+    for (let i = 0; i < THRESHOLD; i++) await offend(ip);
+    assertBanned(await send('sender@outside.test', { addr: ip }));
+    const there = await connectVerdict(second!.port, ip);
+    assert.notEqual(there.code, 'c', 'the second gateway refuses the banned client');
+    assert.match(there.text, /banned until/);
+    assert.equal((await connectVerdict(second!.port, '203.0.113.89')).code, 'c', 'other clients are not affected');
+    const unban = await runRelayguard(['unban', ip, '--config', rg.configPath]);
+    assert.equal(unban.code, 0, unban.stderr);
+    assert.equal((await connectVerdict(second!.port, ip)).code, 'c', 'unbanned at the second gateway too');
+    await assertDelivered(await send('sender@outside.test', { addr: ip }));
   });
 
   test('a ban recorded in Redis refuses the client, is listed and lifted by the command line', async () => {
