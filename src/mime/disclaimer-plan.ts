@@ -6,7 +6,7 @@
 import { classifyCharset, declaredCharset, decodeText, encodeIfRepresentable, isSupported } from './charset.js';
 import { isInlineText, type MimeTree, type TreeNode } from './mime-tree.js';
 import { findInlinePgp, isProtectedType } from './signed.js';
-import { containsText, htmlToText } from './text-match.js';
+import { containsAnyText, htmlToText } from './text-match.js';
 
 export type TargetKind = 'plain' | 'html';
 
@@ -46,10 +46,10 @@ export function planDisclaimer(tree: MimeTree, input: PlanInput): Plan {
     const armour = findInlinePgp(n.text);
     if (armour) return skip('inline-pgp', `inline PGP (${armour} in part ${n.partNr})`, { part: n.partNr });
   }
+  const present = containsAnyText(input.htmlText ? [input.text, input.htmlText] : [input.text]);
   for (const n of tree.nodes) {
     if (!n.text) continue;
-    const visible = visibleText(n);
-    if (containsText(visible, input.text) || (input.htmlText && containsText(visible, input.htmlText))) {
+    if (present(visibleText(n))) {
       return skip('already-present', `disclaimer already present in part ${n.partNr}`, { part: n.partNr });
     }
   }

@@ -1,8 +1,11 @@
 // Adds a disclaimer to a message without building it in memory: the message streams through
-// mailsplit (Splitter -> Rewriter -> Joiner) into an unlinked temporary file. Three passes:
+// mailsplit (Splitter -> Rewriter -> Joiner) into a RewrittenBody (memory up to a limit, an
+// unlinked temporary file above it). Two passes over the message:
 //   1. scan the tree (guarded against huge lines and part bombs) and plan which parts change;
-//   2. rewrite only those parts, every other byte passes through untouched;
-//   3. parse the result again and check it against the original (invariants.ts).
+//   2. rewrite only those parts, every other byte passes through untouched, and record the tree
+//      of what goes to the Joiner (TreeRecorder): sizes, hashes and order of the untouched
+//      stretches. Only the rewritten parts are parsed again, each on its own; then everything is
+//      checked against the original (invariants.ts).
 // The top-level header block is not part of the new body: when a single-part message's own
 // Content-Type or Content-Transfer-Encoding changed, that comes back as header modifications.
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -11,10 +14,10 @@ import { Joiner, Rewriter, Splitter, type MimeNode, type RewriteTarget, type Spl
 import type { Modification } from '../policy/types.js';
 import { insertDisclaimer, type DisclaimerTexts } from './disclaimer-insert.js';
 import { planDisclaimer, type SkipCode, type Target } from './disclaimer-plan.js';
-import { checkInvariants, type RewrittenPart } from './invariants.js';
-import { scanTree, splitterOptions, TreeLimitError, type MimeTree, type TreeScanOptions } from './mime-tree.js';
+import { checkInvariants, newDelimiters, type RewrittenPart } from './invariants.js';
+import { scanTree, splitterOptions, TreeLimitError, TreeRecorder, type MimeTree, type TreeScanOptions } from './mime-tree.js';
 import { WholeLines } from './line-guard.js';
-import { TempBody } from './temp-body.js';
+import { RewrittenBody } from './rewritten-body.js';
 import { htmlToText } from './text-match.js';
 
 export interface DisclaimerLimits {
@@ -30,8 +33,10 @@ export interface DisclaimerLimits {
 
 export interface DisclaimerJob extends DisclaimerLimits {
   texts: DisclaimerTexts;
-  /** Where the rewritten body is spooled. */
+  /** Where the rewritten body is spooled when it is larger than memoryBytes. */
   spoolDir: string;
+  /** Largest rewritten body kept in memory (server.body_memory_bytes); default 1 MiB. */
+  memoryBytes?: number;
   /** A fresh stream of the whole message (header block, blank line, body) per call. */
   message: () => Readable;
   signal: AbortSignal;
@@ -41,7 +46,7 @@ export type DisclaimerResult =
   | {
       kind: 'rewritten';
       /** The new body (everything after the top-level header block). */
-      body: TempBody;
+      body: RewrittenBody;
       /** Top-level header edits that go with the new body (single-part messages). */
       headerMods: Modification[];
       parts: string[];
@@ -62,6 +67,10 @@ const UTF8_GROWTH = 3;
 const TEXT_BUDGET_PARTS = 4;
 /** Top-level headers a rewrite of a single-part message can change. */
 const CONTENT_HEADERS = ['content-type', 'content-transfer-encoding'];
+/** The default of server.body_memory_bytes. */
+const DEFAULT_MEMORY_BYTES = 1024 * 1024;
+/** Reported when a rewritten part would add a MIME delimiter (the wording of invariants.ts). */
+const NEW_DELIMITER = 'delimiters, preamble or epilogue changed';
 
 export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResult> {
   const scanOpts: TreeScanOptions = {
@@ -83,18 +92,32 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
   if (plan.kind === 'nothing') return { kind: 'unchanged', reason: plan.reason };
   if (plan.kind === 'skip') return { kind: 'skipped', code: plan.code, reason: plan.reason, details: plan.details };
 
-  const body = await TempBody.create(job.spoolDir);
+  const body = new RewrittenBody(job.spoolDir, job.memoryBytes ?? DEFAULT_MEMORY_BYTES);
   try {
     const written = await rewrite(job, plan.targets, body);
-    const readBack = Readable.from(concat(written.rootHeaders, body.peek()));
     const readBackText = UTF8_GROWTH * job.maxPartBytes + READBACK_SLACK;
-    const after = await scanTree(
-      readBack,
-      { ...scanOpts, maxLineLength: undefined, keepText: readBackText, keepTotal: plan.targets.length * readBackText, keepOnly: new Set(plan.targets.map((t) => t.ordinal)) },
-      job.signal,
-    );
+    const problems: string[] = [];
+    const after = written.after;
+    for (const t of plan.targets) {
+      const raw = written.rawPart(t.ordinal);
+      const node = after.nodes[t.ordinal];
+      if (!raw || !node) continue; // the part count check reports it
+      if (newDelimiters(raw, tree)) {
+        problems.push(NEW_DELIMITER);
+        continue;
+      }
+      // The rewritten part alone (header block and new body) is a message of its own: parse it
+      // to see what a reader's parser sees, type, charset and text.
+      const alone = await scanTree(Readable.from([raw]), { ...scanOpts, maxLineLength: undefined, keepText: readBackText, keepTotal: readBackText }, job.signal);
+      const read = alone.nodes[0];
+      if (!read || alone.nodes.length !== 1) {
+        problems.push(`part ${t.partNr} reads back as ${alone.nodes.length} parts`);
+        continue;
+      }
+      Object.assign(node, { contentType: read.contentType, multipart: read.multipart, charset: read.charset, text: read.text, textTruncated: read.textTruncated });
+    }
     const expected = new Map<number, RewrittenPart>(plan.targets.map((t) => [t.ordinal, { kind: t.kind, needle: t.kind === 'html' ? htmlText : job.texts.text }]));
-    const problems = checkInvariants(tree, after, expected);
+    problems.push(...checkInvariants(tree, after, expected));
     if (problems.length) {
       body.dispose();
       return { kind: 'skipped', code: 'invariants', reason: `rewritten message failed its checks: ${problems.join('; ')}`, details: { problems } };
@@ -118,13 +141,16 @@ interface HeaderLine {
 }
 
 interface Written {
-  rootHeaders: Buffer;
+  /** The tree of the new message, recorded on its way to the Joiner. */
+  after: MimeTree;
+  /** Header block and new body of a rewritten part. */
+  rawPart: (ordinal: number) => Buffer | null;
   rootBefore: HeaderLine[];
   rootAfter: HeaderLine[];
   converted: string[];
 }
 
-async function rewrite(job: DisclaimerJob, targets: Target[], body: TempBody): Promise<Written> {
+async function rewrite(job: DisclaimerJob, targets: Target[], body: RewrittenBody): Promise<Written> {
   const byOrdinal = new Map(targets.map((t) => [t.ordinal, t]));
   const ordinals = new WeakMap<MimeNode, number>();
   const converted: string[] = [];
@@ -183,13 +209,19 @@ async function rewrite(job: DisclaimerJob, targets: Target[], body: TempBody): P
     push(chunk);
   });
 
-  // The new body starts after the top-level header block: keep that block out of the file.
-  let rootHeaders: Buffer = Buffer.alloc(0);
+  // Everything the Joiner gets, the top-level header block included (the new message as a
+  // reader would parse it), recorded for the checks. Untouched parts are only hashed.
+  const recorder = new TreeRecorder({ keepText: 0, keepTotal: 0, keepOnly: new Set() }, new Set(byOrdinal.keys()));
+  const record = objectTransform((chunk, push) => {
+    recorder.add(chunk);
+    push(chunk);
+  });
+
+  // The new body starts after the top-level header block: keep that block out of the body.
   let rootAfter: HeaderLine[] = [];
   const cutRoot = objectTransform((chunk, push) => {
     if (chunk.type === 'node' && (chunk as MimeNode).root) {
       const node = chunk as MimeNode;
-      rootHeaders = node.getHeaders();
       rootAfter = node.headers.getList().map((h) => ({ key: h.key, line: h.line }));
       return;
     }
@@ -197,9 +229,8 @@ async function rewrite(job: DisclaimerJob, targets: Target[], body: TempBody): P
   });
 
   const out = body.writer();
-  await pipeline([job.message(), new WholeLines(), new Splitter(splitterOptions(job)), tagger, rewriter, lineEnds, cutRoot, new Joiner(), out], { signal: job.signal });
-  body.size = out.bytesWritten;
-  return { rootHeaders, rootBefore, rootAfter, converted };
+  await pipeline([job.message(), new WholeLines(), new Splitter(splitterOptions(job)), tagger, rewriter, lineEnds, record, cutRoot, new Joiner(), out], { signal: job.signal });
+  return { after: recorder.finish(), rawPart: (o) => recorder.rawPart(o), rootBefore, rootAfter, converted };
 }
 
 function objectTransform(fn: (chunk: SplitterChunk, push: (c: SplitterChunk) => void) => void): Transform {
@@ -210,11 +241,6 @@ function objectTransform(fn: (chunk: SplitterChunk, push: (c: SplitterChunk) => 
       done();
     },
   });
-}
-
-async function* concat(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
-  yield head;
-  for await (const c of rest) yield c as Buffer;
 }
 
 /** The value of a raw header line: after the colon, unfolded. */

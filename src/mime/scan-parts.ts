@@ -39,6 +39,13 @@ export interface PartInfo {
 export interface PartSink {
   write(decoded: Buffer): void;
   end(): void;
+  /**
+   * Checked before every piece of the part: false means the sink needs only the decoded size
+   * from now on (a non-zip attachment, a text past what is searched), so the walker stops
+   * decoding and calls skip(bytes) instead of write(). Once false, it stays false for the part.
+   */
+  readonly wantsContent?: boolean;
+  skip?(decodedBytes: number): void;
 }
 
 export interface PartVisitor {
@@ -85,11 +92,16 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
   });
 
   let parts = 0;
-  let leaf: { node: MimeNode; decoder: TransferDecoder; sink: PartSink } | null = null;
+  let leaf: { node: MimeNode; decoder: TransferDecoder; sink: PartSink; measuring: boolean } | null = null;
   const closeLeaf = () => {
     if (!leaf) return;
-    const rest = leaf.decoder.end();
-    if (rest.length) leaf.sink.write(rest);
+    if (leaf.measuring) {
+      const rest = leaf.decoder.measureEnd();
+      if (rest) leaf.sink.skip!(rest);
+    } else {
+      const rest = leaf.decoder.end();
+      if (rest.length) leaf.sink.write(rest);
+    }
     leaf.sink.end();
     leaf = null;
   };
@@ -106,11 +118,18 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
         if (node.root) visitor.onHeaders?.(decodeHeaders(node));
         if (!node.multipart && !node.messageNode) {
           const sink = visitor.onPart(partInfo(node, depth));
-          if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink };
+          if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, measuring: false };
         }
       } else if (chunk.type === 'body' && leaf && chunk.node === leaf.node) {
-        const decoded = leaf.decoder.write(chunk.value);
-        if (decoded.length) leaf.sink.write(decoded);
+        // Decoding is most of the cost of a big attachment: skip it when only the size counts.
+        if (!leaf.measuring && leaf.sink.wantsContent === false && leaf.sink.skip) leaf.measuring = true;
+        if (leaf.measuring) {
+          const size = leaf.decoder.measure(chunk.value);
+          if (size) leaf.sink.skip!(size);
+        } else {
+          const decoded = leaf.decoder.write(chunk.value);
+          if (decoded.length) leaf.sink.write(decoded);
+        }
       }
       if (visitor.done) throw new Stop();
     }

@@ -63,6 +63,19 @@ export function normalizeForMatch(text: string): string {
     .toLowerCase();
 }
 
+/**
+ * containsText for several needles against many haystacks: each needle is normalised once, each
+ * haystack once per call (normalising is most of the cost of the plan's already-present check).
+ */
+export function containsAnyText(needles: readonly string[]): (haystack: string) => boolean {
+  const normalized = needles.map(normalizeForMatch).filter((n) => n.length > 0);
+  return (haystack) => {
+    if (!normalized.length) return false;
+    const h = normalizeForMatch(haystack);
+    return normalized.some((n) => h.includes(n));
+  };
+}
+
 /** Does `haystack` (plain text) contain `needle` (plain text), modulo the normalisation? */
 export function containsText(haystack: string, needle: string): boolean {
   const n = normalizeForMatch(needle);

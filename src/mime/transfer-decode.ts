@@ -6,6 +6,13 @@
 export interface TransferDecoder {
   write(chunk: Buffer): Buffer;
   end(): Buffer;
+  /**
+   * How many bytes write() would have returned, without producing them (a scanner that needs
+   * only the decoded size of an attachment). Once measure() is called, write() is not called
+   * again for this part; the part ends with measureEnd() instead of end().
+   */
+  measure(chunk: Buffer): number;
+  measureEnd(): number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -20,9 +27,13 @@ export function transferDecoder(encoding: string | false | undefined): TransferD
     case 'quoted-printable':
       return new QuotedPrintableDecoder();
     default:
-      return { write: (chunk) => chunk, end: () => EMPTY };
+      return { write: (chunk) => chunk, end: () => EMPTY, measure: (chunk) => chunk.length, measureEnd: () => 0 };
   }
 }
+
+/** 1 for the bytes Base64Decoder keeps (the standard and the URL-safe alphabet), 0 for the rest. */
+const BASE64_ALPHABET = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-') BASE64_ALPHABET[c.charCodeAt(0)] = 1;
 
 /** Anything outside the (standard or URL-safe) alphabet: line breaks, padding, garbage. */
 const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
@@ -30,6 +41,24 @@ const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
 /** Ignores line breaks and garbage, decodes whole 4-character groups, keeps the rest. */
 class Base64Decoder implements TransferDecoder {
   private carry = '';
+  /** Measuring: characters of an unfinished group (the carry, counted instead of kept). */
+  private pending = 0;
+
+  measure(chunk: Buffer): number {
+    let n = this.pending + this.carry.length;
+    this.carry = '';
+    for (let i = 0; i < chunk.length; i++) n += BASE64_ALPHABET[chunk[i]!]!;
+    this.pending = n % 4;
+    return ((n - this.pending) / 4) * 3;
+  }
+
+  /** As end(): a last group of 2 or 3 characters still gives 1 or 2 bytes. */
+  measureEnd(): number {
+    const rest = this.pending + this.carry.length;
+    this.pending = 0;
+    this.carry = '';
+    return rest > 1 ? rest - 1 : 0;
+  }
 
   write(chunk: Buffer): Buffer {
     const s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
@@ -59,6 +88,14 @@ const EQ = 0x3d;
 /** RFC 2045 quoted-printable, lenient: invalid escapes are kept as they are. */
 class QuotedPrintableDecoder implements TransferDecoder {
   private carry: Buffer = EMPTY;
+
+  measure(chunk: Buffer): number {
+    return this.write(chunk).length;
+  }
+
+  measureEnd(): number {
+    return this.end().length;
+  }
 
   write(chunk: Buffer): Buffer {
     const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;

@@ -121,6 +121,7 @@ export const disclaimerRule = defineRule({
         .sort((a, b) => b[0].length - a[0].length),
     };
     const spoolDir = env.policy.server.spool_dir ?? tmpdir();
+    const memoryBytes = env.policy.server.body_memory_bytes;
 
     const skipped = (msg: MessageContext, reason: string, details: Record<string, unknown>): Verdict => {
       msg.log.info(`disclaimer skipped: ${reason}`, { rule: 'disclaimer', ...details });
@@ -153,6 +154,7 @@ export const disclaimerRule = defineRule({
             result = await addDisclaimer({
               texts: chosen,
               spoolDir,
+              memoryBytes,
               message: () => m.source.message(),
               signal,
               maxPartBytes: config.max_part_size,

@@ -45,3 +45,26 @@ test('HTML to text stays linear on hostile input', () => {
 test('normalizeSpace: line breaks, NBSP and zero-width characters', () => {
   assert.equal(normalizeSpace(' a\r\n\tb\u00a0c CONFI\u200bDENTIAL\u00ad '), 'a b c CONFIDENTIAL');
 });
+
+test('measure() counts what write() would return, at any split point and after any switch', () => {
+  const binary = Buffer.from(Array.from({ length: 301 }, (_, i) => (i * 37) % 256));
+  const cases: Array<[string, string]> = [
+    ['base64', binary.toString('base64').replace(/.{76}/g, '$&\r\n')],
+    ['base64', `${binary.subarray(0, 7).toString('base64url')}\r\n!!garbage==\r\n`],
+    ['quoted-printable', 'Gr=C3=BC=C3=9Fe soft=\r\nbreak =3D end='],
+    ['7bit', 'plain\r\ntext\r\n'],
+  ];
+  for (const [encoding, encoded] of cases) {
+    const bytes = Buffer.from(encoded, 'latin1');
+    const whole = transferDecoder(encoding);
+    const want = whole.write(bytes).length + whole.end().length;
+    for (let decodeUpTo = 0; decodeUpTo <= bytes.length; decodeUpTo += 5) {
+      for (const at of [decodeUpTo, Math.min(bytes.length, decodeUpTo + 3)]) {
+        const d = transferDecoder(encoding);
+        let got = d.write(bytes.subarray(0, decodeUpTo)).length;
+        got += d.measure(bytes.subarray(decodeUpTo, at)) + d.measure(bytes.subarray(at)) + d.measureEnd();
+        assert.equal(got, want, `${encoding}: decoded up to ${decodeUpTo}, split at ${at}`);
+      }
+    }
+  }
+});

@@ -10,9 +10,10 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { addDisclaimer, headerMods, type DisclaimerJob } from '../../src/mime/disclaimer.js';
 import { planDisclaimer, type Plan } from '../../src/mime/disclaimer-plan.js';
-import { checkInvariants } from '../../src/mime/invariants.js';
+import { checkInvariants, newDelimiters } from '../../src/mime/invariants.js';
 import { WholeLines } from '../../src/mime/line-guard.js';
 import { scanTree, TreeLimitError, type MimeTree } from '../../src/mime/mime-tree.js';
+import { RewrittenBody } from '../../src/mime/rewritten-body.js';
 import { TempBody } from '../../src/mime/temp-body.js';
 import { containsText, htmlToText, normalizeForMatch } from '../../src/mime/text-match.js';
 
@@ -328,6 +329,28 @@ describe('invariants and header edits', () => {
     assert.deepEqual(checkInvariants(before, before, new Map([[3, { kind: 'plain' as const, needle: TEXT }]])), ['part 1.2 does not contain the disclaimer']);
   });
 
+  it('notice untouched stretches that moved or changed size, and new delimiter lines', async () => {
+    const before = await base();
+    // One byte moved from the preamble into the first header block: hashes of the parts around
+    // it change too, but the layout alone already tells.
+    const moved = structuredClone(before);
+    const preamble = moved.layout.findIndex((r) => r.kind === 'between');
+    moved.layout[preamble]!.bytes -= 1;
+    moved.layout[preamble + 1]!.bytes += 1;
+    assert.deepEqual(checkInvariants(before, moved, new Map()), ['parts moved or changed size outside the rewritten ones']);
+    // A rewritten part may change size (header block and body): that alone is no problem.
+    const target = before.nodes.findIndex((n) => n.partNr === '1.2');
+    const grown = structuredClone(before);
+    for (const r of grown.layout) if (r.ordinal === target) r.bytes += 10;
+    grown.nodes[target]!.text = before.nodes[target]!.text; // structuredClone makes Buffers plain arrays
+    const problems = checkInvariants(before, grown, new Map([[target, { kind: 'plain' as const, needle: 'second plain' }]]));
+    assert.deepEqual(problems, []);
+
+    assert.equal(newDelimiters(crlf('Content-Type: text/plain\n\nhello\n--a\n'), before), true);
+    assert.equal(newDelimiters(crlf('Content-Type: text/plain\n\nhello\n--m--\n'), before), true);
+    assert.equal(newDelimiters(crlf('Content-Type: text/plain\n\nhello\n--ab\n-- m\n--a--x\n'), before), false);
+  });
+
   it('header edits: change in place, add what was missing, drop extra copies', () => {
     const line = (key: string, value: string) => ({ key: key.toLowerCase(), line: `${key}: ${value}` });
     assert.deepEqual(headerMods([line('MIME-Version', '1.0'), line('Content-Type', 'text/plain')], [line('MIME-Version', '1.0'), line('Content-Transfer-Encoding', 'quoted-printable'), line('Content-Type', 'text/plain')]), [
@@ -339,6 +362,39 @@ describe('invariants and header edits', () => {
       { type: 'addHeader', name: 'MIME-Version', value: '1.0' },
     ]);
     assert.deepEqual(headerMods([line('Content-Type', 'text/plain;\r\n charset=x')], [line('Content-Type', 'text/plain; charset=x')]), []);
+  });
+});
+
+describe('rewritten body', () => {
+  const fill = async (body: RewrittenBody, pieces: string[]) => {
+    const w = body.writer();
+    for (const p of pieces) w.write(Buffer.from(p));
+    await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  };
+  const read = async (body: RewrittenBody) => {
+    let s = '';
+    for await (const c of body.stream()) s += String(c);
+    return s;
+  };
+
+  it('stays in memory up to the limit, readable once', async () => {
+    const body = new RewrittenBody(spool, 10);
+    await fill(body, ['hello', 'world']);
+    assert.equal(body.onDisk, false);
+    assert.equal(body.size, 10);
+    assert.equal(await read(body), 'helloworld');
+    assert.equal(body.disposed, true);
+    assert.throws(() => body.stream(), /already read or released/);
+  });
+
+  it('spills to an unlinked file past the limit, with everything written so far', async () => {
+    const body = new RewrittenBody(spool, 10);
+    await fill(body, ['hello', 'world', '!', ' and more']);
+    assert.equal(body.onDisk, true);
+    assert.deepEqual(readdirSync(spool), []);
+    assert.equal(body.size, 20);
+    assert.equal(await read(body), 'helloworld! and more');
+    assert.equal(body.disposed, true);
   });
 });
 

@@ -243,6 +243,15 @@ class TextPart implements PartSink {
     this.max = scan.config.limits.max_text_per_part;
   }
 
+  /** Only the size matters once the text is not searched or is searched as far as it goes. */
+  get wantsContent(): boolean {
+    return this.wanted && this.kept < this.max;
+  }
+
+  skip(decodedBytes: number): void {
+    this.size += decodedBytes;
+  }
+
   write(decoded: Buffer): void {
     this.size += decoded.length;
     if (!this.wanted || this.kept >= this.max) return;
@@ -290,6 +299,19 @@ class BinaryPart implements PartSink {
     this.max = zip.max_size;
     // A part that says it is a zip is listed (or reported unreadable) even if its bytes are not.
     if (part.names.some(looksLikeZipName) || ZIP_TYPES.includes(part.contentType)) this.isZip = true;
+  }
+
+  /** Only the size matters once the part is known not to be a zip to list (or too large to). */
+  get wantsContent(): boolean {
+    return this.chunks !== null;
+  }
+
+  skip(decodedBytes: number): void {
+    this.size += decodedBytes;
+    if (this.chunks && this.size > this.max) {
+      this.tooLarge = true;
+      this.chunks = null;
+    }
   }
 
   write(decoded: Buffer): void {
