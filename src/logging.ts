@@ -1,6 +1,9 @@
 // winston logger: JSON lines by default (journald/syslog friendly), text on a terminal.
-// Every line of a connection carries its id and, once known, the Postfix queue id: sessions
-// run inside AsyncLocalStorage and use a child logger bound to those fields.
+// Every line of a connection carries its id and, once known, the Postfix queue id: a session
+// logs through a child logger bound to its LogContext object, which it updates in place when the
+// queue id changes (winston reads a child's fields at write time). Code that logs through the
+// root logger can run inside `logContext` to get the same fields; the milter hot path does not,
+// because AsyncLocalStorage turns on promise hooks for every promise of the process.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import winston from 'winston';
 import type { LoggingSettings } from './config/settings.js';
@@ -19,6 +22,25 @@ const addContext = winston.format((info) => {
   return info;
 });
 
+/** The level a line was logged at (winston keeps it under a symbol; `level` may be restyled). */
+const LEVEL = Symbol.for('level');
+
+/**
+ * Drops lines below the logger's level before any other format runs. winston filters levels in
+ * the transport, after the whole format chain (timestamp, JSON), so a debug line that nobody
+ * writes would otherwise cost as much as one that is written.
+ */
+function dropDisabled(logger: () => winston.Logger | undefined) {
+  return winston.format((info) => {
+    const l = logger();
+    if (!l) return info;
+    const levels = l.levels;
+    const want = levels[(info as unknown as Record<symbol, string>)[LEVEL] ?? info.level];
+    const max = levels[l.level];
+    return want === undefined || max === undefined || want <= max ? info : false;
+  })();
+}
+
 const textLine = winston.format.printf((info) => {
   const { level, message, timestamp, conn, qid, ...rest } = info as Record<string, unknown>;
   const where = [conn ? `conn=${conn}` : '', qid ? `qid=${qid}` : ''].filter(Boolean).join(' ');
@@ -32,11 +54,13 @@ const textLine = winston.format.printf((info) => {
 export function createLogger(settings: Partial<LoggingSettings> = {}, stream: NodeJS.WritableStream = process.stderr): winston.Logger {
   const format = settings.format ?? 'auto';
   const text = format === 'text' || (format === 'auto' && (stream as { isTTY?: boolean }).isTTY === true);
-  return winston.createLogger({
+  let logger: winston.Logger | undefined;
+  logger = winston.createLogger({
     level: settings.level ?? 'info',
-    format: winston.format.combine(addContext(), winston.format.timestamp(), text ? textLine : winston.format.json()),
+    format: winston.format.combine(dropDisabled(() => logger), addContext(), winston.format.timestamp(), text ? textLine : winston.format.json()),
     transports: [new winston.transports.Stream({ stream })],
   });
+  return logger;
 }
 
 /** A logger that drops everything (tests, offline tools). */

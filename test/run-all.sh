@@ -53,7 +53,10 @@ if [[ $what == all || $what == e2e ]]; then
   mapfile -t e2e < <(compiled_tests e2e)
   if ((${#e2e[@]} > 0)); then
     (($(id -u) == 0)) || { echo "run-all: the e2e tests need root (they run their own Postfix, clamd, rbldnsd)" >&2; exit 1; }
-    if [[ ${RG_E2E_KEEP_STACK:-0} != 1 ]]; then trap 'bash test/e2e/stack.sh down >/dev/null || true' EXIT; fi
+    # The Sendmail tests start their own stack (test/e2e/sendmail-stack.sh) when they need it.
+    if [[ ${RG_E2E_KEEP_STACK:-0} != 1 ]]; then
+      trap 'bash test/e2e/sendmail-stack.sh down >/dev/null 2>&1 || true; bash test/e2e/stack.sh down >/dev/null || true' EXIT
+    fi
     bash test/e2e/stack.sh up
     echo "== e2e tests (${#e2e[@]} files, one at a time, through the real Postfix)"
     # One file at a time: every e2e file uses the same Postfix instance and milter port.

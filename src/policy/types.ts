@@ -191,7 +191,18 @@ export interface RuleNeeds {
   actions?: number;
   /** Extra SMFIP_* protocol bits, e.g. Proto.RCPT_REJ to also see recipients the MTA refused. */
   protocol?: number;
+  /**
+   * What the rule reads beyond the phases it has handlers for, so the session can tell the MTA
+   * not to send the rest: 'helo' (conn.helo), 'headers' (msg.headers, source.headerBlock()),
+   * 'body' (source.body(), source.message(), source.bodySize). Left out, the rule gets HELO and,
+   * if it has a header, eoh, body or eom handler, the headers and the body (the safe default).
+   * `[]` for a rule that reads only the connection and the envelope.
+   */
+  events?: ReadonlyArray<MessageEvent>;
 }
+
+/** Events a rule can read without handling their phase (see RuleNeeds.events). */
+export type MessageEvent = 'helo' | 'headers' | 'body';
 
 export interface Rule {
   /** Stable name, used in config, logs, traces and metrics. */

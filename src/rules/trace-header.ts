@@ -21,7 +21,8 @@ export const traceHeaderRule = defineRule({
     return {
       name: 'trace_header',
       mode: config.mode,
-      needs: { actions: Action.ADDHDRS, macros: { connect: ['j'] } },
+      // Reads the connection, the envelope and the queue id: no HELO, headers or body.
+      needs: { actions: Action.ADDHDRS, macros: { connect: ['j'] }, events: [] },
       handlers: {
         async eom({ conn, msg }) {
           const parts = [`direction=${msg!.direction}`, `conn=${conn.id}`];

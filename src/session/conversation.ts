@@ -42,12 +42,27 @@ export interface ConversationOptions {
   /** Called for every final decision of a message or a refusal (metrics, quarantine index). */
   onDecision?: (d: Decision) => void;
   connId?: string;
+  /** The connection's logger (bound to its id and queue id); a child of `log` by default. */
+  connLog?: Logger;
+  /** Keep the body received for the rules at end of message (default true). */
+  storeBody?: boolean;
 }
 
 const CONTINUE: Outcome = { action: 'continue', mods: [] };
 
+/** Random bytes fetched at once for connection ids (one fetch per 1024 connections, not one each). */
+const ID_POOL_BYTES = 4096;
+const ID_BYTES = 4;
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
 export function newConnectionId(): string {
-  return randomBytes(4).toString('hex');
+  if (idOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_POOL_BYTES);
+    idOffset = 0;
+  }
+  idOffset += ID_BYTES;
+  return idPool.toString('hex', idOffset - ID_BYTES, idOffset);
 }
 
 /** The deadline class of each phase (see server.deadlines in the policy). */
@@ -83,6 +98,8 @@ export class Conversation {
   private pendingQuarantine: string | undefined;
   private trace: TraceEntry[] = [];
   private bodyDropped = false;
+  /** Body bytes seen when the body is not kept (storeBody: false). */
+  private bodyBytes = 0;
   private headerBytes = 0;
 
   constructor(private readonly opts: ConversationOptions) {
@@ -94,7 +111,7 @@ export class Conversation {
       internalNetwork: false,
       networkGroups: [],
       state: new Map(),
-      log: opts.log.child({ conn: id }),
+      log: opts.connLog ?? opts.log.child({ conn: id }),
     };
   }
 
@@ -131,9 +148,16 @@ export class Conversation {
     if (auth) this.conn.authUser = auth;
     else delete this.conn.authUser;
     const outbound = this.conn.internalNetwork || !!this.conn.authUser;
-    const body = new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
+    // When no rule reads the body, only its size is kept.
+    const body = this.opts.storeBody === false ? null : new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
     this.body = body;
+    this.bodyBytes = 0;
     const self = this;
+    // The message's logger adds its queue id; made on first use, as most messages log only the
+    // decision line (written through the connection's logger with the queue id as a field).
+    const connLog = this.conn.log;
+    let msgLog: Logger | undefined;
+    let msgLogQid: string | undefined;
     const msg: MessageContext = {
       sender: parseEnvelopeAddress(args[0] ?? ''),
       senderArgs: args.slice(1),
@@ -142,14 +166,25 @@ export class Conversation {
       headers: [],
       direction: outbound ? 'outbound' : 'inbound',
       state: new Map(),
-      log: this.conn.log,
+      get log(): Logger {
+        if (msg.queueId === undefined) return msgLog ?? connLog;
+        if (msgLogQid !== msg.queueId) {
+          msgLog = connLog.child({ qid: msg.queueId });
+          msgLogQid = msg.queueId;
+        }
+        return msgLog!;
+      },
+      set log(l: Logger) {
+        msgLog = l;
+        msgLogQid = msg.queueId;
+      },
       source: {
         get bodySize() {
-          return body.size;
+          return body ? body.size : self.bodyBytes;
         },
-        body: () => body.stream(),
+        body: () => (body ? body.stream() : Readable.from([])),
         headerBlock: () => self.headerBlock(),
-        message: () => concatStreams([Readable.from([self.headerBlock()]), body.stream()]),
+        message: () => concatStreams([Readable.from([self.headerBlock()]), body ? body.stream() : Readable.from([])]),
       },
     };
     this.msg = msg;
@@ -207,7 +242,10 @@ export class Conversation {
   async bodyChunk(chunk: Buffer): Promise<Outcome> {
     const msg = this.requireMsg('BODY');
     if (this.pending) return this.pending;
-    if (!this.bodyDropped) await this.body!.append(chunk);
+    if (!this.bodyDropped) {
+      if (this.body) await this.body.append(chunk);
+      else this.bodyBytes += chunk.length;
+    }
     const out = await this.runPhase('body', { msg, chunk });
     if (out.action === 'reject' || out.action === 'tempfail' || out.action === 'discard') {
       // The message is refused: stop keeping its bytes.
@@ -261,6 +299,7 @@ export class Conversation {
     this.pendingQuarantine = undefined;
     this.trace = [];
     this.bodyDropped = false;
+    this.bodyBytes = 0;
     this.headerBytes = 0;
     // Macros are not cleared here: the MAIL stage's macros arrive before MAIL itself, and
     // MacroStore.set() already drops later stages when a new MAIL stage starts.
@@ -286,8 +325,7 @@ export class Conversation {
   private updateQueueId(): void {
     const qid = this.macros.get('i');
     if (qid && this.msg && this.msg.queueId !== qid) {
-      this.msg.queueId = qid;
-      this.msg.log = this.conn.log.child({ qid });
+      this.msg.queueId = qid; // msg.log follows (see mail())
     }
   }
 
@@ -339,8 +377,9 @@ export class Conversation {
 
   private report(phase: Phase, outcome: Outcome): void {
     const msg = this.msg;
-    const log = msg?.log ?? this.conn.log;
+    const log = this.conn.log;
     const fields: Record<string, unknown> = {
+      ...(msg?.queueId ? { qid: msg.queueId } : {}),
       phase,
       action: outcome.action,
       client: this.conn.client.ip ?? this.conn.client.hostname,

@@ -2,9 +2,12 @@
 // Conversation, and writes the replies of each step in one write. Commands are handled strictly
 // in order (a verdict for event N is written before anything for event N+1). A malformed frame
 // closes this connection only.
+// Postfix opens a connection per SMTP session, so what a session costs to set up counts as much
+// as what a message costs: the command table is shared by all sessions, the negotiation is
+// computed once per policy and offer, and one child logger serves the whole connection.
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
-import { logContext, type LogContext } from '../logging.js';
+import type { LogContext } from '../logging.js';
 import { protocolErrorsTotal } from '../ops/metrics.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Modification } from '../policy/types.js';
@@ -14,7 +17,7 @@ import * as enc from '../protocol/encode.js';
 import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
 import { Conversation, newConnectionId, type Decision, type Outcome } from './conversation.js';
-import { negotiate, NegotiationError, type Negotiated } from './negotiate.js';
+import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';
 
 /** Pause reading when this many decoded frames wait to be handled. */
 const MAX_QUEUED_FRAMES = 256;
@@ -26,9 +29,35 @@ export interface SessionOptions {
   progressIntervalMs: number;
   onDecision?: (d: Decision) => void;
   onClose?: () => void;
+  /** The kind of socket: no-reply bits are negotiated over a unix socket only. Default inet. */
+  transport?: Transport;
 }
 
-type Handler = (cmd: MilterCommand) => Promise<Buffer[] | null>;
+type Cmd<T extends CommandType> = Extract<MilterCommand, { type: T }>;
+type Handler = (s: MilterSession, cmd: MilterCommand) => Promise<Buffer[] | null> | Buffer[] | null;
+const handler = <T extends CommandType>(fn: (s: MilterSession, cmd: Cmd<T>) => Promise<Buffer[] | null> | Buffer[] | null) => fn as Handler;
+
+/** What each command does; one table for every session (no closures per connection). */
+const HANDLERS: Readonly<Record<CommandType, Handler>> = {
+  optneg: handler<'optneg'>((s, c) => s.onOptneg(c)),
+  macro: handler<'macro'>((s, c) => s.onMacro(c)),
+  connect: handler<'connect'>((s, c) => s.replyTo('connect', s.conv.connect(c), Proto.NR_CONN)),
+  helo: handler<'helo'>((s, c) => s.replyTo('helo', s.conv.helo(c.name), Proto.NR_HELO)),
+  mail: handler<'mail'>((s, c) => s.replyTo('mail', s.conv.mail(c.args), Proto.NR_MAIL)),
+  rcpt: handler<'rcpt'>((s, c) => s.replyTo('rcpt', s.conv.rcpt(c.args), Proto.NR_RCPT)),
+  data: handler<'data'>((s) => s.replyTo('data', s.conv.data(), Proto.NR_DATA)),
+  header: handler<'header'>((s, c) => s.replyTo('header', s.conv.header(c.name, c.value, s.has(Proto.HDR_LEADSPC)), Proto.NR_HDR)),
+  eoh: handler<'eoh'>((s) => s.replyTo('eoh', s.conv.eoh(), Proto.NR_EOH)),
+  body: handler<'body'>((s, c) => s.replyTo('body', s.conv.bodyChunk(c.chunk), Proto.NR_BODY)),
+  eom: handler<'eom'>((s, c) => s.onEom(c)),
+  abort: handler<'abort'>(async (s) => (await s.conv.abort(), null)),
+  quit: handler<'quit'>((s) => (s.end(), null)),
+  quitnc: handler<'quitnc'>((s) => s.onQuitNc()),
+  unknown: handler<'unknown'>((s, c) => s.replyTo('unknown', s.conv.unknown(c.line), Proto.NR_UNKN)),
+};
+
+/** Events whose refusal is carried to the next reply (at the latest end of message), not lost. */
+const DEFERRED_REFUSALS: ReadonlySet<string> = new Set(['header', 'eoh', 'body']);
 
 export class MilterSession {
   readonly id = newConnectionId();
@@ -36,37 +65,21 @@ export class MilterSession {
   private readonly queue: MilterCommand[] = [];
   private busy = false;
   private closed = false;
-  private negotiated: Negotiated | null = null;
-  private conv: Conversation;
+  private negotiated: Readonly<Negotiated> | null = null;
+  /** @internal (the command table) */
+  conv: Conversation;
   private readonly log: Logger;
+  /** The fields of every line of this connection; the child logger reads them at write time. */
   private readonly ctx: LogContext;
-  private readonly handlers: ReadonlyMap<CommandType, Handler>;
 
   constructor(
     private readonly socket: Socket,
     private readonly opts: SessionOptions,
   ) {
     this.decoder = new FrameDecoder(opts.maxFrameBytes);
-    this.log = opts.log.child({ conn: this.id });
     this.ctx = { conn: this.id };
+    this.log = opts.log.child(this.ctx);
     this.conv = this.newConversation();
-    this.handlers = new Map<CommandType, Handler>([
-      ['optneg', (c) => this.onOptneg(c as Extract<MilterCommand, { type: 'optneg' }>)],
-      ['macro', async (c) => this.onMacro(c as Extract<MilterCommand, { type: 'macro' }>)],
-      ['connect', (c) => this.replyTo('connect', this.conv.connect(c as Extract<MilterCommand, { type: 'connect' }>), Proto.NR_CONN)],
-      ['helo', (c) => this.replyTo('helo', this.conv.helo((c as Extract<MilterCommand, { type: 'helo' }>).name), Proto.NR_HELO)],
-      ['mail', (c) => this.replyTo('mail', this.conv.mail((c as Extract<MilterCommand, { type: 'mail' }>).args), Proto.NR_MAIL)],
-      ['rcpt', (c) => this.replyTo('rcpt', this.conv.rcpt((c as Extract<MilterCommand, { type: 'rcpt' }>).args), Proto.NR_RCPT)],
-      ['data', () => this.replyTo('data', this.conv.data(), Proto.NR_DATA)],
-      ['header', (c) => this.onHeader(c as Extract<MilterCommand, { type: 'header' }>)],
-      ['eoh', () => this.replyTo('eoh', this.conv.eoh(), Proto.NR_EOH)],
-      ['body', (c) => this.replyTo('body', this.conv.bodyChunk((c as Extract<MilterCommand, { type: 'body' }>).chunk), Proto.NR_BODY)],
-      ['eom', (c) => this.onEom(c as Extract<MilterCommand, { type: 'eom' }>)],
-      ['abort', async () => (await this.conv.abort(), null)],
-      ['quit', async () => (this.end(), null)],
-      ['quitnc', async () => (await this.conv.close(), (this.conv = this.newConversation()), null)],
-      ['unknown', (c) => this.replyTo('unknown', this.conv.unknown((c as Extract<MilterCommand, { type: 'unknown' }>).line), Proto.NR_UNKN)],
-    ]);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug(`socket error: ${err.message}`));
@@ -74,7 +87,14 @@ export class MilterSession {
   }
 
   private newConversation(): Conversation {
-    return new Conversation({ policy: this.opts.policy, log: this.opts.log, connId: this.id, ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}) });
+    return new Conversation({
+      policy: this.opts.policy,
+      log: this.opts.log,
+      connLog: this.log,
+      connId: this.id,
+      storeBody: policyEventNeeds(this.opts.policy.engine).storeBody,
+      ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}),
+    });
   }
 
   // ---------------------------------------------------------------- input
@@ -98,7 +118,7 @@ export class MilterSession {
       while (!this.closed && this.queue.length > 0) {
         const cmd = this.queue.shift()!;
         if (this.queue.length < MAX_QUEUED_FRAMES / 2 && this.socket.isPaused()) this.socket.resume();
-        await logContext.run(this.ctx, () => this.dispatch(cmd));
+        await this.dispatch(cmd);
       }
     } finally {
       this.busy = false;
@@ -106,11 +126,10 @@ export class MilterSession {
   }
 
   private async dispatch(cmd: MilterCommand): Promise<void> {
-    const handler = this.handlers.get(cmd.type)!;
     let out: Buffer[] | null;
     try {
       if (!this.negotiated && cmd.type !== 'optneg') throw new FrameError(`${cmd.type} before option negotiation`);
-      out = await handler(cmd);
+      out = await HANDLERS[cmd.type](this, cmd);
     } catch (err) {
       if (err instanceof FrameError || err instanceof NegotiationError) {
         this.protocolError(err);
@@ -125,17 +144,19 @@ export class MilterSession {
 
   // ---------------------------------------------------------------- handlers
 
-  private async onOptneg(c: Extract<MilterCommand, { type: 'optneg' }>): Promise<Buffer[]> {
-    const engine = this.opts.policy.engine;
-    this.negotiated = negotiate(c, engine.activeRules(), (p) => engine.handles(p));
-    if (this.negotiated.missingActions) {
-      this.log.warn(`MTA does not offer actions 0x${this.negotiated.missingActions.toString(16)} that enabled rules need; those features are degraded`);
+  /** @internal */
+  onOptneg(c: Cmd<'optneg'>): Buffer[] {
+    const { negotiated, frame } = negotiateCached(this.opts.policy.engine, c, this.opts.transport ?? 'inet');
+    this.negotiated = negotiated;
+    if (negotiated.missingActions) {
+      this.log.warn(`MTA does not offer actions 0x${negotiated.missingActions.toString(16)} that enabled rules need; those features are degraded`);
     }
-    this.log.debug('negotiated', { version: this.negotiated.version, actions: this.negotiated.actions, protocol: this.negotiated.protocol });
-    return [enc.optneg(this.negotiated.reply)];
+    if (this.log.isLevelEnabled('debug')) this.log.debug('negotiated', { version: negotiated.version, actions: negotiated.actions, protocol: negotiated.protocol });
+    return [frame];
   }
 
-  private onMacro(c: Extract<MilterCommand, { type: 'macro' }>): null {
+  /** @internal */
+  onMacro(c: Cmd<'macro'>): null {
     this.conv.macros.set(c.stage, c.macros);
     // Postfix knows the queue id from the 2nd RCPT or DATA on, Sendmail already at MAIL; a new
     // MAIL stage without one means the previous message's id no longer applies.
@@ -147,12 +168,15 @@ export class MilterSession {
     return null;
   }
 
-  private async onHeader(c: Extract<MilterCommand, { type: 'header' }>): Promise<Buffer[] | null> {
-    const leadspc = this.has(Proto.HDR_LEADSPC);
-    return this.replyTo('header', this.conv.header(c.name, c.value, leadspc), Proto.NR_HDR);
+  /** @internal QUIT_NC: the connection stays for the next SMTP session. */
+  async onQuitNc(): Promise<null> {
+    await this.conv.close();
+    this.conv = this.newConversation();
+    return null;
   }
 
-  private async onEom(c: Extract<MilterCommand, { type: 'eom' }>): Promise<Buffer[]> {
+  /** @internal */
+  async onEom(c: Cmd<'eom'>): Promise<Buffer[]> {
     // Keep Postfix's content timeout from expiring while rules work (scanning, rewriting).
     const timer = setInterval(() => this.write([enc.progress()]), this.opts.progressIntervalMs);
     let outcome: Outcome;
@@ -174,11 +198,13 @@ export class MilterSession {
     return [this.refusalFrame(outcome)];
   }
 
-  /** Run a phase and turn its outcome into the reply frames (none when a no-reply bit is set). */
-  private async replyTo(what: string, work: Promise<Outcome>, noReplyBit: number): Promise<Buffer[] | null> {
+  /** @internal Run a phase and turn its outcome into the reply frames (none when a no-reply bit is set). */
+  async replyTo(what: string, work: Promise<Outcome>, noReplyBit: number): Promise<Buffer[] | null> {
     const outcome = await work;
     if (this.has(noReplyBit)) {
-      if (outcome.action !== 'continue' && what !== 'header') this.log.warn(`${what}: verdict ${outcome.action} cannot be sent (no-reply negotiated)`);
+      if (outcome.action !== 'continue' && outcome.action !== 'quarantine' && !DEFERRED_REFUSALS.has(what)) {
+        this.log.warn(`${what}: verdict ${outcome.action} cannot be sent (no-reply negotiated)`);
+      }
       return null;
     }
     if (outcome.action === 'continue' || outcome.action === 'quarantine') return [enc.continue_()];
@@ -254,7 +280,8 @@ export class MilterSession {
 
   // ---------------------------------------------------------------- helpers
 
-  private has(bit: number): boolean {
+  /** @internal */
+  has(bit: number): boolean {
     return ((this.negotiated?.protocol ?? 0) & bit) !== 0;
   }
 
@@ -305,7 +332,8 @@ export class MilterSession {
     this.end(true);
   }
 
-  private end(destroy = false): void {
+  /** @internal */
+  end(destroy = false): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;

@@ -93,6 +93,7 @@ export class MilterServer {
       log: this.opts.log,
       maxFrameBytes: policy.config.server.max_frame_bytes,
       progressIntervalMs: policy.config.server.progress_interval,
+      transport: this.opts.listen.kind,
       ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}),
       onClose: () => {
         this.sockets.delete(socket);

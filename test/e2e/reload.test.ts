@@ -18,8 +18,9 @@ let goodText: string;
 before(async () => {
   await ensureStack();
   await clearQueues();
-  goodText = readFileSync(referencePolicy, 'utf8');
-  rg = await startRelayguard({ configText: goodText });
+  rg = await startRelayguard({ configText: readFileSync(referencePolicy, 'utf8') });
+  // The file as this slot's relayguard reads it (ports moved to the slot, state dir set).
+  goodText = readFileSync(rg.configPath, 'utf8');
 });
 
 after(async () => {
@@ -88,7 +89,7 @@ describe('hot reload under load', () => {
 
   test('a changed file: new connections get the new policy, a connection from before keeps the old one, no message lost', async () => {
     assert.equal((await send(`x@${NEW_BLOCKED}`, 'before')).ok, true, `${NEW_BLOCKED} is not blocked before the reload`);
-    const changed = goodText.replace(/blocked_domains: \[blocked\.test\]/, `blocked_domains: [blocked.test, ${NEW_BLOCKED}]`);
+    const changed = goodText.replace(/blocked_domains: \[\s*blocked\.test\s*\]/, `blocked_domains: [blocked.test, ${NEW_BLOCKED}]`);
     assert.notEqual(changed, goodText, 'the reference policy still has the blocked_domains line this test edits');
     const early = await openMilterConnection();
     try {

@@ -1,0 +1,129 @@
+// What the session skips when no rule reads it: events the MTA need not send (NO* bits), replies
+// it need not wait for over a unix socket (NR_* bits), and the body nobody reads. Log lines of a
+// connection keep their connection id and queue id without AsyncLocalStorage.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { crlf, MtaClient } from '../../bench/lib/mta-client.js';
+import { parsePolicyText } from '../../src/config/load.js';
+import { createLogger, silentLogger } from '../../src/logging.js';
+import { CompiledPolicy } from '../../src/policy/compile.js';
+import { modify, type Rule } from '../../src/policy/types.js';
+import { Action, Proto } from '../../src/protocol/constants.js';
+import { MilterServer } from '../../src/session/server.js';
+import { TestMilterClient } from '../support/milter-client.js';
+
+const POLICY = `
+local_domains: [example.test]
+networks: { internal: [10.0.0.0/8] }
+server: { progress_interval: 50ms, deadlines: { connect: 2s, envelope: 2s, content: 5s } }
+rules: {}
+`;
+
+/** Reads only the envelope and the body size: declares that it needs no event. */
+const sizeTag: Rule = {
+  name: 'size_tag',
+  mode: 'enforce',
+  needs: { actions: Action.ADDHDRS, events: [] },
+  handlers: {
+    async eom({ msg }) {
+      msg!.log.info('size_tag: tagging');
+      let streamed = 0;
+      for await (const chunk of msg!.source.body()) streamed += (chunk as Buffer).length;
+      return modify([{ type: 'addHeader', name: 'X-Size', value: `${msg!.source.bodySize}/${streamed}` }]);
+    },
+  },
+};
+
+let dir: string;
+let server: MilterServer;
+let tcpServer: MilterServer;
+let tcpPort: number;
+let logText = '';
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rg-session-events-'));
+  const r = parsePolicyText(POLICY, 'test.yaml');
+  assert.ok(r.ok);
+  const sink = new PassThrough();
+  sink.on('data', (c: Buffer) => (logText += c.toString()));
+  const log = createLogger({ format: 'json', level: 'info' }, sink);
+  const policy = new CompiledPolicy(r.config, 'test.yaml', silentLogger(), { extraRules: [sizeTag] });
+  server = new MilterServer(policy, { listen: { kind: 'unix', path: join(dir, 'milter.sock') }, maxConnections: 10, log });
+  await server.start();
+  tcpPort = 20000 + Math.floor(Math.random() * 20000);
+  tcpServer = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port: tcpPort }, maxConnections: 10, log: silentLogger() });
+  await tcpServer.start();
+});
+
+after(async () => {
+  await server.close(100);
+  await tcpServer.close(100);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('session: events nobody reads', () => {
+  it('over a unix socket: no HELO, DATA, headers, EOH or body, no replies before end of message', async () => {
+    const c = await MtaClient.open({ kind: 'unix', path: join(dir, 'milter.sock') });
+    await c.negotiate();
+    for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY, Proto.NR_CONN, Proto.NR_MAIL, Proto.NR_RCPT]) {
+      assert.ok(c.protocol & bit, `bit 0x${bit.toString(16)} in 0x${c.protocol.toString(16)}`);
+    }
+    const message = crlf('Subject: hi\nFrom: a@example.test\n\nhello\n');
+    for (const qid of ['QIDA1', 'QIDA2']) {
+      const r = await c.sendMessage({ clientIp: '192.0.2.1', clientName: 'client.test', helo: 'client.test', from: 'a@example.test', rcpts: ['b@example.test'] }, message, { queueId: qid, timeoutMs: 5000 });
+      assert.equal(r.verdict, 'accept');
+      assert.deepEqual(r.addedHeaders, ['X-Size:  0/0'], 'the body was never sent (the value keeps its LEADSPC space)');
+    }
+    c.close();
+  });
+
+  it('every log line of the connection carries its id and the queue id', async () => {
+    const deadline = Date.now() + 2000;
+    const lines = () =>
+      logText
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    while (lines().filter((l) => l.message === 'decision continue').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const mine = lines().filter((l) => l.message === 'size_tag: tagging' || l.message === 'decision continue');
+    assert.equal(mine.length, 4, logText);
+    const conn = mine[0]!.conn;
+    assert.match(String(conn), /^[0-9a-f]{8}$/);
+    assert.deepEqual(
+      mine.map((l) => [l.message, l.conn, l.qid]),
+      [
+        ['size_tag: tagging', conn, 'QIDA1'],
+        ['decision continue', conn, 'QIDA1'],
+        ['size_tag: tagging', conn, 'QIDA2'],
+        ['decision continue', conn, 'QIDA2'],
+      ],
+    );
+  });
+
+  it('an MTA that sends the body anyway: its size is counted, its bytes are not kept', async () => {
+    const c = await TestMilterClient.open(tcpPort);
+    const n = await c.negotiate();
+    assert.ok(n.protocol & Proto.NOBODY);
+    assert.equal(n.protocol & (Proto.NR_CONN | Proto.NR_MAIL | Proto.NR_BODY), 0, 'no new no-reply bits over TCP');
+    c.connectCmd('client.test', '192.0.2.1');
+    assert.equal((await c.next()).code, 'c');
+    c.mail('<a@example.test>');
+    assert.equal((await c.next()).code, 'c');
+    c.rcpt('<b@example.test>');
+    assert.equal((await c.next()).code, 'c');
+    c.body('hello world\r\n');
+    assert.equal((await c.next()).code, 'c');
+    c.eom();
+    const replies = await c.until();
+    assert.deepEqual(
+      replies.map((r) => r.code),
+      ['h', 'c'],
+    );
+    assert.equal(replies[0]!.payload.toString('latin1'), 'X-Size\0 13/0\0');
+    c.quit();
+  });
+});
