@@ -32,3 +32,38 @@ export function withStore<T>(ctx: Ctx, fn: (store: QuarantineStore | null) => T)
 }
 
 export const fmtTime = (d: Date): string => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+
+/** One row of `quarantine list`, the same for Postfix and Sendmail (also the --json shape). */
+export interface HeldRow {
+  queue_id: string;
+  arrival_time: string;
+  size: number;
+  sender: string;
+  recipients: string[];
+  rule: string | null;
+  reason: string | null;
+  direction: string | null;
+  ref: string | null;
+}
+
+/**
+ * Prints `quarantine list`: JSON, or two lines per message and a count. `unknownWhy` is shown
+ * for a message relayguard's index knows nothing about; `empty` and `noun` name the queue.
+ */
+export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; noun: string; unknownWhy: (r: HeldRow) => string }): number {
+  if (ctx.json) {
+    process.stdout.write(JSON.stringify({ messages: rows }, null, 2) + '\n');
+    return 0;
+  }
+  if (rows.length === 0) {
+    process.stdout.write(`${text.empty}\n`);
+    return 0;
+  }
+  for (const r of rows) {
+    const why = r.rule ? `${r.rule}: ${r.reason}` : text.unknownWhy(r);
+    process.stdout.write(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}\n`);
+    process.stdout.write(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}\n`);
+  }
+  process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} ${text.noun}.\n`);
+  return 0;
+}

@@ -13,7 +13,7 @@ import {
   type QuarantinedMessage,
   type SendmailQueueOptions,
 } from '../mta/sendmail-queue.js';
-import { CliError, fmtTime, withStore, type Ctx } from './quarantine-common.js';
+import { CliError, fmtTime, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 
 export const SENDMAIL_SUBCOMMANDS = ['list', 'show', 'release', 'delete'] as const;
 type Sub = (typeof SENDMAIL_SUBCOMMANDS)[number];
@@ -42,21 +42,7 @@ function describe(m: QuarantinedMessage, rec: QuarantineRecord | undefined) {
 async function list(ctx: Ctx): Promise<number> {
   const held = await listQuarantined(queueOptions(ctx));
   const rows = withStore(ctx, (store) => held.map((m) => describe(m, store?.latest(m.queueId))));
-  if (ctx.json) {
-    process.stdout.write(JSON.stringify({ messages: rows }, null, 2) + '\n');
-    return 0;
-  }
-  if (rows.length === 0) {
-    process.stdout.write("Sendmail's quarantine is empty.\n");
-    return 0;
-  }
-  for (const r of rows) {
-    const why = r.rule ? `${r.rule}: ${r.reason}` : r.reason;
-    process.stdout.write(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}\n`);
-    process.stdout.write(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}\n`);
-  }
-  process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} quarantined.\n`);
-  return 0;
+  return printHeldRows(ctx, rows, { empty: "Sendmail's quarantine is empty.", noun: 'quarantined', unknownWhy: (r) => r.reason ?? '-' });
 }
 
 async function show(ctx: Ctx, id: string): Promise<number> {

@@ -7,7 +7,7 @@ import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
-import { CliError, fmtTime, withStore, type Ctx } from './quarantine-common.js';
+import { CliError, fmtTime, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 import { runSendmailQuarantine, SENDMAIL_SUBCOMMANDS } from './quarantine-sendmail.js';
 
 /** Postfix queue IDs: short (hex) or long (base 52 + 'z'); nothing else goes to postsuper. */
@@ -115,21 +115,7 @@ function describe(m: QueuedMessage, rec: QuarantineRecord | undefined) {
 async function list(ctx: Ctx): Promise<number> {
   const held = (await queue(ctx)).filter((m) => m.queueName === HOLD);
   const rows = withStore(ctx, (store) => held.map((m) => describe(m, store?.latest(m.queueId))));
-  if (ctx.json) {
-    process.stdout.write(JSON.stringify({ messages: rows }, null, 2) + '\n');
-    return 0;
-  }
-  if (rows.length === 0) {
-    process.stdout.write('The hold queue is empty.\n');
-    return 0;
-  }
-  for (const r of rows) {
-    const why = r.rule ? `${r.rule}: ${r.reason}` : '(not held by relayguard, or not in its index)';
-    process.stdout.write(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}\n`);
-    process.stdout.write(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}\n`);
-  }
-  process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} on hold.\n`);
-  return 0;
+  return printHeldRows(ctx, rows, { empty: 'The hold queue is empty.', noun: 'on hold', unknownWhy: () => '(not held by relayguard, or not in its index)' });
 }
 
 async function show(ctx: Ctx, id: string): Promise<number> {
