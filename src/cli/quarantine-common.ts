@@ -67,3 +67,19 @@ export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; 
   process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} ${text.noun}.\n`);
   return 0;
 }
+
+/** The summary `quarantine show` prints above the message itself, for either MTA. */
+export function heldSummaryLines(info: HeldRow, queueLabel: string, arrived: Date): string[] {
+  return [
+    `Queue ID:   ${info.queue_id} (${queueLabel})`,
+    `Arrived:    ${fmtTime(arrived)}`,
+    `Size:       ${info.size} bytes`,
+    `Sender:     <${info.sender}>`,
+    `Recipients: ${info.recipients.map((a) => `<${a}>`).join(', ')}`,
+    `Direction:  ${info.direction ?? '-'}`,
+    `Held by:    ${info.rule ?? '(unknown: not in the quarantine index)'}`,
+    `Reason:     ${info.reason ?? '-'}`,
+    `Reference:  ${info.ref ?? '-'}`,
+    '',
+  ];
+}

@@ -13,7 +13,7 @@ import {
   type QuarantinedMessage,
   type SendmailQueueOptions,
 } from '../mta/sendmail-queue.js';
-import { CliError, fmtTime, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
+import { CliError, heldSummaryLines, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 
 export const SENDMAIL_SUBCOMMANDS = ['list', 'show', 'release', 'delete'] as const;
 type Sub = (typeof SENDMAIL_SUBCOMMANDS)[number];
@@ -56,18 +56,7 @@ async function show(ctx: Ctx, id: string): Promise<number> {
     process.stdout.write(JSON.stringify({ ...info, content: content.toString('latin1') }, null, 2) + '\n');
     return 0;
   }
-  const lines = [
-    `Queue ID:   ${info.queue_id} (Sendmail quarantine)`,
-    `Arrived:    ${fmtTime(m.arrivalTime)}`,
-    `Size:       ${info.size} bytes`,
-    `Sender:     <${info.sender}>`,
-    `Recipients: ${info.recipients.map((a) => `<${a}>`).join(', ')}`,
-    `Direction:  ${info.direction ?? '-'}`,
-    `Held by:    ${info.rule ?? '(unknown: not in the quarantine index)'}`,
-    `Reason:     ${info.reason}`,
-    `Reference:  ${info.ref ?? '-'}`,
-    '',
-  ];
+  const lines = heldSummaryLines(info, 'Sendmail quarantine', m.arrivalTime);
   process.stdout.write(lines.join('\n') + '\n');
   process.stdout.write(content);
   return 0;

@@ -7,7 +7,7 @@ import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
-import { CliError, fmtTime, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
+import { CliError, heldSummaryLines, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 import { runSendmailQuarantine, SENDMAIL_SUBCOMMANDS } from './quarantine-sendmail.js';
 
 /** Postfix queue IDs: short (hex) or long (base 52 + 'z'); nothing else goes to postsuper. */
@@ -131,18 +131,7 @@ async function show(ctx: Ctx, id: string): Promise<number> {
     process.stdout.write(JSON.stringify({ ...info, content: r.stdout }, null, 2) + '\n');
     return 0;
   }
-  const lines = [
-    `Queue ID:   ${info.queue_id} (hold queue)`,
-    `Arrived:    ${fmtTime(m.arrivalTime)}`,
-    `Size:       ${info.size} bytes`,
-    `Sender:     <${info.sender}>`,
-    `Recipients: ${info.recipients.map((a) => `<${a}>`).join(', ')}`,
-    `Direction:  ${info.direction ?? '-'}`,
-    `Held by:    ${info.rule ?? '(unknown: not in the quarantine index)'}`,
-    `Reason:     ${info.reason ?? '-'}`,
-    `Reference:  ${info.ref ?? '-'}`,
-    '',
-  ];
+  const lines = heldSummaryLines(info, 'hold queue', m.arrivalTime);
   process.stdout.write(lines.join('\n') + '\n');
   // Stream the content: a held message can be big.
   const code = await new Promise<number>((resolve, reject) => {

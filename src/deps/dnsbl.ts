@@ -14,6 +14,7 @@ import ipaddr from 'ipaddr.js';
 import type { Logger } from 'winston';
 import { normalizeDomain } from '../policy/address.js';
 import { normalizeIp } from '../policy/networks.js';
+import { untilAborted } from './until-aborted.js';
 
 export interface DnsblSettings {
   /** "host" or "host:port" ("[::1]:5353" for IPv6); empty: the system's resolvers. */
@@ -375,21 +376,4 @@ export function describeError(r: { code: string; answers?: string[] }): string {
 
 function clamp(v: number, lo: number, hi: number): number {
   return Math.max(lo, Math.min(hi, Number.isFinite(v) ? v : lo));
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -15,6 +15,7 @@ import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, ty
 import { Proto } from '../protocol/constants.js';
 import { modeField } from './common.js';
 import { defineRule, type RuleEnv } from './rule-env.js';
+import { untilAborted } from '../deps/until-aborted.js';
 
 export const BANNED = { code: 554, enhanced: '5.7.1' } as const;
 /** SMTP verbs that probe for addresses; Postfix passes EXPN to the milter as an unknown command. */
@@ -200,23 +201,4 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
       await record(event.conn, ip, 'rejection', `${event.rule ?? 'policy'}: ${event.reason ?? 'rejected'}`);
     },
   };
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(new Error('deadline passed'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('deadline passed'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
