@@ -41,6 +41,9 @@ compiled_tests() {
 }
 
 failed=0
+# Some unit tests run real daemons too (redis-server for the shared offender ledger): on a fresh
+# machine, as root, install the Debian packages before them.
+if [[ $what == all || $what == unit ]] && (($(id -u) == 0)); then bash test/e2e/stack.sh packages; fi
 if [[ $what == all || $what == unit ]]; then
   mapfile -t unit < <(compiled_tests unit)
   if ((${#unit[@]} > 0)); then

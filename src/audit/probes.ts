@@ -14,7 +14,7 @@ import { DEFAULT_MAX_BYTES, type sizeRule } from '../rules/size.js';
 import { DEFAULT_MIN_VERSION, tlsRank, type tlsRule } from '../rules/tls.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
 import { clamdProbe, dnsblProbes, milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
-import { deleteHeld, queueOf, type PostfixTools } from './postfix-queue.js';
+import type { HeldQueue } from './held-queue.js';
 import { formatReply, queueIdOf, SmtpConnection, type SmtpReply, type SmtpTimeouts } from './smtp-client.js';
 
 export interface ProbeResult {
@@ -45,7 +45,7 @@ export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11
 export const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
 /** A recipient in a domain that is nobody's: the open-relay probe never sends to it. */
 export const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
-/** How long an accepted message may take to show up in `postqueue -j`, and how often to look. */
+/** How long an accepted message may take to show up in the MTA's queue, and how often to look. */
 const HOLD_WAIT_MS = 5_000;
 const HOLD_POLL_MS = 200;
 
@@ -58,10 +58,16 @@ export interface AuditOptions {
   outsideFrom?: string;
   /** One address for every outside probe instead of DEFAULT_OUTSIDE_IPS. */
   outsideIp?: string;
+  /**
+   * Outside probes connect from these local addresses, one after the other, instead of posing
+   * with XCLIENT (a gateway without XCLIENT, such as Sendmail). They must be addresses of this
+   * host outside the internal networks; several spread the refusals over the offender ledger.
+   */
+  bindIps?: readonly string[];
   helo?: string;
   id: string;
-  /** Postfix's queue tools, to find and remove the held test message (null: not reachable). */
-  postfix: PostfixTools | null;
+  /** The MTA's queue, to find and remove the held test message (null: not reachable). */
+  held: HeldQueue | null;
   signal?: AbortSignal;
   /** Test seams. */
   timeouts?: SmtpTimeouts;
@@ -116,6 +122,7 @@ export class Auditor {
   private readonly helo: string;
   private readonly outsideFrom: string;
   private outsideIndex = 0;
+  private bindIndex = 0;
 
   constructor(private readonly o: AuditOptions) {
     this.internal = new NetworkSet(o.config.networks.internal);
@@ -130,8 +137,8 @@ export class Auditor {
     return DEFAULT_OUTSIDE_IPS[this.outsideIndex++ % DEFAULT_OUTSIDE_IPS.length]!;
   }
 
-  private async open(): Promise<SmtpConnection> {
-    const c = await SmtpConnection.open(this.o.host, this.o.port, this.timeouts, this.o.signal);
+  private async open(localAddress?: string): Promise<SmtpConnection> {
+    const c = await SmtpConnection.open(this.o.host, this.o.port, this.timeouts, this.o.signal, localAddress);
     if (c.banner.code !== 220) {
       await c.quit();
       throw new ProbeFailure(`greeting: ${formatReply(c.banner)}`);
@@ -161,6 +168,12 @@ export class Auditor {
 
   /** A session in which the gateway sees an outside client; `as` says who we are. */
   private async outside(): Promise<Session> {
+    const binds = this.o.bindIps ?? [];
+    if (binds.length) {
+      const bind = binds[this.bindIndex++ % binds.length]!;
+      if (this.internal.contains(bind)) throw new NotTested(`not tested: --bind ${bind} is inside the policy's internal networks, so the gateway sees an internal client`);
+      return { c: await this.open(bind), as: `this host's address ${bind} (--bind, outside the internal networks)`, outside: true };
+    }
     const c = await this.open();
     const local = c.localAddress ?? '';
     if (c.extensions.has('XCLIENT')) {
@@ -372,43 +385,45 @@ export class Auditor {
     return this.checkHeld(id, as, r);
   };
 
-  /** Was the accepted test message put in the hold queue? Then remove it. */
+  /** Was the accepted test message held for review (Postfix hold queue, Sendmail quarantine)? Then remove it. */
   private async checkHeld(id: string, as: string, reply: string): Promise<ProbeOutcome> {
     const evidence = { queue_id: id, reply };
-    if (!this.o.postfix || !isLoopbackOrLocal(this.o.host)) {
+    const held = this.o.held;
+    if (!held || !isLoopbackOrLocal(this.o.host)) {
       return {
         ok: true,
         verified: false,
-        detail: `EICAR from ${as} accepted as ${id}; the hold queue of ${this.o.host} is not reachable from here, so "held" is not verified: check it and remove it there (postsuper -d ${id} hold)`,
+        detail: `EICAR from ${as} accepted as ${id}; the queue of ${this.o.host} is not reachable from here, so "held" is not verified: check it and remove it there`,
         ...evidence,
       };
     }
     const deadline = Date.now() + HOLD_WAIT_MS;
-    let queue: string | null = null;
+    let where: { held: boolean; where: string } | null = null;
     try {
       for (;;) {
-        queue = await queueOf(this.o.postfix, id, this.o.signal);
-        // Postfix files a held message straight into the hold queue before it answers 250;
-        // only "not found yet" is worth another look.
-        if (queue !== null || Date.now() > deadline) break;
+        where = await held.locate(id, this.o.signal);
+        // Postfix files a held message straight into the hold queue before it answers 250, and
+        // Sendmail writes its quarantined control file before it does; only "not found yet" is
+        // worth another look.
+        if (where !== null || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, HOLD_POLL_MS));
       }
     } catch (err) {
       return {
         ok: true,
         verified: false,
-        detail: `EICAR from ${as} accepted as ${id}; could not look into the queue (${(err as Error).message}), so "held" is not verified: remove it with postsuper -d ${id} hold`,
+        detail: `EICAR from ${as} accepted as ${id}; could not look into the ${held.name} (${(err as Error).message}), so "held" is not verified: remove it with ${held.removeHint(id)}`,
         ...evidence,
       };
     }
-    if (queue !== 'hold') {
-      return { ok: false, detail: `EICAR from ${as} accepted as ${id} but NOT HELD: ${queue ? `it is in the ${queue} queue` : 'it left the queue (delivered?)'}`, ...evidence };
+    if (!where?.held) {
+      return { ok: false, detail: `EICAR from ${as} accepted as ${id} but NOT HELD: ${where ? `it is in ${where.where}` : 'it left the queue (delivered?)'}`, ...evidence };
     }
     try {
-      await deleteHeld(this.o.postfix, id, this.o.signal);
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (hold queue); removed with postsuper`, ...evidence };
+      await held.remove(id, this.o.signal);
+      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.name}); removed: ${held.removeHint(id)}`, ...evidence };
     } catch (err) {
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (hold queue); removing it failed (${(err as Error).message}): postsuper -d ${id} hold`, ...evidence };
+      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.name}); removing it failed (${(err as Error).message}): ${held.removeHint(id)}`, ...evidence };
     }
   }
 

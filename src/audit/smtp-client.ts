@@ -55,8 +55,9 @@ export class SmtpConnection {
   }
 
   /** Connects and reads the greeting. */
-  static async open(host: string, port: number, timeouts: SmtpTimeouts, signal?: AbortSignal): Promise<SmtpConnection> {
-    const socket = connectTcp({ host, port });
+  /** `localAddress`: connect from this address of the host (the audit's --bind). */
+  static async open(host: string, port: number, timeouts: SmtpTimeouts, signal?: AbortSignal, localAddress?: string): Promise<SmtpConnection> {
+    const socket = connectTcp({ host, port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`connect to ${host}:${port}: timeout`)), timeouts.replyMs);
       const onAbort = () => fail(new Error('aborted'));

@@ -3,6 +3,7 @@
 // and carry an X-Relayguard-Audit header.
 import { writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { postfixHeldQueue, sendmailHeldQueue } from '../audit/held-queue.js';
 import { newAuditId } from '../audit/messages.js';
 import { parseHostPort, runAudit } from '../audit/probes.js';
 import { formatJson, formatJunit, formatTable } from '../audit/report.js';
@@ -10,12 +11,12 @@ import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
-/** How long one postqueue/postsuper run may take. */
-const POSTFIX_TOOL_TIMEOUT_MS = 10_000;
+/** How long one postqueue/postsuper/sendmail run may take. */
+const MTA_TOOL_TIMEOUT_MS = 10_000;
 
 export const auditCommand: Command = {
   name: 'audit',
-  usage: 'audit --smtp HOST:PORT [--config F] [--rcpt ADDR] [--outside-ip IP] [--helo NAME] [--json] [--junit FILE]',
+  usage: 'audit --smtp HOST:PORT [--config F] [--rcpt ADDR] [--outside-ip IP] [--bind IP[,IP...]] [--helo NAME] [--json] [--junit FILE]',
   summary: 'Probe a live gateway (VRFY, relay, spoofing, size, EICAR, attachments, TLS, DNSBL, clamd, milter); exit 0 when all pass.',
   async run(argv) {
     const a = parseArgs(argv, {
@@ -23,6 +24,7 @@ export const auditCommand: Command = {
       config: { value: true },
       rcpt: { value: true },
       'outside-ip': { value: true },
+      bind: { value: true },
       helo: { value: true },
       json: { value: false },
       junit: { value: true },
@@ -37,6 +39,9 @@ export const auditCommand: Command = {
     }
     const outsideIp = str(a, 'outside-ip');
     if (outsideIp !== undefined && !isIP(outsideIp)) throw new UsageError('--outside-ip needs an IP address');
+    // Without XCLIENT (Sendmail) outside probes connect from these addresses of this host.
+    const bindIps = str(a, 'bind')?.split(',').map((ip) => ip.trim());
+    if (bindIps && !bindIps.every((ip) => isIP(ip))) throw new UsageError('--bind needs IP addresses of this host, separated by commas');
     const { config } = loadPolicyOrExit(str(a, 'config'));
     const firstDomain = config.local_domains[0]?.replace(/^\*?\./, '');
     const rcpt = str(a, 'rcpt') ?? (firstDomain ? `postmaster@${firstDomain}` : undefined);
@@ -49,11 +54,12 @@ export const auditCommand: Command = {
       rcpt,
       id: newAuditId(),
       ...(outsideIp ? { outsideIp } : {}),
+      ...(bindIps ? { bindIps } : {}),
       ...(str(a, 'helo') ? { helo: str(a, 'helo')! } : {}),
-      postfix:
+      held:
         config.mta.kind === 'postfix'
-          ? { postqueue: config.mta.postqueue, postsuper: config.mta.postsuper, configDir: postfixConfigDir(config), timeoutMs: POSTFIX_TOOL_TIMEOUT_MS }
-          : null,
+          ? postfixHeldQueue({ postqueue: config.mta.postqueue, postsuper: config.mta.postsuper, configDir: postfixConfigDir(config), timeoutMs: MTA_TOOL_TIMEOUT_MS })
+          : sendmailHeldQueue({ sendmail: config.mta.sendmail, cf: config.mta.sendmail_cf, timeoutMs: MTA_TOOL_TIMEOUT_MS }),
     });
     const junit = str(a, 'junit');
     if (junit) writeFileSync(junit, formatJunit(report));

@@ -3,12 +3,12 @@
 import { silentLogger } from '../logging.js';
 import { formatConfigLines, postfixConfigLines } from '../mta/postfix-config.js';
 import { mtaRequirements } from '../mta/requirements.js';
-import { formatSendmailConfig } from '../mta/sendmail-config.js';
+import { accessMapPath, formatAccessMap, formatSendmailConfig } from '../mta/sendmail-config.js';
 import { RULES } from '../rules/index.js';
 import type { RuleEnv } from '../rules/rule-env.js';
 import type { RuleNeeds } from '../policy/types.js';
 import type { PolicyConfig } from '../config/schema.js';
-import { parseArgs, str, UsageError } from './args.js';
+import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
@@ -52,13 +52,15 @@ export async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Ar
 
 export const postfixConfigCommand: Command = {
   name: 'postfix-config',
-  usage: 'postfix-config [--config F] [--mta postfix|sendmail]',
-  summary: 'Print the main.cf (or sendmail.mc) lines that go with the policy, each with the reason.',
+  usage: 'postfix-config [--config F] [--mta postfix|sendmail] [--access-map]',
+  summary: 'Print the main.cf (or sendmail.mc) lines that go with the policy, each with the reason; --access-map: Sendmail\'s access map.',
   async run(argv) {
-    const a = parseArgs(argv, { config: { value: true }, mta: { value: true } });
+    const a = parseArgs(argv, { config: { value: true }, mta: { value: true }, 'access-map': { value: false } });
     const { config, file } = loadPolicyOrExit(str(a, 'config'));
     const mta = str(a, 'mta') ?? config.mta.kind;
     if (mta !== 'postfix' && mta !== 'sendmail') throw new UsageError('--mta must be postfix or sendmail');
+    const accessMapOnly = bool(a, 'access-map');
+    if (accessMapOnly && mta !== 'sendmail') throw new UsageError('--access-map is for Sendmail (--mta sendmail, or mta.kind: sendmail)');
     const { needs, note } = await activeRuleNeeds(config);
     const req = mtaRequirements(config, needs);
     const header = [`relayguard postfix-config --mta ${mta} for ${file}`];
@@ -67,8 +69,14 @@ export const postfixConfigCommand: Command = {
       header.push('Add to main.cf (later lines win), then: postfix reload. Check with: relayguard lint-mta');
       process.stdout.write(formatConfigLines(postfixConfigLines(req), header));
     } else {
-      header.push('Add to sendmail.mc before the MAILER lines, rebuild sendmail.cf with m4, restart Sendmail.');
-      process.stdout.write(formatSendmailConfig(req, header));
+      const accessMap = accessMapPath(config.mta.sendmail_cf);
+      if (accessMapOnly) {
+        header.push(`Write to ${accessMap}, then: makemap hash ${accessMap} < ${accessMap}`);
+        process.stdout.write(formatAccessMap(req, header));
+      } else {
+        header.push('Add to sendmail.mc before the MAILER lines, rebuild sendmail.cf with m4, restart Sendmail.');
+        process.stdout.write(formatSendmailConfig(req, header, { accessMap }));
+      }
     }
     return 0;
   },

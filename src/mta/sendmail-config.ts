@@ -1,6 +1,7 @@
 // `relayguard postfix-config --mta sendmail`: the sendmail.mc lines that go with a policy, each
 // with the reason (as an m4 dnl comment). Sendmail has no XCLIENT and relays only for what its
 // access map allows, so relaying is described as access-map entries.
+import { dirname, join } from 'node:path';
 import { tlsRank } from '../rules/tls.js';
 import { parseCidr } from '../policy/networks.js';
 import { postfixSizeLimit } from './postfix-config.js';
@@ -8,6 +9,8 @@ import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeo
 
 /** The filter's name in sendmail.cf (InputMailFilters). */
 export const SENDMAIL_FILTER_NAME = 'relayguard';
+/** The access map's file name beside sendmail.cf. */
+const ACCESS_MAP_NAME = 'access';
 /** Time Sendmail may take to connect to the milter. */
 export const SENDMAIL_CONNECT_TIMEOUT_MS = 30_000;
 
@@ -64,7 +67,17 @@ interface McLine {
   text: string;
 }
 
-export function sendmailMcLines(req: MtaRequirements): McLine[] {
+/** Sendmail's convention: the access map lives next to sendmail.cf (/etc/mail/access). */
+export function accessMapPath(sendmailCf: string): string {
+  return join(dirname(sendmailCf), ACCESS_MAP_NAME);
+}
+
+export interface SendmailConfigOptions {
+  /** The access map's source file (the .db beside it is what Sendmail reads). */
+  accessMap: string;
+}
+
+export function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McLine[] {
   const out: McLine[] = [];
   const add = (why: string, text: string) => out.push({ why, text });
 
@@ -92,7 +105,11 @@ export function sendmailMcLines(req: MtaRequirements): McLine[] {
     `define(\`confSERVER_SSL_OPTIONS', \`${noOps.join(' ')}')dnl`,
   );
   add('rule 9: offer STARTTLS (set to your certificate and key; without them Sendmail offers no STARTTLS)', "dnl define(`confSERVER_CERT', `/etc/mail/tls/cert.pem')dnl define(`confSERVER_KEY', `/etc/mail/tls/key.pem')dnl");
-  add('rule 1: the access map decides who may relay; never FEATURE(`promiscuous_relay\')', "FEATURE(`access_db')dnl");
+  // -T<TMPF>: a lookup that fails (the map missing or unreadable) is a temporary failure, not "no entry".
+  add(
+    `rule 1: the access map (${opts.accessMap}.db, from: relayguard postfix-config --mta sendmail --access-map) decides who may relay; never FEATURE(\`promiscuous_relay')`,
+    `FEATURE(\`access_db', \`hash -T<TMPF> ${opts.accessMap}')dnl`,
+  );
   return out;
 }
 
@@ -107,13 +124,18 @@ export function sendmailAccessEntries(req: MtaRequirements): string[] {
   return lines;
 }
 
-export function formatSendmailConfig(req: MtaRequirements, header: readonly string[]): string {
+export function formatSendmailConfig(req: MtaRequirements, header: readonly string[], opts: SendmailConfigOptions): string {
   const out = header.map((h) => `dnl # ${h}`);
-  for (const l of sendmailMcLines(req)) {
+  for (const l of sendmailMcLines(req, opts)) {
     out.push(`dnl # ${l.why}`);
     out.push(l.text);
   }
-  out.push('dnl # rule 1: /etc/mail/access (then: makemap hash /etc/mail/access < /etc/mail/access):');
+  out.push(`dnl # rule 1: ${opts.accessMap} (then: makemap hash ${opts.accessMap} < ${opts.accessMap}):`);
   for (const e of sendmailAccessEntries(req)) out.push(`dnl #   ${e}`);
   return out.join('\n') + '\n';
+}
+
+/** The access map file itself, for `postfix-config --mta sendmail --access-map`. */
+export function formatAccessMap(req: MtaRequirements, header: readonly string[]): string {
+  return [...header.map((h) => `# ${h}`), ...sendmailAccessEntries(req)].join('\n') + '\n';
 }

@@ -239,6 +239,20 @@ export async function quarantinedMessage(opts: SendmailQueueOptions, id: string)
   return found;
 }
 
+/**
+ * Where job `id` is: "quarantined" (hf control file), "queued" (qf: waiting for delivery or
+ * retry), or null when no queue directory has it (delivered, bounced or deleted).
+ */
+export async function jobState(opts: SendmailQueueOptions, id: string): Promise<'quarantined' | 'queued' | null> {
+  checkQueueId(id);
+  for (const dir of await queueDirectories(opts)) {
+    const names = new Set(await readdir(await subdir(dir, 'qf')).catch(() => [] as string[]));
+    if (names.has(QUARANTINED_PREFIX + id)) return 'quarantined';
+    if (names.has(NORMAL_PREFIX + id)) return 'queued';
+  }
+  return null;
+}
+
 /** The message as Sendmail keeps it: the header lines of the control file, a blank line, the data file. */
 export async function quarantinedContent(m: QuarantinedMessage): Promise<Buffer> {
   const body = await readFile(m.dataFile).catch((err: NodeJS.ErrnoException) => {

@@ -2,13 +2,19 @@
 # A real Sendmail 8.17 in front of relayguard, for the Sendmail end-to-end tests (Debian, root).
 #
 #   sendmail-stack.sh up              fetch + unpack Sendmail if needed, write its config, start it
+#   sendmail-stack.sh up --policy-mc MC --access-map MAP
+#                                     the same, but the policy part of sendmail.mc is MC (the output
+#                                     of `relayguard postfix-config --mta sendmail`) and the access
+#                                     map is MAP (`... --access-map`); a plain `up` goes back
 #   sendmail-stack.sh down [--purge]  stop what `up` started; --purge also deletes the state
 #   sendmail-stack.sh status          one line per part; exit 0 only when every part answers
 #   sendmail-stack.sh env             the derived ports, paths and client addresses (shell syntax)
 #
 # Debian's sendmail-bin conflicts with postfix, so it is never installed: `apt-get download` +
-# `dpkg -x` unpack it under /tmp, and only m4 and shared libraries come from apt-get. Nothing in
-# /etc is changed and the host's network is left alone.
+# `dpkg -x` unpack it under /tmp, and only m4 and shared libraries come from apt-get. The only
+# thing written under /etc is the namespace's own /etc/netns/rg-sm-SLOT (hosts, resolv.conf; `ip
+# netns exec` shows them as /etc/hosts and /etc/resolv.conf inside), removed by `down`; the host's
+# network is left alone.
 #
 # Sendmail has no XCLIENT, so clients that must look like outside hosts really connect from
 # outside addresses: Sendmail, its smtp-sink and the test clients live in a private network
@@ -36,8 +42,12 @@ OFFSET=$((100 * SLOT))
 SMTP_PORT=$((2527 + OFFSET))
 SINK_PORT=$((2528 + OFFSET))
 MILTER_PORT=$((10026 + OFFSET))
+# The Postfix stack's clamd and rbldnsd of the same slot (test/e2e/stack.sh), bridged in for the audit.
+CLAMD_PORT=$((3310 + OFFSET))
+RBL_PORT=$((5353 + OFFSET))
 
 NETNS=rg-sm-$SLOT
+NETNS_ETC=/etc/netns/$NETNS
 BASE=/tmp/rg-sm-$SLOT
 ETC=$BASE/etc
 CF=$ETC/sendmail.cf
@@ -50,6 +60,7 @@ PIDFILE=$RUN/sendmail.pid
 # Unpacked packages are shared by every slot (read-only once unpacked).
 PKG_BASE=/tmp/rg-sm-pkg
 BIN=$PKG_BASE/root/usr/libexec/sendmail/sendmail
+MAKEMAP=$PKG_BASE/root/usr/sbin/makemap
 CF_DIR=$PKG_BASE/root/usr/share/sendmail/cf
 # A dotted host name: without one Sendmail sleeps 60 s at start ("My unqualified host name").
 FQDN=mta.sm-e2e.test
@@ -61,7 +72,8 @@ LISTED_IP=203.0.113.66    # external, listed in bl.test
 PARTNER_IP=198.51.100.7   # partner network
 DENIED_IP=192.0.2.9       # denied network
 OUTSIDE_IP6=2001:db8::9   # external, IPv6 (Sendmail sends it as "IPv6:2001:db8::9")
-EXTRA_ADDRESSES=("$OUTSIDE_IP/32" "$LISTED_IP/32" "$PARTNER_IP/32" "$DENIED_IP/32")
+AUDIT_IPS=203.0.113.10,203.0.113.11,203.0.113.12 # external, for `relayguard audit --bind`
+EXTRA_ADDRESSES=("$OUTSIDE_IP/32" "$LISTED_IP/32" "$PARTNER_IP/32" "$DENIED_IP/32" 203.0.113.10/32 203.0.113.11/32 203.0.113.12/32)
 
 # Sendmail's limits and milter timeouts. relayguard's deadlines (reference policy): connect 10s,
 # envelope 20s, content 240s; Sendmail must wait longer than each of them.
@@ -131,9 +143,22 @@ ensure_packages() {
 }
 
 # ---------------------------------------------------------------- configuration
-# m4 source of sendmail.cf. Every path is under $BASE (world-writable /tmp above it needs
-# DONT_BLAME_SENDMAIL=TrustStickyBit, else Sendmail silently drops STARTTLS).
+# m4 source of sendmail.cf: the stack's environment (paths, ports, smart host, certificate),
+# then the policy part (the stack's own, or the file given with --policy-mc), then the mailers.
+# Every path is under $BASE (world-writable /tmp above it needs DONT_BLAME_SENDMAIL=TrustStickyBit,
+# else Sendmail silently drops STARTTLS).
 write_mc() {
+  mc_environment
+  if [[ -n $POLICY_MC ]]; then
+    printf 'dnl ---- policy part: %s\n' "$POLICY_MC"
+    cat "$POLICY_MC"
+  else
+    mc_stack_policy
+  fi
+  printf '%s\n' "MAILER(\`local')dnl" "MAILER(\`smtp')dnl"
+}
+
+mc_environment() {
   local q="\`" # m4's opening quote
   cat <<EOF
 divert(-1)dnl
@@ -148,8 +173,6 @@ define(${q}confPID_FILE', ${q}$PIDFILE')dnl
 define(${q}STATUS_FILE', ${q}$RUN/sendmail.st')dnl
 define(${q}ALIAS_FILE', ${q}$ETC/aliases')dnl
 define(${q}confDONT_BLAME_SENDMAIL', ${q}TrustStickyBit')dnl
-define(${q}confPRIVACY_FLAGS', ${q}${q}goaway,noexpn,novrfy'')dnl
-define(${q}confMAX_MESSAGE_SIZE', ${q}$MAX_MESSAGE_SIZE')dnl
 define(${q}confTO_IDENT', ${q}0s')dnl
 define(${q}confTO_RESOLVER_RETRANS', ${q}1s')dnl
 define(${q}confTO_RESOLVER_RETRY', ${q}1')dnl
@@ -166,11 +189,20 @@ FEATURE(${q}no_default_msa')dnl
 FEATURE(${q}nocanonify')dnl
 FEATURE(${q}accept_unresolvable_domains')dnl
 FEATURE(${q}accept_unqualified_senders')dnl
+DAEMON_OPTIONS(${q}Family=inet, Addr=127.0.0.1, Port=$SMTP_PORT, Name=MTA')dnl
+DAEMON_OPTIONS(${q}Family=inet6, Addr=::1, Port=$SMTP_PORT, Name=MTA-v6')dnl
+EOF
+}
+
+# The stack's own policy part: what the e2e tests of each rule need.
+mc_stack_policy() {
+  local q="\`" # m4's opening quote
+  cat <<EOF
+define(${q}confPRIVACY_FLAGS', ${q}${q}goaway,noexpn,novrfy'')dnl
+define(${q}confMAX_MESSAGE_SIZE', ${q}$MAX_MESSAGE_SIZE')dnl
 dnl Sendmail would refuse outside clients' relaying itself before the milter sees the RCPT;
 dnl here Sendmail is the open relay on purpose, and relayguard alone must close it.
 FEATURE(${q}promiscuous_relay')dnl
-DAEMON_OPTIONS(${q}Family=inet, Addr=127.0.0.1, Port=$SMTP_PORT, Name=MTA')dnl
-DAEMON_OPTIONS(${q}Family=inet6, Addr=::1, Port=$SMTP_PORT, Name=MTA-v6')dnl
 dnl The macros relayguard reads, per stage (relayguard also asks for them itself at negotiation).
 define(${q}confMILTER_MACROS_CONNECT', ${q}${q}j, _, {daemon_name}, {daemon_addr}, {daemon_port}, {client_addr}, {client_port}, {client_name}, {client_ptr}'')dnl
 define(${q}confMILTER_MACROS_HELO', ${q}${q}{client_addr}, {tls_version}, {cipher}, {cipher_bits}, {verify}, {cert_subject}, {cert_issuer}'')dnl
@@ -181,9 +213,14 @@ define(${q}confMILTER_MACROS_EOH', ${q}${q}i'')dnl
 define(${q}confMILTER_MACROS_EOM', ${q}${q}i, {msg_id}'')dnl
 dnl F=T: tempfail while relayguard is unreachable. Without F= Sendmail carries on WITHOUT the milter.
 INPUT_MAIL_FILTER(${q}relayguard', ${q}S=inet:$MILTER_PORT@127.0.0.1, F=T, T=$MILTER_TIMEOUTS')dnl
-MAILER(${q}local')dnl
-MAILER(${q}smtp')dnl
 EOF
+}
+
+write_hosts() {
+  printf '127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n' "$FQDN"
+  local a i=0
+  for a in "${EXTRA_ADDRESSES[@]}"; do printf '%s\tclient%d.e2e.test\n' "${a%/*}" $((i++)); done
+  printf '%s\tclient-v6.e2e.test\n' "$OUTSIDE_IP6"
 }
 
 # Every Sendmail command needs the namespace, a dotted host name and this configuration.
@@ -197,28 +234,66 @@ EOF
 }
 
 # The bridge: one Node process in the host namespace. A child started inside the namespace opens
-# the listening socket there and hands it over (IPC), so every connection Sendmail makes to
-# 127.0.0.1:MILTER_PORT in the namespace is piped to 127.0.0.1:MILTER_PORT on the host. When
-# nothing listens on the host, the connection is closed at once and Sendmail's F=T applies.
+# the listening sockets there and hands them over (IPC), so every connection made in the namespace
+# to 127.0.0.1:PORT is piped to 127.0.0.1:PORT on the host: relayguard's milter port (for
+# Sendmail), and for a `relayguard audit` run inside the namespace, the slot's clamd (TCP) and
+# rbldnsd (UDP, one host socket per client socket). When nothing listens on the host, a TCP
+# connection is closed at once and Sendmail's F=T applies.
 write_bridge() {
   cat <<'EOF'
 'use strict';
-// Written by test/e2e/sendmail-stack.sh: bridge a TCP port from a network namespace to the host.
+// Written by test/e2e/sendmail-stack.sh: bridge ports from a network namespace to the host.
+//   node bridge.cjs host NETNS tcp:PORT|udp:PORT...
 const net = require('node:net');
+const dgram = require('node:dgram');
 const { spawn } = require('node:child_process');
-const [role, netns, portText] = process.argv.slice(2);
-const port = Number(portText);
+const [role, netns, ...specs] = process.argv.slice(2);
+const UDP_IDLE_MS = 30000;
+const parse = (spec) => { const [proto, port] = spec.split(':'); return { proto, port: Number(port) }; };
 if (role === 'inside') {
-  const server = net.createServer({ pauseOnConnect: true });
-  server.on('error', (err) => { console.error(`bridge: listen 127.0.0.1:${port} in ${netns}: ${err.message}`); process.exit(1); });
-  server.listen(port, '127.0.0.1', () => process.send('listening', server, () => { server.close(); process.disconnect(); }));
+  let pending = specs.length;
+  for (const spec of specs) {
+    const { proto, port } = parse(spec);
+    const fail = (err) => { console.error(`bridge: listen ${spec} in ${netns}: ${err.message}`); process.exit(1); };
+    // The parent has its own copy of each socket once sent: close ours, so that only the parent
+    // reads (a datagram would otherwise go to either process) and this child can exit.
+    const handOver = (handle) => process.send(spec, handle, () => { handle.close(); if (--pending === 0) process.disconnect(); });
+    if (proto === 'udp') {
+      const sock = dgram.createSocket('udp4');
+      sock.on('error', fail);
+      sock.bind(port, '127.0.0.1', () => handOver(sock));
+    } else {
+      const server = net.createServer({ pauseOnConnect: true });
+      server.on('error', fail);
+      server.listen(port, '127.0.0.1', () => handOver(server));
+    }
+  }
 } else {
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, __filename, 'inside', netns, portText], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, __filename, 'inside', netns, ...specs], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   child.on('exit', (code) => { if (code) process.exit(1); });
-  child.on('message', (msg, server) => {
-    if (msg !== 'listening' || !server) return;
-    console.log(`bridge: ${netns} 127.0.0.1:${port} -> host 127.0.0.1:${port}`);
-    server.on('connection', (inside) => {
+  child.on('message', (spec, handle) => {
+    if (!handle) return;
+    const { proto, port } = parse(spec);
+    console.log(`bridge: ${netns} ${spec} -> host 127.0.0.1:${port}`);
+    if (proto === 'udp') {
+      const peers = new Map(); // client "addr:port" -> { sock, timer }
+      handle.on('message', (msg, rinfo) => {
+        const key = `${rinfo.address}:${rinfo.port}`;
+        let peer = peers.get(key);
+        if (!peer) {
+          const sock = dgram.createSocket('udp4');
+          sock.on('message', (reply) => handle.send(reply, rinfo.port, rinfo.address));
+          sock.on('error', () => undefined);
+          peer = { sock, timer: null };
+          peers.set(key, peer);
+        }
+        clearTimeout(peer.timer);
+        peer.timer = setTimeout(() => { peer.sock.close(); peers.delete(key); }, UDP_IDLE_MS);
+        peer.sock.send(msg, port, '127.0.0.1');
+      });
+      return;
+    }
+    handle.on('connection', (inside) => {
       const host = net.connect({ host: '127.0.0.1', port });
       const close = () => { inside.destroy(); host.destroy(); };
       inside.on('error', close).on('close', close);
@@ -246,15 +321,29 @@ configure() {
   fi
   chmod 600 "$TLS_DIR/key.pem"
   write_mc | install_file "$ETC/sendmail.mc" && changed=1
+  # Name lookups inside the namespace: every client address has a name that maps back to it (a
+  # relay check on an address whose PTR lookup fails temporarily is answered 4xx, not 5xx), and
+  # no DNS server answers (nothing reaches the host's resolver from here).
+  mkdir -p "$NETNS_ETC"
+  write_hosts | install_file "$NETNS_ETC/hosts" && changed=1
+  printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' | install_file "$NETNS_ETC/resolv.conf" && changed=1
+  # The access map (the stack's own policy needs none: an empty one).
+  { [[ -n $ACCESS_MAP ]] && cat "$ACCESS_MAP"; true; } | install_file "$ETC/access" && changed=1
   if [[ -n $changed || ! -s $CF ]]; then
     # promiscuous_relay makes m4 print a warning: keep it out of the way.
     m4 -D_CF_DIR_="$CF_DIR/" "$CF_DIR/m4/cf.m4" "$ETC/sendmail.mc" >"$CF.new" 2>"$ETC/m4.warnings" || { cat "$ETC/m4.warnings" >&2; fail "m4 failed"; }
     mv -f "$CF.new" "$CF"
     changed=1
   fi
+  # makemap reads sendmail.cf (TrustedUser), so it comes after m4.
+  if [[ ! -s $ETC/access.db || $ETC/access -nt $ETC/access.db ]]; then
+    "$MAKEMAP" -C "$CF" hash "$ETC/access" <"$ETC/access" 2>"$ETC/makemap.err" || { cat "$ETC/makemap.err" >&2; fail "makemap hash $ETC/access failed"; }
+    changed=1
+  fi
   write_wrapper | install_file "$SENDMAIL" || true
   chmod 755 "$SENDMAIL"
-  write_bridge | install_file "$RUN/bridge.cjs" || true
+  # A changed bridge script restarts the bridge (bridge_up).
+  write_bridge | install_file "$RUN/bridge.cjs" && BRIDGE_CHANGED=1
   [[ -n $changed ]]
 }
 
@@ -273,6 +362,7 @@ netns_up() {
 }
 
 netns_down() {
+  rm -rf "$NETNS_ETC"
   if ns_exists; then
     ip netns del "$NETNS"
     say "netns: deleted $NETNS"
@@ -311,7 +401,8 @@ sendmail_down() {
 stop_by_pidfile() {
   local pid i
   if owns_pid "$1" "$2"; then
-    pid=$(pid_from "$1"); kill -TERM "$pid" 2>/dev/null || true
+    # Started with setsid: the pid is its process group, which also holds any child (the bridge's).
+    pid=$(pid_from "$1"); kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < STOP_TIMEOUT_S * 50; i++)); do running "$pid" || break; sleep 0.02; done
     running "$pid" && kill -KILL "$pid" 2>/dev/null
     say "$3: stopped"
@@ -338,16 +429,16 @@ sink_up() {
 bridge_up() {
   local restart=$1
   [[ -n $restart ]] && stop_by_pidfile "$RUN/bridge.pid" bridge.cjs bridge >/dev/null
-  if owns_pid "$RUN/bridge.pid" bridge.cjs && listening "$MILTER_PORT"; then
+  if owns_pid "$RUN/bridge.pid" bridge.cjs && listening "$MILTER_PORT" && listening "$CLAMD_PORT"; then
     say "bridge: already running"
   else
     stop_by_pidfile "$RUN/bridge.pid" bridge.cjs bridge >/dev/null
     command -v node >/dev/null || fail "node is missing (the bridge is a Node script)"
-    setsid node "$RUN/bridge.cjs" host "$NETNS" "$MILTER_PORT" </dev/null >>"$RUN/bridge.log" 2>&1 7>&- 8>&- 9>&- &
+    setsid node "$RUN/bridge.cjs" host "$NETNS" "tcp:$MILTER_PORT" "tcp:$CLAMD_PORT" "udp:$RBL_PORT" </dev/null >>"$RUN/bridge.log" 2>&1 7>&- 8>&- 9>&- &
     echo $! >"$RUN/bridge.pid"
     wait_for "$READY_TIMEOUT_S" listening "$MILTER_PORT" || { tail -n 5 "$RUN/bridge.log" >&2; fail "the milter bridge does not listen in $NETNS"; }
   fi
-  say "bridge: $NETNS 127.0.0.1:$MILTER_PORT -> host 127.0.0.1:$MILTER_PORT (relayguard)"
+  say "bridge: $NETNS 127.0.0.1:$MILTER_PORT (relayguard), :$CLAMD_PORT (clamd), udp :$RBL_PORT (rbldnsd) -> host"
 }
 
 # ---------------------------------------------------------------- commands
@@ -366,16 +457,28 @@ status() {
 print_env() {
   local name
   for name in SLOT NETNS SMTP_PORT SINK_PORT MILTER_PORT BASE CF QUEUE_DIR SINK_DIR SENDMAIL PIDFILE FQDN \
-    INTERNAL_IP OUTSIDE_IP LISTED_IP PARTNER_IP DENIED_IP OUTSIDE_IP6 MAX_MESSAGE_SIZE; do
+    INTERNAL_IP OUTSIDE_IP LISTED_IP PARTNER_IP DENIED_IP OUTSIDE_IP6 AUDIT_IPS MAX_MESSAGE_SIZE; do
     printf 'RG_SM_%s=%q\n' "$name" "${!name}"
   done
 }
 
 cmd=${1:-}
+POLICY_MC= ACCESS_MAP= BRIDGE_CHANGED=
+if [[ $cmd == up ]]; then
+  shift
+  while (($#)); do
+    case $1 in
+      --policy-mc) POLICY_MC=$(realpath -e "${2:?--policy-mc needs a file}") || exit 2; shift 2 ;;
+      --access-map) ACCESS_MAP=$(realpath -e "${2:?--access-map needs a file}") || exit 2; shift 2 ;;
+      *) echo "sendmail-stack.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  [[ -n $POLICY_MC && -z $ACCESS_MAP ]] && { echo "sendmail-stack.sh: --policy-mc needs --access-map (Sendmail's relaying is the access map's)" >&2; exit 2; }
+fi
 case $cmd in
   env) print_env; exit 0 ;;
   up | down | status) ;;
-  *) sed -n '2,7p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac
 (($(id -u) == 0)) || fail "must run as root (network namespace, Sendmail)"
 mkdir -p "$BASE"
@@ -387,7 +490,7 @@ case $cmd in
     restart=; configure && restart=1
     netns_up
     sink_up
-    bridge_up ""
+    bridge_up "$BRIDGE_CHANGED"
     sendmail_up "$restart"
     say "sendmail stack up (slot $SLOT)" ;;
   down)

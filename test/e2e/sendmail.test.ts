@@ -7,11 +7,11 @@
 // must cope: IPv6 addresses with an "IPv6:" prefix, the queue ID at MAIL, TLS macros only after
 // the second EHLO, a connect-stage refusal, "%" in reply texts, header deletion indexes, body
 // replacement in 64 KiB packets, the quarantine in Sendmail's own queue, and F=T when relayguard
-// is down. docs/sendmail.md lists every difference with the test that proves it.
+// is down. docs/protocol.md lists every difference with the test that proves it.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +31,7 @@ import {
   relayguardMain,
   repoRoot,
   run,
+  runRelayguard,
   stack,
   type Delivery,
   type SmtpOptions,
@@ -48,7 +49,7 @@ const SETTLE_MS = 500;
 const OVER_LIMIT = 2_097_152 + 100_000;
 
 /** `sendmail-stack.sh env`: RG_SM_NAME=value lines. */
-type SendmailStack = Record<'NETNS' | 'SMTP_PORT' | 'MILTER_PORT' | 'CF' | 'QUEUE_DIR' | 'SINK_DIR' | 'SENDMAIL' | 'OUTSIDE_IP' | 'LISTED_IP' | 'PARTNER_IP' | 'DENIED_IP' | 'OUTSIDE_IP6' | 'INTERNAL_IP', string>;
+type SendmailStack = Record<'NETNS' | 'SMTP_PORT' | 'MILTER_PORT' | 'CF' | 'QUEUE_DIR' | 'SINK_DIR' | 'SENDMAIL' | 'OUTSIDE_IP' | 'LISTED_IP' | 'PARTNER_IP' | 'DENIED_IP' | 'OUTSIDE_IP6' | 'INTERNAL_IP' | 'AUDIT_IPS', string>;
 
 let sm: SendmailStack;
 let client: NetnsSmtpClient;
@@ -67,7 +68,8 @@ function parseEnv(text: string): SendmailStack {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^RG_SM_(\w+)=(.*)$/.exec(line);
-    if (m) out[m[1]!] = m[2]!;
+    // printf %q escapes with backslashes (a comma too); none of the values needs more than that.
+    if (m) out[m[1]!] = m[2]!.replace(/\\(.)/g, '$1');
   }
   return out as SendmailStack;
 }
@@ -97,6 +99,8 @@ async function startRelayguardForSendmail(stateDir: string): Promise<SendmailRel
   doc.setIn(['mta', 'kind'], 'sendmail');
   doc.setIn(['mta', 'sendmail'], sm.SENDMAIL);
   doc.setIn(['mta', 'sendmail_cf'], sm.CF);
+  // Where Sendmail reaches relayguard: what `postfix-config --mta sendmail` writes into S=.
+  doc.setIn(['server', 'listen'], `inet:127.0.0.1:${port}`);
   doc.setIn(['logging', 'format'], 'json');
   const configPath = preparePolicy({ configText: doc.toString(), stateDir });
   const child: ChildProcess = spawn(process.execPath, [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], {
@@ -551,5 +555,69 @@ describe('Sendmail: relayguard down', () => {
     const again = await send(opts);
     const m = await delivered(queueIdOf(again));
     assert.match(m.message, new RegExp(t));
+  });
+});
+
+// ------------------------------------------------------------------ rules 2 and 10: generated config + audit
+
+describe('Sendmail: the output of postfix-config --mta sendmail, applied; relayguard audit passes', () => {
+  const AUDIT_TIMEOUT_MS = 120_000;
+  after(async () => {
+    // Back to the stack's own policy part (Sendmail as an open relay that relayguard closes).
+    await stackCommand(['up'], 120_000);
+  });
+
+  test('the generated .mc lines and access map run Sendmail; the audit from inside the namespace passes every probe', async () => {
+    const mc = await runRelayguard(['postfix-config', '--mta', 'sendmail', '--config', rg.configPath]);
+    assert.equal(mc.code, 0, mc.stderr);
+    const map = await runRelayguard(['postfix-config', '--mta', 'sendmail', '--access-map', '--config', rg.configPath]);
+    assert.equal(map.code, 0, map.stderr);
+    const mcFile = join(rg.stateDir, 'relayguard.mc');
+    const mapFile = join(rg.stateDir, 'access');
+    writeFileSync(mcFile, mc.stdout);
+    writeFileSync(mapFile, map.stdout);
+    await stackCommand(['up', '--policy-mc', mcFile, '--access-map', mapFile], 120_000);
+
+    // sendmail.cf was built from those lines: the fail-closed milter, no VRFY/EXPN, the access map.
+    const cf = readFileSync(sm.CF, 'latin1');
+    assert.match(cf, new RegExp(`^Xrelayguard, S=inet:${sm.MILTER_PORT}@127\\.0\\.0\\.1, F=T, T=`, 'm'));
+    assert.match(cf, /^O PrivacyOptions=.*goaway/m);
+    assert.match(cf, new RegExp(`^Kaccess hash -T<TMPF> ${join(sm.CF, '..', 'access').replace(/[.]/g, '\\.')}$`, 'm'));
+    assert.doesNotMatch(readFileSync(join(sm.CF, '..', 'sendmail.mc'), 'latin1'), /^FEATURE\(`promiscuous_relay'\)/m);
+
+    // The audit runs where Sendmail's clients are (its namespace): outside probes connect from
+    // the --bind addresses, the others from 127.0.0.1 (internal); clamd and rbldnsd are bridged in.
+    const sinkBefore = readdirSync(sm.SINK_DIR).length;
+    const r = await run(
+      'ip',
+      ['netns', 'exec', sm.NETNS, process.execPath, relayguardMain, 'audit', '--smtp', `127.0.0.1:${sm.SMTP_PORT}`, '--config', rg.configPath, '--bind', sm.AUDIT_IPS, '--json'],
+      { timeoutMs: AUDIT_TIMEOUT_MS },
+    );
+    let report: { ok: boolean; probes: Array<{ name: string; ok: boolean; detail: string; verified?: boolean }> };
+    try {
+      report = JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`audit printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+    }
+    const failed = report.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
+    assert.deepEqual(failed, [], `audit failures:\n${failed.join('\n')}`);
+    assert.equal(r.code, 0);
+    const by = new Map(report.probes.map((p) => [p.name, p]));
+    assert.deepEqual(
+      [...by.keys()],
+      ['banner', 'ehlo', 'vrfy-refused', 'expn-refused', 'open-relay-refused', 'spoofed-sender-refused', 'size-limit-enforced', 'virus-refused-inbound', 'virus-held-outbound', 'blocked-attachment-refused', 'starttls', 'dnsbl:bl.test', 'clamd', 'milter'],
+    );
+    // Sendmail itself refuses the relay now (access map), before relayguard sees the recipient.
+    assert.match(by.get('open-relay-refused')!.detail, /refused for this host's address 203\.0\.113\.1[0-2] \(--bind.*Relaying denied/);
+    assert.match(by.get('vrfy-refused')!.detail, /252 2\.5\.2 Cannot VRFY user/);
+    assert.match(by.get('size-limit-enforced')!.detail, /SIZE=2097153 refused: 552 5\.3\.4/);
+    // The outbound EICAR was found in Sendmail's quarantine and deleted again.
+    assert.equal(by.get('virus-held-outbound')!.verified, true);
+    assert.match(by.get('virus-held-outbound')!.detail, /held as \w+ \(Sendmail quarantine\); removed/);
+    assert.deepEqual(await listQuarantined(queueOpts), []);
+    assert.match(by.get('starttls')!.detail, /^STARTTLS: TLSv1\.[23]/);
+    // Nothing the audit sent was delivered.
+    await sleep(SETTLE_MS);
+    assert.equal(readdirSync(sm.SINK_DIR).length, sinkBefore);
   });
 });

@@ -2,6 +2,7 @@
 # The real-component test stack for relayguard's end-to-end tests (Debian, run as root).
 #
 #   stack.sh up              install missing packages, write configs, start every part, wait until ready
+#   stack.sh packages        only install the missing Debian packages (the unit tests need redis-server)
 #   stack.sh down [--purge]  stop what `up` started (by pid file); --purge also deletes the state
 #   stack.sh status          one line per part; exit 0 only when every part answers
 #   stack.sh env             the derived ports and paths as shell assignments
@@ -407,8 +408,8 @@ print_env() {
 cmd=${1:-}
 case $cmd in
   env) print_env; exit 0 ;;
-  up | down | status | clamd-stop | clamd-start) ;;
-  *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+  up | down | status | clamd-stop | clamd-start | packages) ;;
+  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac
 (($(id -u) == 0)) || fail "must run as root"
 mkdir -p "$BASE"
@@ -426,6 +427,7 @@ case $cmd in
     if [[ ${2:-} == --purge ]]; then rm -rf "$BASE"; rm -f "$BASE.lock"; say "purged $BASE"; fi
     say "stack down (slot $SLOT)" ;;
   status) status ;;
+  packages) ensure_packages ;;
   clamd-stop) clamd_down ;;
   clamd-start) clamd_up ;;
 esac

@@ -39,7 +39,9 @@ export interface Transaction {
 }
 
 const LOCAL_DOMAIN = 'example.test';
-const isInternal = (ip: string) => /^(127\.|10\.)/.test(ip) || ip === '::1' || ip.startsWith('::ffff:127.');
+// 127.0.0.1 only: another loopback address (127.0.0.2) stands for an outside address of the
+// auditing host (the audit's --bind).
+const isInternal = (ip: string) => ip === '127.0.0.1' || ip.startsWith('10.') || ip === '::1' || ip === '::ffff:127.0.0.1';
 
 export class FakeGateway {
   readonly transactions: Transaction[] = [];

@@ -1,13 +1,14 @@
 // The audit's probe logic against a scripted gateway, and its report formats.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eicarTestFile, auditMessage, AUDIT_HEADER } from '../../src/audit/messages.js';
 import { DEFAULT_OUTSIDE_IPS, parseHostPort, runAudit, type AuditReport, type ProbeResult } from '../../src/audit/probes.js';
 import { formatJson, formatJunit, formatTable, xmlEscape } from '../../src/audit/report.js';
+import { postfixHeldQueue, sendmailHeldQueue, type HeldQueue } from '../../src/audit/held-queue.js';
 import type { PostfixTools } from '../../src/audit/postfix-queue.js';
 import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
 import { parsePolicyText } from '../../src/config/load.js';
@@ -54,11 +55,11 @@ ${extra}`;
   return r.config;
 }
 
-async function audit(gw: FakeGatewayOptions, config: PolicyConfig, postfix: PostfixTools | null = null): Promise<{ report: AuditReport; gateway: FakeGateway }> {
+async function audit(gw: FakeGatewayOptions, config: PolicyConfig, held: HeldQueue | null = null, bindIps?: string[]): Promise<{ report: AuditReport; gateway: FakeGateway }> {
   const gateway = new FakeGateway(gw);
   const port = await gateway.start();
   try {
-    const report = await runAudit({ host: '127.0.0.1', port, config, rcpt: 'postmaster@example.test', id: 'test-1', postfix, timeouts: TIMEOUTS, now: () => NOW });
+    const report = await runAudit({ host: '127.0.0.1', port, config, rcpt: 'postmaster@example.test', id: 'test-1', held, ...(bindIps ? { bindIps } : {}), timeouts: TIMEOUTS, now: () => NOW });
     return { report, gateway };
   } finally {
     await gateway.stop();
@@ -194,19 +195,78 @@ describe('audit probes against a scripted gateway', () => {
 
     it('found in the hold queue: verified and removed with postsuper -d ID hold', async () => {
       const t = tools('hold');
-      const p = probe((await audit(GOOD_GATEWAY, policy(env), t.tools)).report, 'virus-held-outbound');
+      const p = probe((await audit(GOOD_GATEWAY, policy(env), postfixHeldQueue(t.tools))).report, 'virus-held-outbound');
       assert.equal(p.ok, true);
       assert.equal(p.verified, true);
-      assert.match(p.detail, /held as HELD1 \(hold queue\); removed with postsuper/);
+      assert.match(p.detail, /held as HELD1 \(hold queue\); removed: postsuper -d HELD1 hold/);
       assert.match(readFileSync(t.calls, 'utf8'), /^postsuper -c \/etc\/pf-test -d HELD1 hold$/m);
     });
 
     it('in another queue: not held, the probe fails and nothing is deleted', async () => {
       const t = tools('active');
-      const p = probe((await audit(GOOD_GATEWAY, policy(env), t.tools)).report, 'virus-held-outbound');
+      const p = probe((await audit(GOOD_GATEWAY, policy(env), postfixHeldQueue(t.tools))).report, 'virus-held-outbound');
       assert.equal(p.ok, false);
       assert.match(p.detail, /NOT HELD: it is in the active queue/);
       assert.doesNotMatch(readFileSync(t.calls, 'utf8'), /postsuper/);
+    });
+  });
+
+  it('--bind: outside probes connect from those addresses in turn instead of posing with XCLIENT', async () => {
+    const outsideOnly = policy(env).networks.internal.length; // 127.0.0.0/8
+    assert.equal(outsideOnly, 1);
+    // 127.0.0.2 is inside 127.0.0.0/8: refused as a source for outside probes.
+    const inside = (await audit({ ...GOOD_GATEWAY, xclient: false }, policy(env), null, ['127.0.0.2'])).report;
+    assert.match(probe(inside, 'open-relay-refused').detail, /^not tested: --bind 127\.0\.0\.2 is inside the policy's internal networks/);
+    const cfg = parsePolicyText(
+      `server:\n  listen: inet:127.0.0.1:${env.milterPort}\nlocal_domains: [example.test]\nnetworks:\n  internal: [127.0.0.1/32]\n`,
+      'bind.yaml',
+    );
+    assert.ok(cfg.ok);
+    const { report, gateway } = await audit({ ...GOOD_GATEWAY, xclient: false }, cfg.config, null, ['127.0.0.2', '127.0.0.3']);
+    for (const name of ['open-relay-refused', 'spoofed-sender-refused', 'virus-refused-inbound']) {
+      const p = probe(report, name);
+      assert.equal(p.ok, true, `${name}: ${p.detail}`);
+      assert.match(p.detail, /this host's address 127\.0\.0\.[23] \(--bind/);
+    }
+    // The outside transactions came from the --bind addresses in turn, the outbound one from 127.0.0.1.
+    const clients = new Set(gateway.transactions.map((t) => t.client.replace(/^::ffff:/, '')));
+    assert.deepEqual([...clients].sort(), ['127.0.0.1', '127.0.0.2', '127.0.0.3']);
+    assert.equal(gateway.commands.some((c) => c.startsWith('XCLIENT')), false);
+  });
+
+  describe('the held outbound message, in Sendmail\'s quarantine', () => {
+    /** Sendmail's answer at end of data names the job; its queue IDs have 8 or more characters. */
+    const SENDMAIL_GATEWAY: FakeGatewayOptions = { ...GOOD_GATEWAY, virusOutbound: '250 2.0.0 5B4DqRkL012345 Message accepted for delivery' };
+    /** A queue directory as Sendmail keeps it, with the job quarantined (hf) or queued (qf). */
+    function queue(prefix: 'hf' | 'qf'): { cf: string; dir: string } {
+      const base = mkdtempSync(join(tmpdir(), 'rg-audit-sm-'));
+      const dir = join(base, 'mqueue');
+      mkdirSync(dir);
+      writeFileSync(join(dir, `${prefix}5B4DqRkL012345`), 'V8\nT1764331200\nS<postmaster@example.test>\nqvirus Eicar-Signature (ref abc-1)\nRpostmaster@example.test\nH?D?Date: x\n.\n');
+      writeFileSync(join(dir, 'df5B4DqRkL012345'), 'body\n');
+      const cf = join(base, 'sendmail.cf');
+      writeFileSync(cf, `O QueueDirectory=${dir}\n`);
+      return { cf, dir };
+    }
+
+    it('quarantined: verified and its files deleted', async () => {
+      const q = queue('hf');
+      const held = sendmailHeldQueue({ sendmail: '/bin/false', cf: q.cf });
+      const p = probe((await audit(SENDMAIL_GATEWAY, policy(env), held)).report, 'virus-held-outbound');
+      assert.equal(p.ok, true, p.detail);
+      assert.equal(p.verified, true);
+      assert.match(p.detail, /held as 5B4DqRkL012345 \(Sendmail quarantine\); removed/);
+      assert.equal(existsSync(join(q.dir, 'hf5B4DqRkL012345')), false);
+      assert.equal(existsSync(join(q.dir, 'df5B4DqRkL012345')), false);
+    });
+
+    it('queued for delivery but not quarantined: the probe fails and the job stays', async () => {
+      const q = queue('qf');
+      const held = sendmailHeldQueue({ sendmail: '/bin/false', cf: q.cf });
+      const p = probe((await audit(SENDMAIL_GATEWAY, policy(env), held)).report, 'virus-held-outbound');
+      assert.equal(p.ok, false);
+      assert.match(p.detail, /NOT HELD: it is in the mail queue, not quarantined/);
+      assert.equal(existsSync(join(q.dir, 'qf5B4DqRkL012345')), true);
     });
   });
 });

@@ -9,7 +9,7 @@ import { lintPostfix } from '../../src/mta/lint.js';
 import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postconf.js';
 import { excludedProtocols, formatConfigLines, postfixConfigLines, SIZE_HEADROOM_BYTES } from '../../src/mta/postfix-config.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
-import { accessMapPrefix, formatSendmailConfig, sendmailAccessEntries } from '../../src/mta/sendmail-config.js';
+import { accessMapPath, accessMapPrefix, formatAccessMap, formatSendmailConfig, sendmailAccessEntries } from '../../src/mta/sendmail-config.js';
 import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
 
 const REFERENCE = join(PACKAGE_ROOT, 'examples', 'postfix', 'relayguard.yaml');
@@ -147,7 +147,7 @@ describe('postfix-config derives each value from the policy', () => {
 });
 
 describe('postfix-config --mta sendmail', () => {
-  const mc = formatSendmailConfig(mtaRequirements(reference()), ['hdr']);
+  const mc = formatSendmailConfig(mtaRequirements(reference()), ['hdr'], { accessMap: accessMapPath('/etc/mail/sendmail.cf') });
 
   it('writes the privacy flags, size and the milter with fail-closed flags and timeouts', () => {
     assert.match(mc, /^define\(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy'\)dnl$/m);
@@ -167,6 +167,12 @@ describe('postfix-config --mta sendmail', () => {
     assert.equal(accessMapPrefix('192.168.5.0/24'), '192.168.5');
     assert.equal(accessMapPrefix('10.1.0.0/20'), null);
     assert.doesNotMatch(mc, /^FEATURE\(`promiscuous_relay'\)/m);
+  });
+
+  it('names the access map beside sendmail.cf; a failed lookup is a temporary failure; --access-map prints the file', () => {
+    assert.match(mc, /^FEATURE\(`access_db', `hash -T<TMPF> \/etc\/mail\/access'\)dnl$/m);
+    assert.equal(accessMapPath('/srv/mail/sendmail.cf'), '/srv/mail/access');
+    assert.equal(formatAccessMap(mtaRequirements(reference()), ['hdr']), '# hdr\nConnect:127\tRELAY\nConnect:10\tRELAY\nTo:example.test\tRELAY\n');
   });
 
   it('keeps every non-m4 line a dnl comment', () => {
