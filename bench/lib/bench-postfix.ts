@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { alive, runCommand, startDaemon, waitFor, type Daemon } from './proc.js';
+import { eicarTestFile } from '../../src/audit/messages.js';
 
 export interface BenchLayout {
   dir: string;
@@ -207,9 +208,9 @@ export async function sinkUp(l: BenchLayout, dump: boolean): Promise<Daemon> {
 
 // ---------------------------------------------------------------- clamd
 
-/** The EICAR test string, assembled at run time so no file in the repository contains it. */
+/** The EICAR anti-virus test string (the audit's, assembled at run time: no file holds it whole). */
 export function eicar(): string {
-  return ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-', 'ANTIVIRUS-', 'TEST-FILE!$H+H*'].join('');
+  return eicarTestFile().toString('latin1');
 }
 
 /** clamd threads: enough for concurrency 20 so the scanner never queues in the benchmark. */

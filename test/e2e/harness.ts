@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument } from 'yaml';
 import { smtpSession, type SmtpOptions, type SmtpResult } from './smtp-client.js';
+import { eicarTestFile } from '../../src/audit/messages.js';
 
 export type { SmtpOptions, SmtpReply, SmtpResult, XclientAttributes } from './smtp-client.js';
 export { encodeData, xtext } from './smtp-client.js';
@@ -615,9 +616,9 @@ export async function startClamd(): Promise<void> {
 
 // ------------------------------------------------------------------ messages
 
-/** The EICAR anti-virus test string, assembled at run time so no file in the repository holds it. */
+/** The EICAR anti-virus test string (the audit's, assembled at run time: no file holds it whole). */
 export function eicar(): string {
-  return ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-', 'ANTIVIRUS-', 'TEST-FILE!$H+H*'].join('');
+  return eicarTestFile().toString('latin1');
 }
 
 export interface Attachment {
