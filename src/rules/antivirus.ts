@@ -11,7 +11,7 @@ import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanR
 import { Action } from '../protocol/constants.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
-import { modeField, perDirection, pickDirection } from './common.js';
+import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
 import { defineRule, type RuleEnv } from './rule-env.js';
 
 export const RULE_NAME = 'antivirus';
@@ -106,16 +106,7 @@ export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scann
   };
 
   /** Remove copies of our header that came with the message, then add ours. */
-  const tagMods = (msg: MessageContext, value: string): Modification[] => {
-    const name = tagName ?? DEFAULT_HEADER;
-    const mods: Modification[] = [];
-    const lower = name.toLowerCase();
-    const copies = msg.headers.filter((h) => h.name.toLowerCase() === lower).length;
-    // From the last to the first, so the indexes of the ones not yet removed do not move.
-    for (let i = copies; i >= 1; i--) mods.push({ type: 'changeHeader', name, index: i, value: '' });
-    mods.push({ type: 'addHeader', name, value });
-    return mods;
-  };
+  const tagMods = (msg: MessageContext, value: string): Modification[] => replaceHeaderMods(msg.headers, tagName ?? DEFAULT_HEADER, value);
 
   const infectedVerdict = (msg: MessageContext, signature: string, details: Record<string, unknown>): Verdict => {
     const action = pickDirection(config.actions, msg.direction);

@@ -1,5 +1,6 @@
 // Small pieces every rule schema uses.
 import { z } from 'zod';
+import type { Header, Modification } from '../policy/types.js';
 
 /** enforce: act; monitor: log what would have happened, change nothing; off: not loaded. */
 export const modeField = () => z.enum(['enforce', 'monitor', 'off']).default('enforce');
@@ -14,4 +15,18 @@ export function pickDirection<T>(value: T | { inbound: T; outbound: T }, directi
     return (value as { inbound: T; outbound: T })[direction];
   }
   return value as T;
+}
+
+/**
+ * Our header, and only ours: every copy of `name` that came with the message is deleted (from
+ * the last to the first, so the indexes of those not yet deleted do not move), then ours is
+ * added. A header relayguard writes must not be forgeable by the sender.
+ */
+export function replaceHeaderMods(headers: readonly Header[], name: string, value: string): Modification[] {
+  const lower = name.toLowerCase();
+  const copies = headers.filter((h) => h.name.toLowerCase() === lower).length;
+  const mods: Modification[] = [];
+  for (let i = copies; i >= 1; i--) mods.push({ type: 'changeHeader', name, index: i, value: '' });
+  mods.push({ type: 'addHeader', name, value });
+  return mods;
 }

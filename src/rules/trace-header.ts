@@ -1,9 +1,10 @@
 // Proves the pipeline end to end: adds a header that records relayguard's decision on every
-// message it lets through (direction, the connection reference, the rules that ran).
+// message it lets through (direction, the connection reference, the rules that ran). Copies of
+// the header that arrived with the message are deleted first, so a sender cannot forge one.
 import { z } from 'zod';
 import { Action } from '../protocol/constants.js';
 import { modify } from '../policy/types.js';
-import { modeField } from './common.js';
+import { modeField, replaceHeaderMods } from './common.js';
 import { defineRule } from './rule-env.js';
 
 export const traceHeaderRule = defineRule({
@@ -15,21 +16,30 @@ export const traceHeaderRule = defineRule({
       header: z.string().regex(/^[!-9;-~]+$/, 'not a header field name').default('X-Relayguard'),
       /** Include the gateway's host name (the j macro) in the value. */
       include_host: z.boolean().default(true),
+      /**
+       * Delete copies of the header that came with the message. Off only when an earlier
+       * relayguard (another hop of yours) writes the same header name and its line must stay.
+       */
+      remove_incoming: z.boolean().default(true),
     })
     .strict(),
   create(config) {
     return {
       name: 'trace_header',
       mode: config.mode,
-      // Reads the connection, the envelope and the queue id: no HELO, headers or body.
-      needs: { actions: Action.ADDHDRS, macros: { connect: ['j'] }, events: [] },
+      // Reads the connection, the envelope and the queue id, and the headers only to find
+      // incoming copies of its own: no HELO, no body.
+      needs: config.remove_incoming
+        ? { actions: Action.ADDHDRS | Action.CHGHDRS, macros: { connect: ['j'] }, events: ['headers'] }
+        : { actions: Action.ADDHDRS, macros: { connect: ['j'] }, events: [] },
       handlers: {
         async eom({ conn, msg }) {
           const parts = [`direction=${msg!.direction}`, `conn=${conn.id}`];
           if (msg!.queueId) parts.push(`queue-id=${msg!.queueId}`);
           const host = config.include_host ? conn.macros.get('j') : undefined;
           if (host) parts.push(`host=${host}`);
-          return modify([{ type: 'addHeader', name: config.header, value: parts.join('; ') }]);
+          const value = parts.join('; ');
+          return modify(config.remove_incoming ? replaceHeaderMods(msg!.headers, config.header, value) : [{ type: 'addHeader', name: config.header, value }]);
         },
       },
     };

@@ -46,6 +46,17 @@ describe('relayguard behind Postfix', () => {
     assert.match(trace[1]!, new RegExp(`direction=inbound; conn=[0-9a-f]+; queue-id=${r.queueId}`));
   });
 
+  test('a forged trace header that came with the message is removed: only ours is delivered', async () => {
+    const forged = 'direction=outbound; conn=forged; queue-id=NONE';
+    const data = message({ from: 'sender@outside.test', to: ['user@example.test'], subject: 'forged trace', body: 'hello', headers: [['X-Relayguard', forged], ['X-RELAYGUARD', forged]] });
+    const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], xclient: outside, data });
+    assert.equal(r.ok, true, r.error ?? r.dataReply?.full);
+    const delivered = await waitForDelivery(r.queueId!);
+    const traces = [...delivered.matchAll(/^X-Relayguard: (.*)$/gim)].map((m) => m[1]!);
+    assert.equal(traces.length, 1, delivered);
+    assert.match(traces[0]!, new RegExp(`^direction=inbound; conn=[0-9a-f]+; queue-id=${r.queueId}`));
+  });
+
   test('a refusal at RCPT reaches the client with a reference that finds the decision in the log', async () => {
     // Postfix as an open relay: the refusal below can only be relayguard's.
     const restore = await postconf({ smtpd_relay_restrictions: OPEN_RELAY_RESTRICTIONS });
