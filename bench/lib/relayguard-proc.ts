@@ -29,6 +29,8 @@ export async function startBenchRelayguard(opts: {
   clamdAddress: string;
   postfixConfigDir?: string;
   nodeArgs?: string[];
+  /** Another build's dist/src/cli/main.js (A/B runs); default relayguardMain. */
+  main?: string;
 }): Promise<BenchRelayguard> {
   const policyDir = join(opts.dir, 'policies');
   const stateDir = join(opts.dir, 'state');
@@ -45,7 +47,7 @@ export async function startBenchRelayguard(opts: {
   const daemon = startDaemon(
     `relayguard-${opts.variant}`,
     process.execPath,
-    [...(opts.nodeArgs ?? []), relayguardMain, 'serve', '--config', policy, '--listen', opts.listen, '--metrics', 'off'],
+    [...(opts.nodeArgs ?? []), opts.main ?? relayguardMain, 'serve', '--config', policy, '--listen', opts.listen, '--metrics', 'off'],
     join(logDir, `relayguard-${opts.variant}.log`),
   );
   await waitFor(

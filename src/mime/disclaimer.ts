@@ -1,21 +1,25 @@
-// Adds a disclaimer to a message without building it in memory: the message streams through
-// mailsplit (Splitter -> Rewriter -> Joiner) into a RewrittenBody (memory up to a limit, an
-// unlinked temporary file above it). Two passes over the message:
+// Adds a disclaimer to a message without building it in memory: the message is split by
+// mailsplit's parser (sync-splitter.ts), the chosen parts are rewritten, and the result goes
+// into a RewrittenBody (memory up to a limit, an unlinked temporary file above it). The rewrite
+// runs as plain function calls (disclaimer-fast.ts), or through mailsplit's Rewriter and Joiner
+// streams (below) in the cases whose bytes could depend on the stream's chunking. A message
+// within the memory limit is split once: the rewrite replays the scan's chunks. Two passes:
 //   1. scan the tree (guarded against huge lines and part bombs) and plan which parts change;
 //   2. rewrite only those parts, every other byte passes through untouched, and record the tree
-//      of what goes to the Joiner (TreeRecorder): sizes, hashes and order of the untouched
+//      of what goes to the Joiner (TreeRecorder): sizes, bytes (or hashes) and order of the untouched
 //      stretches. Only the rewritten parts are parsed again, each on its own; then everything is
 //      checked against the original (invariants.ts).
 // The top-level header block is not part of the new body: when a single-part message's own
 // Content-Type or Content-Transfer-Encoding changed, that comes back as header modifications.
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Joiner, Rewriter, Splitter, type MimeNode, type RewriteTarget, type SplitterChunk } from 'mailsplit';
 import type { Modification } from '../policy/types.js';
 import { insertDisclaimer, type DisclaimerTexts } from './disclaimer-insert.js';
+import { NeedsStreamRewrite, rewriteFast, type HeaderLine, type Written } from './disclaimer-fast.js';
 import { planDisclaimer, type SkipCode, type Target } from './disclaimer-plan.js';
 import { checkInvariants, newDelimiters, type RewrittenPart } from './invariants.js';
-import { scanTree, splitterOptions, TreeLimitError, TreeRecorder, type MimeTree, type TreeScanOptions } from './mime-tree.js';
+import { scanBuffer, scanTree, SplitReplay, splitterOptions, TreeLimitError, TreeRecorder, type MimeTree, type TreeScanOptions } from './mime-tree.js';
 import { WholeLines } from './line-guard.js';
 import { RewrittenBody } from './rewritten-body.js';
 import { htmlToText } from './text-match.js';
@@ -79,10 +83,13 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
     maxLineLength: job.maxLineLength,
     keepText: job.maxPartBytes,
     keepTotal: TEXT_BUDGET_PARTS * job.maxPartBytes,
+    keepBytes: job.memoryBytes ?? DEFAULT_MEMORY_BYTES,
   };
+  // A small message is split once: the rewrite replays the scan's chunks.
+  const replay = new SplitReplay(job.memoryBytes ?? DEFAULT_MEMORY_BYTES);
   let tree: MimeTree;
   try {
-    tree = await scanTree(job.message(), scanOpts, job.signal);
+    tree = await scanTree(job.message(), scanOpts, job.signal, replay);
   } catch (err) {
     if (err instanceof TreeLimitError) return { kind: 'skipped', code: 'limit', reason: `not parsed: ${err.message}`, details: { limit: err.limit } };
     throw err;
@@ -92,9 +99,19 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
   if (plan.kind === 'nothing') return { kind: 'unchanged', reason: plan.reason };
   if (plan.kind === 'skip') return { kind: 'skipped', code: plan.code, reason: plan.reason, details: plan.details };
 
-  const body = new RewrittenBody(job.spoolDir, job.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+  const newBody = () => new RewrittenBody(job.spoolDir, job.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+  let body = newBody();
   try {
-    const written = await rewrite(job, plan.targets, body);
+    let written: Written;
+    try {
+      written = await rewriteFast(replay.chunks() ?? job.message(), { ...job, maxDecodedBytes: job.maxPartBytes + READBACK_SLACK }, plan.targets, body);
+    } catch (err) {
+      if (!(err instanceof NeedsStreamRewrite)) throw err;
+      // The few parts whose result could depend on how the stream version chunks them.
+      body.dispose();
+      body = newBody();
+      written = await rewriteStream(job, plan.targets, body);
+    }
     const readBackText = UTF8_GROWTH * job.maxPartBytes + READBACK_SLACK;
     const problems: string[] = [];
     const after = written.after;
@@ -108,7 +125,7 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
       }
       // The rewritten part alone (header block and new body) is a message of its own: parse it
       // to see what a reader's parser sees, type, charset and text.
-      const alone = await scanTree(Readable.from([raw]), { ...scanOpts, maxLineLength: undefined, keepText: readBackText, keepTotal: readBackText }, job.signal);
+      const alone = scanBuffer(raw, { ...scanOpts, maxLineLength: undefined, keepText: readBackText, keepTotal: readBackText });
       const read = alone.nodes[0];
       if (!read || alone.nodes.length !== 1) {
         problems.push(`part ${t.partNr} reads back as ${alone.nodes.length} parts`);
@@ -135,22 +152,8 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
   }
 }
 
-interface HeaderLine {
-  key: string;
-  line: string;
-}
-
-interface Written {
-  /** The tree of the new message, recorded on its way to the Joiner. */
-  after: MimeTree;
-  /** Header block and new body of a rewritten part. */
-  rawPart: (ordinal: number) => Buffer | null;
-  rootBefore: HeaderLine[];
-  rootAfter: HeaderLine[];
-  converted: string[];
-}
-
-async function rewrite(job: DisclaimerJob, targets: Target[], body: RewrittenBody): Promise<Written> {
+/** The stream version of the rewrite pass (see disclaimer-fast.ts for the one that runs first). */
+export async function rewriteStream(job: DisclaimerJob, targets: Target[], body: RewrittenBody): Promise<Written> {
   const byOrdinal = new Map(targets.map((t) => [t.ordinal, t]));
   const ordinals = new WeakMap<MimeNode, number>();
   const converted: string[] = [];
@@ -210,7 +213,7 @@ async function rewrite(job: DisclaimerJob, targets: Target[], body: RewrittenBod
   });
 
   // Everything the Joiner gets, the top-level header block included (the new message as a
-  // reader would parse it), recorded for the checks. Untouched parts are only hashed.
+  // reader would parse it), recorded for the checks. Untouched parts are only digested.
   const recorder = new TreeRecorder({ keepText: 0, keepTotal: 0, keepOnly: new Set() }, new Set(byOrdinal.keys()));
   const record = objectTransform((chunk, push) => {
     recorder.add(chunk);

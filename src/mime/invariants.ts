@@ -1,12 +1,13 @@
 // The check that runs after every rewrite, on the tree recorded from the rewritten output: the
 // same MIME tree (same parts, same order, same types), every part that was not rewritten
-// byte-identical (header block and body, by hash) and in the same place (layout), every
+// byte-identical (header block and body, compared byte for byte or by hash: byte-digest.ts) and in the same place (layout), every
 // delimiter, preamble and epilogue byte-identical, and the disclaimer readable in each rewritten
 // part. The rewritten parts themselves are parsed again on their own (disclaimer.ts) and must
 // not contain a line the Splitter would take for a delimiter (newDelimiters): with everything
 // else byte-identical, that is what keeps a parse of the new message the same tree as before.
 // Any violation means the original is delivered instead.
 import { declaredCharset, decodeText } from './charset.js';
+import type { ByteDigest } from './byte-digest.js';
 import type { LayoutRun, MimeTree } from './mime-tree.js';
 import type { TargetKind } from './disclaimer-plan.js';
 import { containsText, htmlToText } from './text-match.js';
@@ -26,7 +27,7 @@ export function checkInvariants(before: MimeTree, after: MimeTree, rewritten: Re
     if (problems.length < MAX_VIOLATIONS) problems.push(p);
   };
   if (before.nodes.length !== after.nodes.length) add(`part count changed from ${before.nodes.length} to ${after.nodes.length}`);
-  if (before.structureHash !== after.structureHash) add('delimiters, preamble or epilogue changed');
+  if (!sameBytes(before.structure, after.structure)) add('delimiters, preamble or epilogue changed');
   if (before.layout && after.layout && !sameLayout(before.layout, after.layout, rewritten)) add('parts moved or changed size outside the rewritten ones');
   const n = Math.min(before.nodes.length, after.nodes.length);
   for (let i = 0; i < n; i++) {
@@ -37,8 +38,8 @@ export function checkInvariants(before: MimeTree, after: MimeTree, rewritten: Re
     if (a.contentType !== b.contentType || a.multipart !== b.multipart) add(`${where} changed type from ${a.contentType} to ${b.contentType}`);
     const target = rewritten.get(i);
     if (!target) {
-      if (a.headerHash !== b.headerHash) add(`${where} header changed`);
-      if (a.bodyHash !== b.bodyHash) add(`${where} body changed`);
+      if (!sameBytes(a.header, b.header)) add(`${where} header changed`);
+      if (!sameBytes(a.body, b.body)) add(`${where} body changed`);
       continue;
     }
     if (!b.text || b.textTruncated) {
@@ -50,6 +51,11 @@ export function checkInvariants(before: MimeTree, after: MimeTree, rewritten: Re
     if (!containsText(visible, target.needle)) add(`${where} does not contain the disclaimer`);
   }
   return problems;
+}
+
+/** Both absent (a multipart has no body of its own), or both there with the same bytes. */
+function sameBytes(a: ByteDigest | null, b: ByteDigest | null): boolean {
+  return a === null || b === null ? a === b : a.sameAs(b);
 }
 
 /**

@@ -29,7 +29,7 @@ export class WholeLines extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     const lastLf = chunk.lastIndexOf(0x0a);
-    const tooLong = this.check(chunk, lastLf);
+    const tooLong = firstLongLine(chunk, this.pendingBytes, this.maxLineLength);
     if (tooLong) return done(tooLong);
     if (lastLf < 0) {
       this.pending.push(chunk);
@@ -49,22 +49,22 @@ export class WholeLines extends Transform {
     this.pendingBytes = 0;
     done();
   }
+}
 
-  /** An error if a line (counting what is pending) exceeds the limit. */
-  private check(chunk: Buffer, lastLf: number): LineTooLongError | null {
-    if (!Number.isFinite(this.maxLineLength)) return null;
-    let lineLength = this.pendingBytes;
-    let start = 0;
-    for (;;) {
-      const lf = chunk.indexOf(0x0a, start);
-      const end = lf < 0 ? chunk.length : lf;
-      if (lineLength + end - start > this.maxLineLength) return new LineTooLongError(this.maxLineLength);
-      if (lf < 0 || lf === lastLf) break;
-      lineLength = 0;
-      start = lf + 1;
-    }
-    // The tail after the last line feed starts a new line.
-    if (lastLf >= 0 && chunk.length - lastLf - 1 > this.maxLineLength) return new LineTooLongError(this.maxLineLength);
-    return null;
+/**
+ * An error when a line of `chunk` is longer than `max` bytes (line feed not counted); the first
+ * line continues the `pendingBytes` of an unfinished line before the chunk.
+ */
+export function firstLongLine(chunk: Buffer, pendingBytes: number, max: number): LineTooLongError | null {
+  if (!Number.isFinite(max)) return null;
+  let lineLength = pendingBytes;
+  let start = 0;
+  for (;;) {
+    const lf = chunk.indexOf(0x0a, start);
+    const end = lf < 0 ? chunk.length : lf;
+    if (lineLength + end - start > max) return new LineTooLongError(max);
+    if (lf < 0) return null;
+    lineLength = 0;
+    start = lf + 1;
   }
 }

@@ -1,15 +1,17 @@
 // One streaming pass over a message that records its MIME tree: every node's type, disposition,
-// charset and transfer encoding, a hash of its header block and (for leaves) of its raw body,
-// a hash of everything between the parts (preamble, delimiters, epilogue), and the decoded
+// charset and transfer encoding, the bytes (or, past a budget, a hash: byte-digest.ts) of its
+// header block and (for leaves) of its raw body and of everything between the parts (preamble,
+// delimiters, epilogue), and the decoded
 // content of the inline text parts, and the layout (which stretch of bytes is which). The
 // disclaimer uses it twice: to plan the rewrite, and (recorded from the rewrite's own output,
 // see TreeRecorder) to check the rewritten message against the original (same tree, same bytes
 // where untouched).
 // Attached messages (message/rfc822) are leaves: what is inside them is never looked at.
-import { createHash, type Hash } from 'node:crypto';
-import { addAbortSignal, pipeline, type Readable } from 'node:stream';
-import { Splitter, type MimeNode, type SplitterChunk, type SplitterOptions } from 'mailsplit';
-import { LINE_TOO_LONG, WholeLines } from './line-guard.js';
+import { ByteDigest, KeepBudget } from './byte-digest.js';
+import { addAbortSignal, type Readable } from 'node:stream';
+import type { MimeNode, SplitterChunk, SplitterOptions } from 'mailsplit';
+import { LINE_TOO_LONG } from './line-guard.js';
+import { asBuffer, LineSplitter } from './sync-splitter.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
 
 export interface TreeNode {
@@ -28,9 +30,10 @@ export interface TreeNode {
   /** As declared, or "" when the part has none. */
   charset: string;
   flowed: boolean;
-  headerHash: string;
-  /** sha256 of the raw (still transfer-encoded) body of a leaf. */
-  bodyHash: string;
+  /** The raw header block (byte-digest.ts); null for a part captured raw. */
+  header: ByteDigest | null;
+  /** The raw (still transfer-encoded) body of a leaf; null for a multipart or a captured part. */
+  body: ByteDigest | null;
   bodyBytes: number;
   /** Transfer-decoded content of an inline text leaf, up to the scan's keepText bytes. */
   text?: Buffer;
@@ -53,8 +56,8 @@ export interface LayoutRun {
 
 export interface MimeTree {
   nodes: TreeNode[];
-  /** sha256 of everything that is not a part header or a leaf body, in order. */
-  structureHash: string;
+  /** Everything that is not a part header or a leaf body, in order. */
+  structure: ByteDigest;
   layout: LayoutRun[];
 }
 
@@ -69,6 +72,8 @@ export interface TreeScanOptions {
   keepTotal: number;
   /** Keep the text of these leaves (by ordinal) only; default: every inline text leaf. */
   keepOnly?: ReadonlySet<number>;
+  /** Raw bytes kept for the byte-identity checks before everything is hashed instead (byte-digest.ts). */
+  keepBytes?: number;
 }
 
 export type TreeLimit = 'line' | 'parts' | 'header';
@@ -83,6 +88,8 @@ export class TreeLimitError extends Error {
 }
 
 const MAILSPLIT_LIMIT = 'EMAXLEN';
+/** Default of TreeScanOptions.keepBytes: the default of server.body_memory_bytes. */
+const DEFAULT_KEEP_BYTES = 1024 * 1024;
 const TEXT_TYPES = new Set(['text/plain', 'text/html']);
 
 /** The Splitter settings every pass must share, or the trees would not be comparable. */
@@ -96,28 +103,76 @@ export function isInlineText(n: Pick<TreeNode, 'contentType' | 'multipart' | 'di
   return !n.multipart && TEXT_TYPES.has(n.contentType) && n.disposition !== 'attachment' && !n.filename;
 }
 
-export async function scanTree(source: Readable, opts: TreeScanOptions, signal: AbortSignal): Promise<MimeTree> {
-  const splitter = new Splitter(splitterOptions(opts));
-  addAbortSignal(signal, splitter);
-  const objects = pipeline([source, new WholeLines(opts.maxLineLength), splitter], () => {
-    /* errors surface through the iteration below */
-  }) as unknown as AsyncIterable<SplitterChunk>;
-
+export async function scanTree(source: Readable, opts: TreeScanOptions, signal: AbortSignal, replay?: SplitReplay): Promise<MimeTree> {
+  const splitter = new LineSplitter(splitterOptions(opts), opts.maxLineLength);
   const recorder = new TreeRecorder(opts);
+  const add = replay
+    ? (chunk: SplitterChunk) => {
+        recorder.add(chunk);
+        replay.keep(chunk);
+      }
+    : (chunk: SplitterChunk) => recorder.add(chunk);
   try {
-    for await (const chunk of objects) recorder.add(chunk);
+    addAbortSignal(signal, source);
+    for await (const chunk of source as AsyncIterable<Buffer | string>) splitter.write(asBuffer(chunk), add);
+    splitter.end(add);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === LINE_TOO_LONG) throw new TreeLimitError('line', (err as Error).message);
-    if (code === MAILSPLIT_LIMIT) {
-      const header = /header/i.test((err as Error).message);
-      throw header
-        ? new TreeLimitError('header', `a MIME part header larger than ${opts.maxHeaderBytes} bytes`)
-        : new TreeLimitError('parts', `more than ${opts.maxParts} MIME parts`);
-    }
-    throw err;
+    throw limitError(err, opts);
   }
   return recorder.finish();
+}
+
+/**
+ * The Splitter's chunks of a scan, kept for a second pass over the same message (the
+ * disclaimer's rewrite) while the message is small: the split is deterministic, so the second
+ * pass gets what splitting the message again would give, without reading it again. Keeping
+ * them costs no copies (the chunks are views and the nodes exist anyway); the nodes the scan
+ * recorded are not changed by it. Past `limit` bytes nothing is kept (chunks() is null).
+ */
+export class SplitReplay {
+  private list: SplitterChunk[] | null = [];
+  private bytes = 0;
+
+  constructor(private readonly limit: number) {}
+
+  keep(chunk: SplitterChunk): void {
+    if (!this.list) return;
+    this.bytes += chunk.type === 'node' ? 0 : (chunk.value?.length ?? 0);
+    if (this.bytes > this.limit) this.list = null;
+    else this.list.push(chunk);
+  }
+
+  /** Every chunk of the scan in order, or null when the message was too large to keep. */
+  chunks(): readonly SplitterChunk[] | null {
+    return this.list;
+  }
+}
+
+/** scanTree of a message already in memory: no stream, no waiting. */
+export function scanBuffer(message: Buffer, opts: TreeScanOptions): MimeTree {
+  const splitter = new LineSplitter(splitterOptions(opts), opts.maxLineLength);
+  const recorder = new TreeRecorder(opts);
+  const add = (chunk: SplitterChunk) => recorder.add(chunk);
+  try {
+    splitter.write(message, add);
+    splitter.end(add);
+  } catch (err) {
+    throw limitError(err, opts);
+  }
+  return recorder.finish();
+}
+
+/** A parse error as a TreeLimitError when it is one of the limits, else as it was. */
+function limitError(err: unknown, opts: Pick<TreeScanOptions, 'maxParts' | 'maxHeaderBytes'>): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === LINE_TOO_LONG) return new TreeLimitError('line', (err as Error).message);
+  if (code === MAILSPLIT_LIMIT) {
+    const header = /header/i.test((err as Error).message);
+    return header
+      ? new TreeLimitError('header', `a MIME part header larger than ${opts.maxHeaderBytes} bytes`)
+      : new TreeLimitError('parts', `more than ${opts.maxParts} MIME parts`);
+  }
+  return err;
 }
 
 /**
@@ -125,21 +180,25 @@ export async function scanTree(source: Readable, opts: TreeScanOptions, signal: 
  * feeds it a parse of the original, the disclaimer's rewrite feeds it what goes to the Joiner
  * (the chunks the Joiner turns into bytes one to one), so the rewritten message is checked
  * without being parsed again. Parts in `capture` are kept raw (header block and encoded body)
- * instead of hashed, for a separate look at the bytes that did change.
+ * instead of digested, for a separate look at the bytes that did change.
  */
 export class TreeRecorder {
   private readonly nodes: TreeNode[] = [];
   private readonly ordinals = new Map<MimeNode, number>();
-  private readonly structure = createHash('sha256');
+  private readonly budget: KeepBudget;
+  private readonly structure: ByteDigest;
   private readonly layout: LayoutRun[] = [];
   private readonly raw = new Map<number, Buffer[]>();
-  private leaf: { node: TreeNode; hash: Hash | null; decoder: TransferDecoder | null; kept: Buffer[]; keptBytes: number } | null = null;
+  private leaf: { node: TreeNode; decoder: TransferDecoder | null; kept: Buffer[]; keptBytes: number } | null = null;
   private keptTotal = 0;
 
   constructor(
-    private readonly opts: Pick<TreeScanOptions, 'keepText' | 'keepTotal' | 'keepOnly'>,
+    private readonly opts: Pick<TreeScanOptions, 'keepText' | 'keepTotal' | 'keepOnly' | 'keepBytes'>,
     private readonly capture: ReadonlySet<number> = new Set(),
-  ) {}
+  ) {
+    this.budget = new KeepBudget(opts.keepBytes ?? DEFAULT_KEEP_BYTES);
+    this.structure = new ByteDigest(this.budget);
+  }
 
   add(chunk: SplitterChunk): void {
     if (chunk.type === 'node') {
@@ -148,7 +207,7 @@ export class TreeRecorder {
       const ordinal = this.nodes.length;
       const headers = mn.getHeaders();
       const captured = this.capture.has(ordinal);
-      const node = describe(mn, ordinal, mn.parentNode ? (this.ordinals.get(mn.parentNode) ?? null) : null, captured ? '' : hashOf(headers));
+      const node = describe(mn, ordinal, mn.parentNode ? (this.ordinals.get(mn.parentNode) ?? null) : null, captured ? null : this.digestOf(headers));
       this.ordinals.set(mn, ordinal);
       this.nodes.push(node);
       this.run('head', ordinal, headers.length);
@@ -157,12 +216,13 @@ export class TreeRecorder {
       if (!node.multipart) {
         const wanted = isInlineText(node) && (!this.opts.keepOnly || this.opts.keepOnly.has(ordinal));
         const decoder = wanted ? transferDecoder(node.encoding) : null;
-        this.leaf = { node, hash: captured ? null : createHash('sha256'), decoder, kept: [], keptBytes: 0 };
+        if (!captured) node.body = new ByteDigest(this.budget);
+        this.leaf = { node, decoder, kept: [], keptBytes: 0 };
       }
     } else if (chunk.type === 'body' && this.leaf) {
       const leaf = this.leaf;
       this.run('body', leaf.node.ordinal, chunk.value.length);
-      leaf.hash?.update(chunk.value);
+      leaf.node.body?.update(chunk.value);
       this.raw.get(leaf.node.ordinal)?.push(chunk.value);
       leaf.node.bodyBytes += chunk.value.length;
       if (leaf.decoder) this.keep(leaf.decoder.write(chunk.value));
@@ -174,13 +234,19 @@ export class TreeRecorder {
 
   finish(): MimeTree {
     this.closeLeaf();
-    return { nodes: this.nodes, structureHash: this.structure.digest('hex'), layout: this.layout };
+    return { nodes: this.nodes, structure: this.structure, layout: this.layout };
   }
 
   /** The raw bytes (header block and body as written) of a captured part. */
   rawPart(ordinal: number): Buffer | null {
     const pieces = this.raw.get(ordinal);
     return pieces ? Buffer.concat(pieces) : null;
+  }
+
+  private digestOf(bytes: Buffer): ByteDigest {
+    const d = new ByteDigest(this.budget);
+    d.update(bytes);
+    return d;
   }
 
   private run(kind: LayoutRun['kind'], ordinal: number, bytes: number): void {
@@ -205,17 +271,13 @@ export class TreeRecorder {
     const leaf = this.leaf;
     if (!leaf) return;
     if (leaf.decoder) this.keep(leaf.decoder.end());
-    leaf.node.bodyHash = leaf.hash ? leaf.hash.digest('hex') : '';
     if (leaf.decoder) leaf.node.text = Buffer.concat(leaf.kept, leaf.keptBytes);
     this.leaf = null;
   }
 }
 
-function hashOf(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
-function describe(mn: MimeNode, ordinal: number, parent: number | null, headerHash: string): TreeNode {
+function describe(mn: MimeNode, ordinal: number, parent: number | null, header: ByteDigest | null): TreeNode {
   // The Splitter's own copy of the boundary (the parameter as parsed from Content-Type): the
   // one it matches delimiter lines against.
   const boundary = (mn as unknown as { _boundary?: Buffer | false })._boundary;
@@ -231,8 +293,8 @@ function describe(mn: MimeNode, ordinal: number, parent: number | null, headerHa
     encoding: mn.encoding || '',
     charset: mn.charset || '',
     flowed: !!mn.flowed,
-    headerHash,
-    bodyHash: '',
+    header,
+    body: null,
     bodyBytes: 0,
     ...(mn.multipart && boundary ? { boundary: boundary.toString('latin1') } : {}),
   };

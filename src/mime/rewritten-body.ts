@@ -47,6 +47,28 @@ export class RewrittenBody implements BodySource {
     });
   }
 
+  /**
+   * Appends one chunk without a stream (the disclaimer's fast rewrite): synchronous while the
+   * body stays in memory, a promise when it goes to (or already is in) the file.
+   */
+  add(chunk: Buffer): Promise<void> | void {
+    if (!this.fileOut && this.chunks && this.memoryBytes + chunk.length <= this.memoryLimit) {
+      this.size += chunk.length;
+      this.chunks.push(chunk);
+      this.memoryBytes += chunk.length;
+      return;
+    }
+    return this.append(chunk);
+  }
+
+  /** The end of the body after add(): what the writer's end does. */
+  async close(): Promise<void> {
+    const out = this.fileOut;
+    if (!out) return;
+    out.end();
+    await once(out, 'finish');
+  }
+
   /** The body for the session: readable once; released when read. */
   stream(): Readable {
     if (this.file) return this.file.stream();

@@ -2,9 +2,9 @@
 // transfer-decoded bytes to a visitor, under limits on nesting depth, part count and part header
 // size, so that a MIME bomb is refused instead of parsed forever. Nothing here buffers the
 // message; what a visitor keeps is its own business.
-import { addAbortSignal, pipeline, type Readable } from 'node:stream';
-import { Splitter, type MimeNode, type SplitterChunk } from 'mailsplit';
-import { WholeLines } from './line-guard.js';
+import { addAbortSignal, type Readable } from 'node:stream';
+import type { MimeNode, SplitterChunk } from 'mailsplit';
+import { asBuffer, LineSplitter } from './sync-splitter.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
 
 export interface MimeLimits {
@@ -65,6 +65,8 @@ export type WalkResult =
   | { status: 'limit'; limit: LimitKind; parts: number; detail: string };
 
 const MAILSPLIT_LIMIT = 'EMAXLEN';
+/** Encoded bytes of a body piece decoded before its sink is asked again whether it wants more. */
+const PROBE_BYTES = 4096;
 
 class LimitExceeded extends Error {
   constructor(
@@ -78,17 +80,14 @@ class LimitExceeded extends Error {
 class Stop extends Error {}
 
 export async function walkMime(source: Readable, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal): Promise<WalkResult> {
-  const splitter = new Splitter({
+  // Whole lines only (mailsplit's Splitter can lose bytes when a chunk ends inside a line),
+  // split synchronously (sync-splitter.ts).
+  const splitter = new LineSplitter({
     maxHeadSize: limits.maxHeaderBytes,
     // Our own count trips first; this is the backstop inside the splitter.
     maxChildNodes: limits.maxParts + 1,
     // Also look into forwarded messages (message/rfc822) attached as files.
     defaultInlineEmbedded: true,
-  });
-  addAbortSignal(signal, splitter);
-  // Whole lines only: mailsplit's Splitter can lose bytes when a chunk ends inside a line.
-  const objects = pipeline(source, new WholeLines(), splitter, () => {
-    /* errors surface through the iteration below */
   });
 
   let parts = 0;
@@ -105,39 +104,52 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
     leaf.sink.end();
     leaf = null;
   };
+  const feed = (part: NonNullable<typeof leaf>, bytes: Buffer) => {
+    // Decoding is most of the cost of a big attachment: skip it when only the size counts.
+    if (!part.measuring && part.sink.wantsContent === false && part.sink.skip) part.measuring = true;
+    if (part.measuring) {
+      const size = part.decoder.measure(bytes);
+      if (size) part.sink.skip!(size);
+    } else {
+      const decoded = part.decoder.write(bytes);
+      if (decoded.length) part.sink.write(decoded);
+    }
+  };
+  const onChunk = (chunk: SplitterChunk) => {
+    if (chunk.type === 'node') {
+      closeLeaf();
+      const node = chunk as MimeNode;
+      parts++;
+      if (parts > limits.maxParts) throw new LimitExceeded('parts', `more than ${limits.maxParts} MIME parts`);
+      const depth = depthOf(node);
+      if (depth > limits.maxDepth) throw new LimitExceeded('depth', `MIME nesting deeper than ${limits.maxDepth}`);
+      if (node.root) visitor.onHeaders?.(decodeHeaders(node));
+      if (!node.multipart && !node.messageNode) {
+        const sink = visitor.onPart(partInfo(node, depth));
+        if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, measuring: false };
+      }
+    } else if (chunk.type === 'body' && leaf && chunk.node === leaf.node) {
+      // A sink often knows from the first bytes that it needs only the size (a part that is not
+      // a zip): decode a small head first and ask again before the rest, which with whole-line
+      // splitting is often the whole part. The decoders carry state across pieces, so the bytes
+      // and sizes a sink sees are the same however the body is cut.
+      const v = chunk.value;
+      if (v.length > PROBE_BYTES && !leaf.measuring && leaf.sink.skip) {
+        feed(leaf, v.subarray(0, PROBE_BYTES));
+        feed(leaf, v.subarray(PROBE_BYTES));
+      } else feed(leaf, v);
+    }
+    if (visitor.done) throw new Stop();
+  };
 
   try {
-    for await (const chunk of objects as AsyncIterable<SplitterChunk>) {
-      if (chunk.type === 'node') {
-        closeLeaf();
-        const node = chunk as MimeNode;
-        parts++;
-        if (parts > limits.maxParts) throw new LimitExceeded('parts', `more than ${limits.maxParts} MIME parts`);
-        const depth = depthOf(node);
-        if (depth > limits.maxDepth) throw new LimitExceeded('depth', `MIME nesting deeper than ${limits.maxDepth}`);
-        if (node.root) visitor.onHeaders?.(decodeHeaders(node));
-        if (!node.multipart && !node.messageNode) {
-          const sink = visitor.onPart(partInfo(node, depth));
-          if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, measuring: false };
-        }
-      } else if (chunk.type === 'body' && leaf && chunk.node === leaf.node) {
-        // Decoding is most of the cost of a big attachment: skip it when only the size counts.
-        if (!leaf.measuring && leaf.sink.wantsContent === false && leaf.sink.skip) leaf.measuring = true;
-        if (leaf.measuring) {
-          const size = leaf.decoder.measure(chunk.value);
-          if (size) leaf.sink.skip!(size);
-        } else {
-          const decoded = leaf.decoder.write(chunk.value);
-          if (decoded.length) leaf.sink.write(decoded);
-        }
-      }
-      if (visitor.done) throw new Stop();
-    }
+    addAbortSignal(signal, source);
+    // Leaving the loop early (a limit, a final verdict) stops reading the rest of the message.
+    for await (const chunk of source as AsyncIterable<Buffer | string>) splitter.write(asBuffer(chunk), onChunk);
+    splitter.end(onChunk);
     closeLeaf();
     return { status: 'complete', parts };
   } catch (err) {
-    // Stop reading the rest of the message.
-    objects.destroy();
     if (err instanceof Stop) {
       closeLeaf();
       return { status: 'stopped', parts };

@@ -1,5 +1,5 @@
 // Encoders for milter -> MTA replies and modification requests. Pure functions.
-import { MAX_BODY_CHUNK, MILTER_VERSION, Reply, type MacroStageNumber } from './constants.js';
+import { FRAME_HEADER_BYTES, MAX_BODY_CHUNK, MILTER_VERSION, Reply, type MacroStageNumber } from './constants.js';
 import { encodeFrame } from './frame.js';
 
 const NUL = Buffer.from([0]);
@@ -89,6 +89,15 @@ export function chgFrom(sender: string, args?: string): Buffer {
 export function replBody(chunk: Buffer): Buffer {
   if (chunk.length > MAX_BODY_CHUNK) throw new RangeError(`body chunk ${chunk.length} > ${MAX_BODY_CHUNK}`);
   return encodeFrame(Reply.REPLBODY, chunk);
+}
+
+/** The first bytes of a REPLBODY frame whose payload (<= MAX_BODY_CHUNK bytes) follows separately. */
+export function replBodyHead(payloadBytes: number): Buffer {
+  if (payloadBytes > MAX_BODY_CHUNK) throw new RangeError(`body chunk ${payloadBytes} > ${MAX_BODY_CHUNK}`);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1);
+  out.writeUInt32BE(payloadBytes + 1, 0);
+  out[FRAME_HEADER_BYTES] = Reply.REPLBODY;
+  return out;
 }
 
 /** Split a body into back-to-back REPLBODY frames. An empty body is one empty frame. */

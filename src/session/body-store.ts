@@ -17,7 +17,8 @@ export class BodyStore {
 
   constructor(
     private readonly memoryLimit: number,
-    private readonly spoolDir: string = tmpdir(),
+    /** Default: os.tmpdir(), looked up only when a body spills (it reads the environment). */
+    private readonly spoolDir?: string,
   ) {}
 
   get size(): number {
@@ -44,12 +45,17 @@ export class BodyStore {
   }
 
   private async spill(): Promise<void> {
-    this.dir = await mkdtemp(join(this.spoolDir, 'relayguard-body-'));
+    this.dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), 'relayguard-body-'));
     this.path = join(this.dir, 'body');
     this.file = await open(this.path, 'w+', 0o600);
     for (const c of this.chunks) await this.file.write(c);
     this.chunks = [];
     this.memBytes = 0;
+  }
+
+  /** The chunks appended so far while they are all in memory (a copy of the list), else null. */
+  inMemory(): Buffer[] | null {
+    return this.path ? null : [...this.chunks];
   }
 
   /** A stream over everything appended so far. */

@@ -91,6 +91,10 @@ export class Conversation {
   readonly conn: ConnectionContext;
   msg: MessageContext | undefined;
   private headersRaw: RawHeader[] = [];
+  /** headerBlock() of headersRaw as it was (the same list, as many entries: headers are only appended). */
+  private headerBlockCache: Buffer | null = null;
+  private headerBlockOf: RawHeader[] | null = null;
+  private headerBlockCount = 0;
   private body: BodyStore | null = null;
   /** A refusal decided in a phase that gets no reply (headers): applied at the next reply. */
   private pending: Outcome | null = null;
@@ -184,7 +188,13 @@ export class Conversation {
         },
         body: () => (body ? body.stream() : Readable.from([])),
         headerBlock: () => self.headerBlock(),
-        message: () => concatStreams([Readable.from([self.headerBlock()]), body ? body.stream() : Readable.from([])]),
+        message: () => {
+          // Header block and a body in memory: one plain stream over the pieces (every rule that
+          // reads the message asks for it, so the stream-of-streams is kept for a spilled body).
+          const kept = body ? body.inMemory() : [];
+          if (kept) return Readable.from([self.headerBlock(), ...kept], { objectMode: false });
+          return concatStreams([Readable.from([self.headerBlock()]), body!.stream()]);
+        },
       },
     };
     this.msg = msg;
@@ -331,8 +341,14 @@ export class Conversation {
 
   /** The header block as received, CRLF line ends, ending with the empty line. */
   headerBlock(): Buffer {
-    const lines = this.headersRaw.map((h) => `${h.name}:${h.raw.replace(/\r?\n/g, '\r\n')}\r\n`);
-    return Buffer.from(lines.join('') + '\r\n', 'latin1');
+    // Built once per header list: content, antivirus and disclaimer each read the message.
+    if (this.headerBlockOf !== this.headersRaw || this.headerBlockCount !== this.headersRaw.length) {
+      const lines = this.headersRaw.map((h) => `${h.name}:${h.raw.replace(/\r?\n/g, '\r\n')}\r\n`);
+      this.headerBlockCache = Buffer.from(lines.join('') + '\r\n', 'latin1');
+      this.headerBlockOf = this.headersRaw;
+      this.headerBlockCount = this.headersRaw.length;
+    }
+    return this.headerBlockCache!;
   }
 
   private async runPhase(phase: Phase, extra: Partial<PhaseInput>): Promise<Outcome> {

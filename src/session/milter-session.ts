@@ -16,6 +16,7 @@ import { decodeCommand, type CommandType, type MilterCommand } from '../protocol
 import * as enc from '../protocol/encode.js';
 import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
+import { BodyFrames } from './body-frames.js';
 import { Conversation, newConnectionId, type Decision, type Outcome } from './conversation.js';
 import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';
 
@@ -55,6 +56,9 @@ const HANDLERS: Readonly<Record<CommandType, Handler>> = {
   quitnc: handler<'quitnc'>((s) => s.onQuitNc()),
   unknown: handler<'unknown'>((s, c) => s.replyTo('unknown', s.conv.unknown(c.line), Proto.NR_UNKN)),
 };
+
+/** Frames up to this size are joined into one buffer before writing (a small copy costs less than a writev of many pieces); larger ones are corked (writev). */
+const JOIN_BELOW_BYTES = 16 * 1024;
 
 /** Events whose refusal is carried to the next reply (at the latest end of message), not lost. */
 const DEFERRED_REFUSALS: ReadonlySet<string> = new Set(['header', 'eoh', 'body']);
@@ -186,11 +190,11 @@ export class MilterSession {
       clearInterval(timer);
     }
     if (outcome.action === 'continue' || outcome.action === 'quarantine') {
-      await this.sendModifications(outcome.mods);
-      const tail: Buffer[] = [];
+      // The edits (and a small new body) not written yet go out with the final reply, in one write.
+      const tail = await this.sendModifications(outcome.mods);
       if (outcome.action === 'quarantine') {
         if (this.allowed(Action.QUARANTINE, 'quarantine')) tail.push(enc.quarantine(`${outcome.quarantine ?? 'held'} (ref ${outcome.ref})`));
-        else return [this.refusalFrame({ ...outcome, action: 'tempfail' })];
+        else return [...tail, this.refusalFrame({ ...outcome, action: 'tempfail' })];
       }
       tail.push(enc.continue_());
       return tail;
@@ -227,8 +231,12 @@ export class MilterSession {
     return outcome.action === 'reject' ? enc.reject() : enc.tempfail();
   }
 
-  /** Header edits first, then all REPLBODY chunks back to back (Postfix refuses them mixed). */
-  private async sendModifications(mods: Modification[]): Promise<void> {
+  /**
+   * Header edits first, then all REPLBODY chunks back to back (Postfix refuses them mixed).
+   * Returns the frames not written yet, for the caller to send with its final reply: a write
+   * is a system call and a wake-up of the MTA, so what fits in MAX_BODY_CHUNK goes out at once.
+   */
+  private async sendModifications(mods: Modification[]): Promise<Buffer[]> {
     const leadspc = this.has(Proto.HDR_LEADSPC);
     const value = (v: string) => (leadspc ? ' ' : '') + v.replace(/\r\n/g, '\n');
     const frames: Buffer[] = [];
@@ -250,32 +258,32 @@ export class MilterSession {
           break;
       }
     }
-    if (frames.length) this.write(frames);
-    if (body) await this.streamBody(body.body.stream());
+    return body ? this.streamBody(body.body.stream(), frames) : frames;
   }
 
-  private async streamBody(stream: NodeJS.ReadableStream): Promise<void> {
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    let sent = false;
-    const flush = async (all: boolean) => {
-      while (pendingBytes >= MAX_BODY_CHUNK || (all && pendingBytes > 0)) {
-        const joined = Buffer.concat(pending, pendingBytes);
-        const n = Math.min(MAX_BODY_CHUNK, joined.length);
-        await this.writeAsync(enc.replBody(joined.subarray(0, n)));
-        sent = true;
-        pending = n < joined.length ? [joined.subarray(n)] : [];
-        pendingBytes = joined.length - n;
+  /** REPLBODY frames of the new body after `queued` (frames not written yet); returns what is still queued. */
+  private async streamBody(stream: NodeJS.ReadableStream, queued: Buffer[]): Promise<Buffer[]> {
+    const frames = new BodyFrames();
+    let queuedBytes = queued.reduce((n, f) => n + f.length, 0);
+    const cut = async (final: boolean) => {
+      while (frames.ready(final)) {
+        for (const piece of frames.next()) {
+          queued.push(piece);
+          queuedBytes += piece.length;
+        }
+        if (queuedBytes < MAX_BODY_CHUNK) continue;
+        const all = queued;
+        queued = [];
+        queuedBytes = 0;
+        await this.writeAsync(all);
       }
     };
     for await (const chunk of stream) {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-      pending.push(b);
-      pendingBytes += b.length;
-      if (pendingBytes >= MAX_BODY_CHUNK) await flush(false);
+      frames.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+      await cut(false);
     }
-    await flush(true);
-    if (!sent) await this.writeAsync(enc.replBody(Buffer.alloc(0)));
+    await cut(true);
+    return queued;
   }
 
   // ---------------------------------------------------------------- helpers
@@ -311,12 +319,27 @@ export class MilterSession {
 
   private write(frames: Buffer[]): void {
     if (this.closed || this.socket.destroyed) return;
-    this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    this.send(frames);
   }
 
-  private async writeAsync(frame: Buffer): Promise<void> {
+  /**
+   * One system call for all the pieces: small ones joined, larger ones (a new body's views)
+   * corked and written together (writev) rather than copied. False when the socket is full.
+   */
+  private send(pieces: Buffer[]): boolean {
+    if (pieces.length === 1) return this.socket.write(pieces[0]!);
+    const bytes = pieces.reduce((n, p) => n + p.length, 0);
+    if (bytes <= JOIN_BELOW_BYTES) return this.socket.write(Buffer.concat(pieces, bytes));
+    this.socket.cork();
+    let ok = true;
+    for (const p of pieces) ok = this.socket.write(p);
+    this.socket.uncork();
+    return ok;
+  }
+
+  private async writeAsync(pieces: Buffer[]): Promise<void> {
     if (this.closed || this.socket.destroyed) throw new Error('connection closed while sending the body');
-    if (!this.socket.write(frame)) {
+    if (!this.send(pieces)) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => (this.socket.off('close', onClose), resolve());
         const onClose = () => (this.socket.off('drain', onDrain), reject(new Error('connection closed while sending the body')));

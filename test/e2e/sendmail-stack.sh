@@ -174,6 +174,10 @@ define(${q}STATUS_FILE', ${q}$RUN/sendmail.st')dnl
 define(${q}ALIAS_FILE', ${q}$ETC/aliases')dnl
 define(${q}confDONT_BLAME_SENDMAIL', ${q}TrustStickyBit')dnl
 define(${q}confTO_IDENT', ${q}0s')dnl
+dnl Deliver at once whatever the load: Sendmail's default QueueLA (8 x CPUs) queues big messages
+dnl instead when a test machine is busy, and the tests wait for delivery.
+define(${q}confQUEUE_LA', ${q}1000')dnl
+define(${q}confREFUSE_LA', ${q}1000')dnl
 define(${q}confTO_RESOLVER_RETRANS', ${q}1s')dnl
 define(${q}confTO_RESOLVER_RETRY', ${q}1')dnl
 dnl Every recipient goes to the smart host smtp-sink; the brackets mean no MX lookup.

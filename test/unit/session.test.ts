@@ -19,6 +19,7 @@ rules:
 `;
 
 const BIG = Buffer.alloc(200_000, 'x');
+const SMALL = Buffer.from('a new body\r\n');
 /** Subjects of the messages testRule was told had ended (onMessageEnd), in order. */
 const ended: string[] = [];
 
@@ -37,6 +38,7 @@ const testRule: Rule = {
     async eom({ msg }) {
       const subject = msg!.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '';
       if (subject.includes('slow')) await new Promise((r) => setTimeout(r, 300));
+      if (subject.includes('small body')) return modify([{ type: 'replaceBody', body: { size: SMALL.length, stream: () => Readable.from([SMALL]) } }]);
       if (subject.includes('replace')) return modify([{ type: 'replaceBody', body: { size: BIG.length, stream: () => Readable.from([BIG]) } }]);
       return pass();
     },
@@ -173,6 +175,16 @@ describe('milter session', () => {
     const bodies = replies.filter((r) => r.code === 'b');
     assert.ok(bodies.every((b) => b.payload.length <= MAX_BODY_CHUNK));
     assert.deepEqual(Buffer.concat(bodies.map((b) => b.payload)), BIG);
+    c.close();
+  });
+
+  it('sends a small new body between the header edits and the final reply (queued into one write)', async () => {
+    const c = await opened();
+    await startMessage(c, 'a small body');
+    c.eom();
+    const replies = await c.until();
+    assert.equal(replies.map((r) => r.code).join(''), 'hbc');
+    assert.deepEqual(replies[1]!.payload, SMALL);
     c.close();
   });
 

@@ -116,7 +116,13 @@ function entity(body: string): string | null {
 /** Invisible characters that would split a phrase without showing: zero-width ones, soft hyphen, BOM. */
 const INVISIBLE = /[\u00ad\u200b-\u200d\u2060\ufeff]+/g;
 
+/**
+ * Runs of white space that are not already a single space: replacing only these gives what
+ * replacing every run does, without rewriting each single space between words.
+ */
+const SPACE_RUNS_TO_COLLAPSE = /\s{2,}|[^\S ]/g;
+
 /** Every run of white space (line breaks, tabs, NBSP, Unicode spaces) becomes one space. */
 export function normalizeSpace(text: string): string {
-  return text.replace(INVISIBLE, '').replace(/\s+/g, ' ').trim();
+  return text.replace(INVISIBLE, '').replace(SPACE_RUNS_TO_COLLAPSE, ' ').trim();
 }

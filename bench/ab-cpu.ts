@@ -1,0 +1,115 @@
+// A/B comparison of relayguard's CPU per message between two builds, on a noisy machine: both
+// builds run side by side on the same policy, warm, and are measured in alternating rounds, so
+// load from elsewhere hits both alike. One message per milter connection, as Postfix sends them.
+//
+//   node dist/bench/ab-cpu.js --a /path/to/old/dist/src/cli/main.js [--b NEW (default: this build)]
+//        [--policy disclaimer] [--size text-5k|multipart-100k] [--rounds 6] [--messages 600]
+//        [--concurrency 20] [--warmup 600] [--dir /tmp/rg-ab] [--cpu-prof DIR (profiles B)]
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { multipartMessage, textMessage, type MessageKind } from './lib/messages.js';
+import { crlf } from './lib/mta-client.js';
+import type { PolicyVariant } from './lib/policies.js';
+import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
+import { relayguardMain, startBenchRelayguard, type BenchRelayguard } from './lib/relayguard-proc.js';
+import { fmt, median } from './lib/stats.js';
+import { runLoad } from './milter-load.js';
+
+interface Options {
+  a: string;
+  b: string;
+  policy: PolicyVariant;
+  size: MessageKind;
+  rounds: number;
+  messages: number;
+  concurrency: number;
+  warmup: number;
+  dir: string;
+  cpuProf: string;
+}
+
+function options(argv: string[]): Options {
+  const o: Options = { a: '', b: relayguardMain, policy: 'disclaimer', size: 'text-5k', rounds: 6, messages: 600, concurrency: 20, warmup: 600, dir: '/tmp/rg-ab', cpuProf: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = () => argv[++i] ?? '';
+    switch (a) {
+      case '--a': o.a = v(); break;
+      case '--b': o.b = v(); break;
+      case '--policy': o.policy = v() as PolicyVariant; break;
+      case '--size': o.size = v() as MessageKind; break;
+      case '--rounds': o.rounds = Number(v()); break;
+      case '--messages': o.messages = Number(v()); break;
+      case '--concurrency': o.concurrency = Number(v()); break;
+      case '--warmup': o.warmup = Number(v()); break;
+      case '--dir': o.dir = v(); break;
+      case '--cpu-prof': o.cpuProf = v(); break;
+      default: throw new Error(`unknown option ${a}`);
+    }
+  }
+  if (!o.a) throw new Error('--a (the other build\'s main.js) is required');
+  return o;
+}
+
+/** `messages` messages, each on its own connection, `concurrency` connections at a time; CPU ms per message. */
+async function measure(rg: BenchRelayguard, message: Buffer, messages: number, concurrency: number): Promise<number> {
+  const before = procUsage(rg.daemon.pid).cpuMs;
+  let sent = 0;
+  while (sent < messages) {
+    const n = Math.min(concurrency, messages - sent);
+    const r = await runLoad(rg.listen, message, n, 1, Number.POSITIVE_INFINITY);
+    if (r.errors.length || r.accepted !== n) throw new Error(`${rg.policy}: ${r.errors[0] ?? JSON.stringify(r.otherVerdicts)}`);
+    sent += n;
+  }
+  return (procUsage(rg.daemon.pid).cpuMs - before) / messages;
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  killDaemonsOnExit();
+  const message = crlf(o.size === 'text-5k' ? textMessage() : multipartMessage());
+  const daemons: Daemon[] = [];
+  try {
+    const start = async (label: string, main: string, nodeArgs: string[] = []) => {
+      const dir = join(o.dir, label);
+      mkdirSync(join(dir, 'sock'), { recursive: true });
+      const rg = await startBenchRelayguard({ variant: o.policy, listen: `unix:${join(dir, 'sock', 'ab.sock')}`, dir, clamdAddress: 'tcp:127.0.0.1:1', main, nodeArgs });
+      daemons.push(rg.daemon);
+      return rg;
+    };
+    const profile: string[] = [];
+    if (o.cpuProf) {
+      rmSync(o.cpuProf, { recursive: true, force: true });
+      mkdirSync(o.cpuProf, { recursive: true });
+      profile.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`);
+    }
+    const builds = [await start('a', o.a), await start('b', o.b, profile)] as const;
+    for (const rg of builds) await measure(rg, message, o.warmup, o.concurrency);
+    const samples: [number[], number[]] = [[], []];
+    for (let r = 0; r < o.rounds; r++) {
+      // Alternate which build goes first, so a trend in the load favours neither.
+      const order = r % 2 ? [1, 0] : [0, 1];
+      for (const i of order) samples[i]!.push(await measure(builds[i]!, message, o.messages, o.concurrency));
+    }
+    const [a, b] = samples.map(median) as [number, number];
+    const ratios = samples[0].map((x, i) => samples[1][i]! / x);
+    process.stdout.write(
+      [
+        `A/B ${o.policy} ${o.size}: ${o.rounds} rounds x ${o.messages} messages, one per connection, ${o.concurrency} at a time`,
+        `  A ${o.a}: CPU ms/msg median ${fmt(a, 2)} (${samples[0].map((x) => fmt(x, 2)).join(' ')})`,
+        `  B ${o.b}: CPU ms/msg median ${fmt(b, 2)} (${samples[1].map((x) => fmt(x, 2)).join(' ')})`,
+        `  B/A median ${fmt(b / a, 2)}; per round ${ratios.map((x) => fmt(x, 2)).join(' ')}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    for (const d of daemons) await d.stop(30_000);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: Error) => {
+    process.stderr.write(`ab-cpu: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
+}
