@@ -16,22 +16,13 @@ import { decodeCommand } from '../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../src/protocol/frame.js';
 import { MilterServer } from '../src/session/server.js';
 import { MtaClient } from './lib/mta-client.js';
+import { xorshift32 } from './lib/stats.js';
 
 const KNOWN = Object.values(Cmd) as number[];
 /** Decoder cap in the fuzz, small so that "too long" is hit often. */
 const FUZZ_MAX_FRAME = 4096;
 const LIVE_FRAMES_PER_CONNECTION = 200;
 const LIVE_PARALLEL = 20;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 /** One random frame: mostly well-formed framing with random payloads, sometimes a lying length. */
 function randomFrame(rand: () => number): Buffer {
@@ -60,7 +51,7 @@ interface InProcessResult {
 }
 
 export function fuzzInProcess(frames: number, seed: number): InProcessResult {
-  const rand = rng(seed);
+  const rand = xorshift32(seed);
   let decoded = 0;
   let frameErrors = 0;
   let streams = 0;
@@ -125,7 +116,7 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
   const port = 20000 + Math.floor(Math.random() * 20000);
   const server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 500, log: silentLogger() });
   await server.start();
-  const rand = rng(seed ^ 0x5eed);
+  const rand = xorshift32(seed ^ 0x5eed);
   let sent = 0;
   let connections = 0;
   try {

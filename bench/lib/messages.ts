@@ -2,6 +2,7 @@
 // sends CRLF after each line). Content is deterministic so every run sends the same bytes.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { xorshift32 } from './stats.js';
 
 export const BENCH_SENDER = 'sender@example.test';
 export const BENCH_RECIPIENT = 'user@example.test';
@@ -11,22 +12,11 @@ export const TEXT_MESSAGE_BYTES = 5 * 1024;
 export const MULTIPART_MESSAGE_BYTES = 100 * 1024;
 const BASE64_LINE = 76;
 
-/** Small deterministic PRNG (the same bytes on every run and machine). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
 const WORDS = 'the gateway relays mail for the office and checks every message before it leaves or arrives while the queue keeps moving and nobody notices anything at all except that mail is delivered on time as always'.split(' ');
 
 /** Plain prose of about `bytes` bytes in lines under 78 characters (no digits: nothing looks like a card number). */
 export function prose(bytes: number, seed = 1): string {
-  const rand = prng(seed);
+  const rand = xorshift32(seed);
   const lines: string[] = [];
   let total = 0;
   while (total < bytes) {
@@ -72,7 +62,7 @@ export function multipartMessage(): string {
   ].join('\n');
   const fixed = head.join('\n').length + text.length + partHead.length + 300;
   const rawBytes = Math.floor(((MULTIPART_MESSAGE_BYTES - fixed) * 3) / 4 / (1 + 1 / BASE64_LINE));
-  const rand = prng(3);
+  const rand = xorshift32(3);
   const raw = Buffer.alloc(rawBytes);
   for (let i = 0; i < rawBytes; i++) raw[i] = Math.floor(rand() * 256);
   const b64 = raw.toString('base64').match(new RegExp(`.{1,${BASE64_LINE}}`, 'g'))!.join('\n');

@@ -4,22 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { containsAnyText, containsText, normalizeForMatch } from '../../src/mime/text-match.js';
+import { xorshift32 } from '../../bench/lib/stats.js';
 import { normalizeSpace } from '../../src/rules/content/text.js';
 
 const NEEDLES = ['This email is confidential. Please delete it.', 'Vertraulich – nur für den Empfänger', 'ΣΊΣΥΦΟΣ keeps rolling', '機密情報です'];
 const NOISE = [' ', '\r\n', '\r\n> ', '\n>> ', '\t', '\u00a0', '\u200b', '\u2028', 'K', '\u212a', '\u0130', 'ς', 'Σ', '>', 'x', '  \r\n  > > '];
 const ROUNDS = 3000;
-
-/** Small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 function haystack(rand: () => number, needle: string): string {
   const words = needle.split(' ');
@@ -39,7 +29,7 @@ function haystack(rand: () => number, needle: string): string {
 
 describe('containsAnyText', () => {
   it('agrees with containsText on random haystacks', () => {
-    const rand = prng(7);
+    const rand = xorshift32(7);
     const check = containsAnyText(NEEDLES);
     let hits = 0;
     for (let i = 0; i < ROUNDS; i++) {
@@ -75,7 +65,7 @@ const referenceSpace = (t: string) =>
 describe('white space normalisation', () => {
   const SPACES = [' ', '  ', '\t', '\r\n', '\n', '\r', '\u00a0', '\u200b', '\u2028', '\u3000', '\ufeff', '\u00ad', ' \u200b ', '\u000b', '\u000c'];
   it('gives what replacing every run gives, on random text', () => {
-    const rand = prng(11);
+    const rand = xorshift32(11);
     for (let i = 0; i < ROUNDS; i++) {
       const parts: string[] = [];
       const n = Math.floor(rand() * 20);
