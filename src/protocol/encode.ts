@@ -85,13 +85,10 @@ export function chgFrom(sender: string, args?: string): Buffer {
   return encodeFrame(Reply.CHGFROM, args ? Buffer.concat([cstr(sender), cstr(args)]) : cstr(sender));
 }
 
-/** SMFIR_REPLBODY for one chunk (<= MAX_BODY_CHUNK). */
-export function replBody(chunk: Buffer): Buffer {
-  if (chunk.length > MAX_BODY_CHUNK) throw new RangeError(`body chunk ${chunk.length} > ${MAX_BODY_CHUNK}`);
-  return encodeFrame(Reply.REPLBODY, chunk);
-}
-
-/** The first bytes of a REPLBODY frame whose payload (<= MAX_BODY_CHUNK bytes) follows separately. */
+/**
+ * The first bytes of a REPLBODY frame whose payload (<= MAX_BODY_CHUNK bytes) follows separately:
+ * the session sends a new body as these heads plus views of the body (session/body-frames.ts).
+ */
 export function replBodyHead(payloadBytes: number): Buffer {
   if (payloadBytes > MAX_BODY_CHUNK) throw new RangeError(`body chunk ${payloadBytes} > ${MAX_BODY_CHUNK}`);
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1);
@@ -100,10 +97,3 @@ export function replBodyHead(payloadBytes: number): Buffer {
   return out;
 }
 
-/** Split a body into back-to-back REPLBODY frames. An empty body is one empty frame. */
-export function replBodyFrames(body: Buffer): Buffer[] {
-  if (body.length === 0) return [replBody(body)];
-  const out: Buffer[] = [];
-  for (let off = 0; off < body.length; off += MAX_BODY_CHUNK) out.push(replBody(body.subarray(off, off + MAX_BODY_CHUNK)));
-  return out;
-}

@@ -78,14 +78,13 @@ describe('encoding replies as Postfix accepted them', () => {
     assert.equal(payload.readUInt32BE(12), 2);
     assert.equal(payload.subarray(16).toString('latin1'), '{mail_addr} i\0\0\0\0\u0005i\0');
   });
-  it('body replacement frames are at most 65535 bytes and cover the body exactly', () => {
-    const body = Buffer.alloc(200_001, 'a');
-    const frames = enc.replBodyFrames(body);
-    assert.equal(frames.length, 4);
-    for (const f of frames) assert.ok(f.readUInt32BE(0) - 1 <= MAX_BODY_CHUNK);
-    assert.equal(frames.reduce((n, f) => n + f.length - 5, 0), body.length);
-    assert.equal(enc.replBodyFrames(Buffer.alloc(0)).length, 1, 'an empty body is one empty frame');
-    assert.throws(() => enc.replBody(Buffer.alloc(MAX_BODY_CHUNK + 1)), RangeError);
+  it('a body replacement head announces its payload (at most 65535 bytes) and the REPLBODY command', () => {
+    const head = enc.replBodyHead(MAX_BODY_CHUNK);
+    assert.equal(head.length, 5);
+    assert.equal(head.readUInt32BE(0), MAX_BODY_CHUNK + 1);
+    assert.equal(head[4], Reply.REPLBODY);
+    assert.equal(enc.replBodyHead(0).readUInt32BE(0), 1, 'an empty body is one empty frame');
+    assert.throws(() => enc.replBodyHead(MAX_BODY_CHUNK + 1), RangeError);
   });
   it('strings with NUL are refused', () => {
     assert.throws(() => enc.addRcpt('a\0b'), RangeError);
