@@ -91,10 +91,8 @@ export class Conversation {
   readonly conn: ConnectionContext;
   msg: MessageContext | undefined;
   private headersRaw: RawHeader[] = [];
-  /** headerBlock() of headersRaw as it was (the same list, as many entries: headers are only appended). */
+  /** headerBlock() of headersRaw; dropped whenever headersRaw changes. */
   private headerBlockCache: Buffer | null = null;
-  private headerBlockOf: RawHeader[] | null = null;
-  private headerBlockCount = 0;
   private body: BodyStore | null = null;
   /** A refusal decided in a phase that gets no reply (headers): applied at the next reply. */
   private pending: Outcome | null = null;
@@ -233,10 +231,12 @@ export class Conversation {
       const reason = `Message header too large (more than ${max_headers} fields or ${max_header_bytes} bytes)`;
       this.pending = { action: 'reject', mods: [], ref, reason, rule: 'limits', reply: toSmtpReply('reject', 'policy', reason, ref, { code: 552, enhanced: '5.3.4' })! };
       this.headersRaw = [];
+      this.headerBlockCache = null;
       msg.headers.length = 0;
       return this.pending;
     }
     this.headersRaw.push(h);
+    this.headerBlockCache = null;
     msg.headers.push({ name: h.name, value: h.value });
     const out = await this.runPhase('header', { msg, header: { name: h.name, value: h.value } });
     if (out.action === 'reject' || out.action === 'tempfail' || out.action === 'discard') this.pending = out;
@@ -305,6 +305,7 @@ export class Conversation {
     this.body = null;
     this.msg = undefined;
     this.headersRaw = [];
+    this.headerBlockCache = null;
     this.pending = null;
     this.pendingQuarantine = undefined;
     this.trace = [];
@@ -341,14 +342,12 @@ export class Conversation {
 
   /** The header block as received, CRLF line ends, ending with the empty line. */
   headerBlock(): Buffer {
-    // Built once per header list: content, antivirus and disclaimer each read the message.
-    if (this.headerBlockOf !== this.headersRaw || this.headerBlockCount !== this.headersRaw.length) {
+    // Built once per message: content, antivirus and disclaimer each read the message.
+    if (!this.headerBlockCache) {
       const lines = this.headersRaw.map((h) => `${h.name}:${h.raw.replace(/\r?\n/g, '\r\n')}\r\n`);
       this.headerBlockCache = Buffer.from(lines.join('') + '\r\n', 'latin1');
-      this.headerBlockOf = this.headersRaw;
-      this.headerBlockCount = this.headersRaw.length;
     }
-    return this.headerBlockCache!;
+    return this.headerBlockCache;
   }
 
   private async runPhase(phase: Phase, extra: Partial<PhaseInput>): Promise<Outcome> {
