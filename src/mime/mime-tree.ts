@@ -104,6 +104,14 @@ export function isInlineText(n: Pick<TreeNode, 'contentType' | 'multipart' | 'di
 }
 
 export async function scanTree(source: Readable, opts: TreeScanOptions, signal: AbortSignal, replay?: SplitReplay): Promise<MimeTree> {
+  const scan = treeScan(opts, replay);
+  addAbortSignal(signal, source);
+  for await (const chunk of source as AsyncIterable<Buffer | string>) scan.write(asBuffer(chunk));
+  return scan.finish();
+}
+
+/** The split and the recording of one scan, fed chunk by chunk; limits come out as TreeLimitError. */
+function treeScan(opts: TreeScanOptions, replay?: SplitReplay): { write(chunk: Buffer): void; finish(): MimeTree } {
   const splitter = new LineSplitter(splitterOptions(opts), opts.maxLineLength);
   const recorder = new TreeRecorder(opts);
   const add = replay
@@ -112,14 +120,20 @@ export async function scanTree(source: Readable, opts: TreeScanOptions, signal: 
         replay.keep(chunk);
       }
     : (chunk: SplitterChunk) => recorder.add(chunk);
-  try {
-    addAbortSignal(signal, source);
-    for await (const chunk of source as AsyncIterable<Buffer | string>) splitter.write(asBuffer(chunk), add);
-    splitter.end(add);
-  } catch (err) {
-    throw limitError(err, opts);
-  }
-  return recorder.finish();
+  const guarded = (step: () => void) => {
+    try {
+      step();
+    } catch (err) {
+      throw limitError(err, opts);
+    }
+  };
+  return {
+    write: (chunk) => guarded(() => splitter.write(chunk, add)),
+    finish: () => {
+      guarded(() => splitter.end(add));
+      return recorder.finish();
+    },
+  };
 }
 
 /**
@@ -150,16 +164,9 @@ export class SplitReplay {
 
 /** scanTree of a message already in memory: no stream, no waiting. */
 export function scanBuffer(message: Buffer, opts: TreeScanOptions): MimeTree {
-  const splitter = new LineSplitter(splitterOptions(opts), opts.maxLineLength);
-  const recorder = new TreeRecorder(opts);
-  const add = (chunk: SplitterChunk) => recorder.add(chunk);
-  try {
-    splitter.write(message, add);
-    splitter.end(add);
-  } catch (err) {
-    throw limitError(err, opts);
-  }
-  return recorder.finish();
+  const scan = treeScan(opts);
+  scan.write(message);
+  return scan.finish();
 }
 
 /** A parse error as a TreeLimitError when it is one of the limits, else as it was. */
