@@ -8,6 +8,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { multipartMessage, textMessage, type MessageKind } from './lib/messages.js';
 import { crlf } from './lib/mta-client.js';
 import type { PolicyVariant } from './lib/policies.js';
@@ -15,6 +16,11 @@ import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { relayguardMain, startBenchRelayguard, type BenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, median } from './lib/stats.js';
 import { runLoad } from './milter-load.js';
+
+/** The policies that need clamd. */
+const SCANNING = new Set<PolicyVariant>(['full', 'full-large', 'antivirus']);
+/** Ports of the A/B run's clamd (away from bench/run.sh's and milter-load's). */
+const AB_BASE_PORT = 10_940;
 
 interface Options {
   a: string;
@@ -71,10 +77,18 @@ async function main(): Promise<void> {
   const message = crlf(o.size === 'text-5k' ? textMessage() : multipartMessage());
   const daemons: Daemon[] = [];
   try {
+    // Policies that scan get one clamd, shared by both builds.
+    let clamdAddress = 'tcp:127.0.0.1:1';
+    if (SCANNING.has(o.policy)) {
+      const layout = benchLayout(join(o.dir, 'clamd'), AB_BASE_PORT);
+      mkdirSync(layout.logDir, { recursive: true });
+      daemons.push(await clamdUp(layout));
+      clamdAddress = `tcp:127.0.0.1:${layout.clamdPort}`;
+    }
     const start = async (label: string, main: string, nodeArgs: string[] = []) => {
       const dir = join(o.dir, label);
       mkdirSync(join(dir, 'sock'), { recursive: true });
-      const rg = await startBenchRelayguard({ variant: o.policy, listen: `unix:${join(dir, 'sock', 'ab.sock')}`, dir, clamdAddress: 'tcp:127.0.0.1:1', main, nodeArgs });
+      const rg = await startBenchRelayguard({ variant: o.policy, listen: `unix:${join(dir, 'sock', 'ab.sock')}`, dir, clamdAddress, main, nodeArgs });
       daemons.push(rg.daemon);
       return rg;
     };

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchLayout, clamdUp, postfixDown, postfixUp, queuedMessages, sinkUp, type BenchLayout } from './lib/bench-postfix.js';
-import { machineInfo, type MachineInfo } from './lib/machine.js';
+import { cpuShares, cpuTimes, machineInfo, type MachineInfo } from './lib/machine.js';
 import { BENCH_RECIPIENT, BENCH_SENDER, MESSAGE_KINDS, writeMessages, type MessageKind } from './lib/messages.js';
 import { comparisonAvailable, configurations, KIND_LABEL, startMilter, type BenchConfig, type MilterKind, type RunningMilter, type StartContext, type Transport } from './lib/milters.js';
 import { enabledRules, writePolicy, type PolicyVariant } from './lib/policies.js';
@@ -94,6 +94,9 @@ interface RunSample {
   deliveredRate: number;
   /** The milter's CPU per message (its own /proc accounting). */
   cpuMsPerMessage: number;
+  /** The machine's idle and stolen CPU share while smtp-source was sending (percent). */
+  idlePct: number;
+  stealPct: number;
   ok: boolean;
   error?: string;
 }
@@ -137,9 +140,11 @@ async function measure(l: BenchLayout, c: BenchConfig, milter: RunningMilter | n
   await drain(l);
   const logOffset = maillogSize(l);
   const cpuBefore = milter?.cpuMs() ?? 0;
+  const machineBefore = cpuTimes();
   const t0 = performance.now();
   const sent = await sendBatch(c.smtpdPort, file, o.messages, o.concurrency);
   const accepted = performance.now();
+  const shares = cpuShares(machineBefore, cpuTimes());
   let error = sent.ok ? undefined : `smtp-source: ${sent.output.split('\n').slice(-3).join(' | ')}`;
   try {
     await drain(l);
@@ -166,6 +171,7 @@ async function measure(l: BenchLayout, c: BenchConfig, milter: RunningMilter | n
     acceptRate: (o.messages * 1000) / (accepted - t0),
     deliveredRate: (o.messages * 1000) / (delivered - t0),
     cpuMsPerMessage: (cpuAfter - cpuBefore) / o.messages,
+    ...shares,
     ok: error === undefined,
     ...(error ? { error } : {}),
   };
@@ -228,6 +234,8 @@ interface Row {
   rate: { median: number; min: number; max: number };
   delivered: number;
   cpuMs: number;
+  idlePct: number;
+  stealPct: number;
 }
 
 function summarise(configs: BenchConfig[], samples: RunSample[], sizes: MessageKind[]): Row[] {
@@ -243,6 +251,8 @@ function summarise(configs: BenchConfig[], samples: RunSample[], sizes: MessageK
         rate: { median: median(rates), min: min(rates), max: max(rates) },
         delivered: median(s.map((x) => x.deliveredRate)),
         cpuMs: median(s.map((x) => x.cpuMsPerMessage)),
+        idlePct: median(s.map((x) => x.idlePct)),
+        stealPct: median(s.map((x) => x.stealPct)),
       });
     }
   }
@@ -278,7 +288,10 @@ function checkTargets(rows: Row[], sizes: MessageKind[], transports: Transport[]
       add('relayguard reference without clamd / MIMEDefang', size, t, `rg-disclaimer/${t}`, `mimedefang/${t}`, 2);
       add('relayguard with clamd / clamav-milter', size, t, `rg-full/${t}`, `clamav-milter/${t}`, 0.9);
       add('(diagnostic) relayguard clamd-only / clamav-milter', size, t, `rg-av/${t}`, `clamav-milter/${t}`, 0.9);
+      // Can any milter reach 2x MIMEDefang here? The C body milter only copies bytes.
+      add('(diagnostic) C body milter / MIMEDefang', size, t, `c-body/${t}`, `mimedefang/${t}`, 2);
     }
+    add('(diagnostic) C null milter over TCP / over unix socket', size, 'tcp vs unix', 'c-null/tcp', 'c-null/unix', 0.9);
     for (const k of ['rg-trace', 'rg-policy', 'rg-disclaimer', 'rg-av', 'rg-full']) add(`${k} over TCP / over unix socket`, size, 'tcp vs unix', `${k}/tcp`, `${k}/unix`, 0.9);
   }
   return out;
@@ -296,8 +309,8 @@ function markdown(rows: Row[], checks: TargetCheck[], hwm: Map<string, number>, 
   for (const size of o.sizes) {
     lines.push(`### ${size === 'text-5k' ? 'About 5 KB, text/plain' : 'About 100 KB, multipart/mixed with a base64 attachment'}`);
     lines.push('');
-    lines.push('| configuration | transport | msg/s median (min–max) | × ceiling | × C null | × C body | delivered msg/s | milter CPU ms/msg | milter peak RSS MiB |');
-    lines.push('|---|---|---|---|---|---|---|---|---|');
+    lines.push('| configuration | transport | msg/s median (min–max) | × ceiling | × C null | × C body | delivered msg/s | milter CPU ms/msg | milter peak RSS MiB | machine idle % (steal %) |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|');
     const ceiling = rowOf(rows, size, 'none')?.rate.median ?? NaN;
     for (const r of rows.filter((x) => x.size === size)) {
       const t = r.config.transport ?? '';
@@ -307,7 +320,7 @@ function markdown(rows: Row[], checks: TargetCheck[], hwm: Map<string, number>, 
       const rate = `${fmt(r.rate.median)} (${fmt(r.rate.min)}–${fmt(r.rate.max)})${failed ? ` **${failed} failed run(s)**` : ''}`;
       const h = hwm.get(r.config.id);
       lines.push(
-        `| ${KIND_LABEL[r.config.kind]} | ${t || '—'} | ${rate} | ${fmt(r.rate.median / ceiling, 2)} | ${cNull ? fmt(r.rate.median / cNull, 2) : '—'} | ${cBody ? fmt(r.rate.median / cBody, 2) : '—'} | ${fmt(r.delivered)} | ${r.config.kind === 'none' ? '—' : fmt(r.cpuMs, 2)} | ${h ? fmt(h / 1024, 0) : '—'} |`,
+        `| ${KIND_LABEL[r.config.kind]} | ${t || '—'} | ${rate} | ${fmt(r.rate.median / ceiling, 2)} | ${cNull ? fmt(r.rate.median / cNull, 2) : '—'} | ${cBody ? fmt(r.rate.median / cBody, 2) : '—'} | ${fmt(r.delivered)} | ${r.config.kind === 'none' ? '—' : fmt(r.cpuMs, 2)} | ${h ? fmt(h / 1024, 0) : '—'} | ${fmt(r.idlePct, 1)} (${fmt(r.stealPct, 1)}) |`,
       );
     }
     lines.push('');
@@ -410,7 +423,7 @@ async function main(): Promise<void> {
         for (const c of shuffled(configs, o.seed * 31 + round * 7 + size.length)) {
           const s = await measure(layout, c, milters.get(c.id) ?? null, files[size], size, round, o);
           samples.push(s);
-          log(`round ${round} ${size} ${c.id}: ${fmt(s.acceptRate)} msg/s accepted, ${fmt(s.deliveredRate)} delivered, ${fmt(s.cpuMsPerMessage, 2)} CPU ms/msg${s.ok ? '' : ` FAILED ${s.error}`}`);
+          log(`round ${round} ${size} ${c.id}: ${fmt(s.acceptRate)} msg/s accepted, ${fmt(s.deliveredRate)} delivered, ${fmt(s.cpuMsPerMessage, 2)} CPU ms/msg, machine idle ${fmt(s.idlePct, 1)}% steal ${fmt(s.stealPct, 1)}%${s.ok ? '' : ` FAILED ${s.error}`}`);
         }
       }
     }

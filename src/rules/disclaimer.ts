@@ -188,8 +188,10 @@ export const disclaimerRule = defineRule({
           const details: Record<string, unknown> = { ...base, parts: result.parts, bytes: result.body.size };
           if (result.converted.length) details.utf8 = result.converted;
           if (result.headerMods.length) details.headers = result.headerMods.map((h) => ('name' in h ? h.name : h.type));
-          const verb = config.mode === 'monitor' ? 'would be added' : 'added';
-          m.log.info(`disclaimer ${verb} to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
+          // The decision line's trace carries the same details; a second info line per message
+          // would double the log volume of a busy gateway. Monitor mode says what it would do.
+          if (config.mode === 'monitor') m.log.info(`disclaimer would be added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
+          else m.log.debug(`disclaimer added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
           return modify(mods, details);
         },
       },
