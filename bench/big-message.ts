@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const daemons: Daemon[] = [];
   try {
     daemons.push(await clamdUp(layout));
-    const rg = await startBenchRelayguard({ variant: 'full-large', listen, dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}` });
+    const rg = await startBenchRelayguard({ variant: 'full-large', listen, dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`, nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
     daemons.unshift(rg.daemon);
     const env = { clientIp: '127.0.0.1', clientName: 'localhost', helo: 'big.bench.test', from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] };
     // Warm up with ordinary messages so the baseline includes relayguard's normal working set.

@@ -16,14 +16,6 @@ export const MAX_INSTREAM_CHUNK = 64 * 1024;
 const MAX_REPLY_BYTES = 64 * 1024;
 const LENGTH_PREFIX_BYTES = 4;
 const END_OF_STREAM = Buffer.alloc(LENGTH_PREFIX_BYTES);
-const INSTREAM_COMMAND = Buffer.from('zINSTREAM\0', 'latin1');
-/**
- * Stream data is collected up to this many bytes and then written with one system call: a
- * message arrives in many small pieces (the header block, then body chunks), and clamd only
- * scans once the stream is complete, so sending each piece on its own buys nothing but system
- * calls on both sides. Bigger messages still go out while they arrive, this much at a time.
- */
-export const INSTREAM_BATCH_BYTES = 256 * 1024;
 
 export type ClamdAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -132,9 +124,8 @@ export interface ClamdClientOptions {
 
 /** A scan that is fed piece by piece while the message arrives. */
 export interface ScanSession {
-  /** Send bytes (kept, not copied, until they are written: do not change `chunk` afterwards).
-   *  Waits while clamd is not taking them (back-pressure). Never throws; after a failure or an
-   *  early reply it does nothing, and end() reports what happened. */
+  /** Send bytes. Waits while clamd is not taking them (back-pressure). Never throws; after a
+   *  failure or an early reply it does nothing, and end() reports what happened. */
   write(chunk: Buffer, signal?: AbortSignal): Promise<void>;
   /** Finish the stream and wait for the verdict. */
   end(signal?: AbortSignal): Promise<ScanResult>;
@@ -269,9 +260,6 @@ class InstreamSession implements ScanSession {
   private idleTimer: NodeJS.Timeout | null = null;
   private sent = 0;
   private onSessionAbort: (() => void) | null = null;
-  /** Written at the next flush (see INSTREAM_BATCH_BYTES). */
-  private batch: Buffer[] = [INSTREAM_COMMAND];
-  private batchBytes = INSTREAM_COMMAND.length;
 
   constructor(
     private readonly socket: Socket,
@@ -297,6 +285,7 @@ class InstreamSession implements ScanSession {
       signal.addEventListener('abort', this.onSessionAbort, { once: true });
     }
     this.touch();
+    socket.write('zINSTREAM\0');
   }
 
   get settled(): boolean {
@@ -314,23 +303,23 @@ class InstreamSession implements ScanSession {
       return;
     }
     this.touch();
-    for (let off = 0; off < chunk.length; off += MAX_INSTREAM_CHUNK) {
+    for (let off = 0; off < chunk.length && !this.result; off += MAX_INSTREAM_CHUNK) {
       const piece = chunk.subarray(off, Math.min(chunk.length, off + MAX_INSTREAM_CHUNK));
       const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
       prefix.writeUInt32BE(piece.length, 0);
-      this.batch.push(prefix, piece);
-      this.batchBytes += LENGTH_PREFIX_BYTES + piece.length;
+      this.socket.write(prefix);
+      // Copy: the caller's buffer may be a view into a buffer that gets reused.
+      const flowing = this.socket.write(Buffer.from(piece));
       this.sent += piece.length;
+      if (!flowing) await this.drained(signal);
     }
-    if (this.batchBytes >= INSTREAM_BATCH_BYTES && !this.flush()) await this.drained(signal);
   }
 
   async end(signal?: AbortSignal): Promise<ScanResult> {
     if (!this.result && !this.ended) {
       this.ended = true;
       this.touch();
-      this.batch.push(END_OF_STREAM);
-      this.flush(); // no need to wait for the socket to drain: the verdict comes after it
+      this.socket.write(END_OF_STREAM);
     }
     if (this.result) return this.result;
     if (!signal) return this.done;
@@ -345,19 +334,6 @@ class InstreamSession implements ScanSession {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-  }
-
-  /** Writes the batch in one go; false when the socket wants us to wait for 'drain'. */
-  private flush(): boolean {
-    const pieces = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    if (this.result || pieces.length === 0) return true;
-    let flowing = true;
-    this.socket.cork();
-    for (const p of pieces) flowing = this.socket.write(p);
-    this.socket.uncork();
-    return flowing;
   }
 
   abort(reason: ScanErrorReason = 'aborted'): void {
@@ -454,8 +430,6 @@ class InstreamSession implements ScanSession {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     if (this.signal && this.onSessionAbort) this.signal.removeEventListener('abort', this.onSessionAbort);
-    this.batch = [];
-    this.batchBytes = 0;
     this.socket.destroy();
     for (const w of [...this.waiters]) w();
     this.resolveResult(r);

@@ -1,16 +1,6 @@
 // The engine runs the rules of one phase in parallel under the phase deadline, applies their
 // modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
-import { PhaseDeadline } from './deadline.js';
 import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from './types.js';
-
-/** What the session hands the engine for one phase; the engine adds the deadline's signal. */
-export type PhaseRequest = Omit<PhaseInput, 'signal'>;
-
-interface RuleRun {
-  rule: Rule;
-  verdict: Verdict;
-  ms: number;
-}
 
 /** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
 const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];
@@ -58,53 +48,32 @@ export class PolicyEngine {
     return this.rules.filter((r) => r.mode !== 'off');
   }
 
-  /** Runs the phase's rules under one deadline of `deadlineMs`, handed to them as input.signal. */
-  async run(phase: Phase, request: PhaseRequest, deadlineMs: number): Promise<PhaseResult> {
+  async run(phase: Phase, input: PhaseInput): Promise<PhaseResult> {
     const rules = this.byPhase.get(phase) ?? [];
     if (rules.length === 0) return { action: 'continue', mods: [], trace: [] };
-    const deadline = new PhaseDeadline(deadlineMs);
-    const input: PhaseInput = {
-      ...request,
-      get signal() {
-        return deadline.signal;
-      },
-    };
-    const entries: Array<RuleRun | undefined> = new Array(rules.length);
-    const started = performance.now();
-    const all = Promise.all(
-      rules.map(async (rule, i) => {
-        const run = await this.runRule(rule, phase, input, deadline);
-        // An answer after the deadline is not read: the phase has been answered without it.
-        if (!deadline.expired) entries[i] = run;
-      }),
-    );
-    // A rule that ignores its AbortSignal must not hold the phase past the deadline.
-    if (!(await deadline.race(all))) {
-      const ms = performance.now() - started;
-      rules.forEach((rule, i) => {
-        if (entries[i]) return;
-        input.conn.log.error(`rule ${rule.name} failed in ${phase}: deadline exceeded`, { rule: rule.name, phase });
-        entries[i] = { rule, verdict: { action: 'tempfail', cause: 'dependency', reason: `${rule.name}: deadline exceeded` }, ms };
-      });
-    }
-    return this.merge(entries as RuleRun[], input, phase);
+    const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input)));
+    return this.merge(entries, input, phase);
   }
 
-  private async runRule(rule: Rule, phase: Phase, input: PhaseInput, deadline: PhaseDeadline): Promise<RuleRun> {
+  private async runRule(rule: Rule, phase: Phase, input: PhaseInput): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
     const started = performance.now();
     const handler = rule.handlers[phase]!;
     let verdict: Verdict;
     try {
-      verdict = await handler(input);
+      verdict = await raceDeadline(handler(input), input.signal, rule.name);
     } catch (err) {
-      // Failing because the deadline aborted it is the engine's "deadline exceeded" line, not a bug.
-      if (!deadline.expired) input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, { rule: rule.name, phase });
-      verdict = { action: 'tempfail', cause: 'internal', reason: `${rule.name}: internal error` };
+      const timedOut = input.signal.aborted;
+      input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, { rule: rule.name, phase });
+      verdict = {
+        action: 'tempfail',
+        cause: timedOut ? 'dependency' : 'internal',
+        reason: timedOut ? `${rule.name}: deadline exceeded` : `${rule.name}: internal error`,
+      };
     }
     return { rule, verdict, ms: performance.now() - started };
   }
 
-  private merge(entries: RuleRun[], input: PhaseInput, phase: Phase): PhaseResult {
+  private merge(entries: Array<{ rule: Rule; verdict: Verdict; ms: number }>, input: PhaseInput, phase: Phase): PhaseResult {
     const result: PhaseResult = { action: 'continue', mods: [], trace: [] };
     for (const { rule, verdict, ms } of entries) {
       const monitor = rule.mode === 'monitor';
@@ -172,4 +141,23 @@ export class PolicyEngine {
   async close(): Promise<void> {
     await Promise.allSettled(this.rules.map((r) => r.close?.()));
   }
+}
+
+/** A rule that ignores its AbortSignal must not hold the phase past the deadline. */
+function raceDeadline<T>(work: Promise<T>, signal: AbortSignal, name: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error(`${name}: deadline already passed`));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`${name}: deadline exceeded`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }

@@ -282,9 +282,9 @@ export function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: ()
       return name ? [{ list, check: 'client' as const, subject: ip, name }] : [];
     });
 
-  const startIpLookup = (conn: ConnectionContext, signal?: AbortSignal) => {
+  const startIpLookup = (conn: ConnectionContext, signal: AbortSignal) => {
     const ip = conn.client.ip!;
-    const lookup = dns!.lookup(ipQueries(ip), { ...(signal ? { signal } : {}), log: conn.log });
+    const lookup = dns!.lookup(ipQueries(ip), { signal, log: conn.log });
     conn.state.set(IP_LOOKUP_KEY, { ip, lookup });
     return lookup;
   };
@@ -316,11 +316,10 @@ export function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: ()
   const handlers: Partial<Record<Phase, PhaseHandler>> = {};
 
   if (ipLists.length > 0) {
-    // Start the queries now; the answer is read at MAIL. The connect phase does not wait, and
-    // its signal ends with it: the lookup runs on under the resolver's own budget.
-    handlers.connect = async ({ conn }) => {
+    // Start the queries now; the answer is read at MAIL. The connect phase does not wait.
+    handlers.connect = async ({ conn, signal }) => {
       if (!conn.client.ip || conn.internalNetwork) return pass();
-      void startIpLookup(conn);
+      void startIpLookup(conn, signal);
       return pass();
     };
   }

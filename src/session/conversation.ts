@@ -7,10 +7,10 @@ import { PassThrough, Readable } from 'node:stream';
 import type { Logger } from 'winston';
 import { parseEnvelopeAddress, parseEsmtpParams } from '../policy/address.js';
 import type { CompiledPolicy } from '../policy/compile.js';
-import type { PhaseRequest, PhaseResult } from '../policy/engine.js';
+import type { PhaseResult } from '../policy/engine.js';
 import { normalizeIp } from '../policy/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
-import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, Recipient, TraceEntry } from '../policy/types.js';
+import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, Recipient, TraceEntry } from '../policy/types.js';
 import type { SmtpReply } from '../protocol/smtp-reply.js';
 import { phaseSeconds } from '../ops/metrics.js';
 import { BodyStore } from './body-store.js';
@@ -350,12 +350,13 @@ export class Conversation {
     return this.headerBlockCache;
   }
 
-  private async runPhase(phase: Phase, extra: Partial<PhaseRequest>): Promise<Outcome> {
+  private async runPhase(phase: Phase, extra: Partial<PhaseInput>): Promise<Outcome> {
     const engine = this.policy.engine;
     if (!engine.handles(phase)) return CONTINUE;
     const ms = deadlineOf(phase, this.policy.config.server.deadlines);
+    const signal = AbortSignal.timeout(ms);
     const timer = phaseSeconds.startTimer({ phase });
-    const result = await engine.run(phase, { conn: this.conn, ...extra }, ms);
+    const result = await engine.run(phase, { conn: this.conn, signal, ...extra });
     timer();
     this.trace.push(...result.trace);
     return this.toOutcome(phase, result);

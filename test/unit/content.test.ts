@@ -6,7 +6,7 @@ import { policySchema } from '../../src/config/schema.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
-import type { PhaseRequest } from '../../src/policy/engine.js';
+import type { PhaseInput } from '../../src/policy/types.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
 import { Conversation } from '../../src/session/conversation.js';
 import { b64, contentRuleFor, log, mixed, plain, pythonZip, REFERENCE_CONTENT, runContent } from './content-fixtures.js';
@@ -331,8 +331,9 @@ test('monitor mode: the engine records the would-be refusal and lets the message
   const input = {
     conn: { log },
     msg: { direction: 'inbound', log, source: { message: () => Readable.from([raw]) } },
-  } as unknown as PhaseRequest;
-  const result = await engine.run('eom', input, 10_000);
+    signal: AbortSignal.timeout(10_000),
+  } as unknown as PhaseInput;
+  const result = await engine.run('eom', input);
   assert.equal(result.action, 'continue');
   assert.equal(result.trace[0]!.action, 'reject');
   assert.equal(result.trace[0]!.monitor, true);

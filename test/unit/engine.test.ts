@@ -22,7 +22,7 @@ const rule = (name: string, v: Verdict | (() => Promise<Verdict>), mode: Rule['m
   handlers: { connect: typeof v === 'function' ? v : async () => v },
 });
 
-const run = (rules: Rule[], ms = 1000) => new PolicyEngine(rules).run('connect', { conn: conn() }, ms);
+const run = (rules: Rule[], ms = 1000) => new PolicyEngine(rules).run('connect', { conn: conn(), signal: AbortSignal.timeout(ms) });
 
 describe('engine', () => {
   it('merges by precedence: reject > tempfail > quarantine > continue', async () => {
@@ -62,24 +62,6 @@ describe('engine', () => {
     assert.ok(Date.now() - started < 1000);
     assert.equal(r.action, 'tempfail');
     assert.equal(r.cause, 'dependency');
-  });
-
-  it("a rule's signal aborts at the phase deadline (TimeoutError), and the rule's own error says so", async () => {
-    let reason: unknown;
-    const honours: Rule = {
-      name: 'io',
-      mode: 'enforce',
-      handlers: {
-        connect: ({ signal }) =>
-          new Promise<Verdict>((_, fail) => signal.addEventListener('abort', () => fail((reason = signal.reason)), { once: true })),
-      },
-    };
-    const r = await run([honours, rule('quick', pass())], 50);
-    assert.equal((reason as DOMException).name, 'TimeoutError');
-    assert.equal(r.action, 'tempfail');
-    assert.equal(r.cause, 'dependency');
-    assert.equal(r.rule, 'io');
-    assert.deepEqual(r.trace.map((t) => [t.rule, t.action]), [['io', 'tempfail'], ['quick', 'continue']]);
   });
 
   it('a rule that throws becomes an internal tempfail, not an acceptance', async () => {
