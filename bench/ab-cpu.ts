@@ -11,14 +11,12 @@ import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { multipartMessage, textMessage, type MessageKind } from './lib/messages.js';
 import { crlf } from './lib/mta-client.js';
-import type { PolicyVariant } from './lib/policies.js';
+import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { relayguardMain, startBenchRelayguard, type BenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, median } from './lib/stats.js';
 import { runLoad } from './milter-load.js';
 
-/** The policies that need clamd. */
-const SCANNING = new Set<PolicyVariant>(['full', 'full-large', 'antivirus']);
 /** Ports of the A/B run's clamd (away from bench/run.sh's and milter-load's). */
 const AB_BASE_PORT = 10_940;
 
@@ -79,7 +77,7 @@ async function main(): Promise<void> {
   try {
     // Policies that scan get one clamd, shared by both builds.
     let clamdAddress = 'tcp:127.0.0.1:1';
-    if (SCANNING.has(o.policy)) {
+    if (scansWithClamd(o.policy)) {
       const layout = benchLayout(join(o.dir, 'clamd'), AB_BASE_PORT);
       mkdirSync(layout.logDir, { recursive: true });
       daemons.push(await clamdUp(layout));

@@ -11,7 +11,7 @@ import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { BENCH_RECIPIENT, BENCH_SENDER, prose } from './lib/messages.js';
 import { crlf, MtaClient } from './lib/mta-client.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
-import { startBenchRelayguard } from './lib/relayguard-proc.js';
+import { benchNodeArgs, startBenchRelayguard } from './lib/relayguard-proc.js';
 
 const MIB = 1024 * 1024;
 const WARMUP_MESSAGES = 20;
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const daemons: Daemon[] = [];
   try {
     daemons.push(await clamdUp(layout));
-    const rg = await startBenchRelayguard({ variant: 'full-large', listen, dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`, nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
+    const rg = await startBenchRelayguard({ variant: 'full-large', listen, dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`, nodeArgs: benchNodeArgs() });
     daemons.unshift(rg.daemon);
     const env = { clientIp: '127.0.0.1', clientName: 'localhost', helo: 'big.bench.test', from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] };
     // Warm up with ordinary messages so the baseline includes relayguard's normal working set.

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { multipartMessage, textMessage, BENCH_RECIPIENT, BENCH_SENDER, type MessageKind } from './lib/messages.js';
 import { crlf, MtaClient, type MessageResult } from './lib/mta-client.js';
-import type { PolicyVariant } from './lib/policies.js';
+import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon, type SocketAddress } from './lib/proc.js';
 import { parseAddress, startBenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, max, median } from './lib/stats.js';
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       const layout = benchLayout(o.dir, o.basePort);
       mkdirSync(layout.logDir, { recursive: true });
       mkdirSync(layout.socketDir, { recursive: true });
-      if (o.policy === 'full' || o.policy === 'full-large' || o.policy === 'antivirus') daemons.push(await clamdUp(layout));
+      if (scansWithClamd(o.policy)) daemons.push(await clamdUp(layout));
       const nodeArgs: string[] = [];
       if (o.cpuProf) {
         rmSync(o.cpuProf, { recursive: true, force: true });

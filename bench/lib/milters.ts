@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { childrenOf, procUsage, startDaemon, waitFor, accepts, alive, type Daemon, type SocketAddress } from './proc.js';
 import type { BenchLayout } from './bench-postfix.js';
 import type { PolicyVariant } from './policies.js';
+import { benchNodeArgs } from './relayguard-proc.js';
 
 export type MilterKind = 'none' | 'c-null' | 'c-body' | 'rg-trace' | 'rg-policy' | 'rg-disclaimer' | 'rg-av' | 'rg-full' | 'mimedefang' | 'clamav-milter';
 export type Transport = 'unix' | 'tcp';
@@ -169,8 +170,7 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
       const policy = ctx.policies[RELAYGUARD_VARIANT[c.kind]!];
       if (!policy) throw new Error(`no policy for ${c.kind}`);
       const args = [ctx.relayguardMain, 'serve', '--config', policy, '--listen', postfixSpec(c.listen), '--metrics', 'off'];
-      const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
-      const d = startDaemon(c.id, process.execPath, [...extra, ...args], log(c.id));
+      const d = startDaemon(c.id, process.execPath, [...benchNodeArgs(), ...args], log(c.id));
       await ready(c.listen, c.id, d);
       return runningMilter(c, [d]);
     }

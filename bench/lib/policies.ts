@@ -20,6 +20,11 @@ export type PolicyVariant =
   /** 'full' with the size limit and clamd's stream limit raised for the 50 MB message. */
   | 'full-large';
 
+/** Does the variant scan with clamd (so a benchmark tool has to start one)? */
+export function scansWithClamd(variant: PolicyVariant): boolean {
+  return variant === 'antivirus' || variant === 'full' || variant === 'full-large';
+}
+
 /** The reference gateway's texts (rule 7), used when the reference policy has no disclaimer yet. */
 const REFERENCE_DISCLAIMER = {
   mode: 'enforce',

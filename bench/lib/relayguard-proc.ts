@@ -9,6 +9,11 @@ export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '.
 /** BENCH_RELAYGUARD_MAIN: another build (e.g. a patched copy) for an A/B comparison. */
 export const relayguardMain = process.env.BENCH_RELAYGUARD_MAIN ?? join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
+/** Extra node options for the relayguard processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export function benchNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 export function parseAddress(spec: string): SocketAddress {
   if (spec.startsWith('unix:')) return { kind: 'unix', path: spec.slice(5) };
   const m = /^inet:([^:]+):(\d+)$/.exec(spec);
