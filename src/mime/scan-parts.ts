@@ -46,6 +46,12 @@ export interface PartSink {
    */
   readonly wantsContent?: boolean;
   skip?(decodedBytes: number): void;
+  /**
+   * Checked with wantsContent: false as well means not even the size matters any more (a
+   * non-zip attachment when no attachment size limit applies), so the rest of the part is
+   * neither decoded nor measured, and skip() is not called for it. Once false, it stays false.
+   */
+  readonly wantsSize?: boolean;
 }
 
 export interface PartVisitor {
@@ -91,26 +97,30 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
   });
 
   let parts = 0;
-  let leaf: { node: MimeNode; decoder: TransferDecoder; sink: PartSink; measuring: boolean } | null = null;
+  /** What the sink of the current leaf still needs: its decoded bytes, only their count, or nothing. */
+  type Need = 'content' | 'size' | 'nothing';
+  let leaf: { node: MimeNode; decoder: TransferDecoder; sink: PartSink; need: Need } | null = null;
   const closeLeaf = () => {
     if (!leaf) return;
-    if (leaf.measuring) {
-      const rest = leaf.decoder.measureEnd();
-      if (rest) leaf.sink.skip!(rest);
-    } else {
+    if (leaf.need === 'content') {
       const rest = leaf.decoder.end();
       if (rest.length) leaf.sink.write(rest);
+    } else if (leaf.need === 'size') {
+      const rest = leaf.decoder.measureEnd();
+      if (rest) leaf.sink.skip!(rest);
     }
     leaf.sink.end();
     leaf = null;
   };
   const feed = (part: NonNullable<typeof leaf>, bytes: Buffer) => {
-    // Decoding is most of the cost of a big attachment: skip it when only the size counts.
-    if (!part.measuring && part.sink.wantsContent === false && part.sink.skip) part.measuring = true;
-    if (part.measuring) {
+    // Decoding is most of the cost of a big attachment: skip it when only the size counts, and
+    // measuring is still a pass over every byte: skip that too when not even the size counts.
+    if (part.need === 'content' && part.sink.wantsContent === false && part.sink.skip) part.need = 'size';
+    if (part.need === 'size' && part.sink.wantsSize === false) part.need = 'nothing';
+    if (part.need === 'size') {
       const size = part.decoder.measure(bytes);
       if (size) part.sink.skip!(size);
-    } else {
+    } else if (part.need === 'content') {
       const decoded = part.decoder.write(bytes);
       if (decoded.length) part.sink.write(decoded);
     }
@@ -126,7 +136,7 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
       if (node.root) visitor.onHeaders?.(decodeHeaders(node));
       if (!node.multipart && !node.messageNode) {
         const sink = visitor.onPart(partInfo(node, depth));
-        if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, measuring: false };
+        if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, need: 'content' };
       }
     } else if (chunk.type === 'body' && leaf && chunk.node === leaf.node) {
       // A sink often knows from the first bytes that it needs only the size (a part that is not
@@ -134,7 +144,7 @@ export async function walkMime(source: Readable, limits: MimeLimits, visitor: Pa
       // splitting is often the whole part. The decoders carry state across pieces, so the bytes
       // and sizes a sink sees are the same however the body is cut.
       const v = chunk.value;
-      if (v.length > PROBE_BYTES && !leaf.measuring && leaf.sink.skip) {
+      if (v.length > PROBE_BYTES && leaf.need === 'content' && leaf.sink.skip) {
         feed(leaf, v.subarray(0, PROBE_BYTES));
         feed(leaf, v.subarray(PROBE_BYTES));
       } else feed(leaf, v);

@@ -51,16 +51,21 @@ export class PolicyEngine {
   async run(phase: Phase, input: PhaseInput): Promise<PhaseResult> {
     const rules = this.byPhase.get(phase) ?? [];
     if (rules.length === 0) return { action: 'continue', mods: [], trace: [] };
-    const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input)));
-    return this.merge(entries, input, phase);
+    const deadline = new PhaseDeadline(input.signal);
+    try {
+      const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input, deadline)));
+      return this.merge(entries, input, phase);
+    } finally {
+      deadline.dispose();
+    }
   }
 
-  private async runRule(rule: Rule, phase: Phase, input: PhaseInput): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
+  private async runRule(rule: Rule, phase: Phase, input: PhaseInput, deadline: PhaseDeadline): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
     const started = performance.now();
     const handler = rule.handlers[phase]!;
     let verdict: Verdict;
     try {
-      verdict = await raceDeadline(handler(input), input.signal, rule.name);
+      verdict = await deadline.race(handler(input), rule.name);
     } catch (err) {
       const timedOut = input.signal.aborted;
       input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, { rule: rule.name, phase });
@@ -143,21 +148,42 @@ export class PolicyEngine {
   }
 }
 
-/** A rule that ignores its AbortSignal must not hold the phase past the deadline. */
-function raceDeadline<T>(work: Promise<T>, signal: AbortSignal, name: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error(`${name}: deadline already passed`));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error(`${name}: deadline exceeded`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+/**
+ * A rule that ignores its AbortSignal must not hold the phase past the deadline. One abort
+ * listener per phase serves all its rules (listeners on an AbortSignal are not cheap, and a
+ * phase runs several rules per command).
+ */
+class PhaseDeadline {
+  private readonly waiting = new Set<(err: Error) => void>();
+  private readonly onAbort = () => {
+    for (const fail of this.waiting) fail(new Error('deadline exceeded'));
+    this.waiting.clear();
+  };
+
+  constructor(private readonly signal: AbortSignal) {
+    if (!signal.aborted) signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  race<T>(work: Promise<T>, name: string): Promise<T> {
+    if (this.signal.aborted) return Promise.reject(new Error(`${name}: deadline already passed`));
+    return new Promise<T>((resolve, reject) => {
+      const fail = (err: Error) => reject(new Error(`${name}: ${err.message}`));
+      this.waiting.add(fail);
+      work.then(
+        (v) => {
+          this.waiting.delete(fail);
+          resolve(v);
+        },
+        (e) => {
+          this.waiting.delete(fail);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  dispose(): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    this.waiting.clear();
+  }
 }

@@ -191,7 +191,7 @@ export const disclaimerRule = defineRule({
           // The decision line's trace carries the same details; a second info line per message
           // would double the log volume of a busy gateway. Monitor mode says what it would do.
           if (config.mode === 'monitor') m.log.info(`disclaimer would be added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
-          else m.log.debug(`disclaimer added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
+          else if (m.log.isLevelEnabled('debug')) m.log.debug(`disclaimer added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
           return modify(mods, details);
         },
       },

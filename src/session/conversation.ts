@@ -133,7 +133,8 @@ export class Conversation {
     delete this.conn.authUser;
     this.conn.internalNetwork = this.policy.internal.contains(ip);
     this.conn.networkGroups = this.policy.groupsOf(ip);
-    this.conn.log.debug('connect', { client: ip ?? client.address, host: client.hostname, internal: this.conn.internalNetwork });
+    // Guarded: winston builds and pipes a line before its level filter drops it.
+    if (this.conn.log.isLevelEnabled('debug')) this.conn.log.debug('connect', { client: ip ?? client.address, host: client.hostname, internal: this.conn.internalNetwork });
     return this.runPhase('connect', {});
   }
 

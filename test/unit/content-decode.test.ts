@@ -1,7 +1,7 @@
 // Transfer decoding split at every possible chunk boundary, and HTML-to-text for matching.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { transferDecoder } from '../../src/mime/transfer-decode.js';
+import { countBase64Chars, transferDecoder } from '../../src/mime/transfer-decode.js';
 import { htmlToText, normalizeSpace } from '../../src/rules/content/text.js';
 
 function decodeSplit(encoding: string, encoded: string, at: number): string {
@@ -65,6 +65,18 @@ test('measure() counts what write() would return, at any split point and after a
         got += d.measure(bytes.subarray(decodeUpTo, at)) + d.measure(bytes.subarray(at)) + d.measureEnd();
         assert.equal(got, want, `${encoding}: decoded up to ${decodeUpTo}, split at ${at}`);
       }
+    }
+  }
+});
+
+test('countBase64Chars counts alphabet bytes two at a time at any offset and length', () => {
+  const alphabet = /[A-Za-z0-9+/_-]/;
+  const bytes = Buffer.from(Array.from({ length: 1031 }, (_, i) => (i * 97 + (i >> 3)) % 256));
+  const slow = (b: Buffer) => [...b].filter((c) => alphabet.test(String.fromCharCode(c))).length;
+  for (const start of [0, 1, 2, 3]) {
+    for (const length of [0, 1, 2, 3, 64, 65, 1000]) {
+      const view = bytes.subarray(start, start + length);
+      assert.equal(countBase64Chars(view), slow(view), `offset ${start}, length ${length}`);
     }
   }
 });

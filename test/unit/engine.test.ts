@@ -64,6 +64,40 @@ describe('engine', () => {
     assert.equal(r.cause, 'dependency');
   });
 
+  it('the deadline of a phase fails each slow rule by name and keeps the verdicts that came in time', async () => {
+    const slow = (name: string) => rule(name, () => new Promise((res) => setTimeout(() => res(pass()), 2000)));
+    const r = await run([slow('slow1'), rule('quick', reject('refused in time')), slow('slow2')], 100);
+    assert.equal(r.action, 'reject', 'the verdict that came in time still counts');
+    assert.deepEqual(
+      r.trace.map((t) => [t.rule, t.action, t.reason]),
+      [
+        ['slow1', 'tempfail', 'slow1: deadline exceeded'],
+        ['quick', 'reject', 'refused in time'],
+        ['slow2', 'tempfail', 'slow2: deadline exceeded'],
+      ],
+    );
+  });
+
+  it('a phase that starts past its deadline runs no rule to completion', async () => {
+    const signal = AbortSignal.abort();
+    const r = await new PolicyEngine([rule('a', pass()), rule('b', pass())]).run('connect', { conn: conn(), signal });
+    assert.equal(r.action, 'tempfail');
+    assert.equal(r.cause, 'dependency');
+  });
+
+  it('leaves no abort listener behind on the phase signal', async () => {
+    const signal = AbortSignal.timeout(5000);
+    let added = 0;
+    let removed = 0;
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((...a: Parameters<typeof add>) => (added++, add(...a))) as typeof signal.addEventListener;
+    signal.removeEventListener = ((...a: Parameters<typeof remove>) => (removed++, remove(...a))) as typeof signal.removeEventListener;
+    await new PolicyEngine([rule('a', pass()), rule('b', pass()), rule('c', pass())]).run('connect', { conn: conn(), signal });
+    assert.equal(added, 1, 'one listener for the whole phase');
+    assert.equal(removed, added);
+  });
+
   it('a rule that throws becomes an internal tempfail, not an acceptance', async () => {
     const r = await run([rule('bug', async () => Promise.reject(new Error('boom')))]);
     assert.equal(r.action, 'tempfail');

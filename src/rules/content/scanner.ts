@@ -73,6 +73,9 @@ const SINGLE_PART = 'TEXT';
 
 const applies = (d: Direction | 'both', direction: Direction) => d === 'both' || d === direction;
 
+/** A part with a file name or an attachment disposition: what an attachment size limit counts. */
+const isAttachment = (part: PartInfo) => part.names.length > 0 || part.disposition === 'attachment';
+
 export async function scanMessage(source: Readable, compiled: CompiledContent, direction: Direction, signal: AbortSignal): Promise<ScanReport> {
   const scan = new MessageScan(compiled, direction);
   const { limits } = compiled.config;
@@ -172,13 +175,17 @@ class MessageScan {
     }
   }
 
-  /** Size and zip checks once a part's content is known. */
+  /** Does the decoded size of this part decide anything (an attachment size limit)? */
+  sizeMatters(part: PartInfo): boolean {
+    return this.attachmentsApply && this.config.attachments.max_size !== undefined && isAttachment(part);
+  }
+
+  /** Size and zip checks once a part's content is known; `size` counts only where sizeMatters(). */
   attachmentEnd(part: PartInfo, size: number, zip: Buffer | 'too-large' | null): void {
     if (!this.attachmentsApply) return;
     const a = this.config.attachments;
     const name = part.names[0] ?? `part ${part.id}`;
-    const isAttachment = part.names.length > 0 || part.disposition === 'attachment';
-    if (a.max_size !== undefined && isAttachment && size > a.max_size) {
+    if (a.max_size !== undefined && isAttachment(part) && size > a.max_size) {
       this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Attachment "${shownName(name)}" is larger than ${a.max_size} bytes`, part: part.id });
     }
     if (zip === null) return;
@@ -289,6 +296,8 @@ class BinaryPart implements PartSink {
   private isZip: boolean | null = null;
   private tooLarge = false;
   private readonly max: number;
+  /** Fixed per part: measuring a large attachment that no size limit applies to is wasted work. */
+  readonly wantsSize: boolean;
 
   constructor(
     private readonly scan: MessageScan,
@@ -297,6 +306,7 @@ class BinaryPart implements PartSink {
     const zip = scan.config.attachments.zip;
     this.chunks = scan.checksAttachments && zip.scan ? [] : null;
     this.max = zip.max_size;
+    this.wantsSize = scan.sizeMatters(part);
     // A part that says it is a zip is listed (or reported unreadable) even if its bytes are not.
     if (part.names.some(looksLikeZipName) || ZIP_TYPES.includes(part.contentType)) this.isZip = true;
   }
