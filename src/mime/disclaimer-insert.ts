@@ -25,7 +25,7 @@ export function normalizeDisclaimerText(text: string): string {
   return text
     .replace(/\r\n?|\n/g, CRLF)
     .replace(/^(\s*\r\n)+/, '')
-    .replace(/\s+$/, '');
+    .trimEnd();
 }
 
 /** An HTML version of a text-only disclaimer: escaped, line breaks kept. */
@@ -50,7 +50,8 @@ function appendPlain(content: Buffer, charset: string, text: string): InsertResu
   }
   if (classifyCharset(charset) === 'iso-2022-jp') throw new Error('ISO-2022-JP text can only take an ASCII disclaimer');
   const decoded = decodeText(content, charset);
-  const body = decoded.replace(/\s+$/, '');
+  // trimEnd, not /\s+$/: the regex retries every position of a long blank run (quadratic).
+  const body = decoded.trimEnd();
   return { bytes: Buffer.from(body + block(body.length > 0, decoded.endsWith('\n')), 'utf8'), charset: UTF8 };
 }
 
@@ -87,9 +88,34 @@ function insertionPoint(doc: string): number {
   return doc.length;
 }
 
-/** A document converted to UTF-8 must not keep declaring its old charset in a <meta> tag. */
+/** The charset parameter inside one <meta ...> tag: what comes before its value, and the value. */
+const META_CHARSET = /(\bcharset\s*=\s*["']?)([A-Za-z0-9_.:-]+)/i;
+
+/**
+ * A document converted to UTF-8 must not keep declaring its old charset in a <meta> tag. Tag by
+ * tag (indexOf, then a regex on the tag alone): one regex over the document would rescan the
+ * rest of it from every "<meta" that has no ">" (quadratic on hostile input).
+ */
 function withUtf8Meta(doc: string): string {
-  return doc.replace(/(<meta\b[^>]*?\bcharset\s*=\s*["']?)([A-Za-z0-9_.:-]+)/gi, `$1${UTF8}`);
+  const lower = doc.replace(/[A-Z]+/g, (m) => m.toLowerCase()); // same length, so same indexes
+  const out: string[] = [];
+  let from = 0;
+  for (let at = lower.indexOf('<meta', 0); at >= 0; at = lower.indexOf('<meta', at + 1)) {
+    if (/[a-z0-9_]/.test(lower[at + 5] ?? '')) continue; // <metadata> is not <meta>
+    const gt = lower.indexOf('>', at);
+    const end = gt < 0 ? doc.length : gt;
+    const tag = doc.slice(at, end);
+    const m = META_CHARSET.exec(tag);
+    if (m) {
+      const valueAt = at + m.index + m[1]!.length;
+      out.push(doc.slice(from, valueAt), UTF8);
+      from = valueAt + m[2]!.length;
+    }
+    if (gt < 0) break;
+    at = gt;
+  }
+  out.push(doc.slice(from));
+  return out.join('');
 }
 
 function endsWithLineBreak(b: Buffer): boolean {

@@ -2,56 +2,41 @@
 // text is compared after collapsing whitespace, dropping quote markers ("> ") of replies and,
 // for HTML, removing tags and decoding character references. A copy in quoted text counts as
 // present: the disclaimer is added to a thread once, not once per reply.
+import { htmlToText as visibleText, type EntityTable } from './html-text.js';
 
-const NAMED_ENTITIES: Record<string, string> = {
-  amp: '&',
-  lt: '<',
-  gt: '>',
-  quot: '"',
-  apos: "'",
-  nbsp: ' ',
-  ndash: '\u2013',
-  mdash: '\u2014',
-  hellip: '\u2026',
-  copy: '\u00a9',
-  reg: '\u00ae',
-  euro: '\u20ac',
-  laquo: '\u00ab',
-  raquo: '\u00bb',
-  auml: '\u00e4',
-  ouml: '\u00f6',
-  uuml: '\u00fc',
-  Auml: '\u00c4',
-  Ouml: '\u00d6',
-  Uuml: '\u00dc',
-  szlig: '\u00df',
-  eacute: '\u00e9',
-  egrave: '\u00e8',
-  agrave: '\u00e0',
-};
-
-/** Tags that end a line visually: replaced by a space so words on both sides stay apart. */
-const BLOCK_TAG = /<\/?(br|p|div|hr|tr|td|th|li|ul|ol|table|h[1-6]|blockquote|pre|section|footer|header)\b[^>]*>/gi;
-
-function decodeEntities(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z][a-z0-9]*);/gi, (whole, ref: string) => {
-    if (ref[0] === '#') {
-      const cp = ref[1] === 'x' || ref[1] === 'X' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
-      return Number.isFinite(cp) && cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : whole;
-    }
-    return NAMED_ENTITIES[ref] ?? whole;
-  });
-}
+/** The names a disclaimer's HTML is likely to use (letters as themselves: clients re-encode them). */
+const NAMED_ENTITIES: EntityTable = new Map(
+  Object.entries({
+    amp: '&',
+    lt: '<',
+    gt: '>',
+    quot: '"',
+    apos: "'",
+    nbsp: ' ',
+    ndash: '\u2013',
+    mdash: '\u2014',
+    hellip: '\u2026',
+    copy: '\u00a9',
+    reg: '\u00ae',
+    euro: '\u20ac',
+    laquo: '\u00ab',
+    raquo: '\u00bb',
+    auml: '\u00e4',
+    ouml: '\u00f6',
+    uuml: '\u00fc',
+    Auml: '\u00c4',
+    Ouml: '\u00d6',
+    Uuml: '\u00dc',
+    szlig: '\u00df',
+    eacute: '\u00e9',
+    egrave: '\u00e8',
+    agrave: '\u00e0',
+  }),
+);
 
 /** The visible text of an HTML fragment or document (good enough for matching, not rendering). */
 export function htmlToText(html: string): string {
-  return decodeEntities(
-    html
-      .replace(/<!--[\s\S]*?-->/g, ' ')
-      .replace(/<(script|style|head)\b[\s\S]*?<\/\1\s*>/gi, ' ')
-      .replace(BLOCK_TAG, ' ')
-      .replace(/<[^>]*>/g, ''),
-  );
+  return visibleText(html, NAMED_ENTITIES);
 }
 
 /**

@@ -18,6 +18,16 @@ export const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
 export const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
 
 /**
+ * Blanks around every "@" removed. Not by a regex of optional blanks around "@": that retries
+ * every position of a long blank run (quadratic), and a header is the sender's to fill.
+ */
+function closeUpAts(s: string): string {
+  if (!s.includes('@')) return s;
+  const parts = s.split('@');
+  return parts.map((p, i) => (i > 0 ? p.trimStart() : p)).map((p, i) => (i < parts.length - 1 ? p.trimEnd() : p)).join('@');
+}
+
+/**
  * The mailbox addresses of a From:-style header value. Display names, quoted strings and
  * comments are not addresses: a display name "Alice (alice@example.test) via List" from a
  * mailing list is not a spoof, the address in angle brackets is what counts.
@@ -28,7 +38,7 @@ export function headerAddresses(value: string): string[] {
   let bare = '';
   const flushBare = () => {
     // Obsolete syntax allows blanks (and comments, already blanked) around the @.
-    for (const token of bare.replace(/\s*@\s*/g, '@').split(/[\s,;:]+/)) if (token.includes('@')) out.push(token);
+    for (const token of closeUpAts(bare).split(/[\s,;:]+/)) if (token.includes('@')) out.push(token);
     bare = '';
   };
   while (i < value.length) {

@@ -129,3 +129,9 @@ test('headerAddresses finds mailboxes, not display names or comments', () => {
   assert.deepEqual(headerAddresses('"quoted \\" still" <q@x.test>'), ['q@x.test']);
   assert.deepEqual(headerAddresses('undisclosed-recipients:;'), []);
 });
+
+test('headerAddresses closes up blanks around "@" (obsolete syntax) in linear time', { timeout: 20_000 }, () => {
+  assert.deepEqual(headerAddresses('alice @ example.test, bob@ x.test'), ['alice@example.test', 'bob@x.test']);
+  // 400 000 blanks: the old /\s*@\s*/g retried every position of the run (minutes).
+  assert.deepEqual(headerAddresses(`${' '.repeat(400_000)}mallory@x.test${' '.repeat(400_000)}`), ['mallory@x.test']);
+});

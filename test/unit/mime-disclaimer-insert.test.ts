@@ -101,6 +101,22 @@ describe('HTML parts', () => {
     assert.equal(out.bytes.toString('utf8'), `<html><head><meta charset="utf-8"></head><body>日本\r\n${frag}\r\n</body></html>`);
   });
 
+  it('fixes the charset of every <meta> tag, in any case, and leaves other tags alone', () => {
+    const doc = '<head><META http-equiv="Content-Type" content="text/html; charset=utf-16"><metadata charset="utf-16"><meta charset=\'utf-16\'></head><body>x</body>';
+    const out = insertDisclaimer(iconv.encode(doc, 'utf-16le'), 'html', 'UTF-16LE', texts);
+    const head = out.bytes.toString('utf8').split('<body>')[0];
+    assert.equal(head, '<head><META http-equiv="Content-Type" content="text/html; charset=utf-8"><metadata charset="utf-16"><meta charset=\'utf-8\'></head>');
+  });
+
+  // The message is the attacker's: a quadratic scan would hold the milter's only thread.
+  it('stays linear on hostile converted documents: "<meta" without ">", long blank runs', { timeout: 20_000 }, () => {
+    const metas = insertDisclaimer(iconv.encode('<meta'.repeat(100_000), 'utf-16le'), 'html', 'UTF-16LE', texts);
+    assert.equal(metas.charset, 'utf-8');
+    const blanks = `text${' '.repeat(400_000)}x${' \r\n'.repeat(100_000)}`;
+    const plain = insertDisclaimer(iconv.encode(blanks, 'utf-16le'), 'plain', 'UTF-16LE', texts);
+    assert.ok(plain.bytes.toString('utf8').endsWith(`x\r\n\r\n${texts.text}\r\n`));
+  });
+
   it('ISO-2022-JP: finds </body> only in the ASCII state and returns to it before inserting', () => {
     const ESC = '\x1b';
     // "</body>" as JIS X 0208 bytes (shifted) must not count; the document ends shifted.
