@@ -7,6 +7,9 @@
 /** Named character references (without "&" and ";") and what they stand for. */
 export type EntityTable = ReadonlyMap<string, string>;
 
+/** The references every table knows: the five of XML and the no-break space (as a space). */
+export const BASIC_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
 /** Elements whose content is not shown. */
 const HIDDEN_ELEMENTS = ['script', 'style', 'head', 'title'];
 

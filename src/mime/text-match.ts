@@ -2,17 +2,12 @@
 // text is compared after collapsing whitespace, dropping quote markers ("> ") of replies and,
 // for HTML, removing tags and decoding character references. A copy in quoted text counts as
 // present: the disclaimer is added to a thread once, not once per reply.
-import { htmlToText as visibleText, type EntityTable } from './html-text.js';
+import { BASIC_ENTITIES, htmlToText as visibleText, type EntityTable } from './html-text.js';
 
 /** The names a disclaimer's HTML is likely to use (letters as themselves: clients re-encode them). */
 const NAMED_ENTITIES: EntityTable = new Map(
   Object.entries({
-    amp: '&',
-    lt: '<',
-    gt: '>',
-    quot: '"',
-    apos: "'",
-    nbsp: ' ',
+    ...BASIC_ENTITIES,
     ndash: '\u2013',
     mdash: '\u2014',
     hellip: '\u2026',

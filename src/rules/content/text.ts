@@ -3,16 +3,11 @@
 // white space made a single space, so a phrase still matches when a mail client wrapped it.
 // The HTML scanner is shared with the disclaimer (src/mime/html-text.ts); the entity names differ:
 // here dashes become "-", so a phrase matches however a client typed its dash.
-import { htmlToText as visibleText, type EntityTable } from '../../mime/html-text.js';
+import { BASIC_ENTITIES, htmlToText as visibleText, type EntityTable } from '../../mime/html-text.js';
 
 const NAMED_ENTITIES: EntityTable = new Map(
   Object.entries({
-    amp: '&',
-    lt: '<',
-    gt: '>',
-    quot: '"',
-    apos: "'",
-    nbsp: ' ',
+    ...BASIC_ENTITIES,
     ndash: '-',
     mdash: '-',
     shy: '',
