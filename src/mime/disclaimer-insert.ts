@@ -4,6 +4,7 @@
 // the disclaimer cannot be written in that charset is the part converted to UTF-8.
 import { asciiReturn, asciiView, classifyCharset, decodeText, declaredCharset, encodeIfRepresentable, htmlToAscii, isByteSafe, UTF8 } from './charset.js';
 import type { TargetKind } from './disclaimer-plan.js';
+import { asciiLowerCase } from './html-text.js';
 
 const CRLF = '\r\n';
 
@@ -97,7 +98,7 @@ const META_CHARSET = /(\bcharset\s*=\s*["']?)([A-Za-z0-9_.:-]+)/i;
  * rest of it from every "<meta" that has no ">" (quadratic on hostile input).
  */
 function withUtf8Meta(doc: string): string {
-  const lower = doc.replace(/[A-Z]+/g, (m) => m.toLowerCase()); // same length, so same indexes
+  const lower = asciiLowerCase(doc);
   const out: string[] = [];
   let from = 0;
   for (let at = lower.indexOf('<meta', 0); at >= 0; at = lower.indexOf('<meta', at + 1)) {

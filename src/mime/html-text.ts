@@ -10,6 +10,11 @@ export type EntityTable = ReadonlyMap<string, string>;
 /** The references every table knows: the five of XML and the no-break space (as a space). */
 export const BASIC_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 
+/** ASCII letters lower-cased, nothing else: the same length, so indexes found in it fit `s`. */
+export function asciiLowerCase(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
 /** Elements whose content is not shown. */
 const HIDDEN_ELEMENTS = ['script', 'style', 'head', 'title'];
 
@@ -32,8 +37,8 @@ export function htmlToText(html: string, entities: EntityTable): string {
   const out: string[] = [];
   let i = 0;
   const n = html.length;
-  // ASCII-only lower case keeps every index valid (toLowerCase may change the length).
-  const lower = html.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  // toLowerCase may change the length; indexes in `lower` must fit `html`.
+  const lower = asciiLowerCase(html);
   while (i < n) {
     const lt = html.indexOf('<', i);
     if (lt < 0) {
