@@ -24,7 +24,8 @@ export const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
 function closeUpAts(s: string): string {
   if (!s.includes('@')) return s;
   const parts = s.split('@');
-  return parts.map((p, i) => (i > 0 ? p.trimStart() : p)).map((p, i) => (i < parts.length - 1 ? p.trimEnd() : p)).join('@');
+  const last = parts.length - 1;
+  return parts.map((p, i) => (i > 0 && i < last ? p.trim() : i > 0 ? p.trimStart() : p.trimEnd())).join('@');
 }
 
 /**

@@ -185,7 +185,7 @@ class MessageScan {
     if (!this.attachmentsApply) return;
     const a = this.config.attachments;
     const name = part.names[0] ?? `part ${part.id}`;
-    if (a.max_size !== undefined && isAttachment(part) && size > a.max_size) {
+    if (this.sizeMatters(part) && size > a.max_size!) {
       this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Attachment "${shownName(name)}" is larger than ${a.max_size} bytes`, part: part.id });
     }
     if (zip === null) return;
