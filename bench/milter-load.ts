@@ -12,7 +12,7 @@ import { multipartMessage, textMessage, BENCH_RECIPIENT, BENCH_SENDER, type Mess
 import { crlf, MtaClient, type MessageResult } from './lib/mta-client.js';
 import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon, type SocketAddress } from './lib/proc.js';
-import { parseAddress, startBenchRelayguard } from './lib/relayguard-proc.js';
+import { benchNodeArgs, parseAddress, startBenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, max, median } from './lib/stats.js';
 
 /** What Postfix waits for one reply at most (milter_command_timeout; content replies get 300 s). */
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       mkdirSync(layout.logDir, { recursive: true });
       mkdirSync(layout.socketDir, { recursive: true });
       if (scansWithClamd(o.policy)) daemons.push(await clamdUp(layout));
-      const nodeArgs: string[] = [];
+      const nodeArgs: string[] = benchNodeArgs();
       if (o.cpuProf) {
         rmSync(o.cpuProf, { recursive: true, force: true });
         mkdirSync(o.cpuProf, { recursive: true });

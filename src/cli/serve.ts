@@ -9,7 +9,8 @@ import { quarantineDecisionListener } from '../deps/quarantine-store.js';
 import { createLogger } from '../logging.js';
 import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
-import { messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
+import { MemoryValve, youngCollector } from '../ops/memory-valve.js';
+import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
 import type { EngineHooks } from '../policy/engine.js';
 import type { Decision } from '../session/conversation.js';
@@ -45,6 +46,7 @@ class Daemon {
   private server: MilterServer | undefined;
   private ops: Server | null = null;
   private stopping = false;
+  private valve: MemoryValve | null = null;
 
   constructor(
     private readonly file: string,
@@ -83,12 +85,15 @@ class Daemon {
         }),
       });
     }
+    this.valve = this.memoryValve();
+    const valve = this.valve;
     this.server = new MilterServer(this.policy, {
       listen: parseListen(listenSpec),
       socketMode: parseInt(config.server.socket_mode, 8),
       maxConnections: config.server.max_connections,
       log: this.log,
       onDecision: this.onDecision,
+      ...(valve ? { onBusy: (busy: boolean) => (busy ? valve.start() : valve.stop()) } : {}),
     });
     try {
       await this.server.start();
@@ -106,6 +111,16 @@ class Daemon {
     process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
     process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
+  }
+
+  /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
+  private memoryValve(): MemoryValve | null {
+    const young = youngCollector();
+    if ('error' in young) {
+      this.log.warn(`memory valve off (${young.error}): a large message may grow memory by up to 32 MiB more`);
+      return null;
+    }
+    return new MemoryValve({ collect: young.collect, onCollect: () => memoryValveCollectionsTotal.inc() });
   }
 
   /** Validate completely, then swap; a bad file keeps the running policy. */
@@ -139,6 +154,7 @@ class Daemon {
     this.stopping = true;
     this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`);
     await this.server?.close(SHUTDOWN_GRACE_MS);
+    this.valve?.stop();
     await this.policy.close();
     this.ops?.close();
     if (pidFile) rmSync(pidFile, { force: true });

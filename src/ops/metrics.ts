@@ -45,6 +45,12 @@ export const protocolErrorsTotal = new client.Counter({
   registers: [registry],
 });
 
+export const memoryValveCollectionsTotal = new client.Counter({
+  name: 'relayguard_memory_valve_collections_total',
+  help: 'Young-generation collections the memory valve asked for (dead Buffers piling up)',
+  registers: [registry],
+});
+
 export const reloadsTotal = new client.Counter({
   name: 'relayguard_policy_reloads_total',
   help: 'Policy reloads by result',

@@ -37,6 +37,8 @@ export interface MilterServerOptions {
   maxConnections: number;
   log: Logger;
   onDecision?: (d: Decision) => void;
+  /** Called with true when the first connection opens and false when the last one closes. */
+  onBusy?: (busy: boolean) => void;
 }
 
 export class MilterServer {
@@ -85,6 +87,7 @@ export class MilterServer {
 
   private onConnection(socket: Socket): void {
     this.sockets.add(socket);
+    if (this.sockets.size === 1) this.opts.onBusy?.(true);
     connectionsTotal.inc();
     connectionsActive.set(this.sockets.size);
     const policy = this.policy;
@@ -98,6 +101,7 @@ export class MilterServer {
       onClose: () => {
         this.sockets.delete(socket);
         connectionsActive.set(this.sockets.size);
+        if (this.sockets.size === 0) this.opts.onBusy?.(false);
       },
     });
   }

@@ -92,7 +92,9 @@ describe('relayguard behind Postfix', () => {
 
   test('metrics count what happened', async () => {
     const res = await fetch(`http://127.0.0.1:${stack.metricsPort}/metrics`);
-    const text = (await res.text())
+    const raw = await res.text();
+    assert.match(raw, /^relayguard_memory_valve_collections_total \d+$/m);
+    const text = raw
       .split('\n')
       .filter((l) => l.startsWith('relayguard_messages_total') || l.startsWith('relayguard_rule_verdicts_total'))
       .join('\n');
