@@ -4,7 +4,8 @@
 // gateways recording at once can neither miss a ban nor ban twice. Every key expires on its own,
 // which is the decay: nothing needs sweeping but the index of IPs.
 import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
+import { createRequire } from 'node:module';
+import type * as RedisModule from 'redis';
 import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger.js';
 
 export const DEFAULT_KEY_PREFIX = 'relayguard:';
@@ -56,7 +57,13 @@ export interface RedisLedgerOptions {
   reconnect?: boolean;
 }
 
-type Client = ReturnType<typeof createClient>;
+type Client = ReturnType<typeof RedisModule.createClient>;
+
+/** The redis client is loaded on first use: loading it takes about 0.2 s, which every command
+ *  and every start paid, while only gateways that share their ledger in Redis need it. */
+function loadRedis(): typeof RedisModule {
+  return createRequire(import.meta.url)('redis') as typeof RedisModule;
+}
 
 export class RedisOffenderLedger implements OffenderLedger {
   private readonly client: Client;
@@ -74,7 +81,7 @@ export class RedisOffenderLedger implements OffenderLedger {
   ) {
     this.now = opts.now ?? Date.now;
     this.prefix = opts.prefix ?? DEFAULT_KEY_PREFIX;
-    this.client = createClient({
+    this.client = loadRedis().createClient({
       url,
       // A command while Redis is away fails at once instead of waiting in a queue: the rule
       // treats that as "no ledger" and lets mail through.

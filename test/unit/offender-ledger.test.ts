@@ -1,11 +1,12 @@
 // The same behaviour checks run against the SQLite ledger and the Redis ledger (a private
 // redis-server started here on a free port).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createOffenderLedger, openExistingOffenderLedger, SqliteOffenderLedger, type LedgerPolicy, type OffenderLedger } from '../../src/deps/offender-ledger.js';
 import { RedisOffenderLedger } from '../../src/deps/offender-ledger-redis.js';
@@ -164,6 +165,23 @@ async function freePort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+describe('redis client loading', () => {
+  it('is loaded only when a redis:// ledger is opened (it costs every command 0.2 s to load)', () => {
+    const ledgerModule = fileURLToPath(new URL('../../src/deps/offender-ledger.js', import.meta.url));
+    // A fresh process: this one has loaded the client already.
+    const script = `
+      import { createRequire } from 'node:module';
+      const loaded = () => Object.keys(createRequire(process.cwd() + '/').cache).some((k) => k.includes('/node_modules/redis/'));
+      const m = await import(${JSON.stringify(ledgerModule)});
+      const afterImport = loaded();
+      const l = m.createOffenderLedger({ state_dir: '/nonexistent', state: 'redis://127.0.0.1:1' }, { threshold: 1, window: 1, ban: 1 });
+      await l.close();
+      console.log(JSON.stringify({ afterImport, afterOpen: loaded() }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.deepEqual(JSON.parse(out.trim()), { afterImport: false, afterOpen: true });
+  });
+});
 
 describe('redis', () => {
   let proc: ChildProcess;
