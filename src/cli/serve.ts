@@ -85,8 +85,7 @@ class Daemon {
         }),
       });
     }
-    this.valve = this.memoryValve();
-    const valve = this.valve;
+    const valve = (this.valve = this.memoryValve());
     this.server = new MilterServer(this.policy, {
       listen: parseListen(listenSpec),
       socketMode: parseInt(config.server.socket_mode, 8),
