@@ -11,7 +11,7 @@
 // The valve samples the ArrayBuffer total while connections are open and asks for a young
 // collection when it has grown by `stepBytes` since the last one. Under ordinary load the
 // young generation is collected anyway (bench: 3 000 messages of 100 KB, 25 more scavenges
-// over 108, +5% scavenge time); for a 50 MB message the growth drops from 30–33 to 12–20 MiB.
+// over 108, +5% scavenge time); for a 50 MB message the growth drops from 30–33 to 18–26 MiB.
 // Buffers that are still alive survive the collection and become the new base, so a
 // process that legitimately holds many Buffers is not collected again and again.
 import { setFlagsFromString } from 'node:v8';
