@@ -11,8 +11,9 @@ import { offendersCommand, unbanCommand } from './offenders.js';
 import { postfixConfigCommand } from './postfix-config.js';
 import { lintMtaCommand } from './lint-mta.js';
 import { auditCommand } from './audit.js';
+import { initCommand } from './init.js';
 
-const COMMANDS: readonly Command[] = [serveCommand, validateCommand, checkCommand, reloadCommand, quarantineCommand, offendersCommand, unbanCommand, postfixConfigCommand, lintMtaCommand, auditCommand];
+const COMMANDS: readonly Command[] = [serveCommand, validateCommand, checkCommand, reloadCommand, quarantineCommand, offendersCommand, unbanCommand, postfixConfigCommand, lintMtaCommand, auditCommand, initCommand];
 
 function usage(): string {
   const lines = COMMANDS.map((c) => `  relayguard ${c.usage}\n      ${c.summary}`);
