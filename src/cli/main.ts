@@ -17,6 +17,7 @@ import { postfixConfigCommand } from './postfix-config.js';
 import { lintMtaCommand } from './lint-mta.js';
 import { auditCommand } from './audit.js';
 import { milterCheckCommand } from './milter-check.js';
+import { initCommand } from './init.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   postfixConfigCommand,
   lintMtaCommand,
   auditCommand,
+  initCommand,
 ];
 
 function usage(): string {
