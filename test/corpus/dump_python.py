@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Lists the MIME tree of each message as Python's email package sees it (one JSON line per file).
+
+    dump_python.py [--policy compat32|default] FILE...      (or "-": file names on stdin)
+
+The format is the common MIME dump of test/support/mime-compare.ts: every node depth-first, in
+pre-order, containers with depth and type, leaves also with the size and SHA-256 of the
+transfer-decoded body and the decoded file name. A message/rfc822 part is a node whose one child
+is the embedded message's root. compat32 (the default) is what the mailbox module and most
+Python mail tools use; "default" is the modern policy, kept to see where the two differ.
+"""
+import email
+import email.policy
+import hashlib
+import json
+import sys
+from email.header import decode_header, make_header
+
+
+def decoded_filename(part):
+    try:
+        name = part.get_filename()
+    except Exception:  # a malformed RFC 2231 parameter: the client shows no name
+        return None
+    if name is None:
+        return None
+    name = str(name)
+    if "=?" in name:  # compat32 leaves RFC 2047 words encoded; clients decode them
+        try:
+            name = str(make_header(decode_header(name)))
+        except Exception:
+            pass
+    return name
+
+
+def children(part):
+    """The parsed sub-parts of a container, or None for a leaf."""
+    if not part.is_multipart():
+        return None
+    payload = part.get_payload()
+    return payload if isinstance(payload, list) else None
+
+
+def walk(part, depth, nodes):
+    kids = children(part)
+    node = {"depth": depth, "type": part.get_content_type()}
+    nodes.append(node)
+    if kids is not None:
+        for kid in kids:
+            walk(kid, depth + 1, nodes)
+        return
+    body = part.get_payload(decode=True)
+    if body is None:
+        body = b""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogateescape")
+    node["size"] = len(body)
+    node["sha256"] = hashlib.sha256(body).hexdigest()
+    node["filename"] = decoded_filename(part)
+
+
+def dump(path, policy):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        msg = email.message_from_bytes(data, policy=policy)
+        nodes = []
+        walk(msg, 0, nodes)
+        return {"file": path, "parts": nodes}
+    except Exception as e:  # the error is the result for this file; the batch goes on
+        return {"file": path, "error": f"{type(e).__name__}: {e}"}
+
+
+def main(argv):
+    policy = email.policy.compat32
+    if len(argv) >= 2 and argv[0] == "--policy":
+        policy = {"compat32": email.policy.compat32, "default": email.policy.default}[argv[1]]
+        argv = argv[2:]
+    files = argv
+    if files == ["-"]:
+        files = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    out = sys.stdout
+    for path in files:
+        out.write(json.dumps(dump(path, policy)) + "\n")
+
+
+main(sys.argv[1:])
