@@ -13,6 +13,13 @@ use Encode qw(decode);
 use JSON::PP;
 use MIME::Parser;
 use MIME::Words qw(decode_mimewords);
+use MIME::Decoder::Binary;
+
+# MIME::Tools' 7bit/8bit decoder turns the CRLF at the end of each chunk it reads into LF: an
+# output convention of the library, not a reading of the message. Identity encodings are read
+# byte for byte here, as every client does. (Quoted-printable keeps Perl's own decoder: its
+# CRLF-to-LF and trailing-blank rules are visible in sha256_text, see text_reading.)
+MIME::Decoder::Binary->install('7bit', '8bit', 'binary');
 
 my $json = JSON::PP->new->ascii;
 
@@ -30,6 +37,14 @@ sub decoded_filename {
   return $text;
 }
 
+# Same as text_reading in dump_python.py: CRLF as LF, blanks at line ends removed.
+sub text_reading {
+  my ($body) = @_;
+  $body =~ s/\r\n/\n/g;
+  $body =~ s/[ \t]+(?=\n|\z)//g;
+  return $body;
+}
+
 sub walk {
   my ($ent, $depth, $nodes) = @_;
   my $node = { depth => $depth + 0, type => lc($ent->mime_type // 'text/plain') };
@@ -43,6 +58,7 @@ sub walk {
   $body = '' unless defined $body;
   $node->{size} = length($body) + 0;
   $node->{sha256} = sha256_hex($body);
+  $node->{sha256_text} = sha256_hex(text_reading($body));
   $node->{filename} = decoded_filename($ent->head);
 }
 

@@ -5,7 +5,7 @@
 
 The format is the common MIME dump of test/support/mime-compare.ts: every node depth-first, in
 pre-order, containers with depth and type, leaves also with the size and SHA-256 of the
-transfer-decoded body and the decoded file name. A message/rfc822 part is a node whose one child
+transfer-decoded body (and sha256_text, see text_reading) and the decoded file name. A message/rfc822 part is a node whose one child
 is the embedded message's root. compat32 (the default) is what the mailbox module and most
 Python mail tools use; "default" is the modern policy, kept to see where the two differ.
 """
@@ -13,6 +13,7 @@ import email
 import email.policy
 import hashlib
 import json
+import re
 import sys
 from email.header import decode_header, make_header
 
@@ -33,10 +34,21 @@ def decoded_filename(part):
     return name
 
 
+def text_reading(body):
+    """The body with CRLF as LF and blanks at line ends removed: what a reader sees of a text.
+
+    Decoders differ there (MIME::Tools turns CRLF into LF and strips trailing blanks in
+    quoted-printable), so the comparator tells such a difference from a real one by this hash.
+    """
+    return re.sub(rb"[ \t]+(?=\n|$)", b"", body.replace(b"\r\n", b"\n"))
+
+
 def children(part):
     """The parsed sub-parts of a container, or None for a leaf."""
     if not part.is_multipart():
         return None
+    if part.get_content_maintype() == "message" and part.get_content_type() != "message/rfc822":
+        return None  # see walk: message/delivery-status and the like are leaves for clients
     payload = part.get_payload()
     return payload if isinstance(payload, list) else None
 
@@ -49,6 +61,13 @@ def walk(part, depth, nodes):
         for kid in kids:
             walk(kid, depth + 1, nodes)
         return
+    if part.is_multipart():
+        # Python parses every message/* body (delivery-status, rfc822-headers,
+        # disposition-notification) into header blocks; clients and MIME::Parser show it as one
+        # text part. The raw bytes are gone after that parse, so the leaf carries no hash.
+        node["opaque"] = "python parses this message/* body into header blocks"
+        node["filename"] = decoded_filename(part)
+        return
     body = part.get_payload(decode=True)
     if body is None:
         body = b""
@@ -56,6 +75,7 @@ def walk(part, depth, nodes):
         body = body.encode("utf-8", "surrogateescape")
     node["size"] = len(body)
     node["sha256"] = hashlib.sha256(body).hexdigest()
+    node["sha256_text"] = hashlib.sha256(text_reading(body)).hexdigest()
     node["filename"] = decoded_filename(part)
 
 
