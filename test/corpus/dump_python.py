@@ -26,6 +26,14 @@ def decoded_filename(part):
     if name is None:
         return None
     name = str(name)
+    if "\ufffd" in name:
+        # Raw 8-bit bytes in the parameter: compat32 replaces them; policy.default reads them as
+        # UTF-8, as clients do. The only difference the two policies show on the corpus.
+        try:
+            head = email.message_from_bytes(part.as_bytes(), policy=email.policy.default)
+            name = str(head.get_filename() or name)
+        except Exception:
+            pass
     if "=?" in name:  # compat32 leaves RFC 2047 words encoded; clients decode them
         try:
             name = str(make_header(decode_header(name)))
