@@ -112,4 +112,5 @@ def main(argv):
         out.write(json.dumps(dump(path, policy)) + "\n")
 
 
-main(sys.argv[1:])
+if __name__ == "__main__":
+    main(sys.argv[1:])
