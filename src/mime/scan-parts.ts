@@ -1,10 +1,13 @@
-// Walks a message's MIME tree as it streams by (mailsplit's Splitter) and hands every leaf part's
-// transfer-decoded bytes to a visitor, under limits on nesting depth, part count and part header
-// size, so that a MIME bomb is refused instead of parsed forever. Nothing here buffers the
-// message; what a visitor keeps is its own business.
-import { addAbortSignal, type Readable } from 'node:stream';
-import type { MimeNode, SplitterChunk } from 'mailsplit';
-import { asBuffer, LineSplitter } from './sync-splitter.js';
+// Hands every leaf part of a message (as the shared parse, parse/, found them) to a visitor with
+// its transfer-decoded bytes, in one pass over the message, under limits on nesting depth, part
+// count and part header size, so that a MIME bomb is refused instead of scanned. Nothing here
+// buffers the message; what a visitor keeps is its own business. A multipart without any parts
+// is handed over as text: a client may show its body, so it is read.
+import type { Readable } from 'node:stream';
+import libmime from 'libmime';
+import { parseStream } from './parse/shared.js';
+import { readRanges, type RangeReader } from './parse/ranges.js';
+import { partLabel, type MimeParse, type MimePart } from './parse/types.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
 
 export interface MimeLimits {
@@ -70,159 +73,119 @@ export type WalkResult =
   | { status: 'stopped'; parts: number }
   | { status: 'limit'; limit: LimitKind; parts: number; detail: string };
 
-const MAILSPLIT_LIMIT = 'EMAXLEN';
 /** Encoded bytes of a body piece decoded before its sink is asked again whether it wants more. */
 const PROBE_BYTES = 4096;
 
-class LimitExceeded extends Error {
-  constructor(
-    readonly limit: LimitKind,
-    message: string,
-  ) {
-    super(message);
+/**
+ * Walks the parse of a message. `open` gives a fresh stream of the whole message; `parse` is its
+ * shared parse (parse/shared.ts), or it is parsed here.
+ */
+export async function walkMime(open: () => Readable, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal, parse?: MimeParse): Promise<WalkResult> {
+  const tree = parse ?? (await parseStream(open(), signal));
+  const over = overLimit(tree, limits);
+  if (over) return { status: 'limit', ...over };
+  const root = tree.parts[0];
+  if (root) visitor.onHeaders?.(root.headers.map((h) => ({ name: h.name, value: decodeWords(h.value) })));
+  if (visitor.done) return { status: 'stopped', parts: tree.parts.length };
+
+  const readers: RangeReader[] = [];
+  for (const part of tree.parts) {
+    const asText = part.kind === 'multipart' && part.noParts;
+    if (part.kind !== 'leaf' && !asText) continue;
+    readers.push(leafReader(part, asText, visitor));
   }
+  let stopped = false;
+  await readRanges(open(), readers, () => {
+    if (signal.aborted) throw signal.reason;
+    return (stopped = visitor.done === true);
+  });
+  if (signal.aborted) throw signal.reason;
+  return stopped ? { status: 'stopped', parts: tree.parts.length } : { status: 'complete', parts: tree.parts.length };
 }
 
-class Stop extends Error {}
+function overLimit(tree: MimeParse, limits: MimeLimits): { limit: LimitKind; parts: number; detail: string } | null {
+  const parts = tree.parts.length;
+  if (tree.limit) return { limit: tree.limit.kind, parts, detail: tree.limit.detail };
+  if (parts > limits.maxParts) return { limit: 'parts', parts, detail: `more than ${limits.maxParts} MIME parts` };
+  for (const p of tree.parts) {
+    if (p.depth > limits.maxDepth) return { limit: 'depth', parts, detail: `MIME nesting deeper than ${limits.maxDepth}` };
+    if (p.bodyStart - p.headerStart > limits.maxHeaderBytes) return { limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` };
+  }
+  return null;
+}
 
-export async function walkMime(source: Readable, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal): Promise<WalkResult> {
-  // Whole lines only (mailsplit's Splitter can lose bytes when a chunk ends inside a line),
-  // split synchronously (sync-splitter.ts).
-  const splitter = new LineSplitter({
-    maxHeadSize: limits.maxHeaderBytes,
-    // Our own count trips first; this is the backstop inside the splitter.
-    maxChildNodes: limits.maxParts + 1,
-    // Also look into forwarded messages (message/rfc822) attached as files.
-    defaultInlineEmbedded: true,
-  });
+/** What the sink of a leaf still needs: its decoded bytes, only their count, or nothing. */
+type Need = 'content' | 'size' | 'nothing';
 
-  let parts = 0;
-  /** What the sink of the current leaf still needs: its decoded bytes, only their count, or nothing. */
-  type Need = 'content' | 'size' | 'nothing';
-  let leaf: { node: MimeNode; decoder: TransferDecoder; sink: PartSink; need: Need } | null = null;
-  const closeLeaf = () => {
-    if (!leaf) return;
-    if (leaf.need === 'content') {
-      const rest = leaf.decoder.end();
-      if (rest.length) leaf.sink.write(rest);
-    } else if (leaf.need === 'size') {
-      const rest = leaf.decoder.measureEnd();
-      if (rest) leaf.sink.skip!(rest);
-    }
-    leaf.sink.end();
-    leaf = null;
-  };
-  const feed = (part: NonNullable<typeof leaf>, bytes: Buffer) => {
+function leafReader(part: MimePart, asText: boolean, visitor: PartVisitor): RangeReader {
+  let sink: PartSink | null | undefined;
+  let decoder: TransferDecoder;
+  let need: Need = 'content';
+  const feed = (bytes: Buffer) => {
     // Decoding is most of the cost of a big attachment: skip it when only the size counts, and
     // measuring is still a pass over every byte: skip that too when not even the size counts.
-    if (part.need === 'content' && part.sink.wantsContent === false && part.sink.skip) part.need = 'size';
-    if (part.need === 'size' && part.sink.wantsSize === false) part.need = 'nothing';
-    if (part.need === 'size') {
-      const size = part.decoder.measure(bytes);
-      if (size) part.sink.skip!(size);
-    } else if (part.need === 'content') {
-      const decoded = part.decoder.write(bytes);
-      if (decoded.length) part.sink.write(decoded);
+    if (need === 'content' && sink!.wantsContent === false && sink!.skip) need = 'size';
+    if (need === 'size' && sink!.wantsSize === false) need = 'nothing';
+    if (need === 'size') {
+      const size = decoder.measure(bytes);
+      if (size) sink!.skip!(size);
+    } else if (need === 'content') {
+      const decoded = decoder.write(bytes);
+      if (decoded.length) sink!.write(decoded);
     }
   };
-  const onChunk = (chunk: SplitterChunk) => {
-    if (chunk.type === 'node') {
-      closeLeaf();
-      const node = chunk as MimeNode;
-      parts++;
-      if (parts > limits.maxParts) throw new LimitExceeded('parts', `more than ${limits.maxParts} MIME parts`);
-      const depth = depthOf(node);
-      if (depth > limits.maxDepth) throw new LimitExceeded('depth', `MIME nesting deeper than ${limits.maxDepth}`);
-      if (node.root) visitor.onHeaders?.(decodeHeaders(node));
-      if (!node.multipart && !node.messageNode) {
-        const sink = visitor.onPart(partInfo(node, depth));
-        if (sink) leaf = { node, decoder: transferDecoder(node.encoding), sink, need: 'content' };
-      }
-    } else if (chunk.type === 'body' && leaf && chunk.node === leaf.node) {
+  const begin = () => {
+    if (sink !== undefined) return;
+    sink = visitor.onPart(partInfo(part, asText));
+    decoder = transferDecoder(part.encoding);
+  };
+  return {
+    start: part.bodyStart,
+    end: part.bodyEnd,
+    data(v) {
+      begin();
+      if (!sink) return false;
       // A sink often knows from the first bytes that it needs only the size (a part that is not
-      // a zip): decode a small head first and ask again before the rest, which with whole-line
-      // splitting is often the whole part. The decoders carry state across pieces, so the bytes
-      // and sizes a sink sees are the same however the body is cut.
-      const v = chunk.value;
-      if (v.length > PROBE_BYTES && leaf.need === 'content' && leaf.sink.skip) {
-        feed(leaf, v.subarray(0, PROBE_BYTES));
-        feed(leaf, v.subarray(PROBE_BYTES));
-      } else feed(leaf, v);
-    }
-    if (visitor.done) throw new Stop();
+      // a zip): decode a small head first and ask again before the rest. The decoders carry
+      // state across pieces, so what a sink sees does not depend on where the pieces are cut.
+      if (v.length > PROBE_BYTES && need === 'content' && sink.skip) {
+        feed(v.subarray(0, PROBE_BYTES));
+        feed(v.subarray(PROBE_BYTES));
+      } else feed(v);
+      return need !== 'nothing';
+    },
+    done() {
+      begin();
+      if (!sink) return;
+      if (need === 'content') {
+        const rest = decoder.end();
+        if (rest.length) sink.write(rest);
+      } else if (need === 'size') {
+        const rest = decoder.measureEnd();
+        if (rest) sink.skip!(rest);
+      }
+      sink.end();
+    },
   };
-
-  try {
-    addAbortSignal(signal, source);
-    // Leaving the loop early (a limit, a final verdict) stops reading the rest of the message.
-    for await (const chunk of source as AsyncIterable<Buffer | string>) splitter.write(asBuffer(chunk), onChunk);
-    splitter.end(onChunk);
-    closeLeaf();
-    return { status: 'complete', parts };
-  } catch (err) {
-    if (err instanceof Stop) {
-      closeLeaf();
-      return { status: 'stopped', parts };
-    }
-    if (err instanceof LimitExceeded) return { status: 'limit', limit: err.limit, parts, detail: err.message };
-    if ((err as NodeJS.ErrnoException).code === MAILSPLIT_LIMIT) {
-      const header = /header/i.test((err as Error).message);
-      return header
-        ? { status: 'limit', limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` }
-        : { status: 'limit', limit: 'parts', parts, detail: `more than ${limits.maxParts} MIME parts` };
-    }
-    throw err;
-  }
 }
 
-/** Containers above this node: every multipart and every embedded message counts one level. */
-function depthOf(node: MimeNode): number {
-  let depth = 0;
-  for (let p = node.parentNode; p; p = p.parentNode) depth++;
-  return depth;
-}
-
-function partInfo(node: MimeNode, depth: number): PartInfo {
+function partInfo(part: MimePart, asText: boolean): PartInfo {
   const info: PartInfo = {
-    id: (node.partNr || ['TEXT']).join('.'),
-    depth,
-    contentType: node.contentType || 'text/plain',
-    names: fileNames(node),
+    id: partLabel(part),
+    depth: part.depth,
+    contentType: asText ? 'text/plain' : part.contentType,
+    names: part.names,
   };
-  if (node.charset) info.charset = node.charset;
-  if (node.disposition) info.disposition = node.disposition;
+  if (part.charset) info.charset = part.charset;
+  if (part.disposition) info.disposition = part.disposition;
   return info;
 }
 
-/** Both declared names: a mail client may show one and save under the other. */
-function fileNames(node: MimeNode): string[] {
-  const names = new Set<string>();
-  if (node.filename) names.add(node.filename);
-  const raw = [
-    node.libmime.parseHeaderValue(node.headers.getFirst('Content-Disposition')).params.filename,
-    node.libmime.parseHeaderValue(node.headers.getFirst('Content-Type')).params.name,
-  ];
-  for (const value of raw) {
-    if (!value) continue;
-    names.add(decodeWords(node, value));
-  }
-  return [...names];
-}
-
-function decodeWords(node: MimeNode, value: string): string {
+function decodeWords(value: string): string {
   try {
-    return node.libmime.decodeWords(value);
+    return libmime.decodeWords(value);
   } catch {
     // An unknown charset in an encoded word: keep it as written.
     return value;
   }
-}
-
-function decodeHeaders(node: MimeNode): DecodedHeader[] {
-  return node.headers.getList().map(({ line }) => {
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon).trim() : line.trim();
-    const value = colon > 0 ? line.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' ').trim() : '';
-    return { name, value: decodeWords(node, value) };
-  });
 }

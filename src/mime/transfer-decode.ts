@@ -26,14 +26,23 @@ export function transferDecoder(encoding: string | false | undefined): TransferD
       return new Base64Decoder();
     case 'quoted-printable':
       return new QuotedPrintableDecoder();
+    case 'x-uuencode':
+    case 'uuencode':
+    case 'x-uue':
+    case 'uue':
+      return new UudecodeDecoder();
     default:
       return { write: (chunk) => chunk, end: () => EMPTY, measure: (chunk) => chunk.length, measureEnd: () => 0 };
   }
 }
 
-/** 1 for the bytes Base64Decoder keeps (the standard and the URL-safe alphabet), 0 for the rest. */
+/**
+ * 1 for the bytes Base64Decoder keeps, 0 for the rest. The standard alphabet only: mail readers
+ * skip "-" and "_" like any other byte outside it, so decoding them as URL-safe base64 would
+ * show the filters bytes no reader sees (and hide the ones it does).
+ */
 const BASE64_ALPHABET = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-') BASE64_ALPHABET[c.charCodeAt(0)] = 1;
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') BASE64_ALPHABET[c.charCodeAt(0)] = 1;
 
 /**
  * BASE64_ALPHABET for two bytes at once, indexed by a 16-bit word (a sum, so the byte order
@@ -64,8 +73,8 @@ export function countBase64Chars(b: Buffer): number {
   return n;
 }
 
-/** Anything outside the (standard or URL-safe) alphabet: line breaks, padding, garbage. */
-const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
+/** Anything outside the standard alphabet and the pad: line breaks, garbage. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]+/g;
 
 /** Ignores line breaks and garbage, decodes whole 4-character groups, keeps the rest. */
 class Base64Decoder implements TransferDecoder {
@@ -89,18 +98,47 @@ class Base64Decoder implements TransferDecoder {
     return rest > 1 ? rest - 1 : 0;
   }
 
+  /** A pad that completes a group was seen: the data is over (readers decode nothing after it). */
+  private done = false;
+
   write(chunk: Buffer): Buffer {
-    const s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
-    const whole = s.length - (s.length % 4);
+    if (this.done) return EMPTY;
+    let s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
+    const pad = s.indexOf('=');
+    if (pad >= 0) s = this.untilPad(s);
+    const whole = this.done ? s.length : s.length - (s.length % 4);
     this.carry = s.slice(whole);
-    return whole ? Buffer.from(s.slice(0, whole), 'base64') : EMPTY;
+    return whole ? decodeGroups(s.slice(0, whole)) : EMPTY;
   }
 
   end(): Buffer {
     const rest = this.carry;
     this.carry = '';
-    return rest.length > 1 ? Buffer.from(rest, 'base64') : EMPTY;
+    return rest.length > 1 ? decodeGroups(rest) : EMPTY;
   }
+
+  /**
+   * The characters before the pad that ends the data, pads removed. A "=" where a group has
+   * fewer than two characters pads nothing and is skipped, as Python's decoder does.
+   */
+  private untilPad(s: string): string {
+    let out = '';
+    let from = 0;
+    for (let at = s.indexOf('='); at >= 0; at = s.indexOf('=', from)) {
+      out += s.slice(from, at);
+      from = at + 1;
+      if (out.length % 4 >= 2) {
+        this.done = true;
+        return out;
+      }
+    }
+    return out + s.slice(from);
+  }
+}
+
+/** Whole groups (and, at the end, a last group of 2 or 3 characters) of the standard alphabet. */
+function decodeGroups(s: string): Buffer {
+  return Buffer.from(s, 'base64');
 }
 
 const hexValue = (c: number): number => {
@@ -188,5 +226,76 @@ class QuotedPrintableDecoder implements TransferDecoder {
     this.carry = EMPTY;
     // A lone "=" or "=A" at the very end: keep it literally.
     return rest;
+  }
+}
+
+/** The uuencode alphabet: each character stands for (c - 32) & 63; "`" is 0. */
+const uuValue = (c: number): number => (c - 0x20) & 0x3f;
+/** Longest line kept while waiting for its end; a longer one is decoded as far as it goes. */
+const MAX_UU_LINE = 64 * 1024;
+
+/**
+ * x-uuencode bodies, as mail readers decode them: everything before a "begin MODE NAME" line is
+ * skipped; each line then starts with its byte count; "end" (or the end of the part) stops it.
+ */
+class UudecodeDecoder implements TransferDecoder {
+  private state: 'before' | 'data' | 'after' = 'before';
+  private carry: Buffer = EMPTY;
+
+  measure(chunk: Buffer): number {
+    return this.write(chunk).length;
+  }
+
+  measureEnd(): number {
+    return this.end().length;
+  }
+
+  write(chunk: Buffer): Buffer {
+    const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let lf = data.indexOf(LF, start); lf >= 0; lf = data.indexOf(LF, start)) {
+      this.line(data.subarray(start, lf), out);
+      start = lf + 1;
+    }
+    let rest = data.subarray(start);
+    if (rest.length > MAX_UU_LINE) {
+      this.line(rest, out);
+      rest = EMPTY;
+    }
+    this.carry = Buffer.from(rest);
+    return out.length ? Buffer.concat(out) : EMPTY;
+  }
+
+  end(): Buffer {
+    const out: Buffer[] = [];
+    if (this.carry.length) this.line(this.carry, out);
+    this.carry = EMPTY;
+    return out.length ? Buffer.concat(out) : EMPTY;
+  }
+
+  private line(raw: Buffer, out: Buffer[]): void {
+    let e = raw.length;
+    if (e && raw[e - 1] === CR) e--;
+    const line = raw.subarray(0, e);
+    if (this.state === 'before') {
+      if (/^begin [0-7]+ /.test(line.toString('latin1'))) this.state = 'data';
+      return;
+    }
+    if (this.state === 'after') return;
+    const text = line.toString('latin1');
+    if (text.trim() === 'end' || line.length === 0) {
+      this.state = 'after';
+      return;
+    }
+    const count = uuValue(line[0]!);
+    const bytes = Buffer.allocUnsafe(count);
+    let o = 0;
+    for (let i = 1; o < count; i += 4) {
+      const c = [0, 1, 2, 3].map((k) => (i + k < line.length ? uuValue(line[i + k]!) : 0));
+      const triple = [(c[0]! << 2) | (c[1]! >> 4), ((c[1]! & 0x0f) << 4) | (c[2]! >> 2), ((c[2]! & 0x03) << 6) | c[3]!];
+      for (const b of triple) if (o < count) bytes[o++] = b & 0xff;
+    }
+    out.push(bytes);
   }
 }

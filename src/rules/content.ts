@@ -30,7 +30,7 @@ export const contentRule = defineRule({
       handlers: {
         async eom({ msg, signal }) {
           if (!msg) return pass();
-          const report = await scanMessage(msg.source.message(), compiled, msg.direction, signal);
+          const report = await scanMessage({ message: () => msg.source.message(), state: msg.state }, compiled, msg.direction, signal);
           return verdictOf(report, config.tag_header);
         },
       },
@@ -70,5 +70,6 @@ function traceOf(report: ScanReport): Record<string, unknown> {
   const details: Record<string, unknown> = { parts: report.walk.parts, scan: report.walk.status };
   if (report.findings.length) details.findings = report.findings.map((f) => ({ rule: f.rule, action: f.action, reason: f.reason, ...(f.part ? { part: f.part } : {}) }));
   if (report.truncated.length) details.truncated_parts = report.truncated;
+  if (report.ambiguities.length) details.ambiguous = report.ambiguities;
   return details;
 }

@@ -28,7 +28,7 @@ test('base64: line breaks and any split point', () => {
 });
 
 test('7bit/8bit/binary/unknown pass through', () => {
-  for (const enc of ['7bit', '8bit', 'binary', '', 'x-uuencode']) assert.equal(decodeSplit(enc, 'a=3Db', 2), 'a=3Db');
+  for (const enc of ['7bit', '8bit', 'binary', '', '8bits', 'quoted printable']) assert.equal(decodeSplit(enc, 'a=3Db', 2), 'a=3Db');
 });
 
 test('HTML to text: tags, entities, hidden elements, comments, inline tags join', () => {
@@ -70,7 +70,7 @@ test('measure() counts what write() would return, at any split point and after a
 });
 
 test('countBase64Chars counts alphabet bytes two at a time at any offset and length', () => {
-  const alphabet = /[A-Za-z0-9+/_-]/;
+  const alphabet = /[A-Za-z0-9+/]/;
   const bytes = Buffer.from(Array.from({ length: 1031 }, (_, i) => (i * 97 + (i >> 3)) % 256));
   const slow = (b: Buffer) => [...b].filter((c) => alphabet.test(String.fromCharCode(c))).length;
   for (const start of [0, 1, 2, 3]) {

@@ -49,7 +49,7 @@ describe('content walk of a part whose size does not matter', () => {
         end: () => void (seen.ended = true),
       }),
     };
-    const result = await walkMime(Readable.from([message(body)]), { maxDepth: 5, maxParts: 10, maxHeaderBytes: 4096 }, visitor, new AbortController().signal);
+    const result = await walkMime(() => Readable.from([message(body)]), { maxDepth: 5, maxParts: 10, maxHeaderBytes: 4096 }, visitor, new AbortController().signal);
     return { seen, result };
   };
 

@@ -36,7 +36,7 @@ describe('hostile MIME', () => {
   for (const [name, head] of HEADERS) {
     it(`content walk and disclaimer complete: ${name}`, { timeout: 30_000 }, async () => {
       const msg = Buffer.from(`${head}From: a@b.test\r\n\r\nbody\r\n`);
-      const walk = await walkMime(pieces(msg), LIMITS, { onHeaders() {}, onPart: () => null }, never);
+      const walk = await walkMime(() => pieces(msg), LIMITS, { onHeaders() {}, onPart: () => null }, never);
       assert.notEqual(walk.status, 'stopped');
       const d = await addDisclaimer({
         texts: { text: 'Disclaimer', html: '<p>Disclaimer</p>' },
@@ -57,7 +57,7 @@ describe('hostile MIME', () => {
     it(`content walk completes and sees the whole part: ${name}`, { timeout: 30_000 }, async () => {
       const msg = Buffer.from(`Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n${body}--b--\r\n`);
       let bytes = 0;
-      const walk = await walkMime(pieces(msg), LIMITS, { onPart: () => ({ write: (b: Buffer) => void (bytes += b.length), end() {} }) }, never);
+      const walk = await walkMime(() => pieces(msg), LIMITS, { onPart: () => ({ write: (b: Buffer) => void (bytes += b.length), end() {} }) }, never);
       assert.equal(walk.status, 'complete');
       // The part's content is the body minus the line break that belongs to the closing delimiter.
       assert.equal(bytes, Buffer.byteLength(body) - 2);

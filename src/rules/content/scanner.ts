@@ -3,8 +3,8 @@
 // parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
 // What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
 // zip.max_size.
-import type { Readable } from 'node:stream';
 import iconv from 'iconv-lite';
+import { otherReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
 import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
 import { listZip, looksLikeZip } from '../../mime/zip-listing.js';
 import type { Direction } from '../../policy/types.js';
@@ -30,6 +30,8 @@ export interface ScanReport {
   walk: WalkResult;
   /** Text parts only partly searched (longer than max_text_per_part). */
   truncated: string[];
+  /** What readers could disagree on in this message's structure (every reading was scanned). */
+  ambiguities: string[];
 }
 
 export interface CompiledPatternRule {
@@ -76,19 +78,34 @@ const applies = (d: Direction | 'both', direction: Direction) => d === 'both' ||
 /** A part with a file name or an attachment disposition: what an attachment size limit counts. */
 const isAttachment = (part: PartInfo) => part.names.length > 0 || part.disposition === 'attachment';
 
-export async function scanMessage(source: Readable, compiled: CompiledContent, direction: Direction, signal: AbortSignal): Promise<ScanReport> {
+/**
+ * Scans the message's shared parse; where readers could disagree on its structure, every other
+ * reading is scanned too (or the message is refused, by limits.ambiguous), so that no part a
+ * client may show goes unseen.
+ */
+export async function scanMessage(source: ParseSource, compiled: CompiledContent, direction: Direction, signal: AbortSignal): Promise<ScanReport> {
   const scan = new MessageScan(compiled, direction);
   const { limits } = compiled.config;
-  const walk = await walkMime(
-    source,
-    { maxDepth: limits.max_depth, maxParts: limits.max_parts, maxHeaderBytes: limits.max_header_size },
-    scan,
-    signal,
-  );
+  const mimeLimits = { maxDepth: limits.max_depth, maxParts: limits.max_parts, maxHeaderBytes: limits.max_header_size };
+  const open = () => source.message();
+  const parse = await sharedParse(source, signal);
+  const walk = await walkMime(open, mimeLimits, scan, signal, parse);
+  const ambiguities = parse.ambiguities;
   if (walk.status === 'limit') {
     scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${walk.detail}` });
+  } else if (ambiguities.length && limits.ambiguous === 'reject') {
+    scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ambiguous MIME (${ambiguities.join(', ')})` });
+  } else if (walk.status === 'complete') {
+    for (const reading of otherReadings(parse)) {
+      const other = await sharedParse(source, signal, reading);
+      const again = await walkMime(open, mimeLimits, scan, signal, other);
+      if (again.status === 'limit') {
+        scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${again.detail}` });
+      }
+      if (again.status !== 'complete') break;
+    }
   }
-  return { findings: scan.findings, walk, truncated: scan.truncated };
+  return { findings: scan.findings, walk, truncated: scan.truncated, ambiguities };
 }
 
 class MessageScan {

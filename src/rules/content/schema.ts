@@ -73,6 +73,11 @@ const limitsSchema = z
     max_text_per_part: byteSize().default(DEFAULT_LIMITS.max_text_per_part),
     /** What happens to a message over max_depth, max_parts or max_header_size. */
     action: z.enum(['reject', 'tempfail']).default('reject'),
+    /**
+     * A MIME structure that readers disagree on (duplicate Content-Type fields, a stray line in
+     * a header block): `inspect` every reading of it, or `reject` the message (with `action`).
+     */
+    ambiguous: z.enum(['inspect', 'reject']).default('inspect'),
   })
   .strict();
 

@@ -1,0 +1,9 @@
+// The part of libmime (mailsplit's header helper, a dependency of ours) that src/mime/parse uses.
+declare module 'libmime' {
+  interface Libmime {
+    decodeWords(str: string): string;
+    parseHeaderValue(str: string): { value: string; params: Record<string, string> };
+  }
+  const libmime: Libmime;
+  export default libmime;
+}
