@@ -1,0 +1,32 @@
+// relayguard's readings of a message, in the common dump format: the default reading first, then
+// every other reading the parser offers for what it found ambiguous (otherReadings: duplicate
+// Content-Type or Content-Transfer-Encoding fields, header lines that are not fields). The
+// content rule inspects all of them, so a differential test has to compare all of them: a part
+// that Python or Perl shows is inspected when any reading shows it.
+import { readFileSync } from 'node:fs';
+import { parseMessage } from '../../src/mime/parse/parser.js';
+import { otherReadings } from '../../src/mime/parse/shared.js';
+import type { MimeDump } from './mime-compare.js';
+import { dumpParts } from './mime-dump.js';
+
+export function relayguardReadings(file: string): MimeDump[] {
+  try {
+    const message = readFileSync(file);
+    const first = parseMessage(message);
+    const all = [first, ...otherReadings(first).map((reading) => parseMessage(message, { reading }))];
+    return all.map((p) => ({ file, parts: dumpParts(message, p) }));
+  } catch (err) {
+    return [{ file, error: (err as Error).message }];
+  }
+}
+
+/**
+ * The file names of the leaves of some dumps (what an attachment filter can match). The name of a
+ * message/external-body part names a file outside the message (nothing to inspect), so it is left
+ * out (Python shows it on its opaque leaf, the others do not).
+ */
+export function leafNames(dumps: MimeDump[]): Set<string> {
+  return new Set(
+    dumps.flatMap((d) => (d.parts ?? []).filter((p) => p.type !== 'message/external-body').map((p) => p.filename).filter((f): f is string => !!f)),
+  );
+}
