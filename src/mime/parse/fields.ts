@@ -10,8 +10,8 @@ export type PartFacts = Pick<
 >;
 
 const DIGEST = 'multipart/digest';
-/** message/* types that hold one message; delivery-status holds header blocks, read as text. */
-const NOT_A_MESSAGE = new Set(['message/delivery-status']);
+/** message/* types that hold one message; these hold report fields, read as text (as clients and MIME::Parser do). */
+const NOT_A_MESSAGE = new Set(['message/delivery-status', 'message/disposition-notification', 'message/rfc822-headers', 'message/feedback-report']);
 
 export function partFacts(headers: readonly HeaderField[], parentType: string | null, reading: Reading, noted: Set<Ambiguity>): PartFacts {
   const ctFields = headers.filter((h) => h.key === 'content-type');
