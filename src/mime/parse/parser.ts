@@ -309,9 +309,11 @@ export class MimeParser {
     }
     this.noted.add('stray-header-line');
     if (this.reading.strayHeaderLine === 'skipped') return;
-    // The block ends here and this line is the first of the body (it may begin an embedded message's header block).
+    // The block ends here and this line is the first of the body: it may be the first delimiter
+    // of the multipart whose header block just ended, or begin an embedded message's header block.
     this.flushField(o);
     this.endHeader(o, this.lineStart, false);
+    if (content.length >= 2 && content[0] === DASH && content[1] === DASH && this.frames && this.delimiter(content, lineEnd)) return;
     const next = this.top();
     if (next?.header) this.headerLine(next, content, lineEnd);
   }
