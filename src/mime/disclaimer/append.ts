@@ -156,7 +156,9 @@ function base64Edit(
 ): { ok: true; edit: Omit<PartEdit, 'text' | 'ascii'> } | { ok: false; code: 'encoding'; reason: string } {
   const label = part.path || 'TEXT';
   const scan = scanBase64(raw);
+  // Readers disagree on what such a part says (some show it undecoded): leave it as it is.
   if (scan.afterPad) return { ok: false, code: 'encoding', reason: `part ${label} has data after its base64 padding` };
+  if (scan.foreign || scan.chars % 4 === 1) return { ok: false, code: 'encoding', reason: `part ${label} is not valid base64` };
   let rawCut: number;
   let decodedCut: number;
   let used = 0;
@@ -191,22 +193,23 @@ function base64Edit(
 const B64 = new Uint8Array(256);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') B64[c.charCodeAt(0)] = 1;
 
-function scanBase64(raw: Buffer): { chars: number; padded: boolean; afterPad: boolean; width: number; charOffset: (n: number) => number } {
+function scanBase64(raw: Buffer): { chars: number; padded: boolean; afterPad: boolean; foreign: boolean; width: number; charOffset: (n: number) => number } {
   const offsets: number[] = [];
   let padded = false;
   let afterPad = false;
+  let foreign = false;
   for (let i = 0; i < raw.length; i++) {
     const c = raw[i]!;
     if (c === 0x3d) padded = true;
     else if (B64[c]) {
       if (padded) afterPad = true;
       offsets.push(i);
-    }
+    } else if (c !== CR && c !== LF && c !== 0x20 && c !== 0x09) foreign = true;
   }
   const firstBreak = raw.indexOf(LF);
   const firstLine = firstBreak < 0 ? raw.length : firstBreak - (raw[firstBreak - 1] === CR ? 1 : 0);
   const width = firstBreak > 0 && firstLine >= 4 && firstLine <= BASE64_WIDTH && firstLine % 4 === 0 ? firstLine : BASE64_WIDTH;
-  return { chars: offsets.length, padded, afterPad, width, charOffset: (n) => offsets[n] ?? raw.length };
+  return { chars: offsets.length, padded, afterPad, foreign, width, charOffset: (n) => offsets[n] ?? raw.length };
 }
 
 /** [raw offset, decoded offset] (qp) or [raw offset, alphabet characters before it] (base64) of each line start. */
