@@ -182,6 +182,7 @@ export const disclaimerRule = defineRule({
           // In monitor mode the engine logs and drops the modifications: release the file now.
           if (config.mode === 'monitor') result.body.dispose();
           const details: Record<string, unknown> = { ...base, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
+          if (result.asciiForm.length) details.ascii_form = result.asciiForm;
           // The decision line's trace carries the same details; a second info line per message
           // would double the log volume of a busy gateway. Monitor mode says what it would do.
           if (config.mode === 'monitor') m.log.info(`disclaimer would be added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });

@@ -35,7 +35,7 @@ export interface DisclaimerJob extends DisclaimerLimits {
 }
 
 export type DisclaimerResult =
-  | { kind: 'rewritten'; body: SplicedBody; headerMods: Modification[]; parts: string[]; bytesAdded: number }
+  | { kind: 'rewritten'; body: SplicedBody; headerMods: Modification[]; parts: string[]; bytesAdded: number; asciiForm: string[] }
   | { kind: 'unchanged'; reason: string }
   | { kind: 'skipped'; code: SkipCode | 'invariants'; reason: string; details: Record<string, unknown> };
 
@@ -106,6 +106,8 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
     headerMods: [],
     parts: plan.targets.map((t) => t.part.path || 'TEXT'),
     bytesAdded: body.size - (parse.size - job.headerBlock.length),
+    /** Parts whose charset could not carry the text: it went in as its ASCII form. */
+    asciiForm: edits.filter((e) => e.ascii).map((e) => e.part.path || 'TEXT'),
   };
 }
 
