@@ -133,3 +133,29 @@ describe('rule 6: outbound data-leak rules', () => {
     await waitForDelivery(r.queueId!);
   });
 });
+
+describe('rule 6: MIME forms that hid attachments (RFC 2046 allows them)', () => {
+  const exe = EXE.toString('base64');
+  const raw = (delimiter: (l: string) => string, innerClosed: boolean | null) => {
+    const lines = ['From: sender@outside.test', 'To: user@example.test', 'Subject: forms', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="outer"', '', delimiter('--outer')];
+    if (innerClosed === null) lines.push('Content-Type: text/plain', '', 'see attachment', delimiter('--outer'));
+    else {
+      lines.push('Content-Type: multipart/alternative; boundary="inner"', '', '--inner', 'Content-Type: text/plain', '', 'hi', '--inner', 'Content-Type: text/html', '', '<p>hi</p>');
+      if (innerClosed) lines.push('--inner--');
+      lines.push(delimiter('--outer'));
+    }
+    lines.push('Content-Type: application/octet-stream; name="invoice.exe"', 'Content-Transfer-Encoding: base64', '', exe, delimiter('--outer--'), '');
+    return lines.join('\r\n');
+  };
+  const send = (data: string) => smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, xclient: OUTSIDE });
+
+  test('blanks after the delimiter lines: the .exe is refused', async () => {
+    assertRefused(await send(raw((l) => `${l}  \t`, null)), /invoice\.exe/);
+  });
+
+  test('an inner multipart left unterminated: the .exe after the outer delimiter is refused like its twin', async () => {
+    assertRefused(await send(raw((l) => l, true)), /invoice\.exe/);
+    assertRefused(await send(raw((l) => l, false)), /invoice\.exe/);
+  });
+});
+

@@ -109,10 +109,10 @@ describe('rule 7: disclaimer', () => {
     }
   });
 
-  test('a single-part 8bit message: quoted-printable now, said in its one top-level header', async () => {
+  test('a single-part 8bit message stays 8bit: its bytes, then the disclaimer', async () => {
     const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Grüße aus München.' });
     const p = await parse(await delivered(await outbound(data)));
-    assert.deepEqual(header(p, 'Content-Transfer-Encoding'), ['quoted-printable']);
+    assert.deepEqual(header(p, 'Content-Transfer-Encoding'), ['8bit']);
     assert.match(p.parts[0]!.text!, /^Grüße aus München\.\r?\n\r?\nThis email is confidential/);
   });
 
@@ -170,6 +170,15 @@ describe('rule 7: disclaimer', () => {
     // A reader's browser would hide a disclaimer inserted after the unclosed comment: the
     // rewrite fails its own check and the message is delivered as it came.
     assert.equal(count(got, OUTBOUND_TEXT), 0);
-    await rg.waitForLog(/disclaimer NOT added, original delivered: rewritten message failed its checks/);
+    await rg.waitForLog(/disclaimer NOT added, original delivered: disclaimer verify failed: .*appears 0 times/);
+  });
+
+  test('a 7bit US-ASCII message arrives as its original bytes plus the disclaimer lines', async () => {
+    const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Hello Bob,\nthe numbers are attached.\n\n-- \nAlice\n' });
+    assert.match(data, /Content-Transfer-Encoding: 7bit/);
+    const got = await delivered(await outbound(data));
+    const lines = 'This email is confidential and may be legally privileged.\nIf you are not the intended recipient, please tell the sender and delete it.';
+    assert.equal(bodyOf(got), `${bodyOf(data)}\n${lines}\n`);
+    assert.match(got, /Content-Transfer-Encoding: 7bit/);
   });
 });
