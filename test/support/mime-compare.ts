@@ -152,7 +152,7 @@ function leafKinds(a: MimeNode, b: MimeNode): DiffKind[] {
     const sameText = a.sha256_text !== undefined && a.sha256_text === b.sha256_text;
     kinds.push(sameText && a.type.startsWith('text/') ? 'text-eol' : 'bytes');
   }
-  if ((a.filename ?? null) !== (b.filename ?? null)) kinds.push('filename');
+  if (unquotedName(a.filename) !== unquotedName(b.filename)) kinds.push('filename');
   return kinds;
 }
 
@@ -222,4 +222,10 @@ export function formatReport(title: string, ds: Disagreement[]): string {
   const counts = SEVERITY.filter((k) => byKind.has(k)).map((k) => `${k} ${byKind.get(k)!.length}`);
   const blocks = ds.map((d) => `--- ${d.file} (${d.kinds.join(', ')})\n${d.diff}`);
   return `${title}: ${ds.length} (${counts.join(', ')})\n${blocks.join('\n')}`;
+}
+
+/** Quotes left unbalanced around a file name (a truncated field) are not part of it. */
+export function unquotedName(name: string | null | undefined): string | null {
+  if (!name) return null;
+  return name.trim().replace(/^["']+|["']+$/g, '').trim() || null;
 }

@@ -5,15 +5,16 @@
 // that Python or Perl shows is inspected when any reading shows it.
 import { readFileSync } from 'node:fs';
 import { parseMessage } from '../../src/mime/parse/parser.js';
-import { otherReadings } from '../../src/mime/parse/shared.js';
-import type { MimeDump } from './mime-compare.js';
+import { nextReadings } from '../../src/mime/parse/shared.js';
+import { unquotedName, type MimeDump } from './mime-compare.js';
 import { dumpParts } from './mime-dump.js';
 
 export function relayguardReadings(file: string): MimeDump[] {
   try {
     const message = readFileSync(file);
     const first = parseMessage(message);
-    const all = [first, ...otherReadings(first).map((reading) => parseMessage(message, { reading }))];
+    const all = [first];
+    for (let todo = nextReadings(all); todo.length; todo = nextReadings(all)) all.push(...todo.map((reading) => parseMessage(message, { reading })));
     return all.map((p) => ({ file, parts: dumpParts(message, p) }));
   } catch (err) {
     return [{ file, error: (err as Error).message }];
@@ -27,6 +28,12 @@ export function relayguardReadings(file: string): MimeDump[] {
  */
 export function leafNames(dumps: MimeDump[]): Set<string> {
   return new Set(
-    dumps.flatMap((d) => (d.parts ?? []).filter((p) => p.type !== 'message/external-body').map((p) => p.filename).filter((f): f is string => !!f)),
+    dumps.flatMap((d) =>
+      (d.parts ?? [])
+        .filter((p) => p.type !== 'message/external-body')
+        .map((p) => unquotedName(p.filename))
+        .filter((f): f is string => !!f),
+    ),
   );
 }
+

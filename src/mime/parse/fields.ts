@@ -68,12 +68,13 @@ function differ(fields: HeaderField[], norm: (v: string) => string): boolean {
 }
 
 /** RFC 2045 token characters. */
-const MEDIA_TYPE = /^\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*\/\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)/;
+const MEDIA_TYPE = /^\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*\/\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]*)/;
 
 /**
  * type/subtype, lower-case, from the start of the value (junk after it, such as parameters
  * without a ";", is ignored as MIME::Parser and mail clients do); text/plain when there is none
- * (RFC 2045 5.2).
+ * (RFC 2045 5.2). An empty subtype ("application/", a truncated field) is kept, as Python's
+ * email package and MIME::Parser keep it.
  */
 function mediaType(value: string): string {
   const m = MEDIA_TYPE.exec(value);
@@ -124,7 +125,8 @@ function cleanName(raw: string | undefined): string | null {
   } catch {
     // An unknown charset in an encoded word: keep it as written.
   }
-  name = name.trim();
+  // A quote left unbalanced (a truncated or broken field) is no part of the name a client saves.
+  name = name.trim().replace(/^["']+|["']+$/g, '').trim();
   return name ? name : null;
 }
 

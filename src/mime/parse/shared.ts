@@ -46,3 +46,17 @@ export function otherReadings(parse: MimeParse): Reading[] {
   for (const flip of flips) readings = readings.flatMap((r) => [r, flip(r)]);
   return readings.slice(1);
 }
+
+/**
+ * The readings that the parses so far flag and that were not parsed yet. A reading can run into
+ * a construct the first one never reached (a stray line hides a shared boundary), so callers
+ * parse these and ask again until nothing is left:
+ *   for (let r = nextReadings(all); r.length; r = nextReadings(all)) all.push(...r.map(parse));
+ */
+export function nextReadings(parsed: readonly MimeParse[]): Reading[] {
+  const key = (r: Reading) => `${r.duplicates}:${r.strayHeaderLine}:${r.sharedBoundary}`;
+  const done = new Set(parsed.map((p) => key(p.reading)));
+  const out = new Map<string, Reading>();
+  for (const p of parsed) for (const r of otherReadings(p)) if (!done.has(key(r))) out.set(key(r), r);
+  return [...out.values()];
+}

@@ -4,7 +4,7 @@
 // What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
 // zip.max_size.
 import iconv from 'iconv-lite';
-import { otherReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
+import { nextReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
 import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
 import { listZip, looksLikeZip } from '../../mime/zip-listing.js';
 import type { Direction } from '../../policy/types.js';
@@ -95,9 +95,12 @@ export async function scanMessage(source: ParseSource, compiled: CompiledContent
     scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${walk.detail}` });
   } else if (ambiguities.length && limits.ambiguous === 'reject') {
     scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ambiguous MIME (${ambiguities.join(', ')})` });
-  } else if (walk.status === 'complete') {
-    for (const reading of otherReadings(parse)) {
-      const other = await sharedParse(source, signal, reading);
+  } else if (walk.status === 'complete' && ambiguities.length) {
+    const readings = [parse];
+    for (let todo = nextReadings(readings); todo.length; todo = nextReadings(readings)) {
+      for (const r of todo) readings.push(await sharedParse(source, signal, r));
+    }
+    for (const other of readings.slice(1)) {
       const again = await walkMime(open, mimeLimits, scan, signal, other);
       if (again.status === 'limit') {
         scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${again.detail}` });
