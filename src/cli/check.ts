@@ -133,13 +133,13 @@ export const checkCommand: Command = {
       out: { value: true },
       json: { value: false },
       expect: { value: true },
-    });
+    }, { min: 0, max: 1 });
     const clientIp = str(a, 'client-ip');
     if (!clientIp || !isIP(clientIp)) throw new UsageError('--client-ip IP is required');
     const rcpts = list(a, 'rcpt');
     if (rcpts.length === 0) throw new UsageError('at least one --rcpt ADDR is required');
     const file = a.positional[0];
-    if (!file || a.positional.length > 1) throw new UsageError('exactly one MESSAGE.eml is required');
+    if (!file) throw new UsageError('exactly one MESSAGE.eml is required');
     const message = file === '-' ? readFileSync(0) : readFileSync(file);
     const { config, file: policyFile } = loadPolicyOrExit(str(a, 'config'));
     // Offline logs go to stderr so that stdout stays machine-readable.

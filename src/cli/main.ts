@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// relayguard command line: a table of subcommands, each in its own file.
-import { UsageError } from './args.js';
+// relayguard command line: a table of subcommands, each in its own file. Adding a command is one
+// import and one entry in COMMANDS; its run() parses its own arguments with ./args.ts, which
+// gives it -c/--config, --help and the refusal of anything it does not take.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { HelpRequested, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { CommandFailed, packageVersion } from './policy-file.js';
 import { serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
 import { checkCommand } from './check.js';
@@ -11,43 +16,102 @@ import { offendersCommand, unbanCommand } from './offenders.js';
 import { postfixConfigCommand } from './postfix-config.js';
 import { lintMtaCommand } from './lint-mta.js';
 import { auditCommand } from './audit.js';
+import { milterCheckCommand } from './milter-check.js';
+import { initCommand } from './init.js';
 
-const COMMANDS: readonly Command[] = [serveCommand, validateCommand, checkCommand, reloadCommand, quarantineCommand, offendersCommand, unbanCommand, postfixConfigCommand, lintMtaCommand, auditCommand];
+export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  validateCommand,
+  checkCommand,
+  milterCheckCommand,
+  reloadCommand,
+  quarantineCommand,
+  offendersCommand,
+  unbanCommand,
+  postfixConfigCommand,
+  lintMtaCommand,
+  auditCommand,
+  initCommand,
+];
 
 function usage(): string {
   const lines = COMMANDS.map((c) => `  relayguard ${c.usage}\n      ${c.summary}`);
-  return `usage:\n${lines.join('\n')}\n`;
+  return (
+    `usage: relayguard COMMAND [OPTIONS]\n\ncommands:\n${lines.join('\n')}\n\n` +
+    'Every command takes -c F as --config F (default: policies/default.yaml) and --help.\n' +
+    'relayguard --version prints the version.\n'
+  );
 }
 
-async function main(argv: string[]): Promise<number> {
+function commandHelp(cmd: Command): string {
+  const config = cmd.usage.includes('--config') ? '\n-c F is short for --config F.' : '';
+  return `usage: relayguard ${cmd.usage}\n\n${cmd.summary}${config}\n`;
+}
+
+/** Runs one command line; the exit code, or -1 for a daemon that keeps running. */
+export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
-    return name ? 0 : 2;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    const about = name === 'help' && rest[0] ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    if (name === 'help' && rest[0] && !about) {
+      process.stderr.write(`relayguard: unknown command "${rest[0]}"\n`);
+      return 2;
+    }
+    process.stdout.write(about ? commandHelp(about) : usage());
+    return 0;
+  }
+  if (name === '--version' || name === '-V') {
+    if (rest.length) {
+      process.stderr.write(`relayguard: unexpected argument "${rest[0]}" after ${name}\n`);
+      return 2;
+    }
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  if (!name) {
+    process.stderr.write(usage());
+    return 2;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
-    process.stderr.write(`relayguard: unknown command "${name}"\n${usage()}`);
+    const hint = name.startsWith('-') ? 'the command comes first: relayguard COMMAND [OPTIONS]' : 'relayguard --help lists the commands';
+    process.stderr.write(`relayguard: unknown command "${name}" (${hint})\n`);
     return 2;
   }
   try {
-    return await cmd.run(rest);
+    return await cmd.run([...rest]);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(commandHelp(cmd));
+      return 0;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`relayguard ${name}: ${err.message}\nusage: relayguard ${cmd.usage}\n`);
       return 2;
     }
+    if (err instanceof CommandFailed) return err.code;
     process.stderr.write(`relayguard ${name}: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== -1) process.exitCode = code;
-  },
-  (err) => {
-    process.stderr.write(String(err) + '\n');
-    process.exitCode = 1;
-  },
-);
+/** True when this file is the program (also through npm's bin symlink), false when imported. */
+function isEntryPoint(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code !== -1) process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(String(err) + '\n');
+      process.exitCode = 1;
+    },
+  );
+}

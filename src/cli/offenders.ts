@@ -59,7 +59,6 @@ export const offendersCommand: Command = {
 
 async function listOffenders(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
-  if (args.positional.length) throw new UsageError(`unexpected argument "${args.positional[0]}"`);
   const { config } = loadPolicyOrExit(str(args, 'config'));
   const { rule, configured } = offendersConfig(config);
   const rows = await withLedger(config, rule, async (l) => (l ? l.list() : []));
@@ -98,7 +97,7 @@ export const unbanCommand: Command = {
 };
 
 async function unban(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { config: { value: true } });
+  const args = parseArgs(argv, { config: { value: true } }, { min: 0, max: 1 });
   if (args.positional.length !== 1) throw new UsageError('exactly one IP address is required');
   const given = args.positional[0]!;
   const ip = normalizeIp(given);

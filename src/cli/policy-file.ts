@@ -1,4 +1,5 @@
 // Which policy file a command uses: --config, else the shipped policies/default.yaml.
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatError, loadPolicyFile } from '../config/load.js';
@@ -12,15 +13,28 @@ export function policyPath(flag: string | undefined): string {
   return flag ? resolve(flag) : DEFAULT_POLICY;
 }
 
-/** Load or exit 1 with every error as file:line:col. */
+/** The command has already said what went wrong; main exits with this code and prints nothing more. */
+export class CommandFailed extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+    this.name = 'CommandFailed';
+  }
+}
+
+/** Load, or print every error as file:line:col and fail with exit 1. */
 export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string } {
   const file = policyPath(flag);
   const r = loadPolicyFile(file);
   if (!r.ok) {
     for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
-    process.exit(1);
+    throw new CommandFailed(1);
   }
   return { config: r.config, file };
+}
+
+/** The version in the installed package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** Postfix's configuration directory: MAIL_CONFIG overrides the policy, as for Postfix's own tools. */

@@ -1,7 +1,9 @@
 // relayguard postfix-config: print the MTA settings that go with the policy (main.cf lines for
 // Postfix, sendmail.mc lines for Sendmail), each with a comment saying why.
 import { silentLogger } from '../logging.js';
-import { formatConfigLines, postfixConfigLines } from '../mta/postfix-config.js';
+import { POSTCONF_TIMEOUT_MS } from '../mta/lint.js';
+import { applyPostfixChanges } from '../mta/postfix-apply.js';
+import { formatChanges, planPostfixChanges } from '../mta/postfix-changes.js';
 import { mtaRequirements } from '../mta/requirements.js';
 import { accessMapPath, formatAccessMap, formatSendmailConfig } from '../mta/sendmail-config.js';
 import { RULES } from '../rules/index.js';
@@ -10,7 +12,8 @@ import type { RuleNeeds } from '../policy/types.js';
 import type { PolicyConfig } from '../config/schema.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { loadPolicyOrExit } from './policy-file.js';
+import { readFileSync } from 'node:fs';
+import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
 /**
  * The active rules' declared needs (macros). Building the rules is the only way to learn them.
@@ -52,10 +55,11 @@ export async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Ar
 
 export const postfixConfigCommand: Command = {
   name: 'postfix-config',
-  usage: 'postfix-config [--config F] [--mta postfix|sendmail] [--access-map]',
-  summary: 'Print the main.cf (or sendmail.mc) lines that go with the policy, each with the reason; --access-map: Sendmail\'s access map.',
+  usage: 'postfix-config [--config F] [--apply] [--postconf FILE|-] [--mta postfix|sendmail] [--access-map]',
+  summary:
+    'Print the postconf -e changes the policy needs against the live Postfix (postconf -n), each with the reason; --apply runs them (backup of main.cf, diff); --mta sendmail: the sendmail.mc lines; --access-map: Sendmail\'s access map.',
   async run(argv) {
-    const a = parseArgs(argv, { config: { value: true }, mta: { value: true }, 'access-map': { value: false } });
+    const a = parseArgs(argv, { config: { value: true }, mta: { value: true }, 'access-map': { value: false }, apply: { value: false }, postconf: { value: true } });
     const { config, file } = loadPolicyOrExit(str(a, 'config'));
     const mta = str(a, 'mta') ?? config.mta.kind;
     if (mta !== 'postfix' && mta !== 'sendmail') throw new UsageError('--mta must be postfix or sendmail');
@@ -65,19 +69,57 @@ export const postfixConfigCommand: Command = {
     const req = mtaRequirements(config, needs);
     const header = [`relayguard postfix-config --mta ${mta} for ${file}`];
     if (note) header.push(note);
-    if (mta === 'postfix') {
-      header.push('Add to main.cf (later lines win), then: postfix reload. Check with: relayguard lint-mta');
-      process.stdout.write(formatConfigLines(postfixConfigLines(req), header));
+    if (mta === 'postfix') return postfixChangesCommand(req, config, { file, header, apply: bool(a, 'apply'), postconf: str(a, 'postconf') });
+    if (bool(a, 'apply') || str(a, 'postconf')) throw new UsageError('--apply and --postconf are for Postfix');
+    const accessMap = accessMapPath(config.mta.sendmail_cf);
+    if (accessMapOnly) {
+      header.push(`Write to ${accessMap}, then: makemap hash ${accessMap} < ${accessMap}`);
+      process.stdout.write(formatAccessMap(req, header));
     } else {
-      const accessMap = accessMapPath(config.mta.sendmail_cf);
-      if (accessMapOnly) {
-        header.push(`Write to ${accessMap}, then: makemap hash ${accessMap} < ${accessMap}`);
-        process.stdout.write(formatAccessMap(req, header));
-      } else {
-        header.push('Add to sendmail.mc before the MAILER lines, rebuild sendmail.cf with m4, restart Sendmail.');
-        process.stdout.write(formatSendmailConfig(req, header, { accessMap }));
-      }
+      header.push('Add to sendmail.mc before the MAILER lines, rebuild sendmail.cf with m4, restart Sendmail.');
+      process.stdout.write(formatSendmailConfig(req, header, { accessMap }));
     }
     return 0;
   },
 };
+
+/** The Postfix side of postfix-config: print the changes, or with --apply run them. */
+async function postfixChangesCommand(
+  req: ReturnType<typeof mtaRequirements>,
+  config: PolicyConfig,
+  opts: { file: string; header: string[]; apply: boolean; postconf: string | undefined },
+): Promise<number> {
+  const configDir = postfixConfigDir(config);
+  if (opts.apply && opts.postconf) throw new UsageError('--apply changes the live Postfix; it does not take --postconf');
+  const saved = opts.postconf ? { text: readFileSync(opts.postconf === '-' ? 0 : opts.postconf, 'utf8'), source: opts.postconf === '-' ? 'stdin' : opts.postconf } : undefined;
+  const plan = await planPostfixChanges(req, { program: config.mta.postconf, configDir, timeoutMs: POSTCONF_TIMEOUT_MS, ...(saved ? { postconfText: saved } : {}) });
+  if (opts.apply) {
+    if (plan.fallback) {
+      process.stderr.write(`relayguard postfix-config --apply: ${plan.fallback}\n`);
+      return 1;
+    }
+    const r = await applyPostfixChanges(plan.changes, { program: config.mta.postconf, configDir, timeoutMs: POSTCONF_TIMEOUT_MS });
+    if (!r.backup) {
+      process.stdout.write(`${configDir}/main.cf already has every setting the policy needs: nothing changed\n`);
+      return 0;
+    }
+    const applied = plan.changes.filter((c) => !c.suggestion);
+    process.stdout.write(`relayguard postfix-config --apply: ${applied.length} setting(s) changed in ${configDir}/main.cf; backup: ${r.backup}\n`);
+    if (r.folded.length) process.stdout.write(`set more than once, now once (the value Postfix used): ${r.folded.join(', ')}\n`);
+    for (const c of applied) if (c.flag) process.stdout.write(`check: ${c.name}: ${c.flag}\n`);
+    for (const c of plan.changes) if (c.suggestion) process.stdout.write(`not applied (site data): ${c.name}: ${c.why}\n`);
+    process.stdout.write(r.diff);
+    for (const w of r.warnings) process.stdout.write(`postconf -n still warns: ${w}\n`);
+    process.stdout.write(`next: postfix${configDir === '/etc/postfix' ? '' : ` -c ${configDir}`} reload, then relayguard lint-mta; undo: cp ${r.backup} ${configDir}/main.cf\n`);
+    return r.warnings.some((w) => /overriding earlier entry/.test(w)) ? 1 : 0;
+  }
+  const header = [...opts.header];
+  if (plan.fallback) header.push(`postconf could not run (${plan.fallback}): the changes below are against Postfix's defaults`);
+  header.push(
+    plan.changes.length
+      ? `${plan.changes.length} setting(s) differ from ${plan.source}. Run the commands (or: relayguard postfix-config --apply), then: postfix reload. Check with: relayguard lint-mta`
+      : `nothing to change: ${plan.source} already has every setting the policy needs`,
+  );
+  process.stdout.write(formatChanges(plan.changes, configDir, header));
+  return 0;
+}

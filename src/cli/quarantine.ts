@@ -219,7 +219,7 @@ export const quarantineCommand: Command = {
   usage: 'quarantine list|show ID|release ID|delete ID [--config F] [--json]',
   summary: "Held messages (Postfix's hold queue, or Sendmail's quarantine with mta.kind: sendmail) with the reason relayguard held them; release delivers, delete removes.",
   async run(argv) {
-    const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
+    const args = parseArgs(argv, { config: { value: true }, json: { value: false } }, { min: 0, max: 2 });
     const [sub, id, ...extra] = args.positional;
     if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'which subcommand?');
     if (sub === 'list' ? id !== undefined : extra.length > 0) throw new UsageError('too many arguments');

@@ -1,16 +1,23 @@
+// relayguard validate: check a policy file. Text: every error as file:line:col: message on stderr
+// (exit 1). --json: one object on stdout, {ok, file, errors: [{line, col, path, message}]}.
 import { formatError, loadPolicyFile } from '../config/load.js';
-import { parseArgs, str } from './args.js';
+import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import { policyPath } from './policy-file.js';
 
 export const validateCommand: Command = {
   name: 'validate',
-  usage: 'validate [--config F]',
-  summary: 'Check a policy file; every error is printed as file:line:col: message (exit 1).',
+  usage: 'validate [--config F] [--json]',
+  summary: 'Check a policy file; every error is printed as file:line:col: message (exit 1). --json: {ok, file, errors: [{line, col, path, message}]}.',
   async run(argv) {
-    const args = parseArgs(argv, { config: { value: true } });
+    const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
     const file = policyPath(str(args, 'config'));
     const r = loadPolicyFile(file);
+    if (bool(args, 'json')) {
+      const errors = r.ok ? [] : r.errors.map((e) => ({ line: e.line, col: e.col, path: e.path, message: e.message }));
+      process.stdout.write(JSON.stringify({ ok: r.ok, file, errors }, null, 2) + '\n');
+      return r.ok ? 0 : 1;
+    }
     if (!r.ok) {
       for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
       return 1;

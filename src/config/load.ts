@@ -4,11 +4,14 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { RULES } from '../rules/index.js';
 import { policySchema, type PolicyConfig } from './schema.js';
+import { closestKey, knownKeys } from './suggest.js';
 
 export interface ConfigError {
   file: string;
   line: number;
   col: number;
+  /** Where in the policy, dotted ("rules.size.max_bytes"); "" for the file as a whole. */
+  path: string;
   message: string;
 }
 
@@ -23,7 +26,7 @@ export function loadPolicyFile(file: string): LoadResult {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    return { ok: false, file, errors: [{ file, line: 1, col: 1, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
+    return { ok: false, file, errors: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
   }
   return parsePolicyText(text, file);
 }
@@ -34,7 +37,7 @@ export function parsePolicyText(text: string, file: string): LoadResult {
   const errors: ConfigError[] = [];
   for (const e of doc.errors) {
     const pos = lineCounter.linePos(e.pos[0]);
-    errors.push({ file, line: pos.line, col: pos.col, message: e.message.split('\n')[0]! });
+    errors.push({ file, line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0]! });
   }
   if (errors.length) return { ok: false, file, errors };
   const data = doc.toJS() ?? {};
@@ -42,10 +45,10 @@ export function parsePolicyText(text: string, file: string): LoadResult {
   if (parsed.success) {
     const cross = crossCheck(parsed.data);
     if (cross.length === 0) return { ok: true, config: parsed.data, file };
-    for (const c of cross) errors.push(issueToError({ code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
+    for (const c of cross) errors.push(...issueToErrors({ code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
     return { ok: false, file, errors };
   }
-  for (const issue of parsed.error.issues) errors.push(issueToError(issue, doc, lineCounter, file));
+  for (const issue of parsed.error.issues) errors.push(...issueToErrors(issue, doc, lineCounter, file));
   errors.sort((a, b) => a.line - b.line || a.col - b.col);
   return { ok: false, file, errors };
 }
@@ -63,26 +66,28 @@ function crossCheck(config: PolicyConfig): Array<{ path: Array<string | number>;
   return out;
 }
 
-function issueToError(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError {
+function issueToErrors(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
   let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-  let message = issue.message;
-  // For an unknown key, point at the key itself.
+  // An unknown key: one error per key, at the key itself, with the allowed key it is closest to.
   if (issue.code === 'unrecognized_keys' && issue.keys.length) {
-    const keyPath = [...path, issue.keys[0]!];
-    const pos = keyPosition(doc, keyPath, lc);
-    if (pos) return { file, ...pos, message: `${dotted(path)}: unknown key "${issue.keys.join('", "')}"` };
+    const allowed = knownKeys(policySchema, path);
+    return issue.keys.map((key) => {
+      const pos = keyPosition(doc, [...path, key], lc) ?? nearestPosition(doc, path, lc);
+      const near = closestKey(key, allowed);
+      return { file, ...pos, path: [...path, key].join('.'), message: `${dotted(path)}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}` };
+    });
   }
-  // Walk up the path until a node with a position exists.
+  return [{ file, ...nearestPosition(doc, path, lc), path: issue.path.map(String).join('.'), message: `${dotted(issue.path)}: ${issue.message}` }];
+}
+
+/** The position of the node at `path`, or of its nearest ancestor that has one. */
+function nearestPosition(doc: Document, path: Array<string | number>, lc: LineCounter): { line: number; col: number } {
   while (path.length > 0) {
     const node = doc.getIn(path, true);
-    if (isNode(node) && node.range) {
-      const p = lc.linePos(node.range[0]);
-      return { file, line: p.line, col: p.col, message: `${dotted(issue.path)}: ${message}` };
-    }
+    if (isNode(node) && node.range) return lc.linePos(node.range[0]);
     path = path.slice(0, -1);
   }
-  message = `${dotted(issue.path)}: ${message}`;
-  return { file, line: 1, col: 1, message };
+  return { line: 1, col: 1 };
 }
 
 /** Position of a mapping key (not its value). */

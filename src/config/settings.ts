@@ -84,7 +84,7 @@ export const dnsSchema = z
 export const loggingSchema = z
   .object({
     level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-    /** auto: text on a terminal, JSON lines otherwise. */
+    /** auto: text (Postfix-style lines) on a terminal and under systemd's journal, JSON lines otherwise. */
     format: z.enum(['auto', 'json', 'text']).default('auto'),
   })
   .strict();

@@ -43,9 +43,19 @@ export interface ConfigLine {
   suggestion?: boolean;
 }
 
-/** The Postfix message_size_limit that goes with a policy limit (null: no size rule). */
-export function postfixSizeLimit(policyLimit: number | null): number {
+/** The policy's limit plus the headroom for what the MTA counts too (null: no size rule: Postfix's default). */
+export function sizeWithHeadroom(policyLimit: number | null): number {
   return policyLimit === null ? Number(POSTFIX_DEFAULTS.message_size_limit) : policyLimit + SIZE_HEADROOM_BYTES;
+}
+
+/**
+ * The Postfix message_size_limit that goes with a policy limit: never below Postfix's default
+ * (10240000), so that every message between the policy's limit and that is refused by relayguard,
+ * with its enhanced code and reference, and an admin's default is never lowered; above it, the
+ * policy's limit plus headroom.
+ */
+export function postfixSizeLimit(policyLimit: number | null): number {
+  return Math.max(Number(POSTFIX_DEFAULTS.message_size_limit), sizeWithHeadroom(policyLimit));
 }
 
 /** "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1": every protocol below `min` excluded (works on every Postfix 3.x). */
@@ -87,7 +97,7 @@ export function postfixConfigLines(req: MtaRequirements): ConfigLine[] {
     String(sizeLimit),
     req.sizeLimit === null
       ? 'rule 3: the policy has no size rule, so Postfix\'s own limit (its default) is the only one; never 0 (unlimited)'
-      : `rule 3: a little above the policy's largest limit (${req.sizeLimit} bytes) so relayguard decides; Postfix counts envelope records too`,
+      : `rule 3: above the policy's largest limit (${req.sizeLimit} bytes; Postfix counts envelope records too, and its default is never lowered) so relayguard decides, with its reference`,
   );
   if (sizeLimit > POSTFIX_MAILBOX_SIZE_LIMIT) add('mailbox_size_limit', String(sizeLimit), 'rule 3: Postfix will not start with mailbox_size_limit below message_size_limit');
 

@@ -4,7 +4,7 @@
 import { dirname, join } from 'node:path';
 import { tlsRank } from '../rules/tls.js';
 import { parseCidr } from '../policy/networks.js';
-import { postfixSizeLimit } from './postfix-config.js';
+import { sizeWithHeadroom } from './postfix-config.js';
 import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeoutMs, type MacroStage, type MtaRequirements } from './requirements.js';
 
 /** The filter's name in sendmail.cf (InputMailFilters). */
@@ -82,7 +82,7 @@ export function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOption
   const add = (why: string, text: string) => out.push({ why, text });
 
   add('rule 2: no VRFY, no EXPN, HELO first (goaway includes the other two; spelled out for the reader)', "define(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy')dnl");
-  const size = postfixSizeLimit(req.sizeLimit);
+  const size = sizeWithHeadroom(req.sizeLimit);
   add(
     req.sizeLimit === null ? 'rule 3: no size rule in the policy: a finite limit anyway (Postfix\'s default)' : `rule 3: a little above the policy's largest limit (${req.sizeLimit} bytes) so relayguard decides`,
     `define(\`confMAX_MESSAGE_SIZE', \`${size}')dnl`,

@@ -4,6 +4,7 @@
 // too deep or has too many parts is refused rather than parsed. Each finding's action is
 // reject, quarantine or tag (a header naming the rules), and the strongest one decides.
 import { Action } from '../protocol/constants.js';
+import { mimeAmbiguousTotal } from '../ops/mime-metrics.js';
 import { modify, pass, reject, tempfail, type Modification, type SmtpOverride, type Verdict } from '../policy/types.js';
 import { defineRule } from './rule-env.js';
 import { compileContent, scanMessage, type Finding, type FindingAction, type ScanReport } from './content/scanner.js';
@@ -31,6 +32,7 @@ export const contentRule = defineRule({
         async eom({ msg, signal }) {
           if (!msg) return pass();
           const report = await scanMessage({ message: () => msg.source.message(), state: msg.state }, compiled, msg.direction, signal);
+          for (const kind of report.ambiguities) mimeAmbiguousTotal.inc({ kind });
           return verdictOf(report, config.tag_header);
         },
       },

@@ -4,24 +4,22 @@
 // the cheap reasons not to rewrite (marker header, our own DKIM signature) and turns the result
 // into modifications and a logged, traceable verdict.
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { byteSize } from '../config/units.js';
 import { domainMatches, normalizeDomain } from '../policy/address.js';
 import { modify, pass, type Direction, type Header, type MessageContext, type Modification, type Verdict } from '../policy/types.js';
 import { Action } from '../protocol/constants.js';
-import { addDisclaimer } from '../mime/disclaimer.js';
-import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer-insert.js';
+import { addDisclaimer } from '../mime/disclaimer/index.js';
+import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer/texts.js';
+import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
 import { modeField } from './common.js';
 import { defineRule } from './rule-env.js';
 
 /** mailsplit's own default; more parts than this is a MIME bomb, not a letter. */
 const DEFAULT_MAX_PARTS = 1000;
 const DEFAULT_MAX_PART_SIZE = 2 * 1024 * 1024;
-/** Far above any sane line (RFC 5322 says 998) yet cheap for mailsplit's line joining. */
+/** Far above any sane line (RFC 5322 says 998): a text part with a longer one is not rewritten. */
 const DEFAULT_MAX_LINE_LENGTH = 1024 * 1024;
-/** Header block of one MIME part. */
-const MAX_PART_HEADER_BYTES = 256 * 1024;
 /** Hex digits of the text hash carried in the marker header. */
 const MARKER_ID_LENGTH = 12;
 
@@ -120,8 +118,6 @@ export const disclaimerRule = defineRule({
         .map(([d, block]): [string, Prepared] => [normalizeDomain(d), prepare(`domain:${normalizeDomain(d)}`, block)])
         .sort((a, b) => b[0].length - a[0].length),
     };
-    const spoolDir = env.policy.server.spool_dir ?? tmpdir();
-    const memoryBytes = env.policy.server.body_memory_bytes;
 
     const skipped = (msg: MessageContext, reason: string, details: Record<string, unknown>): Verdict => {
       msg.log.info(`disclaimer skipped: ${reason}`, { rule: 'disclaimer', ...details });
@@ -153,14 +149,13 @@ export const disclaimerRule = defineRule({
           try {
             result = await addDisclaimer({
               texts: chosen,
-              spoolDir,
-              memoryBytes,
-              message: () => m.source.message(),
+              source: { message: () => m.source.message(), state: m.state },
+              headerBlock: m.source.headerBlock(),
+              body: () => m.source.body(),
               signal,
               maxPartBytes: config.max_part_size,
               maxLineLength: config.max_line_length,
               maxParts: config.max_parts,
-              maxHeaderBytes: MAX_PART_HEADER_BYTES,
             });
           } catch (err) {
             if (signal.aborted) throw err;
@@ -172,6 +167,7 @@ export const disclaimerRule = defineRule({
           if (result.kind === 'unchanged') return pass({ ...base, unchanged: result.reason });
           if (result.kind === 'skipped') {
             if (result.code === 'invariants') {
+              disclaimerVerifyFailedTotal.inc();
               m.log.error(`disclaimer NOT added, original delivered: ${result.reason}`, { rule: 'disclaimer', ...result.details });
               return pass({ ...base, code: result.code, error: result.reason, ...result.details });
             }
@@ -185,9 +181,7 @@ export const disclaimerRule = defineRule({
           ];
           // In monitor mode the engine logs and drops the modifications: release the file now.
           if (config.mode === 'monitor') result.body.dispose();
-          const details: Record<string, unknown> = { ...base, parts: result.parts, bytes: result.body.size };
-          if (result.converted.length) details.utf8 = result.converted;
-          if (result.headerMods.length) details.headers = result.headerMods.map((h) => ('name' in h ? h.name : h.type));
+          const details: Record<string, unknown> = { ...base, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
           // The decision line's trace carries the same details; a second info line per message
           // would double the log volume of a busy gateway. Monitor mode says what it would do.
           if (config.mode === 'monitor') m.log.info(`disclaimer would be added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });

@@ -399,6 +399,7 @@ export class Conversation {
       phase,
       action: outcome.action,
       client: this.conn.client.ip ?? this.conn.client.hostname,
+      ...(this.conn.client.hostname && !this.conn.client.hostname.startsWith('[') ? { client_name: this.conn.client.hostname } : {}),
     };
     if (outcome.ref) fields.ref = outcome.ref;
     if (outcome.rule) fields.rule = outcome.rule;

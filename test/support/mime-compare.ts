@@ -125,9 +125,17 @@ function chunk<T>(xs: T[], n: number): T[][] {
 
 const isLeaf = (n: MimeNode) => n.sha256 !== undefined || n.opaque !== undefined;
 
+/**
+ * The media type without what a parser kept after the subtype (parameters written without a
+ * ";": Python keeps them in the type string, MIME::Parser and relayguard drop them).
+ */
+function mediaType(type: string): string {
+  return /^[^\s/;]+\/[^\s;]+/.exec(type)?.[0] ?? type;
+}
+
 /** The shape of a node: what must agree for two trees to be the same tree. */
 function shape(n: MimeNode): string {
-  return `${'  '.repeat(n.depth)}${n.type}${isLeaf(n) ? '' : ' {'}`;
+  return `${'  '.repeat(n.depth)}${mediaType(n.type)}${isLeaf(n) ? '' : ' {'}`;
 }
 
 function describe(n: MimeNode): string {

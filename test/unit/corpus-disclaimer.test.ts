@@ -59,20 +59,8 @@ describe('disclaimer over the real-world corpus (offline check path, judged by P
 
 /**
  * The hand-made shapes of issue 15's failure classes (test/fixtures/disclaimer-shapes/README.md),
- * judged like the corpus. Those that fail on today's disclaimer are marked todo (their failures
- * are printed, the run stays green); take a shape out of TODAY_SHAPES when the rewrite fixes it.
+ * judged like the corpus. Every one failed on the disclaimer before the append rewrite (c65dcdd).
  */
-const TODAY_SHAPES = new Set([
-  'flowed-base64-euc-kr',
-  'flowed-base64-utf-8',
-  'empty-text-part-then-attachments',
-  'flowed-quoted-reply',
-  'plain-7bit-ascii',
-  'text-without-final-line-break',
-  'html5-without-body-tag',
-  'quoted-printable-with-raw-8bit',
-  'text-without-subtype-and-odd-encodings',
-]);
 
 describe('disclaimer on the hand-made shapes of issue 15 (test/fixtures/disclaimer-shapes)', () => {
   let shapes: MessageOutcome[] = [];
@@ -81,8 +69,7 @@ describe('disclaimer on the hand-made shapes of issue 15 (test/fixtures/disclaim
   });
   for (const e of disclaimerShapes()) {
     const name = e.name.replace(/^shapes\//, '');
-    const todo = TODAY_SHAPES.has(name) ? "issue 15: fails on today's disclaimer" : undefined;
-    it(`${name}: the disclaimer once, the original intact, in both directions`, { todo }, () => {
+    it(`${name}: the disclaimer once, the original intact, in both directions`, () => {
       const mine = shapes.filter((o) => o.name === e.name);
       assert.equal(mine.length, 2);
       const problems = mine.flatMap((o) => [

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { addDisclaimer } from '../../src/mime/disclaimer.js';
+import { addDisclaimer } from '../../src/mime/disclaimer/index.js';
+import { disclaimerJob } from '../support/disclaimer-job.js';
 import { walkMime } from '../../src/mime/scan-parts.js';
 
 const LIMITS = { maxDepth: 20, maxParts: 500, maxHeaderBytes: 256 * 1024 };
@@ -38,16 +39,7 @@ describe('hostile MIME', () => {
       const msg = Buffer.from(`${head}From: a@b.test\r\n\r\nbody\r\n`);
       const walk = await walkMime(() => pieces(msg), LIMITS, { onHeaders() {}, onPart: () => null }, never);
       assert.notEqual(walk.status, 'stopped');
-      const d = await addDisclaimer({
-        texts: { text: 'Disclaimer', html: '<p>Disclaimer</p>' },
-        spoolDir: '/tmp',
-        message: () => pieces(msg),
-        signal: never,
-        maxPartBytes: 2 * 1024 * 1024,
-        maxLineLength: 1024 * 1024,
-        maxParts: 500,
-        maxHeaderBytes: 256 * 1024,
-      });
+      const d = await addDisclaimer(disclaimerJob(msg, { texts: { text: 'Disclaimer', html: '<p>Disclaimer</p>' }, maxParts: 500 }, 65536));
       if (d.kind === 'rewritten') d.body.dispose();
       assert.ok(['rewritten', 'skipped', 'unchanged'].includes(d.kind));
     });

@@ -51,8 +51,8 @@ describe('postfix-config for the reference policy', () => {
     assert.equal(cf.get('milter_content_timeout'), '300s');
   });
 
-  it('keeps Postfix above the 2 MiB size limit', () => {
-    assert.equal(Number(cf.get('message_size_limit')), 2 * 1024 * 1024 + SIZE_HEADROOM_BYTES);
+  it('keeps Postfix above the 2 MiB size limit, at its default 10240000 (never lowered, relayguard decides with its reference)', () => {
+    assert.equal(Number(cf.get('message_size_limit')), 10240000);
   });
 
   it('lists the macros relayguard reads, on top of Postfix defaults', () => {
@@ -92,9 +92,9 @@ describe('postfix-config for the reference policy', () => {
 });
 
 describe('postfix-config derives each value from the policy', () => {
-  it('takes the largest of per-direction limits', () => {
-    const cf = generated(policy('rules:\n  size:\n    max_bytes: { inbound: 1MiB, outbound: 5MiB }\n'));
-    assert.equal(Number(cf.get('message_size_limit')), 5 * 1024 * 1024 + SIZE_HEADROOM_BYTES);
+  it('takes the largest of per-direction limits, plus headroom above Postfix\'s default', () => {
+    const cf = generated(policy('rules:\n  size:\n    max_bytes: { inbound: 1MiB, outbound: 15MiB }\n'));
+    assert.equal(Number(cf.get('message_size_limit')), 15 * 1024 * 1024 + SIZE_HEADROOM_BYTES);
     assert.equal(cf.has('mailbox_size_limit'), false);
   });
 

@@ -10,8 +10,8 @@ export type PartFacts = Pick<
 >;
 
 const DIGEST = 'multipart/digest';
-/** message/* types that hold one message; delivery-status holds header blocks, read as text. */
-const NOT_A_MESSAGE = new Set(['message/delivery-status']);
+/** message/* types that hold one message; these hold report fields, read as text (as clients and MIME::Parser do). */
+const NOT_A_MESSAGE = new Set(['message/delivery-status', 'message/disposition-notification', 'message/rfc822-headers', 'message/feedback-report']);
 
 export function partFacts(headers: readonly HeaderField[], parentType: string | null, reading: Reading, noted: Set<Ambiguity>): PartFacts {
   const ctFields = headers.filter((h) => h.key === 'content-type');
@@ -67,10 +67,17 @@ function differ(fields: HeaderField[], norm: (v: string) => string): boolean {
   return fields.length > 1 && new Set(fields.map((f) => norm(f.value))).size > 1;
 }
 
-/** type/subtype, lower-case; text/plain when it is not of that form (as RFC 2045 5.2 says). */
+/** RFC 2045 token characters. */
+const MEDIA_TYPE = /^\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*\/\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)/;
+
+/**
+ * type/subtype, lower-case, from the start of the value (junk after it, such as parameters
+ * without a ";", is ignored as MIME::Parser and mail clients do); text/plain when there is none
+ * (RFC 2045 5.2).
+ */
 function mediaType(value: string): string {
-  const t = value.replace(/\s+/g, '').toLowerCase();
-  return /^[^/]+\/[^/]+$/.test(t) ? t : 'text/plain';
+  const m = MEDIA_TYPE.exec(value);
+  return m ? `${m[1]}/${m[2]}`.toLowerCase() : 'text/plain';
 }
 
 function parseValue(value: string): { value: string; params: Record<string, string> } {

@@ -219,20 +219,29 @@ export class MimeParser {
   // ------------------------------------------------------------------ delimiters
 
   /**
-   * Is `content` a delimiter of an open multipart? If so, act on it. Outermost first: a line
-   * that is a delimiter of an enclosing multipart ends the inner one even when the inner one
-   * uses the same boundary (as Python's email package reads it; real mail does this).
+   * Is `content` a delimiter of an open multipart? If so, act on it. When it is one of two
+   * (nested multiparts with the same boundary, which real mail has), readers differ: Python's
+   * email package gives it to the outer one, MIME::Parser to the inner one; the Reading decides
+   * and the ambiguity is reported.
    */
   private delimiter(content: Buffer, lineEnd: number): boolean {
+    let found = -1;
+    let close = false;
     for (let k = 0; k < this.stack.length; k++) {
       const frame = this.stack[k]!.frame;
       if (!frame || frame.state === 'epilogue') continue;
-      const close = matchDelimiter(content, frame.dashBoundary);
-      if (close === null) continue;
-      this.onDelimiter(k, close, lineEnd);
-      return true;
+      const c = matchDelimiter(content, frame.dashBoundary);
+      if (c === null) continue;
+      if (found >= 0) this.noted.add('shared-boundary');
+      if (found < 0 || this.reading.sharedBoundary === 'inner') {
+        found = k;
+        close = c;
+      }
+      if (this.reading.sharedBoundary === 'outer' && this.noted.has('shared-boundary')) break;
     }
-    return false;
+    if (found < 0) return false;
+    this.onDelimiter(found, close, lineEnd);
+    return true;
   }
 
   private onDelimiter(k: number, close: boolean, lineEnd: number): void {
@@ -244,13 +253,14 @@ export class MimeParser {
       if (o.frame) this.frames--;
       // Two delimiter lines in a row: no part between them.
       if (o.header && !o.header.sawLine && o.part.headerStart === this.lineStart && !close && this.stack.length - 1 === k) dropped = o.part;
-      this.closePart(o, end);
+      this.closePart(o, end, this.lineStart);
     }
     const m = this.stack[k]!;
     if (dropped) this.dropLast(m.part, dropped);
     if (m.frame!.state === 'preamble') {
-      m.part.preambleEnd = Math.max(m.part.bodyStart, end);
-      // A close delimiter before any other: no parts (the rest is epilogue).
+      // A close delimiter before any other: no parts (the rest is epilogue), and the preamble
+      // keeps its last line break (it is the body of a part-less multipart).
+      m.part.preambleEnd = close ? this.lineStart : Math.max(m.part.bodyStart, end);
       if (close) m.part.noParts = true;
     }
     if (close) {
@@ -299,9 +309,11 @@ export class MimeParser {
     }
     this.noted.add('stray-header-line');
     if (this.reading.strayHeaderLine === 'skipped') return;
-    // The block ends here and this line is the first of the body (it may begin an embedded message's header block).
+    // The block ends here and this line is the first of the body: it may be the first delimiter
+    // of the multipart whose header block just ended, or begin an embedded message's header block.
     this.flushField(o);
     this.endHeader(o, this.lineStart, false);
+    if (content.length >= 2 && content[0] === DASH && content[1] === DASH && this.frames && this.delimiter(content, lineEnd)) return;
     const next = this.top();
     if (next?.header) this.headerLine(next, content, lineEnd);
   }
@@ -375,7 +387,7 @@ export class MimeParser {
   }
 
   /** The part ends where the line break in front of a delimiter begins (never before its body starts). */
-  private closePart(o: Open, end: number): void {
+  private closePart(o: Open, end: number, wholeEnd = end): void {
     const part = o.part;
     if (o.header) {
       this.flushField(o);
@@ -384,12 +396,15 @@ export class MimeParser {
       const child = this.stack[this.stack.length - 1];
       if (child && child !== o && child.part.parent === part.index) {
         this.stack.pop();
-        this.closePart(child, end);
+        this.closePart(child, end, wholeEnd);
       }
     }
-    if (o.frame?.state === 'preamble') part.noParts = true;
     part.bodyEnd = Math.max(part.bodyStart, end);
-    if (!o.frame || o.frame.state === 'preamble') part.preambleEnd = part.bodyEnd;
+    if (o.frame?.state === 'preamble' || (part.kind === 'multipart' && !o.frame)) {
+      // No delimiter came: the body is all preamble, up to what ended it (its line break included).
+      part.noParts = true;
+      part.preambleEnd = Math.max(part.bodyStart, wholeEnd);
+    } else if (!o.frame) part.preambleEnd = part.bodyEnd;
     part.delimiterAtEnd = part.bodyEnd === this.lineStart && this.pos > this.lineStart;
   }
 
@@ -400,7 +415,7 @@ export class MimeParser {
       if (o.frame) this.frames--;
       const insideMultipart = this.stack.some((s) => s.frame);
       const end = insideMultipart ? this.pos - this.eolAtEnd() : this.pos;
-      this.closePart(o, end);
+      this.closePart(o, end, this.pos);
       o.part.delimiterAtEnd = false;
     }
   }

@@ -13,7 +13,7 @@ export interface ParseSource {
   state: Map<string, unknown>;
 }
 
-const keyOf = (r: Reading) => `mime.parse:${r.duplicates}:${r.strayHeaderLine}`;
+const keyOf = (r: Reading) => `mime.parse:${r.duplicates}:${r.strayHeaderLine}:${r.sharedBoundary}`;
 
 export function sharedParse(src: ParseSource, signal: AbortSignal, reading: Reading = DEFAULT_READING, limits?: Partial<ParseLimits>): Promise<MimeParse> {
   const key = keyOf(reading);
@@ -36,14 +36,13 @@ export async function parseStream(source: Readable, signal: AbortSignal, reading
 
 /** The other readings of what this parse found ambiguous (none when nothing was). */
 export function otherReadings(parse: MimeParse): Reading[] {
-  const out: Reading[] = [];
-  const dup = parse.ambiguities.some((a) => a === 'duplicate-content-type' || a === 'duplicate-transfer-encoding');
-  const stray = parse.ambiguities.includes('stray-header-line');
-  const base = parse.reading;
-  const flipDup = (r: Reading): Reading => ({ ...r, duplicates: r.duplicates === 'first' ? 'last' : 'first' });
-  const flipStray = (r: Reading): Reading => ({ ...r, strayHeaderLine: r.strayHeaderLine === 'starts-body' ? 'skipped' : 'starts-body' });
-  if (dup) out.push(flipDup(base));
-  if (stray) out.push(flipStray(base));
-  if (dup && stray) out.push(flipStray(flipDup(base)));
-  return out;
+  const flips: Array<(r: Reading) => Reading> = [];
+  const has = (a: string) => (parse.ambiguities as string[]).includes(a);
+  if (has('duplicate-content-type') || has('duplicate-transfer-encoding')) flips.push((r) => ({ ...r, duplicates: r.duplicates === 'first' ? 'last' : 'first' }));
+  if (has('stray-header-line')) flips.push((r) => ({ ...r, strayHeaderLine: r.strayHeaderLine === 'starts-body' ? 'skipped' : 'starts-body' }));
+  if (has('shared-boundary')) flips.push((r) => ({ ...r, sharedBoundary: r.sharedBoundary === 'outer' ? 'inner' : 'outer' }));
+  // Every combination of the flips, the parse's own reading left out.
+  let readings: Reading[] = [parse.reading];
+  for (const flip of flips) readings = readings.flatMap((r) => [r, flip(r)]);
+  return readings.slice(1);
 }

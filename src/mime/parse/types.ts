@@ -71,12 +71,14 @@ export interface Reading {
   duplicates: 'first' | 'last';
   /** A line in a header block that is not a header field: it starts the body, or is skipped. */
   strayHeaderLine: 'starts-body' | 'skipped';
+  /** A delimiter line of two open multiparts (nested ones with one boundary): whose it is. */
+  sharedBoundary: 'outer' | 'inner';
 }
 
-export const DEFAULT_READING: Reading = { duplicates: 'first', strayHeaderLine: 'starts-body' };
+export const DEFAULT_READING: Reading = { duplicates: 'first', strayHeaderLine: 'starts-body', sharedBoundary: 'outer' };
 
 /** Constructs where known readers (mail clients, Python's email, MIME::Parser) disagree. */
-export type Ambiguity = 'duplicate-content-type' | 'duplicate-transfer-encoding' | 'stray-header-line';
+export type Ambiguity = 'duplicate-content-type' | 'duplicate-transfer-encoding' | 'stray-header-line' | 'shared-boundary';
 
 export interface ParseLimits {
   /** Most nodes (containers included). */

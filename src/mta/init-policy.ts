@@ -1,0 +1,293 @@
+// `relayguard init`: a starting policy written from the Postfix an admin already runs. Who is
+// internal comes from mynetworks, our domains from mydestination, relay_domains and the virtual
+// domains, the size limit from message_size_limit, the TLS floor from smtpd_tls_*, clamd's
+// address from clamd.conf. Every rule starts in monitor mode (it logs what it would have done
+// and changes nothing), each with a comment saying what `enforce` would do. Values Postfix keeps
+// in tables (hash:..., ldap:...) cannot be read here: they are named in a comment instead.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { isValidCidr } from '../policy/networks.js';
+import { tlsRank } from '../rules/tls.js';
+import { lowestAllowedProtocol } from './lint.js';
+import { splitList } from './postconf.js';
+import { plainCidr } from './requirements.js';
+
+/** The parameters init reads, with $references expanded (postconf -x). */
+export const INIT_PARAMETERS = [
+  'mydestination',
+  'relay_domains',
+  'virtual_alias_domains',
+  'virtual_mailbox_domains',
+  'mynetworks',
+  'message_size_limit',
+  'smtpd_tls_security_level',
+  'smtpd_tls_mandatory_protocols',
+  'smtpd_tls_chain_files',
+  'smtpd_tls_cert_file',
+] as const;
+
+/** Debian's clamd.conf; --clamd-conf names another. */
+export const DEFAULT_CLAMD_CONF = '/etc/clamav/clamd.conf';
+/** A TLS floor below this is not written: where relayguard requires TLS it asks for at least TLSv1.2. */
+const TLS_FLOOR = 'TLSv1.2';
+
+/** Runs `postconf -c DIR -x NAME...` (effective values, defaults included, $references expanded). */
+export function readPostfixValues(program: string, configDir: string, timeoutMs: number): Promise<Map<string, string>> {
+  return new Promise((resolve, reject) => {
+    execFile(program, ['-c', configDir, '-x', ...INIT_PARAMETERS], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${program} -c ${configDir} -x: ${stderr.trim().split('\n')[0] || err.message}`));
+      const out = new Map<string, string>();
+      for (const line of stdout.split('\n')) {
+        const m = /^([a-z0-9_]+) = ?(.*)$/.exec(line);
+        if (m) out.set(m[1]!, m[2]!.trim());
+      }
+      resolve(out);
+    });
+  });
+}
+
+export interface ClamdFound {
+  /** antivirus.clamd.address */
+  address: string;
+  /** StreamMaxLength as written (e.g. "25M"), when set. */
+  streamMaxLength?: string;
+}
+
+/** clamd's address from clamd.conf: LocalSocket first (no TCP needed), else TCPSocket/TCPAddr; null when neither. */
+export function parseClamdConf(text: string): ClamdFound | null {
+  const get = (key: string): string | undefined => {
+    for (const raw of text.split('\n')) {
+      const m = /^\s*([A-Za-z]+)\s+(.+?)\s*$/.exec(raw);
+      if (m && m[1] === key && !raw.trimStart().startsWith('#')) return m[2]!.replace(/^"(.*)"$/, '$1');
+    }
+    return undefined;
+  };
+  if (/^\s*Example\s*$/m.test(text)) return null; // the unedited sample: clamd refuses to start with it
+  const max = get('StreamMaxLength');
+  const extra = max ? { streamMaxLength: max } : {};
+  const local = get('LocalSocket');
+  if (local) return { address: `unix:${local}`, ...extra };
+  const port = get('TCPSocket');
+  if (port && /^\d+$/.test(port)) {
+    const host = get('TCPAddr');
+    const reach = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    return { address: reach.includes(':') ? `tcp:[${reach}]:${port}` : `tcp:${reach}:${port}`, ...extra };
+  }
+  return null;
+}
+
+export function readClamdConf(file: string): { found: ClamdFound | null; why?: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { found: null, why: `${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
+  const found = parseClamdConf(text);
+  return found ? { found } : { found: null, why: `${file} names neither LocalSocket nor TCPSocket` };
+}
+
+const TABLE = /^[a-z0-9_]+:/i;
+const DOMAIN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+interface Derived {
+  domains: string[];
+  networks: string[];
+  /** Table lookups and entries init could not turn into policy values. */
+  unread: string[];
+}
+
+/** local_domains and networks.internal from the live values. */
+export function deriveSites(values: ReadonlyMap<string, string>): Derived {
+  const unread: string[] = [];
+  const domains: string[] = [];
+  for (const p of ['mydestination', 'relay_domains', 'virtual_alias_domains', 'virtual_mailbox_domains']) {
+    for (const item of splitList(values.get(p) ?? '')) {
+      if (TABLE.test(item) || item.startsWith('/')) {
+        unread.push(`${p}: ${item}`);
+        continue;
+      }
+      const d = item.replace(/^\./, '').toLowerCase();
+      // localhost names are this host, not a mail domain anyone outside sends to.
+      if (d === 'localhost' || d.startsWith('localhost.')) continue;
+      if (DOMAIN.test(d)) domains.push(d);
+      else unread.push(`${p}: ${item}`);
+    }
+  }
+  const networks: string[] = [];
+  for (const item of splitList(values.get('mynetworks') ?? '')) {
+    const plain = plainCidr(item);
+    // A single address is written as the /32 or /128 it stands for.
+    const cidr = plain && !plain.includes('/') ? `${plain}/${plain.includes(':') ? 128 : 32}` : plain;
+    if (cidr && isValidCidr(cidr)) networks.push(cidr);
+    else unread.push(`mynetworks: ${item}`);
+  }
+  return { domains: [...new Set(domains)], networks: [...new Set(networks)], unread };
+}
+
+/** The TLS floor to write: the lowest protocol mandatory TLS allows in Postfix, never below TLSv1.2. */
+export function tlsFloor(values: ReadonlyMap<string, string>): string {
+  const lowest = lowestAllowedProtocol(values.get('smtpd_tls_mandatory_protocols') ?? '');
+  return (tlsRank(lowest) ?? 0) > (tlsRank(TLS_FLOOR) ?? 0) ? lowest : TLS_FLOOR;
+}
+
+const q = (s: string) => JSON.stringify(s);
+const flow = (items: readonly string[]) => `[${items.map(q).join(', ')}]`;
+
+export interface InitOptions {
+  configDir: string;
+  clamdConf: string;
+  clamd: { found: ClamdFound | null; why?: string };
+  now?: Date;
+}
+
+/** The policy text (YAML with comments). */
+export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOptions): string {
+  const { domains, networks, unread } = deriveSites(values);
+  const size = Number(values.get('message_size_limit') ?? '');
+  const level = values.get('smtpd_tls_security_level') || 'none';
+  const hasCert = !!(values.get('smtpd_tls_chain_files') || values.get('smtpd_tls_cert_file'));
+  const floor = tlsFloor(values);
+  const clamd = opts.clamd.found;
+  const internal = networks.length ? networks : ['127.0.0.0/8', '::1/128'];
+  const L: string[] = [];
+  const add = (...lines: string[]) => L.push(...lines);
+
+  add(
+    `# relayguard policy written by \`relayguard init\` from the Postfix in ${opts.configDir}`,
+    `# (postconf -x) on ${(opts.now ?? new Date()).toISOString().slice(0, 10)}.`,
+    '#',
+    '# Every rule starts in monitor mode: it logs what it would have done, as',
+    '#   monitor: RULE would reject: REASON',
+    '# and changes nothing. Watch the log for a few days (journalctl -t relayguard | grep monitor:),',
+    '# then change a rule\'s `mode: monitor` to `mode: enforce` (each rule says what that does) and',
+    '# reload (systemctl reload relayguard). Check this file with: relayguard validate --config FILE',
+    '# Postfix\'s side: relayguard postfix-config --config FILE (--apply to make the changes).',
+    '',
+    'server:',
+    '  listen: inet:127.0.0.1:10025',
+    '  state_dir: /var/lib/relayguard',
+    '',
+    'mta:',
+    '  kind: postfix',
+    `  config_directory: ${q(opts.configDir)}`,
+    '',
+    '# Our domains: from mydestination, relay_domains, virtual_alias_domains and virtual_mailbox_domains.',
+  );
+  for (const u of unread.filter((x) => !x.startsWith('mynetworks'))) add(`# not read (a table or file; add its domains by hand): ${u}`);
+  if (!domains.length) add('# Postfix names no domain of its own: add yours, or the relay rule treats every recipient as foreign.');
+  add(`local_domains: ${flow(domains)}`, '', 'networks:', '  # From mynetworks: clients in these ranges are internal (their mail is outbound; they may relay).');
+  for (const u of unread.filter((x) => x.startsWith('mynetworks'))) add(`  # not read: ${u}`);
+  if (!networks.length) add('  # mynetworks gave no address range: loopback only.');
+  add(
+    `  internal: ${flow(internal)}`,
+    '  # Named groups other rules can refer to, e.g. partners that must use TLS:',
+    '  groups: {}',
+    '  # groups:',
+    '  #   partner: [198.51.100.0/24]',
+    '',
+    'dns:',
+    '  # Resolvers for the DNS lists; empty: the system\'s.',
+    '  servers: []',
+    '',
+    'logging:',
+    '  level: info',
+    '  # auto: Postfix-style text lines on a terminal and under systemd, JSON lines otherwise.',
+    '  format: auto',
+    '',
+    'rules:',
+    '  trace_header:',
+    '    # enforce: every delivered message carries X-Relayguard: direction=...',
+    '    mode: monitor',
+    '    header: X-Relayguard',
+    '  relay:',
+    '    # enforce: outside clients that did not authenticate may only send to local_domains (554 5.7.1 per recipient).',
+    '    mode: monitor',
+    '  size:',
+  );
+  if (Number.isFinite(size) && size > 0) add(`    # From message_size_limit (${size}). enforce: SIZE= or a message above it gets 552 5.3.4.`, '    mode: monitor', `    max_bytes: ${size}`);
+  else add('    # message_size_limit is 0 (unlimited) or unreadable: Postfix\'s default 10240000 here. enforce: 552 5.3.4 above it.', '    mode: monitor', '    max_bytes: 10240000');
+  add(
+    '  access:',
+    '    # enforce: deny_networks are refused at connect; outside clients may not use local_domains as',
+    '    # envelope sender or in From: (550 5.7.1).',
+    '    mode: monitor',
+    '    deny_networks: []',
+    '    anti_spoofing:',
+    '      envelope_sender: true',
+    '      header_from: true',
+    '      include_subdomains: true',
+    '  tls:',
+    `    # From smtpd_tls_*: Postfix offers STARTTLS ${level === 'none' || !hasCert ? 'to nobody (smtpd_tls_security_level = ' + level + (hasCert ? '' : ', no certificate') + '): no client can meet a TLS requirement until it does' : `(smtpd_tls_security_level = ${level})`}.`,
+    '    # enforce: clients from require.networks (or senders in require.sender_domains) without TLS',
+    `    # get 530 5.7.0 at MAIL; min_version ${floor} is the floor where TLS is required.`,
+    '    mode: monitor',
+    '    require:',
+    '      networks: []',
+    '      sender_domains: []',
+    `    min_version: ${floor}`,
+  );
+  if (clamd) {
+    add(
+      '  antivirus:',
+      `    # From ${opts.clamdConf}. enforce: infected inbound mail 554 5.7.1, infected outbound mail held`,
+      '    # (Postfix hold queue); clamd down: 451 4.3.0 (never delivered unscanned).',
+      '    mode: monitor',
+      '    clamd:',
+      `      address: ${q(clamd.address)}`,
+      '      timeout: 30s',
+      ...(clamd.streamMaxLength ? [`      # clamd's StreamMaxLength: larger messages are not sent to it.`, `      max_size: ${q(clamd.streamMaxLength)}`] : []),
+      '    actions:',
+      '      inbound: reject',
+      '      outbound: quarantine',
+      '    on_failure:',
+      '      inbound: tempfail',
+      '      outbound: tempfail',
+    );
+  } else {
+    add(
+      `  # antivirus: no clamd found (${opts.clamd.why ?? opts.clamdConf}). With clamd installed:`,
+      '  # antivirus:',
+      '  #   mode: monitor',
+      '  #   clamd:',
+      '  #     address: unix:/run/clamav/clamd.ctl',
+    );
+  }
+  add(
+    '  content:',
+    '    # enforce: attachments of these types (also inside zips) and MIME bombs are refused (550 5.7.1,',
+    '    # 554 5.6.0).',
+    '    mode: monitor',
+    '    attachments:',
+    '      direction: both',
+    '      blocked_extensions: [exe, scr, js, vbs, bat, cmd, com, ps1]',
+    '      action: reject',
+    '    limits:',
+    '      max_depth: 20',
+    '      max_parts: 500',
+    '      action: reject',
+    '  offenders:',
+    '    # enforce: a client with 5 refused commands (or EXPN attempts) in 10 minutes is refused at connect',
+    '    # for an hour (relayguard unban IP lifts it). Internal and authenticated clients never count.',
+    '    mode: monitor',
+    '    threshold: 5',
+    '    window: 10m',
+    '    ban: 1h',
+    '  # DNS lists need lists you may query (terms of use, a resolver that is not a public one). Example:',
+    '  # blocklists:',
+    '  #   mode: monitor',
+    '  #   ip_lists:',
+    '  #     - zone: zen.spamhaus.org',
+    '  #       codes: [127.0.0.2, 127.0.0.3, 127.0.0.4, 127.0.0.9, 127.0.0.10, 127.0.0.11]',
+    '  #   domain_lists:',
+    '  #     - zone: dbl.spamhaus.org',
+    '  #       codes: [127.0.1.2, 127.0.1.4, 127.0.1.5, 127.0.1.6]',
+    '  #       check: [sender]',
+    '  # A disclaimer needs your text (docs/rules/disclaimer.md). Example:',
+    '  # disclaimer:',
+    '  #   mode: monitor',
+    '  #   outbound:',
+    '  #     text: "This email is confidential."',
+  );
+  return L.join('\n') + '\n';
+}
