@@ -68,9 +68,11 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
     open: true,
     reason:
       'OPEN: an inner multipart whose boundary is the outer one, or the outer one followed by "--" (so that ' +
-      '"--outer--" is also an inner delimiter). Python and relayguard let the outer boundary win, MIME::Parser ' +
-      'the inner one and shows parts (attachments too) that relayguard never inspects; relayguard has no ' +
-      'reading where the inner boundary wins.',
+      '"--outer--" is also an inner delimiter). Python lets the outer boundary win, MIME::Parser the inner ' +
+      'one. relayguard reads a plain case both ways since 07f2459, but when the message has another ' +
+      'ambiguity too (a header line without a colon, a duplicate Content-Type) its readings are not ' +
+      'combined: no reading nests the parts as MIME::Parser does, so an attachment MIME::Parser shows is ' +
+      'never inspected (e.g. cpython msg_15 with a stray line before the image/gif part: xx.gif).',
     applies: (m) => {
       // Every boundary parameter in order, repeats kept (boundariesOf drops them).
       const bs = [...m.toString('latin1').matchAll(/boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))/gi)].map((x) => (x[1] ?? x[2])!);
