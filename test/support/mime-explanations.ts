@@ -79,21 +79,7 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
       return bs.some((outer, i) => bs.some((inner, j) => j > i && (inner === outer || inner === `${outer}--`)));
     },
   },
-  {
-    id: 'stray-line-is-a-delimiter',
-    open: true,
-    reason:
-      'OPEN: a multipart part whose header block has no blank line before its first delimiter line: Python ' +
-      'starts the body at that line and reads it as the delimiter (the parts after it are shown); relayguard\'s ' +
-      '"starts-body" reading starts the body there too but does not take that first line as a delimiter, so ' +
-      'the multipart has no parts; its "skipped" reading swallows the line like MIME::Parser.',
-    applies: (_m, rg, py) => {
-      if (!rg.parts || !py.parts) return false;
-      const rgNoParts = rg.parts.filter((n) => n.type.startsWith('multipart/') && isLeaf(n)).length;
-      const pyNoParts = py.parts.filter((n) => n.type.startsWith('multipart/') && isLeaf(n)).length;
-      return rgNoParts > pyNoParts && py.parts.length > rg.parts.length;
-    },
-  },
+
 ];
 
 /** The explanation that applies, open bugs first (a shape can look like a harmless one too). */
