@@ -32,9 +32,10 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
     id: 'multipart-without-delimiters',
     open: false,
     reason:
-      'A multipart whose body has no delimiter line is a leaf in all three; its bytes are the preamble. Python ' +
-      'keeps the line break before the enclosing delimiter, relayguard does not (that line break belongs to the ' +
-      'delimiter), MIME::Parser shows nothing. Nothing is hidden: the bytes are the same text.',
+      'A multipart whose body has no delimiter line is a leaf in all three; its bytes are the preamble. ' +
+      'MIME::Parser shows nothing, Python the raw body (it never transfer-decodes a multipart), relayguard the ' +
+      'body decoded with the declared Content-Transfer-Encoding (so its content rule sees what the body says; ' +
+      'a duplicate Content-Type gives a reading with the other type too). Nothing is hidden.',
     applies: (_m, rg, py) => onlyDiffering(rg, py, (x, y) => x.type === y.type && x.type.startsWith('multipart/') && isLeaf(x)),
   },
   {
