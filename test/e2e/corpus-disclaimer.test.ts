@@ -18,7 +18,7 @@ import { runCheck } from '../../src/cli/check.js';
 import { loadCorpus, type CorpusEntry } from '../support/corpus.js';
 import { baselineOf, disclaimerPolicyFile, ENVELOPES, loadDisclaimerPolicy, TODAY, type Direction, type FailureClass } from '../support/corpus-disclaimer.js';
 import { repoRoot } from '../support/mime-compare.js';
-import { clearQueues, ensureStack, run, smtp, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import { clearQueues, ensureStack, run, smtp, startRelayguard, waitForDeliveryDetails, type RelayguardProcess } from './harness.js';
 
 const OUTSIDE = { addr: '203.0.113.9', helo: 'mail.outside.test' };
 const SMTP_LINE_LIMIT = 990;
@@ -71,7 +71,8 @@ describe('the disclaimer on a corpus sample through Postfix', () => {
             problems.push(`${e.name}: not accepted: ${sent.dataReply?.full ?? sent.error}`);
             continue;
           }
-          const delivered = crlf(Buffer.from(await waitForDelivery(sent.queueId!), 'utf8'));
+          // The raw bytes: 8-bit text in other charsets than UTF-8 must arrive as it was sent.
+          const delivered = crlf((await waitForDeliveryDetails(sent.queueId!)).raw);
           const env = ENVELOPES[direction];
           const offline = await runCheck(policy, { clientIp: env.clientIp, from: env.from, rcpts: env.rcpts, message: raw });
           if (offline.output && bodyOf(offline.output) !== bodyOf(delivered)) problems.push(`${e.name}: the delivered body differs from the offline check's`);
