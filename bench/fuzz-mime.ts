@@ -31,12 +31,14 @@ let made = 0;
 let failures = 0;
 let missed = 0;
 const ops: Record<string, number> = {};
+const explained: Record<string, number> = {};
 for (let done = 0, b = 0; done < count; done += batch, b++) {
   const n = Math.min(batch, count - done);
   const r = runFuzz(seeds, n, seed + b, keep ? join(keep, `batch-${b}`) : undefined);
   ambiguous += r.pythonPerl.length;
   made += r.pythonPerlNew.length;
   for (const [k, v] of Object.entries(countByOps(r.pythonPerlNew))) ops[k] = (ops[k] ?? 0) + v;
+  for (const [id, hits] of Object.entries(r.explained)) explained[id] = (explained[id] ?? 0) + hits.length;
   failures += r.relayguard.length / 2;
   missed += r.missedAttachments.length;
   if (r.relayguard.length) console.log(formatReport(`batch ${b} (seed ${seed + b}): relayguard reads differently`, r.relayguard));
@@ -45,5 +47,6 @@ for (let done = 0, b = 0; done < count; done += batch, b++) {
 }
 console.log(`total: ${count} mutants in ${((Date.now() - started) / 1000).toFixed(1)} s; Python/Perl disagree on ${ambiguous} (${made} made by the mutation)`);
 console.log(`made by operation: ${JSON.stringify(ops)}`);
+console.log(`explained (test/support/mime-explanations.ts; OPEN ones are bugs): ${JSON.stringify(explained)}`);
 console.log(`relayguard reads ${failures} mutants as neither parser and misses attachments in ${missed}`);
 process.exitCode = failures || missed ? 1 : 0;

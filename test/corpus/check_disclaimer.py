@@ -78,17 +78,25 @@ def text_of(part):
 
 
 def unflow(text, delsp):
-    """RFC 3676: join soft line breaks (a line ending in a space, except the "-- " signature
-    separator), undo space-stuffing."""
+    """RFC 3676: a line ending in a space (but the "-- " signature separator) continues on the
+    next line of the same quote depth; quote marks and space-stuffing come off before joining.
+    Returns the logical lines, each with its quote depth as ">" marks."""
     out = []
+    open_depth = None  # quote depth of the paragraph being joined, None when none is open
     for line in text.split("\n"):
-        if line.startswith(" "):
-            line = line[1:]
-        if line.endswith(" ") and line.rstrip(" ") + " " != "-- " and line != "-- ":
-            out.append(line[:-1] if delsp else line)
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]  # space-stuffing (or the blank after the quote marks)
+        flowed = content.endswith(" ") and content != "-- "
+        if flowed and delsp:
+            content = content[:-1]
+        if open_depth is not None and open_depth == depth:
+            out[-1] += content
         else:
-            out.append(line + "\n")
-    return "".join(out)
+            out.append(">" * depth + (" " if depth else "") + content)
+        open_depth = depth if flowed else None
+    return "\n".join(out)
 
 
 def is_flowed(part):
@@ -236,4 +244,5 @@ def main():
         sys.stdout.write(json.dumps(result) + "\n")
 
 
-main()
+if __name__ == "__main__":
+    main()

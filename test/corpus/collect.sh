@@ -7,7 +7,7 @@
 #
 # Writes DIR/msgs/<source>/<name>.eml and DIR/manifest.tsv (file, sha256, package, version,
 # path inside the package, message index in an mbox). The .deb files are downloaded with apt and
-# unpacked into DIR/.pkgroot with dpkg-deb -x: no dependencies, no maintainer scripts, no
+# unpacked into DIR/.pkgroot (removed afterwards) with dpkg-deb -x: no dependencies, no maintainer scripts, no
 # services (mailman3 and hyperkitty would otherwise pull in Django and start daemons). The
 # independent parsers the differential tests compare with are really installed:
 # libmime-tools-perl (MIME::Parser) and python3 (the email package).
@@ -59,6 +59,9 @@ if apt_lists_empty; then
   apt-get update -q >&2
 fi
 want=$(stamp_text)
+# Test files run side by side and each calls this script: one builds, the others wait.
+mkdir -p "$out"
+exec 9>"$out/.lock"; flock -w 600 9 || fail "another collect.sh holds $out/.lock"
 if [[ -f $out/.stamp && -f $out/manifest.tsv ]] && [[ $(cat "$out/.stamp") == "$want" ]]; then
   say "up to date: $out ($(($(wc -l <"$out/manifest.tsv") - 1)) messages)"
   exit 0
@@ -80,5 +83,8 @@ for p in "${UNPACKED[@]}"; do
 done
 cd - >/dev/null
 /usr/bin/python3 "$here/build_corpus.py" "$out"
+# The unpacked trees (90 MB, mostly PyPy's test suite) are not needed any more; the .deb files
+# stay, so that a rebuild after an edit of the builder needs no download.
+rm -rf "$out/.pkgroot"
 echo "$want" >"$out/.stamp"
 say "wrote $out ($(($(wc -l <"$out/manifest.tsv") - 1)) messages)"

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CorpusEntry } from './corpus.js';
 import { compareDumps, dumpers, runDumper, type DiffKind, type Disagreement } from './mime-compare.js';
+import { explain } from './mime-explanations.js';
 import { leafNames, relayguardReadings } from './relayguard-readings.js';
 import { fixtureDir, fixtureNames } from './mime-fixtures.js';
 import { mutate, type Mutant, type Seed } from './mime-mutate.js';
@@ -40,6 +41,8 @@ export interface FuzzResult {
   relayguard: Disagreement[];
   /** Attachment names Python or Perl shows that no reading of relayguard has: filter bypasses. */
   missedAttachments: string[];
+  /** Disagreements and missed attachments that an explanation (mime-explanations.ts) covers, by its id. */
+  explained: Record<string, string[]>;
   /** Which reading relayguard matched on the ambiguous mutants. */
   relayguardMatched: { both: number; python: number; perl: number };
   dir: string;
@@ -74,6 +77,7 @@ export function runFuzz(seeds: Seed[], count: number, seed: number, keepDir?: st
     const pythonPerlNew: Disagreement[] = [];
     const relayguard: Disagreement[] = [];
     const missedAttachments: string[] = [];
+    const explained: Record<string, string[]> = {};
     const matched = { both: 0, python: 0, perl: 0 };
     files.forEach((f, i) => {
       const label = `${mutants[i]!.name} (${f})`;
@@ -84,8 +88,14 @@ export function runFuzz(seeds: Seed[], count: number, seed: number, keepDir?: st
         if (!ambiguousSeeds.has(mutants[i]!.name.split('#')[0]!)) pythonPerlNew.push({ ...pp!, file: label });
       }
       const readings = relayguardReadings(f);
+      const why = () => explain(mutants[i]!.message, readings[0]!, py.get(f)!, pl.get(f)!);
       const lost = [...leafNames([py.get(f)!, pl.get(f)!])].filter((n) => !leafNames(readings).has(n));
-      if (lost.length) missedAttachments.push(`${label}: ${lost.join(', ')}`);
+      if (lost.length) {
+        const e = why();
+        // Only an open bug explains a missed attachment: the others are differences without risk.
+        if (e?.open) (explained[e.id] ??= []).push(`${label}: misses ${lost.join(', ')}`);
+        else missedAttachments.push(`${label}: ${lost.join(', ')}`);
+      }
       // Where Python and Perl agree, relayguard's default reading must be theirs; where they do
       // not, one of its readings must be one of theirs. relayguard's dumper gives no sha256_text:
       // byte-identical to Python where Python and Perl differ only in line ends is both.
@@ -97,13 +107,14 @@ export function runFuzz(seeds: Seed[], count: number, seed: number, keepDir?: st
       if (agree && v.some((x) => x.py || x.pl)) matched.both++;
       else if (v.some((x) => x.py)) matched.python++;
       else if (v.some((x) => x.pl)) matched.perl++;
+      else if (why()) (explained[why()!.id] ??= []).push(label);
       else {
         const vsPy = compareDumps(readings[0]!, py.get(f)!, ['relayguard', 'python'])!;
         const vsPl = compareDumps(readings[0]!, pl.get(f)!, ['relayguard', 'perl'])!;
         relayguard.push({ ...vsPy, file: `${label} vs python` }, { ...vsPl, file: `${label} vs perl` });
       }
     });
-    return { mutants, changed, pythonPerl, pythonPerlNew, relayguard, missedAttachments, relayguardMatched: matched, dir };
+    return { mutants, changed, pythonPerl, pythonPerlNew, relayguard, missedAttachments, explained, relayguardMatched: matched, dir };
   } finally {
     if (!keepDir) rmSync(dir, { recursive: true, force: true });
   }

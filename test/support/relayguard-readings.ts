@@ -24,7 +24,8 @@ export function relayguardReadings(file: string): MimeDump[] {
 /**
  * The file names of the leaves of some dumps (what an attachment filter can match). The name of a
  * message/external-body part names a file outside the message (nothing to inspect), so it is left
- * out (Python shows it on its opaque leaf, the others do not).
+ * out (Python shows it on its opaque leaf, the others do not). A quote left open at the start
+ * of a name (a header cut short) is not part of it: Python keeps it, relayguard does not.
  */
 export function leafNames(dumps: MimeDump[]): Set<string> {
   return new Set(
