@@ -3,10 +3,9 @@
 // count and part header size, so that a MIME bomb is refused instead of scanned. Nothing here
 // buffers the message; what a visitor keeps is its own business. A multipart without any parts
 // is handed over as text: a client may show its body, so it is read.
-import type { Readable } from 'node:stream';
 import libmime from 'libmime';
 import { parseStream } from './parse/shared.js';
-import { readRanges, type RangeReader } from './parse/ranges.js';
+import { readRanges, type Pieces, type RangeReader } from './parse/ranges.js';
 import { partLabel, type MimeParse, type MimePart } from './parse/types.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
 
@@ -77,10 +76,10 @@ export type WalkResult =
 const PROBE_BYTES = 4096;
 
 /**
- * Walks the parse of a message. `open` gives a fresh stream of the whole message; `parse` is its
- * shared parse (parse/shared.ts), or it is parsed here.
+ * Walks the parse of a message. `open` gives the whole message afresh (ranges.ts: its pieces in
+ * memory, or a stream); `parse` is its shared parse (parse/shared.ts), or it is parsed here.
  */
-export async function walkMime(open: () => Readable, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal, parse?: MimeParse): Promise<WalkResult> {
+export async function walkMime(open: () => Pieces, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal, parse?: MimeParse): Promise<WalkResult> {
   const tree = parse ?? (await parseStream(open(), signal));
   const over = overLimit(tree, limits);
   if (over) return { status: 'limit', ...over };

@@ -148,6 +148,11 @@ export interface MessageSource {
   message(): Readable;
   /** The reconstructed header block, CRLF line ends, with the final blank line. */
   headerBlock(): Buffer;
+  /**
+   * The message as pieces in memory (header block, then the body's chunks), or null when the
+   * body was spilled to disk: readers that can work synchronously skip the stream machinery.
+   */
+  inMemory?(): { header: Buffer; body: readonly Buffer[] } | null;
 }
 
 /** Per-message facts. Reset by ABORT, the next MAIL, QUIT and QUIT_NC. */

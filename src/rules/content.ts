@@ -4,6 +4,7 @@
 // too deep or has too many parts is refused rather than parsed. Each finding's action is
 // reject, quarantine or tag (a header naming the rules), and the strongest one decides.
 import { Action } from '../protocol/constants.js';
+import { messageInput } from '../mime/parse/shared.js';
 import { mimeAmbiguousTotal } from '../ops/mime-metrics.js';
 import { modify, pass, reject, tempfail, type Modification, type SmtpOverride, type Verdict } from '../policy/types.js';
 import { defineRule } from './rule-env.js';
@@ -31,7 +32,7 @@ export const contentRule = defineRule({
       handlers: {
         async eom({ msg, signal }) {
           if (!msg) return pass();
-          const report = await scanMessage({ message: () => msg.source.message(), state: msg.state }, compiled, msg.direction, signal);
+          const report = await scanMessage(messageInput(msg), compiled, msg.direction, signal);
           for (const kind of report.ambiguities) mimeAmbiguousTotal.inc({ kind });
           return verdictOf(report, config.tag_header);
         },

@@ -12,6 +12,7 @@ import { Action } from '../protocol/constants.js';
 import { addDisclaimer } from '../mime/disclaimer/index.js';
 import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer/texts.js';
 import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
+import { messageInput } from '../mime/parse/shared.js';
 import { modeField } from './common.js';
 import { defineRule } from './rule-env.js';
 
@@ -149,9 +150,9 @@ export const disclaimerRule = defineRule({
           try {
             result = await addDisclaimer({
               texts: chosen,
-              source: { message: () => m.source.message(), state: m.state },
+              source: messageInput(m),
               headerBlock: m.source.headerBlock(),
-              body: () => m.source.body(),
+              body: () => m.source.inMemory?.()?.body ?? m.source.body(),
               signal,
               maxPartBytes: config.max_part_size,
               maxLineLength: config.max_line_length,

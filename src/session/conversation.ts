@@ -187,6 +187,10 @@ export class Conversation {
         },
         body: () => (body ? body.stream() : Readable.from([])),
         headerBlock: () => self.headerBlock(),
+        inMemory: () => {
+          const kept = body ? body.inMemory() : [];
+          return kept ? { header: self.headerBlock(), body: kept } : null;
+        },
         message: () => {
           // Header block and a body in memory: one plain stream over the pieces (every rule that
           // reads the message asks for it, so the stream-of-streams is kept for a spilled body).

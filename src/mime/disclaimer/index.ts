@@ -4,10 +4,9 @@
 // transfer encoding (append.ts), and the new body is the original with those edits spliced
 // in (spliced-body.ts). Before it is used, the new message is parsed again and checked
 // (verify.ts); when that fails the original is delivered.
-import type { Readable } from 'node:stream';
 import type { Modification } from '../../policy/types.js';
 import { decodedBody } from '../parse/decode.js';
-import { readRanges } from '../parse/ranges.js';
+import { messagePieces, readRanges, type Pieces } from '../parse/ranges.js';
 import { sharedParse, type ParseSource } from '../parse/shared.js';
 import { htmlToText } from '../text-match.js';
 import { editPart, type DisclaimerTexts, type PartEdit } from './append.js';
@@ -30,7 +29,7 @@ export interface DisclaimerJob extends DisclaimerLimits {
   source: ParseSource;
   /** The top-level header block (with its blank line) and the body alone. */
   headerBlock: Buffer;
-  body: () => Readable;
+  body: () => Pieces;
   signal: AbortSignal;
 }
 
@@ -70,7 +69,7 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
         done: () => keep && raws.set(p.index, Buffer.concat(pieces)),
       };
     });
-  await readRanges(job.source.message(), readers);
+  await readRanges(messagePieces(job.source), readers);
   const texts = new Map<number, Buffer>();
   for (const [i, raw] of raws) texts.set(i, decodedBody(raw, { bodyStart: 0, bodyEnd: raw.length, encoding: parse.parts[i]!.encoding }));
 

@@ -3,6 +3,7 @@
 // the added bytes go in at their offsets. Every byte the edits do not touch is the original's.
 import { Readable } from 'node:stream';
 import type { BodySource } from '../../policy/types.js';
+import { isSync, type Pieces } from '../parse/ranges.js';
 
 /** Replace the body's bytes [from, to) with `bytes`; offsets relative to the body. */
 export interface Splice {
@@ -16,7 +17,7 @@ export class SplicedBody implements BodySource {
   private released = false;
 
   constructor(
-    private readonly original: () => Readable,
+    private readonly original: () => Pieces,
     originalSize: number,
     /** Sorted by `from`, not overlapping. */
     private readonly splices: readonly Splice[],
@@ -24,9 +25,21 @@ export class SplicedBody implements BodySource {
     this.size = splices.reduce((n, s) => n + s.bytes.length - (s.to - s.from), originalSize);
   }
 
+  /** The new body for the session. */
   stream(): Readable {
+    return Readable.from(this.pieces());
+  }
+
+  /** The new body as pieces: in memory when the original is. */
+  pieces(): Pieces {
     if (this.released) throw new Error('the rewritten body was released');
-    return Readable.from(spliced(this.original(), this.splices));
+    const source = this.original();
+    const splicer = new Splicer(this.splices);
+    if (isSync(source)) return [...source].flatMap((c) => splicer.push(c)).concat(splicer.end());
+    return (async function* () {
+      for await (const raw of source) yield* splicer.push(typeof raw === 'string' ? Buffer.from(raw) : raw);
+      yield* splicer.end();
+    })();
   }
 
   dispose(): void {
@@ -34,36 +47,48 @@ export class SplicedBody implements BodySource {
   }
 }
 
-async function* spliced(source: Readable, splices: readonly Splice[]): AsyncGenerator<Buffer> {
-  let pos = 0;
-  let k = 0;
+/** Applies the splices to the original's pieces as they pass. */
+class Splicer {
+  private pos = 0;
+  private k = 0;
   /** Index of the last splice whose bytes went out. */
-  let inserted = -1;
-  for await (const raw of source as AsyncIterable<Buffer | string>) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+  private inserted = -1;
+
+  constructor(private readonly splices: readonly Splice[]) {}
+
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const { splices } = this;
+    const pos = this.pos;
     const end = pos + chunk.length;
     let at = pos;
     while (at < end) {
-      const s = splices[k];
+      const s = splices[this.k];
       if (!s || s.from >= end) {
-        yield chunk.subarray(at - pos);
+        out.push(chunk.subarray(at - pos));
         break;
       }
       if (at < s.from) {
-        yield chunk.subarray(at - pos, s.from - pos);
+        out.push(chunk.subarray(at - pos, s.from - pos));
         at = s.from;
       }
-      if (inserted < k) {
-        if (s.bytes.length) yield s.bytes;
-        inserted = k;
+      if (this.inserted < this.k) {
+        if (s.bytes.length) out.push(s.bytes);
+        this.inserted = this.k;
       }
       if (s.to <= end) {
         at = Math.max(at, s.to);
-        k++;
+        this.k++;
       } else at = end;
     }
-    pos = end;
+    this.pos = end;
+    return out;
   }
-  // Edits at the very end of the body.
-  for (; k < splices.length; k++) if (inserted < k && splices[k]!.bytes.length) yield splices[k]!.bytes;
+
+  /** Edits at the very end of the body. */
+  end(): Buffer[] {
+    const out: Buffer[] = [];
+    for (; this.k < this.splices.length; this.k++) if (this.inserted < this.k && this.splices[this.k]!.bytes.length) out.push(this.splices[this.k]!.bytes);
+    return out;
+  }
 }

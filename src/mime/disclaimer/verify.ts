@@ -4,10 +4,9 @@
 // edited part decodes to its original text with the disclaimer added once, a flowed part reads
 // (unflowed) as its original text followed by the disclaimer on lines of its own, and no bare
 // LF went into a CRLF message. Every delimiter is still one: otherwise the parts would differ.
-import { Readable } from 'node:stream';
 import { declaredCharset, decodeText } from '../charset.js';
 import { decodedBody } from '../parse/decode.js';
-import { readRanges } from '../parse/ranges.js';
+import { isSync, readRanges, type Pieces } from '../parse/ranges.js';
 import { parseStream } from '../parse/shared.js';
 import type { MimeParse, MimePart } from '../parse/types.js';
 import { htmlToText, normalizeForMatch } from '../text-match.js';
@@ -30,7 +29,10 @@ const CR = 0x0d;
 
 export async function verifyEdits(v: VerifyInput): Promise<string[]> {
   const problems: string[] = [];
-  const message = () => Readable.from(concat(v.headerBlock, v.body.stream()));
+  const message = (): Pieces => {
+    const body = v.body.pieces();
+    return isSync(body) ? [v.headerBlock, ...body] : concat(v.headerBlock, body);
+  };
   const after = await parseStream(message(), v.signal);
   const before = v.parse;
   const label = (p: MimePart) => p.path || 'TEXT';
@@ -101,7 +103,7 @@ function hasBareLf(b: Buffer): boolean {
   return false;
 }
 
-async function* concat(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
+async function* concat(head: Buffer, rest: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer | string> {
   yield head;
-  for await (const c of rest as AsyncIterable<Buffer>) yield c;
+  yield* rest;
 }

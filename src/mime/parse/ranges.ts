@@ -1,53 +1,94 @@
 // Reads the byte ranges of several parts from one pass over the message: the parse knows where
-// each part lies, so a reader streams the message once and hands each range's bytes to its
-// consumer as they pass, without keeping the message.
+// each part lies, so a reader goes over the message once and hands each range's bytes to its
+// consumer as they pass, without keeping the message. A message held in memory is read as its
+// list of pieces, synchronously; a spilled one as a stream.
 import type { Readable } from 'node:stream';
+
+/** The message's bytes in order: pieces in memory, or a stream. */
+export type Pieces = Iterable<Buffer> | AsyncIterable<Buffer | string>;
+
+/** What MIME readers need of a message: a fresh stream per call, and its pieces when in memory. */
+export interface MessageInput {
+  message(): Readable;
+  inMemory?(): { header: Buffer; body: readonly Buffer[] } | null;
+}
+
+/** The whole message (header block, blank line, body): in-memory pieces when there are, else a stream. */
+export function messagePieces(src: MessageInput): Pieces {
+  const kept = src.inMemory?.();
+  return kept ? [kept.header, ...kept.body] : src.message();
+}
+
+export function isSync(p: Pieces): p is Iterable<Buffer> {
+  return typeof (p as Iterable<Buffer>)[Symbol.iterator] === 'function' && !(Symbol.asyncIterator in (p as object));
+}
 
 export interface RangeReader {
   start: number;
   end: number;
   /** Called with consecutive pieces of [start, end); return false to skip the rest of the range. */
   data(piece: Buffer): boolean | void;
-  /** The range is over (all of it was handed over, or data() returned false, or the stream ended). */
+  /** The range is over (all of it was handed over, or data() returned false, or the input ended). */
   done(): void;
 }
 
 /**
- * Streams `source` once and feeds every reader its range. Readers must be sorted by start and
+ * Goes over `pieces` once and feeds every reader its range. Readers must be sorted by start and
  * must not overlap. `stop()` is asked after every piece: true ends the pass early.
  */
-export async function readRanges(source: Readable, readers: readonly RangeReader[], stop: () => boolean = () => false): Promise<void> {
-  let k = 0;
-  let pos = 0;
-  let skipping = false;
-  const finish = () => {
-    readers[k]!.done();
-    k++;
-    skipping = false;
-  };
-  try {
-    for await (const raw of source as AsyncIterable<Buffer | string>) {
-      const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-      const chunkEnd = pos + chunk.length;
-      while (k < readers.length) {
-        const r = readers[k]!;
-        if (r.end <= pos || (r.start === r.end && r.start <= chunkEnd)) {
-          finish();
-          continue;
-        }
-        if (r.start >= chunkEnd) break;
-        const from = Math.max(r.start, pos) - pos;
-        const to = Math.min(r.end, chunkEnd) - pos;
-        if (!skipping && r.data(chunk.subarray(from, to)) === false) skipping = true;
-        if (stop()) return;
-        if (r.end <= chunkEnd) finish();
-        else break;
+export async function readRanges(pieces: Pieces, readers: readonly RangeReader[], stop: () => boolean = () => false): Promise<void> {
+  const feed = new RangeFeed(readers, stop);
+  if (isSync(pieces)) {
+    for (const chunk of pieces) if (!feed.push(chunk)) return;
+  } else {
+    // Read to the end (a spilled message's ranges reach near its end anyway): leaving a stream's
+    // iteration early makes Node build an AbortError with its stack for every message.
+    let more = true;
+    for await (const raw of pieces) if (more) more = feed.push(typeof raw === 'string' ? Buffer.from(raw) : raw);
+    if (!more) return;
+  }
+  feed.end();
+}
+
+class RangeFeed {
+  private k = 0;
+  private pos = 0;
+  private skipping = false;
+
+  constructor(
+    private readonly readers: readonly RangeReader[],
+    private readonly stop: () => boolean,
+  ) {}
+
+  /** False once the pass is over (every range done, or stop()). */
+  push(chunk: Buffer): boolean {
+    const { readers } = this;
+    const chunkEnd = this.pos + chunk.length;
+    while (this.k < readers.length) {
+      const r = readers[this.k]!;
+      if (r.end <= this.pos || (r.start === r.end && r.start <= chunkEnd)) {
+        this.finish();
+        continue;
       }
-      pos = chunkEnd;
-      if (k >= readers.length) break;
+      if (r.start >= chunkEnd) break;
+      const from = Math.max(r.start, this.pos) - this.pos;
+      const to = Math.min(r.end, chunkEnd) - this.pos;
+      if (!this.skipping && r.data(chunk.subarray(from, to)) === false) this.skipping = true;
+      if (this.stop()) return false;
+      if (r.end <= chunkEnd) this.finish();
+      else break;
     }
-    while (k < readers.length) finish();
-  } finally {
-    source.destroy();
+    this.pos = chunkEnd;
+    return this.k < readers.length;
+  }
+
+  end(): void {
+    while (this.k < this.readers.length) this.finish();
+  }
+
+  private finish(): void {
+    this.readers[this.k]!.done();
+    this.k++;
+    this.skipping = false;
   }
 }

@@ -2,15 +2,20 @@
 // else that looks at the MIME structure at end of message share it (the rules of a phase run
 // side by side, so they share the promise). Another reading of the ambiguous constructs
 // (types.ts) is a parse of its own, made only when a rule asks for it.
-import { addAbortSignal, type Readable } from 'node:stream';
+import type { MessageContext } from '../../policy/types.js';
 import { MimeParser } from './parser.js';
+import { isSync, messagePieces, type MessageInput, type Pieces } from './ranges.js';
 import { DEFAULT_READING, type MimeParse, type ParseLimits, type Reading } from './types.js';
 
-/** What a parse needs of a message: a fresh stream of it per call, and a place to keep the result. */
-export interface ParseSource {
-  message(): Readable;
+/** What a parse needs of a message: its bytes (ranges.ts), and a place to keep the result. */
+export interface ParseSource extends MessageInput {
   /** Per-message scratch space (MessageContext.state). */
   state: Map<string, unknown>;
+}
+
+/** The ParseSource of a message in a session. */
+export function messageInput(msg: MessageContext): ParseSource {
+  return { message: () => msg.source.message(), inMemory: () => msg.source.inMemory?.() ?? null, state: msg.state };
 }
 
 const keyOf = (r: Reading) => `mime.parse:${r.duplicates}:${r.strayHeaderLine}:${r.sharedBoundary}`;
@@ -19,7 +24,7 @@ export function sharedParse(src: ParseSource, signal: AbortSignal, reading: Read
   const key = keyOf(reading);
   let p = src.state.get(key) as Promise<MimeParse> | undefined;
   if (!p) {
-    p = parseStream(src.message(), signal, reading, limits);
+    p = parseStream(messagePieces(src), signal, reading, limits);
     // A failed parse (an aborted phase) is not kept: the next reader tries again.
     p.catch(() => src.state.delete(key));
     src.state.set(key, p);
@@ -27,10 +32,16 @@ export function sharedParse(src: ParseSource, signal: AbortSignal, reading: Read
   return p;
 }
 
-export async function parseStream(source: Readable, signal: AbortSignal, reading: Reading = DEFAULT_READING, limits?: Partial<ParseLimits>): Promise<MimeParse> {
+export async function parseStream(pieces: Pieces, signal: AbortSignal, reading: Reading = DEFAULT_READING, limits?: Partial<ParseLimits>): Promise<MimeParse> {
   const parser = new MimeParser({ reading, ...(limits ? { limits } : {}) });
-  addAbortSignal(signal, source);
-  for await (const chunk of source as AsyncIterable<Buffer | string>) parser.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  if (isSync(pieces)) {
+    for (const chunk of pieces) parser.write(chunk);
+  } else {
+    for await (const chunk of pieces) {
+      if (signal.aborted) throw signal.reason;
+      parser.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    }
+  }
   return parser.end();
 }
 

@@ -4,6 +4,7 @@
 // What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
 // zip.max_size.
 import iconv from 'iconv-lite';
+import { messagePieces } from '../../mime/parse/ranges.js';
 import { nextReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
 import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
 import { listZip, looksLikeZip } from '../../mime/zip-listing.js';
@@ -87,7 +88,7 @@ export async function scanMessage(source: ParseSource, compiled: CompiledContent
   const scan = new MessageScan(compiled, direction);
   const { limits } = compiled.config;
   const mimeLimits = { maxDepth: limits.max_depth, maxParts: limits.max_parts, maxHeaderBytes: limits.max_header_size };
-  const open = () => source.message();
+  const open = () => messagePieces(source);
   const parse = await sharedParse(source, signal);
   const walk = await walkMime(open, mimeLimits, scan, signal, parse);
   const ambiguities = parse.ambiguities;
