@@ -31,8 +31,9 @@ export class TestMilterClient {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<TestMilterClient> {
-    const socket = connect(port, host);
+  /** `localAddress`: the source address (another 127.x address plays another peer). */
+  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<TestMilterClient> {
+    const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -137,5 +138,17 @@ export class TestMilterClient {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** Resolves true once the other side has closed the connection, false after `ms`. */
+  async closedWithin(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!this.closed && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, deadline - Date.now());
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
+    return this.closed;
   }
 }
