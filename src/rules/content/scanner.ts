@@ -12,7 +12,9 @@ import { pickDirection } from '../common.js';
 import { blockedExtension, looksLikeZipName, shownName, typeBlocked, ZIP_TYPES } from './attachments.js';
 import { detectorMatcher, phraseMatcher, regexMatcher, type Matcher } from './patterns.js';
 import type { ContentConfig, PatternRuleConfig, Target } from './schema.js';
+import { readings } from './fold.js';
 import { htmlToText, normalizeSpace } from './text.js';
+import { withoutHiddenElements } from './visible-html.js';
 
 export type FindingAction = 'reject' | 'tempfail' | 'quarantine' | 'tag';
 
@@ -102,7 +104,7 @@ class MessageScan {
 
   constructor(
     private readonly compiled: CompiledContent,
-    direction: Direction,
+    private readonly direction: Direction,
   ) {
     this.rules = compiled.rules.filter((r) => applies(r.direction, direction));
     this.attachmentsApply = applies(compiled.config.attachments.direction, direction);
@@ -115,8 +117,8 @@ class MessageScan {
   }
 
   onHeaders(headers: DecodedHeader[]): void {
-    const lines = headers.map((h) => normalizeSpace(`${h.name}: ${h.value}`));
-    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').map((h) => normalizeSpace(h.value));
+    const lines = headers.flatMap((h) => readings(normalizeSpace(`${h.name}: ${h.value}`)));
+    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').flatMap((h) => readings(normalizeSpace(h.value)));
     for (const rule of this.rules) {
       if (rule.where.includes('headers')) this.search(rule, lines, 'headers');
       if (rule.where.includes('subject')) this.search(rule, subjects, 'subject');
@@ -210,7 +212,7 @@ class MessageScan {
   }
 
   private unreadableZip(part: PartInfo, name: string, why: string): void {
-    const action = this.config.attachments.zip.unreadable;
+    const action = pickDirection(this.config.attachments.zip.unreadable, this.direction);
     if (action === 'accept') return;
     this.add({ rule: 'attachments', action, reason: `Archive "${shownName(name)}" cannot be inspected (${why})`, part: part.id });
   }
@@ -227,8 +229,12 @@ class MessageScan {
     }
   }
 
+  /** A text part longer than max_text_per_part: its end was not searched, which is never a silent pass. */
   noteTruncated(part: PartInfo): void {
     this.truncated.push(part.id);
+    const { max_text_per_part, text_past_limit } = this.config.limits;
+    const action = pickDirection(text_past_limit, this.direction);
+    this.add({ rule: 'unsearched_text', action, reason: `Text part ${part.id} is longer than the ${max_text_per_part} bytes that are searched`, part: part.id });
   }
 }
 
@@ -280,8 +286,11 @@ class TextPart implements PartSink {
     const raw = this.pieces.join('');
     this.scan.checkEmbeddedFiles(this.part, raw);
     if (this.rules.length === 0) return;
-    const text = normalizeSpace(this.part.contentType === 'text/html' ? htmlToText(raw) : raw);
-    for (const rule of this.rules) this.scan.search(rule, [text], 'body', this.part.id);
+    // Every reading a person could get: the HTML as shown (hidden elements removed) and with
+    // everything in it, each as written and with look-alike letters and dashes folded.
+    const shown = this.part.contentType === 'text/html' ? [htmlToText(withoutHiddenElements(raw)), htmlToText(raw)] : [raw];
+    const texts = [...new Set(shown.map(normalizeSpace).flatMap(readings))];
+    for (const rule of this.rules) this.scan.search(rule, texts, 'body', this.part.id);
   }
 }
 
