@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import winston from 'winston';
 import type { LoggingSettings } from './config/settings.js';
+import { showable } from './safe-text.js';
 
 export interface LogContext {
   conn?: string;
@@ -43,12 +44,14 @@ function dropDisabled(logger: () => winston.Logger | undefined) {
 
 const textLine = winston.format.printf((info) => {
   const { level, message, timestamp, conn, qid, ...rest } = info as Record<string, unknown>;
-  const where = [conn ? `conn=${conn}` : '', qid ? `qid=${qid}` : ''].filter(Boolean).join(' ');
+  // Everything but the fixed parts may come from the network: escaped, so a line break in a
+  // MAIL FROM cannot forge a log line and ESC cannot act on a terminal.
+  const where = [conn ? `conn=${showable(String(conn))}` : '', qid ? `qid=${showable(String(qid))}` : ''].filter(Boolean).join(' ');
   const extra = Object.entries(rest)
     .filter(([k]) => typeof k === 'string' && !k.startsWith('Symbol'))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? showable(v) : JSON.stringify(v)}`)
     .join(' ');
-  return `${timestamp} ${level}: ${where ? where + ': ' : ''}${message}${extra ? ' ' + extra : ''}`;
+  return `${timestamp} ${level}: ${where ? where + ': ' : ''}${showable(String(message))}${extra ? ' ' + showable(extra) : ''}`;
 });
 
 export function createLogger(settings: Partial<LoggingSettings> = {}, stream: NodeJS.WritableStream = process.stderr): winston.Logger {

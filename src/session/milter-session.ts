@@ -16,6 +16,7 @@ import { decodeCommand, type CommandType, type MilterCommand } from '../protocol
 import * as enc from '../protocol/encode.js';
 import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
+import { headerSafe } from '../safe-text.js';
 import { BodyFrames } from './body-frames.js';
 import { Conversation, newConnectionId, SequenceError, type Decision, type Outcome } from './conversation.js';
 import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';
@@ -327,7 +328,9 @@ export class MilterSession {
    */
   private async sendModifications(mods: Modification[]): Promise<Buffer[]> {
     const leadspc = this.has(Proto.HDR_LEADSPC);
-    const value = (v: string) => (leadspc ? ' ' : '') + v.replace(/\r\n/g, '\n');
+    // headerSafe: a value built from what a client sent (a macro, an address) cannot start a
+    // new header field; folding (a line break before a space or tab) stays.
+    const value = (v: string) => (leadspc ? ' ' : '') + headerSafe(v).replace(/\r\n/g, '\n');
     const frames: Buffer[] = [];
     let body: Extract<Modification, { type: 'replaceBody' }> | undefined;
     for (const m of mods) {
