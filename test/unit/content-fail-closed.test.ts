@@ -114,6 +114,13 @@ test('the marker in a subject with a Cyrillic letter is found', async () => {
   assert.equal(v.action, 'reject');
 });
 
+test('a card number in full-width digits or with en dashes is found (outbound: held)', async () => {
+  for (const card of ['\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11', '4111\u20131111\u20131111\u20131111']) {
+    const v = await runContent(REFERENCE_CONTENT, plain(`card: ${card}\n`, ['Content-Type: text/plain; charset=utf-8']), 'outbound');
+    assert.equal(v.action, 'quarantine', card);
+  }
+});
+
 test('ordinary mail with dashes and Cyrillic words passes', async () => {
   const v = await runContent(REFERENCE_CONTENT, plain('Meeting 10\u201312 \u2014 \u041f\u0440\u0438\u0432\u0435\u0442, see you.\n', ['Content-Type: text/plain; charset=utf-8']), 'outbound');
   assert.equal(v.action, 'continue');
