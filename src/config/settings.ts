@@ -29,7 +29,7 @@ export const serverSchema = z
     handshake_timeout: duration().default(30_000),
     /** Between two commands; longer than Postfix's smtpd_timeout (300s), which bounds a client's silence in an SMTP session. */
     idle_timeout: duration().default(600_000),
-    /** After DATA until the first header: Postfix sends the content only once the client has sent all of it, which has no fixed bound. */
+    /** In a transaction (after MAIL, RCPT or DATA) until the content starts: Postfix sends the content only once the client has sent all of it, which has no fixed bound. */
     data_idle_timeout: duration().default(3_600_000),
     /** Body bytes kept in memory per message before spilling to a temporary file. */
     body_memory_bytes: byteSize().default(1024 * 1024),

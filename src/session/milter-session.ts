@@ -183,7 +183,8 @@ export class MilterSession {
         handled = true;
         await this.dispatch(cmd);
         this.lastActive = Date.now();
-        if (cmd.type === 'data') this.inDataWait = true;
+        // The content may come next (DATA, or RCPT/MAIL when DATA or RCPT were negotiated away).
+        if (cmd.type === 'mail' || cmd.type === 'rcpt' || cmd.type === 'data') this.inDataWait = true;
         else if (cmd.type !== 'macro') this.inDataWait = false;
       }
     } finally {
@@ -196,7 +197,7 @@ export class MilterSession {
     else this.arm(this.limits.idleTimeoutMs, 'no command');
   }
 
-  /** Waiting for the content after DATA (a longer allowance: see server.data_idle_timeout). */
+  /** In a transaction, before its content: Postfix sends the content once the client has sent it all (see server.data_idle_timeout). */
   private inDataWait = false;
 
   private arm(ms: number, what: string): void {

@@ -197,6 +197,25 @@ describe('timeouts', () => {
     assert.equal(c.isClosed, false, 'Postfix sends the content only when the client has sent all of it');
     assert.equal(await c.closedWithin(3000), true);
   });
+
+  it('without DATA negotiated, the wait after the last RCPT has data_idle_timeout too', async () => {
+    const { port } = await startServer('idle_timeout: 300ms, data_idle_timeout: 1500ms');
+    const c = await TestMilterClient.open(port);
+    const { protocol } = await c.negotiate();
+    assert.ok(protocol & 0x200, 'no rule needs DATA: relayguard negotiates SMFIP_NODATA, so none comes');
+    c.connectCmd('host.example', '127.0.0.1');
+    assert.equal((await c.next()).code, 'c');
+    c.mail('<a@example.test>');
+    assert.equal((await c.next()).code, 'c');
+    c.rcpt('<b@example.test>');
+    assert.equal((await c.next()).code, 'c');
+    await sleep(800);
+    assert.equal(c.isClosed, false, 'waiting for the content, not idle');
+    c.header('Subject', 'late');
+    c.eoh();
+    assert.equal((await c.next()).code, 'c');
+    assert.equal(await c.closedWithin(3000), true, 'idle again after the content');
+  });
 });
 
 describe('connection table', () => {
