@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { offendersCommand } from '../../src/cli/offenders.js';
+import { heldSummaryLines, printHeldRows, type Ctx } from '../../src/cli/quarantine-common.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createOffenderLedger } from '../../src/deps/offender-ledger.js';
 import { QuarantineStore } from '../../src/deps/quarantine-store.js';
@@ -119,6 +120,24 @@ describe('terminal: relayguard offenders', () => {
     }
     assert.doesNotMatch(out, /[\x1b\x07]/);
     assert.match(out, /relay: <\\x1b\[2J\\x1b\]0;pwned\\x07x@evil\.test>\\nforged row/);
+  });
+});
+
+describe('terminal: relayguard quarantine list and show', () => {
+  it('an escape sequence in a held sender or reason is shown escaped', () => {
+    const row = { queue_id: 'ABC123', arrival_time: new Date(0).toISOString(), size: 10, sender: 'x\x1b[2J@evil.test', recipients: ['a\nforged@x.test'], rule: 'content', reason: 'r\x9b31m', direction: 'inbound', ref: null };
+    let out = '';
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+    try {
+      printHeldRows({ json: false } as unknown as Ctx, [row], { empty: '', noun: 'on hold', unknownWhy: () => '' });
+    } finally {
+      process.stdout.write = write;
+    }
+    const shown = out + heldSummaryLines(row, 'hold queue', new Date(0)).join('\n');
+    assert.doesNotMatch(shown, /[\x1b\x9b]/);
+    assert.match(out, /from <x\\x1b\[2J@evil\.test> to <a\\nforged@x\.test>/);
+    assert.equal(out.split('\n').filter(Boolean).length, 3, 'two lines per message and the count');
   });
 });
 
