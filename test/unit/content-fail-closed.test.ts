@@ -126,6 +126,24 @@ test('ordinary mail with dashes and Cyrillic words passes', async () => {
   assert.equal(v.action, 'continue');
 });
 
+// ------------------------------------------------------------------ finding 7: long text
+
+test('a marker or card number cut by a window boundary is found (windows overlap)', async () => {
+  const cfg = { ...REFERENCE_CONTENT, limits: { max_text_per_part: '1K' } };
+  for (let shift = 0; shift < 40; shift += 3) {
+    const filler = 'y'.repeat(1024 - 10 + shift);
+    assert.equal((await runContent(cfg, plain(`${filler}\n${MARKER}\n`), 'outbound')).action, 'reject', `marker at ${filler.length}`);
+    assert.equal((await runContent(cfg, plain(`${filler} 4111 1111 1111 1111\n`), 'outbound')).action, 'quarantine', `card at ${filler.length}`);
+  }
+});
+
+test('a blocked uuencoded file named past the first window is found once', async () => {
+  const cfg = { ...REFERENCE_CONTENT, limits: { max_text_per_part: '1K' } };
+  const v = await runContent(cfg, plain(`${'z'.repeat(3000)}\nbegin 644 invoice.exe\nM\n\`\nend\n`), 'inbound');
+  assert.equal(v.action, 'reject');
+  assert.match(v.reason!, /Blocked attachment "invoice\.exe" \(uuencoded, file type \.exe\)$/);
+});
+
 test('fold and hidden-element removal, directly', () => {
   assert.equal(foldForMatch('\u0421\u0430t \u2013 d\u043eg'), 'Cat - dog');
   assert.equal(foldForMatch('plain ascii'), 'plain ascii');

@@ -1,8 +1,8 @@
 // One pass over a message for the content rule: every leaf part is decoded once; attachment
 // names, types and sizes are checked as parts begin and end, zip attachments are listed, text
 // parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
-// What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
-// zip.max_size.
+// What is kept in memory is bounded: one window of a text part (max_text_per_part; the whole
+// part is searched, window by window), one zip up to zip.max_size.
 import type { Readable } from 'node:stream';
 import iconv from 'iconv-lite';
 import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
@@ -30,8 +30,8 @@ export interface Finding {
 export interface ScanReport {
   findings: Finding[];
   walk: WalkResult;
-  /** Text parts only partly searched (longer than max_text_per_part). */
-  truncated: string[];
+  /** Text parts longer than max_text_per_part, searched in several windows. */
+  windowed: string[];
 }
 
 export interface CompiledPatternRule {
@@ -90,12 +90,12 @@ export async function scanMessage(source: Readable, compiled: CompiledContent, d
   if (walk.status === 'limit') {
     scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${walk.detail}` });
   }
-  return { findings: scan.findings, walk, truncated: scan.truncated };
+  return { findings: scan.findings, walk, windowed: scan.windowed };
 }
 
 class MessageScan {
   readonly findings: Finding[] = [];
-  readonly truncated: string[] = [];
+  readonly windowed: string[] = [];
   private readonly rules: CompiledPatternRule[];
   private readonly attachmentsApply: boolean;
   private readonly attachmentAction: FindingAction;
@@ -133,6 +133,8 @@ class MessageScan {
   }
 
   add(finding: Finding): void {
+    // The same finding twice (a uuencoded name in the overlap of two windows) is one finding.
+    if (this.findings.some((f) => f.rule === finding.rule && f.reason === finding.reason && f.part === finding.part)) return;
     this.findings.push(finding);
   }
 
@@ -229,20 +231,29 @@ class MessageScan {
     }
   }
 
-  /** A text part longer than max_text_per_part: its end was not searched, which is never a silent pass. */
-  noteTruncated(part: PartInfo): void {
-    this.truncated.push(part.id);
-    const { max_text_per_part, text_past_limit } = this.config.limits;
-    const action = pickDirection(text_past_limit, this.direction);
-    this.add({ rule: 'unsearched_text', action, reason: `Text part ${part.id} is longer than the ${max_text_per_part} bytes that are searched`, part: part.id });
+  /** A text part longer than max_text_per_part, searched in several windows (for the trace). */
+  noteWindowed(part: PartInfo, windows: number): void {
+    this.windowed.push(`${part.id} (${windows} windows)`);
   }
 }
 
-/** Decodes a text part to UTF-8 (up to max_text_per_part) and runs the body rules at its end. */
+/**
+ * Characters of a window carried into the next one: a phrase, a card number or a "begin 644"
+ * line cut by a window's end is still found whole in the next window.
+ */
+export const WINDOW_OVERLAP = 4096;
+
+/**
+ * Decodes a text part to UTF-8 and searches all of it, in windows of max_text_per_part decoded
+ * bytes (each starting with the last WINDOW_OVERLAP characters of the one before), so memory
+ * stays bounded and no text goes unsearched, however long the part.
+ */
 class TextPart implements PartSink {
   private readonly decoder: ReturnType<typeof iconv.getDecoder>;
-  private readonly pieces: string[] = [];
-  private kept = 0;
+  private pieces: string[] = [];
+  private windowBytes = 0;
+  private carry = '';
+  private windows = 0;
   private size = 0;
   private readonly max: number;
 
@@ -256,9 +267,9 @@ class TextPart implements PartSink {
     this.max = scan.config.limits.max_text_per_part;
   }
 
-  /** Only the size matters once the text is not searched or is searched as far as it goes. */
+  /** Only the size matters when the text is not searched at all. */
   get wantsContent(): boolean {
-    return this.wanted && this.kept < this.max;
+    return this.wanted;
   }
 
   skip(decodedBytes: number): void {
@@ -267,10 +278,16 @@ class TextPart implements PartSink {
 
   write(decoded: Buffer): void {
     this.size += decoded.length;
-    if (!this.wanted || this.kept >= this.max) return;
-    const take = decoded.length <= this.max - this.kept ? decoded : decoded.subarray(0, this.max - this.kept);
-    this.kept += take.length;
-    this.pieces.push(this.decoder.write(take));
+    if (!this.wanted) return;
+    let rest = decoded;
+    while (rest.length > 0) {
+      const room = this.max - this.windowBytes;
+      const take = rest.length <= room ? rest : rest.subarray(0, room);
+      rest = rest.subarray(take.length);
+      this.pieces.push(this.decoder.write(take));
+      this.windowBytes += take.length;
+      if (this.windowBytes >= this.max) this.searchWindow(false);
+    }
   }
 
   /** Is the text needed at all: body rules, or uuencoded files to look for. */
@@ -281,9 +298,17 @@ class TextPart implements PartSink {
   end(): void {
     this.scan.attachmentEnd(this.part, this.size, null);
     if (!this.wanted) return;
-    if (this.size > this.kept) this.scan.noteTruncated(this.part);
     this.pieces.push(this.decoder.end() ?? '');
-    const raw = this.pieces.join('');
+    this.searchWindow(true);
+    if (this.windows > 1) this.scan.noteWindowed(this.part, this.windows);
+  }
+
+  private searchWindow(last: boolean): void {
+    const raw = this.carry + this.pieces.join('');
+    this.pieces = [];
+    this.windowBytes = 0;
+    this.windows++;
+    this.carry = last ? '' : raw.slice(-WINDOW_OVERLAP);
     this.scan.checkEmbeddedFiles(this.part, raw);
     if (this.rules.length === 0) return;
     // Every reading a person could get: the HTML as shown (hidden elements removed) and with

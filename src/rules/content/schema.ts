@@ -20,8 +20,6 @@ export const DEFAULT_LIMITS = {
 } as const;
 /** Fail closed: an archive that cannot be looked into completely is refused inbound and held outbound. */
 export const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: { inbound: 'reject', outbound: 'quarantine' } } as const;
-/** Text not searched (past max_text_per_part) never passes silently: held outbound (a leak may hide there), tagged inbound. */
-export const DEFAULT_TEXT_PAST_LIMIT = { inbound: 'tag', outbound: 'quarantine' } as const;
 
 const direction = () => z.enum(['inbound', 'outbound', 'both']).default('both');
 const oneOrMany = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -76,10 +74,8 @@ const limitsSchema = z
     max_depth: z.number().int().positive().default(DEFAULT_LIMITS.max_depth),
     max_parts: z.number().int().positive().default(DEFAULT_LIMITS.max_parts),
     max_header_size: byteSize().default(DEFAULT_LIMITS.max_header_size),
-    /** Decoded bytes of one text part that are searched; a longer part gets `text_past_limit`. */
+    /** Decoded bytes of a text part held and searched at once; a longer part is searched all the same, window by window. */
     max_text_per_part: byteSize().default(DEFAULT_LIMITS.max_text_per_part),
-    /** What happens to a message with a text part longer than max_text_per_part (its end was not searched). */
-    text_past_limit: perDirection(z.enum(['reject', 'quarantine', 'tag'])).default({ ...DEFAULT_TEXT_PAST_LIMIT }),
     /** What happens to a message over max_depth, max_parts or max_header_size. */
     action: z.enum(['reject', 'tempfail']).default('reject'),
   })
