@@ -13,6 +13,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { fstatSync } from 'node:fs';
 import winston from 'winston';
 import type { LoggingSettings } from './config/settings.js';
+import { showable } from './safe-text.js';
 
 export interface LogContext {
   conn?: string;
@@ -114,7 +115,9 @@ function textLine(withTime: boolean) {
     const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
     const lvl = String((info as unknown as Record<symbol, string>)[LEVEL] ?? level);
     const body = typeof message === 'string' && message.startsWith('decision ') && fields.phase !== undefined ? decisionText(fields) : plainText(String(message), fields);
-    return `${withTime ? `${String(timestamp)} ` : ''}${LEVEL_WORD[lvl] ?? `${lvl}: `}${body}`;
+    // Everything but the fixed parts may come from the network: escaped, so a line break in a
+    // MAIL FROM cannot forge a log line and ESC cannot act on a terminal.
+    return `${withTime ? `${String(timestamp)} ` : ''}${LEVEL_WORD[lvl] ?? `${lvl}: `}${showable(body)}`;
   });
 }
 

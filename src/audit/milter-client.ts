@@ -42,10 +42,13 @@ export class MilterClient {
     socket.on('error', () => undefined);
   }
 
-  /** A TCP port on 127.0.0.1 (tests), or an address as `serve --listen` takes it. */
-  static async open(where: number | ListenAddress, host = '127.0.0.1', timeoutMs = 10_000): Promise<MilterClient> {
+  /**
+   * A TCP port on `host` (tests), or an address as `serve --listen` takes it. `localAddress`: the
+   * source address of a TCP connection (another 127.x address plays another peer).
+   */
+  static async open(where: number | ListenAddress, host = '127.0.0.1', timeoutMs = 10_000, localAddress?: string): Promise<MilterClient> {
     const address: ListenAddress = typeof where === 'number' ? { kind: 'inet', host, port: where } : where;
-    const socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -64,6 +67,18 @@ export class MilterClient {
   }
 
   get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Resolves true once the other side has closed the connection, false after `ms`. */
+  async closedWithin(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!this.closed && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, deadline - Date.now());
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
     return this.closed;
   }
 

@@ -5,6 +5,7 @@
 import type { PolicyConfig } from '../config/schema.js';
 import { openExistingOffenderLedger, type OffenderLedger, type OffenderRow } from '../deps/offender-ledger.js';
 import { normalizeIp } from '../policy/networks.js';
+import { showable } from '../safe-text.js';
 import { formatUntil, ledgerPolicyOf, offendersSchema, type OffendersConfig } from '../rules/offenders.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -45,7 +46,7 @@ function table(rows: OffenderRow[]): string {
   const cells = [
     ['IP', 'OFFENCES', 'TOTAL', 'BANNED UNTIL', 'LAST SEEN', 'LAST OFFENCE'],
     ...rows.map((r) => [r.ip, String(r.count), String(r.total), r.bannedUntil ? formatUntil(r.bannedUntil) : '-', formatUntil(r.lastSeen), r.lastReason ?? r.lastKind ?? '']),
-  ];
+  ].map((row) => row.map(showable)); // a reason quotes what a client sent: no escape sequence reaches the terminal
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }

@@ -2,6 +2,7 @@
 // becomes "exit 1 with a message", the command context and the quarantine index access.
 import type { PolicyConfig } from '../config/schema.js';
 import { QuarantineStore } from '../deps/quarantine-store.js';
+import { showable } from '../safe-text.js';
 
 /** An expected failure (unknown ID, a queue tool refused): reported, exit status 1. */
 export class CliError extends Error {}
@@ -61,8 +62,9 @@ export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; 
   }
   for (const r of rows) {
     const why = r.rule ? `${r.rule}: ${r.reason}` : text.unknownWhy(r);
-    process.stdout.write(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}\n`);
-    process.stdout.write(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}\n`);
+    // Addresses and reasons come from the sender: shown escaped, no terminal escape acts.
+    process.stdout.write(showable(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}`) + '\n');
+    process.stdout.write(showable(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}`) + '\n');
   }
   process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} ${text.noun}.\n`);
   return 0;
@@ -70,7 +72,7 @@ export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; 
 
 /** The summary `quarantine show` prints above the message itself, for either MTA. */
 export function heldSummaryLines(info: HeldRow, queueLabel: string, arrived: Date): string[] {
-  return [
+  const lines = [
     `Queue ID:   ${info.queue_id} (${queueLabel})`,
     `Arrived:    ${fmtTime(arrived)}`,
     `Size:       ${info.size} bytes`,
@@ -82,4 +84,5 @@ export function heldSummaryLines(info: HeldRow, queueLabel: string, arrived: Dat
     `Reference:  ${info.ref ?? '-'}`,
     '',
   ];
+  return lines.map(showable);
 }

@@ -1,8 +1,8 @@
 // Reads a policy file: YAML syntax errors and schema errors both come back as file:line:col.
-import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { RULES } from '../rules/index.js';
+import { documentData, readPolicySource } from './read-policy-file.js';
 import { policySchema, type PolicyConfig } from './schema.js';
 import { closestKey, knownKeys } from './suggest.js';
 
@@ -18,17 +18,14 @@ export interface ConfigError {
 export type LoadResult = { ok: true; config: PolicyConfig; file: string } | { ok: false; errors: ConfigError[]; file: string };
 
 export function formatError(e: ConfigError): string {
-  return `${e.file}:${e.line}:${e.col}: ${e.message}`;
+  // line 0: the error has no position in the file (it could not be read at all).
+  return e.line > 0 ? `${e.file}:${e.line}:${e.col}: ${e.message}` : `${e.file}: ${e.message}`;
 }
 
 export function loadPolicyFile(file: string): LoadResult {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    return { ok: false, file, errors: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
-  }
-  return parsePolicyText(text, file);
+  const source = readPolicySource(file);
+  if (!source.ok) return { ok: false, file, errors: [{ file, line: 0, col: 0, path: '', message: source.message }] };
+  return parsePolicyText(source.text, file);
 }
 
 export function parsePolicyText(text: string, file: string): LoadResult {
@@ -40,7 +37,9 @@ export function parsePolicyText(text: string, file: string): LoadResult {
     errors.push({ file, line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0]! });
   }
   if (errors.length) return { ok: false, file, errors };
-  const data = doc.toJS() ?? {};
+  const expanded = documentData(doc, lineCounter);
+  if (!expanded.ok) return { ok: false, file, errors: [{ file, line: expanded.line, col: expanded.col, path: '', message: expanded.message }] };
+  const data = expanded.data ?? {};
   const parsed = policySchema.safeParse(data);
   if (parsed.success) {
     const cross = crossCheck(parsed.data);

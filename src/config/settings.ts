@@ -16,8 +16,21 @@ export const serverSchema = z
     listen: listenAddress().default('inet:127.0.0.1:10025'),
     /** Mode of a unix socket, octal string. */
     socket_mode: z.string().regex(/^0?[0-7]{3}$/).default('0660'),
+    /** Open milter connections in all. When the table is full a new connection takes the slot of the stalest idle one (see docs/security.md). */
     max_connections: z.number().int().positive().default(500),
+    /** Open connections from one peer address (inet only; a unix socket is one local peer). Postfix's default_process_limit is 100. */
+    max_connections_per_peer: z.number().int().positive().default(250),
     max_frame_bytes: byteSize().default(1024 * 1024),
+    /** Macro names and values a connection may hold at once (all stages); Postfix sends a few hundred bytes. Beyond: the connection is closed. */
+    max_macro_bytes: byteSize().default(64 * 1024),
+    /** Bytes read from a connection but not handled yet; reading pauses beyond it (at least one whole frame is always allowed). */
+    max_pending_bytes: byteSize().default(2 * 1024 * 1024),
+    /** From accept to the MTA's option negotiation (Postfix sends it at once; milter_connect_timeout is 30s). */
+    handshake_timeout: duration().default(30_000),
+    /** Between two commands; longer than Postfix's smtpd_timeout (300s), which bounds a client's silence in an SMTP session. */
+    idle_timeout: duration().default(600_000),
+    /** In a transaction (after MAIL, RCPT or DATA) until the content starts: Postfix sends the content only once the client has sent all of it, which has no fixed bound. */
+    data_idle_timeout: duration().default(3_600_000),
     /** Body bytes kept in memory per message before spilling to a temporary file. */
     body_memory_bytes: byteSize().default(1024 * 1024),
     spool_dir: z.string().optional(),

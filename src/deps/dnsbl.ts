@@ -245,8 +245,16 @@ export class DnsblClient {
    */
   async lookup(queries: readonly DnsblQuery[], opts: { signal?: AbortSignal; log?: Logger } = {}): Promise<DnsblAnswer[]> {
     if (queries.length === 0) return [];
-    const budget = AbortSignal.timeout(this.settings.budget);
-    const deadline = opts.signal ? AbortSignal.any([opts.signal, budget]) : budget;
+    // The budget is a timer cleared when the lookup is done: AbortSignal.timeout would stay alive
+    // for its whole term after every lookup, and a client that opens sessions quickly (pipelined
+    // QUIT_NC + CONNECT) would pile them up.
+    const ends = new AbortController();
+    const deadline = ends.signal;
+    const budget = setTimeout(() => ends.abort(new DOMException('blocklist budget', 'TimeoutError')), this.settings.budget);
+    budget.unref();
+    const onCaller = () => ends.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onCaller();
+    else opts.signal?.addEventListener('abort', onCaller, { once: true });
     let resolver: Resolver | null = null;
     const getResolver = () => (resolver ??= this.newResolver());
     // Cancelling makes c-ares give up at once on everything still outstanding.
@@ -257,6 +265,8 @@ export class DnsblClient {
       for (const a of answers) this.count(a, opts.log);
       return answers;
     } finally {
+      clearTimeout(budget);
+      opts.signal?.removeEventListener('abort', onCaller);
       deadline.removeEventListener('abort', onDeadline);
     }
   }

@@ -3,11 +3,11 @@
 // (decay); reaching the threshold inside the window bans the IP for a while. Bans live in
 // storage so they survive restarts and `relayguard unban` (another process) takes effect at the
 // next connection: SQLite in the state directory by default, Redis when several gateways share it.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
-import { stateDbPath } from './state-file.js';
+import { prepareStateDb, stateDbPath } from './state-file.js';
 
 export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient';
 
@@ -239,8 +239,7 @@ export interface OpenOptions {
 export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): OffenderLedger {
   if (isRedisUrl(where.state)) return new RedisOffenderLedger(where.state, policy, opts);
   if (where.state) throw new Error(`server.state "${where.state}": only redis:// URLs are supported (leave it out for SQLite in state_dir)`);
-  mkdirSync(where.state_dir, { recursive: true });
-  return new SqliteOffenderLedger(stateDbPath(where.state_dir), policy, opts.now);
+  return new SqliteOffenderLedger(prepareStateDb(where.state_dir), policy, opts.now);
 }
 
 /**

@@ -2,12 +2,12 @@
 // in Postfix's hold queue (the MTA owns it, so nothing is lost when relayguard restarts); this
 // SQLite table only remembers what Postfix does not: which rule held it, why, and the reference
 // printed in the log. `relayguard quarantine` joins the two.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { Decision } from '../session/conversation.js';
-import { stateDbPath } from './state-file.js';
+import { prepareStateDb, stateDbPath } from './state-file.js';
 
 /** serve writes while the CLI reads and updates: wait for the other's lock instead of failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -76,8 +76,7 @@ export class QuarantineStore {
 
   /** The daemon: creates the state directory and the database when missing. */
   static open(stateDir: string): QuarantineStore {
-    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
-    const path = stateDbPath(stateDir);
+    const path = prepareStateDb(stateDir);
     return new QuarantineStore(new Database(path), path);
   }
 

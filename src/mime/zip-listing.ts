@@ -26,7 +26,8 @@ export interface ZipMember {
 
 export interface ZipListing {
   members: ZipMember[];
-  /** Some names were not listed: more than maxEntries, or a broken structure. */
+  /** Not everything could be looked into: more than maxEntries, a broken structure, encrypted
+   *  entries, a zip nested deeper than is opened, a nested zip too large to inflate. */
   incomplete: boolean;
   /** Why the listing is incomplete (for the trace). */
   problems: string[];
@@ -48,6 +49,8 @@ const EXTRA_UNICODE_PATH = 0x7075;
 const METHOD_STORED = 0;
 const METHOD_DEFLATE = 8;
 const U32_MAX = 0xffffffff;
+/** A member named like a zip (also with trailing dots or spaces, which Windows drops). */
+const NESTED_ZIP_NAME = /\.zip[.\s]*$/i;
 
 const LOCAL_MAGIC = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
 const EMPTY_MAGIC = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
@@ -89,10 +92,17 @@ export function listZip(buf: Buffer, opts: ZipListOptions): ZipListing {
   }
   for (const name of central.unicodeNames) if (!add({ name, encrypted: false })) break;
   for (const m of readLocalHeaders(buf, opts.maxEntries)) if (!add(m)) break;
+  // What cannot be looked into makes the listing incomplete (the caller fails closed): an
+  // encrypted member (neither we nor the virus scanner can read it) and a zip one level deeper
+  // than we open.
+  for (const m of listing.members) {
+    if (m.encrypted) noteProblem(listing, 'encrypted entries');
+    if (!opts.nested && NESTED_ZIP_NAME.test(m.name)) noteProblem(listing, 'a zip nested deeper than is opened');
+  }
 
   if (opts.nested) {
     for (const e of central.entries) {
-      if (!/\.zip[.\s]*$/i.test(e.name)) continue;
+      if (!NESTED_ZIP_NAME.test(e.name)) continue;
       const inner = extractMember(buf, e, central.base, opts.maxNestedBytes);
       if (typeof inner === 'string') {
         noteProblem(listing, `${e.name}: ${inner}`);

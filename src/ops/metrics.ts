@@ -39,6 +39,13 @@ export const connectionsTotal = new client.Counter({
   registers: [registry],
 });
 
+export const connectionsRefusedTotal = new client.Counter({
+  name: 'relayguard_connections_refused_total',
+  help: 'Milter connections refused (per_peer: the peer holds max_connections_per_peer; full: no idle slot) or evicted to make room (evicted)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
 export const protocolErrorsTotal = new client.Counter({
   name: 'relayguard_protocol_errors_total',
   help: 'Connections closed because of a malformed or oversized frame',

@@ -20,6 +20,25 @@ export class FrameDecoder {
 
   constructor(private readonly maxLength: number = DEFAULT_MAX_FRAME_LENGTH) {}
 
+  /** Keep bytes for `next()`; nothing is decoded yet, so what waits costs its raw bytes only. */
+  add(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  /** The next complete frame, or null when more bytes are needed. Throws FrameError on a bad
+   *  length (checked as soon as the 4 length bytes are in, before the frame is). */
+  next(): Frame | null {
+    if (this.pendingBytes < FRAME_HEADER_BYTES) return null;
+    const length = this.peekLength();
+    if (length < MIN_FRAME_LENGTH) throw new FrameError(`bad frame length ${length}`);
+    if (length > this.maxLength) throw new FrameError(`frame length ${length} exceeds limit ${this.maxLength}`);
+    if (this.pendingBytes < FRAME_HEADER_BYTES + length) return null;
+    const whole = this.take(FRAME_HEADER_BYTES + length);
+    return { command: whole[FRAME_HEADER_BYTES]!, payload: whole.subarray(FRAME_HEADER_BYTES + 1) };
+  }
+
   /** Feed bytes; returns every complete frame. Throws FrameError on a bad length: the caller
    *  must close the connection, the decoder's state is then undefined. */
   push(chunk: Buffer): Frame[] {

@@ -72,7 +72,7 @@ function summarise(findings: Finding[]): string {
 function traceOf(report: ScanReport): Record<string, unknown> {
   const details: Record<string, unknown> = { parts: report.walk.parts, scan: report.walk.status };
   if (report.findings.length) details.findings = report.findings.map((f) => ({ rule: f.rule, action: f.action, reason: f.reason, ...(f.part ? { part: f.part } : {}) }));
-  if (report.truncated.length) details.truncated_parts = report.truncated;
+  if (report.windowed.length) details.windowed_parts = report.windowed;
   if (report.ambiguities.length) details.ambiguous = report.ambiguities;
   return details;
 }

@@ -48,6 +48,14 @@ export interface ConversationOptions {
   storeBody?: boolean;
 }
 
+/** A command the MTA sent out of order: the step is refused, the connection kept, one log line. */
+export class SequenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SequenceError';
+  }
+}
+
 const CONTINUE: Outcome = { action: 'continue', mods: [] };
 
 /** Random bytes fetched at once for connection ids (one fetch per 1024 connections, not one each). */
@@ -103,6 +111,8 @@ export class Conversation {
   /** Body bytes seen when the body is not kept (storeBody: false). */
   private bodyBytes = 0;
   private headerBytes = 0;
+  /** Aborted when the session closes (QUIT, QUIT_NC, the connection gone). */
+  private readonly ended = new AbortController();
 
   constructor(private readonly opts: ConversationOptions) {
     const id = opts.connId ?? newConnectionId();
@@ -295,12 +305,15 @@ export class Conversation {
 
   async close(): Promise<void> {
     this.resetMessage();
+    // Work started for this session and still running (lookups begun at connect) stops now: a
+    // client that pipelines QUIT_NC + CONNECT must not pile up lookups nobody will read.
+    this.ended.abort(new Error('session closed'));
   }
 
   // ---------------------------------------------------------------- internals
 
   private requireMsg(what: string): MessageContext {
-    if (!this.msg) throw new Error(`${what} outside a transaction`);
+    if (!this.msg) throw new SequenceError(`${what} outside a transaction`);
     return this.msg;
   }
 
@@ -359,9 +372,22 @@ export class Conversation {
     const engine = this.policy.engine;
     if (!engine.handles(phase)) return CONTINUE;
     const ms = deadlineOf(phase, this.policy.config.server.deadlines);
-    const signal = AbortSignal.timeout(ms);
+    // The phase's deadline, or the session's end. A plain timer cleared when the phase is done
+    // (AbortSignal.timeout would live for its whole term, per phase, and pile up under a flood);
+    // work a phase leaves running (the lookups begun at connect) still stops with the session.
+    const phaseEnd = new AbortController();
+    const onEnded = () => phaseEnd.abort(this.ended.signal.reason);
+    this.ended.signal.addEventListener('abort', onEnded, { once: true });
+    const deadline = setTimeout(() => phaseEnd.abort(new DOMException(`${phase} deadline of ${ms} ms`, 'TimeoutError')), ms);
+    deadline.unref();
     const timer = phaseSeconds.startTimer({ phase });
-    const result = await engine.run(phase, { conn: this.conn, signal, ...extra });
+    let result: PhaseResult;
+    try {
+      result = await engine.run(phase, { conn: this.conn, signal: phaseEnd.signal, ...extra });
+    } finally {
+      clearTimeout(deadline);
+      if (phase !== 'connect') this.ended.signal.removeEventListener('abort', onEnded);
+    }
     timer();
     this.trace.push(...result.trace);
     return this.toOutcome(phase, result);

@@ -2,6 +2,9 @@
 // HELO clears HELO and later, MAIL clears MAIL and later, each RCPT replaces the RCPT set.
 // Lookups search the most recent stage first and accept "x" and "{x}" alike.
 // Looked up several times per event, so the known stages sit in an array by event order.
+// Macros of stage letters not listed below are dropped, as libmilter drops them: kept, they
+// would let a client pin memory with stages nothing ever clears. `bytes` is what the store
+// holds, for the connection's macro budget (server.max_macro_bytes).
 import type { MacroReader } from '../policy/types.js';
 
 /** Stage letters in the order events happen. 'L' and 'B' (Postfix extras) sit with EOH/EOM. */
@@ -19,20 +22,32 @@ export function macroKey(name: string): string {
 export class MacroStore implements MacroReader {
   /** Known stages by position in ORDER. */
   private readonly known: Array<Map<string, string> | undefined> = new Array(ORDER.length);
-  /** Unknown stage letters (libmilter ignores them; we keep them, searched last). */
-  private readonly other = new Map<string, Map<string, string>>();
+  /** Name and value bytes (latin1, one per char) held by each known stage. */
+  private readonly sizes: number[] = new Array<number>(ORDER.length).fill(0);
 
-  set(stage: string, pairs: ReadonlyArray<[string, string]>): void {
-    const map = new Map<string, string>();
-    for (const [name, value] of pairs) map.set(macroKey(name), value);
+  /** Store a stage's macros; false (and nothing stored) for a stage letter no MTA defines. */
+  set(stage: string, pairs: ReadonlyArray<[string, string]>): boolean {
     const idx = POSITION.get(stage);
-    if (idx === undefined) {
-      this.other.set(stage, map);
-      return;
+    if (idx === undefined) return false;
+    const map = new Map<string, string>();
+    let size = 0;
+    for (const [name, value] of pairs) {
+      const key = macroKey(name);
+      map.set(key, value);
+      size += key.length + value.length;
     }
     // A new CONNECT, HELO or MAIL invalidates what later stages knew.
-    if (RESETS_LATER.has(stage)) this.known.fill(undefined, idx);
+    if (RESETS_LATER.has(stage)) this.drop(idx, ORDER.length);
     this.known[idx] = map;
+    this.sizes[idx] = size;
+    return true;
+  }
+
+  /** Bytes of names and values held now (an upper bound: a name set twice counts twice). */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.sizes) n += s;
+    return n;
   }
 
   get(name: string): string | undefined {
@@ -41,20 +56,24 @@ export class MacroStore implements MacroReader {
       const v = this.known[i]?.get(key);
       if (v !== undefined) return v;
     }
-    for (const map of this.other.values()) {
-      const v = map.get(key);
-      if (v !== undefined) return v;
-    }
     return undefined;
   }
 
   /** Message-level stages end with the message (ABORT keeps connection stages). */
   clearMessage(): void {
-    for (const s of MESSAGE_STAGES) this.known[POSITION.get(s)!] = undefined;
+    for (const s of MESSAGE_STAGES) {
+      const i = POSITION.get(s)!;
+      this.known[i] = undefined;
+      this.sizes[i] = 0;
+    }
   }
 
   clear(): void {
-    this.known.fill(undefined);
-    this.other.clear();
+    this.drop(0, ORDER.length);
+  }
+
+  private drop(from: number, to: number): void {
+    this.known.fill(undefined, from, to);
+    this.sizes.fill(0, from, to);
   }
 }

@@ -16,18 +16,32 @@ import { decodeCommand, type CommandType, type MilterCommand } from '../protocol
 import * as enc from '../protocol/encode.js';
 import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
+import { headerSafe } from '../safe-text.js';
 import { BodyFrames } from './body-frames.js';
-import { Conversation, newConnectionId, type Decision, type Outcome } from './conversation.js';
+import { Conversation, newConnectionId, SequenceError, type Decision, type Outcome } from './conversation.js';
 import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';
 
-/** Pause reading when this many decoded frames wait to be handled. */
-const MAX_QUEUED_FRAMES = 256;
+/** What one connection may cost and how long it may keep a slot silent (server.* in the policy). */
+export interface SessionLimits {
+  /** Macro names and values held at once; beyond it the connection is closed. */
+  maxMacroBytes: number;
+  /** Bytes read but not handled yet; reading pauses beyond it (one whole frame always fits). */
+  maxPendingBytes: number;
+  /** From accept to OPTNEG. */
+  handshakeTimeoutMs: number;
+  /** Between two commands. */
+  idleTimeoutMs: number;
+  /** After DATA, until the content starts. */
+  dataIdleTimeoutMs: number;
+}
 
 export interface SessionOptions {
   policy: CompiledPolicy;
   log: Logger;
   maxFrameBytes: number;
   progressIntervalMs: number;
+  /** Default: the policy's server settings. */
+  limits?: SessionLimits;
   onDecision?: (d: Decision) => void;
   onClose?: () => void;
   /** The kind of socket: no-reply bits are negotiated over a unix socket only. Default inet. */
@@ -63,12 +77,28 @@ const JOIN_BELOW_BYTES = 16 * 1024;
 /** Events whose refusal is carried to the next reply (at the latest end of message), not lost. */
 const DEFERRED_REFUSALS: ReadonlySet<string> = new Set(['header', 'eoh', 'body']);
 
+export function sessionLimits(server: CompiledPolicy['config']['server']): SessionLimits {
+  return {
+    maxMacroBytes: server.max_macro_bytes,
+    maxPendingBytes: server.max_pending_bytes,
+    handshakeTimeoutMs: server.handshake_timeout,
+    idleTimeoutMs: server.idle_timeout,
+    dataIdleTimeoutMs: server.data_idle_timeout,
+  };
+}
+
 export class MilterSession {
   readonly id = newConnectionId();
   private readonly decoder: FrameDecoder;
-  private readonly queue: MilterCommand[] = [];
+  private readonly limits: SessionLimits;
+  /** Reading pauses when more than this waits undecoded (never less than one whole frame). */
+  private readonly pendingLimit: number;
+  /** The handshake timer until OPTNEG, then the idle timer; not running while a command is handled. */
+  private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private closed = false;
+  /** When the last command was handled (or the connection accepted): the server evicts the stalest. */
+  lastActive = Date.now();
   private negotiated: Readonly<Negotiated> | null = null;
   /** @internal (the command table) */
   conv: Conversation;
@@ -81,6 +111,8 @@ export class MilterSession {
     private readonly opts: SessionOptions,
   ) {
     this.decoder = new FrameDecoder(opts.maxFrameBytes);
+    this.limits = opts.limits ?? sessionLimits(opts.policy.config.server);
+    this.pendingLimit = Math.max(this.limits.maxPendingBytes, opts.maxFrameBytes + 4);
     this.ctx = { conn: this.id };
     this.log = opts.log.child(this.ctx);
     this.conv = this.newConversation();
@@ -88,6 +120,24 @@ export class MilterSession {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug(`socket error: ${err.message}`));
     socket.on('close', () => this.onSocketClose());
+    this.arm(this.limits.handshakeTimeoutMs, 'no option negotiation');
+  }
+
+  /** True once the MTA has negotiated options. */
+  get negotiatedYet(): boolean {
+    return this.negotiated !== null;
+  }
+
+  /** True while a command is being handled (the MTA waits for us: never evicted then). */
+  get working(): boolean {
+    return this.busy;
+  }
+
+  /** Close at once, freeing the slot (the server makes room for a new connection). */
+  evict(reason: string): void {
+    if (this.closed) return;
+    this.log.warn(`closing connection: ${reason}`);
+    this.end(true);
   }
 
   private newConversation(): Conversation {
@@ -105,28 +155,61 @@ export class MilterSession {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    try {
-      for (const frame of this.decoder.push(chunk)) this.queue.push(decodeCommand(frame));
-    } catch (err) {
-      this.protocolError(err as Error);
-      return;
-    }
-    if (this.queue.length > MAX_QUEUED_FRAMES) this.socket.pause();
+    // Bytes wait undecoded (a decoded command costs more than its bytes); past the budget the
+    // socket stops reading, and TCP's window makes the sender wait.
+    this.decoder.add(chunk);
+    if (this.decoder.buffered > this.pendingLimit) this.socket.pause();
     void this.pump();
   }
 
   private async pump(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
+    let handled = false;
     try {
-      while (!this.closed && this.queue.length > 0) {
-        const cmd = this.queue.shift()!;
-        if (this.queue.length < MAX_QUEUED_FRAMES / 2 && this.socket.isPaused()) this.socket.resume();
+      while (!this.closed) {
+        let cmd: MilterCommand;
+        try {
+          const frame = this.decoder.next();
+          if (!frame) break;
+          cmd = decodeCommand(frame);
+        } catch (err) {
+          this.protocolError(err as Error);
+          return;
+        }
+        if (this.socket.isPaused() && this.decoder.buffered <= this.pendingLimit / 2) this.socket.resume();
+        // Only a whole command counts as activity: bytes trickled into a frame do not.
+        this.disarm();
+        handled = true;
         await this.dispatch(cmd);
+        this.lastActive = Date.now();
+        // The content may come next (DATA, or RCPT/MAIL when DATA or RCPT were negotiated away).
+        if (cmd.type === 'mail' || cmd.type === 'rcpt' || cmd.type === 'data') this.inDataWait = true;
+        else if (cmd.type !== 'macro') this.inDataWait = false;
       }
     } finally {
       this.busy = false;
     }
+    if (this.closed || !handled) return;
+    if (this.socket.isPaused() && this.decoder.buffered <= this.pendingLimit) this.socket.resume();
+    if (!this.negotiated) this.arm(this.limits.handshakeTimeoutMs, 'no option negotiation');
+    else if (this.inDataWait) this.arm(this.limits.dataIdleTimeoutMs, 'no message content after DATA');
+    else this.arm(this.limits.idleTimeoutMs, 'no command');
+  }
+
+  /** In a transaction, before its content: Postfix sends the content once the client has sent it all (see server.data_idle_timeout). */
+  private inDataWait = false;
+
+  private arm(ms: number, what: string): void {
+    this.disarm();
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => this.evict(`${what} within ${ms / 1000}s`), ms);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   private async dispatch(cmd: MilterCommand): Promise<void> {
@@ -139,8 +222,10 @@ export class MilterSession {
         this.protocolError(err);
         return;
       }
-      // A bug or an out-of-order command: refuse this step temporarily, keep the connection.
-      this.log.error(`${cmd.type}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      // An out-of-order command (one line: the MTA or a client misbehaves) or a bug (with its
+      // stack): refuse this step temporarily, keep the connection.
+      if (err instanceof SequenceError) this.log.warn(`${cmd.type}: ${err.message}; refused`);
+      else this.log.error(`${cmd.type}: ${(err as Error).message}`, { stack: (err as Error).stack });
       out = this.expectsReply(cmd.type) ? [enc.tempfail()] : null;
     }
     if (out && out.length) this.write(out);
@@ -161,7 +246,13 @@ export class MilterSession {
 
   /** @internal */
   onMacro(c: Cmd<'macro'>): null {
-    this.conv.macros.set(c.stage, c.macros);
+    if (!this.conv.macros.set(c.stage, c.macros)) {
+      if (this.log.isLevelEnabled('debug')) this.log.debug(`macros of unknown stage ${JSON.stringify(c.stage)} dropped`);
+      return null;
+    }
+    if (this.conv.macros.bytes > this.limits.maxMacroBytes) {
+      throw new FrameError(`macros hold ${this.conv.macros.bytes} bytes, more than max_macro_bytes ${this.limits.maxMacroBytes}`);
+    }
     // Postfix knows the queue id from the 2nd RCPT or DATA on, Sendmail already at MAIL; a new
     // MAIL stage without one means the previous message's id no longer applies.
     if (c.stage === 'M' || c.stage === 'R' || c.stage === 'T' || c.stage === 'N' || c.stage === 'E') {
@@ -238,7 +329,9 @@ export class MilterSession {
    */
   private async sendModifications(mods: Modification[]): Promise<Buffer[]> {
     const leadspc = this.has(Proto.HDR_LEADSPC);
-    const value = (v: string) => (leadspc ? ' ' : '') + v.replace(/\r\n/g, '\n');
+    // headerSafe: a value built from what a client sent (a macro, an address) cannot start a
+    // new header field; folding (a line break before a space or tab) stays.
+    const value = (v: string) => (leadspc ? ' ' : '') + headerSafe(v).replace(/\r\n/g, '\n');
     const frames: Buffer[] = [];
     let body: Extract<Modification, { type: 'replaceBody' }> | undefined;
     for (const m of mods) {
@@ -359,14 +452,14 @@ export class MilterSession {
   end(destroy = false): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.length = 0;
+    this.disarm();
     if (destroy) this.socket.destroy();
     else this.socket.end();
   }
 
   private onSocketClose(): void {
     this.closed = true;
-    this.queue.length = 0;
+    this.disarm();
     void this.conv.close();
     this.opts.onClose?.();
   }

@@ -11,10 +11,9 @@ export interface OfflineHeader {
 
 export function splitMessage(input: Buffer): { headers: OfflineHeader[]; body: Buffer } {
   const text = input.toString('latin1');
-  const normalized = text.replace(/\r?\n/g, '\r\n');
-  const sep = normalized.indexOf('\r\n\r\n');
-  const head = sep >= 0 ? normalized.slice(0, sep) : normalized;
-  const body = sep >= 0 ? normalized.slice(sep + 4) : '';
+  const blank = /\r?\n\r?\n/.exec(text);
+  const head = (blank ? text.slice(0, blank.index) : text).replace(/\r?\n/g, '\r\n');
+  const body = blank ? crlfOutsideBinary(head, text.slice(blank.index + blank[0].length)) : '';
   const headers: OfflineHeader[] = [];
   for (const line of head.split('\r\n')) {
     if (line === '') continue;
@@ -27,6 +26,61 @@ export function splitMessage(input: Buffer): { headers: OfflineHeader[]; body: B
     headers.push({ name: line.slice(0, colon), value: line.slice(colon + 1) });
   }
   return { headers, body: Buffer.from(body, 'latin1') };
+}
+
+/** The boundary parameter and whether the transfer encoding is binary, from a header block. */
+function partOf(header: string): { boundary: string | null; binary: boolean } {
+  const unfolded = header.replace(/\r?\n[ \t]/g, ' ');
+  const type = /^content-type:(.*)$/im.exec(unfolded)?.[1] ?? '';
+  const boundary = /^\s*multipart\//i.test(type) ? (/boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(type) ?? []).slice(1).find(Boolean) ?? null : null;
+  const binary = /^content-transfer-encoding:\s*binary\s*$/im.test(unfolded);
+  return { boundary, binary };
+}
+
+/**
+ * Lines end in CRLF as the MTA sends them, except inside a part whose transfer encoding is
+ * `binary`: there a bare LF (or CR) is data and stays as it is; only the line break before the
+ * next boundary line (which belongs to the boundary) becomes CRLF.
+ */
+function crlfOutsideBinary(topHeader: string, body: string): string {
+  const top = partOf(topHeader);
+  if (top.binary && top.boundary === null) return body;
+  const boundaries = new Set<string>(top.boundary ? [top.boundary] : []);
+  const out: string[] = [];
+  let mode: 'text' | 'partHeader' | 'binary' = 'text';
+  let partHeader = '';
+  let pos = 0;
+  while (pos < body.length) {
+    const lf = body.indexOf('\n', pos);
+    const end = lf < 0 ? body.length : lf + 1;
+    const raw = body.slice(pos, end);
+    pos = end;
+    const content = raw.replace(/\r?\n$/, '');
+    const ended = raw.endsWith('\n');
+    const delimiter = content.startsWith('--') && [...boundaries].some((b) => content.trimEnd() === `--${b}` || content.trimEnd() === `--${b}--`);
+    if (delimiter) {
+      if (mode === 'binary' && out.length) out[out.length - 1] = out[out.length - 1]!.replace(/\r?\n$/, '\r\n');
+      out.push(content + (ended ? '\r\n' : ''));
+      mode = content.trimEnd().endsWith('--') ? 'text' : 'partHeader';
+      partHeader = '';
+      continue;
+    }
+    if (mode === 'binary') {
+      out.push(raw);
+      continue;
+    }
+    out.push(content + (ended ? '\r\n' : ''));
+    if (mode === 'partHeader') {
+      if (content !== '') {
+        partHeader += `${content}\n`;
+        continue;
+      }
+      const part = partOf(partHeader);
+      if (part.boundary) boundaries.add(part.boundary);
+      mode = part.binary && !part.boundary ? 'binary' : 'text';
+    }
+  }
+  return out.join('');
 }
 
 async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {

@@ -1,13 +1,18 @@
-// The listener: inet:HOST:PORT or unix:PATH (Postfix syntax), a connection limit, the current
+// The listener: inet:HOST:PORT or unix:PATH (Postfix syntax), the connection table, the current
 // policy (swapped atomically on reload; connections keep the policy they started with), and a
 // graceful close that lets sessions in flight finish within a bound.
+// The table is bounded in all (max_connections) and per peer address (max_connections_per_peer).
+// When it is full, a new connection takes the slot of the stalest idle connection of the peer
+// that holds the most, rather than being dropped: a client that opens connections and sits on
+// them (silent, or a byte now and then) cannot lock the MTA out; it only evicts its own.
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
-import { connectionsActive, connectionsTotal } from '../ops/metrics.js';
+import { connectionsActive, connectionsRefusedTotal, connectionsTotal } from '../ops/metrics.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from './conversation.js';
 import { MilterSession } from './milter-session.js';
+import { pickEviction } from './eviction.js';
 
 export type ListenAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -35,16 +40,26 @@ export interface MilterServerOptions {
   listen: ListenAddress;
   socketMode?: number;
   maxConnections: number;
+  /** Default: max_connections_per_peer of the current policy. */
+  maxConnectionsPerPeer?: number;
   log: Logger;
   onDecision?: (d: Decision) => void;
   /** Called with true when the first connection opens and false when the last one closes. */
   onBusy?: (busy: boolean) => void;
 }
 
+/** At most one log line per this many ms about refused or evicted connections (a flood would drown the log). */
+const LOG_EVERY_MS = 10_000;
+
 export class MilterServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  /** Open sessions with the peer they came from ('local' for a unix socket). */
+  private readonly sessions = new Map<MilterSession, string>();
+  private readonly perPeer = new Map<string, number>();
   private policy: CompiledPolicy;
+  /** Refusals and evictions are logged at most once per LOG_EVERY_MS, with a count. */
+  private untold = { refused: 0, evicted: 0, since: 0 };
 
   constructor(
     policy: CompiledPolicy,
@@ -58,7 +73,7 @@ export class MilterServer {
   }
 
   get connections(): number {
-    return this.sockets.size;
+    return this.sessions.size;
   }
 
   /** New connections use `next`; the old policy is closed once its connections are gone. */
@@ -70,8 +85,6 @@ export class MilterServer {
 
   async start(): Promise<void> {
     const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
-    server.maxConnections = this.opts.maxConnections;
-    server.on('drop', (d) => this.opts.log.warn(`connection limit ${this.opts.maxConnections} reached; dropped ${d?.remoteAddress ?? 'a connection'} (the MTA applies its default action)`));
     const l = this.opts.listen;
     if (l.kind === 'unix' && existsSync(l.path)) unlinkSync(l.path); // stale socket of an earlier run
     await new Promise<void>((resolve, reject) => {
@@ -86,12 +99,18 @@ export class MilterServer {
   }
 
   private onConnection(socket: Socket): void {
+    const peer = this.opts.listen.kind === 'unix' ? 'local' : (socket.remoteAddress ?? 'unknown');
+    if (!this.admit(peer)) {
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
+    this.perPeer.set(peer, (this.perPeer.get(peer) ?? 0) + 1);
     if (this.sockets.size === 1) this.opts.onBusy?.(true);
     connectionsTotal.inc();
     connectionsActive.set(this.sockets.size);
     const policy = this.policy;
-    new MilterSession(socket, {
+    const session = new MilterSession(socket, {
       policy,
       log: this.opts.log,
       maxFrameBytes: policy.config.server.max_frame_bytes,
@@ -100,10 +119,51 @@ export class MilterServer {
       ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}),
       onClose: () => {
         this.sockets.delete(socket);
+        this.forget(session);
         connectionsActive.set(this.sockets.size);
         if (this.sockets.size === 0) this.opts.onBusy?.(false);
       },
     });
+    this.sessions.set(session, peer);
+  }
+
+  /** Whether a connection from `peer` may open; makes room by evicting when the table is full. */
+  private admit(peer: string): boolean {
+    const perPeerMax = this.opts.maxConnectionsPerPeer ?? this.policy.config.server.max_connections_per_peer;
+    if (peer !== 'local' && (this.perPeer.get(peer) ?? 0) >= perPeerMax) {
+      connectionsRefusedTotal.inc({ reason: 'per_peer' });
+      this.tell('refused', `${peer} already holds ${perPeerMax} connections (max_connections_per_peer)`);
+      return false;
+    }
+    if (this.sessions.size < this.opts.maxConnections) return true;
+    const victim = pickEviction(this.sessions, this.perPeer);
+    if (!victim) {
+      connectionsRefusedTotal.inc({ reason: 'full' });
+      this.tell('refused', `all ${this.opts.maxConnections} connections are busy (max_connections); the MTA applies its default action`);
+      return false;
+    }
+    connectionsRefusedTotal.inc({ reason: 'evicted' });
+    this.tell('evicted', `connection table full (max_connections ${this.opts.maxConnections}): the stalest idle connection of ${this.sessions.get(victim)} makes room`);
+    this.forget(victim); // its slot is free now, whenever its socket's close event comes
+    victim.evict('evicted to make room for a new connection');
+    return true;
+  }
+
+  private forget(session: MilterSession): void {
+    const peer = this.sessions.get(session);
+    if (peer === undefined || !this.sessions.delete(session)) return;
+    const left = (this.perPeer.get(peer) ?? 1) - 1;
+    if (left > 0) this.perPeer.set(peer, left);
+    else this.perPeer.delete(peer);
+  }
+
+  private tell(kind: 'refused' | 'evicted', line: string): void {
+    this.untold[kind]++;
+    const now = Date.now();
+    if (now - this.untold.since < LOG_EVERY_MS) return;
+    const more = this.untold.refused + this.untold.evicted - 1;
+    this.opts.log.warn(`${line}${more > 0 ? ` (and ${more} more refusals or evictions since the last such line)` : ''}`);
+    this.untold = { refused: 0, evicted: 0, since: now };
   }
 
   /** Stop accepting, wait up to `graceMs` for sessions to finish, then cut the rest. */

@@ -242,12 +242,13 @@ test('a hostile pattern on a hostile input completes (RE2 is linear)', async () 
   assert.equal(v.mods, undefined);
 });
 
-test('text beyond max_text_per_part is not searched, and the trace says so', async () => {
+test('text beyond max_text_per_part is searched all the same, window by window (issue 16, finding 7)', async () => {
   const cfg = { ...REFERENCE_CONTENT, limits: { max_text_per_part: '1K' } };
   const late = await runContent(cfg, plain(`${'x '.repeat(2000)}${MARKER}`), 'outbound');
-  assert.equal(late.action, 'continue');
-  assert.deepEqual(late.details?.truncated_parts, ['TEXT']);
+  assert.equal(late.action, 'reject', 'the marker after 4,000 bytes of a part searched 1 KiB at a time');
+  assert.deepEqual(late.details?.windowed_parts, ['TEXT (4 windows)']);
   assert.equal((await runContent(cfg, plain(`${MARKER} ${'x '.repeat(2000)}`), 'outbound')).action, 'reject');
+  assert.equal((await runContent(cfg, plain(`${'x '.repeat(2000)}`), 'outbound')).action, 'continue', 'a long clean part passes');
 });
 
 // ------------------------------------------------------------------ configuration

@@ -4,6 +4,7 @@
 // backreferences and no lookaround, and such patterns are refused when the policy is loaded.
 import RE2 from 're2';
 import { findCardNumbers } from './detectors/luhn.js';
+import { foldForMatch } from './fold.js';
 
 export const DETECTORS = ['payment_card'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -35,16 +36,17 @@ export function compileRegex(source: string, caseSensitive: boolean): RE2 {
 }
 
 export function phraseMatcher(phrases: string[], caseSensitive: boolean): Matcher {
-  // Phrases are normalised like the text they are searched in.
+  // Phrases are normalised like the text they are searched in, and folded like its second
+  // reading (fold.ts): a phrase typed with an en dash matches a text with a hyphen and back.
   const wanted = phrases.map((p) => {
     const norm = p.replace(/\s+/g, ' ').trim();
-    return caseSensitive ? norm : norm.toLowerCase();
+    return [...new Set([norm, foldForMatch(norm)])].map((v) => (caseSensitive ? v : v.toLowerCase()));
   });
   return {
     kind: 'phrase',
     match(text, lowerText) {
       const hay = caseSensitive ? text : lowerText();
-      const index = wanted.findIndex((p) => hay.includes(p));
+      const index = wanted.findIndex((forms) => forms.some((p) => hay.includes(p)));
       return index < 0 ? null : { kind: 'phrase', what: phrases.length > 1 ? `phrase #${index + 1}` : 'phrase', count: 1 };
     },
   };

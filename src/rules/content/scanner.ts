@@ -1,8 +1,8 @@
 // One pass over a message for the content rule: every leaf part is decoded once; attachment
 // names, types and sizes are checked as parts begin and end, zip attachments are listed, text
 // parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
-// What is kept in memory is bounded: one text part up to max_text_per_part, one zip up to
-// zip.max_size.
+// What is kept in memory is bounded: one window of a text part (max_text_per_part; the whole
+// part is searched, window by window), one zip up to zip.max_size.
 import iconv from 'iconv-lite';
 import { messagePieces } from '../../mime/parse/ranges.js';
 import { nextReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
@@ -13,7 +13,9 @@ import { pickDirection } from '../common.js';
 import { blockedExtension, looksLikeZipName, shownName, typeBlocked, ZIP_TYPES } from './attachments.js';
 import { detectorMatcher, phraseMatcher, regexMatcher, type Matcher } from './patterns.js';
 import type { ContentConfig, PatternRuleConfig, Target } from './schema.js';
+import { readings } from './fold.js';
 import { htmlToText, normalizeSpace } from './text.js';
+import { withoutHiddenElements } from './visible-html.js';
 
 export type FindingAction = 'reject' | 'tempfail' | 'quarantine' | 'tag';
 
@@ -29,8 +31,8 @@ export interface Finding {
 export interface ScanReport {
   findings: Finding[];
   walk: WalkResult;
-  /** Text parts only partly searched (longer than max_text_per_part). */
-  truncated: string[];
+  /** Text parts longer than max_text_per_part, searched in several windows. */
+  windowed: string[];
   /** What readers could disagree on in this message's structure (every reading was scanned). */
   ambiguities: string[];
 }
@@ -109,12 +111,12 @@ export async function scanMessage(source: ParseSource, compiled: CompiledContent
       if (again.status !== 'complete') break;
     }
   }
-  return { findings: scan.findings, walk, truncated: scan.truncated, ambiguities };
+  return { findings: scan.findings, walk, windowed: scan.windowed, ambiguities };
 }
 
 class MessageScan {
   readonly findings: Finding[] = [];
-  readonly truncated: string[] = [];
+  readonly windowed: string[] = [];
   private readonly rules: CompiledPatternRule[];
   private readonly attachmentsApply: boolean;
   private readonly attachmentAction: FindingAction;
@@ -123,7 +125,7 @@ class MessageScan {
 
   constructor(
     private readonly compiled: CompiledContent,
-    direction: Direction,
+    private readonly direction: Direction,
   ) {
     this.rules = compiled.rules.filter((r) => applies(r.direction, direction));
     this.attachmentsApply = applies(compiled.config.attachments.direction, direction);
@@ -136,8 +138,8 @@ class MessageScan {
   }
 
   onHeaders(headers: DecodedHeader[]): void {
-    const lines = headers.map((h) => normalizeSpace(`${h.name}: ${h.value}`));
-    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').map((h) => normalizeSpace(h.value));
+    const lines = headers.flatMap((h) => readings(normalizeSpace(`${h.name}: ${h.value}`)));
+    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').flatMap((h) => readings(normalizeSpace(h.value)));
     for (const rule of this.rules) {
       if (rule.where.includes('headers')) this.search(rule, lines, 'headers');
       if (rule.where.includes('subject')) this.search(rule, subjects, 'subject');
@@ -152,6 +154,8 @@ class MessageScan {
   }
 
   add(finding: Finding): void {
+    // The same finding twice (a uuencoded name in the overlap of two windows) is one finding.
+    if (this.findings.some((f) => f.rule === finding.rule && f.reason === finding.reason && f.part === finding.part)) return;
     this.findings.push(finding);
   }
 
@@ -231,7 +235,7 @@ class MessageScan {
   }
 
   private unreadableZip(part: PartInfo, name: string, why: string): void {
-    const action = this.config.attachments.zip.unreadable;
+    const action = pickDirection(this.config.attachments.zip.unreadable, this.direction);
     if (action === 'accept') return;
     this.add({ rule: 'attachments', action, reason: `Archive "${shownName(name)}" cannot be inspected (${why})`, part: part.id });
   }
@@ -248,16 +252,29 @@ class MessageScan {
     }
   }
 
-  noteTruncated(part: PartInfo): void {
-    this.truncated.push(part.id);
+  /** A text part longer than max_text_per_part, searched in several windows (for the trace). */
+  noteWindowed(part: PartInfo, windows: number): void {
+    this.windowed.push(`${part.id} (${windows} windows)`);
   }
 }
 
-/** Decodes a text part to UTF-8 (up to max_text_per_part) and runs the body rules at its end. */
+/**
+ * Characters of a window carried into the next one: a phrase, a card number or a "begin 644"
+ * line cut by a window's end is still found whole in the next window.
+ */
+export const WINDOW_OVERLAP = 4096;
+
+/**
+ * Decodes a text part to UTF-8 and searches all of it, in windows of max_text_per_part decoded
+ * bytes (each starting with the last WINDOW_OVERLAP characters of the one before), so memory
+ * stays bounded and no text goes unsearched, however long the part.
+ */
 class TextPart implements PartSink {
   private readonly decoder: ReturnType<typeof iconv.getDecoder>;
-  private readonly pieces: string[] = [];
-  private kept = 0;
+  private pieces: string[] = [];
+  private windowBytes = 0;
+  private carry = '';
+  private windows = 0;
   private size = 0;
   private readonly max: number;
 
@@ -271,9 +288,9 @@ class TextPart implements PartSink {
     this.max = scan.config.limits.max_text_per_part;
   }
 
-  /** Only the size matters once the text is not searched or is searched as far as it goes. */
+  /** Only the size matters when the text is not searched at all. */
   get wantsContent(): boolean {
-    return this.wanted && this.kept < this.max;
+    return this.wanted;
   }
 
   skip(decodedBytes: number): void {
@@ -282,10 +299,16 @@ class TextPart implements PartSink {
 
   write(decoded: Buffer): void {
     this.size += decoded.length;
-    if (!this.wanted || this.kept >= this.max) return;
-    const take = decoded.length <= this.max - this.kept ? decoded : decoded.subarray(0, this.max - this.kept);
-    this.kept += take.length;
-    this.pieces.push(this.decoder.write(take));
+    if (!this.wanted) return;
+    let rest = decoded;
+    while (rest.length > 0) {
+      const room = this.max - this.windowBytes;
+      const take = rest.length <= room ? rest : rest.subarray(0, room);
+      rest = rest.subarray(take.length);
+      this.pieces.push(this.decoder.write(take));
+      this.windowBytes += take.length;
+      if (this.windowBytes >= this.max) this.searchWindow(false);
+    }
   }
 
   /** Is the text needed at all: body rules, or uuencoded files to look for. */
@@ -296,13 +319,24 @@ class TextPart implements PartSink {
   end(): void {
     this.scan.attachmentEnd(this.part, this.size, null);
     if (!this.wanted) return;
-    if (this.size > this.kept) this.scan.noteTruncated(this.part);
     this.pieces.push(this.decoder.end() ?? '');
-    const raw = this.pieces.join('');
+    this.searchWindow(true);
+    if (this.windows > 1) this.scan.noteWindowed(this.part, this.windows);
+  }
+
+  private searchWindow(last: boolean): void {
+    const raw = this.carry + this.pieces.join('');
+    this.pieces = [];
+    this.windowBytes = 0;
+    this.windows++;
+    this.carry = last ? '' : raw.slice(-WINDOW_OVERLAP);
     this.scan.checkEmbeddedFiles(this.part, raw);
     if (this.rules.length === 0) return;
-    const text = normalizeSpace(this.part.contentType === 'text/html' ? htmlToText(raw) : raw);
-    for (const rule of this.rules) this.scan.search(rule, [text], 'body', this.part.id);
+    // Every reading a person could get: the HTML as shown (hidden elements removed) and with
+    // everything in it, each as written and with look-alike letters and dashes folded.
+    const shown = this.part.contentType === 'text/html' ? [htmlToText(withoutHiddenElements(raw)), htmlToText(raw)] : [raw];
+    const texts = [...new Set(shown.map(normalizeSpace).flatMap(readings))];
+    for (const rule of this.rules) this.scan.search(rule, texts, 'body', this.part.id);
   }
 }
 

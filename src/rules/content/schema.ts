@@ -18,7 +18,8 @@ export const DEFAULT_LIMITS = {
   max_header_size: 256 * 1024,
   max_text_per_part: 1024 * 1024,
 } as const;
-export const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: 'accept' } as const;
+/** Fail closed: an archive that cannot be looked into completely is refused inbound and held outbound. */
+export const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: { inbound: 'reject', outbound: 'quarantine' } } as const;
 
 const direction = () => z.enum(['inbound', 'outbound', 'both']).default('both');
 const oneOrMany = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -46,8 +47,12 @@ const zipSchema = z
     max_entries: z.number().int().positive().default(DEFAULT_ZIP.max_entries),
     /** Also list zips inside the zip (one level). */
     nested: z.boolean().default(DEFAULT_ZIP.nested),
-    /** A zip that cannot be listed completely (too big, broken, too many entries, encrypted inner zip). */
-    unreadable: z.enum(['accept', 'reject', 'quarantine', 'tag']).default(DEFAULT_ZIP.unreadable),
+    /**
+     * A zip that cannot be looked into completely (larger than max_size, broken, more than
+     * max_entries, encrypted entries, zips nested deeper than one level). `accept` lets such an
+     * archive through uninspected: what it hides is not checked.
+     */
+    unreadable: perDirection(z.enum(['accept', 'reject', 'quarantine', 'tag'])).default({ ...DEFAULT_ZIP.unreadable }),
   })
   .strict();
 
@@ -69,7 +74,7 @@ const limitsSchema = z
     max_depth: z.number().int().positive().default(DEFAULT_LIMITS.max_depth),
     max_parts: z.number().int().positive().default(DEFAULT_LIMITS.max_parts),
     max_header_size: byteSize().default(DEFAULT_LIMITS.max_header_size),
-    /** Decoded bytes of one text part that are searched; the rest of the part is not. */
+    /** Decoded bytes of a text part held and searched at once; a longer part is searched all the same, window by window. */
     max_text_per_part: byteSize().default(DEFAULT_LIMITS.max_text_per_part),
     /** What happens to a message over max_depth, max_parts or max_header_size. */
     action: z.enum(['reject', 'tempfail']).default('reject'),
