@@ -10,6 +10,7 @@ import { createLogger } from '../logging.js';
 import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
 import { MemoryValve, youngCollector } from '../ops/memory-valve.js';
+import { notifySystemd } from '../ops/sd-notify.js';
 import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
 import type { EngineHooks } from '../policy/engine.js';
@@ -104,12 +105,20 @@ class Daemon {
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
     this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
+    void this.notify(['READY=1', `STATUS=listening on ${listenSpec}`]);
     for (const check of startupChecks) {
       check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
     }
     process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
     process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
+  }
+
+  /** Tells systemd (Type=notify) where the daemon stands; a failure is a warning, never fatal. */
+  private notify(fields: string[]): Promise<void> {
+    return notifySystemd(fields).then((why) => {
+      if (why) this.log.warn(`systemd notification ${fields[0]} not sent: ${why}`);
+    });
   }
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
@@ -152,6 +161,7 @@ class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`);
+    await this.notify(['STOPPING=1', `STATUS=draining ${this.server?.connections ?? 0} session(s)`]);
     await this.server?.close(SHUTDOWN_GRACE_MS);
     this.valve?.stop();
     await this.policy.close();
