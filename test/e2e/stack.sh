@@ -51,7 +51,7 @@ REDIS_DIR=$BASE/redis
 readonly READY_TIMEOUT_S=30
 readonly STOP_TIMEOUT_S=10
 readonly PACKAGES=(postfix clamav-daemon clamdscan rbldnsd swaks miltertest bind9-dnsutils openssl
-  libsasl2-modules redis-server)
+  libsasl2-modules redis-server prometheus)
 
 started_ms=$(date +%s%3N)
 say() { printf 'stack[%s] %5sms %s\n' "$SLOT" "$(($(date +%s%3N) - started_ms))" "$*"; }
