@@ -16,6 +16,7 @@ import { CompiledPolicy } from '../policy/compile.js';
 import type { EngineHooks } from '../policy/engine.js';
 import type { Decision } from '../session/conversation.js';
 import { MilterServer, parseListen } from '../session/server.js';
+import { socketGroup } from '../session/socket-owner.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit } from './policy-file.js';
@@ -90,6 +91,7 @@ class Daemon {
     this.server = new MilterServer(this.policy, {
       listen: parseListen(listenSpec),
       socketMode: parseInt(config.server.socket_mode, 8),
+      ...(listenSpec.startsWith('unix:') ? { socketGid: socketGroup(config.server.socket_group)?.gid ?? null } : {}),
       maxConnections: config.server.max_connections,
       log: this.log,
       onDecision: this.onDecision,

@@ -16,6 +16,8 @@ export const serverSchema = z
     listen: listenAddress().default('inet:127.0.0.1:10025'),
     /** Mode of a unix socket, octal string. */
     socket_mode: z.string().regex(/^0?[0-7]{3}$/).default('0660'),
+    /** Group of a unix socket (name or gid); default: postfix when that group exists. */
+    socket_group: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a group name or number').optional(),
     max_connections: z.number().int().positive().default(500),
     max_frame_bytes: byteSize().default(1024 * 1024),
     /** Body bytes kept in memory per message before spilling to a temporary file. */

@@ -1,13 +1,15 @@
 // The listener: inet:HOST:PORT or unix:PATH (Postfix syntax), a connection limit, the current
 // policy (swapped atomically on reload; connections keep the policy they started with), and a
 // graceful close that lets sessions in flight finish within a bound.
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { connectionsActive, connectionsTotal } from '../ops/metrics.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from './conversation.js';
 import { MilterSession } from './milter-session.js';
+import { prepareSocketDir, setSocketOwner } from './socket-owner.js';
 
 export type ListenAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -34,6 +36,8 @@ function validPort(p: string): boolean {
 export interface MilterServerOptions {
   listen: ListenAddress;
   socketMode?: number;
+  /** Group of a unix socket (and of its directory when relayguard creates it); null: relayguard's own. */
+  socketGid?: number | null;
   maxConnections: number;
   log: Logger;
   onDecision?: (d: Decision) => void;
@@ -73,6 +77,11 @@ export class MilterServer {
     server.maxConnections = this.opts.maxConnections;
     server.on('drop', (d) => this.opts.log.warn(`connection limit ${this.opts.maxConnections} reached; dropped ${d?.remoteAddress ?? 'a connection'} (the MTA applies its default action)`));
     const l = this.opts.listen;
+    if (l.kind === 'unix') {
+      const dir = prepareSocketDir(l.path, this.opts.socketGid ?? null);
+      if (dir.created) this.opts.log.info(`created ${dirname(l.path)} for the milter socket`);
+      if (dir.warning) this.opts.log.warn(dir.warning);
+    }
     if (l.kind === 'unix' && existsSync(l.path)) unlinkSync(l.path); // stale socket of an earlier run
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -80,7 +89,10 @@ export class MilterServer {
       if (l.kind === 'unix') server.listen(l.path, done);
       else server.listen(l.port, l.host, done);
     });
-    if (l.kind === 'unix' && this.opts.socketMode !== undefined) chmodSync(l.path, this.opts.socketMode);
+    if (l.kind === 'unix') {
+      const warning = setSocketOwner(l.path, this.opts.socketMode ?? 0o660, this.opts.socketGid ?? null);
+      if (warning) this.opts.log.warn(warning);
+    }
     server.on('error', (err) => this.opts.log.error(`listener error: ${err.message}`));
     this.server = server;
   }
