@@ -125,7 +125,7 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
   const accountable = (conn: ConnectionContext): string | null => {
     const ip = conn.client.ip;
     if (!ip || conn.internalNetwork || isAuthenticated(conn) || neverBan.contains(ip)) return null;
-    if (conn.client.hostname.toLowerCase() === AUDIT_CLIENT_NAME) return null;
+    if (conn.client.hostname?.toLowerCase() === AUDIT_CLIENT_NAME) return null; // hostname: absent in hand-made contexts
     return ip;
   };
 
