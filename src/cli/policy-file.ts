@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import type { PolicyConfig } from '../config/schema.js';
+import { resolveStateDir } from '../ops/state-dir.js';
 
 /** dist/src/cli -> package root */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -12,15 +13,20 @@ export function policyPath(flag: string | undefined): string {
   return flag ? resolve(flag) : DEFAULT_POLICY;
 }
 
-/** Load or exit 1 with every error as file:line:col. */
-export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string } {
+/**
+ * Load or exit 1 with every error as file:line:col. The default state_dir, when this user cannot
+ * write it, is replaced by a fallback (src/ops/state-dir.ts); `stateNote` says so.
+ */
+export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string; stateNote?: string } {
   const file = policyPath(flag);
   const r = loadPolicyFile(file);
   if (!r.ok) {
     for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
     process.exit(1);
   }
-  return { config: r.config, file };
+  const state = resolveStateDir(r.config.server.state_dir);
+  r.config.server.state_dir = state.dir;
+  return { config: r.config, file, ...(state.note ? { stateNote: state.note } : {}) };
 }
 
 /** Postfix's configuration directory: MAIL_CONFIG overrides the policy, as for Postfix's own tools. */

@@ -11,6 +11,7 @@ import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
 import { MemoryValve, youngCollector } from '../ops/memory-valve.js';
 import { notifySystemd } from '../ops/sd-notify.js';
+import { resolveStateDir } from '../ops/state-dir.js';
 import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
 import type { EngineHooks } from '../policy/engine.js';
@@ -19,7 +20,8 @@ import { MilterServer, parseListen } from '../session/server.js';
 import { socketGroup } from '../session/socket-owner.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
-import { loadPolicyOrExit } from './policy-file.js';
+import { fitDefaultPolicy } from './default-policy.js';
+import { DEFAULT_POLICY, loadPolicyOrExit } from './policy-file.js';
 
 /** How long sessions in flight may take to finish after SIGTERM (under Postfix's content timeout). */
 const SHUTDOWN_GRACE_MS = 30_000;
@@ -142,6 +144,9 @@ class Daemon {
       for (const e of r.errors) this.log.error(`reload: ${formatError(e)}`);
       return false;
     }
+    // As at start: the state directory's fallback, and the default policy fitted to this host.
+    r.config.server.state_dir = resolveStateDir(r.config.server.state_dir).dir;
+    if (this.file === DEFAULT_POLICY) await fitDefaultPolicy(r.config, this.log);
     let next: CompiledPolicy;
     try {
       next = this.compile(r.config);
@@ -182,8 +187,10 @@ export const serveCommand: Command = {
   summary: 'Run the milter daemon (default policy: policies/default.yaml). SIGHUP reloads the policy.',
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true }, 'pid-file': { value: true } });
-    const { config, file } = loadPolicyOrExit(str(args, 'config'));
+    const { config, file, stateNote } = loadPolicyOrExit(str(args, 'config'));
     const log = createLogger(config.logging);
+    if (stateNote) log.info(stateNote);
+    if (file === DEFAULT_POLICY) await fitDefaultPolicy(config, log);
     const daemon = new Daemon(file, log);
     await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file') ?? config.server.pid_file);
     return -1;
