@@ -10,6 +10,7 @@ import { activeRule } from '../mta/requirements.js';
 import { normalizeIp, NetworkSet, parseCidr } from '../policy/networks.js';
 import type { AntivirusConfig } from '../rules/antivirus.js';
 import { pickDirection } from '../rules/common.js';
+import { AUDIT_CLIENT_NAME } from '../rules/offenders.js';
 import { DEFAULT_MAX_BYTES, type sizeRule } from '../rules/size.js';
 import { DEFAULT_MIN_VERSION, tlsRank, type tlsRule } from '../rules/tls.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
@@ -36,9 +37,10 @@ export interface AuditReport {
 }
 
 /**
- * Outside addresses the probes pretend to come from (TEST-NET-3, RFC 5737). One per probe:
- * each refusal counts against the address in the offender ledger, and a single address would
- * be banned after a couple of audits (then every later probe from it is refused at connect).
+ * Outside addresses the probes pretend to come from (TEST-NET-3, RFC 5737), with the client name
+ * AUDIT_CLIENT_NAME, which the offenders rule exempts: the audit leaves no trace in the offender
+ * ledger, however often it runs. One address per probe all the same, for a gateway whose
+ * relayguard predates the exemption.
  */
 export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
 /** An external envelope sender for the outside probes. */
@@ -178,7 +180,7 @@ export class Auditor {
     const local = c.localAddress ?? '';
     if (c.extensions.has('XCLIENT')) {
       const ip = this.nextOutsideIp();
-      await this.xclient(c, { ADDR: ip, NAME: '[UNAVAILABLE]', REVERSE_NAME: '[UNAVAILABLE]' });
+      await this.xclient(c, { ADDR: ip, NAME: AUDIT_CLIENT_NAME, REVERSE_NAME: '[UNAVAILABLE]' });
       return { c, as: `outside client ${ip} (XCLIENT)`, outside: true };
     }
     if (this.internal.contains(local)) {
@@ -197,7 +199,7 @@ export class Auditor {
     if (this.internal.contains(local)) return { c, as: `this host ${normalizeIp(local) ?? local} (internal)`, outside: false };
     const ip = internalAddress(this.o.config);
     if (c.extensions.has('XCLIENT') && ip) {
-      await this.xclient(c, { ADDR: ip, NAME: '[UNAVAILABLE]', REVERSE_NAME: '[UNAVAILABLE]' });
+      await this.xclient(c, { ADDR: ip, NAME: AUDIT_CLIENT_NAME, REVERSE_NAME: '[UNAVAILABLE]' });
       return { c, as: `internal client ${ip} (XCLIENT)`, outside: false };
     }
     await c.quit();

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import type { PolicyConfig } from '../config/schema.js';
+import { resolveStateDir } from '../ops/state-dir.js';
 
 /** dist/src/cli -> package root */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -21,15 +22,20 @@ export class CommandFailed extends Error {
   }
 }
 
-/** Load, or print every error as file:line:col and fail with exit 1. */
-export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string } {
+/**
+ * Load or exit 1 with every error as file:line:col. The default state_dir, when this user cannot
+ * write it, is replaced by a fallback (src/ops/state-dir.ts); `stateNote` says so.
+ */
+export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConfig; file: string; stateNote?: string } {
   const file = policyPath(flag);
   const r = loadPolicyFile(file);
   if (!r.ok) {
     for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
     throw new CommandFailed(1);
   }
-  return { config: r.config, file };
+  const state = resolveStateDir(r.config.server.state_dir);
+  r.config.server.state_dir = state.dir;
+  return { config: r.config, file, ...(state.note ? { stateNote: state.note } : {}) };
 }
 
 /** The version in the installed package.json. */

@@ -93,6 +93,7 @@ async function postfixChangesCommand(
   if (opts.apply && opts.postconf) throw new UsageError('--apply changes the live Postfix; it does not take --postconf');
   const saved = opts.postconf ? { text: readFileSync(opts.postconf === '-' ? 0 : opts.postconf, 'utf8'), source: opts.postconf === '-' ? 'stdin' : opts.postconf } : undefined;
   const plan = await planPostfixChanges(req, { program: config.mta.postconf, configDir, timeoutMs: POSTCONF_TIMEOUT_MS, ...(saved ? { postconfText: saved } : {}) });
+  for (const n of plan.notes) process.stderr.write(`relayguard postfix-config: ${n}\n`);
   if (opts.apply) {
     if (plan.fallback) {
       process.stderr.write(`relayguard postfix-config --apply: ${plan.fallback}\n`);
@@ -115,6 +116,7 @@ async function postfixChangesCommand(
   }
   const header = [...opts.header];
   if (plan.fallback) header.push(`postconf could not run (${plan.fallback}): the changes below are against Postfix's defaults`);
+  for (const n of plan.notes) header.push(`NOTE: ${n}`);
   header.push(
     plan.changes.length
       ? `${plan.changes.length} setting(s) differ from ${plan.source}. Run the commands (or: relayguard postfix-config --apply), then: postfix reload. Check with: relayguard lint-mta`

@@ -10,14 +10,18 @@ import { createLogger } from '../logging.js';
 import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
 import { MemoryValve, youngCollector } from '../ops/memory-valve.js';
+import { notifySystemd } from '../ops/sd-notify.js';
+import { resolveStateDir } from '../ops/state-dir.js';
 import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../policy/compile.js';
 import type { EngineHooks } from '../policy/engine.js';
 import type { Decision } from '../session/conversation.js';
 import { MilterServer, parseListen } from '../session/server.js';
+import { socketGroup } from '../session/socket-owner.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
-import { loadPolicyOrExit } from './policy-file.js';
+import { fitDefaultPolicy } from './default-policy.js';
+import { DEFAULT_POLICY, loadPolicyOrExit } from './policy-file.js';
 
 /** How long sessions in flight may take to finish after SIGTERM (under Postfix's content timeout). */
 const SHUTDOWN_GRACE_MS = 30_000;
@@ -89,6 +93,7 @@ class Daemon {
     this.server = new MilterServer(this.policy, {
       listen: parseListen(listenSpec),
       socketMode: parseInt(config.server.socket_mode, 8),
+      ...(listenSpec.startsWith('unix:') ? { socketGid: socketGroup(config.server.socket_group)?.gid ?? null } : {}),
       maxConnections: config.server.max_connections,
       log: this.log,
       onDecision: this.onDecision,
@@ -104,12 +109,20 @@ class Daemon {
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
     this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
+    void this.notify(['READY=1', `STATUS=listening on ${listenSpec}`]);
     for (const check of startupChecks) {
       check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
     }
     process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
     process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
+  }
+
+  /** Tells systemd (Type=notify) where the daemon stands; a failure is a warning, never fatal. */
+  private notify(fields: string[]): Promise<void> {
+    return notifySystemd(fields).then((why) => {
+      if (why) this.log.warn(`systemd notification ${fields[0]} not sent: ${why}`);
+    });
   }
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
@@ -131,6 +144,9 @@ class Daemon {
       for (const e of r.errors) this.log.error(`reload: ${formatError(e)}`);
       return false;
     }
+    // As at start: the state directory's fallback, and the default policy fitted to this host.
+    r.config.server.state_dir = resolveStateDir(r.config.server.state_dir).dir;
+    if (this.file === DEFAULT_POLICY) await fitDefaultPolicy(r.config, this.log);
     let next: CompiledPolicy;
     try {
       next = this.compile(r.config);
@@ -152,6 +168,7 @@ class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`);
+    await this.notify(['STOPPING=1', `STATUS=draining ${this.server?.connections ?? 0} session(s)`]);
     await this.server?.close(SHUTDOWN_GRACE_MS);
     this.valve?.stop();
     await this.policy.close();
@@ -170,8 +187,10 @@ export const serveCommand: Command = {
   summary: 'Run the milter daemon (default policy: policies/default.yaml). SIGHUP reloads the policy.',
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true }, 'pid-file': { value: true } });
-    const { config, file } = loadPolicyOrExit(str(args, 'config'));
+    const { config, file, stateNote } = loadPolicyOrExit(str(args, 'config'));
     const log = createLogger(config.logging);
+    if (stateNote) log.info(stateNote);
+    if (file === DEFAULT_POLICY) await fitDefaultPolicy(config, log);
     const daemon = new Daemon(file, log);
     await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file') ?? config.server.pid_file);
     return -1;

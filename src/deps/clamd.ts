@@ -487,6 +487,11 @@ export class ClamdService implements Scanner {
     return this.breaker.state;
   }
 
+  /** Scans started and not finished yet (the metrics' scan backlog). */
+  get scansInProgress(): number {
+    return this.live.size;
+  }
+
   async available(signal: AbortSignal): Promise<boolean> {
     if (this.breaker.admitting) return true;
     if (this.breaker.state !== 'open') return false; // half-open with its trial in flight

@@ -57,8 +57,12 @@ const DEFAULT_ACTION_PROBLEM: Record<string, { severity: Severity; why: string }
   quarantine: { severity: 'warning', why: 'mail is held unchecked while relayguard is down; tempfail lets senders retry' },
 };
 
-function milterMatches(entry: MilterEntry, want: ListenAddress): boolean {
-  if (want.kind === 'unix') return entry.address === `unix:${want.path}` || entry.address === want.path || entry.address === `local:${want.path}`;
+function milterMatches(entry: MilterEntry, want: ListenAddress, queueDirectory = ''): boolean {
+  if (want.kind === 'unix') {
+    const path = entry.address.replace(/^(unix|local):/, '');
+    // A chrooted smtpd names the socket relative to queue_directory (unix:/relayguard/milter.sock).
+    return path === want.path || (path.startsWith('/') && queueDirectory !== '' && `${queueDirectory.replace(/\/+$/, '')}${path}` === want.path);
+  }
   let got: ListenAddress;
   try {
     got = parseListen(entry.address.replace(/^inet:\[?localhost\]?:/, 'inet:127.0.0.1:'));
@@ -234,7 +238,7 @@ function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void
   const address = postfixMilterAddress(req.milter);
   const entries = splitList(expandParam(params, 'smtpd_milters')).map(parseMilterEntry);
   const fixMilters = (others: MilterEntry[]) => setting('smtpd_milters', [`{ ${address}, default_action=tempfail }`, ...others.map((o) => o.raw)].join(', '));
-  const mine = entries.findIndex((e) => milterMatches(e, req.milter));
+  const mine = entries.findIndex((e) => milterMatches(e, req.milter, expandParam(params, 'queue_directory')));
   if (mine < 0) {
     add('error', 'smtpd_milters', `relayguard (${address}) is not in smtpd_milters: Postfix does not ask it about anything`, fixMilters(entries));
     return;

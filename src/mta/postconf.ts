@@ -41,6 +41,7 @@ export const POSTFIX_DEFAULTS: Readonly<Record<string, string>> = {
   smtpd_tls_protocols: '>=TLSv1',
   smtpd_tls_mandatory_protocols: '>=TLSv1',
   smtp_tls_policy_maps: '',
+  queue_directory: '/var/spool/postfix',
 };
 
 /** Parses `postconf -n` output (or a main.cf). Later lines win, as in Postfix. */

@@ -3,8 +3,11 @@
 // Postfix's defaults), and only the ones that differ are kept, as `postconf -e` commands. Where
 // the admin's own value can be kept and extended (macro lists, other milters, relay domains) it
 // is; a change that widens or replaces what the admin has is flagged so nobody runs it blind.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tlsRank } from '../rules/tls.js';
 import { lintPostfix, lowestAllowedProtocol, tlsLevel } from './lint.js';
+import { chrootInfo, insideJail, type ChrootInfo } from './master-cf.js';
 import { MACRO_PARAMETER, postfixConfigLines, TLS_PROTOCOLS, type ConfigLine } from './postfix-config.js';
 import { expandParam, paramValue, parseMilterEntry, parsePostconf, parsePostfixTime, runPostconf, splitList, type PostfixParams } from './postconf.js';
 import { plainCidr, postfixMilterAddress, type MtaRequirements } from './requirements.js';
@@ -61,12 +64,34 @@ function describe(list: readonly string[]): string {
  * setting of postfixConfigLines() is either already right (dropped), merged with the admin's
  * value, or replaced (flagged when it is one of FLAGGED_PARAMETERS).
  */
-export function postfixChanges(req: MtaRequirements, params: PostfixParams): PostfixChange[] {
-  const lint = linted(params, req);
+export function postfixChanges(req: MtaRequirements, params: PostfixParams, chroot?: ChrootInfo): PostfixChange[] {
+  const view = chrootView(req, chroot);
+  const lint = linted(params, view.req);
   const out: PostfixChange[] = [];
-  for (const line of postfixConfigLines(req)) {
-    const change = decide(line, params, req, lint);
+  for (const line of postfixConfigLines(view.req)) {
+    const adjusted = line.name === 'non_smtpd_milters' && view.nonSmtpd ? { ...line, value: view.nonSmtpd.value, why: `${line.why}; ${view.nonSmtpd.why}` } : line;
+    const change = decide(adjusted, params, view.req, lint);
     if (change) out.push(change);
+  }
+  return out;
+}
+
+/**
+ * The socket as the MTA's processes see it: a chrooted smtpd names a socket under
+ * queue_directory relative to it (unix:/relayguard/milter.sock); when cleanup (which runs
+ * non_smtpd_milters) is chrooted differently from smtpd, non_smtpd_milters names it its own way.
+ */
+export function chrootView(req: MtaRequirements, chroot?: ChrootInfo): { req: MtaRequirements; nonSmtpd?: { value: string; why: string }; note?: string } {
+  if (!chroot || req.milter.kind !== 'unix') return { req };
+  const inside = insideJail(req.milter.path, chroot.queueDirectory);
+  const view = chroot.smtpd && inside ? { ...req, milter: { kind: 'unix' as const, path: inside } } : req;
+  const out: { req: MtaRequirements; nonSmtpd?: { value: string; why: string }; note?: string } = { req: view };
+  if (chroot.smtpd && !inside) {
+    out.note = `smtpd runs chrooted in ${chroot.queueDirectory} (master.cf) and cannot reach ${req.milter.path}: listen under it, e.g. server.listen: unix:${chroot.queueDirectory.replace(/\/+$/, '')}/relayguard/milter.sock`;
+  }
+  if (chroot.smtpd !== chroot.cleanup) {
+    const path = chroot.cleanup ? (inside ?? req.milter.path) : req.milter.path;
+    out.nonSmtpd = { value: `{ unix:${path}, default_action=tempfail }`, why: `cleanup runs ${chroot.cleanup ? 'chrooted' : 'outside the chroot'} (master.cf), so it names the socket ${path}` };
   }
   return out;
 }
@@ -118,8 +143,8 @@ function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, l
       return { ...base, value: [line.value, ...others.map((o) => o.raw)].join(', ') };
     }
     case 'non_smtpd_milters': {
-      if (current.trim() === '$smtpd_milters' || current.trim() === '${smtpd_milters}') return null;
-      const address = postfixMilterAddress(req.milter);
+      const address = line.value === '$smtpd_milters' ? postfixMilterAddress(req.milter) : parseMilterEntry(line.value).address;
+      if (line.value === '$smtpd_milters' && (current.trim() === '$smtpd_milters' || current.trim() === '${smtpd_milters}')) return null;
       return splitList(expanded).map(parseMilterEntry).some((e) => sameMilter(e.address, address)) ? null : base;
     }
     case 'milter_protocol':
@@ -192,6 +217,8 @@ export function formatChanges(changes: readonly PostfixChange[], configDir: stri
 
 export interface PostfixPlan {
   changes: PostfixChange[];
+  /** Things the admin must do that no main.cf setting does (e.g. move the socket into the chroot). */
+  notes: string[];
   /** Where the live settings came from ("postconf -c DIR -n", a file, or Postfix's defaults). */
   source: string;
   /** Set when postconf could not run and Postfix's defaults stood in for the live settings. */
@@ -207,12 +234,25 @@ export async function planPostfixChanges(
   req: MtaRequirements,
   opts: { program: string; configDir: string; timeoutMs: number; postconfText?: { text: string; source: string } },
 ): Promise<PostfixPlan> {
-  if (opts.postconfText) return { changes: postfixChanges(req, parsePostconf(opts.postconfText.text)), source: opts.postconfText.source };
-  const source = `postconf -c ${opts.configDir} -n`;
+  const plan = (params: PostfixParams, source: string, fallback?: string): PostfixPlan => {
+    const chroot = readChroot(opts.configDir, paramValue(params, 'queue_directory'));
+    const note = chrootView(req, chroot).note;
+    return { changes: postfixChanges(req, params, chroot), notes: note ? [note] : [], source, ...(fallback ? { fallback } : {}) };
+  };
+  if (opts.postconfText) return plan(parsePostconf(opts.postconfText.text), opts.postconfText.source);
   try {
     const text = await runPostconf({ program: opts.program, configDir: opts.configDir, timeoutMs: opts.timeoutMs });
-    return { changes: postfixChanges(req, parsePostconf(text)), source };
+    return plan(parsePostconf(text), `postconf -c ${opts.configDir} -n`);
   } catch (err) {
-    return { changes: postfixChanges(req, new Map()), source: "Postfix's defaults", fallback: (err as Error).message };
+    return plan(new Map(), "Postfix's defaults", (err as Error).message);
+  }
+}
+
+/** master.cf's chroot columns; without a readable master.cf nothing is chrooted as far as we know. */
+function readChroot(configDir: string, queueDirectory: string): ChrootInfo | undefined {
+  try {
+    return chrootInfo(readFileSync(join(configDir, 'master.cf'), 'utf8'), queueDirectory);
+  } catch {
+    return undefined;
   }
 }

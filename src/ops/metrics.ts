@@ -3,7 +3,16 @@
 import client from 'prom-client';
 
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry, prefix: 'relayguard_process_' });
+// prom-client's process and Node.js metrics, named relayguard_process_cpu_seconds_total,
+// relayguard_nodejs_heap_size_used_bytes... (its names already start with process_/nodejs_).
+client.collectDefaultMetrics({ register: registry, prefix: 'relayguard_' });
+/**
+ * prom-client's sums of the per-type gauges (relayguard_nodejs_active_handles{type} ...) end in
+ * _total, which Prometheus reserves for counters (`promtool check metrics` fails on them);
+ * sum(relayguard_nodejs_active_handles) gives the same.
+ */
+export const DROPPED_DEFAULT_METRICS = ['relayguard_nodejs_active_handles_total', 'relayguard_nodejs_active_requests_total', 'relayguard_nodejs_active_resources_total'];
+for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 
 export const messagesTotal = new client.Counter({
   name: 'relayguard_messages_total',

@@ -4,10 +4,12 @@
 // compromised internal sender should be looked at, not bounced). Not scanned - clamd down, slow,
 // confused - is never "clean": the message is refused with a 4xx by default (fail closed), and a
 // circuit breaker turns a dead clamd into an immediate 4xx at MAIL instead of one timeout per message.
+import promClient from 'prom-client';
 import { z } from 'zod';
 import { byteSize, duration } from '../config/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
 import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
+import { dependencyUp, registry } from '../ops/metrics.js';
 import { Action } from '../protocol/constants.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
@@ -248,6 +250,31 @@ function printable(s: string): string {
   return s.replace(/[^\x21-\x7e]+/g, '_').slice(0, 200);
 }
 
+/** The clamd services of the loaded policies, for the gauges below (read when scraped). */
+const liveServices = new Set<ClamdService>();
+
+new promClient.Gauge({
+  name: 'relayguard_clamd_scans_in_progress',
+  help: 'clamd scans started and not finished, per clamd (a growing backlog means clamd is slower than the mail)',
+  labelNames: ['clamd'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of liveServices) this.inc({ clamd: s.name }, s.scansInProgress);
+  },
+});
+
+new promClient.Gauge({
+  name: 'relayguard_clamd_circuit_open',
+  help: '1 while the circuit breaker holds clamd for down (mail gets 4xx without a scan), else 0',
+  labelNames: ['clamd'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of liveServices) this.set({ clamd: s.name }, s.breakerState === 'closed' ? 0 : 1);
+  },
+});
+
 export const antivirusRule = defineRule({
   name: RULE_NAME,
   summary: 'Scans every message with clamd (streamed while it arrives); infected inbound is refused, infected outbound is held; clamd down means 4xx.',
@@ -263,14 +290,20 @@ export const antivirusRule = defineRule({
           failures: config.breaker.failures,
           cooldownMs: config.breaker.cooldown,
           onStateChange: (to, from) => {
+            dependencyUp.set({ dependency: `clamd:${client.name}` }, to === 'closed' ? 1 : 0);
             const line = `antivirus: clamd ${client.name} circuit ${from} -> ${to}`;
             if (to === 'open') env.log.error(`${line}: refusing mail with 4xx without trying clamd`);
             else env.log.warn(line);
           },
         });
-        return new ClamdService({ client, breaker, probeIntervalMs: config.breaker.probe_interval, probeTimeoutMs: config.breaker.probe_timeout });
+        const service = new ClamdService({ client, breaker, probeIntervalMs: config.breaker.probe_interval, probeTimeoutMs: config.breaker.probe_timeout });
+        if (!env.offline) liveServices.add(service);
+        return service;
       },
-      (s) => s.close(),
+      (s) => {
+        liveServices.delete(s);
+        s.close();
+      },
     );
     return createAntivirusRule(config, env, service);
   },

@@ -101,6 +101,15 @@ export const offendersRule = defineRule({
   },
 });
 
+/**
+ * The client name `relayguard audit` gives its outside probes (XCLIENT NAME=). Its clients are
+ * exempt from the ledger: a daily audit must not ban its own probe addresses. Nobody else can
+ * come with this name: Postfix only sets a client name from DNS when the name resolves back to
+ * the client's address, and .invalid never resolves (RFC 2606); XCLIENT is for the hosts in
+ * smtpd_authorized_xclient_hosts.
+ */
+export const AUDIT_CLIENT_NAME = 'probe.relayguard-audit.invalid';
+
 /** "2025-01-31 14:05:00 UTC": for reply texts, which must stay plain ASCII. */
 export function formatUntil(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
@@ -116,6 +125,7 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
   const accountable = (conn: ConnectionContext): string | null => {
     const ip = conn.client.ip;
     if (!ip || conn.internalNetwork || isAuthenticated(conn) || neverBan.contains(ip)) return null;
+    if (conn.client.hostname?.toLowerCase() === AUDIT_CLIENT_NAME) return null; // hostname: absent in hand-made contexts
     return ip;
   };
 

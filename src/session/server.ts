@@ -5,7 +5,8 @@
 // When it is full, a new connection takes the slot of the stalest idle connection of the peer
 // that holds the most, rather than being dropped: a client that opens connections and sits on
 // them (silent, or a byte now and then) cannot lock the MTA out; it only evicts its own.
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { connectionsActive, connectionsRefusedTotal, connectionsTotal } from '../ops/metrics.js';
@@ -13,6 +14,7 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from './conversation.js';
 import { MilterSession } from './milter-session.js';
 import { pickEviction } from './eviction.js';
+import { prepareSocketDir, setSocketOwner } from './socket-owner.js';
 
 export type ListenAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -39,6 +41,8 @@ function validPort(p: string): boolean {
 export interface MilterServerOptions {
   listen: ListenAddress;
   socketMode?: number;
+  /** Group of a unix socket (and of its directory when relayguard creates it); null: relayguard's own. */
+  socketGid?: number | null;
   maxConnections: number;
   /** Default: max_connections_per_peer of the current policy. */
   maxConnectionsPerPeer?: number;
@@ -86,6 +90,11 @@ export class MilterServer {
   async start(): Promise<void> {
     const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     const l = this.opts.listen;
+    if (l.kind === 'unix') {
+      const dir = prepareSocketDir(l.path, this.opts.socketGid ?? null);
+      if (dir.created) this.opts.log.info(`created ${dirname(l.path)} for the milter socket`);
+      if (dir.warning) this.opts.log.warn(dir.warning);
+    }
     if (l.kind === 'unix' && existsSync(l.path)) unlinkSync(l.path); // stale socket of an earlier run
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -93,7 +102,10 @@ export class MilterServer {
       if (l.kind === 'unix') server.listen(l.path, done);
       else server.listen(l.port, l.host, done);
     });
-    if (l.kind === 'unix' && this.opts.socketMode !== undefined) chmodSync(l.path, this.opts.socketMode);
+    if (l.kind === 'unix') {
+      const warning = setSocketOwner(l.path, this.opts.socketMode ?? 0o660, this.opts.socketGid ?? null);
+      if (warning) this.opts.log.warn(warning);
+    }
     server.on('error', (err) => this.opts.log.error(`listener error: ${err.message}`));
     this.server = server;
   }

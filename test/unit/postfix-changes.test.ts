@@ -8,7 +8,8 @@ import { parsePolicyText } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { backupName, repeatedParameters } from '../../src/mta/postfix-apply.js';
-import { formatChanges, postconfCommand, postfixChanges, shellQuote, type PostfixChange } from '../../src/mta/postfix-changes.js';
+import { chrootInfo, insideJail } from '../../src/mta/master-cf.js';
+import { chrootView, formatChanges, postconfCommand, postfixChanges, shellQuote, type PostfixChange } from '../../src/mta/postfix-changes.js';
 import { postfixSizeLimit } from '../../src/mta/postfix-config.js';
 import { parsePostconf } from '../../src/mta/postconf.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
@@ -132,5 +133,47 @@ describe('--apply helpers', () => {
     const b = 'one\ntwo\nTHREE\nfour\nfive\nsix\nseven\neight\nnine\n';
     assert.equal(unifiedDiff(a, b, 'a', 'b'), '--- a\n+++ b\n@@ -1,5 +1,5 @@\n one\n two\n-three\n+THREE\n four\n five\n@@ -7,2 +7,3 @@\n seven\n eight\n+nine\n');
     assert.equal(unifiedDiff(a, a, 'a', 'b'), '');
+  });
+});
+
+describe('postfix-config with a chrooted smtpd (master.cf)', () => {
+  const DEBIAN_MASTER = `# service type  private unpriv  chroot  wakeup  maxproc command + args
+smtp      inet  n       -       y       -       -       smtpd
+  -o smtpd_tls_security_level=may
+pickup    unix  n       -       y       60      1       pickup
+cleanup   unix  n       -       y       -       0       cleanup
+`;
+  const unixPolicy = (path: string) => {
+    const r = parsePolicyText(`server:\n  listen: unix:${path}\n`, 't.yaml');
+    if (!r.ok) throw new Error('bad policy');
+    return mtaRequirements(r.config);
+  };
+
+  it('reads the chroot column; "-" is "n" on Postfix 3', () => {
+    assert.deepEqual(chrootInfo(DEBIAN_MASTER, '/var/spool/postfix'), { smtpd: true, cleanup: true, queueDirectory: '/var/spool/postfix' });
+    assert.deepEqual(chrootInfo('smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n', '/q'), { smtpd: false, cleanup: false, queueDirectory: '/q' });
+    assert.equal(insideJail('/var/spool/postfix/relayguard/milter.sock', '/var/spool/postfix/'), '/relayguard/milter.sock');
+    assert.equal(insideJail('/run/relayguard/milter.sock', '/var/spool/postfix'), null);
+  });
+
+  it('names the socket relative to queue_directory where smtpd and cleanup are chrooted, and lint accepts it', () => {
+    const req = unixPolicy('/var/spool/postfix/relayguard/milter.sock');
+    const chroot = chrootInfo(DEBIAN_MASTER, '/var/spool/postfix');
+    const cs = postfixChanges(req, new Map(), chroot);
+    assert.equal(byName(cs, 'smtpd_milters')?.value, '{ unix:/relayguard/milter.sock, default_action=tempfail }');
+    assert.equal(byName(cs, 'non_smtpd_milters')?.value, '$smtpd_milters');
+    const after = applied(new Map(), cs);
+    assert.deepEqual(lintPostfix(after, req).filter((f) => f.parameter === 'smtpd_milters'), []);
+    assert.deepEqual(postfixChanges(req, after, chroot).filter((c) => !c.suggestion), []);
+  });
+
+  it('gives cleanup its own address when only smtpd is chrooted; says so when the socket is outside the jail', () => {
+    const req = unixPolicy('/var/spool/postfix/relayguard/milter.sock');
+    const onlySmtpd = chrootInfo('smtp inet n - y - - smtpd\ncleanup unix n - n - 0 cleanup\n', '/var/spool/postfix');
+    const cs = postfixChanges(req, new Map(), onlySmtpd);
+    assert.equal(byName(cs, 'smtpd_milters')?.value, '{ unix:/relayguard/milter.sock, default_action=tempfail }');
+    assert.equal(byName(cs, 'non_smtpd_milters')?.value, '{ unix:/var/spool/postfix/relayguard/milter.sock, default_action=tempfail }');
+    const outside = chrootView(unixPolicy('/run/relayguard/milter.sock'), onlySmtpd);
+    assert.match(outside.note!, /smtpd runs chrooted in \/var\/spool\/postfix .* cannot reach \/run\/relayguard\/milter\.sock: .*unix:\/var\/spool\/postfix\/relayguard\/milter\.sock/);
   });
 });
