@@ -106,6 +106,11 @@ class Daemon {
       await this.policy.close();
       throw err;
     }
+    // Before anything else can take time (the start-up checks run postconf): a SIGHUP that
+    // arrives before its handler is installed ends the process.
+    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
+    process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
     this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
@@ -113,9 +118,6 @@ class Daemon {
     for (const check of startupChecks) {
       check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
     }
-    process.on('SIGHUP', () => void this.reload());
-    process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
-    process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
   }
 
   /** Tells systemd (Type=notify) where the daemon stands; a failure is a warning, never fatal. */

@@ -152,9 +152,10 @@ const CR = 0x0d;
 const LF = 0x0a;
 const EQ = 0x3d;
 
-/** RFC 2045 quoted-printable, lenient: invalid escapes are kept as they are. */
-class QuotedPrintableDecoder implements TransferDecoder {
-  private carry: Buffer = EMPTY;
+/** A decoder whose output is small next to its input: measuring is decoding and counting. */
+abstract class CountingDecoder implements TransferDecoder {
+  abstract write(chunk: Buffer): Buffer;
+  abstract end(): Buffer;
 
   measure(chunk: Buffer): number {
     return this.write(chunk).length;
@@ -163,6 +164,11 @@ class QuotedPrintableDecoder implements TransferDecoder {
   measureEnd(): number {
     return this.end().length;
   }
+}
+
+/** RFC 2045 quoted-printable, lenient: invalid escapes are kept as they are. */
+class QuotedPrintableDecoder extends CountingDecoder {
+  private carry: Buffer = EMPTY;
 
   write(chunk: Buffer): Buffer {
     const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
@@ -238,17 +244,9 @@ const MAX_UU_LINE = 64 * 1024;
  * x-uuencode bodies, as mail readers decode them: everything before a "begin MODE NAME" line is
  * skipped; each line then starts with its byte count; "end" (or the end of the part) stops it.
  */
-class UudecodeDecoder implements TransferDecoder {
+class UudecodeDecoder extends CountingDecoder {
   private state: 'before' | 'data' | 'after' = 'before';
   private carry: Buffer = EMPTY;
-
-  measure(chunk: Buffer): number {
-    return this.write(chunk).length;
-  }
-
-  measureEnd(): number {
-    return this.end().length;
-  }
 
   write(chunk: Buffer): Buffer {
     const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
