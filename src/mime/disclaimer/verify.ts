@@ -6,8 +6,8 @@
 // LF went into a CRLF message. Every delimiter is still one: otherwise the parts would differ.
 import { declaredCharset, decodeText } from '../charset.js';
 import { decodedBody } from '../parse/decode.js';
-import { isSync, readRanges, type Pieces } from '../parse/ranges.js';
-import { parseStream } from '../parse/shared.js';
+import { MimeParser } from '../parse/parser.js';
+import { isSync, RangeFeed } from '../parse/ranges.js';
 import type { MimeParse, MimePart } from '../parse/types.js';
 import { htmlToText, normalizeForMatch } from '../text-match.js';
 import type { DisclaimerTexts, PartEdit } from './append.js';
@@ -28,18 +28,42 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 export async function verifyEdits(v: VerifyInput): Promise<string[]> {
-  const problems: string[] = [];
-  const message = (): Pieces => {
-    const body = v.body.pieces();
-    return isSync(body) ? [v.headerBlock, ...body] : concat(v.headerBlock, body);
-  };
-  const after = await parseStream(message(), v.signal);
   const before = v.parse;
   const label = (p: MimePart) => p.path || 'TEXT';
+  const shift = (offset: number) => v.edits.reduce((n, e) => (e.to <= offset && e.from < offset ? n + e.bytes.length - (e.to - e.from) : n), 0);
+  // One pass over the new message: it is parsed, and the edited parts' bytes are taken where
+  // they must now be (checked against the parse below).
+  const raws = new Map<number, Buffer[]>();
+  const readers = [...v.edits]
+    .sort((x, y) => x.part.index - y.part.index)
+    .map((e) => {
+      const pieces: Buffer[] = [];
+      raws.set(e.part.index, pieces);
+      const start = e.part.bodyStart + shift(e.part.bodyStart);
+      return { start, end: start + (e.part.bodyEnd - e.part.bodyStart) + e.bytes.length - (e.to - e.from), data: (b: Buffer) => void pieces.push(Buffer.from(b)), done: () => undefined };
+    });
+  const feed = new RangeFeed(readers);
+  const parser = new MimeParser();
+  const body = v.body.pieces();
+  const take = (c: Buffer) => {
+    parser.write(c);
+    feed.push(c);
+  };
+  take(v.headerBlock);
+  if (isSync(body)) for (const c of body) take(c);
+  else {
+    for await (const c of body) {
+      if (v.signal.aborted) throw v.signal.reason;
+      take(typeof c === 'string' ? Buffer.from(c) : c);
+    }
+  }
+  feed.end();
+  const after = parser.end();
+
   if (after.parts.length !== before.parts.length) {
     return [`the new message has ${after.parts.length} MIME parts, the original ${before.parts.length}`];
   }
-  const shift = (offset: number) => v.edits.reduce((n, e) => (e.to <= offset && e.from < offset ? n + e.bytes.length - (e.to - e.from) : n), 0);
+  const problems: string[] = [];
   const edited = new Map(v.edits.map((e) => [e.part.index, e]));
   for (const b of before.parts) {
     const a = after.parts[b.index]!;
@@ -53,20 +77,18 @@ export async function verifyEdits(v: VerifyInput): Promise<string[]> {
   if (problems.length) return problems;
 
   const crlf = before.lineBreak === '\r\n';
-  const raws = new Map<number, Buffer[]>();
-  const readers = [...edited.values()]
-    .sort((x, y) => x.part.index - y.part.index)
-    .map((e) => {
-      const a = after.parts[e.part.index]!;
-      const pieces: Buffer[] = [];
-      raws.set(e.part.index, pieces);
-      return { start: a.bodyStart, end: a.bodyEnd, data: (b: Buffer) => void pieces.push(Buffer.from(b)), done: () => undefined };
-    });
-  await readRanges(message(), readers);
   for (const e of v.edits) {
     const where = `part ${label(e.part)}`;
     if (crlf && hasBareLf(e.bytes)) problems.push(`${where}: a bare LF added to a CRLF message`);
-    const raw = Buffer.concat(raws.get(e.part.index)!);
+    // What was taken is where the part had to end up; the parse says where it does end (the
+    // line break before the next delimiter is not the part's).
+    const a = after.parts[e.part.index]!;
+    const taken = Buffer.concat(raws.get(e.part.index)!);
+    if (a.bodyEnd - a.bodyStart > taken.length) {
+      problems.push(`${where}: longer than its edit makes it`);
+      continue;
+    }
+    const raw = taken.subarray(0, a.bodyEnd - a.bodyStart);
     const now = decodedBody(raw, { bodyStart: 0, bodyEnd: raw.length, encoding: e.part.encoding });
     const problem = checkText(e, now, v.htmlText);
     if (problem) problems.push(`${where}: ${problem}`);
@@ -101,9 +123,4 @@ function checkText(e: PartEdit, now: Buffer, htmlText: string): string | null {
 function hasBareLf(b: Buffer): boolean {
   for (let i = b.indexOf(LF); i >= 0; i = b.indexOf(LF, i + 1)) if (i === 0 || b[i - 1] !== CR) return true;
   return false;
-}
-
-async function* concat(head: Buffer, rest: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer | string> {
-  yield head;
-  yield* rest;
 }

@@ -41,23 +41,22 @@ export async function readRanges(pieces: Pieces, readers: readonly RangeReader[]
   if (isSync(pieces)) {
     for (const chunk of pieces) if (!feed.push(chunk)) return;
   } else {
-    // Read to the end (a spilled message's ranges reach near its end anyway): leaving a stream's
-    // iteration early makes Node build an AbortError with its stack for every message.
-    let more = true;
-    for await (const raw of pieces) if (more) more = feed.push(typeof raw === 'string' ? Buffer.from(raw) : raw);
-    if (!more) return;
+    // A stream (a spilled message) is left as soon as the ranges are done. Node then builds an
+    // AbortError with its stack, which is why a message held in memory is not read as a stream.
+    for await (const raw of pieces) if (!feed.push(typeof raw === 'string' ? Buffer.from(raw) : raw)) return;
   }
   feed.end();
 }
 
-class RangeFeed {
+/** Hands the readers their ranges from pieces pushed in order. */
+export class RangeFeed {
   private k = 0;
   private pos = 0;
   private skipping = false;
 
   constructor(
     private readonly readers: readonly RangeReader[],
-    private readonly stop: () => boolean,
+    private readonly stop: () => boolean = () => false,
   ) {}
 
   /** False once the pass is over (every range done, or stop()). */
