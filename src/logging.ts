@@ -98,7 +98,8 @@ function decisionText(f: Record<string, unknown>): string {
     ...(trace.length ? [`trace=${trace.join(',')}`] : []),
     ...(f.conn ? [`conn=${String(f.conn)}`] : []),
   ];
-  return `${qid}: ${String(f.action)}: ${where}${reply ? `: ${reply}` : ''}; ${tail.join(' ')}`;
+  const action = f.action === 'continue' ? 'accept' : String(f.action); // "continue" past the last phase is delivery
+  return `${qid}: ${action}: ${where}${reply ? `: ${reply}` : ''}; ${tail.join(' ')}`;
 }
 
 /** Any other line: `QID: message key=value ...` (conn= when no queue id yet). */

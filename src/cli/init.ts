@@ -1,11 +1,12 @@
 // relayguard init: write a starting policy from the live Postfix (src/mta/init-policy.ts does the
 // work). The result is validated before it is written; an existing file is never overwritten.
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parsePolicyText, formatError } from '../config/load.js';
 import { mtaSchema } from '../config/settings.js';
 import { DEFAULT_CLAMD_CONF, initPolicyText, readClamdConf, readPostfixValues } from '../mta/init-policy.js';
 import { POSTCONF_TIMEOUT_MS } from '../mta/lint.js';
+import { chrootInfo } from '../mta/master-cf.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 
@@ -25,7 +26,8 @@ export const initCommand: Command = {
       return 1;
     }
     const clamdConf = str(a, 'clamd-conf') ?? DEFAULT_CLAMD_CONF;
-    const text = initPolicyText(values, { configDir, clamdConf, clamd: readClamdConf(clamdConf) });
+    const jail = smtpdJail(configDir, values.get('queue_directory') || '/var/spool/postfix');
+    const text = initPolicyText(values, { configDir, clamdConf, clamd: readClamdConf(clamdConf), ...(jail ? { chrootedSmtpd: jail } : {}) });
     const out = str(a, 'out');
     const check = parsePolicyText(text, out ?? 'relayguard.yaml');
     if (!check.ok) {
@@ -48,3 +50,12 @@ export const initCommand: Command = {
     return 0;
   },
 };
+
+/** queue_directory when master.cf runs smtpd chrooted; null otherwise or when master.cf cannot be read. */
+function smtpdJail(configDir: string, queueDirectory: string): string | null {
+  try {
+    return chrootInfo(readFileSync(join(configDir, 'master.cf'), 'utf8'), queueDirectory).smtpd ? queueDirectory : null;
+  } catch {
+    return null;
+  }
+}

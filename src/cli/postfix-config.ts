@@ -122,6 +122,6 @@ async function postfixChangesCommand(
       ? `${plan.changes.length} setting(s) differ from ${plan.source}. Run the commands (or: relayguard postfix-config --apply), then: postfix reload. Check with: relayguard lint-mta`
       : `nothing to change: ${plan.source} already has every setting the policy needs`,
   );
-  process.stdout.write(formatChanges(plan.changes, configDir, header));
+  process.stdout.write(formatChanges(plan.changes, configDir, header, plan.kept));
   return 0;
 }

@@ -193,6 +193,12 @@ export const serveCommand: Command = {
     const log = createLogger(config.logging);
     if (stateNote) log.info(stateNote);
     if (file === DEFAULT_POLICY) await fitDefaultPolicy(config, log);
+    try {
+      socketGroup(config.server.socket_group); // a named group that does not exist: say so, not a stack trace
+    } catch (err) {
+      process.stderr.write(`relayguard serve: ${(err as Error).message}\n`);
+      return 1;
+    }
     const daemon = new Daemon(file, log);
     await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file') ?? config.server.pid_file);
     return -1;

@@ -24,6 +24,7 @@ export const INIT_PARAMETERS = [
   'smtpd_tls_mandatory_protocols',
   'smtpd_tls_chain_files',
   'smtpd_tls_cert_file',
+  'queue_directory',
 ] as const;
 
 /** Debian's clamd.conf; --clamd-conf names another. */
@@ -136,6 +137,8 @@ const flow = (items: readonly string[]) => `[${items.map(q).join(', ')}]`;
 
 export interface InitOptions {
   configDir: string;
+  /** Set when master.cf runs smtpd chrooted: the jail (queue_directory). */
+  chrootedSmtpd?: string;
   clamdConf: string;
   clamd: { found: ClamdFound | null; why?: string };
   now?: Date;
@@ -165,6 +168,12 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '# Postfix\'s side: relayguard postfix-config --config FILE (--apply to make the changes).',
     '',
     'server:',
+    ...(opts.chrootedSmtpd
+      ? [
+          `  # smtpd runs chrooted in ${opts.chrootedSmtpd} (master.cf). TCP works from the jail; for a unix socket use`,
+          `  # listen: unix:${opts.chrootedSmtpd.replace(/\/+$/, '')}/relayguard/milter.sock (docs/operations.md, "A chrooted smtpd").`,
+        ]
+      : []),
     '  listen: inet:127.0.0.1:10025',
     '  state_dir: /var/lib/relayguard',
     '',

@@ -203,14 +203,18 @@ export function postconfCommand(configDir: string, change: Pick<PostfixChange, '
   return `postconf${dir} -e ${shellQuote(`${change.name} = ${change.value}`)}`;
 }
 
-/** The changes as commented shell commands; suggestions commented out. */
-export function formatChanges(changes: readonly PostfixChange[], configDir: string, header: readonly string[]): string {
+/** The changes as commented shell commands; suggestions commented out; then, as comments, what is already right. */
+export function formatChanges(changes: readonly PostfixChange[], configDir: string, header: readonly string[], kept: ReadonlyArray<{ name: string; value: string }> = []): string {
   const out = header.map((h) => `# ${h}`);
   for (const c of changes) {
     out.push('');
     out.push(`# ${c.why}`);
     if (c.flag) out.push(`# CHECK FIRST: ${c.flag}`);
     out.push(`${c.suggestion ? '#' : ''}${postconfCommand(configDir, c)}`);
+  }
+  if (kept.length) {
+    out.push('', '# Already as the policy needs (no change):');
+    for (const k of kept) out.push(`#   ${k.name} = ${k.value}`);
   }
   return out.join('\n') + '\n';
 }
@@ -219,6 +223,8 @@ export interface PostfixPlan {
   changes: PostfixChange[];
   /** Things the admin must do that no main.cf setting does (e.g. move the socket into the chroot). */
   notes: string[];
+  /** The settings the policy needs that Postfix already has, with the value it uses. */
+  kept: Array<{ name: string; value: string }>;
   /** Where the live settings came from ("postconf -c DIR -n", a file, or Postfix's defaults). */
   source: string;
   /** Set when postconf could not run and Postfix's defaults stood in for the live settings. */
@@ -236,8 +242,12 @@ export async function planPostfixChanges(
 ): Promise<PostfixPlan> {
   const plan = (params: PostfixParams, source: string, fallback?: string): PostfixPlan => {
     const chroot = readChroot(opts.configDir, paramValue(params, 'queue_directory'));
-    const note = chrootView(req, chroot).note;
-    return { changes: postfixChanges(req, params, chroot), notes: note ? [note] : [], source, ...(fallback ? { fallback } : {}) };
+    const view = chrootView(req, chroot);
+    const changes = postfixChanges(req, params, chroot);
+    const kept = postfixConfigLines(view.req)
+      .filter((l) => !l.suggestion && !changes.some((c) => c.name === l.name))
+      .map((l) => ({ name: l.name, value: paramValue(params, l.name) }));
+    return { changes, notes: view.note ? [view.note] : [], kept, source, ...(fallback ? { fallback } : {}) };
   };
   if (opts.postconfText) return plan(parsePostconf(opts.postconfText.text), opts.postconfText.source);
   try {

@@ -3,7 +3,7 @@
 // monitor-mode serve through the real Postfix delivers the mail while logging, rule by rule, the
 // refusals that the same policy in enforce mode makes (checked with `relayguard check`).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
@@ -25,6 +25,7 @@ before(async () => {
 after(async () => {
   await rg?.stop();
   await clearQueues();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Cases the monitor-mode policy lets through and the enforce-mode one refuses. */

@@ -48,3 +48,11 @@ describe('relayguard init', () => {
     assert.doesNotMatch(text, /^\s+mode: enforce/m);
   });
 });
+
+describe('relayguard init with a chrooted smtpd', () => {
+  it('says how to listen inside the jail, and stays valid', () => {
+    const text = initPolicyText(new Map(), { configDir: '/etc/postfix', clamdConf: '/x', clamd: { found: null, why: 'x' }, chrootedSmtpd: '/var/spool/postfix' });
+    assert.match(text, /^ {2}# listen: unix:\/var\/spool\/postfix\/relayguard\/milter\.sock/m);
+    assert.ok(parsePolicyText(text, 'init.yaml').ok);
+  });
+});

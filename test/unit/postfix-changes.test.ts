@@ -116,6 +116,8 @@ describe('postfix-config changes against the live settings', () => {
     assert.match(text, /^# rule 1: .*\n# CHECK FIRST: replaces your mynetworks .*\npostconf -e 'mynetworks = 127\.0\.0\.0\/8, 10\.0\.0\.0\/8'$/m);
     assert.equal(postconfCommand('/srv/pf', { name: 'non_smtpd_milters', value: '$smtpd_milters' }), "postconf -c '/srv/pf' -e 'non_smtpd_milters = $smtpd_milters'");
     assert.equal(shellQuote("it's"), `'it'\\''s'`);
+    // What is already right is listed too, as comments: the whole picture, nothing to run.
+    assert.match(formatChanges([], '/etc/postfix', ['hdr'], [{ name: 'disable_vrfy_command', value: 'yes' }]), /^# Already as the policy needs \(no change\):\n#   disable_vrfy_command = yes$/m);
   });
 });
 
