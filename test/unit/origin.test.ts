@@ -10,6 +10,7 @@ import Transport from 'winston-transport';
 import winston from 'winston';
 import { parsePolicyText } from '../../src/config/load.js';
 import { policySchema } from '../../src/config/schema.js';
+import { originProbes } from '../../src/audit/origin-probe.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
 import { registry } from '../../src/ops/metrics.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
@@ -377,5 +378,27 @@ describe('origin databases: missing, replaced, old', () => {
     const m = new RegExp(`relayguard_origin_database_age_seconds\\{database="${old.replace(/[.]/g, '\\.')}"\\} (\\d+)`).exec(metrics);
     assert.ok(m, metrics);
     assert.ok(Math.abs(Number(m[1]) - 50 * 86_400) < 120, m[1]);
+  });
+
+  it('audit: one probe per file with its type and age; old or missing fails', async () => {
+    const fresh = writeMmdb({ ...ASNS, build_epoch: Math.floor(Date.now() / 1000) - 2 * 86_400 }, join(root, 'fresh-asn.mmdb'));
+    const stale = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 }, join(root, 'stale.mmdb'));
+    const gone = join(root, 'gone.mmdb');
+    const config = policySchema.parse({ local_domains: ['example.test'], rules: { origin: { mode: 'monitor', max_age: '30d', databases: [fresh, stale, gone], inbound: {} } } });
+    const results = await Promise.all(originProbes(config).map(async ([name, fn]) => ({ name, ...(await fn()) })));
+    assert.deepEqual(
+      results.map((r) => [r.name, r.ok]),
+      [
+        [`origin-db:${fresh}`, true],
+        [`origin-db:${stale}`, false],
+        [`origin-db:${gone}`, false],
+      ],
+    );
+    assert.match(results[0]!.detail, /: GeoLite2-ASN, built \d{4}-\d\d-\d\d, 2 day\(s\) old$/);
+    assert.match(results[1]!.detail, /40 day\(s\) old \(older than max_age 30 days: is geoipupdate running\?\)$/);
+    assert.ok(Math.abs((results[1] as unknown as { database_age_s: number }).database_age_s - 40 * 86_400) < 60);
+    assert.match(results[2]!.detail, /gone\.mmdb: file not found; the origin rule judges nobody with it$/);
+    // No active origin rule: no probes.
+    assert.deepEqual(originProbes(policySchema.parse({ local_domains: ['example.test'], rules: {} })), []);
   });
 });
