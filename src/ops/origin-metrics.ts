@@ -11,9 +11,15 @@ export interface DatabaseAge {
 
 let source: (() => DatabaseAge[]) | null = null;
 
-/** The loaded policy's databases (a reload replaces them; null when the rule is gone). */
-export function reportOriginDatabases(read: (() => DatabaseAge[]) | null): void {
+/**
+ * The loaded policy's databases; a reload's new policy replaces them. Returns the undo for the
+ * policy's close, which clears only its own source (the new policy's stays).
+ */
+export function reportOriginDatabases(read: () => DatabaseAge[]): () => void {
   source = read;
+  return () => {
+    if (source === read) source = null;
+  };
 }
 
 export const originDatabaseAgeSeconds = new client.Gauge({

@@ -151,7 +151,7 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
   if (action === 'score' && !ledger && !env.offline) {
     env.log.info('origin: action score without the offenders rule: the score goes to the trace header only', { rule: RULE_NAME });
   }
-  if (!env.offline) reportOriginDatabases(() => dbs.files.map((f) => ({ database: f.path, builtAt: f.status().builtAt })));
+  const unreport = env.offline ? () => {} : reportOriginDatabases(() => dbs.files.map((f) => ({ database: f.path, builtAt: f.status().builtAt })));
 
   /** Why this client is not judged, or null. */
   const exemption = (conn: ConnectionContext): string | null => {
@@ -243,7 +243,8 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
       },
     },
     close() {
-      /* the files are in memory; nothing to release */
+      // The files are in memory (garbage once the policy is gone); only the metric must let go.
+      unreport();
     },
   };
 }

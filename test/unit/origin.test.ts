@@ -380,6 +380,19 @@ describe('origin databases: missing, replaced, old', () => {
     assert.ok(Math.abs(Number(m[1]) - 50 * 86_400) < 120, m[1]);
   });
 
+  it('a closed policy (after a reload) takes its databases out of the age metric; the new one stays', async () => {
+    const a = writeMmdb(COUNTRIES, join(root, 'metric-a.mmdb'));
+    const b = writeMmdb(COUNTRIES, join(root, 'metric-b.mmdb'));
+    const first = compile({ databases: [a], inbound: { deny_countries: ['RU'] } }).policy;
+    const second = compile({ databases: [b], inbound: { deny_countries: ['RU'] } }).policy;
+    await first.close();
+    let text = await registry.getSingleMetricAsString('relayguard_origin_database_age_seconds');
+    assert.ok(!text.includes('metric-a.mmdb') && text.includes('metric-b.mmdb'), text);
+    await second.close();
+    text = await registry.getSingleMetricAsString('relayguard_origin_database_age_seconds');
+    assert.ok(!text.includes('metric-b.mmdb'), text);
+  });
+
   it('audit: one probe per file with its type and age; old or missing fails', async () => {
     const fresh = writeMmdb({ ...ASNS, build_epoch: Math.floor(Date.now() / 1000) - 2 * 86_400 }, join(root, 'fresh-asn.mmdb'));
     const stale = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 }, join(root, 'stale.mmdb'));
