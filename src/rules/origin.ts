@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { cidr } from '../config/settings.js';
 import { duration } from '../config/units.js';
 import type { OffenderLedger } from '../deps/offender-ledger.js';
+import { untilAborted } from '../deps/until-aborted.js';
 import { originVerdictsTotal, reportOriginDatabases } from '../ops/origin-metrics.js';
 import { isValidCidr, NetworkSet } from '../policy/networks.js';
 import { pass, reject, tempfail, type ConnectionContext, type Rule, type Verdict } from '../policy/types.js';
@@ -106,7 +107,7 @@ export function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, n
             warnIfOld(p, status.builtAt);
           },
           failed(p, error) {
-            env.log.error(`origin: cannot reload ${p}, keeping the data loaded before: ${error}`, { rule: RULE_NAME });
+            env.log.error(`origin: ${p}: ${error}`, { rule: RULE_NAME });
           },
         },
         now,
@@ -186,7 +187,7 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
     return `Client host [${ip}] refused: mail from ${where} is not accepted here`;
   };
 
-  const score = async (conn: ConnectionContext, ip: string, f: OriginFacts, because: string) => {
+  const score = async (conn: ConnectionContext, ip: string, f: OriginFacts, because: string, signal: AbortSignal) => {
     if (conn.state.get(SCORED)) return;
     conn.state.set(SCORED, true);
     // A monitored rule changes nothing: no header field, no offence.
@@ -195,7 +196,7 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
     if (!ledger) return;
     try {
       for (let i = 0; i < config.inbound.score; i++) {
-        const r = await ledger.record(ip, 'origin', `origin: ${describeOrigin(f)} (${because})`, f.country);
+        const r = await untilAborted(ledger.record(ip, 'origin', `origin: ${describeOrigin(f)} (${because})`, f.country), signal);
         if (r.newlyBanned) break;
       }
     } catch (err) {
@@ -214,7 +215,7 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
         const f = place(conn);
         return pass({ origin: describeOrigin(f), ...factsDetails(f) });
       },
-      async envfrom({ conn }): Promise<Verdict> {
+      async envfrom({ conn, signal }): Promise<Verdict> {
         const why = exemption(conn);
         if (why) return pass({ exempt: why });
         const ip = conn.client.ip!;
@@ -234,7 +235,7 @@ export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginData
           case 'tempfail':
             return tempfail(replyText(ip, f), 'policy', ORIGIN_DEFERRED, details);
           case 'score':
-            await score(conn, ip, f, j.because);
+            await score(conn, ip, f, j.because, signal);
             return pass({ ...details, score: config.inbound.score });
           case 'monitor':
             conn.log.info(`origin: ${ip} from ${describeOrigin(f)} is out of place (${j.because}); action monitor, not refused`, { rule: RULE_NAME, client: ip });

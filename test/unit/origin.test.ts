@@ -2,7 +2,7 @@
 // mmdb-lib and cross-checked with libmaxminddb's mmdblookup; the rule through the real engine and
 // Conversation, with the offender ledger in a temporary state directory.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
 import { registry } from '../../src/ops/metrics.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
 import { ledgerPolicyOf, offendersSchema } from '../../src/rules/offenders.js';
-import { MmdbFile, readOrigin } from '../../src/rules/origin/database.js';
+import { MAX_DATABASE_BYTES, MmdbFile, readOrigin } from '../../src/rules/origin/database.js';
 import { directionSchema, OriginJudge, orgPattern } from '../../src/rules/origin/judge.js';
 import { originSchema } from '../../src/rules/origin.js';
 import { Conversation } from '../../src/session/conversation.js';
@@ -354,7 +354,40 @@ describe('origin databases: missing, replaced, old', () => {
     // A truncated download renamed into place: logged, the data before stays.
     writeFileSync(file, 'garbage');
     assert.equal((await session(policy, '192.0.2.10')).mail.action, 'reject');
-    assert.ok(lines.some((l) => l.level === 'error' && l.message.includes(`cannot reload ${file}, keeping the data loaded before`)));
+    assert.ok(lines.some((l) => l.level === 'error' && l.message.startsWith(`origin: ${file}: cannot use the new version (not a MaxMind DB file (`) && l.message.endsWith('); keeping the data loaded before')));
+  });
+
+  it('a damaged data section places nobody: the client is unknown (not a 4xx for our broken file), said once', async () => {
+    const good = readFileSync(countryDb);
+    const damaged = Buffer.from(good);
+    // The control byte before the first "DE" string of the data section becomes garbage: the
+    // file loads (metadata and tree are intact), the record of a DE address does not decode.
+    const { Reader } = await import('mmdb-lib');
+    const start = new Reader(good).metadata.searchTreeSize + 16;
+    const at = good.indexOf('DE', start);
+    assert.ok(at > start);
+    damaged[at - 1] = 0xff;
+    const file = join(root, 'damaged.mmdb');
+    writeFileSync(file, damaged);
+    const { log, lines } = capturingLog();
+    const { policy } = compile({ databases: [file], inbound: { allow_countries: ['DE'] } }, { log });
+    for (let i = 0; i < 2; i++) {
+      const s = await session(policy, '192.0.2.10');
+      assert.equal(s.mail.action, 'continue');
+      assert.equal(s.mailTrace.find((t) => t.rule === 'origin')?.details?.because, 'unknown: allow');
+    }
+    assert.equal(lines.filter((l) => l.level === 'error' && l.message.includes('the file is damaged')).length, 1);
+  });
+
+  it('a file larger than MAX_DATABASE_BYTES is refused before it is read', () => {
+    const huge = join(root, 'huge.mmdb');
+    writeFileSync(huge, '');
+    truncateSync(huge, MAX_DATABASE_BYTES + 1); // sparse: no disk, no memory
+    assert.throws(() => new MmdbFile(huge, 0).load(), new RegExp(`${huge}: ${MAX_DATABASE_BYTES + 1} bytes, more than the ${MAX_DATABASE_BYTES} a database may have`));
+    // At the limit a file is read (a smaller limit, so the test does not read 512 MiB).
+    const size = statSync(countryDb).size;
+    assert.doesNotThrow(() => new MmdbFile(countryDb, 0, {}, Date.now, size).load());
+    assert.throws(() => new MmdbFile(countryDb, 0, {}, Date.now, size - 1).load(), /more than the/);
   });
 
   it('the check interval bounds the stat calls: within it, a replaced file is not read yet', () => {

@@ -30,6 +30,12 @@ export interface DatabaseStatus {
   error: string | null;
 }
 
+/**
+ * Largest file read: the biggest lite databases (city level) are a few hundred MiB; a country or
+ * ASN file is under 15 MiB. A wrong path to some huge file must not take the gateway's memory.
+ */
+export const MAX_DATABASE_BYTES = 512 * 1024 * 1024;
+
 type Record_ = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Record_ => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -84,7 +90,7 @@ interface Loaded {
 export interface MmdbEvents {
   /** A file was (re)loaded. */
   loaded?(path: string, status: DatabaseStatus, reloaded: boolean): void;
-  /** A reload failed; the previous data stays. */
+  /** A reload or a lookup failed (`error` says what happens now); said once per distinct error. */
   failed?(path: string, error: string): void;
 }
 
@@ -99,6 +105,7 @@ export class MmdbFile {
     private readonly checkEvery: number,
     private readonly events: MmdbEvents = {},
     private readonly now: () => number = Date.now,
+    private readonly maxBytes: number = MAX_DATABASE_BYTES,
   ) {}
 
   /** Reads the file; throws with a clear message when it is missing or not a MaxMind DB. */
@@ -131,12 +138,21 @@ export class MmdbFile {
     return { path: this.path, type: meta?.databaseType ?? null, builtAt: meta ? meta.buildEpoch.getTime() : null, error: this.lastError };
   }
 
-  /** The record of `ip`, or null when the file has none (or is not loaded). */
+  /**
+   * The record of `ip`, or null when the file has none (or is not loaded). A file whose data
+   * section is damaged (the tree is only read at lookup) places nobody: reported once, and the
+   * client is "unknown" rather than refused for our broken file.
+   */
   lookup(ip: string): OriginFacts | null {
     this.maybeReload();
     if (!this.current) return null;
-    const record = this.current.reader.get(ip);
-    return record === null ? null : readOrigin(record);
+    try {
+      const record = this.current.reader.get(ip);
+      return record === null ? null : readOrigin(record);
+    } catch (err) {
+      this.fail(`lookup of ${ip} failed, the file is damaged (${(err as Error).message}); such addresses count as unknown`);
+      return null;
+    }
   }
 
   /** Stats the file at most every `checkEvery` ms and reads it again when it changed. */
@@ -149,7 +165,7 @@ export class MmdbFile {
       st = statSync(this.path);
     } catch (err) {
       // A file that is gone for a moment (between unlink and rename) keeps the old data.
-      this.fail(`cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      this.fail(`cannot stat it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); keeping the data loaded before`);
       return;
     }
     const c = this.current;
@@ -159,7 +175,8 @@ export class MmdbFile {
       this.lastError = null;
       this.events.loaded?.(this.path, this.status(), c !== null);
     } catch (err) {
-      this.fail((err as Error).message);
+      const m = (err as Error).message;
+      this.fail(`cannot use the new version (${m.startsWith(`${this.path}: `) ? m.slice(this.path.length + 2) : m}); keeping the data loaded before`);
     }
   }
 
@@ -171,6 +188,7 @@ export class MmdbFile {
 
   private parse(st: Stats): Loaded {
     if (!st.isFile()) throw new Error(`${this.path}: not a regular file`);
+    if (st.size > this.maxBytes) throw new Error(`${this.path}: ${st.size} bytes, more than the ${this.maxBytes} a database may have`);
     const buf = readFileSync(this.path);
     let reader: Reader<Response>;
     try {
