@@ -15,6 +15,7 @@ import { DEFAULT_MAX_BYTES, type sizeRule } from '../rules/size.js';
 import { DEFAULT_MIN_VERSION, tlsRank, type tlsRule } from '../rules/tls.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
 import { clamdProbe, dnsblProbes, milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
+import { originProbes } from './origin-probe.js';
 import type { HeldQueue } from './held-queue.js';
 import { formatReply, queueIdOf, SmtpConnection, type SmtpReply, type SmtpTimeouts } from './smtp-client.js';
 
@@ -485,6 +486,7 @@ export class Auditor {
       ['starttls', this.starttls],
       ...dnsblProbes(this.o.config, this.o.signal),
     ];
+    probes.push(...originProbes(this.o.config, this.o.now));
     const clamd = clamdProbe(this.o.config, this.o.signal, this.o.now);
     if (clamd) probes.push(['clamd', clamd]);
     probes.push(['milter', milterProbe(this.o.config, this.o.signal)]);

@@ -175,6 +175,9 @@ function formatText(r: CheckResult): string {
     (t) => `  ${t.phase.padEnd(8)} ${t.rule.padEnd(14)} ${(t.monitor ? `would ${t.action}` : t.action).padEnd(16)} ${t.recipient ? `<${t.recipient}> ` : ''}${t.reason ?? ''}`,
   );
   for (const rc of r.recipients) lines.push(`  rcpt     <${rc.address}> ${rc.action}${rc.smtp ? `: ${rc.smtp}` : ''}`);
+  // Where the client address is (the origin rule's lookup), also when no rule objected.
+  const origin = r.rules.find((t) => typeof t.details?.origin === 'string')?.details?.origin;
+  if (origin !== undefined) lines.push(`origin: ${String(origin)}`);
   lines.push(`action: ${r.action}${r.smtp ? `\nreply: ${r.smtp}` : ''}${r.quarantine ? `\nquarantine: ${r.quarantine}` : ''}`);
   return lines.join('\n') + '\n';
 }

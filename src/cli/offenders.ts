@@ -7,7 +7,7 @@ import { openExistingOffenderLedger, type OffenderLedger, type OffenderRow } fro
 import { normalizeIp } from '../policy/networks.js';
 import { showable } from '../safe-text.js';
 import { formatUntil, ledgerPolicyOf, offendersSchema, type OffendersConfig } from '../rules/offenders.js';
-import { bool, parseArgs, str, UsageError } from './args.js';
+import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
@@ -43,26 +43,64 @@ export function shortDuration(ms: number): string {
 }
 
 function table(rows: OffenderRow[]): string {
+  // The country (placed by the origin rule) only when the ledger has one: without an origin
+  // rule the column would be all dashes.
+  const withCountry = rows.some((r) => r.country !== null);
   const cells = [
-    ['IP', 'OFFENCES', 'TOTAL', 'BANNED UNTIL', 'LAST SEEN', 'LAST OFFENCE'],
-    ...rows.map((r) => [r.ip, String(r.count), String(r.total), r.bannedUntil ? formatUntil(r.bannedUntil) : '-', formatUntil(r.lastSeen), r.lastReason ?? r.lastKind ?? '']),
-  ].map((row) => row.map(showable)); // a reason quotes what a client sent: no escape sequence reaches the terminal
+    ['IP', ...(withCountry ? ['COUNTRY'] : []), 'OFFENCES', 'TOTAL', 'BANNED UNTIL', 'LAST SEEN', 'LAST OFFENCE'],
+    ...rows.map((r) => [
+      r.ip,
+      ...(withCountry ? [r.country ?? '-'] : []),
+      String(r.count),
+      String(r.total),
+      r.bannedUntil ? formatUntil(r.bannedUntil) : '-',
+      formatUntil(r.lastSeen),
+      r.lastReason ?? r.lastKind ?? '',
+    ]),
+  ].map((row) => row.map(showable)); // a reason quotes what a client sent (or an AS name from the database): no escape sequence reaches the terminal
+  return columns(cells);
+}
+
+function columns(cells: string[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
+/** Addresses and bans per country, most addresses first ("-": not placed). */
+function byCountry(rows: OffenderRow[]): Array<{ country: string; addresses: number; banned: number }> {
+  const out = new Map<string, { country: string; addresses: number; banned: number }>();
+  for (const r of rows) {
+    const key = r.country ?? '-';
+    const c = out.get(key) ?? { country: key, addresses: 0, banned: 0 };
+    c.addresses++;
+    if (r.bannedUntil !== null) c.banned++;
+    out.set(key, c);
+  }
+  return [...out.values()].sort((a, b) => b.addresses - a.addresses || a.country.localeCompare(b.country));
+}
+
 export const offendersCommand: Command = {
   name: 'offenders',
-  usage: 'offenders [--config F] [--json]',
-  summary: 'List client IPs with offences in the window and active bans (the offender ledger).',
+  usage: 'offenders [--config F] [--country CC]... [--by-country] [--json]',
+  summary: 'List client IPs with offences in the window and active bans (the offender ledger); --country keeps those placed in a country, --by-country counts per country.',
   run: (argv) => reportingLedgerTrouble('offenders', () => listOffenders(argv)),
 };
 
 async function listOffenders(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
+  const args = parseArgs(argv, { config: { value: true }, json: { value: false }, country: { value: true, repeat: true }, 'by-country': { value: false } });
+  const countries = list(args, 'country').map((c) => c.trim().toUpperCase());
+  const badCountry = countries.find((c) => !/^[A-Z]{2}$/.test(c));
+  if (badCountry !== undefined) throw new UsageError(`--country ${badCountry}: use a two-letter ISO 3166 code such as DE`);
   const { config } = loadPolicyOrExit(str(args, 'config'));
   const { rule, configured } = offendersConfig(config);
-  const rows = await withLedger(config, rule, async (l) => (l ? l.list() : []));
+  const all = await withLedger(config, rule, async (l) => (l ? l.list() : []));
+  const rows = countries.length ? all.filter((r) => r.country !== null && countries.includes(r.country)) : all;
+  if (bool(args, 'by-country')) {
+    const counts = byCountry(rows);
+    if (bool(args, 'json')) process.stdout.write(JSON.stringify({ configured, countries: counts }, null, 2) + '\n');
+    else process.stdout.write(counts.length ? columns([['COUNTRY', 'ADDRESSES', 'BANNED'], ...counts.map((c) => [c.country, String(c.addresses), String(c.banned)])]) : 'no offenders\n');
+    return 0;
+  }
   if (bool(args, 'json')) {
     const out = {
       configured,
@@ -79,6 +117,7 @@ async function listOffenders(argv: string[]): Promise<number> {
         last_seen: new Date(r.lastSeen).toISOString(),
         last_kind: r.lastKind,
         last_reason: r.lastReason,
+        country: r.country,
       })),
     };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');

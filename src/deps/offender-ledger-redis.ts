@@ -14,7 +14,7 @@ const CONNECT_TIMEOUT_MS = 2000;
 /** Reconnect back-off of the daemon: grows per retry up to this. */
 const MAX_RECONNECT_DELAY_MS = 5000;
 
-// KEYS: events, row, index. ARGV: at, window, threshold, ban, kind, reason, member, retention, ip
+// KEYS: events, row, index. ARGV: at, window, threshold, ban, kind, reason, member, retention, ip, country ('' = unknown)
 const RECORD_SCRIPT = `
 local at = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -25,6 +25,7 @@ local count = redis.call('ZCARD', KEYS[1])
 redis.call('HSETNX', KEYS[2], 'first_seen', ARGV[1])
 redis.call('HSET', KEYS[2], 'last_seen', ARGV[1], 'last_kind', ARGV[5], 'last_reason', ARGV[6])
 redis.call('HINCRBY', KEYS[2], 'total', 1)
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'country', ARGV[10]) end
 local banned = tonumber(redis.call('HGET', KEYS[2], 'banned_until') or '0')
 local newly = 0
 if banned <= at then
@@ -115,13 +116,13 @@ export class RedisOffenderLedger implements OffenderLedger {
     if (!this.client.isReady) throw new Error(`redis not reachable${this.lastError ? `: ${this.lastError}` : ''}`);
   }
 
-  async record(ip: string, kind: OffenceKind, reason: string): Promise<RecordResult> {
+  async record(ip: string, kind: OffenceKind, reason: string, country?: string): Promise<RecordResult> {
     await this.ready();
     const at = this.now();
     const member = `${at}:${randomBytes(4).toString('hex')}:${kind}`;
     const reply = (await this.client.eval(RECORD_SCRIPT, {
       keys: [this.eventsKey(ip), this.rowKey(ip), this.indexKey()],
-      arguments: [at, this.policy.window, this.policy.threshold, this.policy.ban, kind, shortReason(reason), member, ROW_RETENTION_MS, ip].map(String),
+      arguments: [at, this.policy.window, this.policy.threshold, this.policy.ban, kind, shortReason(reason), member, ROW_RETENTION_MS, ip, country ?? ''].map(String),
     })) as [number, string, number];
     const banned = Number(reply[1]);
     return { count: Number(reply[0]), bannedUntil: banned > 0 ? banned : null, newlyBanned: Number(reply[2]) === 1 };
@@ -159,6 +160,7 @@ export class RedisOffenderLedger implements OffenderLedger {
         lastSeen: Number(h.last_seen),
         lastKind: (h.last_kind as OffenceKind | undefined) ?? null,
         lastReason: h.last_reason ?? null,
+        country: h.country ?? null,
       });
     }
     return rows.sort((a, b) => Number(b.bannedUntil !== null) - Number(a.bannedUntil !== null) || b.lastSeen - a.lastSeen);

@@ -9,7 +9,8 @@ import Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
-export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient';
+/** `origin`: the origin rule's score for a client from an unexpected country or network. */
+export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient' | 'origin';
 
 export interface LedgerPolicy {
   /** Offences inside `window` that trigger a ban. */
@@ -48,10 +49,13 @@ export interface OffenderRow {
   lastSeen: number;
   lastKind: OffenceKind | null;
   lastReason: string | null;
+  /** ISO 3166 country of the address when it was last recorded (origin rule), else null. */
+  country: string | null;
 }
 
 export interface OffenderLedger {
-  record(ip: string, kind: OffenceKind, reason: string): Promise<RecordResult>;
+  /** `country`: where the origin rule placed the address (kept with the row), when known. */
+  record(ip: string, kind: OffenceKind, reason: string, country?: string): Promise<RecordResult>;
   /** The active ban of `ip`, or null. */
   banStatus(ip: string): Promise<BanStatus | null>;
   /** Every IP with an active ban or offences inside the window, banned first. */
@@ -82,7 +86,8 @@ CREATE TABLE IF NOT EXISTS offenders (
   last_reason  TEXT,
   total        INTEGER NOT NULL DEFAULT 0,
   bans         INTEGER NOT NULL DEFAULT 0,
-  banned_until INTEGER
+  banned_until INTEGER,
+  country      TEXT
 );
 CREATE TABLE IF NOT EXISTS offender_events (
   id     INTEGER PRIMARY KEY,
@@ -104,6 +109,7 @@ interface DbRow {
   last_seen: number;
   last_kind: string | null;
   last_reason: string | null;
+  country: string | null;
 }
 
 export class SqliteOffenderLedger implements OffenderLedger {
@@ -132,17 +138,21 @@ export class SqliteOffenderLedger implements OffenderLedger {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.exec(SCHEMA);
+    // Ledgers written before the country column existed get it now (kept rows: country NULL).
+    const columns = this.db.prepare('PRAGMA table_info(offenders)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'country')) this.db.exec('ALTER TABLE offenders ADD COLUMN country TEXT');
     this.stmt = {
       insertEvent: this.db.prepare('INSERT INTO offender_events (ip, at, kind, reason) VALUES (?, ?, ?, ?)'),
       upsert: this.db.prepare(
-        `INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total) VALUES (@ip, @at, @at, @kind, @reason, 1)
-         ON CONFLICT (ip) DO UPDATE SET last_seen = @at, last_kind = @kind, last_reason = @reason, total = total + 1`,
+        `INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total, country) VALUES (@ip, @at, @at, @kind, @reason, 1, @country)
+         ON CONFLICT (ip) DO UPDATE SET last_seen = @at, last_kind = @kind, last_reason = @reason, total = total + 1,
+                                        country = COALESCE(@country, country)`,
       ),
       countSince: this.db.prepare('SELECT COUNT(*) AS n FROM offender_events WHERE ip = ? AND at > ?'),
       getRow: this.db.prepare('SELECT banned_until, last_reason FROM offenders WHERE ip = ?'),
       ban: this.db.prepare('UPDATE offenders SET banned_until = ?, bans = bans + 1 WHERE ip = ?'),
       list: this.db.prepare(
-        `SELECT o.ip, o.total, o.banned_until, o.bans, o.last_seen, o.last_kind, o.last_reason,
+        `SELECT o.ip, o.total, o.banned_until, o.bans, o.last_seen, o.last_kind, o.last_reason, o.country,
                 (SELECT COUNT(*) FROM offender_events e WHERE e.ip = o.ip AND e.at > @since) AS count
            FROM offenders o
           WHERE o.banned_until > @now OR EXISTS (SELECT 1 FROM offender_events e WHERE e.ip = o.ip AND e.at > @since)
@@ -155,11 +165,11 @@ export class SqliteOffenderLedger implements OffenderLedger {
     };
   }
 
-  async record(ip: string, kind: OffenceKind, reason: string): Promise<RecordResult> {
+  async record(ip: string, kind: OffenceKind, reason: string, country?: string): Promise<RecordResult> {
     const at = this.now();
     const result = this.db.transaction((): RecordResult => {
       this.stmt.insertEvent.run(ip, at, kind, shortReason(reason));
-      this.stmt.upsert.run({ ip, at, kind, reason: shortReason(reason) });
+      this.stmt.upsert.run({ ip, at, kind, reason: shortReason(reason), country: country ?? null });
       const count = (this.stmt.countSince.get(ip, at - this.policy.window) as { n: number }).n;
       const row = this.stmt.getRow.get(ip) as { banned_until: number | null } | undefined;
       const current = row?.banned_until && row.banned_until > at ? row.banned_until : null;
@@ -194,6 +204,7 @@ export class SqliteOffenderLedger implements OffenderLedger {
       lastSeen: r.last_seen,
       lastKind: (r.last_kind as OffenceKind | null) ?? null,
       lastReason: r.last_reason,
+      country: r.country,
     }));
   }
 

@@ -30,3 +30,16 @@ export function replaceHeaderMods(headers: readonly Header[], name: string, valu
   mods.push({ type: 'addHeader', name, value });
   return mods;
 }
+
+/** conn.state key: "name=value" fields rules add to the trace header (for a downstream filter). */
+const TRACE_FIELDS = 'trace_header.fields';
+
+export function addTraceField(state: Map<string, unknown>, field: string): void {
+  const fields = (state.get(TRACE_FIELDS) as string[] | undefined) ?? [];
+  fields.push(field);
+  state.set(TRACE_FIELDS, fields);
+}
+
+export function traceFields(state: Map<string, unknown>): readonly string[] {
+  return (state.get(TRACE_FIELDS) as string[] | undefined) ?? [];
+}

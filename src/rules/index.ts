@@ -11,6 +11,7 @@ import { antivirusRule } from './antivirus.js';
 import { contentRule } from './content.js';
 import { blocklistsRule } from './blocklists.js';
 import { offendersRule } from './offenders.js';
+import { originRule } from './origin.js';
 
 export const RULES: readonly RuleDefinition[] = [
   traceHeaderRule,
@@ -23,4 +24,6 @@ export const RULES: readonly RuleDefinition[] = [
   disclaimerRule,
   blocklistsRule,
   offendersRule,
+  // After offenders: its score feeds the ledger the offenders rule opened.
+  originRule,
 ];

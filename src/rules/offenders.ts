@@ -16,6 +16,7 @@ import { Proto } from '../protocol/constants.js';
 import { modeField } from './common.js';
 import { defineRule, type RuleEnv } from './rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
+import { originOf } from './origin/state.js';
 
 export const BANNED = { code: 554, enhanced: '5.7.1' } as const;
 /** SMTP verbs that probe for addresses; Postfix passes EXPN to the milter as an unknown command. */
@@ -134,7 +135,7 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
     try {
       const ledger = await ledgerOf();
       if (!ledger) return;
-      const r = await untilAborted(ledger.record(ip, kind, reason), signal);
+      const r = await untilAborted(ledger.record(ip, kind, reason, originOf(conn)?.country), signal);
       offencesTotal.inc({ kind });
       if (r.newlyBanned) {
         bansTotal.inc();

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { Action } from '../protocol/constants.js';
 import { modify } from '../policy/types.js';
-import { modeField, replaceHeaderMods } from './common.js';
+import { modeField, replaceHeaderMods, traceFields } from './common.js';
 import { defineRule } from './rule-env.js';
 
 export const traceHeaderRule = defineRule({
@@ -38,6 +38,8 @@ export const traceHeaderRule = defineRule({
           if (msg!.queueId) parts.push(`queue-id=${msg!.queueId}`);
           const host = config.include_host ? conn.macros.get('j') : undefined;
           if (host) parts.push(`host=${host}`);
+          // Facts other rules recorded for a downstream filter (origin=..., origin-score=...).
+          parts.push(...traceFields(conn.state));
           const value = parts.join('; ');
           return modify(config.remove_incoming ? replaceHeaderMods(msg!.headers, config.header, value) : [{ type: 'addHeader', name: config.header, value }]);
         },

@@ -51,8 +51,10 @@ REDIS_DIR=$BASE/redis
 readonly READY_TIMEOUT_S=30
 readonly STOP_TIMEOUT_S=10
 # gcc and libmilter-dev build bench/cmilter, the C milter `relayguard milter-check` is tested against.
+# libmaxmind-db-writer-perl writes the test .mmdb files of the origin rule; mmdb-bin (mmdblookup) cross-checks them.
 readonly PACKAGES=(postfix clamav-daemon clamdscan rbldnsd swaks miltertest bind9-dnsutils openssl
-  libsasl2-modules redis-server gcc libmilter-dev prometheus)
+  libsasl2-modules redis-server gcc libmilter-dev prometheus
+  libmaxmind-db-writer-perl mmdb-bin)
 
 started_ms=$(date +%s%3N)
 say() { printf 'stack[%s] %5sms %s\n' "$SLOT" "$(($(date +%s%3N) - started_ms))" "$*"; }

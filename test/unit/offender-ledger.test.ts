@@ -2,7 +2,8 @@
 // redis-server started here on a free port).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createOffenderLedger, openExistingOffenderLedger, SqliteOffenderLedger, type LedgerPolicy, type OffenderLedger } from '../../src/deps/offender-ledger.js';
 import { RedisOffenderLedger } from '../../src/deps/offender-ledger-redis.js';
+import { stateDbPath } from '../../src/deps/state-file.js';
 
 const POLICY: LedgerPolicy = { threshold: 5, window: 10 * 60_000, ban: 60 * 60_000 };
 const T0 = 1_700_000_000_000;
@@ -42,6 +44,26 @@ function behaviour(name: string, make: (clock: Clock) => OffenderLedger) {
         assert.equal(sixth.bannedUntil, fifth.bannedUntil);
         // Other addresses are unaffected.
         assert.equal(await l.banStatus('203.0.113.10'), null);
+      } finally {
+        await l.close();
+      }
+    });
+
+    it('keeps the country given with an offence (origin rule); an offence without one keeps it', async () => {
+      const clock = { now: T0 };
+      const l = make(clock);
+      try {
+        await l.record('198.51.100.30', 'origin', 'origin: RU AS64501', 'RU');
+        await l.record('198.51.100.30', 'rejection', 'relay: denied');
+        await l.record('198.51.100.31', 'expn', 'EXPN attempt');
+        const rows = await l.list();
+        assert.deepEqual(
+          rows.map((r) => [r.ip, r.country, r.lastKind]).sort(),
+          [
+            ['198.51.100.30', 'RU', 'rejection'],
+            ['198.51.100.31', null, 'expn'],
+          ],
+        );
       } finally {
         await l.close();
       }
@@ -149,6 +171,33 @@ describe('sqlite ledger on disk', () => {
     await cli.close();
     assert.equal(await restarted.banStatus('203.0.113.9'), null);
     await restarted.close();
+  });
+
+  it('a ledger written before the country column gets it; its rows are kept', async () => {
+    const where = { state_dir: join(dir, 'old') };
+    const file = stateDbPath(where.state_dir);
+    mkdirSync(where.state_dir, { recursive: true });
+    const db = new Database(file);
+    db.exec(`CREATE TABLE offenders (ip TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, last_kind TEXT, last_reason TEXT,
+               total INTEGER NOT NULL DEFAULT 0, bans INTEGER NOT NULL DEFAULT 0, banned_until INTEGER);
+             CREATE TABLE offender_events (id INTEGER PRIMARY KEY, ip TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, reason TEXT);`);
+    db.prepare('INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total) VALUES (?, ?, ?, ?, ?, 1)').run('203.0.113.40', T0, T0, 'expn', 'EXPN attempt');
+    db.prepare('INSERT INTO offender_events (ip, at, kind, reason) VALUES (?, ?, ?, ?)').run('203.0.113.40', T0, 'expn', 'EXPN attempt');
+    db.close();
+    const clock = { now: T0 + 1000 };
+    const l = createOffenderLedger(where, POLICY, { now: () => clock.now });
+    try {
+      await l.record('203.0.113.41', 'origin', 'origin: KP', 'KP');
+      assert.deepEqual(
+        (await l.list()).map((r) => [r.ip, r.country]).sort(),
+        [
+          ['203.0.113.40', null],
+          ['203.0.113.41', 'KP'],
+        ],
+      );
+    } finally {
+      await l.close();
+    }
   });
 
   it('refuses a server.state that is not a redis:// URL', () => {
