@@ -20,6 +20,8 @@ export interface MimeNode {
   sha256?: string;
   sha256_text?: string;
   filename?: string | null;
+  /** Every declared name (relayguard's dumps: what its content rule checks). */
+  names?: string[];
   opaque?: string;
 }
 

@@ -15,6 +15,8 @@ export interface DumpPart {
   size?: number;
   sha256?: string;
   filename?: string | null;
+  /** Every name the part declares (what the content rule checks); relayguard's dumps only. */
+  names?: string[];
 }
 
 /** Containers with parts are nodes; everything else (a multipart without parts too) is a leaf. */
@@ -25,7 +27,7 @@ export function dumpParts(message: Buffer, parse: MimeParse = parseMessage(messa
     // A multipart without parts reads as its preamble (Python's email package: the payload).
     const range = p.kind === 'multipart' ? { ...p, bodyEnd: p.preambleEnd } : p;
     const body = decodedBody(message, range);
-    return { depth: p.depth, type: p.contentType, size: body.length, sha256: createHash('sha256').update(body).digest('hex'), filename: p.filename };
+    return { depth: p.depth, type: p.contentType, size: body.length, sha256: createHash('sha256').update(body).digest('hex'), filename: p.filename, names: p.names };
   });
 }
 

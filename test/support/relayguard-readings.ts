@@ -32,7 +32,7 @@ export function leafNames(dumps: MimeDump[]): Set<string> {
     dumps.flatMap((d) =>
       (d.parts ?? [])
         .filter((p) => p.type !== 'message/external-body')
-        .map((p) => unquotedName(p.filename))
+        .flatMap((p) => (p.names ?? [p.filename]).map(unquotedName))
         .filter((f): f is string => !!f),
     ),
   );
