@@ -101,15 +101,17 @@ class Daemon {
       await this.policy.close();
       throw err;
     }
+    // The handlers first: whoever sees the pid file or the "listening" line may signal at once,
+    // and SIGHUP's default action would end the process (stdout to a pipe is written at once).
+    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
+    process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
     this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
     for (const check of startupChecks) {
       check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
     }
-    process.on('SIGHUP', () => void this.reload());
-    process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
-    process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
   }
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
