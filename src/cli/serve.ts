@@ -106,8 +106,8 @@ class Daemon {
       await this.policy.close();
       throw err;
     }
-    // Before anything else can take time (the start-up checks run postconf): a SIGHUP that
-    // arrives before its handler is installed ends the process.
+    // The handlers first: whoever sees the pid file or the "listening" line may signal at once,
+    // and SIGHUP's default action would end the process (stdout to a pipe is written at once).
     process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => void this.stop('SIGTERM', pidFile));
     process.on('SIGINT', () => void this.stop('SIGINT', pidFile));

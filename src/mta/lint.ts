@@ -134,6 +134,7 @@ export function lintPostfix(params: PostfixParams, req: MtaRequirements): Findin
 
   // ---- the milter
   lintMilter(params, req, add);
+  lintConnections(params, req, add);
 
   // ---- rule 9: TLS
   const level = tlsLevel(params);
@@ -280,6 +281,36 @@ function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void
         setting(global, `${suggested / 1000}s`),
       );
     }
+  }
+}
+
+/**
+ * Postfix keeps a milter connection per smtpd process for the whole SMTP session: more smtpd
+ * processes than relayguard takes connections (from one address) means sessions past that get
+ * the milter's default action under load; an smtpd_timeout longer than relayguard's
+ * idle_timeout lets a slow client's session lose its milter connection.
+ */
+function lintConnections(params: PostfixParams, req: MtaRequirements, add: Add): void {
+  const procs = Number(expandParam(params, 'default_process_limit'));
+  const { max, perPeer, idleTimeoutMs } = req.connections;
+  const room = perPeer === null ? max : Math.min(max, perPeer);
+  if (Number.isFinite(procs) && procs > room) {
+    const which = perPeer !== null && perPeer < max ? `max_connections_per_peer (${perPeer})` : `max_connections (${max})`;
+    add(
+      'warning',
+      'default_process_limit',
+      `default_process_limit = ${procs}: up to ${procs} smtpd processes may each hold a connection to relayguard, which takes ${which}; sessions past that get the milter default action under load (or raise ${which.split(' ')[0]} in the policy)`,
+      setting('default_process_limit', String(room)),
+    );
+  }
+  const idle = parsePostfixTime(expandParam(params, 'smtpd_timeout'));
+  if (idle !== null && idle >= idleTimeoutMs) {
+    add(
+      'warning',
+      'smtpd_timeout',
+      `smtpd_timeout = ${expandParam(params, 'smtpd_timeout')} is not shorter than relayguard's idle_timeout of ${idleTimeoutMs / 1000}s: a client that waits that long between commands loses its milter connection (or raise idle_timeout in the policy)`,
+      setting('smtpd_timeout', `${Math.floor(idleTimeoutMs / 2000)}s`),
+    );
   }
 }
 

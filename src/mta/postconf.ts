@@ -25,6 +25,8 @@ export const POSTFIX_DEFAULTS: Readonly<Record<string, string>> = {
   non_smtpd_milters: '',
   milter_protocol: '6',
   milter_default_action: 'tempfail',
+  default_process_limit: '100',
+  smtpd_timeout: '300s',
   milter_connect_timeout: '30s',
   milter_command_timeout: '30s',
   milter_content_timeout: '300s',

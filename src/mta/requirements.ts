@@ -46,6 +46,13 @@ export interface MtaRequirements {
     encryptDomains: string[];
   };
   antivirus: boolean;
+  /** relayguard's connection table and idle timeout (server.*): the MTA's process count and idle time must fit. */
+  connections: {
+    max: number;
+    /** null over a unix socket (one local peer, no per-peer limit). */
+    perPeer: number | null;
+    idleTimeoutMs: number;
+  };
 }
 
 type RuleConfigs = Record<string, { mode?: string } | undefined>;
@@ -113,6 +120,11 @@ export function mtaRequirements(config: PolicyConfig, needs: ReadonlyArray<RuleN
       encryptDomains: (tls?.require?.sender_domains ?? []).map(normalizeDomain),
     },
     antivirus: av !== null,
+    connections: {
+      max: config.server.max_connections,
+      perPeer: config.server.listen.startsWith('unix:') ? null : config.server.max_connections_per_peer,
+      idleTimeoutMs: config.server.idle_timeout,
+    },
   };
 }
 

@@ -31,7 +31,7 @@ export interface SessionLimits {
   handshakeTimeoutMs: number;
   /** Between two commands. */
   idleTimeoutMs: number;
-  /** After DATA, until the content starts. */
+  /** Inside a transaction (after MAIL, RCPT or DATA) until the content starts. */
   dataIdleTimeoutMs: number;
 }
 
@@ -133,10 +133,10 @@ export class MilterSession {
     return this.busy;
   }
 
-  /** Close at once, freeing the slot (the server makes room for a new connection). */
-  evict(reason: string): void {
+  /** Close at once, freeing the slot. `level`: evictions under a flood log at debug (the server counts them). */
+  evict(reason: string, level: 'info' | 'debug' = 'info'): void {
     if (this.closed) return;
-    this.log.warn(`closing connection: ${reason}`);
+    this.log.log(level, `closing connection: ${reason}`);
     this.end(true);
   }
 

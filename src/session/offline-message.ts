@@ -57,7 +57,8 @@ function crlfOutsideBinary(topHeader: string, body: string): string {
     pos = end;
     const content = raw.replace(/\r?\n$/, '');
     const ended = raw.endsWith('\n');
-    const delimiter = content.startsWith('--') && [...boundaries].some((b) => content.trimEnd() === `--${b}` || content.trimEnd() === `--${b}--`);
+    const bare = content.startsWith('--') ? content.trimEnd().slice(2) : null;
+    const delimiter = bare !== null && (boundaries.has(bare) || (bare.endsWith('--') && boundaries.has(bare.slice(0, -2))));
     if (delimiter) {
       if (mode === 'binary' && out.length) out[out.length - 1] = out[out.length - 1]!.replace(/\r?\n$/, '\r\n');
       out.push(content + (ended ? '\r\n' : ''));

@@ -157,7 +157,7 @@ export class MilterServer {
     connectionsRefusedTotal.inc({ reason: 'evicted' });
     this.tell('evicted', `connection table full (max_connections ${this.opts.maxConnections}): the stalest idle connection of ${this.sessions.get(victim)} makes room`);
     this.forget(victim); // its slot is free now, whenever its socket's close event comes
-    victim.evict('evicted to make room for a new connection');
+    victim.evict('evicted to make room for a new connection', 'debug');
     return true;
   }
 

@@ -107,6 +107,23 @@ describe('lint-mta findings', () => {
     assert.deepEqual(lint(GOOD), []);
   });
 
+  it('more smtpd processes than relayguard takes connections from one address is a warning (issue 16)', () => {
+    const f = only(lint(variant({ default_process_limit: '300' })), 'default_process_limit', 'warning');
+    assert.match(f.message, /takes max_connections_per_peer \(250\)/);
+    assert.equal(f.fix, 'default_process_limit = 250');
+    assert.deepEqual(lint(variant({ default_process_limit: '250' })), [], "250 fits relayguard's defaults");
+    const unix = config(`${POLICY}server:\n  listen: unix:/run/relayguard/milter.sock\n`);
+    const g = only(lint(variant({ default_process_limit: '600', smtpd_milters: 'unix:/run/relayguard/milter.sock' }), unix), 'default_process_limit', 'warning');
+    assert.match(g.message, /takes max_connections \(500\)/, 'over a unix socket only the total counts');
+  });
+
+  it("an smtpd_timeout not shorter than relayguard's idle_timeout is a warning (issue 16)", () => {
+    const f = only(lint(variant({ smtpd_timeout: '600s' })), 'smtpd_timeout', 'warning');
+    assert.match(f.message, /idle_timeout of 600s/);
+    assert.equal(f.fix, 'smtpd_timeout = 300s');
+    assert.deepEqual(lint(variant({ smtpd_timeout: '300s' })), []);
+  });
+
   it('VRFY enabled (Postfix default) is an error', () => {
     const f = only(lint(variant({ disable_vrfy_command: null })), 'disable_vrfy_command', 'error');
     assert.equal(f.fix, 'disable_vrfy_command = yes');

@@ -118,16 +118,10 @@ describe('SIGHUP with a hostile file', () => {
       h.make(policy);
       const mark = output.length;
       child.kill('SIGHUP');
-      await waitFor(() => /keeping the running policy/.test(output.slice(mark)), 10_000, 'the reload to be refused');
+      const reported = () => messagesOf(output.slice(mark)).some((m) => m.startsWith('reload: ') && h.error.test(m.slice('reload: '.length)));
+      await waitFor(reported, 10_000, `the reload to be refused with ${h.error}`);
       const logged = output.slice(mark);
-      const messages = logged.split('\n').flatMap((l) => {
-        try {
-          return [String((JSON.parse(l) as { message?: unknown }).message)];
-        } catch {
-          return [];
-        }
-      });
-      assert.ok(messages.some((m) => m.startsWith('reload: ') && h.error.test(m.slice('reload: '.length))), logged);
+      assert.ok(messagesOf(logged).some((m) => /keeping the running policy/.test(m)), logged);
       assert.doesNotMatch(logged, /\n\s+at /, 'no stack trace');
       assert.equal(child.exitCode, null, 'still running');
       assert.equal(await traceHeaderName(), 'X-Old-Policy');
@@ -143,6 +137,17 @@ describe('SIGHUP with a hostile file', () => {
     assert.equal(await traceHeaderName(), 'X-New-Policy');
   });
 });
+
+/** The messages of the JSON log lines in `text`. */
+function messagesOf(text: string): string[] {
+  return text.split('\n').flatMap((l) => {
+    try {
+      return [String((JSON.parse(l) as { message?: unknown }).message)];
+    } catch {
+      return [];
+    }
+  });
+}
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;

@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { parsePolicyText } from '../../src/config/load.js';
 import { createLogger, silentLogger } from '../../src/logging.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
+import { connectionsRefusedTotal } from '../../src/ops/metrics.js';
 import { Cmd } from '../../src/protocol/constants.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { MacroStore } from '../../src/session/macros.js';
@@ -39,6 +40,11 @@ function capturedLog() {
   const lines: string[] = [];
   stream.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
   return { log: createLogger({ format: 'json', level: 'info' }, stream), lines };
+}
+
+async function refusals(reason: string): Promise<number> {
+  const m = (await connectionsRefusedTotal.get()).values.find((v) => v.labels.reason === reason);
+  return m?.value ?? 0;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -222,8 +228,10 @@ describe('connection table', () => {
   it('max_connections_per_peer refuses one address its next connection, not another address', async () => {
     const { port, server } = await startServer('max_connections_per_peer: 3');
     const held = await Promise.all([1, 2, 3].map(() => TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.7')));
+    const refusedBefore = await refusals('per_peer');
     const fourth = await TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.7');
     assert.equal(await fourth.closedWithin(2000), true, 'the 4th from 127.0.0.7 is refused');
+    assert.equal(await refusals('per_peer'), refusedBefore + 1, 'counted in relayguard_connections_refused_total');
     const other = await TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.8');
     await other.negotiate();
     assert.equal(server.connections, 4);
@@ -243,6 +251,7 @@ describe('connection table', () => {
     next.connectCmd('host.example', '127.0.0.1');
     assert.equal((await next.next()).code, 'c');
     assert.equal(await flood[0]!.closedWithin(2000), true, 'the oldest silent flood connection gave up its slot');
+    assert.ok((await refusals('evicted')) >= 1);
     assert.equal(mta.isClosed, false, "the MTA's idle connection was kept");
     assert.equal(flood.filter((c) => c.isClosed).length, 1);
     for (const c of [mta, next, ...flood]) c.close();

@@ -43,31 +43,32 @@ export function withoutHiddenElements(html: string): string {
   return out.join('');
 }
 
-/** Index just past the end tag that closes an element opened before `from` (the end when unclosed). */
+/**
+ * Index just past the end tag that closes an element opened before `from` (the end when
+ * unclosed). The next open and close tags are each searched once and the search moves only
+ * forward, so nested tags cost linear time (a cached position is reused until passed).
+ */
 function endOfElement(lower: string, name: string, from: number): number {
-  let depth = 1;
-  let i = from;
   const open = `<${name}`;
   const close = `</${name}`;
+  const isNameEnd = (at: number) => !/[a-z0-9]/.test(lower[at] ?? '');
+  let depth = 1;
+  let i = from;
+  let o = -2;
+  let c = -2;
   while (depth > 0) {
-    const o = lower.indexOf(open, i);
-    const c = lower.indexOf(close, i);
+    if (o !== -1 && o < i) o = lower.indexOf(open, i);
+    if (c < i) c = lower.indexOf(close, i);
     if (c < 0) return lower.length;
-    if (o >= 0 && o < c && !/[a-z0-9]/.test(lower[o + open.length] ?? '')) {
-      depth++;
+    if (o >= 0 && o < c) {
+      if (isNameEnd(o + open.length)) depth++; // else another element whose name starts the same ("<spanx")
       i = o + open.length;
       continue;
     }
-    if (o >= 0 && o < c) {
-      i = o + open.length; // another element whose name starts the same ("<spanx")
-      continue;
-    }
-    if (/[a-z0-9]/.test(lower[c + close.length] ?? '')) {
-      i = c + close.length;
-      continue;
-    }
+    i = c + close.length;
+    if (!isNameEnd(i)) continue;
     depth--;
-    const gt = lower.indexOf('>', c);
+    const gt = lower.indexOf('>', i);
     i = gt < 0 ? lower.length : gt + 1;
   }
   return i;
