@@ -1,13 +1,10 @@
-// Charsets of text parts that get a disclaimer. The part's own bytes are kept as they are whenever
-// possible: in an ASCII-compatible charset the disclaimer is encoded and appended byte-wise, so
-// even bytes that are invalid in the declared charset survive untouched. Only when the
-// disclaimer cannot be written in the part's charset (or the charset is not ASCII-compatible,
-// like UTF-16) is the part converted to UTF-8. ISO-2022-JP, which iconv-lite cannot convert,
-// takes an ASCII disclaimer in its ASCII state.
+// Charsets of text parts that get a disclaimer. The part's own bytes are never changed: the
+// disclaimer is encoded in the part's charset and appended byte-wise, which works in
+// ASCII-compatible charsets (even bytes invalid in the declared charset survive untouched).
+// ISO-2022-JP, which iconv-lite cannot convert, takes an ASCII disclaimer in its ASCII state;
+// parts in charsets that are not ASCII-compatible (UTF-16, UTF-7) get none.
 import { isAscii as isAsciiBuffer } from 'node:buffer';
 import iconv from 'iconv-lite';
-
-export const UTF8 = 'utf-8';
 
 /** Names that mean plain ASCII (RFC 2046 default when a text part has no charset). */
 const ASCII_NAMES = new Set(['us-ascii', 'ascii', 'ansi_x3.4-1968', 'iso646-us', 'us', 'iso-ir-6', 'cp367', 'ibm367']);
@@ -63,8 +60,9 @@ export function encodeIfRepresentable(text: string, charset: string): Buffer | n
 }
 
 /**
- * Decodes a part's bytes for conversion to UTF-8. A part that claims ASCII but carries 8-bit
- * bytes is read as UTF-8 when it is valid UTF-8, else as Windows-1252 (what such mail usually is).
+ * Decodes a part's bytes to text (to find the disclaimer, and to check it). A part that claims
+ * ASCII but carries 8-bit bytes is read as UTF-8 when it is valid UTF-8, else as Windows-1252
+ * (what such mail usually is).
  */
 export function decodeText(bytes: Buffer, charset: string): string {
   const kind = classifyCharset(charset);
@@ -76,7 +74,7 @@ export function decodeText(bytes: Buffer, charset: string): string {
   return iconv.decode(bytes, charset);
 }
 
-export function isValidUtf8(bytes: Buffer): boolean {
+function isValidUtf8(bytes: Buffer): boolean {
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     return true;

@@ -112,7 +112,7 @@ function htmlBlock(decoded: Buffer, at: number, html: string, eol: string): Buff
 }
 
 /** Offset of the last </body>, else the last </html>, else the end (byte offsets: byte-safe charsets only). */
-export function htmlInsertionPoint(decoded: Buffer, charset: string): number {
+function htmlInsertionPoint(decoded: Buffer, charset: string): number {
   const view = asciiView(decoded, charset);
   for (const tag of [/<\/body\s*>/gi, /<\/html\s*>/gi]) {
     let last = -1;

@@ -3,7 +3,7 @@
 
 const HEX = '0123456789ABCDEF';
 /** RFC 2045 6.7: encoded lines are at most 76 characters. */
-export const QP_WIDTH = 76;
+const QP_WIDTH = 76;
 export const BASE64_WIDTH = 76;
 
 /**

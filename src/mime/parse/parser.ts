@@ -26,7 +26,7 @@ const DELIMITER_LINE_KEEP = 4096;
 /** Header field name characters (RFC 5322 ftext), then the colon. */
 const FIELD_START = /^[\x21-\x39\x3b-\x7e]*:/;
 
-export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxParts: 10_000, maxDepth: 64, maxHeaderBytes: 256 * 1024 };
+const DEFAULT_PARSE_LIMITS: ParseLimits = { maxParts: 10_000, maxDepth: 64, maxHeaderBytes: 256 * 1024 };
 
 interface Frame {
   /** "--" + boundary. */
@@ -434,7 +434,7 @@ export class MimeParser {
  * null when `content` is not a delimiter line of the boundary, else whether it is the close
  * delimiter. After "--boundary" (and "--" for the close delimiter) only blanks may follow.
  */
-export function matchDelimiter(content: Buffer, dashBoundary: Buffer): boolean | null {
+function matchDelimiter(content: Buffer, dashBoundary: Buffer): boolean | null {
   const b = dashBoundary.length;
   if (content.length < b || content.compare(dashBoundary, 0, b, 0, b) !== 0) return null;
   let i = b;
