@@ -15,7 +15,7 @@
 // Buffers that are still alive survive the collection and become the new base, so a
 // process that legitimately holds many Buffers is not collected again and again.
 //
-// Newer V8 (Node 22, 24, 26) does not always free dead Buffers in a young collection: while
+// Newer V8 (measured on Node 24, V8 13.6) does not always free dead Buffers in a young collection: while
 // V8 is incrementally marking the old generation, a requested young collection finishes that
 // marking as a full one, and Buffers allocated during the marking are allocated as live, so
 // they survive it (measured on Node 24.22.3: a requested minor collection freed 0 of 16 MiB
