@@ -9,7 +9,7 @@ import { quarantineDecisionListener } from '../deps/quarantine-store.js';
 import { createLogger } from '../logging.js';
 import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
-import { MemoryValve, youngCollector } from '../ops/memory-valve.js';
+import { gcCollector, MemoryValve } from '../ops/memory-valve.js';
 import { notifySystemd } from '../ops/sd-notify.js';
 import { resolveStateDir } from '../ops/state-dir.js';
 import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
@@ -129,12 +129,12 @@ class Daemon {
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
   private memoryValve(): MemoryValve | null {
-    const young = youngCollector();
-    if ('error' in young) {
-      this.log.warn(`memory valve off (${young.error}): a large message may grow memory by up to 32 MiB more`);
+    const gc = gcCollector();
+    if ('error' in gc) {
+      this.log.warn(`memory valve off (${gc.error}): a large message may grow memory by up to 32 MiB more`);
       return null;
     }
-    return new MemoryValve({ collect: young.collect, onCollect: () => memoryValveCollectionsTotal.inc() });
+    return new MemoryValve({ collect: gc.collect, onCollect: () => memoryValveCollectionsTotal.inc() });
   }
 
   /** Validate completely, then swap; a bad file keeps the running policy. */

@@ -63,7 +63,7 @@ export const protocolErrorsTotal = new client.Counter({
 
 export const memoryValveCollectionsTotal = new client.Counter({
   name: 'relayguard_memory_valve_collections_total',
-  help: 'Young-generation collections the memory valve asked for (dead Buffers piling up)',
+  help: 'Collections the memory valve asked for (dead Buffers piling up): young-generation ones, and full ones where a young one freed nothing',
   registers: [registry],
 });
 

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
 import { silentLogger } from '../../src/logging.js';
-import { MemoryValve, VALVE_INTERVAL_MS, VALVE_STEP_BYTES, youngCollector } from '../../src/ops/memory-valve.js';
+import { gcCollector, MemoryValve, VALVE_INTERVAL_MS, VALVE_STEP_BYTES, type CollectionKind } from '../../src/ops/memory-valve.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
 import { MilterServer } from '../../src/session/server.js';
 
@@ -18,8 +18,8 @@ const MIB = 1024 * 1024;
 
 /** A valve over a fake ArrayBuffer total; `collected` counts the collections it asked for. */
 function fakeValve(step = 4 * MIB) {
-  const state = { total: 10 * MIB, collected: 0 };
-  const valve = new MemoryValve({ collect: () => state.collected++, sample: () => state.total, stepBytes: step, intervalMs: 1000 });
+  const state = { total: 10 * MIB, collected: 0, kinds: [] as CollectionKind[] };
+  const valve = new MemoryValve({ collect: (kind) => (state.collected++, state.kinds.push(kind)), sample: () => state.total, stepBytes: step, intervalMs: 1000 });
   return { state, valve };
 }
 
@@ -36,7 +36,7 @@ describe('memory valve: when it collects', () => {
       state.total += 4 * MIB - 1;
       assert.equal(valve.tick(), false);
       state.total += 1;
-      assert.equal(valve.tick(), true);
+      assert.equal(valve.tick(), 'minor');
       assert.equal(state.collected, 1);
     } finally {
       valve.stop();
@@ -48,14 +48,41 @@ describe('memory valve: when it collects', () => {
     valve.start();
     try {
       state.total += 6 * MIB;
-      assert.equal(valve.tick(), true);
+      assert.equal(valve.tick(), 'minor');
       // Nothing was freed (all alive): the next tick takes the base, later ones stay quiet.
       assert.equal(valve.tick(), false);
       for (let i = 0; i < 5; i++) assert.equal(valve.tick(), false);
       assert.equal(state.collected, 1);
       state.total += 4 * MIB;
-      assert.equal(valve.tick(), true, 'growth on top of the live Buffers counts again');
-      assert.equal(state.collected, 2);
+      assert.equal(valve.tick(), 'major', 'growth on top counts again; the young collection freed nothing, so a full one');
+      assert.equal(valve.tick(), false);
+      state.total += 4 * MIB;
+      assert.equal(valve.tick(), 'minor', 'the full one freed nothing either: the Buffers are alive, back to young collections');
+      assert.deepEqual(state.kinds, ['minor', 'major', 'minor']);
+    } finally {
+      valve.stop();
+    }
+  });
+
+  it('a young collection that frees nothing is followed by a full one; one that frees keeps it young', () => {
+    const { state, valve } = fakeValve();
+    valve.start();
+    try {
+      const grow = () => {
+        state.total += 4 * MIB;
+        return valve.tick();
+      };
+      assert.equal(grow(), 'minor');
+      state.total -= 4 * MIB; // freed
+      valve.tick();
+      assert.equal(grow(), 'minor', 'it freed the step: young again');
+      state.total -= 1 * MIB; // freed a quarter of the step: too little
+      valve.tick();
+      assert.equal(grow(), 'major');
+      state.total -= 7 * MIB; // the full collection freed the Buffers
+      valve.tick();
+      assert.equal(grow(), 'minor', 'after a full collection the next is young again');
+      assert.deepEqual(state.kinds, ['minor', 'minor', 'major', 'minor']);
     } finally {
       valve.stop();
     }
@@ -70,7 +97,7 @@ describe('memory valve: when it collects', () => {
       state.total -= 8 * MIB; // 5 MiB, below the 10 MiB base
       assert.equal(valve.tick(), false);
       state.total += 4 * MIB; // 9 MiB: 4 above the new base, though below the old one
-      assert.equal(valve.tick(), true);
+      assert.equal(valve.tick(), 'minor');
     } finally {
       valve.stop();
     }
@@ -106,9 +133,9 @@ describe('memory valve: when it collects', () => {
 });
 
 describe('memory valve: the collector', () => {
-  it('frees dead young Buffers', async () => {
-    const young = youngCollector();
-    assert.ok(!('error' in young), 'error' in young ? young.error : '');
+  it('frees dead Buffers: a young collection, or a full one where the young one does not (as the valve does)', async () => {
+    const gc = gcCollector();
+    assert.ok(!('error' in gc), 'error' in gc ? gc.error : '');
     // 16 MiB of 64 KiB Buffers, dead as soon as the function returns (half V8's own trigger).
     (() => {
       const keep: Buffer[] = [];
@@ -116,14 +143,20 @@ describe('memory valve: the collector', () => {
       assert.equal(keep.length, 256);
     })();
     const before = process.memoryUsage().arrayBuffers;
-    young.collect();
-    // The young ArrayBuffers are swept right after the collection or on a helper thread.
-    let after = process.memoryUsage().arrayBuffers;
-    for (let i = 0; i < 50 && before - after < 8 * MIB; i++) {
-      await sleep(10);
-      after = process.memoryUsage().arrayBuffers;
-    }
-    assert.ok(before - after >= 8 * MIB, `ArrayBuffers ${(before / MIB).toFixed(1)} -> ${(after / MIB).toFixed(1)} MiB`);
+    // The ArrayBuffers are swept right after the collection or on a helper thread.
+    const freedAfter = async (kind: CollectionKind) => {
+      gc.collect(kind);
+      let after = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 20 && before - after < 8 * MIB; i++) {
+        await sleep(10);
+        after = process.memoryUsage().arrayBuffers;
+      }
+      return after;
+    };
+    let after = await freedAfter('minor');
+    const young = `young: ArrayBuffers ${(before / MIB).toFixed(1)} -> ${(after / MIB).toFixed(1)} MiB`;
+    if (before - after < 8 * MIB) after = await freedAfter('major');
+    assert.ok(before - after >= 8 * MIB, `${young}; full: -> ${(after / MIB).toFixed(1)} MiB`);
   });
 });
 
