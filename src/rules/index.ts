@@ -2,6 +2,7 @@
 // template.ts, give it a name and a schema, and add it here.
 import type { RuleDefinition } from './rule-env.js';
 import { traceHeaderRule } from './trace-header.js';
+import { authenticationRule } from './authentication.js';
 import { disclaimerRule } from './disclaimer.js';
 import { relayRule } from './relay.js';
 import { sizeRule } from './size.js';
@@ -14,6 +15,8 @@ import { offendersRule } from './offenders.js';
 
 export const RULES: readonly RuleDefinition[] = [
   traceHeaderRule,
+  // Before every rule that changes the message: its check starts first (see auth-facts.ts).
+  authenticationRule,
   relayRule,
   sizeRule,
   accessRule,

@@ -1,0 +1,247 @@
+// Rule `authentication` and the inbound notice modes, through the policy engine (so the order
+// of the rules and the shared facts are what a real message meets), with a local UDP DNS server
+// that serves the outside domain's DKIM keys, SPF and DMARC records, and messages signed here by
+// mailauth's signer.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import libmime from 'libmime';
+import { dkimSign } from 'mailauth';
+import { silentLogger } from '../../src/logging.js';
+import { PolicyEngine } from '../../src/policy/engine.js';
+import type { ConnectionContext, Modification } from '../../src/policy/types.js';
+import { authservIdOf, authenticationResultsValue } from '../../src/deps/mail-auth.js';
+import { authenticationRule, authenticationSchema, forgedIndexes } from '../../src/rules/authentication.js';
+import { disclaimerRule, disclaimerSchema } from '../../src/rules/disclaimer.js';
+import { taggedSubject } from '../../src/rules/inbound-notice.js';
+import { applyModifications } from '../../src/session/offline-message.js';
+import { fakeEnv, fakeMessage, loadCorpusPolicy } from '../golden/disclaimer/run-case.js';
+import { FakeDns } from './dnsbl-fake-server.js';
+
+const { settings } = loadCorpusPolicy();
+const CLIENT_IP = '203.0.113.9';
+const ed = generateKeyPairSync('ed25519');
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+/** TXT strings are at most 255 bytes: a long record is split into several. */
+const split = (s: string) => s.match(/.{1,255}/g)!;
+
+const dns = new FakeDns();
+let server = '';
+before(async () => {
+  server = await dns.start();
+  dns.set('ed._domainkey.outside.test', { a: [], txt: [`v=DKIM1; k=ed25519; p=${spki(ed.publicKey).subarray(12).toString('base64')}`] });
+  dns.set('rsa._domainkey.outside.test', { a: [], txt: split(`v=DKIM1; k=rsa; p=${spki(rsa.publicKey).toString('base64')}`) });
+  dns.set('outside.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
+  dns.set('_dmarc.outside.test', { a: [], txt: ['v=DMARC1; p=reject'] });
+  dns.set('_dmarc.relaxed.test', { a: [], txt: ['v=DMARC1; p=none'] });
+  dns.set('relaxed.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
+});
+after(() => dns.stop());
+
+const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
+const plain = (from = 'a@outside.test', extra = '') => crlf(`From: ${from}\nTo: u@example.test\nSubject: hello\nMessage-ID: <1@outside.test>\n${extra}\nHello.\n`);
+
+async function sign(raw: Buffer, headerKeys?: string): Promise<Buffer> {
+  const s = await dkimSign(raw, {
+    canonicalization: 'relaxed/relaxed',
+    // mailauth 4.13.3 reads a colon-separated string here (its types say string[]).
+    ...(headerKeys ? { headerList: headerKeys } : {}),
+    signatureData: [{ signingDomain: 'outside.test', selector: 'ed', privateKey: ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'ed25519-sha256' }],
+  } as Parameters<typeof dkimSign>[1]);
+  assert.deepEqual(s.errors, []);
+  return Buffer.concat([Buffer.from(s.signatures), raw]);
+}
+
+function conn(): ConnectionContext {
+  const macros = new Map([['j', 'gw.example.test']]);
+  return {
+    id: 'c1',
+    client: { ip: CLIENT_IP, hostname: 'mail.outside.test', port: 25, family: 'inet' },
+    helo: 'mail.outside.test',
+    macros: { get: (n: string) => macros.get(n) },
+    internalNetwork: false,
+    networkGroups: [],
+    state: new Map(),
+    log: silentLogger(),
+  };
+}
+
+interface Run {
+  mods: Modification[];
+  trace: Record<string, Record<string, unknown> | undefined>;
+  output: string;
+}
+
+async function run(raw: Buffer, opts: { notice?: string; direction?: 'inbound' | 'outbound'; from?: string; auth?: Record<string, unknown> | null } = {}): Promise<Run> {
+  const env = fakeEnv(settings);
+  const rules = [];
+  if (opts.auth !== null) rules.push(authenticationRule.create(authenticationSchema.parse({ dns_servers: [server], dns_timeout: '500ms', ...opts.auth }), env));
+  rules.push(disclaimerRule.create(disclaimerSchema.parse({ inbound: { text: 'This message came from outside.', notice: opts.notice ?? 'body' } }), env));
+  const engine = new PolicyEngine(rules);
+  const from = opts.from ?? 'a@outside.test';
+  const msg = fakeMessage(raw, opts.direction ?? 'inbound', from);
+  const result = await engine.run('eom', { conn: conn(), msg, signal: AbortSignal.timeout(10_000) });
+  const split = raw.indexOf('\r\n\r\n');
+  const headers = raw
+    .subarray(0, split + 2)
+    .toString('latin1')
+    .split(/\r\n(?![ \t])/)
+    .filter(Boolean)
+    .map((l) => ({ name: l.slice(0, l.indexOf(':')), value: l.slice(l.indexOf(':') + 1) }));
+  const output = (await applyModifications(headers, raw.subarray(split + 4), result.mods)).toString('latin1');
+  return { mods: result.mods, trace: Object.fromEntries(result.trace.map((t) => [t.rule, t.details])), output };
+}
+
+const bodyAfter = (m: string | Buffer) => {
+  const s = m.toString('latin1');
+  return s.slice(s.indexOf('\r\n\r\n') + 4);
+};
+const arValue = (r: Run) => {
+  const m = r.mods.find((x) => x.type === 'insertHeader' && x.name === 'Authentication-Results');
+  return m && m.type === 'insertHeader' ? m.value : '';
+};
+
+describe('rule authentication', () => {
+  it('records dkim, spf and dmarc pass under our authserv-id, at the top, and in the trace', async () => {
+    const r = await run(await sign(plain()));
+    const ar = arValue(r);
+    assert.match(ar, /^gw\.example\.test;\n/);
+    assert.match(ar, /dkim=pass header\.i=@outside\.test header\.s=ed header\.a=ed25519-sha256/);
+    assert.match(ar, /spf=pass .*smtp\.mailfrom=a@outside\.test smtp\.helo=mail\.outside\.test/);
+    assert.match(ar, /dmarc=pass \(p=REJECT/);
+    const ins = r.mods.find((x) => x.type === 'insertHeader');
+    assert.equal(ins && ins.type === 'insertHeader' ? ins.index : -1, 0);
+    assert.deepEqual(
+      { dkim: r.trace.authentication?.dkim, spf: r.trace.authentication?.spf, dmarc: r.trace.authentication?.dmarc, p: r.trace.authentication?.dmarc_policy },
+      { dkim: 'pass(outside.test,aligned)', spf: 'pass', dmarc: 'pass', p: 'reject' },
+    );
+  });
+
+  it('a tampered body does not pass DKIM (mailauth says neutral) and, with SPF from another domain, fails DMARC', async () => {
+    const signed = await sign(plain());
+    const tampered = Buffer.from(signed.toString('latin1').replace('Hello.', 'Hullo.'), 'latin1');
+    const r = await run(tampered, { notice: 'header' });
+    assert.match(arValue(r), /dkim=neutral \(body hash did not verify\)/);
+    assert.match(arValue(r), /dmarc=pass/, 'SPF still passes and is aligned');
+    const other = await run(tampered, { from: 'x@relaxed.test', notice: 'header' });
+    // The envelope is relaxed.test, the From is outside.test: neither identifier aligns.
+    assert.match(arValue(other), /spf=pass .*smtp\.mailfrom=x@relaxed\.test/);
+    assert.match(arValue(other), /dmarc=fail/);
+  });
+
+  it('removes incoming Authentication-Results that claim our authserv-id (any case), keeps others', async () => {
+    const raw = await sign(
+      plain(
+        'a@outside.test',
+        'Authentication-Results: other.test; dkim=pass\nAuthentication-Results: GW.example.test; dkim=pass; dmarc=pass\nAuthentication-Results: (comment) gw.example.test;\n spf=pass\n',
+      ),
+    );
+    const r = await run(raw, { notice: 'header' });
+    const removed = r.mods.filter((m) => m.type === 'changeHeader' && m.name === 'Authentication-Results');
+    assert.deepEqual(
+      removed.map((m) => (m.type === 'changeHeader' ? [m.index, m.value] : [])),
+      [
+        [3, ''],
+        [2, ''],
+      ],
+    );
+    assert.equal(r.trace.authentication?.forged_removed, 2);
+    assert.equal((r.output.match(/^Authentication-Results: gw\.example\.test;/gim) ?? []).length, 1, r.output);
+    assert.match(r.output, /^Authentication-Results: other\.test; dkim=pass/m);
+  });
+
+  it('outbound mail is not checked and gets no header', async () => {
+    const r = await run(plain('a@example.test'), { direction: 'outbound', from: 'a@example.test' });
+    assert.equal(arValue(r), '');
+    assert.equal(r.trace.authentication, undefined);
+  });
+
+  it('a DNS server that never answers gives temperror results before the deadline, not a refusal', async () => {
+    const silent = new FakeDns();
+    silent.silentByDefault = true;
+    const addr = await silent.start();
+    try {
+      const t0 = Date.now();
+      const r = await run(await sign(plain()), { notice: 'header', auth: { dns_servers: [addr], dns_timeout: '200ms' } });
+      assert.ok(Date.now() - t0 < 8_000);
+      assert.match(arValue(r), /dkim=(temperror|neutral)/);
+      assert.match(arValue(r), /spf=temperror/);
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  it('parses authserv-ids and builds a folded value', () => {
+    assert.equal(authservIdOf('  (x) Example.COM; spf=pass'), 'example.com');
+    assert.equal(authservIdOf('example.com 1; none'), 'example.com');
+    assert.deepEqual(forgedIndexes([{ name: 'authentication-results', value: 'a.test; none' }, { name: 'Subject', value: 'x' }, { name: 'Authentication-Results', value: 'b.test;\n none' }], 'B.test'), [2]);
+    assert.equal(authenticationResultsValue({ authservId: 'a.test', lines: ['dkim=none', 'spf=none'] }), 'a.test;\n\tdkim=none;\n\tspf=none');
+    assert.equal(authenticationSchema.safeParse({ authserv_id: 'bad id;' }).success, false);
+    assert.equal(authenticationSchema.safeParse({ dns_servers: ['127.0.0.1:53; rm'] }).success, false);
+  });
+});
+
+describe('inbound notice modes', () => {
+  it('body: the text goes into the body (no valid signature to keep, or p=none)', async () => {
+    const r = await run(plain('a@relaxed.test'), { from: 'a@relaxed.test' });
+    assert.match(bodyAfter(r.output), /This message came from outside\./);
+    assert.equal(r.trace.disclaimer?.notice, 'body');
+  });
+
+  it('body on p=reject mail with a valid aligned signature falls back to the banner header', async () => {
+    const raw = await sign(plain());
+    const r = await run(raw);
+    assert.equal(bodyAfter(r.output), bodyAfter(raw), 'the body is unchanged');
+    assert.match(r.output, /^X-External-Sender: This message came from outside\.$/m);
+    assert.equal(r.trace.disclaimer?.notice, 'header');
+    assert.match(String(r.trace.disclaimer?.notice_fallback), /body would break the DKIM signature/);
+  });
+
+  it('subject: the tag once, never twice on a reply; the body byte-identical', async () => {
+    const raw = plain('a@relaxed.test');
+    const r = await run(raw, { notice: 'subject', from: 'a@relaxed.test' });
+    assert.match(r.output, /^Subject: \[EXTERNAL\] hello$/m);
+    assert.equal(bodyAfter(r.output), bodyAfter(raw));
+    const reply = crlf('From: a@relaxed.test\nSubject: Re: [external] hello\n\nHi.\n');
+    const again = await run(reply, { notice: 'subject', from: 'a@relaxed.test' });
+    assert.equal(again.mods.filter((m) => m.type !== 'insertHeader').length, 0);
+    assert.equal(again.trace.disclaimer?.code, 'already-present');
+  });
+
+  it('header: a banner header only', async () => {
+    const raw = plain('a@relaxed.test');
+    const r = await run(raw, { notice: 'header', from: 'a@relaxed.test' });
+    assert.deepEqual(
+      r.mods.filter((m) => m.type !== 'insertHeader'),
+      [{ type: 'addHeader', name: 'X-External-Sender', value: 'This message came from outside.' }],
+    );
+  });
+
+  it('auto: body without a valid signature, subject when no valid signature covers Subject, else the banner', async () => {
+    const unsigned = await run(plain('a@relaxed.test'), { notice: 'auto', from: 'a@relaxed.test' });
+    assert.equal(unsigned.trace.disclaimer?.notice, 'body');
+    const noSubject = await run(await sign(plain(), 'From:To:Message-ID'), { notice: 'auto' });
+    assert.equal(noSubject.trace.disclaimer?.notice, 'subject');
+    assert.match(noSubject.output, /^Subject: \[EXTERNAL\] hello$/m);
+    const covered = await run(await sign(plain()), { notice: 'auto' });
+    assert.equal(covered.trace.disclaimer?.notice, 'header');
+  });
+
+  it('auto without rule authentication: any DKIM-Signature counts as valid and covering everything', async () => {
+    const r = await run(await sign(plain('a@relaxed.test')), { notice: 'auto', from: 'a@relaxed.test', auth: null });
+    assert.equal(r.trace.disclaimer?.notice, 'header');
+    assert.equal(r.trace.disclaimer?.notice_auto, 'headers');
+  });
+
+  it('tags encoded subjects and finds the tag inside encoded-words', () => {
+    assert.equal(taggedSubject('=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=', '[EXTERNAL]'), '[EXTERNAL] =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=');
+    assert.equal(taggedSubject('=?UTF-8?Q?=5BEXTERNAL=5D_hi?=', '[EXTERNAL]'), null);
+    assert.equal(taggedSubject(undefined, '[EXTERN]'), '[EXTERN]');
+    const encoded = taggedSubject('x', '[Extern – außen]')!;
+    assert.match(encoded, /^[\x20-\x7e]+$/, 'ASCII on the wire');
+    assert.equal(libmime.decodeWords(encoded), '[Extern – außen] x');
+    assert.equal(taggedSubject(encoded, '[Extern – außen]'), null);
+    assert.equal(disclaimerSchema.safeParse({ inbound: { text: 'x', notice: 'banner' } }).success, false);
+  });
+});
