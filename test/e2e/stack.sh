@@ -51,8 +51,10 @@ REDIS_DIR=$BASE/redis
 readonly READY_TIMEOUT_S=30
 readonly STOP_TIMEOUT_S=10
 # gcc and libmilter-dev build bench/cmilter, the C milter `relayguard milter-check` is tested against.
+# nsd serves the outside domains' DKIM keys, SPF and DMARC records to the authentication tests
+# (test/e2e/auth/outside-dns.ts starts it); python3-dkim (dkimpy) is their independent verifier.
 readonly PACKAGES=(postfix clamav-daemon clamdscan rbldnsd swaks miltertest bind9-dnsutils openssl
-  libsasl2-modules redis-server gcc libmilter-dev)
+  libsasl2-modules redis-server gcc libmilter-dev nsd python3-dkim python3-nacl python3-dnspython)
 
 started_ms=$(date +%s%3N)
 say() { printf 'stack[%s] %5sms %s\n' "$SLOT" "$(($(date +%s%3N) - started_ms))" "$*"; }
