@@ -4,7 +4,7 @@
 // rules read, and the lines of our Authentication-Results header (RFC 8601).
 import { Resolver } from 'node:dns/promises';
 import type { Readable } from 'node:stream';
-import { authenticate } from 'mailauth';
+import { authenticate, dkimSign, sealMessage } from 'mailauth';
 import { untilAborted } from './until-aborted.js';
 
 export type AuthResult = 'pass' | 'fail' | 'neutral' | 'none' | 'policy' | 'softfail' | 'temperror' | 'permerror';
@@ -36,6 +36,8 @@ export interface AuthFacts {
   arc: AuthResult;
   /** Result lines of Authentication-Results (without the authserv-id), one per method. */
   lines: string[];
+  /** relayguard will ARC-seal the message if it changes it (rule authentication, arc_seal). */
+  willSeal: boolean;
 }
 
 export interface AuthInput {
@@ -47,6 +49,8 @@ export interface AuthInput {
   sender: string;
   authservId: string;
   signal: AbortSignal;
+  /** Recorded in the facts: the caller seals what relayguard changes. */
+  willSeal?: boolean;
 }
 
 export interface MailAuthOptions {
@@ -139,6 +143,7 @@ export async function checkAuthentication(input: AuthInput, opts: MailAuthOption
       },
       arc: arc ? asResult(arc.status?.result) : 'none',
       lines,
+      willSeal: input.willSeal ?? false,
     };
   } finally {
     input.signal.removeEventListener('abort', onAbort);
@@ -158,4 +163,53 @@ export function authservIdOf(value: string): string {
   const stripped = value.replace(/\([^()]*\)/g, ' ').trim();
   const m = /^([^\s;]+)/.exec(stripped);
   return m ? m[1]!.toLowerCase() : '';
+}
+
+export interface SealKey {
+  domain: string;
+  selector: string;
+  /** PEM (PKCS#8 or PKCS#1 RSA, PKCS#8 Ed25519). */
+  privateKey: string;
+  algorithm: 'rsa-sha256' | 'ed25519-sha256';
+}
+
+/**
+ * An ARC set (RFC 8617) over the message as it will be delivered: ARC-Seal,
+ * ARC-Message-Signature, ARC-Authentication-Results, top first, as header fields. The instance
+ * follows the chain the message came with; `cv` is that chain's result ("none" for the first).
+ */
+export async function arcSet(message: Readable, key: SealKey, authResults: string, cv: AuthResult): Promise<Array<{ name: string; value: string }>> {
+  const raw = await sealMessage(message, {
+    signingDomain: key.domain,
+    selector: key.selector,
+    privateKey: key.privateKey,
+    algorithm: key.algorithm,
+    authResults,
+    cv: cv === 'pass' || cv === 'fail' ? cv : 'none',
+  } as Parameters<typeof sealMessage>[1]);
+  return headerFields(raw.toString('latin1'));
+}
+
+/** DKIM-Signature fields over the message as it will be delivered, one per key. */
+export async function dkimSignatures(message: Readable, keys: readonly SealKey[]): Promise<Array<{ name: string; value: string }>> {
+  const r = await dkimSign(message, {
+    canonicalization: 'relaxed/relaxed',
+    signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm })),
+  } as Parameters<typeof dkimSign>[1]);
+  if (r.errors?.length) {
+    const why = (r.errors as unknown[]).map((e) => (e as { error?: Error; message?: string }).error?.message ?? (e as Error).message ?? String(e));
+    throw new Error(`DKIM signing failed: ${why.join('; ')}`);
+  }
+  return headerFields(r.signatures);
+}
+
+/** "Name: value\r\n folded\r\n" lines -> fields with the value's folds as "\n" + whitespace. */
+function headerFields(text: string): Array<{ name: string; value: string }> {
+  return text
+    .split(/\r?\n(?![ \t])/)
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const colon = l.indexOf(':');
+      return { name: l.slice(0, colon), value: l.slice(colon + 1).replace(/^ /, '').replace(/\r\n/g, '\n') };
+    });
 }

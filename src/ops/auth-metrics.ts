@@ -21,3 +21,9 @@ export const authCheckErrorsTotal = new client.Counter({
   help: 'Messages whose authentication check failed (deadline, internal error); they got no Authentication-Results',
   registers: [registry],
 });
+
+export const arcSealsTotal = new client.Counter({
+  name: 'relayguard_arc_seals_total',
+  help: 'Inbound messages relayguard changed and ARC-sealed',
+  registers: [registry],
+});

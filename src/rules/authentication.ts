@@ -6,15 +6,45 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { duration } from '../config/units.js';
-import { authenticationResultsValue, authservIdOf, checkAuthentication, type AuthFacts, type AuthResult } from '../deps/mail-auth.js';
-import { authCheckErrorsTotal, authForgedHeadersTotal, authResultsTotal } from '../ops/auth-metrics.js';
+import { arcSet, authenticationResultsValue, authservIdOf, checkAuthentication, type AuthFacts, type AuthResult, type SealKey } from '../deps/mail-auth.js';
+import { readSigningKey } from '../deps/signing-key.js';
+import { arcSealsTotal, authCheckErrorsTotal, authForgedHeadersTotal, authResultsTotal } from '../ops/auth-metrics.js';
 import { modify, pass, type Header, type Modification } from '../policy/types.js';
 import { Action } from '../protocol/constants.js';
-import { startAuthFacts } from './auth-facts.js';
+import { authFacts, startAuthFacts } from './auth-facts.js';
+import { finalMessage } from './final-message.js';
 import { modeField } from './common.js';
 import { defineRule } from './rule-env.js';
 
 export const AR_HEADER = 'Authentication-Results';
+
+const domainName = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'not a domain name')
+  .max(253);
+
+/** The gateway's signing key; the file is read and checked when the policy is loaded. */
+export const signingKeySchema = z
+  .object({
+    /** d= of the signature: the domain whose DNS publishes the public key. */
+    domain: domainName,
+    /** s=: the key is published at <selector>._domainkey.<domain>. */
+    selector: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a DNS label').max(63),
+    /** PEM private key (PKCS#8, or PKCS#1 for RSA); `relayguard keygen` writes one. */
+    private_key_file: z.string().min(1),
+    algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
+  })
+  .strict()
+  .superRefine((k, ctx) => {
+    const r = readSigningKey(k.private_key_file, k.algorithm);
+    if ('error' in r) ctx.addIssue({ code: 'custom', path: ['private_key_file'], message: r.error });
+  });
+
+export function loadSealKey(k: z.infer<typeof signingKeySchema>): SealKey {
+  const r = readSigningKey(k.private_key_file, k.algorithm);
+  if ('error' in r) throw new Error(r.error);
+  return { domain: k.domain.toLowerCase(), selector: k.selector, privateKey: r.pem, algorithm: k.algorithm };
+}
 
 const dnsServer = z.string().regex(/^(\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[A-Za-z0-9.:-]+)$/, 'not "host", "host:port" or "[ipv6]:port"');
 
@@ -36,6 +66,11 @@ export const authenticationSchema = z
     dns_timeout: duration().default(2000),
     /** RSA keys shorter than this fail (RFC 8301 says 1024 at least). */
     min_key_bits: z.number().int().min(512).max(8192).default(1024),
+    /**
+     * ARC-seal (RFC 8617) inbound messages that relayguard changes (a replaced body, a changed
+     * header), so a receiver that trusts our sealer keeps the original authentication result.
+     */
+    arc_seal: signingKeySchema.optional(),
   })
   .strict();
 
@@ -61,6 +96,15 @@ export function bestDkim(facts: AuthFacts): AuthResult {
   return facts.dkim.map((d) => d.result).sort((a, b) => RANK.indexOf(a) - RANK.indexOf(b))[0]!;
 }
 
+/**
+ * Did relayguard change what a signature could cover: a new body, or an existing header changed
+ * or deleted (not counting the forged Authentication-Results it deletes itself)? Added header
+ * fields alone (trace headers, a banner) are not sealed for.
+ */
+export function changesMessage(mods: readonly Modification[]): boolean {
+  return mods.some((m) => m.type === 'replaceBody' || (m.type === 'changeHeader' && m.name.toLowerCase() !== AR_HEADER.toLowerCase()));
+}
+
 /** The trace's view: short and flat. */
 function traceDetails(facts: AuthFacts): Record<string, unknown> {
   return {
@@ -79,6 +123,8 @@ export const authenticationRule = defineRule({
   schema: authenticationSchema,
   create(config) {
     const opts = { dnsServers: config.dns_servers, dnsTimeoutMs: config.dns_timeout, minKeyBits: config.min_key_bits };
+    const sealKey = config.arc_seal ? loadSealKey(config.arc_seal) : null;
+    const willSeal = sealKey !== null && config.mode === 'enforce';
     return {
       name: 'authentication',
       mode: config.mode,
@@ -90,7 +136,7 @@ export const authenticationRule = defineRule({
           const authservId = (config.authserv_id ?? conn.macros.get('j') ?? hostname()).toLowerCase();
           // Started before the first await: rules after this one in the list read the result.
           const check = checkAuthentication(
-            { message: m.source.message(), ip: conn.client.ip, helo: conn.helo ?? '', sender: m.sender?.raw ?? '', authservId, signal },
+            { message: m.source.message(), ip: conn.client.ip, helo: conn.helo ?? '', sender: m.sender?.raw ?? '', authservId, signal, willSeal },
             opts,
           );
           startAuthFacts(m, check);
@@ -117,6 +163,18 @@ export const authenticationRule = defineRule({
           // At the top, where RFC 8601 wants it: above the trace fields of this hop.
           return modify([...removals, { type: 'insertHeader', index: 0, name: AR_HEADER, value: authenticationResultsValue(facts) }], details);
         },
+      },
+      async finish({ msg }, mods) {
+        const m = msg!;
+        if (!sealKey || m.direction !== 'inbound' || !changesMessage(mods)) return { mods: [] };
+        const facts = await authFacts(m);
+        if (!facts) return { mods: [] };
+        const authResults = [`${facts.authservId};`, ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`)].join('\r\n');
+        const set = await arcSet(await finalMessage(m, mods), sealKey, authResults, facts.arc);
+        arcSealsTotal.inc();
+        // Top first: inserting each at 0 from the last up leaves ARC-Seal on top.
+        const added: Modification[] = [...set].reverse().map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
+        return { mods: added, details: { arc_sealed: `${sealKey.domain}/${sealKey.selector}`, arc_cv: facts.arc === 'pass' || facts.arc === 'fail' ? facts.arc : 'none' } };
       },
     };
   },

@@ -5,7 +5,7 @@
 // header name), `auto` picks the most visible one that breaks no valid signature. Mail whose
 // From domain publishes DMARC p=reject or p=quarantine is never changed in a way that breaks its
 // valid aligned signature: it gets the banner header instead (the receiver would otherwise
-// reject or junk it, since relayguard does not ARC-seal yet).
+// reject or junk it) unless rule authentication ARC-seals what relayguard changes.
 import libmime from 'libmime';
 import { z } from 'zod';
 import type { Header, MessageContext, Modification } from '../policy/types.js';
@@ -52,6 +52,8 @@ interface SignatureView {
   /** The From domain asks receivers to reject or junk mail that fails DMARC. */
   strictDmarc: boolean;
   source: 'authentication' | 'headers';
+  /** relayguard ARC-seals what it changes. */
+  willSeal: boolean;
 }
 
 function signatureView(facts: AuthFacts | null, headers: readonly Header[]): SignatureView {
@@ -60,12 +62,13 @@ function signatureView(facts: AuthFacts | null, headers: readonly Header[]): Sig
       valid: facts.dkim.filter((d) => d.result === 'pass').map((d) => ({ domain: d.domain, aligned: d.aligned, signedHeaders: d.signedHeaders })),
       strictDmarc: facts.dmarc.policy === 'reject' || facts.dmarc.policy === 'quarantine',
       source: 'authentication',
+      willSeal: facts.willSeal,
     };
   }
   // No check ran (rule `authentication` off): assume every signature is valid and aligned and
   // covers every header, so the notice never breaks one that might matter.
   const sigs = headers.filter((h) => h.name.toLowerCase() === 'dkim-signature');
-  return { valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })), strictDmarc: sigs.length > 0, source: 'headers' };
+  return { valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })), strictDmarc: sigs.length > 0, source: 'headers', willSeal: false };
 }
 
 const covers = (sig: { signedHeaders: string[] | null }, name: string) => sig.signedHeaders === null || sig.signedHeaders.includes(name.toLowerCase());
@@ -112,7 +115,8 @@ export async function planInboundNotice(msg: MessageContext, s: NoticeSettings):
   if (s.notice === 'auto') details.notice_auto = view.source;
   // A change that breaks a valid aligned signature turns a DMARC pass into a fail downstream.
   const breaks = (sig: SignatureView['valid'][number]) => sig.aligned && (mode === 'body' || (mode === 'subject' && covers(sig, 'subject')));
-  if (mode !== 'header' && view.strictDmarc && view.valid.some(breaks)) {
+  // With an ARC seal the receiver can still see that the message passed when it reached us.
+  if (mode !== 'header' && view.strictDmarc && !view.willSeal && view.valid.some(breaks)) {
     details.notice = 'header';
     details.notice_fallback = `${mode} would break the DKIM signature that DMARC (p=reject or p=quarantine) relies on`;
     mode = 'header';

@@ -10,7 +10,13 @@ import { dkimSign } from 'mailauth';
 import { silentLogger } from '../../src/logging.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import type { ConnectionContext, Modification } from '../../src/policy/types.js';
+import { authenticate } from 'mailauth';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { authservIdOf, authenticationResultsValue } from '../../src/deps/mail-auth.js';
+import { dkimTxtRecord } from '../../src/deps/signing-key.js';
+import { parsePolicyText } from '../../src/config/load.js';
 import { authenticationRule, authenticationSchema, forgedIndexes } from '../../src/rules/authentication.js';
 import { disclaimerRule, disclaimerSchema } from '../../src/rules/disclaimer.js';
 import { taggedSubject } from '../../src/rules/inbound-notice.js';
@@ -26,6 +32,13 @@ const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
 /** TXT strings are at most 255 bytes: a long record is split into several. */
 const split = (s: string) => s.match(/.{1,255}/g)!;
 
+const keyDir = mkdtempSync(join(tmpdir(), 'relayguard-auth-'));
+after(() => rmSync(keyDir, { recursive: true, force: true }));
+const sealPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const SEAL_KEY = join(keyDir, 'arc.pem');
+writeFileSync(SEAL_KEY, sealPem);
+const SEAL = { domain: 'gw.example.test', selector: 'arc', private_key_file: SEAL_KEY };
+
 const dns = new FakeDns();
 let server = '';
 before(async () => {
@@ -35,6 +48,8 @@ before(async () => {
   dns.set('outside.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
   dns.set('_dmarc.outside.test', { a: [], txt: ['v=DMARC1; p=reject'] });
   dns.set('_dmarc.relaxed.test', { a: [], txt: ['v=DMARC1; p=none'] });
+  const seal = dkimTxtRecord(sealPem, 'gw.example.test', 'arc');
+  dns.set(seal.name, { a: [], txt: split(seal.value) });
   dns.set('relaxed.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
 });
 after(() => dns.stop());
@@ -243,5 +258,46 @@ describe('inbound notice modes', () => {
     assert.equal(libmime.decodeWords(encoded), '[Extern – außen] x');
     assert.equal(taggedSubject(encoded, '[Extern – außen]'), null);
     assert.equal(disclaimerSchema.safeParse({ inbound: { text: 'x', notice: 'banner' } }).success, false);
+  });
+});
+
+describe('ARC seal', () => {
+  it('body mode on p=reject mail: with a seal the notice goes into the body and the ARC set verifies (cv=none, i=1)', async () => {
+    const raw = await sign(plain());
+    const r = await run(raw, { auth: { arc_seal: SEAL } });
+    assert.equal(r.trace.disclaimer?.notice, 'body');
+    assert.equal(r.trace.disclaimer?.notice_fallback, undefined);
+    assert.match(bodyAfter(r.output), /This message came from outside\./);
+    assert.equal(r.trace.authentication?.arc_sealed, 'gw.example.test/arc');
+    assert.match(r.output, /^ARC-Seal: i=1; a=rsa-sha256; .*cv=none/m);
+    assert.match(r.output, /^ARC-Authentication-Results: i=1; gw\.example\.test;/m);
+    const names = r.output.split('\r\n').filter((l) => /^[A-Za-z-]+:/.test(l)).map((l) => l.slice(0, l.indexOf(':')));
+    assert.deepEqual(names.slice(0, 4), ['ARC-Seal', 'ARC-Message-Signature', 'ARC-Authentication-Results', 'Authentication-Results']);
+    // Another hop checks the chain (mailauth here; dkimpy in the e2e test).
+    const next = await authenticate(Buffer.from(r.output, 'latin1'), { ip: '192.0.2.1', helo: 'x', sender: 'a@outside.test', mta: 'next.test', resolver: async (name: string, type: string) => {
+      const { Resolver } = await import('node:dns/promises');
+      const res = new Resolver();
+      res.setServers([server]);
+      return res.resolve(name, type) as Promise<string[][]>;
+    }, disableBimi: true });
+    assert.equal((next.arc as { status: { result: string } }).status.result, 'pass');
+    assert.equal((next.dkim.results as Array<{ status: { result: string } }>)[0]!.status.result, 'neutral', 'the original signature is broken: that is why we seal');
+  });
+
+  it('is not added when relayguard only adds header fields', async () => {
+    const r = await run(await sign(plain()), { notice: 'header', auth: { arc_seal: SEAL } });
+    assert.doesNotMatch(r.output, /^ARC-Seal:/m);
+  });
+
+  it('a missing, unreadable or wrong key is a policy error naming the file', () => {
+    const check = (extra: string) => parsePolicyText(`rules:\n  authentication:\n    arc_seal: { domain: gw.example.test, selector: arc, ${extra} }\n`, 'p.yaml');
+    const missing = check(`private_key_file: ${join(keyDir, 'nope.pem')}`);
+    assert.equal(missing.ok, false);
+    assert.match(JSON.stringify(missing.ok ? '' : missing.errors), /cannot read private key file .*nope\.pem: ENOENT/);
+    const notKey = join(keyDir, 'not.pem');
+    writeFileSync(notKey, 'hello');
+    assert.match(JSON.stringify((check(`private_key_file: ${notKey}`) as { errors: unknown }).errors), /is not a PEM private key/);
+    assert.match(JSON.stringify((check(`private_key_file: ${SEAL_KEY}, algorithm: ed25519-sha256`) as { errors: unknown }).errors), /holds a rsa key, ed25519-sha256 needs ed25519/);
+    assert.equal(check(`private_key_file: ${SEAL_KEY}`).ok, true);
   });
 });
