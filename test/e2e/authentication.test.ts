@@ -6,7 +6,7 @@
 // body mode never breaks the signature DMARC p=reject relies on.
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDocument } from 'yaml';
@@ -21,12 +21,17 @@ const VERIFY = join(repoRoot, 'test', 'e2e', 'auth', 'dkimpy-verify.py');
 const rsa = makeKey('outside.test', 'rsa2026', 'rsa-sha256');
 const ed = makeKey('outside.test', 'ed2026', 'ed25519-sha256');
 const relaxedKey = makeKey('relaxed.test', 'sel', 'rsa-sha256');
+/** The gateway's ARC key, published in its own domain's zone like a real one. */
+const sealKey = makeKey('example.test', 'arc2026', 'rsa-sha256');
+const SEAL_KEY_FILE = join(stack.baseDir, 'auth-keys', 'arc2026.pem');
 const dns = new OutsideDns();
 let rg: RelayguardProcess | undefined;
 
 before(async () => {
   await ensureStack();
   await clearQueues();
+  mkdirSync(join(stack.baseDir, 'auth-keys'), { recursive: true });
+  writeFileSync(SEAL_KEY_FILE, sealKey.privateKeyPem, { mode: 0o600 });
   await dns.start([
     {
       domain: 'outside.test',
@@ -37,6 +42,7 @@ before(async () => {
         [`${ed.selector}._domainkey`]: dkimRecord(ed),
       },
     },
+    { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: dkimRecord(sealKey) } },
     { domain: 'relaxed.test', txt: { '@': `v=spf1 ip4:${OUTSIDE.addr} -all`, _dmarc: 'v=DMARC1; p=none', [`${relaxedKey.selector}._domainkey`]: dkimRecord(relaxedKey) } },
   ]);
 });
@@ -47,10 +53,11 @@ after(async () => {
 });
 
 /** The reference policy with rule authentication on and the inbound notice in `notice` mode. */
-async function startWith(notice: 'body' | 'subject' | 'header' | 'auto'): Promise<void> {
+async function startWith(notice: 'body' | 'subject' | 'header' | 'auto', seal = false): Promise<void> {
   await rg?.stop();
   const doc = parseDocument(readFileSync(referencePolicy, 'utf8'));
-  doc.setIn(['rules', 'authentication'], doc.createNode({ mode: 'enforce', authserv_id: AUTHSERV_ID, dns_servers: [outsideDnsServer], dns_timeout: '2s' }));
+  const arcSeal = seal ? { arc_seal: { domain: sealKey.domain, selector: sealKey.selector, private_key_file: SEAL_KEY_FILE } } : {};
+  doc.setIn(['rules', 'authentication'], doc.createNode({ mode: 'enforce', authserv_id: AUTHSERV_ID, dns_servers: [outsideDnsServer], dns_timeout: '2s', ...arcSeal }));
   doc.setIn(['rules', 'disclaimer', 'inbound', 'notice'], notice);
   rg = await startRelayguard({ configText: doc.toString() });
 }
@@ -203,10 +210,39 @@ describe('authentication and the inbound notice through Postfix', () => {
     assert.equal((await independentlyVerify(b.raw)).dkim[0]?.ok, true);
   });
 
+  test('body mode with an ARC seal, p=reject: the notice in the body, dkim/spf/dmarc=pass recorded, dkimpy verifies the ARC chain (cv=pass)', async () => {
+    await startWith('body', true);
+    const signed = await sign(letter('alice@outside.test'), [rsa, ed]);
+    const { raw, text } = await deliver(signed, 'alice@outside.test');
+    assert.match(bodyOf(raw), new RegExp(NOTICE), 'the notice is in the body');
+    const ar = ours(text);
+    assert.equal(ar.length, 1, text);
+    assert.match(ar[0]!, /dkim=pass header\.i=@outside\.test header\.s=rsa2026/);
+    assert.match(ar[0]!, /spf=pass/);
+    assert.match(ar[0]!, /dmarc=pass \(p=REJECT/);
+    assert.equal(fields(text, 'ARC-Seal').length, 1);
+    assert.match(fields(text, 'ARC-Seal')[0]!, /i=1; .*cv=none; d=example\.test; s=arc2026/);
+    assert.match(fields(text, 'ARC-Authentication-Results')[0]!, /^i=1; gw\.example\.test; dkim=pass .*dmarc=pass/);
+    const v = await independentlyVerify(raw);
+    assert.equal(v.arc, 'pass', JSON.stringify(v));
+    // The sender's own signatures are broken by the notice: the seal is what carries the result.
+    assert.deepEqual(v.dkim.map((s) => s.ok), [false, false]);
+  });
+
+  test('a tampered sealed message fails the independent ARC check', async () => {
+    const signed = await sign(letter('alice@outside.test'), [rsa]);
+    const { raw } = await deliver(signed, 'alice@outside.test');
+    const tampered = Buffer.from(raw.toString('latin1').replace('the figures are attached', 'the figures are attacked'), 'latin1');
+    assert.notEqual(tampered.toString('latin1'), raw.toString('latin1'));
+    assert.equal((await independentlyVerify(raw)).arc, 'pass');
+    assert.equal((await independentlyVerify(tampered)).arc, 'fail');
+  });
+
   test('the results are counted in the metrics', async () => {
     const res = await fetch(`http://127.0.0.1:${stack.metricsPort}/metrics`);
     const text = await res.text();
     assert.match(text, /relayguard_auth_results_total\{method="dkim",result="pass"\} [1-9]/);
     assert.match(text, /relayguard_auth_results_total\{method="dmarc",result="pass"\} [1-9]/);
+    assert.match(text, /relayguard_arc_seals_total [1-9]/);
   });
 });
