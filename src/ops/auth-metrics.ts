@@ -27,3 +27,10 @@ export const arcSealsTotal = new client.Counter({
   help: 'Inbound messages relayguard changed and ARC-sealed',
   registers: [registry],
 });
+
+export const dkimSignaturesTotal = new client.Counter({
+  name: 'relayguard_dkim_signatures_total',
+  help: 'DKIM signatures relayguard added to outbound mail, by algorithm',
+  labelNames: ['algorithm'] as const,
+  registers: [registry],
+});

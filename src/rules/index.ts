@@ -12,6 +12,7 @@ import { antivirusRule } from './antivirus.js';
 import { contentRule } from './content.js';
 import { blocklistsRule } from './blocklists.js';
 import { offendersRule } from './offenders.js';
+import { dkimSignRule } from './dkim-sign.js';
 
 export const RULES: readonly RuleDefinition[] = [
   traceHeaderRule,
@@ -26,4 +27,6 @@ export const RULES: readonly RuleDefinition[] = [
   disclaimerRule,
   blocklistsRule,
   offendersRule,
+  // Signs in the finish step, over every rule's changes.
+  dkimSignRule,
 ];

@@ -6,11 +6,11 @@
 // body mode never breaks the signature DMARC p=reject relies on.
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDocument } from 'yaml';
-import { clearQueues, ensureStack, referencePolicy, repoRoot, run, smtp, stack, startRelayguard, waitForDeliveryDetails, type RelayguardProcess } from './harness.js';
+import { clearQueues, ensureStack, referencePolicy, repoRoot, run, runRelayguard, smtp, stack, startRelayguard, waitForDeliveryDetails, type RelayguardProcess } from './harness.js';
 import { dkimRecord, makeKey, OutsideDns, outsideDnsServer, type DkimKey } from './auth/outside-dns.js';
 
 const OUTSIDE = { addr: '203.0.113.9', helo: 'mail.outside.test' };
@@ -21,8 +21,9 @@ const VERIFY = join(repoRoot, 'test', 'e2e', 'auth', 'dkimpy-verify.py');
 const rsa = makeKey('outside.test', 'rsa2026', 'rsa-sha256');
 const ed = makeKey('outside.test', 'ed2026', 'ed25519-sha256');
 const relaxedKey = makeKey('relaxed.test', 'sel', 'rsa-sha256');
-/** The gateway's ARC key, published in its own domain's zone like a real one. */
-const sealKey = makeKey('example.test', 'arc2026', 'rsa-sha256');
+/** The gateway's ARC key, made by `relayguard keygen`, published as it prints the record. */
+const sealKey = { domain: 'example.test', selector: 'arc2026' };
+let sealRecord = '';
 const SEAL_KEY_FILE = join(stack.baseDir, 'auth-keys', 'arc2026.pem');
 const dns = new OutsideDns();
 let rg: RelayguardProcess | undefined;
@@ -31,7 +32,12 @@ before(async () => {
   await ensureStack();
   await clearQueues();
   mkdirSync(join(stack.baseDir, 'auth-keys'), { recursive: true });
-  writeFileSync(SEAL_KEY_FILE, sealKey.privateKeyPem, { mode: 0o600 });
+  rmSync(SEAL_KEY_FILE, { force: true });
+  const kg = await runRelayguard(['keygen', '--domain', sealKey.domain, '--selector', sealKey.selector, '--key', SEAL_KEY_FILE]);
+  assert.equal(kg.code, 0, kg.stderr);
+  const line = kg.stdout.split('\n').find((l) => l.startsWith(`${sealKey.selector}._domainkey.${sealKey.domain}. IN TXT (`));
+  assert.ok(line, kg.stdout);
+  sealRecord = [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('');
   await dns.start([
     {
       domain: 'outside.test',
@@ -42,7 +48,7 @@ before(async () => {
         [`${ed.selector}._domainkey`]: dkimRecord(ed),
       },
     },
-    { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: dkimRecord(sealKey) } },
+    { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: sealRecord } },
     { domain: 'relaxed.test', txt: { '@': `v=spf1 ip4:${OUTSIDE.addr} -all`, _dmarc: 'v=DMARC1; p=none', [`${relaxedKey.selector}._domainkey`]: dkimRecord(relaxedKey) } },
   ]);
 });
