@@ -24,7 +24,23 @@ const relaxedKey = makeKey('relaxed.test', 'sel', 'rsa-sha256');
 /** The gateway's ARC key, made by `relayguard keygen`, published as it prints the record. */
 const sealKey = { domain: 'example.test', selector: 'arc2026' };
 let sealRecord = '';
-const SEAL_KEY_FILE = join(stack.baseDir, 'auth-keys', 'arc2026.pem');
+/** Outbound DKIM keys of example.test, also made by keygen. */
+const OUT_KEYS = [
+  { selector: 'out-rsa', algorithm: 'rsa-sha256' },
+  { selector: 'out-ed', algorithm: 'ed25519-sha256' },
+] as const;
+const outRecords: Record<string, string> = {};
+const keyFile = (selector: string) => join(stack.baseDir, 'auth-keys', `${selector}.pem`);
+
+async function keygen(selector: string, algorithm: string): Promise<string> {
+  rmSync(keyFile(selector), { force: true });
+  const kg = await runRelayguard(['keygen', '--domain', 'example.test', '--selector', selector, '--key', keyFile(selector), '--algorithm', algorithm]);
+  assert.equal(kg.code, 0, kg.stderr);
+  const line = kg.stdout.split('\n').find((l) => l.startsWith(`${selector}._domainkey.example.test. IN TXT (`));
+  assert.ok(line, kg.stdout);
+  return [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('');
+}
+const SEAL_KEY_FILE = join(stack.baseDir, 'auth-keys', `${sealKey.selector}.pem`);
 const dns = new OutsideDns();
 let rg: RelayguardProcess | undefined;
 
@@ -32,12 +48,8 @@ before(async () => {
   await ensureStack();
   await clearQueues();
   mkdirSync(join(stack.baseDir, 'auth-keys'), { recursive: true });
-  rmSync(SEAL_KEY_FILE, { force: true });
-  const kg = await runRelayguard(['keygen', '--domain', sealKey.domain, '--selector', sealKey.selector, '--key', SEAL_KEY_FILE]);
-  assert.equal(kg.code, 0, kg.stderr);
-  const line = kg.stdout.split('\n').find((l) => l.startsWith(`${sealKey.selector}._domainkey.${sealKey.domain}. IN TXT (`));
-  assert.ok(line, kg.stdout);
-  sealRecord = [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('');
+  sealRecord = await keygen(sealKey.selector, 'rsa-sha256');
+  for (const k of OUT_KEYS) outRecords[`${k.selector}._domainkey`] = await keygen(k.selector, k.algorithm);
   await dns.start([
     {
       domain: 'outside.test',
@@ -48,7 +60,7 @@ before(async () => {
         [`${ed.selector}._domainkey`]: dkimRecord(ed),
       },
     },
-    { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: sealRecord } },
+    { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: sealRecord, ...outRecords } },
     { domain: 'relaxed.test', txt: { '@': `v=spf1 ip4:${OUTSIDE.addr} -all`, _dmarc: 'v=DMARC1; p=none', [`${relaxedKey.selector}._domainkey`]: dkimRecord(relaxedKey) } },
   ]);
 });
@@ -59,12 +71,16 @@ after(async () => {
 });
 
 /** The reference policy with rule authentication on and the inbound notice in `notice` mode. */
-async function startWith(notice: 'body' | 'subject' | 'header' | 'auto', seal = false): Promise<void> {
+async function startWith(notice: 'body' | 'subject' | 'header' | 'auto', seal = false, sign = false): Promise<void> {
   await rg?.stop();
   const doc = parseDocument(readFileSync(referencePolicy, 'utf8'));
   const arcSeal = seal ? { arc_seal: { domain: sealKey.domain, selector: sealKey.selector, private_key_file: SEAL_KEY_FILE } } : {};
   doc.setIn(['rules', 'authentication'], doc.createNode({ mode: 'enforce', authserv_id: AUTHSERV_ID, dns_servers: [outsideDnsServer], dns_timeout: '2s', ...arcSeal }));
   doc.setIn(['rules', 'disclaimer', 'inbound', 'notice'], notice);
+  if (sign) {
+    const keys = OUT_KEYS.map((k) => ({ domain: 'example.test', selector: k.selector, private_key_file: keyFile(k.selector), algorithm: k.algorithm }));
+    doc.setIn(['rules', 'dkim_sign'], doc.createNode({ mode: 'enforce', keys }));
+  }
   rg = await startRelayguard({ configText: doc.toString() });
 }
 
@@ -244,11 +260,31 @@ describe('authentication and the inbound notice through Postfix', () => {
     assert.equal((await independentlyVerify(tampered)).arc, 'fail');
   });
 
-  test('the results are counted in the metrics', async () => {
+  test('outbound DKIM signing after the disclaimer: rsa-sha256 and ed25519-sha256 signatures that dkimpy verifies', async () => {
+    await startWith('body', true, true);
+    const r = await smtp({ from: 'alice@example.test', to: ['bob@partner.test'], data: letter('alice@example.test').replace('To: user@example.test', 'To: bob@partner.test') });
+    assert.equal(r.ok, true, r.dataReply?.full ?? r.error);
+    const d = await waitForDeliveryDetails(r.queueId!);
+    assert.match(bodyOf(d.raw), /This email is confidential/, 'the disclaimer is in the signed body');
+    assert.equal(ours(d.raw.toString('latin1')).length, 0, 'outbound mail gets no Authentication-Results');
+    const v = await independentlyVerify(d.raw);
+    assert.deepEqual(
+      v.dkim.map((s) => [s.d, s.s, s.a, s.ok]).sort(),
+      [
+        ['example.test', 'out-ed', 'ed25519-sha256', true],
+        ['example.test', 'out-rsa', 'rsa-sha256', true],
+      ],
+      JSON.stringify(v),
+    );
+  });
+
+  test('the results, seals and signatures are counted in the metrics', async () => {
+    await deliver(await sign(letter('alice@outside.test'), [rsa]), 'alice@outside.test');
     const res = await fetch(`http://127.0.0.1:${stack.metricsPort}/metrics`);
     const text = await res.text();
     assert.match(text, /relayguard_auth_results_total\{method="dkim",result="pass"\} [1-9]/);
     assert.match(text, /relayguard_auth_results_total\{method="dmarc",result="pass"\} [1-9]/);
     assert.match(text, /relayguard_arc_seals_total [1-9]/);
+    assert.match(text, /relayguard_dkim_signatures_total\{algorithm="ed25519-sha256"\} 1/);
   });
 });
