@@ -65,10 +65,11 @@ function signatureView(facts: AuthFacts | null, headers: readonly Header[]): Sig
       willSeal: facts.willSeal,
     };
   }
-  // No check ran (rule `authentication` off): assume every signature is valid and aligned and
-  // covers every header, so the notice never breaks one that might matter.
+  // No check ran (rule `authentication` off): `auto` assumes every signature is valid and covers
+  // every header, so it never breaks one that might matter. The DMARC policy is unknown: an
+  // explicitly chosen mode is applied as configured.
   const sigs = headers.filter((h) => h.name.toLowerCase() === 'dkim-signature');
-  return { valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })), strictDmarc: sigs.length > 0, source: 'headers', willSeal: false };
+  return { valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })), strictDmarc: false, source: 'headers', willSeal: false };
 }
 
 const covers = (sig: { signedHeaders: string[] | null }, name: string) => sig.signedHeaders === null || sig.signedHeaders.includes(name.toLowerCase());
@@ -127,5 +128,11 @@ export async function planInboundNotice(msg: MessageContext, s: NoticeSettings):
     if (!mods) return { kind: 'skip', reason: `Subject already carries ${s.subject_tag}`, details: { ...details, code: 'already-present' } };
     return { kind: 'headers', mods, details };
   }
-  return { kind: 'headers', mods: [{ type: 'addHeader', name: s.banner_header, value: bannerValue(s.text) }], details };
+  const banner = bannerValue(s.text);
+  // A second pass (mail that comes through the gateway twice) does not stack banners.
+  const name = s.banner_header.toLowerCase();
+  if (msg.headers.some((h) => h.name.toLowerCase() === name && h.value.replace(/\s+/g, ' ').trim() === banner)) {
+    return { kind: 'skip', reason: `already carries ${s.banner_header}`, details: { ...details, code: 'already-present' } };
+  }
+  return { kind: 'headers', mods: [{ type: 'addHeader', name: s.banner_header, value: banner }], details };
 }

@@ -247,6 +247,16 @@ describe('inbound notice modes', () => {
     const r = await run(await sign(plain('a@relaxed.test')), { notice: 'auto', from: 'a@relaxed.test', auth: null });
     assert.equal(r.trace.disclaimer?.notice, 'header');
     assert.equal(r.trace.disclaimer?.notice_auto, 'headers');
+    // An explicit mode without verified results does as configured: the DMARC policy is unknown.
+    const body = await run(await sign(plain()), { auth: null });
+    assert.equal(body.trace.disclaimer?.notice, 'body');
+  });
+
+  it('header mode does not add a second banner on a second pass', async () => {
+    const first = await run(plain('a@relaxed.test'), { notice: 'header', from: 'a@relaxed.test' });
+    const again = await run(Buffer.from(first.output, 'latin1'), { notice: 'header', from: 'a@relaxed.test' });
+    assert.equal((again.output.match(/^X-External-Sender:/gm) ?? []).length, 1);
+    assert.equal(again.trace.disclaimer?.code, 'already-present');
   });
 
   it('tags encoded subjects and finds the tag inside encoded-words', () => {
