@@ -79,7 +79,40 @@ const asResult = (r: unknown): AuthResult => (typeof r === 'string' && RESULTS.h
 const asPolicy = (p: unknown): AuthFacts['dmarc']['policy'] => (p === 'reject' || p === 'quarantine' ? p : 'none');
 
 /** A result line with its whitespace folded to single spaces (mailauth folds long lines itself). */
-const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
+const oneLine = (s: string) => closedComments(s.replace(/\s+/g, ' ').trim());
+
+/**
+ * mailauth writes comments with ")" and "\" escaped but "(" as it is, and a comment quotes the
+ * envelope sender: `(… domain of "a(b"@x …)` would open a nested comment that never closes and
+ * hide every result after it from a reader. Inside a comment every "(" is escaped here (mailauth
+ * never nests comments) and a comment still open at the end of the line is closed.
+ */
+export function closedComments(line: string): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === '\\') {
+      // A quoted-pair stays as it is; a lone "\" at the end would escape our closing ")".
+      if (i + 1 < line.length) out += c + line[++i]!;
+    } else if (depth > 0) {
+      if (c === '(') out += '\\(';
+      else {
+        out += c;
+        if (c === ')') depth--;
+      }
+    } else if (quoted) {
+      out += c;
+      if (c === '"') quoted = false;
+    } else {
+      out += c;
+      if (c === '"') quoted = true;
+      else if (c === '(') depth = 1;
+    }
+  }
+  return out + ')'.repeat(depth);
+}
 
 interface MailauthDkimRow {
   signingDomain?: string;

@@ -14,7 +14,7 @@ import { authenticate } from 'mailauth';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authservIdOf, authenticationResultsValue } from '../../src/deps/mail-auth.js';
+import { authservIdOf, authenticationResultsValue, closedComments } from '../../src/deps/mail-auth.js';
 import { dkimTxtRecord } from '../../src/deps/signing-key.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import { authenticationRule, authenticationSchema, forgedIndexes } from '../../src/rules/authentication.js';
@@ -108,6 +108,29 @@ async function run(raw: Buffer, opts: { notice?: string; direction?: 'inbound' |
   return { mods: result.mods, trace: Object.fromEntries(result.trace.map((t) => [t.rule, t.details])), output };
 }
 
+/** RFC 5322 comments removed (nested, with quoted-pairs), as a reader of the header sees the rest. */
+function withoutComments(v: string): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i]!;
+    if (c === '\\') {
+      if (depth === 0) out += c + (v[i + 1] ?? '');
+      i++;
+    } else if (quoted) {
+      out += c;
+      if (c === '"') quoted = false;
+    } else if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (depth === 0) {
+      out += c;
+      if (c === '"') quoted = true;
+    }
+  }
+  return out;
+}
+
 const bodyAfter = (m: string | Buffer) => {
   const s = m.toString('latin1');
   return s.slice(s.indexOf('\r\n\r\n') + 4);
@@ -164,6 +187,24 @@ describe('rule authentication', () => {
     assert.equal(r.trace.authentication?.forged_removed, 2);
     assert.equal((r.output.match(/^Authentication-Results: gw\.example\.test;/gim) ?? []).length, 1, r.output);
     assert.match(r.output, /^Authentication-Results: other\.test; dkim=pass/m);
+  });
+
+  it('a "(" in the envelope sender cannot swallow the results after it into a comment', async () => {
+    // Security regression: mailauth escapes ")" in the SPF comment but not "(", so the comment
+    // "(… domain of "a(b"@relaxed.test …)" stayed open to the end of the header and a reader
+    // saw no dmarc result at all (a fail turned into nothing).
+    const raw = crlf('From: x@outside.test\nSubject: hi\n\nHello.\n');
+    const r = await run(raw, { notice: 'header', from: '"a(b"@relaxed.test' });
+    const visible = withoutComments(arValue(r));
+    assert.match(visible, /spf=pass/);
+    assert.match(visible, /dmarc=fail/, arValue(r));
+  });
+
+  it('closes and flattens comments whatever is in them', () => {
+    assert.equal(closedComments('spf=pass (x "a(b" y) smtp.mailfrom=z'), 'spf=pass (x "a\\(b" y) smtp.mailfrom=z');
+    assert.equal(closedComments('a=b (open'), 'a=b (open)');
+    assert.equal(closedComments('a=b (x\\) y\\'), 'a=b (x\\) y)');
+    assert.equal(closedComments('a="q(x" (c) d'), 'a="q(x" (c) d');
   });
 
   it('outbound mail is not checked and gets no header', async () => {
