@@ -64,6 +64,11 @@ export const authenticationSchema = z
     dns_servers: z.array(dnsServer).max(8).default([]),
     /** Per DNS query; a query that times out gives a temperror result, not a refusal. */
     dns_timeout: duration().default(2000),
+    /**
+     * The whole check (all DNS queries of DKIM, SPF's up to 10 lookups, DMARC) takes at most
+     * this long; past it the message goes on without Authentication-Results (logged, counted).
+     */
+    budget: duration().default(20_000),
     /** RSA keys shorter than this fail (RFC 8301 says 1024 at least). */
     min_key_bits: z.number().int().min(512).max(8192).default(1024),
     /**
@@ -135,8 +140,9 @@ export const authenticationRule = defineRule({
           if (m.direction !== 'inbound') return pass();
           const authservId = (config.authserv_id ?? conn.macros.get('j') ?? hostname()).toLowerCase();
           // Started before the first await: rules after this one in the list read the result.
+          const budget = AbortSignal.any([signal, AbortSignal.timeout(config.budget)]);
           const check = checkAuthentication(
-            { message: m.source.message(), ip: conn.client.ip, helo: conn.helo ?? '', sender: m.sender?.raw ?? '', authservId, signal, willSeal },
+            { message: m.source.message(), ip: conn.client.ip, helo: conn.helo ?? '', sender: m.sender?.raw ?? '', authservId, signal: budget, willSeal },
             opts,
           );
           startAuthFacts(m, check);
@@ -149,7 +155,7 @@ export const authenticationRule = defineRule({
           } catch (err) {
             if (signal.aborted) throw err;
             authCheckErrorsTotal.inc();
-            const error = (err as Error).message;
+            const error = budget.aborted ? `took longer than the budget of ${config.budget} ms` : (err as Error).message;
             m.log.error(`authentication check failed, no Authentication-Results recorded: ${error}`, { rule: 'authentication' });
             return removals.length ? modify(removals, { error, forged_removed: removals.length }) : pass({ error });
           }

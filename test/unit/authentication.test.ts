@@ -228,6 +228,23 @@ describe('rule authentication', () => {
     }
   });
 
+  it('a check over its budget: no header, forged ones still removed, the message goes on', async () => {
+    const silent = new FakeDns();
+    silent.silentByDefault = true;
+    const addr = await silent.start();
+    try {
+      const t0 = Date.now();
+      const raw = await sign(plain('a@outside.test', 'Authentication-Results: gw.example.test; dmarc=pass\n'));
+      const r = await run(raw, { notice: 'header', auth: { dns_servers: [addr], dns_timeout: '5s', budget: '300ms' } });
+      assert.ok(Date.now() - t0 < 3_000, `took ${Date.now() - t0} ms`);
+      assert.equal(arValue(r), '');
+      assert.deepEqual(r.mods.find((m) => m.type === 'changeHeader'), { type: 'changeHeader', name: 'Authentication-Results', index: 1, value: '' });
+      assert.equal(r.trace.authentication?.error, 'took longer than the budget of 300 ms');
+    } finally {
+      await silent.stop();
+    }
+  });
+
   it('parses authserv-ids and builds a folded value', () => {
     assert.equal(authservIdOf('  (x) Example.COM; spf=pass'), 'example.com');
     assert.equal(authservIdOf('example.com 1; none'), 'example.com');
