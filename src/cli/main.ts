@@ -18,6 +18,7 @@ import { lintMtaCommand } from './lint-mta.js';
 import { auditCommand } from './audit.js';
 import { milterCheckCommand } from './milter-check.js';
 import { initCommand } from './init.js';
+import { keygenCommand } from './keygen.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   lintMtaCommand,
   auditCommand,
   initCommand,
+  keygenCommand,
 ];
 
 function usage(): string {

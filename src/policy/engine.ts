@@ -54,9 +54,34 @@ export class PolicyEngine {
     const deadline = new PhaseDeadline(input.signal);
     try {
       const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input, deadline)));
-      return this.merge(entries, input, phase);
+      const result = this.merge(entries, input, phase);
+      if (phase === 'eom') await this.finish(result, input, deadline);
+      return result;
     } finally {
       deadline.dispose();
+    }
+  }
+
+  /**
+   * Signatures over the message as it will be delivered (an ARC seal, a DKIM signature) can
+   * only be made once every rule's changes are known: rules with a `finish` step get the merged
+   * modifications of an accepted message, in rule order, and add their own. A failing step is
+   * logged and adds nothing: a missing seal is not worth a bounce.
+   */
+  private async finish(result: PhaseResult, input: PhaseInput, deadline: PhaseDeadline): Promise<void> {
+    if (result.action !== 'continue' && result.action !== 'quarantine') return;
+    for (const rule of this.byPhase.get('eom') ?? []) {
+      if (!rule.finish || rule.mode !== 'enforce') continue;
+      try {
+        const added = await deadline.race(rule.finish(input, result.mods), rule.name);
+        result.mods.push(...added.mods);
+        if (added.details) {
+          const entry = result.trace.find((t) => t.rule === rule.name);
+          if (entry) entry.details = { ...entry.details, ...added.details };
+        }
+      } catch (err) {
+        input.conn.log.error(`rule ${rule.name} could not finish the message: ${(err as Error).message}`, { rule: rule.name, phase: 'eom' });
+      }
     }
   }
 

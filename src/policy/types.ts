@@ -215,6 +215,12 @@ export interface Rule {
   readonly mode: RuleMode;
   readonly needs?: RuleNeeds;
   readonly handlers: Partial<Record<Phase, PhaseHandler>>;
+  /**
+   * End of message, after every rule's verdict: `mods` are all modifications of the accepted
+   * message (read-only). For what must cover the message as delivered (an ARC seal, a DKIM
+   * signature). Enforce mode only; runs after the eom handlers of all rules.
+   */
+  finish?(input: PhaseInput, mods: readonly Modification[]): Promise<{ mods: Modification[]; details?: Record<string, unknown> }>;
   /** Events outside a phase verdict: the engine tells rules what happened, e.g. for the offender ledger. */
   onOutcome?(event: OutcomeEvent): void | Promise<void>;
   /**

@@ -14,6 +14,7 @@ import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../
 import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
 import { messageInput } from '../mime/parse/shared.js';
 import { modeField } from './common.js';
+import { inboundNoticeFields, planInboundNotice } from './inbound-notice.js';
 import { defineRule } from './rule-env.js';
 
 /** mailsplit's own default; more parts than this is a MIME bomb, not a letter. */
@@ -33,6 +34,9 @@ const textBlock = z
   })
   .strict();
 
+/** The inbound notice: a text block plus how it is shown (see inbound-notice.ts). */
+const inboundBlock = z.object({ ...textBlock.shape, ...inboundNoticeFields }).strict();
+
 const domainKey = z.string().regex(/^[A-Za-z0-9.-]+$/, 'not a domain name');
 
 export const disclaimerSchema = z
@@ -41,7 +45,7 @@ export const disclaimerSchema = z
     /** Mail from internal or authenticated clients. */
     outbound: textBlock.optional(),
     /** Mail from everyone else: the external-sender notice. */
-    inbound: textBlock.optional(),
+    inbound: inboundBlock.optional(),
     /** Outbound mail whose envelope sender is in this domain (or a subdomain) gets this text instead. */
     per_domain: z.record(domainKey, textBlock).default({}),
     /** Added to every rewritten message; a message carrying it with the same text id is left alone. */
@@ -146,6 +150,18 @@ export const disclaimerRule = defineRule({
             if (own) return skipped(m, `already DKIM-signed by ${own} (relayguard must run before the signer)`, { ...base, code: 'dkim-signed', domain: own });
           }
 
+          // Inbound: the notice may go into the Subject or a banner header instead of the body.
+          let notice: Record<string, unknown> = {};
+          if (m.direction === 'inbound' && config.inbound) {
+            const plan = await planInboundNotice(m, { ...config.inbound, text: chosen.text });
+            if (plan.kind === 'skip') return skipped(m, plan.reason, { ...base, ...plan.details });
+            if (plan.kind === 'headers') {
+              if (config.mode === 'monitor') m.log.info(`inbound notice would be added (${String(plan.details.notice)})`, { rule: 'disclaimer', ...plan.details });
+              return modify(plan.mods, { ...base, ...plan.details });
+            }
+            notice = plan.details;
+          }
+
           let result: Awaited<ReturnType<typeof addDisclaimer>>;
           try {
             result = await addDisclaimer({
@@ -182,7 +198,7 @@ export const disclaimerRule = defineRule({
           ];
           // In monitor mode the engine logs and drops the modifications: release the file now.
           if (config.mode === 'monitor') result.body.dispose();
-          const details: Record<string, unknown> = { ...base, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
+          const details: Record<string, unknown> = { ...base, ...notice, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
           if (result.asciiForm.length) details.ascii_form = result.asciiForm;
           // The decision line's trace carries the same details; a second info line per message
           // would double the log volume of a busy gateway. Monitor mode says what it would do.

@@ -2,6 +2,7 @@
 // template.ts, give it a name and a schema, and add it here.
 import type { RuleDefinition } from './rule-env.js';
 import { traceHeaderRule } from './trace-header.js';
+import { authenticationRule } from './authentication.js';
 import { disclaimerRule } from './disclaimer.js';
 import { relayRule } from './relay.js';
 import { sizeRule } from './size.js';
@@ -12,9 +13,12 @@ import { contentRule } from './content.js';
 import { blocklistsRule } from './blocklists.js';
 import { offendersRule } from './offenders.js';
 import { originRule } from './origin.js';
+import { dkimSignRule } from './dkim-sign.js';
 
 export const RULES: readonly RuleDefinition[] = [
   traceHeaderRule,
+  // Before every rule that changes the message: its check starts first (see auth-facts.ts).
+  authenticationRule,
   relayRule,
   sizeRule,
   accessRule,
@@ -26,4 +30,6 @@ export const RULES: readonly RuleDefinition[] = [
   offendersRule,
   // After offenders: its score feeds the ledger the offenders rule opened.
   originRule,
+  // Signs in the finish step, over every rule's changes.
+  dkimSignRule,
 ];

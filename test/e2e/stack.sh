@@ -52,9 +52,11 @@ readonly READY_TIMEOUT_S=30
 readonly STOP_TIMEOUT_S=10
 # gcc and libmilter-dev build bench/cmilter, the C milter `relayguard milter-check` is tested against.
 # libmaxmind-db-writer-perl writes the test .mmdb files of the origin rule; mmdb-bin (mmdblookup) cross-checks them.
+# nsd serves the outside domains' DKIM keys, SPF and DMARC records to the authentication tests
+# (test/e2e/auth/outside-dns.ts starts it); python3-dkim (dkimpy) is their independent verifier.
 readonly PACKAGES=(postfix clamav-daemon clamdscan rbldnsd swaks miltertest bind9-dnsutils openssl
   libsasl2-modules redis-server gcc libmilter-dev prometheus
-  libmaxmind-db-writer-perl mmdb-bin)
+  libmaxmind-db-writer-perl mmdb-bin nsd python3-dkim python3-nacl python3-dnspython)
 
 started_ms=$(date +%s%3N)
 say() { printf 'stack[%s] %5sms %s\n' "$SLOT" "$(($(date +%s%3N) - started_ms))" "$*"; }

@@ -1,0 +1,248 @@
+// Sender authentication of one message (DKIM, SPF, DMARC, and the ARC chain it came with) on
+// mailauth, through a DNS resolver we choose (the system's, or the servers in the policy) and
+// under the phase deadline. This file turns mailauth's result into the small set of facts the
+// rules read, and the lines of our Authentication-Results header (RFC 8601).
+import { Resolver } from 'node:dns/promises';
+import type { Readable } from 'node:stream';
+import { authenticate, dkimSign, sealMessage } from 'mailauth';
+import { untilAborted } from './until-aborted.js';
+
+export type AuthResult = 'pass' | 'fail' | 'neutral' | 'none' | 'policy' | 'softfail' | 'temperror' | 'permerror';
+
+export interface DkimFact {
+  /** d= of the signature. */
+  domain: string;
+  selector: string;
+  algorithm: string;
+  result: AuthResult;
+  /** Lower-case names of the headers the signature covers (h=), in order. */
+  signedHeaders: string[];
+  /** The signature's d= is aligned with the From domain (DMARC's relaxed or strict rule). */
+  aligned: boolean;
+}
+
+export interface AuthFacts {
+  /** The authserv-id the results were recorded under. */
+  authservId: string;
+  dkim: DkimFact[];
+  spf: { result: AuthResult; domain: string };
+  dmarc: {
+    result: AuthResult;
+    /** The From domain's published policy (p=, or sp= for a subdomain): "none" when it has none. */
+    policy: 'none' | 'quarantine' | 'reject';
+    domain: string;
+  };
+  /** The ARC chain the message came with: none, pass or fail. */
+  arc: AuthResult;
+  /** Result lines of Authentication-Results (without the authserv-id), one per method. */
+  lines: string[];
+  /** relayguard will ARC-seal the message if it changes it (rule authentication, arc_seal). */
+  willSeal: boolean;
+}
+
+export interface AuthInput {
+  message: Readable | Buffer;
+  /** Client IP address; null for a local (unix socket) client, which gets spf=none. */
+  ip: string | null;
+  helo: string;
+  /** MAIL FROM address, "" for the null sender. */
+  sender: string;
+  authservId: string;
+  signal: AbortSignal;
+  /** Recorded in the facts: the caller seals what relayguard changes. */
+  willSeal?: boolean;
+}
+
+export interface MailAuthOptions {
+  /** "host" or "host:port"; empty: the system's resolvers. */
+  dnsServers: readonly string[];
+  /** Per-query timeout, ms. */
+  dnsTimeoutMs: number;
+  /** Smallest RSA key (bits) a signature may use and still pass. */
+  minKeyBits: number;
+}
+
+type DnsAnswer = string[][] | string[];
+
+/** mailauth's resolver contract: (name, rrtype) => the answer dns.resolve gives. */
+export function makeResolver(opts: MailAuthOptions): { resolve(name: string, type: string): Promise<DnsAnswer>; cancel(): void } {
+  const resolver = new Resolver({ timeout: opts.dnsTimeoutMs, tries: 2 });
+  if (opts.dnsServers.length > 0) resolver.setServers([...opts.dnsServers]);
+  return {
+    resolve: (name, type) => resolver.resolve(name, type) as Promise<DnsAnswer>,
+    cancel: () => resolver.cancel(),
+  };
+}
+
+const RESULTS = new Set<AuthResult>(['pass', 'fail', 'neutral', 'none', 'policy', 'softfail', 'temperror', 'permerror']);
+const asResult = (r: unknown): AuthResult => (typeof r === 'string' && RESULTS.has(r.toLowerCase() as AuthResult) ? (r.toLowerCase() as AuthResult) : 'none');
+const asPolicy = (p: unknown): AuthFacts['dmarc']['policy'] => (p === 'reject' || p === 'quarantine' ? p : 'none');
+
+/** A result line with its whitespace folded to single spaces (mailauth folds long lines itself). */
+const oneLine = (s: string) => closedComments(s.replace(/\s+/g, ' ').trim());
+
+/**
+ * mailauth writes comments with ")" and "\" escaped but "(" as it is, and a comment quotes the
+ * envelope sender: `(… domain of "a(b"@x …)` would open a nested comment that never closes and
+ * hide every result after it from a reader. Inside a comment every "(" is escaped here (mailauth
+ * never nests comments) and a comment still open at the end of the line is closed.
+ */
+export function closedComments(line: string): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === '\\') {
+      // A quoted-pair stays as it is; a lone "\" at the end would escape our closing ")".
+      if (i + 1 < line.length) out += c + line[++i]!;
+    } else if (depth > 0) {
+      if (c === '(') out += '\\(';
+      else {
+        out += c;
+        if (c === ')') depth--;
+      }
+    } else if (quoted) {
+      out += c;
+      if (c === '"') quoted = false;
+    } else {
+      out += c;
+      if (c === '"') quoted = true;
+      else if (c === '(') depth = 1;
+    }
+  }
+  return out + ')'.repeat(depth);
+}
+
+interface MailauthDkimRow {
+  signingDomain?: string;
+  selector?: string;
+  algo?: string;
+  info?: string;
+  status?: { result?: string; aligned?: string | false };
+  signingHeaders?: { keys?: string };
+}
+
+/** Checks the message. DNS trouble shows as temperror results, never as an exception. */
+export async function checkAuthentication(input: AuthInput, opts: MailAuthOptions): Promise<AuthFacts> {
+  const dns = makeResolver(opts);
+  const onAbort = () => dns.cancel();
+  input.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const r = await untilAborted(
+      authenticate(input.message, {
+        ...(input.ip ? { ip: input.ip } : {}),
+        helo: input.helo,
+        sender: input.sender,
+        mta: input.authservId,
+        resolver: dns.resolve,
+        minBitLength: opts.minKeyBits,
+        disableBimi: true,
+      }),
+      input.signal,
+    );
+    const rows = (r.dkim?.results ?? []) as MailauthDkimRow[];
+    const dkim: DkimFact[] = rows
+      .filter((row) => row.signingDomain)
+      .map((row) => ({
+        domain: row.signingDomain!.toLowerCase(),
+        selector: row.selector ?? '',
+        algorithm: row.algo ?? '',
+        result: asResult(row.status?.result),
+        signedHeaders: (row.signingHeaders?.keys ?? '')
+          .split(':')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+        aligned: Boolean(row.status?.aligned),
+      }));
+    const lines: string[] = rows.map((row) => oneLine(row.info ?? ''));
+    if (lines.length === 0) lines.push('dkim=none');
+    const spf = r.spf as { status?: { result?: string }; domain?: string; info?: string } | false | undefined;
+    if (spf && spf.info) lines.push(oneLine(spf.info));
+    else lines.push('spf=none');
+    const arc = r.arc as { status?: { result?: string }; info?: string } | false | undefined;
+    if (arc && arc.info) lines.push(oneLine(arc.info));
+    const dmarc = r.dmarc as { status?: { result?: string }; policy?: string; p?: string; domain?: string; info?: string } | false | undefined;
+    if (dmarc && dmarc.info) lines.push(oneLine(dmarc.info));
+    else lines.push('dmarc=none');
+    return {
+      authservId: input.authservId,
+      dkim,
+      spf: { result: spf ? asResult(spf.status?.result) : 'none', domain: spf ? (spf.domain ?? '') : '' },
+      dmarc: {
+        result: dmarc ? asResult(dmarc.status?.result) : 'none',
+        policy: dmarc ? asPolicy(dmarc.policy ?? dmarc.p) : 'none',
+        domain: dmarc ? (dmarc.domain ?? '') : '',
+      },
+      arc: arc ? asResult(arc.status?.result) : 'none',
+      lines,
+      willSeal: input.willSeal ?? false,
+    };
+  } finally {
+    input.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The value of our Authentication-Results header: authserv-id, then one folded line per result. */
+export function authenticationResultsValue(facts: Pick<AuthFacts, 'authservId' | 'lines'>): string {
+  return [`${facts.authservId};`, ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`)].join('\n');
+}
+
+/**
+ * The authserv-id an Authentication-Results value claims (RFC 8601 section 2.2: the first token,
+ * before any version and ";"), lower-case; "" when there is none.
+ */
+export function authservIdOf(value: string): string {
+  const stripped = value.replace(/\([^()]*\)/g, ' ').trim();
+  const m = /^([^\s;]+)/.exec(stripped);
+  return m ? m[1]!.toLowerCase() : '';
+}
+
+export interface SealKey {
+  domain: string;
+  selector: string;
+  /** PEM (PKCS#8 or PKCS#1 RSA, PKCS#8 Ed25519). */
+  privateKey: string;
+  algorithm: 'rsa-sha256' | 'ed25519-sha256';
+}
+
+/**
+ * An ARC set (RFC 8617) over the message as it will be delivered: ARC-Seal,
+ * ARC-Message-Signature, ARC-Authentication-Results, top first, as header fields. The instance
+ * follows the chain the message came with; `cv` is that chain's result ("none" for the first).
+ */
+export async function arcSet(message: Readable, key: SealKey, authResults: string, cv: AuthResult): Promise<Array<{ name: string; value: string }>> {
+  const raw = await sealMessage(message, {
+    signingDomain: key.domain,
+    selector: key.selector,
+    privateKey: key.privateKey,
+    algorithm: key.algorithm,
+    authResults,
+    cv: cv === 'pass' || cv === 'fail' ? cv : 'none',
+  } as Parameters<typeof sealMessage>[1]);
+  return headerFields(raw.toString('latin1'));
+}
+
+/** DKIM-Signature fields over the message as it will be delivered, one per key. */
+export async function dkimSignatures(message: Readable, keys: readonly SealKey[]): Promise<Array<{ name: string; value: string }>> {
+  const r = await dkimSign(message, {
+    canonicalization: 'relaxed/relaxed',
+    signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm })),
+  } as Parameters<typeof dkimSign>[1]);
+  if (r.errors?.length) {
+    const why = (r.errors as unknown[]).map((e) => (e as { error?: Error; message?: string }).error?.message ?? (e as Error).message ?? String(e));
+    throw new Error(`DKIM signing failed: ${why.join('; ')}`);
+  }
+  return headerFields(r.signatures);
+}
+
+/** "Name: value\r\n folded\r\n" lines -> fields with the value's folds as "\n" + whitespace. */
+function headerFields(text: string): Array<{ name: string; value: string }> {
+  return text
+    .split(/\r?\n(?![ \t])/)
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const colon = l.indexOf(':');
+      return { name: l.slice(0, colon), value: l.slice(colon + 1).replace(/^ /, '').replace(/\r\n/g, '\n') };
+    });
+}

@@ -1,0 +1,56 @@
+// The engine's finish step at end of message: rules that sign the delivered message see every
+// rule's merged modifications, add theirs, and never turn a failure into a refusal.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../../src/logging.js';
+import { PolicyEngine } from '../../src/policy/engine.js';
+import { modify, pass, reject, type ConnectionContext, type MessageContext, type Modification, type Rule, type Verdict } from '../../src/policy/types.js';
+
+const conn = (): ConnectionContext => ({
+  id: 'c1',
+  client: { ip: '203.0.113.9', hostname: 'x', port: 1, family: 'inet' },
+  macros: { get: () => undefined },
+  internalNetwork: false,
+  networkGroups: [],
+  state: new Map(),
+  log: silentLogger(),
+});
+const msg = { state: new Map(), headers: [], log: silentLogger() } as unknown as MessageContext;
+
+function signer(seen: Array<readonly Modification[]>, mode: Rule['mode'] = 'enforce', fail = false): Rule {
+  return {
+    name: 'signer',
+    mode,
+    handlers: { eom: async () => pass({ checked: true }) },
+    async finish(_input, mods) {
+      if (fail) throw new Error('key gone');
+      seen.push([...mods]);
+      return { mods: [{ type: 'insertHeader', index: 0, name: 'X-Sig', value: String(mods.length) }], details: { signed: true } };
+    },
+  };
+}
+const changer = (v: Verdict): Rule => ({ name: 'changer', mode: 'enforce', handlers: { eom: async () => v } });
+const run = (rules: Rule[]) => new PolicyEngine(rules).run('eom', { conn: conn(), msg, signal: AbortSignal.timeout(2000) });
+
+describe('engine finish step', () => {
+  it('gets the merged modifications of the other rules and adds its own, with trace details', async () => {
+    const seen: Array<readonly Modification[]> = [];
+    const r = await run([signer(seen), changer(modify([{ type: 'addHeader', name: 'X-A', value: '1' }]))]);
+    assert.deepEqual(seen, [[{ type: 'addHeader', name: 'X-A', value: '1' }]]);
+    assert.deepEqual(r.mods.at(-1), { type: 'insertHeader', index: 0, name: 'X-Sig', value: '1' });
+    assert.deepEqual(r.trace.find((t) => t.rule === 'signer')?.details, { checked: true, signed: true });
+  });
+
+  it('does not run for a refused message, nor in monitor mode', async () => {
+    const seen: Array<readonly Modification[]> = [];
+    await run([signer(seen), changer(reject('no'))]);
+    await run([signer(seen, 'monitor'), changer(pass())]);
+    assert.deepEqual(seen, []);
+  });
+
+  it('a failing step adds nothing and the message is still accepted', async () => {
+    const r = await run([signer([], 'enforce', true), changer(modify([{ type: 'addHeader', name: 'X-A', value: '1' }]))]);
+    assert.equal(r.action, 'continue');
+    assert.deepEqual(r.mods, [{ type: 'addHeader', name: 'X-A', value: '1' }]);
+  });
+});
