@@ -9,15 +9,14 @@ import { parseHostPort, runAudit } from '../audit/probes.js';
 import { formatJson, formatJunit, formatTable } from '../audit/report.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
 /** How long one postqueue/postsuper/sendmail run may take. */
 const MTA_TOOL_TIMEOUT_MS = 10_000;
 
 export const auditCommand: Command = {
-  name: 'audit',
-  usage: 'audit --smtp HOST:PORT [--config F] [--rcpt ADDR] [--outside-ip IP] [--bind IP[,IP...]] [--helo NAME] [--json] [--junit FILE]',
-  summary: 'Probe a live gateway (VRFY, relay, spoofing, size, EICAR, attachments, TLS, DNSBL, clamd, milter); exit 0 when all pass.',
+  ...about('audit'),
   async run(argv) {
     const a = parseArgs(argv, {
       smtp: { value: true },

@@ -11,6 +11,7 @@ import { Conversation, type Outcome } from '../session/conversation.js';
 import { applyModifications, splitMessage } from '../session/offline-message.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit } from './policy-file.js';
 import { expectationReport } from './check-expect.js';
 
@@ -117,10 +118,7 @@ function dedupe(entries: TraceEntry[]): TraceEntry[] {
 }
 
 export const checkCommand: Command = {
-  name: 'check',
-  usage:
-    'check [--config F] --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] [--expect FILE] MESSAGE.eml',
-  summary: 'Run the policy offline on a message; print each rule verdict and the final action.',
+  ...about('check'),
   async run(argv) {
     const a = parseArgs(argv, {
       config: { value: true },

@@ -1,3 +1,23 @@
+// What every command is, and the little that main needs without loading any command's code.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** dist/src/cli -> package root */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The command has already said what went wrong; main exits with this code and prints nothing more. */
+export class CommandFailed extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+    this.name = 'CommandFailed';
+  }
+}
+
 export interface Command {
   name: string;
   /** Synopsis after "relayguard ". */

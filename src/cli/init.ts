@@ -9,11 +9,10 @@ import { POSTCONF_TIMEOUT_MS } from '../mta/lint.js';
 import { chrootInfo } from '../mta/master-cf.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 
 export const initCommand: Command = {
-  name: 'init',
-  usage: 'init [--out F] [--clamd-conf F]',
-  summary: 'Write a starting policy from the live Postfix (postconf -x; MAIL_CONFIG honoured), every rule in monitor mode.',
+  ...about('init'),
   async run(argv) {
     const a = parseArgs(argv, { out: { value: true }, 'clamd-conf': { value: true } });
     const defaults = mtaSchema.parse({});

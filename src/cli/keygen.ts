@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { dkimTxtRecord, MIN_RSA_BITS, readSigningKey, type SigningAlgorithm } from '../deps/signing-key.js';
 import { parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 
 const MAX_RSA_BITS = 4096;
 const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
@@ -18,9 +19,7 @@ export function zoneLine(name: string, value: string): string {
 }
 
 export const keygenCommand: Command = {
-  name: 'keygen',
-  usage: 'keygen --domain D --selector S --key FILE [--algorithm rsa-sha256|ed25519-sha256] [--bits N]',
-  summary: 'Create a signing key for arc_seal / DKIM (or read an existing one) and print the DNS TXT record to publish.',
+  ...about('keygen'),
   async run(argv) {
     const a = parseArgs(argv, { domain: { value: true }, selector: { value: true }, key: { value: true }, algorithm: { value: true }, bits: { value: true } });
     const domain = str(a, 'domain');

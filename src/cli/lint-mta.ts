@@ -5,12 +5,11 @@ import { formatFinding, lintPostconfText, POSTCONF_TIMEOUT_MS } from '../mta/lin
 import { runPostconf } from '../mta/postconf.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
 export const lintMtaCommand: Command = {
-  name: 'lint-mta',
-  usage: 'lint-mta [--config F] [--postconf FILE|-] [--json]',
-  summary: 'Check postconf -n output (runs postconf -c DIR -n without --postconf) against the policy; exit 1 on errors.',
+  ...about('lint-mta'),
   async run(argv) {
     const a = parseArgs(argv, { config: { value: true }, postconf: { value: true }, json: { value: false } });
     const { config } = loadPolicyOrExit(str(a, 'config'));

@@ -1,40 +1,14 @@
 #!/usr/bin/env node
-// relayguard command line: a table of subcommands, each in its own file. Adding a command is one
-// import and one entry in COMMANDS; its run() parses its own arguments with ./args.ts, which
-// gives it -c/--config, --help and the refusal of anything it does not take.
+// relayguard command line: a table of subcommands (commands.ts), each in its own file and loaded
+// only when it runs; its run() parses its own arguments with ./args.ts, which gives it
+// -c/--config, --help and the refusal of anything it does not take.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HelpRequested, UsageError } from './args.js';
-import type { Command } from './command.js';
-import { CommandFailed, packageVersion } from './policy-file.js';
-import { serveCommand } from './serve.js';
-import { validateCommand } from './validate.js';
-import { checkCommand } from './check.js';
-import { reloadCommand } from './reload.js';
-import { quarantineCommand } from './quarantine.js';
-import { offendersCommand, unbanCommand } from './offenders.js';
-import { postfixConfigCommand } from './postfix-config.js';
-import { lintMtaCommand } from './lint-mta.js';
-import { auditCommand } from './audit.js';
-import { milterCheckCommand } from './milter-check.js';
-import { initCommand } from './init.js';
-import { keygenCommand } from './keygen.js';
+import { CommandFailed, packageVersion, type Command } from './command.js';
+import { COMMANDS } from './commands.js';
 
-export const COMMANDS: readonly Command[] = [
-  serveCommand,
-  validateCommand,
-  checkCommand,
-  milterCheckCommand,
-  reloadCommand,
-  quarantineCommand,
-  offendersCommand,
-  unbanCommand,
-  postfixConfigCommand,
-  lintMtaCommand,
-  auditCommand,
-  initCommand,
-  keygenCommand,
-];
+export { COMMANDS };
 
 function usage(): string {
   const lines = COMMANDS.map((c) => `  relayguard ${c.usage}\n      ${c.summary}`);
@@ -45,7 +19,7 @@ function usage(): string {
   );
 }
 
-function commandHelp(cmd: Command): string {
+function commandHelp(cmd: Pick<Command, 'usage' | 'summary'>): string {
   const config = cmd.usage.includes('--config') ? '\n-c F is short for --config F.' : '';
   return `usage: relayguard ${cmd.usage}\n\n${cmd.summary}${config}\n`;
 }
@@ -80,8 +54,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`relayguard: unknown command "${name}" (${hint})\n`);
     return 2;
   }
+  // `COMMAND --help` alone is answered from the table, without loading the command's code.
+  if (rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h')) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
+  }
   try {
-    return await cmd.run([...rest]);
+    return await (await cmd.load()).run([...rest]);
   } catch (err) {
     if (err instanceof HelpRequested) {
       process.stdout.write(commandHelp(cmd));

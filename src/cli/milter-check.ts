@@ -7,13 +7,11 @@ import { runMilterCheck, type MilterCheckResult } from '../audit/milter-check.js
 import { parseListen, type ListenAddress } from '../session/server.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
 export const milterCheckCommand: Command = {
-  name: 'milter-check',
-  usage:
-    'milter-check --milter inet:HOST:PORT|unix:PATH | --config F --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] MESSAGE.eml',
-  summary: "Play the MTA against a milter (--milter, or the listen address of the policy's server) and print what it does with the message.",
+  ...about('milter-check'),
   async run(argv) {
     const a = parseArgs(
       argv,

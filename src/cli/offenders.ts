@@ -9,6 +9,7 @@ import { showable } from '../safe-text.js';
 import { formatUntil, ledgerPolicyOf, offendersSchema, type OffendersConfig } from '../rules/offenders.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
 /** The offenders block of the policy, with defaults when the rule is not configured. */
@@ -80,9 +81,7 @@ function byCountry(rows: OffenderRow[]): Array<{ country: string; addresses: num
 }
 
 export const offendersCommand: Command = {
-  name: 'offenders',
-  usage: 'offenders [--config F] [--country CC]... [--by-country] [--json]',
-  summary: 'List client IPs with offences in the window and active bans (the offender ledger); --country keeps those placed in a country, --by-country counts per country.',
+  ...about('offenders'),
   run: (argv) => reportingLedgerTrouble('offenders', () => listOffenders(argv)),
 };
 
@@ -130,9 +129,7 @@ async function listOffenders(argv: string[]): Promise<number> {
 }
 
 export const unbanCommand: Command = {
-  name: 'unban',
-  usage: 'unban IP [--config F]',
-  summary: 'Lift the ban of a client IP and forget its offences.',
+  ...about('unban'),
   run: (argv) => reportingLedgerTrouble('unban', () => unban(argv)),
 };
 

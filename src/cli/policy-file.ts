@@ -1,26 +1,16 @@
 // Which policy file a command uses: --config, else the shipped policies/default.yaml.
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import type { PolicyConfig } from '../config/schema.js';
 import { resolveStateDir } from '../ops/state-dir.js';
+import { CommandFailed, PACKAGE_ROOT } from './command.js';
 
-/** dist/src/cli -> package root */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_POLICY = join(PACKAGE_ROOT, 'policies', 'default.yaml');
 
 export function policyPath(flag: string | undefined): string {
   return flag ? resolve(flag) : DEFAULT_POLICY;
 }
 
-/** The command has already said what went wrong; main exits with this code and prints nothing more. */
-export class CommandFailed extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-    this.name = 'CommandFailed';
-  }
-}
 
 /**
  * Load or exit 1 with every error as file:line:col. The default state_dir, when this user cannot
@@ -39,9 +29,6 @@ export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConf
 }
 
 /** The version in the installed package.json. */
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 /** Postfix's configuration directory: MAIL_CONFIG overrides the policy, as for Postfix's own tools. */
 export function postfixConfigDir(config: PolicyConfig): string {

@@ -12,6 +12,7 @@ import type { RuleNeeds } from '../policy/types.js';
 import type { PolicyConfig } from '../config/schema.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { readFileSync } from 'node:fs';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
@@ -54,10 +55,7 @@ export async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Ar
 }
 
 export const postfixConfigCommand: Command = {
-  name: 'postfix-config',
-  usage: 'postfix-config [--config F] [--apply] [--postconf FILE|-] [--mta postfix|sendmail] [--access-map]',
-  summary:
-    'Print the postconf -e changes the policy needs against the live Postfix (postconf -n), each with the reason; --apply runs them (backup of main.cf, diff); --mta sendmail: the sendmail.mc lines; --access-map: Sendmail\'s access map.',
+  ...about('postfix-config'),
   async run(argv) {
     const a = parseArgs(argv, { config: { value: true }, mta: { value: true }, 'access-map': { value: false }, apply: { value: false }, postconf: { value: true } });
     const { config, file } = loadPolicyOrExit(str(a, 'config'));

@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 import { CliError, heldSummaryLines, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 import { runSendmailQuarantine, SENDMAIL_SUBCOMMANDS } from './quarantine-sendmail.js';
@@ -215,9 +216,7 @@ async function remove(ctx: Ctx, id: string): Promise<number> {
 const SUBCOMMANDS = ['list', 'show', 'release', 'delete'] as const;
 
 export const quarantineCommand: Command = {
-  name: 'quarantine',
-  usage: 'quarantine list|show ID|release ID|delete ID [--config F] [--json]',
-  summary: "Held messages (Postfix's hold queue, or Sendmail's quarantine with mta.kind: sendmail) with the reason relayguard held them; release delivers, delete removes.",
+  ...about('quarantine'),
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, json: { value: false } }, { min: 0, max: 2 });
     const [sub, id, ...extra] = args.positional;

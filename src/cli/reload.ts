@@ -3,12 +3,11 @@ import { readFileSync } from 'node:fs';
 import { formatError, loadPolicyFile } from '../config/load.js';
 import { parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { policyPath } from './policy-file.js';
 
 export const reloadCommand: Command = {
-  name: 'reload',
-  usage: 'reload [--config F] [--pid-file F]',
-  summary: 'Validate the policy, then tell the running daemon (pid file) to reload it.',
+  ...about('reload'),
   async run(argv) {
     const a = parseArgs(argv, { config: { value: true }, 'pid-file': { value: true } });
     const file = policyPath(str(a, 'config'));

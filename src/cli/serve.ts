@@ -20,6 +20,7 @@ import { MilterServer, parseListen } from '../session/server.js';
 import { socketGroup } from '../session/socket-owner.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { fitDefaultPolicy } from './default-policy.js';
 import { DEFAULT_POLICY, loadPolicyOrExit } from './policy-file.js';
 
@@ -184,9 +185,7 @@ class Daemon {
 }
 
 export const serveCommand: Command = {
-  name: 'serve',
-  usage: 'serve [--config F] [--listen inet:HOST:PORT|unix:PATH] [--metrics HOST:PORT|off] [--pid-file F]',
-  summary: 'Run the milter daemon (default policy: policies/default.yaml). SIGHUP reloads the policy.',
+  ...about('serve'),
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true }, 'pid-file': { value: true } });
     const { config, file, stateNote } = loadPolicyOrExit(str(args, 'config'));

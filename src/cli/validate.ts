@@ -3,12 +3,11 @@
 import { formatError, loadPolicyFile } from '../config/load.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
+import { about } from './commands.js';
 import { policyPath } from './policy-file.js';
 
 export const validateCommand: Command = {
-  name: 'validate',
-  usage: 'validate [--config F] [--json]',
-  summary: 'Check a policy file; every error is printed as file:line:col: message (exit 1). --json: {ok, file, errors: [{line, col, path, message}]}.',
+  ...about('validate'),
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, json: { value: false } });
     const file = policyPath(str(args, 'config'));

@@ -10,7 +10,7 @@ import { DEFAULT_OUTSIDE_IPS, parseHostPort, runAudit, type AuditReport, type Pr
 import { formatJson, formatJunit, formatTable, xmlEscape } from '../../src/audit/report.js';
 import { postfixHeldQueue, sendmailHeldQueue, type HeldQueue } from '../../src/audit/held-queue.js';
 import type { PostfixTools } from '../../src/audit/postfix-queue.js';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
 import { FakeDns } from './dnsbl-fake-server.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { compareExpectation, expectationReport, firstDifference, loadExpectation } from '../../src/cli/check-expect.js';
 
 function caseDir(files: Record<string, string>): string {

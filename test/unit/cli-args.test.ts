@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { COMMANDS, main } from '../../src/cli/main.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { closestKey, knownKeys } from '../../src/config/suggest.js';
@@ -18,6 +18,12 @@ const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'rg-cli-args-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+// Commands are loaded when they run (src/cli/commands.ts): load them all first, so that no test
+// runner output can land in the capture below while main() waits for a module.
+before(async () => {
+  for (const cmd of COMMANDS) await cmd.load();
+});
 
 /** main() with stdout and stderr captured. */
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

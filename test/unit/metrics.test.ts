@@ -12,7 +12,7 @@ import { parsePolicyText } from '../../src/config/load.js';
 import { silentLogger } from '../../src/logging.js';
 import { messagesTotal, phaseSeconds, registry } from '../../src/ops/metrics.js';
 import { CompiledPolicy } from '../../src/policy/compile.js';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import '../../src/cli/serve.js';
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0;

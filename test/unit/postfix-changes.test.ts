@@ -14,7 +14,7 @@ import { postfixSizeLimit } from '../../src/mta/postfix-config.js';
 import { parsePostconf } from '../../src/mta/postconf.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
 import { unifiedDiff } from '../../src/mta/text-diff.js';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 
 const REFERENCE = join(PACKAGE_ROOT, 'examples', 'postfix', 'relayguard.yaml');
 

@@ -10,7 +10,7 @@ import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postco
 import { excludedProtocols, formatConfigLines, postfixConfigLines, SIZE_HEADROOM_BYTES } from '../../src/mta/postfix-config.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
 import { accessMapPath, accessMapPrefix, formatAccessMap, formatSendmailConfig, sendmailAccessEntries } from '../../src/mta/sendmail-config.js';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 
 const REFERENCE = join(PACKAGE_ROOT, 'examples', 'postfix', 'relayguard.yaml');
 

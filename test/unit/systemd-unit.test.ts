@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PACKAGE_ROOT } from '../../src/cli/policy-file.js';
+import { PACKAGE_ROOT } from '../../src/cli/command.js';
 
 const UNIT = join(PACKAGE_ROOT, 'examples', 'systemd', 'relayguard.service');
 /** The exposure docs/operations.md states (systemd 252's scale: 0 safest, 10 unsafe). */
