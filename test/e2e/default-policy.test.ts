@@ -29,6 +29,8 @@ before(async () => {
   });
   rg.stderr!.on('data', (c: Buffer) => (log += c.toString()));
   await pollUntil(async () => ((await portAccepts(stack.milterPort, 200)) ? true : rg.exitCode !== null ? (() => { throw new Error(log); })() : undefined), 20_000, `relayguard serve (default policy) on ${stack.milterListen}`);
+  // The port accepts a moment before the start-up lines have come through the pipe.
+  await pollUntil(() => (log.includes('relayguard listening') ? true : undefined), 5_000, 'the "listening" log line');
 });
 
 after(async () => {
