@@ -3,8 +3,13 @@
 // count and part header size, so that a MIME bomb is refused instead of scanned. Nothing here
 // buffers the message; what a visitor keeps is its own business. A multipart without any parts
 // is handed over as text: a client may show its body, so it is read.
+//
+// An attached message sent base64- or quoted-printable-encoded (invalid for message/rfc822, but
+// some clients decode it and show its parts) is read both ways: as its bytes are, like Python's
+// email package, and decoded, parsed and walked as a message of its own. The decoded copy is the
+// one thing held in memory here, up to ENCODED_MESSAGE_MAX_BYTES.
 import libmime from 'libmime';
-import { parseStream } from './parse/shared.js';
+import { nextReadings, parseStream } from './parse/shared.js';
 import { readRanges, type Pieces, type RangeReader } from './parse/ranges.js';
 import { partLabel, type MimeParse, type MimePart } from './parse/types.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
@@ -65,7 +70,12 @@ export interface PartVisitor {
   readonly done?: boolean;
 }
 
-export type LimitKind = 'depth' | 'parts' | 'header';
+export type LimitKind = 'depth' | 'parts' | 'header' | 'encoded-message';
+
+/** Largest decoded attached message that was sent transfer-encoded (see above), bytes. */
+export const ENCODED_MESSAGE_MAX_BYTES = 16 * 1024 * 1024;
+
+const DECODED_MESSAGE_ENCODINGS = new Set(['base64', 'quoted-printable']);
 
 export type WalkResult =
   | { status: 'complete'; parts: number }
@@ -99,7 +109,78 @@ export async function walkMime(open: () => Pieces, limits: MimeLimits, visitor: 
     return (stopped = visitor.done === true);
   });
   if (signal.aborted) throw signal.reason;
-  return stopped ? { status: 'stopped', parts: tree.parts.length } : { status: 'complete', parts: tree.parts.length };
+  if (stopped) return { status: 'stopped', parts: tree.parts.length };
+  return walkEncodedMessages(open, tree, limits, visitor, signal);
+}
+
+/** Transfer-encoded attached messages, decoded and walked as messages (see the top of the file). */
+async function walkEncodedMessages(open: () => Pieces, tree: MimeParse, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal): Promise<WalkResult> {
+  let parts = tree.parts.length;
+  const encoded = tree.parts.filter((p) => p.kind === 'message' && DECODED_MESSAGE_ENCODINGS.has(p.encoding));
+  if (!encoded.length) return { status: 'complete', parts };
+  // Nested encoded messages lie inside their parent's range: one pass each keeps ranges apart.
+  for (const part of encoded) {
+    const decoded = await decodeRange(open, part, signal);
+    if (decoded === null) {
+      return { status: 'limit', limit: 'encoded-message', parts, detail: `an encoded attached message larger than ${ENCODED_MESSAGE_MAX_BYTES} bytes decoded` };
+    }
+    const inner: MimeLimits = { ...limits, maxDepth: limits.maxDepth - part.depth - 1, maxParts: limits.maxParts - parts };
+    const nested = prefixed(visitor, part);
+    const first = await parseStream([decoded], signal);
+    const readings = [first];
+    for (let todo = nextReadings(readings); todo.length; todo = nextReadings(readings)) {
+      for (const r of todo) readings.push(await parseStream([decoded], signal, r));
+    }
+    for (const reading of readings) {
+      const result = await walkMime(() => [decoded], inner, nested, signal, reading);
+      if (result.status === 'limit') return { ...result, parts: parts + result.parts };
+      if (result.status === 'stopped') return { status: 'stopped', parts: parts + result.parts };
+    }
+    parts += first.parts.length;
+  }
+  return { status: 'complete', parts };
+}
+
+/** The transfer-decoded body of `part`, or null past ENCODED_MESSAGE_MAX_BYTES. */
+async function decodeRange(open: () => Pieces, part: MimePart, signal: AbortSignal): Promise<Buffer | null> {
+  const decoder = transferDecoder(part.encoding);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = false;
+  const keep = (b: Buffer) => {
+    size += b.length;
+    if (size > ENCODED_MESSAGE_MAX_BYTES) over = true;
+    else if (b.length) chunks.push(b);
+  };
+  await readRanges(open(), [
+    {
+      start: part.bodyStart,
+      end: part.bodyEnd,
+      data: (v) => {
+        keep(decoder.write(v));
+        return !over;
+      },
+      done: () => {
+        if (!over) keep(decoder.end());
+      },
+    },
+  ], () => {
+    if (signal.aborted) throw signal.reason;
+    return over;
+  });
+  if (signal.aborted) throw signal.reason;
+  return over ? null : Buffer.concat(chunks, size);
+}
+
+/** The visitor as the parts of a decoded attached message reach it: numbered and placed under it. */
+function prefixed(visitor: PartVisitor, message: MimePart): PartVisitor {
+  const base = partLabel(message);
+  return {
+    onPart: (info) => visitor.onPart({ ...info, id: info.id === 'TEXT' ? base : `${base}.${info.id}`, depth: info.depth + message.depth + 1 }),
+    get done() {
+      return visitor.done;
+    },
+  };
 }
 
 function overLimit(tree: MimeParse, limits: MimeLimits): { limit: LimitKind; parts: number; detail: string } | null {
@@ -108,7 +189,7 @@ function overLimit(tree: MimeParse, limits: MimeLimits): { limit: LimitKind; par
   if (parts > limits.maxParts) return { limit: 'parts', parts, detail: `more than ${limits.maxParts} MIME parts` };
   for (const p of tree.parts) {
     if (p.depth > limits.maxDepth) return { limit: 'depth', parts, detail: `MIME nesting deeper than ${limits.maxDepth}` };
-    if (p.bodyStart - p.headerStart > limits.maxHeaderBytes) return { limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` };
+    if (p.headerBytes > limits.maxHeaderBytes) return { limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` };
   }
   return null;
 }

@@ -3,6 +3,7 @@
 // issue 15's unterminated inner multipart. Each message is refused like its plain twin.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ENCODED_MESSAGE_MAX_BYTES } from '../../src/mime/scan-parts.js';
 import { b64, pythonZip, REFERENCE_CONTENT, runContent } from './content-fixtures.js';
 
 const MZ = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(62, 0x41)]);
@@ -144,4 +145,64 @@ test('limits.ambiguous: reject refuses an ambiguous structure outright', async (
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /ambiguous MIME/);
   assert.equal((await runContent(REFERENCE_CONTENT, raw)).action, 'continue');
+});
+
+// An attached message sent transfer-encoded (invalid for message/rfc822, but some clients decode
+// it and show its parts): the parts inside are inspected decoded, as well as read as they are.
+const forwarded = (extra: string) =>
+  [
+    'From: b@elsewhere.test',
+    'Subject: fwd',
+    'Content-Type: multipart/mixed; boundary="I"',
+    '',
+    '--I',
+    'Content-Type: text/plain',
+    '',
+    'see attached',
+    '--I',
+    extra,
+    '--I--',
+    '',
+  ].join('\r\n');
+
+function encodedMessage(inner: string, encoding: 'base64' | 'quoted-printable'): string {
+  const body = encoding === 'base64' ? b64(inner) : inner.replace(/=/g, '=3D').replace(/\r\n/g, '=0D=0A=\r\n');
+  return `Content-Type: message/rfc822\nContent-Transfer-Encoding: ${encoding}\n\n${body}`;
+}
+
+test('a base64- or quoted-printable-encoded attached message is decoded: the .exe inside is refused', async () => {
+  for (const encoding of ['base64', 'quoted-printable'] as const) {
+    const raw = mixedWith((l) => l, encodedMessage(forwarded(exePart.replace(/\n/g, '\r\n')), encoding));
+    const v = await runContent(REFERENCE_CONTENT, raw);
+    assert.equal(v.action, 'reject', encoding);
+    assert.match(v.reason!, /evil\.exe/);
+  }
+});
+
+test('a card number inside a base64-encoded attached message is found outbound; the plain twin passes', async () => {
+  const leak = mixedWith((l) => l, encodedMessage(forwarded(`Content-Type: text/plain\r\n\r\ncard ${CARD}`), 'base64'));
+  const v = await runContent(REFERENCE_CONTENT, leak, 'outbound');
+  assert.equal(v.action, 'quarantine');
+  assert.match(v.reason!, /card-numbers/);
+  const clean = mixedWith((l) => l, encodedMessage(forwarded('Content-Type: text/plain\r\n\r\nno numbers here'), 'base64'));
+  assert.equal((await runContent(REFERENCE_CONTENT, clean, 'outbound')).action, 'continue');
+});
+
+test('an encoded attached message that is not really encoded is still read as it is', async () => {
+  // Declared base64 but written plain: readers that do not decode (Python) show the .exe.
+  const raw = mixedWith((l) => l, `Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n${forwarded(exePart)}`);
+  const v = await runContent(REFERENCE_CONTENT, raw);
+  assert.equal(v.action, 'reject');
+  assert.match(v.reason!, /evil\.exe/);
+});
+
+test(`an encoded attached message over ${ENCODED_MESSAGE_MAX_BYTES} bytes decoded is refused by the structure limits`, async () => {
+  const filler = 'x'.repeat(76) + '\r\n';
+  const inner = forwarded(`Content-Type: text/plain\r\n\r\n${filler.repeat(Math.ceil(ENCODED_MESSAGE_MAX_BYTES / filler.length))}`);
+  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l, encodedMessage(inner, 'base64')));
+  assert.equal(v.action, 'reject');
+  assert.match(v.reason!, /encoded attached message larger than 16777216 bytes/);
+  // Just under the limit it is read and passes.
+  const small = forwarded(`Content-Type: text/plain\r\n\r\n${filler.repeat(Math.floor((ENCODED_MESSAGE_MAX_BYTES - 1024) / filler.length))}`);
+  assert.equal((await runContent(REFERENCE_CONTENT, mixedWith((l) => l, encodedMessage(small, 'base64')))).action, 'continue');
 });

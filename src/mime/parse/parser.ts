@@ -284,7 +284,8 @@ export class MimeParser {
     const h = o.header!;
     const first = !h.sawLine;
     h.sawLine = true;
-    h.bytes += lineEnd - this.lineStart;
+    const lineBytes = lineEnd - this.lineStart;
+    h.bytes += lineBytes;
     if (content.length === 0) {
       this.flushField(o);
       this.endHeader(o, lineEnd, true);
@@ -300,6 +301,7 @@ export class MimeParser {
     if (text.startsWith('From ')) {
       // An mbox separator line (first line) or a misplaced one: not a field.
       if (!first) this.noted.add('stray-header-line');
+      h.bytes -= lineBytes;
       return;
     }
     if (FIELD_START.test(text)) {
@@ -308,7 +310,12 @@ export class MimeParser {
       return;
     }
     this.noted.add('stray-header-line');
-    if (this.reading.strayHeaderLine === 'skipped') return;
+    if (this.reading.strayHeaderLine === 'skipped') {
+      // A skipped line is not kept, so it does not count towards the header size limit (a
+      // base64-encoded attached message read as it is would otherwise be nothing but such lines).
+      h.bytes -= lineBytes;
+      return;
+    }
     // The block ends here and this line is the first of the body: it may be the first delimiter
     // of the multipart whose header block just ended, or begin an embedded message's header block.
     this.flushField(o);
@@ -327,6 +334,7 @@ export class MimeParser {
 
   private endHeader(o: Open, bodyStart: number, complete: boolean): void {
     const part = o.part;
+    part.headerBytes = o.header!.bytes;
     delete o.header;
     part.headerComplete = complete;
     part.bodyStart = bodyStart;
@@ -372,6 +380,7 @@ export class MimeParser {
       flowed: false,
       delsp: false,
       headerStart: at,
+      headerBytes: 0,
       bodyStart: at,
       bodyEnd: at,
       headerComplete: false,

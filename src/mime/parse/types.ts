@@ -44,6 +44,8 @@ export interface MimePart {
   flowed: boolean;
   delsp: boolean;
   headerStart: number;
+  /** Bytes of the header block read as fields (skipped stray lines and mbox lines not counted). */
+  headerBytes: number;
   /** Where the body starts: after the blank line (or where a line that is no header field began). */
   bodyStart: number;
   /** Where the body ends: before the line break that belongs to the next delimiter, or the end. */
