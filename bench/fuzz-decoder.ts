@@ -9,8 +9,8 @@
 // batch a fresh connection must still negotiate (the server survived, no process crash).
 import { connect } from 'node:net';
 import { parsePolicyText } from '../src/config/load.js';
-import { silentLogger } from '../src/logging.js';
-import { CompiledPolicy } from '../src/policy/compile.js';
+import { silentLogger } from '../src/ops/logging.js';
+import { CompiledPolicy } from '../src/engine/compile.js';
 import { Cmd } from '../src/protocol/constants.js';
 import { decodeCommand } from '../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../src/protocol/frame.js';

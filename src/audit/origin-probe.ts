@@ -1,7 +1,7 @@
 // The audit's look at the origin rule's data: every database file loads, and its data (by the
 // build date in the file) is not older than the rule's max_age. An old country database keeps
 // judging by last year's allocations; a missing one judges nobody.
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { activeRule } from '../mta/requirements.js';
 import { MmdbFile } from '../rules/origin/database.js';
 import type { OriginConfig } from '../rules/origin.js';

@@ -4,10 +4,10 @@
 // Postfix queue out of reach) says so; it never passes by guessing.
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import type { z } from 'zod';
 import { activeRule } from '../mta/requirements.js';
-import { normalizeIp, NetworkSet, parseCidr } from '../policy/networks.js';
+import { normalizeIp, NetworkSet, parseCidr } from '../primitives/networks.js';
 import type { AntivirusConfig } from '../rules/antivirus.js';
 import { pickDirection } from '../rules/common.js';
 import { AUDIT_CLIENT_NAME } from '../rules/offenders.js';

@@ -1,7 +1,7 @@
 // The audit's probes of the services around the MTA: the DNS blocklists (do they answer their
 // RFC 5782 test points as relayguard reads them?), clamd (alive, signatures fresh?) and
 // relayguard itself (does its milter address negotiate?).
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { ClamdClient } from '../deps/clamd.js';
 import { DnsblClient, ipQueryName, ListingCodes, type DnsblList, type DnsblQuery, type ListResult } from '../deps/dnsbl.js';
 import { activeRule, mtaRequirements } from '../mta/requirements.js';

@@ -2,8 +2,8 @@
 // same Conversation and engine the milter uses, and prints each rule's verdict and the result.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { createLogger } from '../logging.js';
-import { CompiledPolicy } from '../policy/compile.js';
+import { createLogger } from '../ops/logging.js';
+import { CompiledPolicy } from '../engine/compile.js';
 import type { TraceEntry } from '../policy/types.js';
 import { MAX_BODY_CHUNK } from '../protocol/constants.js';
 import { formatReply } from '../protocol/smtp-reply.js';

@@ -3,7 +3,7 @@
 // clamd answers at its address; otherwise it is turned off (a monitor rule whose every scan
 // fails would only log failures).
 import type { Logger } from 'winston';
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { ClamdClient } from '../deps/clamd.js';
 
 /** How long the start-up PING of clamd may take. */

@@ -2,10 +2,10 @@
 // the storage the policy names (SQLite in server.state_dir, or Redis in server.state), so they
 // see and change the very ledger the running daemon uses; an unban takes effect at the client's
 // next connection.
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { openExistingOffenderLedger, type OffenderLedger, type OffenderRow } from '../deps/offender-ledger.js';
-import { normalizeIp } from '../policy/networks.js';
-import { showable } from '../safe-text.js';
+import { normalizeIp } from '../primitives/networks.js';
+import { showable } from '../primitives/safe-text.js';
 import { formatUntil, ledgerPolicyOf, offendersSchema, type OffendersConfig } from '../rules/offenders.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';

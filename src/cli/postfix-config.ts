@@ -1,15 +1,15 @@
 // relayguard postfix-config: print the MTA settings that go with the policy (main.cf lines for
 // Postfix, sendmail.mc lines for Sendmail), each with a comment saying why.
-import { silentLogger } from '../logging.js';
+import { silentLogger } from '../ops/logging.js';
 import { POSTCONF_TIMEOUT_MS } from '../mta/lint.js';
 import { applyPostfixChanges } from '../mta/postfix-apply.js';
 import { formatChanges, planPostfixChanges } from '../mta/postfix-changes.js';
 import { mtaRequirements } from '../mta/requirements.js';
 import { accessMapPath, formatAccessMap, formatSendmailConfig } from '../mta/sendmail-config.js';
 import { RULES } from '../rules/index.js';
-import type { RuleEnv } from '../rules/rule-env.js';
+import type { RuleEnv } from '../policy/rule-env.js';
 import type { RuleNeeds } from '../policy/types.js';
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { about } from './commands.js';

@@ -1,8 +1,8 @@
 // What the Postfix and the Sendmail sides of `relayguard quarantine` share: the error type that
 // becomes "exit 1 with a message", the command context and the quarantine index access.
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { QuarantineStore } from '../deps/quarantine-store.js';
-import { showable } from '../safe-text.js';
+import { showable } from '../primitives/safe-text.js';
 
 /** An expected failure (unknown ID, a queue tool refused): reported, exit status 1. */
 export class CliError extends Error {}

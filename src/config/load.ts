@@ -3,7 +3,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { RULES } from '../rules/index.js';
 import { documentData, readPolicySource } from './read-policy-file.js';
-import { policySchema, type PolicyConfig } from './schema.js';
+import { policySchema, type PolicyConfig } from '../rules/policy-schema.js';
 import { closestKey, knownKeys } from './suggest.js';
 
 export interface ConfigError {

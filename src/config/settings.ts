@@ -1,7 +1,7 @@
 // The global (non-rule) part of the policy: where things are, who is internal, limits and deadlines.
 import { z } from 'zod';
-import { isValidCidr } from '../policy/networks.js';
-import { byteSize, duration } from './units.js';
+import { isValidCidr } from '../primitives/networks.js';
+import { byteSize, duration } from '../primitives/units.js';
 
 export const cidr = () => z.string().refine(isValidCidr, { message: 'not an IP address or CIDR range' });
 export const cidrList = () => z.array(cidr());

@@ -12,8 +12,8 @@
 import { Resolver } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'winston';
-import { normalizeDomain } from '../policy/address.js';
-import { normalizeIp } from '../policy/networks.js';
+import { normalizeDomain } from '../primitives/address.js';
+import { normalizeIp } from '../primitives/networks.js';
 import { untilAborted } from './until-aborted.js';
 
 export interface DnsblSettings {

@@ -6,7 +6,7 @@
 // in tables (hash:..., ldap:...) cannot be read here: they are named in a comment instead.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { isValidCidr } from '../policy/networks.js';
+import { isValidCidr } from '../primitives/networks.js';
 import { tlsRank } from '../rules/tls.js';
 import { lowestAllowedProtocol } from './lint.js';
 import { splitList } from './postconf.js';

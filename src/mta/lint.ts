@@ -3,7 +3,7 @@
 // Errors are holes (open relay, VRFY, fail-open milter, no size limit); warnings are settings
 // that work against relayguard without opening a hole by themselves.
 import type { Logger } from 'winston';
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import { tlsRank } from '../rules/tls.js';
 import { excludedProtocols, postfixSizeLimit, RELAY_RESTRICTIONS } from './postfix-config.js';
 import {

@@ -2,9 +2,9 @@
 // used by both `postfix-config` (to write the settings) and `lint-mta` (to check them): where
 // the milter listens, how long its phases may take, the largest size limit, who may relay, which
 // macros the rules read and what rule 9 implies for TLS.
-import type { PolicyConfig } from '../config/schema.js';
-import { normalizeDomain } from '../policy/address.js';
-import { parseCidr } from '../policy/networks.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
+import { normalizeDomain } from '../primitives/address.js';
+import { parseCidr } from '../primitives/networks.js';
 import type { RuleNeeds } from '../policy/types.js';
 import { DEFAULT_MAX_BYTES } from '../rules/size.js';
 import { DEFAULT_MIN_VERSION } from '../rules/tls.js';

@@ -3,7 +3,7 @@
 // access map allows, so relaying is described as access-map entries.
 import { dirname, join } from 'node:path';
 import { tlsRank } from '../rules/tls.js';
-import { parseCidr } from '../policy/networks.js';
+import { parseCidr } from '../primitives/networks.js';
 import { sizeWithHeadroom } from './postfix-config.js';
 import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeoutMs, type MacroStage, type MtaRequirements } from './requirements.js';
 

@@ -1,6 +1,7 @@
 // The contract between the session, the engine and the rules. Rules see only these types.
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
+import type { Address } from '../primitives/address.js';
 
 export type Phase = 'connect' | 'helo' | 'envfrom' | 'envrcpt' | 'data' | 'header' | 'eoh' | 'body' | 'eom' | 'unknown';
 export const PHASES: readonly Phase[] = ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'header', 'eoh', 'body', 'eom', 'unknown'];
@@ -77,13 +78,7 @@ export const modify = (mods: Modification[], details?: Record<string, unknown>):
   ...(details ? { details } : {}),
 });
 
-export interface Address {
-  /** As given, without angle brackets ("" for the null sender). */
-  raw: string;
-  local: string;
-  /** Lower-case domain, "" when none. */
-  domain: string;
-}
+export type { Address };
 
 export interface TlsInfo {
   version: string; // "TLSv1.3"

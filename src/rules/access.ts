@@ -6,12 +6,12 @@
 //    as envelope sender (refused at MAIL) or in From: (refused at end of headers).
 import { z } from 'zod';
 import { cidrList } from '../config/settings.js';
-import { domainMatches, normalizeDomain, parseEnvelopeAddress } from '../policy/address.js';
-import { NetworkSet } from '../policy/networks.js';
+import { domainMatches, normalizeDomain, parseEnvelopeAddress } from '../primitives/address.js';
+import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Header } from '../policy/types.js';
 import { modeField } from './common.js';
 import { AUTH_MACROS, isTrustedClient } from './relay.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
 export const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;

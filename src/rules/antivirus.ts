@@ -6,7 +6,7 @@
 // circuit breaker turns a dead clamd into an immediate 4xx at MAIL instead of one timeout per message.
 import promClient from 'prom-client';
 import { z } from 'zod';
-import { byteSize, duration } from '../config/units.js';
+import { byteSize, duration } from '../primitives/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
 import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
 import { dependencyUp, registry } from '../ops/metrics.js';
@@ -14,7 +14,7 @@ import { Action } from '../protocol/constants.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 export const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */

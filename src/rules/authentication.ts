@@ -5,7 +5,7 @@
 // section 5). The results are facts other rules read (see auth-facts.ts), traced and counted.
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { duration } from '../config/units.js';
+import { duration } from '../primitives/units.js';
 import { arcSet, authenticationResultsValue, authservIdOf, checkAuthentication, type AuthFacts, type AuthResult, type SealKey } from '../deps/mail-auth.js';
 import { readSigningKey } from '../deps/signing-key.js';
 import { arcSealsTotal, authCheckErrorsTotal, authForgedHeadersTotal, authResultsTotal } from '../ops/auth-metrics.js';
@@ -14,7 +14,7 @@ import { Action } from '../protocol/constants.js';
 import { authFacts, startAuthFacts } from './auth-facts.js';
 import { finalMessage } from './final-message.js';
 import { modeField } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 export const AR_HEADER = 'Authentication-Results';
 

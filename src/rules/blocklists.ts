@@ -10,14 +10,14 @@
 import client from 'prom-client';
 import { z } from 'zod';
 import { cidr, cidrList } from '../config/settings.js';
-import { duration } from '../config/units.js';
+import { duration } from '../primitives/units.js';
 import { checkCodeSpec, DnsblClient, domainQueryName, ipQueryName, isDnsName, ListingCodes, type DnsblAnswer, type DnsblList, type DnsblQuery } from '../deps/dnsbl.js';
-import { domainMatches, normalizeDomain } from '../policy/address.js';
-import { NetworkSet } from '../policy/networks.js';
+import { domainMatches, normalizeDomain } from '../primitives/address.js';
+import { NetworkSet } from '../primitives/networks.js';
 import { dependencySeconds, dependencyUp, registry } from '../ops/metrics.js';
 import { pass, reject, type ConnectionContext, type Phase, type PhaseHandler, type Rule, type Verdict } from '../policy/types.js';
 import { modeField } from './common.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 /** What Postfix answers for reject_rbl_client / reject_rhsbl_sender / check_sender_access. */
 export const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;

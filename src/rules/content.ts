@@ -7,7 +7,7 @@ import { Action } from '../protocol/constants.js';
 import { messageInput } from '../mime/parse/shared.js';
 import { mimeAmbiguousTotal } from '../ops/mime-metrics.js';
 import { modify, pass, reject, tempfail, type Modification, type SmtpOverride, type Verdict } from '../policy/types.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 import { compileContent, scanMessage, type Finding, type FindingAction, type ScanReport } from './content/scanner.js';
 import { contentSchema } from './content/schema.js';
 

@@ -5,8 +5,8 @@
 // into modifications and a logged, traceable verdict.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { byteSize } from '../config/units.js';
-import { domainMatches, normalizeDomain } from '../policy/address.js';
+import { byteSize } from '../primitives/units.js';
+import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { modify, pass, type Direction, type Header, type MessageContext, type Modification, type Verdict } from '../policy/types.js';
 import { Action } from '../protocol/constants.js';
 import { addDisclaimer } from '../mime/disclaimer/index.js';
@@ -15,7 +15,7 @@ import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
 import { messageInput } from '../mime/parse/shared.js';
 import { modeField } from './common.js';
 import { inboundNoticeFields, planInboundNotice } from './inbound-notice.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 /** mailsplit's own default; more parts than this is a MIME bomb, not a letter. */
 const DEFAULT_MAX_PARTS = 1000;

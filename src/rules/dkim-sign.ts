@@ -5,14 +5,14 @@
 // to send both while receivers learn Ed25519); the From domain picks them.
 import { z } from 'zod';
 import { dkimSignatures, type SealKey } from '../deps/mail-auth.js';
-import { domainMatches, normalizeDomain } from '../policy/address.js';
+import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { pass, type Header, type Modification } from '../policy/types.js';
 import { Action } from '../protocol/constants.js';
 import { headerAddresses } from './access.js';
 import { loadSealKey, signingKeySchema } from './authentication.js';
 import { modeField } from './common.js';
 import { finalMessage } from './final-message.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 import { dkimSignaturesTotal } from '../ops/auth-metrics.js';
 
 export const dkimSignSchema = z

@@ -1,6 +1,6 @@
 // Every rule relayguard knows, in the order they appear in traces. Adding a rule: copy
 // template.ts, give it a name and a schema, and add it here.
-import type { RuleDefinition } from './rule-env.js';
+import type { RuleDefinition } from '../policy/rule-env.js';
 import { traceHeaderRule } from './trace-header.js';
 import { authenticationRule } from './authentication.js';
 import { disclaimerRule } from './disclaimer.js';

@@ -7,14 +7,14 @@
 import client from 'prom-client';
 import { z } from 'zod';
 import { cidrList } from '../config/settings.js';
-import { duration } from '../config/units.js';
+import { duration } from '../primitives/units.js';
 import { createOffenderLedger, openExistingOffenderLedger, type LedgerPolicy, type OffenceKind, type OffenderLedger } from '../deps/offender-ledger.js';
 import { gaugeFromCallback, registry } from '../ops/metrics.js';
-import { NetworkSet } from '../policy/networks.js';
+import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandler, type Rule } from '../policy/types.js';
 import { Proto } from '../protocol/constants.js';
 import { modeField } from './common.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originOf } from './origin/state.js';
 

@@ -12,18 +12,18 @@
 // a denied country must still be able to send.
 import { z } from 'zod';
 import { cidr } from '../config/settings.js';
-import { duration } from '../config/units.js';
+import { duration } from '../primitives/units.js';
 import type { OffenderLedger } from '../deps/offender-ledger.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originVerdictsTotal, reportOriginDatabases } from '../ops/origin-metrics.js';
-import { isValidCidr, NetworkSet } from '../policy/networks.js';
+import { isValidCidr, NetworkSet } from '../primitives/networks.js';
 import { pass, reject, tempfail, type ConnectionContext, type Rule, type Verdict } from '../policy/types.js';
 import { addTraceField, modeField } from './common.js';
 import { MmdbFile, OriginDatabases, type OriginFacts } from './origin/database.js';
 import { describeOrigin, directionSchema, OriginJudge } from './origin/judge.js';
 import { ORIGIN_STATE, type OriginState } from './origin/state.js';
 import { AUTH_MACROS } from './relay.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 export const ORIGIN_REFUSED = { code: 554, enhanced: '5.7.1' } as const;
 export const ORIGIN_DEFERRED = { code: 450, enhanced: '4.7.1' } as const;

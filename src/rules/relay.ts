@@ -2,12 +2,12 @@
 // domains; every other recipient is refused on its own (the others of the same message stay).
 // This holds even when the MTA in front is misconfigured as an open relay.
 import { z } from 'zod';
-import { domainMatches, normalizeDomain } from '../policy/address.js';
-import { NetworkSet } from '../policy/networks.js';
+import { domainMatches, normalizeDomain } from '../primitives/address.js';
+import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Address, type ConnectionContext, type MessageContext } from '../policy/types.js';
 import { cidrList, domainList } from '../config/settings.js';
 import { modeField } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 /** Postfix's own answer to an unauthorised relay attempt (reject_unauth_destination). */
 export const RELAY_DENIED = { code: 554, enhanced: '5.7.1' } as const;

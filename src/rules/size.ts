@@ -6,10 +6,10 @@
 // the body, with CRLF line ends. That is what the client transmitted and roughly what Postfix's
 // message_size_limit measures (the queue file's content).
 import { z } from 'zod';
-import { byteSize } from '../config/units.js';
+import { byteSize } from '../primitives/units.js';
 import { pass, reject, type MessageContext } from '../policy/types.js';
 import { modeField, perDirection, pickDirection } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
 export const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { Action } from '../protocol/constants.js';
 import { pass, reject } from '../policy/types.js';
 import { modeField } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 export const exampleRule = defineRule({
   name: 'example',

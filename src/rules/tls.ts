@@ -7,12 +7,12 @@
 // too, so the client could never fix it.
 import { z } from 'zod';
 import { domainList } from '../config/settings.js';
-import { domainMatches } from '../policy/address.js';
-import { NetworkSet, isValidCidr } from '../policy/networks.js';
+import { domainMatches } from '../primitives/address.js';
+import { NetworkSet, isValidCidr } from '../primitives/networks.js';
 import { modify, pass, reject, type ConnectionContext, type Modification, type TlsInfo } from '../policy/types.js';
 import { Action } from '../protocol/constants.js';
 import { modeField } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 export const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
 export const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { Action } from '../protocol/constants.js';
 import { modify } from '../policy/types.js';
 import { modeField, replaceHeaderMods, traceFields } from './common.js';
-import { defineRule } from './rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 export const traceHeaderRule = defineRule({
   name: 'trace_header',

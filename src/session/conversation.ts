@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { Logger } from 'winston';
-import { parseEnvelopeAddress, parseEsmtpParams } from '../policy/address.js';
-import type { CompiledPolicy } from '../policy/compile.js';
-import type { PhaseResult } from '../policy/engine.js';
-import { normalizeIp } from '../policy/networks.js';
+import { parseEnvelopeAddress, parseEsmtpParams } from '../primitives/address.js';
+import type { CompiledPolicy } from '../engine/compile.js';
+import type { PhaseResult } from '../engine/engine.js';
+import { normalizeIp } from '../primitives/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
 import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, Recipient, TraceEntry } from '../policy/types.js';
 import type { SmtpReply } from '../protocol/smtp-reply.js';

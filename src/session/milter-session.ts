@@ -7,16 +7,16 @@
 // computed once per policy and offer, and one child logger serves the whole connection.
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
-import type { LogContext } from '../logging.js';
+import type { LogContext } from '../ops/logging.js';
 import { protocolErrorsTotal } from '../ops/metrics.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy } from '../engine/compile.js';
 import type { Modification } from '../policy/types.js';
 import { Action, MAX_BODY_CHUNK, Proto } from '../protocol/constants.js';
 import { decodeCommand, type CommandType, type MilterCommand } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
-import { headerSafe } from '../safe-text.js';
+import { headerSafe } from '../primitives/safe-text.js';
 import { BodyFrames } from './body-frames.js';
 import { Conversation, newConnectionId, SequenceError, type Decision, type Outcome } from './conversation.js';
 import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';

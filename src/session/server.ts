@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { connectionsActive, connectionsRefusedTotal, connectionsTotal } from '../ops/metrics.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy } from '../engine/compile.js';
 import type { Decision } from './conversation.js';
 import { MilterSession } from './milter-session.js';
 import { pickEviction } from './eviction.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadPolicyFile } from '../../src/config/load.js';
 import { logMtaLint, type Finding } from '../../src/mta/lint.js';
-import { createLogger } from '../../src/logging.js';
+import { createLogger } from '../../src/ops/logging.js';
 import { Writable } from 'node:stream';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -7,8 +7,8 @@ import { antivirusSchema, createAntivirusRule, UNSCANNED_TEMPFAIL, VIRUS_REJECT 
 import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../src/deps/clamd.js';
 import type { ConnectionContext, Direction, MessageContext, Phase, Rule, Verdict } from '../../src/policy/types.js';
 import { Action } from '../../src/protocol/constants.js';
-import { silentLogger } from '../../src/logging.js';
-import type { RuleEnv } from '../../src/rules/rule-env.js';
+import { silentLogger } from '../../src/ops/logging.js';
+import type { RuleEnv } from '../../src/policy/rule-env.js';
 
 class FakeSession implements ScanSession {
   data: Buffer[] = [];

@@ -12,7 +12,7 @@ import { postfixHeldQueue, sendmailHeldQueue, type HeldQueue } from '../../src/a
 import type { PostfixTools } from '../../src/audit/postfix-queue.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { parsePolicyText } from '../../src/config/load.js';
-import type { PolicyConfig } from '../../src/config/schema.js';
+import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 import { fakeClamd, fakeMilter, FakeGateway, GOOD_GATEWAY, type FakeGatewayOptions } from './audit-fake-gateway.js';
 

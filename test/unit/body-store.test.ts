@@ -44,9 +44,9 @@ describe('body store', () => {
 describe('message source', () => {
   it('releases the spilled body file when a reader stops early', async () => {
     const { parsePolicyText } = await import('../../src/config/load.js');
-    const { CompiledPolicy } = await import('../../src/policy/compile.js');
+    const { CompiledPolicy } = await import('../../src/engine/compile.js');
     const { Conversation } = await import('../../src/session/conversation.js');
-    const { silentLogger } = await import('../../src/logging.js');
+    const { silentLogger } = await import('../../src/ops/logging.js');
     const r = parsePolicyText('server: { body_memory_bytes: 1024 }', 'x.yaml');
     assert.ok(r.ok);
     const conv = new Conversation({ policy: new CompiledPolicy(r.config, 'x.yaml', silentLogger()), log: silentLogger() });

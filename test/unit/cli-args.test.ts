@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { COMMANDS, main } from '../../src/cli/main.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { closestKey, knownKeys } from '../../src/config/suggest.js';
-import { policySchema } from '../../src/config/schema.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
 import { parsePolicyText } from '../../src/config/load.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;

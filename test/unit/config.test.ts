@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPolicyFile, parsePolicyText } from '../../src/config/load.js';
-import { parseDuration, parseSize } from '../../src/config/units.js';
+import { parseDuration, parseSize } from '../../src/primitives/units.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 

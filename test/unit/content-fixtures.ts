@@ -6,7 +6,7 @@ import winston from 'winston';
 import type { Direction, MessageContext, PhaseInput, Verdict } from '../../src/policy/types.js';
 import { contentRule } from '../../src/rules/content.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
-import type { RuleEnv } from '../../src/rules/rule-env.js';
+import type { RuleEnv } from '../../src/policy/rule-env.js';
 
 export const log = winston.createLogger({ silent: true });
 

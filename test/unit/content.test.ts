@@ -2,10 +2,10 @@
 // the card number detector per direction; MIME bomb limits; actions; monitor mode.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { policySchema } from '../../src/config/schema.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
 import { parsePolicyText } from '../../src/config/load.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
+import { PolicyEngine } from '../../src/engine/engine.js';
 import type { PhaseInput } from '../../src/policy/types.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
 import { Conversation } from '../../src/session/conversation.js';

@@ -2,8 +2,8 @@
 // rule's merged modifications, add theirs, and never turn a failure into a refusal.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/logging.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
+import { silentLogger } from '../../src/ops/logging.js';
+import { PolicyEngine } from '../../src/engine/engine.js';
 import { modify, pass, reject, type ConnectionContext, type MessageContext, type Modification, type Rule, type Verdict } from '../../src/policy/types.js';
 
 const conn = (): ConnectionContext => ({

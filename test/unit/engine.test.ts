@@ -1,8 +1,8 @@
 // Engine: verdict merging, monitor mode, deadlines, and the outcome -> SMTP reply mapping.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/logging.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
+import { silentLogger } from '../../src/ops/logging.js';
+import { PolicyEngine } from '../../src/engine/engine.js';
 import { DEFAULT_DEPENDENCY_TEMPFAIL, DEFAULT_REJECT, toSmtpReply } from '../../src/policy/reply.js';
 import { pass, quarantine, reject, tempfail, type ConnectionContext, type Rule, type Verdict } from '../../src/policy/types.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../../src/logging.js';
+import { createLogger } from '../../src/ops/logging.js';
 
 function capture(settings: Parameters<typeof createLogger>[0], target: Parameters<typeof createLogger>[2]) {
   const sink = new PassThrough();
@@ -86,7 +86,7 @@ describe('logging', () => {
   });
 
   it('detects the journal only when stderr is the stream JOURNAL_STREAM names', () => {
-    const logging = fileURLToPath(new URL('../../src/logging.js', import.meta.url));
+    const logging = fileURLToPath(new URL('../../src/ops/logging.js', import.meta.url));
     const script = `import(${JSON.stringify(logging)}).then((m) => { const l = m.createLogger({ format: 'auto' }); l.warn('to the journal?'); });`;
     const file = join(dir, 'stderr.txt');
     const other = join(dir, 'other.txt');

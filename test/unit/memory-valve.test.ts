@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
-import { silentLogger } from '../../src/logging.js';
+import { silentLogger } from '../../src/ops/logging.js';
 import { gcCollector, MemoryValve, VALVE_INTERVAL_MS, VALVE_STEP_BYTES, type CollectionKind } from '../../src/ops/memory-valve.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { MilterServer } from '../../src/session/server.js';
 
 const MIB = 1024 * 1024;

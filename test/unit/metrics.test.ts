@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
-import { silentLogger } from '../../src/logging.js';
+import { silentLogger } from '../../src/ops/logging.js';
 import { messagesTotal, phaseSeconds, registry } from '../../src/ops/metrics.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import '../../src/cli/serve.js';
 

@@ -12,8 +12,8 @@ import { runMilterCheck, type MilterCheckInput } from '../../src/audit/milter-ch
 import { runCheck } from '../../src/cli/check.js';
 import { main } from '../../src/cli/main.js';
 import { parsePolicyText } from '../../src/config/load.js';
-import { silentLogger } from '../../src/logging.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { silentLogger } from '../../src/ops/logging.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { MilterServer } from '../../src/session/server.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { domainMatches, parseEnvelopeAddress, parseEsmtpParams } from '../../src/policy/address.js';
-import { isValidCidr, NetworkSet, normalizeIp } from '../../src/policy/networks.js';
+import { domainMatches, parseEnvelopeAddress, parseEsmtpParams } from '../../src/primitives/address.js';
+import { isValidCidr, NetworkSet, normalizeIp } from '../../src/primitives/networks.js';
 
 describe('IP normalisation and CIDR sets', () => {
   it('normalises Sendmail and Postfix forms', () => {

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { policySchema } from '../../src/config/schema.js';
-import { silentLogger } from '../../src/logging.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
+import { silentLogger } from '../../src/ops/logging.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { AUDIT_CLIENT_NAME } from '../../src/rules/offenders.js';
 import { Conversation } from '../../src/session/conversation.js';
 

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import winston from 'winston';
-import { policySchema } from '../../src/config/schema.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { reject, type Rule } from '../../src/policy/types.js';
-import type { RuleEnv } from '../../src/rules/rule-env.js';
+import type { RuleEnv } from '../../src/policy/rule-env.js';
 import { offendersRule, offendersSchema, ledgerPolicyOf } from '../../src/rules/offenders.js';
 import { Conversation } from '../../src/session/conversation.js';
 

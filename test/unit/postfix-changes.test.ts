@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
-import type { PolicyConfig } from '../../src/config/schema.js';
+import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { backupName, repeatedParameters } from '../../src/mta/postfix-apply.js';
 import { chrootInfo, insideJail } from '../../src/mta/master-cf.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
-import type { PolicyConfig } from '../../src/config/schema.js';
+import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postconf.js';
 import { excludedProtocols, formatConfigLines, postfixConfigLines, SIZE_HEADROOM_BYTES } from '../../src/mta/postfix-config.js';

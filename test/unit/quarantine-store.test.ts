@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { QuarantineStore, recordQuarantine } from '../../src/deps/quarantine-store.js';
 import { stateDbPath } from '../../src/deps/state-file.js';
-import { silentLogger } from '../../src/logging.js';
+import { silentLogger } from '../../src/ops/logging.js';
 import type { ConnectionContext, MessageContext } from '../../src/policy/types.js';
 import type { Decision } from '../../src/session/conversation.js';
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import winston from 'winston';
-import { policySchema } from '../../src/config/schema.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { declaredSize, sizeRule } from '../../src/rules/size.js';
 import { Conversation } from '../../src/session/conversation.js';
 

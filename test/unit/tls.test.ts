@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import winston from 'winston';
-import { policySchema } from '../../src/config/schema.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { describeTls, tlsRank } from '../../src/rules/tls.js';
 import { Conversation } from '../../src/session/conversation.js';
 

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import winston from 'winston';
-import { policySchema } from '../../src/config/schema.js';
-import { CompiledPolicy } from '../../src/policy/compile.js';
+import { policySchema } from '../../src/rules/policy-schema.js';
+import { CompiledPolicy } from '../../src/engine/compile.js';
 import { Action } from '../../src/protocol/constants.js';
 import { traceHeaderRule } from '../../src/rules/trace-header.js';
-import type { RuleEnv } from '../../src/rules/rule-env.js';
+import type { RuleEnv } from '../../src/policy/rule-env.js';
 import { Conversation } from '../../src/session/conversation.js';
 
 const log = winston.createLogger({ silent: true });

@@ -1,7 +1,7 @@
 // The `rules: content:` block of the policy. Every pattern is compiled while the policy is
 // validated, so a bad regular expression is a `relayguard validate` error with its line.
 import { z } from 'zod';
-import { byteSize } from '../../config/units.js';
+import { byteSize } from '../../primitives/units.js';
 import { modeField, perDirection } from '../common.js';
 import { compileRegex, DETECTORS } from './patterns.js';
 

@@ -6,12 +6,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { loadPolicyFile } from '../../../src/config/load.js';
-import { silentLogger } from '../../../src/logging.js';
-import { parseEnvelopeAddress } from '../../../src/policy/address.js';
+import { silentLogger } from '../../../src/ops/logging.js';
+import { parseEnvelopeAddress } from '../../../src/primitives/address.js';
 import type { Direction, MessageContext, Verdict } from '../../../src/policy/types.js';
 import type { PolicySettings } from '../../../src/config/settings.js';
 import { disclaimerRule, type DisclaimerConfig } from '../../../src/rules/disclaimer.js';
-import type { RuleEnv } from '../../../src/rules/rule-env.js';
+import type { RuleEnv } from '../../../src/policy/rule-env.js';
 import { applyModifications, splitMessage } from '../../../src/session/offline-message.js';
 
 export interface CaseEnvelope {

@@ -1,8 +1,8 @@
 // The whole policy file: global settings plus one block per rule under `rules:`. Unknown keys
 // are errors everywhere: a typo in a security policy must fail loudly, not be ignored.
 import { z } from 'zod';
-import { RULES } from '../rules/index.js';
-import { dnsSchema, domainList, loggingSchema, mtaSchema, networksSchema, serverSchema } from './settings.js';
+import { RULES } from './index.js';
+import { dnsSchema, domainList, loggingSchema, mtaSchema, networksSchema, serverSchema } from '../config/settings.js';
 
 const ruleShape = Object.fromEntries(RULES.map((r) => [r.name, r.schema.optional()]));
 

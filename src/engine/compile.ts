@@ -1,14 +1,14 @@
 // Turns a validated policy into something that can run: rule instances, network sets, shared
 // services. A compiled policy is immutable; a reload compiles a new one and swaps it in.
 import type { Logger } from 'winston';
-import type { PolicyConfig } from '../config/schema.js';
+import type { PolicyConfig } from '../rules/policy-schema.js';
 import type { PolicySettings } from '../config/settings.js';
 import { RULES } from '../rules/index.js';
-import type { RuleEnv } from '../rules/rule-env.js';
+import type { RuleEnv } from '../policy/rule-env.js';
 import { PolicyEngine, type EngineHooks } from './engine.js';
-import { NetworkSet } from './networks.js';
-import { domainMatches } from './address.js';
-import type { Rule } from './types.js';
+import { NetworkSet } from '../primitives/networks.js';
+import { domainMatches } from '../primitives/address.js';
+import type { Rule } from '../policy/types.js';
 
 export class CompiledPolicy {
   readonly internal: NetworkSet;

@@ -3,7 +3,7 @@
 import type { Logger } from 'winston';
 import type { z } from 'zod';
 import type { PolicySettings } from '../config/settings.js';
-import type { Rule } from '../policy/types.js';
+import type { Rule } from './types.js';
 
 export interface RuleEnv {
   policy: PolicySettings;

@@ -1,6 +1,6 @@
 // The engine runs the rules of one phase in parallel under the phase deadline, applies their
 // modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
-import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from './types.js';
+import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from '../policy/types.js';
 
 /** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
 const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];

@@ -1,6 +1,13 @@
 // Envelope addresses as MAIL/RCPT carry them: "<local@domain>", "<>", sometimes without brackets.
 import { domainToASCII } from 'node:url';
-import type { Address } from './types.js';
+
+export interface Address {
+  /** As given, without angle brackets ("" for the null sender). */
+  raw: string;
+  local: string;
+  /** Lower-case domain, "" when none. */
+  domain: string;
+}
 
 export function parseEnvelopeAddress(raw: string): Address {
   let s = raw.trim();

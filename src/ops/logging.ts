@@ -12,8 +12,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { fstatSync } from 'node:fs';
 import winston from 'winston';
-import type { LoggingSettings } from './config/settings.js';
-import { showable } from './safe-text.js';
+import type { LoggingSettings } from '../config/settings.js';
+import { showable } from '../primitives/safe-text.js';
 
 export interface LogContext {
   conn?: string;
