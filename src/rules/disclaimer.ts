@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { byteSize } from '../config/units.js';
 import { domainMatches, normalizeDomain } from '../policy/address.js';
 import { modify, pass, type Direction, type Header, type MessageContext, type Modification, type Verdict } from '../policy/types.js';
-import { Action } from '../protocol/constants.js';
 import { addDisclaimer } from '../mime/disclaimer/index.js';
 import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer/texts.js';
 import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
@@ -132,7 +131,7 @@ export const disclaimerRule = defineRule({
     return {
       name: 'disclaimer',
       mode: config.mode,
-      needs: { actions: Action.CHGBODY | Action.CHGHDRS | Action.ADDHDRS },
+      needs: { actions: ['replaceBody', 'changeHeader', 'addHeader'] },
       handlers: {
         async eom({ msg, signal }) {
           const m = msg!;
