@@ -30,6 +30,8 @@ export type Modification =
 export interface BodySource {
   size: number;
   stream(): Readable;
+  /** Releases what the body holds; the engine calls it when it drops the change (monitor mode). */
+  dispose?(): void;
 }
 
 export interface Verdict {
