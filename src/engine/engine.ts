@@ -121,12 +121,16 @@ export class PolicyEngine {
       this.hooks.onVerdict?.(entry);
       if (monitor) {
         if (verdict.action !== 'continue' || verdict.mods?.length) {
-          input.conn.log.info(`monitor: ${rule.name} would ${verdict.action}${verdict.mods?.length ? ' and modify' : ''}: ${verdict.reason ?? ''}`, {
+          const would = verdict.action === 'continue' ? 'modify the message' : `${verdict.action}${verdict.mods?.length ? ' and modify' : ''}`;
+          input.conn.log.info(`monitor: ${rule.name} would ${would}: ${verdict.reason ?? ''}`, {
             rule: rule.name,
             monitor: true,
             would: verdict.action,
+            ...(verdict.details ? { details: verdict.details } : {}),
           });
         }
+        // Nothing of a monitored rule's changes is applied: release what they hold now.
+        for (const m of verdict.mods ?? []) if (m.type === 'replaceBody') m.body.dispose?.();
         continue;
       }
       if (verdict.mods) result.mods.push(...verdict.mods);

@@ -31,6 +31,8 @@ export type Modification =
 export interface BodySource {
   size: number;
   stream(): Readable;
+  /** Releases what the body holds; the engine calls it when it drops the change (monitor mode). */
+  dispose?(): void;
 }
 
 export interface Verdict {
@@ -187,10 +189,10 @@ export type PhaseHandler = (input: PhaseInput) => Promise<Verdict>;
 export interface RuleNeeds {
   /** Macro names per stage: connect helo envfrom envrcpt data eoh eom. */
   macros?: Partial<Record<'connect' | 'helo' | 'envfrom' | 'envrcpt' | 'data' | 'eoh' | 'eom', string[]>>;
-  /** SMFIF_* action bits (e.g. Action.ADDHDRS, Action.CHGBODY, Action.QUARANTINE). */
-  actions?: number;
-  /** Extra SMFIP_* protocol bits, e.g. Proto.RCPT_REJ to also see recipients the MTA refused. */
-  protocol?: number;
+  /** What the rule may do to a message at its end; the session turns the words into milter action bits. */
+  actions?: ReadonlyArray<ActionNeed>;
+  /** Extra events: 'refusedRecipients' also shows the rule recipients the MTA itself refused. */
+  protocol?: ReadonlyArray<ProtocolNeed>;
   /**
    * What the rule reads beyond the phases it has handlers for, so the session can tell the MTA
    * not to send the rest: 'helo' (conn.helo), 'headers' (msg.headers, source.headerBlock()),
@@ -200,6 +202,15 @@ export interface RuleNeeds {
    */
   events?: ReadonlyArray<MessageEvent>;
 }
+
+/**
+ * Changes a rule may make at end of message: addHeader (also insertHeader), changeHeader (also
+ * deleting a header), replaceBody, quarantine.
+ */
+export type ActionNeed = 'addHeader' | 'changeHeader' | 'replaceBody' | 'quarantine';
+
+/** Protocol extras a rule may ask for (see RuleNeeds.protocol). */
+export type ProtocolNeed = 'refusedRecipients';
 
 /** Events a rule can read without handling their phase (see RuleNeeds.events). */
 export type MessageEvent = 'helo' | 'headers' | 'body';

@@ -10,7 +10,6 @@ import { byteSize, duration } from '../primitives/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
 import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
 import { dependencyUp, registry } from '../ops/metrics.js';
-import { Action } from '../protocol/constants.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
@@ -172,7 +171,7 @@ export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scann
   return {
     name: RULE_NAME,
     mode: config.mode,
-    needs: { actions: Action.QUARANTINE | (tagName || hasAcceptWithHeader(config) ? Action.ADDHDRS | Action.CHGHDRS : 0) },
+    needs: { actions: tagName || hasAcceptWithHeader(config) ? ['quarantine', 'addHeader', 'changeHeader'] : ['quarantine'] },
     // A message refused by another rule (e.g. the size limit during the body) never reaches
     // end of message here: close its clamd connection now instead of holding a clamd thread.
     onOutcome({ msg, phase, action }) {

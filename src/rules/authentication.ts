@@ -10,7 +10,6 @@ import { arcSet, authenticationResultsValue, authservIdOf, checkAuthentication, 
 import { readSigningKey } from '../deps/signing-key.js';
 import { arcSealsTotal, authCheckErrorsTotal, authForgedHeadersTotal, authResultsTotal } from '../ops/auth-metrics.js';
 import { modify, pass, type Header, type Modification } from '../policy/types.js';
-import { Action } from '../protocol/constants.js';
 import { authFacts, startAuthFacts } from './auth-facts.js';
 import { finalMessage } from './final-message.js';
 import { modeField } from './common.js';
@@ -133,7 +132,7 @@ export const authenticationRule = defineRule({
     return {
       name: 'authentication',
       mode: config.mode,
-      needs: { actions: Action.ADDHDRS | Action.CHGHDRS, macros: { connect: ['j'] }, events: ['helo', 'headers', 'body'] },
+      needs: { actions: ['addHeader', 'changeHeader'], macros: { connect: ['j'] }, events: ['helo', 'headers', 'body'] },
       handlers: {
         async eom({ conn, msg, signal }) {
           const m = msg!;

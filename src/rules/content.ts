@@ -3,7 +3,6 @@
 // expressions and data-leak detectors (payment card numbers); a message whose MIME structure is
 // too deep or has too many parts is refused rather than parsed. Each finding's action is
 // reject, quarantine or tag (a header naming the rules), and the strongest one decides.
-import { Action } from '../protocol/constants.js';
 import { messageInput } from '../mime/parse/shared.js';
 import { mimeAmbiguousTotal } from '../ops/mime-metrics.js';
 import { modify, pass, reject, tempfail, type Modification, type SmtpOverride, type Verdict } from '../policy/types.js';
@@ -28,7 +27,7 @@ export const contentRule = defineRule({
     return {
       name: 'content',
       mode: config.mode,
-      needs: { actions: Action.QUARANTINE | Action.ADDHDRS },
+      needs: { actions: ['quarantine', 'addHeader'] },
       handlers: {
         async eom({ msg, signal }) {
           if (!msg) return pass();

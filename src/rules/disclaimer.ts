@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { byteSize } from '../primitives/units.js';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { modify, pass, type Direction, type Header, type MessageContext, type Modification, type Verdict } from '../policy/types.js';
-import { Action } from '../protocol/constants.js';
 import { addDisclaimer } from '../mime/disclaimer/index.js';
 import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer/texts.js';
 import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
@@ -132,7 +131,7 @@ export const disclaimerRule = defineRule({
     return {
       name: 'disclaimer',
       mode: config.mode,
-      needs: { actions: Action.CHGBODY | Action.CHGHDRS | Action.ADDHDRS },
+      needs: { actions: ['replaceBody', 'changeHeader', 'addHeader'] },
       handlers: {
         async eom({ msg, signal }) {
           const m = msg!;
@@ -155,10 +154,7 @@ export const disclaimerRule = defineRule({
           if (m.direction === 'inbound' && config.inbound) {
             const plan = await planInboundNotice(m, { ...config.inbound, text: chosen.text });
             if (plan.kind === 'skip') return skipped(m, plan.reason, { ...base, ...plan.details });
-            if (plan.kind === 'headers') {
-              if (config.mode === 'monitor') m.log.info(`inbound notice would be added (${String(plan.details.notice)})`, { rule: 'disclaimer', ...plan.details });
-              return modify(plan.mods, { ...base, ...plan.details });
-            }
+            if (plan.kind === 'headers') return modify(plan.mods, { ...base, ...plan.details });
             notice = plan.details;
           }
 
@@ -196,14 +192,12 @@ export const disclaimerRule = defineRule({
             { type: 'addHeader', name: config.marker_header, value: `${m.direction}; id=${chosen.id}` },
             { type: 'replaceBody', body: result.body },
           ];
-          // In monitor mode the engine logs and drops the modifications: release the file now.
-          if (config.mode === 'monitor') result.body.dispose();
           const details: Record<string, unknown> = { ...base, ...notice, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
           if (result.asciiForm.length) details.ascii_form = result.asciiForm;
           // The decision line's trace carries the same details; a second info line per message
-          // would double the log volume of a busy gateway. Monitor mode says what it would do.
-          if (config.mode === 'monitor') m.log.info(`disclaimer would be added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
-          else if (m.log.isLevelEnabled('debug')) m.log.debug(`disclaimer added to part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
+          // would double the log volume of a busy gateway. In monitor mode the engine logs that the
+          // rule would modify the message, with these details, and releases the new body.
+          if (m.log.isLevelEnabled('debug')) m.log.debug(`disclaimer for part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
           return modify(mods, details);
         },
       },

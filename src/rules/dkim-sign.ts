@@ -7,7 +7,6 @@ import { z } from 'zod';
 import { dkimSignatures, type SealKey } from '../deps/mail-auth.js';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { pass, type Header, type Modification } from '../policy/types.js';
-import { Action } from '../protocol/constants.js';
 import { headerAddresses } from './access.js';
 import { loadSealKey, signingKeySchema } from './authentication.js';
 import { modeField } from './common.js';
@@ -51,7 +50,7 @@ export const dkimSignRule = defineRule({
     return {
       name: 'dkim_sign',
       mode: config.mode,
-      needs: { actions: Action.ADDHDRS, events: ['headers', 'body'] },
+      needs: { actions: ['addHeader'], events: ['headers', 'body'] },
       handlers: {
         async eom({ msg }) {
           const m = msg!;

@@ -12,7 +12,6 @@ import { createOffenderLedger, openExistingOffenderLedger, type LedgerPolicy, ty
 import { gaugeFromCallback, registry } from '../ops/metrics.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandler, type Rule } from '../policy/types.js';
-import { Proto } from '../protocol/constants.js';
 import { modeField } from './common.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
@@ -186,7 +185,7 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
 
   const needs: NonNullable<Rule['needs']> = { macros: { envfrom: ['{auth_authen}'] } };
   if (counts.has('mta_rejected_recipients')) {
-    needs.protocol = Proto.RCPT_REJ;
+    needs.protocol = ['refusedRecipients'];
     needs.macros = { ...needs.macros, envrcpt: ['{rcpt_mailer}'] };
     handlers.envrcpt = async ({ conn, rcpt, signal }) => {
       const ip = accountable(conn);

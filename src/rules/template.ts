@@ -11,7 +11,6 @@
 // timeout of your own deep inside a helper. In `monitor` mode the engine records the verdict
 // and changes nothing, so rules never check their own mode.
 import { z } from 'zod';
-import { Action } from '../protocol/constants.js';
 import { pass, reject } from '../policy/types.js';
 import { modeField } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
@@ -31,7 +30,7 @@ export const exampleRule = defineRule({
       name: 'example',
       mode: config.mode,
       // What the session must negotiate for this rule: actions and macros per stage.
-      needs: { actions: Action.ADDHDRS, macros: { helo: ['{tls_version}'] } },
+      needs: { actions: ['addHeader'], macros: { helo: ['{tls_version}'] } },
       handlers: {
         // HELO is known from the helo phase on; refuse at MAIL so an authenticated client,
         // whose login is only known at MAIL, could be exempted.

@@ -10,7 +10,6 @@ import { domainList } from '../config/settings.js';
 import { domainMatches } from '../primitives/address.js';
 import { NetworkSet, isValidCidr } from '../primitives/networks.js';
 import { modify, pass, reject, type ConnectionContext, type Modification, type TlsInfo } from '../policy/types.js';
-import { Action } from '../protocol/constants.js';
 import { modeField } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
 
@@ -118,7 +117,7 @@ export const tlsRule = defineRule({
       mode: config.mode,
       needs: {
         macros: { helo: TLS_MACROS, envfrom: TLS_MACROS },
-        ...(headerName ? { actions: Action.ADDHDRS | Action.CHGHDRS } : {}),
+        ...(headerName ? { actions: ['addHeader', 'changeHeader'] } : {}),
       },
       handlers: {
         async envfrom({ conn, msg }) {

@@ -2,7 +2,6 @@
 // message it lets through (direction, the connection reference, the rules that ran). Copies of
 // the header that arrived with the message are deleted first, so a sender cannot forge one.
 import { z } from 'zod';
-import { Action } from '../protocol/constants.js';
 import { modify } from '../policy/types.js';
 import { modeField, replaceHeaderMods, traceFields } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
@@ -30,8 +29,8 @@ export const traceHeaderRule = defineRule({
       // Reads the connection, the envelope and the queue id, and the headers only to find
       // incoming copies of its own: no HELO, no body.
       needs: config.remove_incoming
-        ? { actions: Action.ADDHDRS | Action.CHGHDRS, macros: { connect: ['j'] }, events: ['headers'] }
-        : { actions: Action.ADDHDRS, macros: { connect: ['j'] }, events: [] },
+        ? { actions: ['addHeader', 'changeHeader'], macros: { connect: ['j'] }, events: ['headers'] }
+        : { actions: ['addHeader'], macros: { connect: ['j'] }, events: [] },
       handlers: {
         async eom({ conn, msg }) {
           const parts = [`direction=${msg!.direction}`, `conn=${conn.id}`];

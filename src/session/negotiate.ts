@@ -7,7 +7,7 @@
 import { Action, MacroStage, MILTER_MIN_VERSION, MILTER_VERSION, Proto, type MacroStageNumber } from '../protocol/constants.js';
 import * as enc from '../protocol/encode.js';
 import type { OptnegReply } from '../protocol/encode.js';
-import type { MessageEvent, Phase, Rule, RuleNeeds } from '../policy/types.js';
+import type { ActionNeed, MessageEvent, Phase, ProtocolNeed, Rule, RuleNeeds } from '../policy/types.js';
 
 /** The kind of socket a session serves. */
 export type Transport = 'unix' | 'inet';
@@ -20,6 +20,26 @@ const NO_REPLY_TRANSPORTS: ReadonlySet<Transport> = new Set(['unix']);
 
 /** Distinct MTA offers remembered per policy (one MTA sends the same offer every time). */
 const MAX_CACHED_OFFERS = 16;
+
+/** The milter action bits (SMFIF_*) behind the words rules use in `needs.actions`. */
+export const ACTION_BITS: Readonly<Record<ActionNeed, number>> = {
+  addHeader: Action.ADDHDRS,
+  changeHeader: Action.CHGHDRS,
+  replaceBody: Action.CHGBODY,
+  quarantine: Action.QUARANTINE,
+};
+
+/** The protocol bits (SMFIP_*) behind the words of `needs.protocol`. */
+export const PROTOCOL_BITS: Readonly<Record<ProtocolNeed, number>> = {
+  refusedRecipients: Proto.RCPT_REJ,
+};
+
+/** The bits of `table` for `words` (0 for none). */
+export function bitsOf<W extends string>(table: Readonly<Record<W, number>>, words: ReadonlyArray<W> | undefined): number {
+  let bits = 0;
+  for (const w of words ?? []) bits |= table[w];
+  return bits;
+}
 
 /** Phases whose handlers look at message content (headers, body). */
 const CONTENT_PHASES: readonly Phase[] = ['header', 'eoh', 'body', 'eom'];
@@ -102,8 +122,8 @@ export function negotiate(
   const macros = new Map<MacroStageNumber, Set<string>>();
   for (const [stage, names] of Object.entries(BASE_MACROS)) macros.set(STAGE_NUMBER[stage as keyof typeof BASE_MACROS], new Set(names));
   for (const rule of rules) {
-    wantedActions |= rule.needs?.actions ?? 0;
-    extraProtocol |= rule.needs?.protocol ?? 0;
+    wantedActions |= bitsOf(ACTION_BITS, rule.needs?.actions);
+    extraProtocol |= bitsOf(PROTOCOL_BITS, rule.needs?.protocol);
     for (const [stage, names] of Object.entries(rule.needs?.macros ?? {})) {
       const set = macros.get(STAGE_NUMBER[stage as keyof typeof BASE_MACROS])!;
       for (const n of names ?? []) set.add(n.length > 1 && !n.startsWith('{') ? `{${n}}` : n);

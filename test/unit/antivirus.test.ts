@@ -6,7 +6,6 @@ import { describe, test } from 'node:test';
 import { antivirusSchema, createAntivirusRule, UNSCANNED_TEMPFAIL, VIRUS_REJECT } from '../../src/rules/antivirus.js';
 import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../src/deps/clamd.js';
 import type { ConnectionContext, Direction, MessageContext, Phase, Rule, Verdict } from '../../src/policy/types.js';
-import { Action } from '../../src/protocol/constants.js';
 import { silentLogger } from '../../src/ops/logging.js';
 import type { RuleEnv } from '../../src/policy/rule-env.js';
 
@@ -118,8 +117,8 @@ describe('antivirus rule', () => {
     assert.equal(scanner.sessions.length, 1);
     assert.equal(Buffer.concat(scanner.sessions[0]!.data).toString(), HEADERS + BODY.join(''));
     assert.deepEqual(v.mods, [{ type: 'addHeader', name: 'X-Virus-Scanned', value: 'clean' }]);
-    assert.equal(rule.needs!.actions! & Action.QUARANTINE, Action.QUARANTINE);
-    assert.equal(rule.needs!.actions! & Action.ADDHDRS, Action.ADDHDRS);
+    assert.ok(rule.needs!.actions!.includes('quarantine'));
+    assert.ok(rule.needs!.actions!.includes('addHeader'));
   });
 
   test('a copy of the scan header from outside is removed before ours is added', async () => {
@@ -270,7 +269,7 @@ describe('antivirus rule', () => {
     const rule = makeRule({ header: false }, scanner);
     const v = await deliver(rule, conversation('inbound'));
     assert.equal(v.mods, undefined);
-    assert.equal(rule.needs!.actions! & Action.ADDHDRS, 0);
+    assert.ok(!rule.needs!.actions!.includes('addHeader'));
   });
 
   test('schema is strict and checks the address', () => {

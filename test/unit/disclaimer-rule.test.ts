@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/config/load.js';
-import type { Modification } from '../../src/policy/types.js';
+import { PolicyEngine } from '../../src/engine/engine.js';
+import type { Modification, Rule, Verdict } from '../../src/policy/types.js';
 import { disclaimerRule, disclaimerSchema, dkimDomains, type DisclaimerConfig } from '../../src/rules/disclaimer.js';
 import { fakeEnv, fakeMessage, loadCorpusPolicy, runDisclaimer } from '../golden/disclaimer/run-case.js';
 
@@ -98,11 +99,17 @@ describe('reasons to leave a message alone', () => {
 });
 
 describe('modes, failures, spool', () => {
-  it('monitor mode reports the modification but releases the body at once', async () => {
+  it('monitor mode: the engine records the modification, applies nothing and releases the body at once', async () => {
     const rule = disclaimerRule.create(config({ mode: 'monitor' }), fakeEnv(local));
+    // The rule itself does not know its mode: it plans the change as in enforce mode.
+    const verdicts: Verdict[] = [];
+    const watched: Rule = { ...rule, handlers: { eom: async (input) => { const v = await rule.handlers.eom!(input); verdicts.push(v); return v; } } };
     const msg = fakeMessage(PLAIN(), 'outbound', 'a@example.test');
-    const v = await rule.handlers.eom!({ conn: { log: msg.log } as never, msg, signal: AbortSignal.timeout(5000) });
-    const b = bodyOf(v.mods);
+    const result = await new PolicyEngine([watched]).run('eom', { conn: { log: msg.log } as never, msg, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(result.mods, []);
+    assert.equal(result.trace[0]!.monitor, true);
+    assert.ok(result.trace[0]!.details?.parts);
+    const b = bodyOf(verdicts[0]!.mods);
     assert.ok(b && b.type === 'replaceBody');
     assert.throws(() => b.body.stream(), /released/);
   });

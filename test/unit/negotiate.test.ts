@@ -15,7 +15,7 @@ const handlesOf = (rules: Rule[]) => (p: Phase) => rules.some((r) => p in r.hand
 describe('negotiation', () => {
   const offer = { version: 6, actions: 0x1ff, protocol: 0x1fffff };
   it('requests only what rules need, plus SETSYMLIST', () => {
-    const rules = [rule({ actions: Action.ADDHDRS }, ['eom'])];
+    const rules = [rule({ actions: ['addHeader'] }, ['eom'])];
     const n = negotiate(offer, rules, handlesOf(rules));
     assert.equal(n.actions, Action.ADDHDRS | Action.SETSYMLIST);
     assert.ok(n.protocol & Proto.HDR_LEADSPC);
@@ -30,11 +30,19 @@ describe('negotiation', () => {
     assert.ok(n.protocol & Proto.NR_UNKN);
   });
   it('never asks for more than offered and reports what is missing', () => {
-    const rules = [rule({ actions: Action.CHGBODY | Action.QUARANTINE }, ['eom'])];
+    const rules = [rule({ actions: ['replaceBody', 'quarantine'] }, ['eom'])];
     const n = negotiate({ version: 6, actions: Action.ADDHDRS | Action.SETSYMLIST, protocol: Proto.NR_HDR }, rules, handlesOf(rules));
     assert.equal(n.actions, Action.SETSYMLIST);
     assert.equal(n.protocol, Proto.NR_HDR);
     assert.equal(n.missingActions, Action.CHGBODY | Action.QUARANTINE);
+  });
+  it('turns the words of needs.actions and needs.protocol into milter bits', () => {
+    const rules = [rule({ actions: ['addHeader', 'changeHeader', 'replaceBody', 'quarantine'], protocol: ['refusedRecipients'] }, ['envrcpt'])];
+    const n = negotiate(offer, rules, handlesOf(rules));
+    assert.equal(n.actions, Action.ADDHDRS | Action.CHGHDRS | Action.CHGBODY | Action.QUARANTINE | Action.SETSYMLIST);
+    assert.ok(n.protocol & Proto.RCPT_REJ);
+    const without = negotiate(offer, [rule({}, ['envrcpt'])], handlesOf([rule({}, ['envrcpt'])]));
+    assert.equal(without.protocol & Proto.RCPT_REJ, 0);
   });
   it('adds rule macros to the base lists per stage', () => {
     const rules = [rule({ macros: { envrcpt: ['rcpt_mailer', '{x_custom}'] } }, ['envrcpt'])];
@@ -49,7 +57,7 @@ describe('negotiation', () => {
   });
 
   it('does not ask for HELO, DATA, headers, EOH or the body when the rules declare they read none', () => {
-    const rules = [rule({ actions: Action.ADDHDRS, events: [] }, ['eom'])];
+    const rules = [rule({ actions: ['addHeader'], events: [] }, ['eom'])];
     const n = negotiate(offer, rules, handlesOf(rules));
     for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY]) assert.ok(n.protocol & bit, `bit 0x${bit.toString(16)}`);
     assert.equal(eventNeeds(rules, handlesOf(rules)).storeBody, false);
@@ -81,7 +89,7 @@ describe('negotiation', () => {
     assert.equal(negotiate(offer, headerRule, handlesOf(headerRule), 'unix').protocol & Proto.NR_EOH, 0, 'refusals from headers are answered at EOH');
   });
   it('caches one negotiation per policy, offer and transport', () => {
-    const rules = [rule({ actions: Action.ADDHDRS }, ['eom'])];
+    const rules = [rule({ actions: ['addHeader'] }, ['eom'])];
     const engine = { activeRules: () => rules, handles: handlesOf(rules) };
     const a = negotiateCached(engine, offer, 'unix');
     assert.equal(negotiateCached(engine, { ...offer }, 'unix'), a);

@@ -27,7 +27,7 @@ rules: {}
 const sizeTag: Rule = {
   name: 'size_tag',
   mode: 'enforce',
-  needs: { actions: Action.ADDHDRS, events: [] },
+  needs: { actions: ['addHeader'], events: [] },
   handlers: {
     async eom({ msg }) {
       msg!.log.info('size_tag: tagging');

@@ -27,7 +27,7 @@ const ended: string[] = [];
 const testRule: Rule = {
   name: 'test_rule',
   mode: 'enforce',
-  needs: { actions: Action.CHGBODY },
+  needs: { actions: ['replaceBody'] },
   onMessageEnd(_conn, msg) {
     ended.push(msg.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '(no subject)');
   },

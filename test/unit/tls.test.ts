@@ -104,7 +104,7 @@ test('needs: TLS macros at HELO and MAIL, header actions only with a header', as
   const rule = compile().engine.activeRules()[0]!;
   assert.ok(rule.needs?.macros?.helo?.includes('{tls_version}'));
   assert.ok(rule.needs?.macros?.envfrom?.includes('{cipher_bits}'));
-  assert.ok((rule.needs?.actions ?? 0) !== 0);
+  assert.deepEqual(rule.needs?.actions, ['addHeader', 'changeHeader']);
   const quiet = compile({ header: false }).engine.activeRules()[0]!;
   assert.equal(quiet.needs?.actions, undefined);
   assert.equal(quiet.handlers.eom, undefined);
