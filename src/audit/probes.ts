@@ -16,7 +16,7 @@ import { DEFAULT_MIN_VERSION, tlsRank, type tlsRule } from '../rules/tls.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
 import { clamdProbe, dnsblProbes, milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
 import { originProbes } from './origin-probe.js';
-import type { HeldQueue } from './held-queue.js';
+import type { Mta } from '../deps/mta.js';
 import { formatReply, queueIdOf, SmtpConnection, type SmtpReply, type SmtpTimeouts } from './smtp-client.js';
 
 export interface ProbeResult {
@@ -70,7 +70,7 @@ export interface AuditOptions {
   helo?: string;
   id: string;
   /** The MTA's queue, to find and remove the held test message (null: not reachable). */
-  held: HeldQueue | null;
+  held: Mta | null;
   signal?: AbortSignal;
   /** Test seams. */
   timeouts?: SmtpTimeouts;
@@ -415,7 +415,7 @@ export class Auditor {
       return {
         ok: true,
         verified: false,
-        detail: `EICAR from ${as} accepted as ${id}; could not look into the ${held.name} (${(err as Error).message}), so "held" is not verified: remove it with ${held.removeHint(id)}`,
+        detail: `EICAR from ${as} accepted as ${id}; could not look into the ${held.heldQueueName} (${(err as Error).message}), so "held" is not verified: remove it with ${held.removeHint(id)}`,
         ...evidence,
       };
     }
@@ -424,9 +424,9 @@ export class Auditor {
     }
     try {
       await held.remove(id, this.o.signal);
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.name}); removed: ${held.removeHint(id)}`, ...evidence };
+      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removed: ${held.removeHint(id)}`, ...evidence };
     } catch (err) {
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.name}); removing it failed (${(err as Error).message}): ${held.removeHint(id)}`, ...evidence };
+      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removing it failed (${(err as Error).message}): ${held.removeHint(id)}`, ...evidence };
     }
   }
 

@@ -3,9 +3,9 @@
 // and carry an X-Relayguard-Audit header.
 import { writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { postfixHeldQueue, sendmailHeldQueue } from '../audit/held-queue.js';
 import { newAuditId } from '../audit/messages.js';
 import { parseHostPort, runAudit } from '../audit/probes.js';
+import { openMta } from '../deps/open-mta.js';
 import { formatJson, formatJunit, formatTable } from '../audit/report.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -55,10 +55,7 @@ export const auditCommand: Command = {
       ...(outsideIp ? { outsideIp } : {}),
       ...(bindIps ? { bindIps } : {}),
       ...(str(a, 'helo') ? { helo: str(a, 'helo')! } : {}),
-      held:
-        config.mta.kind === 'postfix'
-          ? postfixHeldQueue({ postqueue: config.mta.postqueue, postsuper: config.mta.postsuper, configDir: postfixConfigDir(config), timeoutMs: MTA_TOOL_TIMEOUT_MS })
-          : sendmailHeldQueue({ sendmail: config.mta.sendmail, cf: config.mta.sendmail_cf, timeoutMs: MTA_TOOL_TIMEOUT_MS }),
+      held: openMta(config.mta, { configDir: postfixConfigDir(config), timeoutMs: MTA_TOOL_TIMEOUT_MS }),
     });
     const junit = str(a, 'junit');
     if (junit) writeFileSync(junit, formatJunit(report));

@@ -1,16 +1,14 @@
-// What the Postfix and the Sendmail sides of `relayguard quarantine` share: the error type that
-// becomes "exit 1 with a message", the command context and the quarantine index access.
+// The parts of `relayguard quarantine` that are not about one subcommand: the error type that
+// becomes "exit 1 with a message", the command context, the quarantine index access and the
+// output, the same whichever MTA (deps/mta.ts) holds the messages.
 import type { PolicyConfig } from '../rules/policy-schema.js';
+import type { Mta } from '../deps/mta.js';
 import { QuarantineStore } from '../deps/quarantine-store.js';
 import { showable } from '../primitives/safe-text.js';
 
-/** An expected failure (unknown ID, a queue tool refused): reported, exit status 1. */
-export class CliError extends Error {}
-
 export interface Ctx {
   config: PolicyConfig;
-  /** Postfix: the configuration directory (postconf -c). */
-  dir: string;
+  mta: Mta;
   json: boolean;
 }
 

@@ -4,7 +4,7 @@
 // address from clamd.conf. Every rule starts in monitor mode (it logs what it would have done
 // and changes nothing), each with a comment saying what `enforce` would do. Values Postfix keeps
 // in tables (hash:..., ldap:...) cannot be read here: they are named in a comment instead.
-import { execFile } from 'node:child_process';
+import { postconf } from '../deps/mta-postfix.js';
 import { readFileSync } from 'node:fs';
 import { isValidCidr } from '../primitives/networks.js';
 import { tlsRank } from '../rules/tls.js';
@@ -33,18 +33,14 @@ export const DEFAULT_CLAMD_CONF = '/etc/clamav/clamd.conf';
 const TLS_FLOOR = 'TLSv1.2';
 
 /** Runs `postconf -c DIR -x NAME...` (effective values, defaults included, $references expanded). */
-export function readPostfixValues(program: string, configDir: string, timeoutMs: number): Promise<Map<string, string>> {
-  return new Promise((resolve, reject) => {
-    execFile(program, ['-c', configDir, '-x', ...INIT_PARAMETERS], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${program} -c ${configDir} -x: ${stderr.trim().split('\n')[0] || err.message}`));
-      const out = new Map<string, string>();
-      for (const line of stdout.split('\n')) {
-        const m = /^([a-z0-9_]+) = ?(.*)$/.exec(line);
-        if (m) out.set(m[1]!, m[2]!.trim());
-      }
-      resolve(out);
-    });
-  });
+export async function readPostfixValues(program: string, configDir: string, timeoutMs: number): Promise<Map<string, string>> {
+  const stdout = await postconf({ program, configDir, timeoutMs }, ['-x', ...INIT_PARAMETERS]);
+  const out = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([a-z0-9_]+) = ?(.*)$/.exec(line);
+    if (m) out.set(m[1]!, m[2]!.trim());
+  }
+  return out;
 }
 
 export interface ClamdFound {

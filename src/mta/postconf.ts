@@ -1,7 +1,10 @@
 // Reading Postfix's configuration the way `postconf -n` prints it: "name = value" lines (a
 // main.cf also works: comments and indented continuation lines are understood), plus the few
 // value syntaxes the lint needs: lists, { } groups, $parameter references, time units.
-import { execFile } from 'node:child_process';
+import { postconf } from '../deps/mta-postfix.js';
+
+/** Postfix time values are read where postconf is run (deps/mta-postfix.ts). */
+export { parsePostfixTime } from '../deps/mta-postfix.js';
 
 export type PostfixParams = ReadonlyMap<string, string>;
 
@@ -157,15 +160,6 @@ export function parseMilterEntry(item: string): MilterEntry {
   return { raw: item, address, settings };
 }
 
-const TIME_UNITS_S: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** A Postfix time value ("30s", "5m", "300" = seconds) in milliseconds, or null. */
-export function parsePostfixTime(value: string, defaultUnit = 's'): number | null {
-  const m = /^\s*(\d+)\s*([smhdw]?)\s*$/.exec(value);
-  if (!m) return null;
-  return Number(m[1]) * TIME_UNITS_S[m[2] || defaultUnit]! * 1000;
-}
-
 export interface PostconfCommand {
   /** The postconf program (policy mta.postconf). */
   program: string;
@@ -176,17 +170,5 @@ export interface PostconfCommand {
 
 /** Runs `postconf -c DIR -n`; rejects with Postfix's own message when it fails. */
 export function runPostconf(cmd: PostconfCommand, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd.program,
-      ['-c', cmd.configDir, '-n'],
-      { timeout: cmd.timeoutMs, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8', ...(signal ? { signal } : {}) },
-      (err, stdout, stderr) => {
-        if (err) {
-          const why = stderr.trim().split('\n')[0] || err.message;
-          reject(new Error(`${cmd.program} -c ${cmd.configDir} -n: ${why}`));
-        } else resolve(stdout);
-      },
-    );
-  });
+  return postconf(cmd, ['-n'], signal);
 }

@@ -3,7 +3,7 @@
 // more than once (the "add to main.cf, later lines win" habit) are folded into one entry first,
 // keeping the value Postfix uses, so that afterwards no Postfix tool warns "overriding earlier
 // entry". When postconf fails half-way the backup is put back: nothing is lost.
-import { execFile } from 'node:child_process';
+import { exitError, runProgram, type ExecResult } from '../deps/exec.js';
 import { constants, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paramValue, parsePostconf } from './postconf.js';
@@ -58,13 +58,15 @@ function keepBackup(mainCf: string, now: Date): string {
   }
 }
 
-function postconf(opts: ApplyOptions, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(opts.program, ['-c', opts.configDir, ...args], { timeout: opts.timeoutMs, encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${opts.program} -c ${opts.configDir} ${args.join(' ')}: ${stderr.trim().split('\n')[0] || err.message}`));
-      else resolve({ stdout, stderr });
-    });
-  });
+/** postconf's answers are small. */
+const MAX_POSTCONF_OUTPUT = 4 * 1024 * 1024;
+
+/** Runs postconf; its warnings (stderr) matter here, so the whole result comes back. */
+async function postconf(opts: ApplyOptions, args: string[]): Promise<ExecResult> {
+  const full = ['-c', opts.configDir, ...args];
+  const r = await runProgram(opts.program, full, { timeoutMs: opts.timeoutMs, maxOutputBytes: MAX_POSTCONF_OUTPUT });
+  if (r.code !== 0) throw exitError(opts.program, full, r);
+  return r;
 }
 
 export async function applyPostfixChanges(changes: readonly PostfixChange[], opts: ApplyOptions): Promise<ApplyResult> {

@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument } from 'yaml';
 import { QuarantineStore } from '../../src/deps/quarantine-store.js';
-import { deleteQuarantined, listQuarantined, quarantinedContent, quarantinedMessage, type SendmailQueueOptions } from '../../src/mta/sendmail-queue.js';
+import { deleteQuarantined, listQuarantined, quarantinedContent, quarantinedMessage, type SendmailQueueOptions } from '../../src/deps/mta-sendmail.js';
 import {
   eicar,
   ensureStack,

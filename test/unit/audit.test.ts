@@ -8,8 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { eicarTestFile, auditMessage, AUDIT_HEADER } from '../../src/audit/messages.js';
 import { DEFAULT_OUTSIDE_IPS, parseHostPort, runAudit, type AuditReport, type ProbeResult } from '../../src/audit/probes.js';
 import { formatJson, formatJunit, formatTable, xmlEscape } from '../../src/audit/report.js';
-import { postfixHeldQueue, sendmailHeldQueue, type HeldQueue } from '../../src/audit/held-queue.js';
-import type { PostfixTools } from '../../src/audit/postfix-queue.js';
+import type { Mta } from '../../src/deps/mta.js';
+import { PostfixMta, type PostfixTools } from '../../src/deps/mta-postfix.js';
+import { SendmailMta } from '../../src/deps/mta-sendmail.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { parsePolicyText } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
@@ -55,7 +56,7 @@ ${extra}`;
   return r.config;
 }
 
-async function audit(gw: FakeGatewayOptions, config: PolicyConfig, held: HeldQueue | null = null, bindIps?: string[]): Promise<{ report: AuditReport; gateway: FakeGateway }> {
+async function audit(gw: FakeGatewayOptions, config: PolicyConfig, held: Mta | null = null, bindIps?: string[]): Promise<{ report: AuditReport; gateway: FakeGateway }> {
   const gateway = new FakeGateway(gw);
   const port = await gateway.start();
   try {
@@ -187,15 +188,16 @@ describe('audit probes against a scripted gateway', () => {
       const dir = mkdtempSync(join(tmpdir(), 'rg-audit-'));
       const calls = join(dir, 'calls');
       writeFileSync(join(dir, 'postqueue'), `#!/bin/sh\necho "$@" >> ${calls}\necho '{"queue_name": "${queueName}", "queue_id": "HELD1", "sender": "x"}'\n`);
-      writeFileSync(join(dir, 'postsuper'), `#!/bin/sh\necho "postsuper $@" >> ${calls}\n`);
+      // Like Postfix's: postsuper reports what it did on stderr.
+      writeFileSync(join(dir, 'postsuper'), `#!/bin/sh\necho "postsuper $@" >> ${calls}\necho 'postsuper: Deleted: 1 message' >&2\n`);
       chmodSync(join(dir, 'postqueue'), 0o755);
       chmodSync(join(dir, 'postsuper'), 0o755);
-      return { tools: { postqueue: join(dir, 'postqueue'), postsuper: join(dir, 'postsuper'), configDir: '/etc/pf-test', timeoutMs: 5000 }, calls };
+      return { tools: { postqueue: join(dir, 'postqueue'), postsuper: join(dir, 'postsuper'), postcat: '/bin/false', postconf: '/bin/false', configDir: '/etc/pf-test', timeoutMs: 5000 }, calls };
     }
 
     it('found in the hold queue: verified and removed with postsuper -d ID hold', async () => {
       const t = tools('hold');
-      const p = probe((await audit(GOOD_GATEWAY, policy(env), postfixHeldQueue(t.tools))).report, 'virus-held-outbound');
+      const p = probe((await audit(GOOD_GATEWAY, policy(env), new PostfixMta(t.tools))).report, 'virus-held-outbound');
       assert.equal(p.ok, true);
       assert.equal(p.verified, true);
       assert.match(p.detail, /held as HELD1 \(hold queue\); removed: postsuper -d HELD1 hold/);
@@ -204,7 +206,7 @@ describe('audit probes against a scripted gateway', () => {
 
     it('in another queue: not held, the probe fails and nothing is deleted', async () => {
       const t = tools('active');
-      const p = probe((await audit(GOOD_GATEWAY, policy(env), postfixHeldQueue(t.tools))).report, 'virus-held-outbound');
+      const p = probe((await audit(GOOD_GATEWAY, policy(env), new PostfixMta(t.tools))).report, 'virus-held-outbound');
       assert.equal(p.ok, false);
       assert.match(p.detail, /NOT HELD: it is in the active queue/);
       assert.doesNotMatch(readFileSync(t.calls, 'utf8'), /postsuper/);
@@ -251,7 +253,7 @@ describe('audit probes against a scripted gateway', () => {
 
     it('quarantined: verified and its files deleted', async () => {
       const q = queue('hf');
-      const held = sendmailHeldQueue({ sendmail: '/bin/false', cf: q.cf });
+      const held = new SendmailMta({ sendmail: '/bin/false', cf: q.cf });
       const p = probe((await audit(SENDMAIL_GATEWAY, policy(env), held)).report, 'virus-held-outbound');
       assert.equal(p.ok, true, p.detail);
       assert.equal(p.verified, true);
@@ -262,7 +264,7 @@ describe('audit probes against a scripted gateway', () => {
 
     it('queued for delivery but not quarantined: the probe fails and the job stays', async () => {
       const q = queue('qf');
-      const held = sendmailHeldQueue({ sendmail: '/bin/false', cf: q.cf });
+      const held = new SendmailMta({ sendmail: '/bin/false', cf: q.cf });
       const p = probe((await audit(SENDMAIL_GATEWAY, policy(env), held)).report, 'virus-held-outbound');
       assert.equal(p.ok, false);
       assert.match(p.detail, /NOT HELD: it is in the mail queue, not quarantined/);

@@ -1,4 +1,4 @@
-// Sendmail's quarantine on disk (src/mta/sendmail-queue.ts): control file parsing, finding a
+// Sendmail's quarantine on disk (src/deps/mta-sendmail.ts): control file parsing, finding a
 // quarantined job safely (sendmail -qI matches substrings), delete, and the commands release
 // runs. The queue is a temporary directory; `sendmail` is a small shell script that does what
 // Sendmail does with -Q (rename hf -> qf) and records its arguments. The real Sendmail is
@@ -17,9 +17,9 @@ import {
   queueDirectoryOption,
   quarantinedMessage,
   releaseQuarantined,
-  SendmailQueueError,
   type SendmailQueueOptions,
-} from '../../src/mta/sendmail-queue.js';
+} from '../../src/deps/mta-sendmail.js';
+import { MtaError } from '../../src/deps/mta.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rg-sendmail-queue-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -110,7 +110,7 @@ describe('sendmail queue: control files', () => {
 
   test('queue IDs are letters and digits only', () => {
     assert.equal(checkQueueId('6AS4T1XU021373'), '6AS4T1XU021373');
-    for (const bad of ['', 'ALL', '6AS4T1XU/../x', '-qQ', '6AS4 T1XU']) assert.throws(() => checkQueueId(bad), SendmailQueueError, bad);
+    for (const bad of ['', 'ALL', '6AS4T1XU/../x', '-qQ', '6AS4 T1XU']) assert.throws(() => checkQueueId(bad), MtaError, bad);
   });
 });
 

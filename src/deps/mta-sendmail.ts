@@ -1,13 +1,15 @@
-// Sendmail's quarantine, for `relayguard quarantine` when the policy says mta.kind: sendmail.
+// The Sendmail side of the MTA adapter (deps/mta.ts): Sendmail's quarantine.
 // When relayguard answers SMFIR_QUARANTINE, Sendmail accepts the message and keeps it in its
 // queue as a quarantined job: the control file is named hf<ID> instead of qf<ID> and carries the
 // reason on a `q` line; no queue run touches it. This module lists those jobs (by reading the
 // control files), shows one, releases one with Sendmail's own commands (-Q without a reason
 // lifts the quarantine, then -qI delivers it) and deletes one. Every action first checks that the
 // ID names exactly one quarantined job, because Sendmail's -qI matches substrings.
-import { execFile } from 'node:child_process';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { exitError, runProgram, type ExecError, type ExecResult } from './exec.js';
+import { MtaError, type HeldMessage, type Mta, type ReleaseResult, type Whereabouts } from './mta.js';
 
 /** Sendmail queue IDs: letters and digits (8.12+: 14 or more characters); nothing else goes to -qI. */
 export const SENDMAIL_QUEUE_ID = /^[0-9A-Za-z]{8,32}$/;
@@ -17,12 +19,11 @@ const NORMAL_PREFIX = 'qf';
 const DATA_PREFIX = 'df';
 /** Other per-job files that go with a deleted job (transcript, temporary control file). */
 const SIDE_PREFIXES = ['xf', 'tf', 'Qf'];
+/** Sendmail's answers to -Q and -qI are a few lines. */
 const MAX_TOOL_OUTPUT = 16 * 1024 * 1024;
 /** Where sendmail.cf names the queue: `O QueueDirectory=/var/spool/mqueue` (may end in `*`). */
 const QUEUE_DIRECTORY_OPTION = /^O\s*QueueDirectory\s*=\s*(\S+)\s*$/m;
 const DEFAULT_QUEUE_DIRECTORY = '/var/spool/mqueue';
-
-export class SendmailQueueError extends Error {}
 
 export interface SendmailQueueOptions {
   /** The sendmail command (e.g. /usr/sbin/sendmail). */
@@ -52,31 +53,18 @@ export interface QuarantinedMessage {
   headers: string[];
 }
 
-interface ToolResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runSendmail(opts: SendmailQueueOptions, args: string[]): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    execFile(opts.sendmail, ['-C', opts.cf, ...args], { maxBuffer: MAX_TOOL_OUTPUT, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        return reject(new SendmailQueueError(`cannot run ${opts.sendmail}: ${(err as NodeJS.ErrnoException).code}`));
-      }
-      if (err?.killed) return reject(new SendmailQueueError(`${opts.sendmail} ${args.join(' ')}: no answer within ${opts.timeoutMs ?? 60_000} ms`));
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+async function runSendmail(opts: SendmailQueueOptions, args: string[]): Promise<ExecResult> {
+  return runProgram(opts.sendmail, ['-C', opts.cf, ...args], { maxOutputBytes: MAX_TOOL_OUTPUT, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }).catch((err: ExecError) => {
+    throw new MtaError(err.message);
   });
 }
 
-function failure(what: string, r: ToolResult): SendmailQueueError {
-  const text = (r.stderr || r.stdout).trim().split('\n').slice(-3).join('; ');
-  return new SendmailQueueError(`${what} failed (exit ${r.code})${text ? `: ${text}` : ''}`);
+function failure(opts: SendmailQueueOptions, args: string[], r: ExecResult): MtaError {
+  return new MtaError(exitError(opts.sendmail, ['-C', opts.cf, ...args], r).message);
 }
 
 export function checkQueueId(id: string): string {
-  if (!SENDMAIL_QUEUE_ID.test(id)) throw new SendmailQueueError(`"${id}" is not a Sendmail queue ID`);
+  if (!SENDMAIL_QUEUE_ID.test(id)) throw new MtaError(`"${id}" is not a Sendmail queue ID`);
   return id;
 }
 
@@ -106,7 +94,7 @@ export async function queueDirectories(opts: SendmailQueueOptions): Promise<stri
   try {
     text = await readFile(opts.cf, 'latin1');
   } catch (err) {
-    throw new SendmailQueueError(`cannot read ${opts.cf}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new MtaError(`cannot read ${opts.cf}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return expandQueueDirectory(queueDirectoryOption(text));
 }
@@ -198,7 +186,7 @@ export async function listQuarantined(opts: SendmailQueueOptions): Promise<Quara
     try {
       names = await readdir(await subdir(dir, 'qf'));
     } catch (err) {
-      throw new SendmailQueueError(`cannot read the queue directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new MtaError(`cannot read the queue directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     for (const n of names) {
       if (!n.startsWith(QUARANTINED_PREFIX)) continue;
@@ -229,13 +217,13 @@ export async function quarantinedMessage(opts: SendmailQueueOptions, id: string)
   }
   if (!found) {
     const normal = others.some((o) => o === NORMAL_PREFIX + id);
-    throw new SendmailQueueError(
+    throw new MtaError(
       normal
         ? `message ${id} is in the Sendmail queue but not quarantined; nothing done`
         : `no quarantined message ${id} in ${dirs.join(', ')}; it may have been released or deleted already`,
     );
   }
-  if (others.length > 0) throw new SendmailQueueError(`"${id}" also matches ${others.join(', ')} (sendmail -qI matches substrings); nothing done`);
+  if (others.length > 0) throw new MtaError(`"${id}" also matches ${others.join(', ')} (sendmail -qI matches substrings); nothing done`);
   return found;
 }
 
@@ -256,12 +244,12 @@ export async function jobState(opts: SendmailQueueOptions, id: string): Promise<
 /** The message as Sendmail keeps it: the header lines of the control file, a blank line, the data file. */
 export async function quarantinedContent(m: QuarantinedMessage): Promise<Buffer> {
   const body = await readFile(m.dataFile).catch((err: NodeJS.ErrnoException) => {
-    throw new SendmailQueueError(`cannot read ${m.dataFile}: ${err.code ?? err.message}`);
+    throw new MtaError(`cannot read ${m.dataFile}: ${err.code ?? err.message}`);
   });
   return Buffer.concat([Buffer.from(m.headers.join('\n') + '\n\n', 'latin1'), body]);
 }
 
-export interface ReleaseResult {
+export interface SendmailReleaseResult {
   queueId: string;
   /** Set when the quarantine was lifted but the delivery attempt failed (the queue runner retries). */
   warning?: string;
@@ -272,17 +260,18 @@ export interface ReleaseResult {
  * selected quarantined jobs), then asks for delivery now (`sendmail -qI<id>`). A failed delivery
  * attempt is only a warning: the job is a normal queued job by then.
  */
-export async function releaseQuarantined(opts: SendmailQueueOptions, id: string): Promise<ReleaseResult> {
+export async function releaseQuarantined(opts: SendmailQueueOptions, id: string): Promise<SendmailReleaseResult> {
   const m = await quarantinedMessage(opts, id);
-  const lift = await runSendmail(opts, ['-Q', '-qQ', `-qI${id}`]);
-  if (lift.code !== 0) throw failure(`sendmail -Q -qQ -qI${id}`, lift);
+  const liftArgs = ['-Q', '-qQ', `-qI${id}`];
+  const lift = await runSendmail(opts, liftArgs);
+  if (lift.code !== 0) throw failure(opts, liftArgs, lift);
   const stillHeld = await stat(m.controlFile).then(
     () => true,
     () => false,
   );
-  if (stillHeld) throw new SendmailQueueError(`sendmail -Q -qQ -qI${id} left ${m.controlFile} in place; the message is still quarantined`);
+  if (stillHeld) throw new MtaError(`sendmail -Q -qQ -qI${id} left ${m.controlFile} in place; the message is still quarantined`);
   const run = await runSendmail(opts, [`-qI${id}`]);
-  const warning = run.code !== 0 ? failure(`sendmail -qI${id}`, run).message : undefined;
+  const warning = run.code !== 0 ? failure(opts, [`-qI${id}`], run).message : undefined;
   return { queueId: id, ...(warning ? { warning } : {}) };
 }
 
@@ -293,7 +282,7 @@ export async function releaseQuarantined(opts: SendmailQueueOptions, id: string)
 export async function deleteQuarantined(opts: SendmailQueueOptions, id: string): Promise<QuarantinedMessage> {
   const m = await quarantinedMessage(opts, id);
   await unlink(m.controlFile).catch((err: NodeJS.ErrnoException) => {
-    throw new SendmailQueueError(`cannot delete ${m.controlFile}: ${err.code ?? err.message}`);
+    throw new MtaError(`cannot delete ${m.controlFile}: ${err.code ?? err.message}`);
   });
   await unlink(m.dataFile).catch(() => undefined);
   const qfDir = await subdir(m.queueDir, 'qf');
@@ -301,3 +290,58 @@ export async function deleteQuarantined(opts: SendmailQueueOptions, id: string):
   for (const p of SIDE_PREFIXES) await unlink(join(p === 'xf' ? xfDir : qfDir, p + id)).catch(() => undefined);
   return m;
 }
+
+// ------------------------------------------------------------------ the adapter
+
+export class SendmailMta implements Mta {
+  readonly kind = 'sendmail';
+  readonly product = 'Sendmail';
+  readonly heldQueueName = 'Sendmail quarantine';
+
+  constructor(private readonly opts: SendmailQueueOptions) {}
+
+  async listHeld(): Promise<HeldMessage[]> {
+    return (await listQuarantined(this.opts)).map(heldMessage);
+  }
+
+  async held(id: string): Promise<HeldMessage> {
+    return heldMessage(await quarantinedMessage(this.opts, id));
+  }
+
+  async contentText(id: string): Promise<string> {
+    return (await quarantinedContent(await quarantinedMessage(this.opts, id))).toString('latin1');
+  }
+
+  async writeContent(id: string, out: Writable): Promise<void> {
+    const content = await quarantinedContent(await quarantinedMessage(this.opts, id));
+    await new Promise<void>((resolve, reject) => out.write(content, (err) => (err ? reject(err) : resolve())));
+  }
+
+  async release(id: string): Promise<ReleaseResult> {
+    const r = await releaseQuarantined(this.opts, id);
+    return r.warning ? { how: 'quarantine lifted', warning: r.warning } : { how: 'quarantine lifted, delivery requested' };
+  }
+
+  async remove(id: string): Promise<void> {
+    await deleteQuarantined(this.opts, id);
+  }
+
+  async locate(id: string): Promise<Whereabouts> {
+    const state = await jobState(this.opts, id);
+    return state === null ? null : { held: state === 'quarantined', where: state === 'queued' ? 'the mail queue, not quarantined' : 'the quarantine' };
+  }
+
+  removeHint(id: string): string {
+    return `relayguard quarantine delete ${id}`;
+  }
+}
+
+const heldMessage = (m: QuarantinedMessage): HeldMessage => ({
+  queueId: m.queueId,
+  queue: 'quarantine',
+  arrivalTime: m.arrivalTime,
+  size: m.size,
+  sender: m.sender,
+  recipients: m.recipients,
+  reason: m.reason,
+});

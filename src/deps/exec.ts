@@ -1,0 +1,122 @@
+// The one way relayguard runs another program (postconf, postqueue, postsuper, postcat,
+// sendmail, systemd-notify): no shell, a deadline, a cap on what it may print, and errors that
+// name the command line and say what went wrong. A non-zero exit is a result, not an error
+// (postsuper reports on stderr and the caller judges); `runChecked` turns it into one.
+import { execFile, spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
+
+/** Default deadline for one run. */
+export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+/** Default cap on stdout (and on stderr, each): `postqueue -j` of a large queue stays well below. */
+export const DEFAULT_EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
+/** How many of the last stderr lines an error quotes. */
+const QUOTED_LINES = 3;
+
+/** The program could not run, ran too long, printed too much, was aborted, or (runChecked) failed. */
+export class ExecError extends Error {
+  override name = 'ExecError';
+  constructor(
+    message: string,
+    /** The exit status when the program ran and failed; undefined otherwise. */
+    readonly exitCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  /** Largest stdout (or stderr) accepted, in bytes. */
+  maxOutputBytes?: number;
+  signal?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** "postsuper -c /etc/postfix -d ID hold", for messages. */
+export function commandLine(program: string, args: readonly string[]): string {
+  return [program, ...args].join(' ');
+}
+
+/** The last lines a failed program printed (stderr, else stdout), joined for one message line. */
+export function lastLines(r: Pick<ExecResult, 'stdout' | 'stderr'>): string {
+  return (r.stderr || r.stdout).trim().split('\n').slice(-QUOTED_LINES).join('; ');
+}
+
+/** The error for a run that exited non-zero: "CMD: exit N: last lines". */
+export function exitError(program: string, args: readonly string[], r: ExecResult): ExecError {
+  const text = lastLines(r);
+  return new ExecError(`${commandLine(program, args)}: exit ${r.code}${text ? `: ${text}` : ''}`, r.code);
+}
+
+/**
+ * Runs `program args` and resolves with its exit status and output, whatever the status. Rejects
+ * (ExecError) only when it cannot start, exceeds the deadline or the output cap, or is aborted.
+ */
+export function runProgram(program: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+  const maxBuffer = opts.maxOutputBytes ?? DEFAULT_EXEC_MAX_OUTPUT;
+  const what = commandLine(program, args);
+  return new Promise((resolve, reject) => {
+    execFile(
+      program,
+      [...args],
+      { timeout: timeoutMs, maxBuffer, encoding: 'utf8', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.env ? { env: opts.env } : {}) },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ code: 0, stdout, stderr });
+        const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
+        if (e.name === 'AbortError') return reject(new ExecError(`${what}: aborted`));
+        if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new ExecError(`${what}: printed more than ${maxBuffer} bytes; stopped`));
+        if (typeof e.code === 'string') return reject(new ExecError(`${what}: cannot run ${program} (${e.code})`));
+        if (e.killed) return reject(new ExecError(`${what}: no answer within ${timeoutMs} ms; stopped`));
+        resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs `program args` and resolves with its stdout; a non-zero exit rejects like the other failures. */
+export async function runChecked(program: string, args: readonly string[], opts: ExecOptions = {}): Promise<string> {
+  const r = await runProgram(program, args, opts);
+  if (r.code !== 0) throw exitError(program, args, r);
+  return r.stdout;
+}
+
+/**
+ * Runs `program args` with its stdout piped into `out` (a message that may be large is never
+ * held in memory; `out` is not ended). Resolves when it exits 0; rejects with ExecError otherwise.
+ */
+export function pipeProgram(program: string, args: readonly string[], out: Writable, opts: Pick<ExecOptions, 'timeoutMs'> = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+  const what = commandLine(program, args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Our own timer, not spawn's `timeout`: that one outlives a program that never started.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+    }, timeoutMs);
+    child.stdout.pipe(out, { end: false });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      // Only the tail is quoted: keep a bounded amount.
+      stderr = (stderr + d.toString('utf8')).slice(-4096);
+    });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new ExecError(`${what}: cannot run ${program} (${e.code ?? e.message})`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      if (signal) return reject(new ExecError(`${what}: stopped by ${signal}${timedOut ? ` (no end within ${timeoutMs} ms)` : ''}`));
+      reject(exitError(program, args, { code: code ?? 1, stdout: '', stderr }));
+    });
+  });
+}
