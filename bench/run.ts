@@ -19,6 +19,8 @@ import { fmt, max, median, min, shuffled } from './lib/stats.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const ALL_KINDS: MilterKind[] = ['none', 'c-null', 'c-body', 'rg-trace', 'rg-policy', 'rg-disclaimer', 'rg-av', 'rg-full', 'mimedefang', 'clamav-milter'];
+/** Configurations for A/B comparisons of one lever, run only when named in --kinds. */
+const EXTRA_KINDS: MilterKind[] = ['rg-av-1conn', 'rg-full-1conn'];
 /** A run whose queue has not drained by then is reported as failed. */
 const DRAIN_TIMEOUT_MS = 600_000;
 /** smtp-source gets this long per message at worst (a stall fails the run instead of hanging it). */
@@ -78,7 +80,7 @@ function parseOptions(argv: string[]): Options {
       default: throw new Error(`unknown option ${a} (see bench/README.md)`);
     }
   }
-  for (const k of o.kinds) if (!ALL_KINDS.includes(k)) throw new Error(`unknown configuration ${k}; known: ${ALL_KINDS.join(', ')}`);
+  for (const k of o.kinds) if (!ALL_KINDS.includes(k) && !EXTRA_KINDS.includes(k)) throw new Error(`unknown configuration ${k}; known: ${ALL_KINDS.join(', ')}`);
   if (!o.kinds.includes('none')) o.kinds = ['none', ...o.kinds]; // the ceiling is always measured
   o.out ||= join(o.dir, 'results');
   return o;
@@ -189,6 +191,8 @@ const EXPECTED: Record<MilterKind, RegExp[]> = {
   'rg-disclaimer': [/^X-Relayguard: /m, /This email is confidential/],
   'rg-av': [/^X-Relayguard: /m, /^X-Virus-Scanned: /m],
   'rg-full': [/^X-Relayguard: /m, /This email is confidential/, /^X-Virus-Scanned: /m],
+  'rg-av-1conn': [/^X-Relayguard: /m, /^X-Virus-Scanned: /m],
+  'rg-full-1conn': [/^X-Relayguard: /m, /This email is confidential/, /^X-Virus-Scanned: /m],
   mimedefang: [/This email is confidential/],
   'clamav-milter': [/^X-Virus-Scanned: /m],
 };
@@ -288,6 +292,8 @@ function checkTargets(rows: Row[], sizes: MessageKind[], transports: Transport[]
       add('relayguard reference without clamd / MIMEDefang', size, t, `rg-disclaimer/${t}`, `mimedefang/${t}`, 2);
       add('relayguard with clamd / clamav-milter', size, t, `rg-full/${t}`, `clamav-milter/${t}`, 0.9);
       add('(diagnostic) relayguard clamd-only / clamav-milter', size, t, `rg-av/${t}`, `clamav-milter/${t}`, 0.9);
+      add('(lever) clamd sessions: rg-full / rg-full-1conn', size, t, `rg-full/${t}`, `rg-full-1conn/${t}`, 1);
+      add('(lever) clamd sessions: rg-av / rg-av-1conn', size, t, `rg-av/${t}`, `rg-av-1conn/${t}`, 1);
       // Can any milter reach 2x MIMEDefang here? The C body milter only copies bytes.
       add('(diagnostic) C body milter / MIMEDefang', size, t, `c-body/${t}`, `mimedefang/${t}`, 2);
     }
@@ -379,7 +385,7 @@ async function main(): Promise<void> {
     clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`,
   };
   const policies: Partial<Record<PolicyVariant, string>> = {};
-  for (const v of ['trace', 'policy', 'disclaimer', 'antivirus', 'full'] as const) policies[v] = writePolicy(v, paths);
+  for (const v of ['trace', 'policy', 'disclaimer', 'antivirus', 'full', 'full-1conn', 'antivirus-1conn'] as const) policies[v] = writePolicy(v, paths);
   const policyRules = Object.fromEntries(Object.entries(policies).map(([k, p]) => [k, enabledRules(p)]));
 
   const daemons: Daemon[] = [];

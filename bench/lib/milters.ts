@@ -8,7 +8,7 @@ import type { BenchLayout } from './bench-postfix.js';
 import type { PolicyVariant } from './policies.js';
 import { benchNodeArgs } from './relayguard-proc.js';
 
-export type MilterKind = 'none' | 'c-null' | 'c-body' | 'rg-trace' | 'rg-policy' | 'rg-disclaimer' | 'rg-av' | 'rg-full' | 'mimedefang' | 'clamav-milter';
+export type MilterKind = 'none' | 'c-null' | 'c-body' | 'rg-trace' | 'rg-policy' | 'rg-disclaimer' | 'rg-av' | 'rg-full' | 'rg-av-1conn' | 'rg-full-1conn' | 'mimedefang' | 'clamav-milter';
 export type Transport = 'unix' | 'tcp';
 
 export const RELAYGUARD_VARIANT: Partial<Record<MilterKind, PolicyVariant>> = {
@@ -17,6 +17,8 @@ export const RELAYGUARD_VARIANT: Partial<Record<MilterKind, PolicyVariant>> = {
   'rg-disclaimer': 'disclaimer',
   'rg-av': 'antivirus',
   'rg-full': 'full',
+  'rg-av-1conn': 'antivirus-1conn',
+  'rg-full-1conn': 'full-1conn',
 };
 
 export const KIND_LABEL: Record<MilterKind, string> = {
@@ -28,6 +30,8 @@ export const KIND_LABEL: Record<MilterKind, string> = {
   'rg-disclaimer': 'relayguard, reference policy without clamd, with disclaimer',
   'rg-av': 'relayguard, clamd scanning only (+ trace header)',
   'rg-full': 'relayguard, reference policy with clamd and disclaimer',
+  'rg-av-1conn': 'relayguard, clamd scanning only, one clamd connection per scan',
+  'rg-full-1conn': 'relayguard, reference policy, one clamd connection per scan',
   mimedefang: 'MIMEDefang 3.3 (embedded Perl), text+HTML boilerplate',
   'clamav-milter': 'clamav-milter 1.4 (same clamd)',
 };
@@ -166,7 +170,9 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
     case 'rg-policy':
     case 'rg-disclaimer':
     case 'rg-av':
-    case 'rg-full': {
+    case 'rg-full':
+    case 'rg-av-1conn':
+    case 'rg-full-1conn': {
       const policy = ctx.policies[RELAYGUARD_VARIANT[c.kind]!];
       if (!policy) throw new Error(`no policy for ${c.kind}`);
       const args = [ctx.relayguardMain, 'serve', '--config', policy, '--listen', postfixSpec(c.listen), '--metrics', 'off'];

@@ -17,12 +17,16 @@ export type PolicyVariant =
   | 'antivirus'
   /** The whole reference policy: clamd and the disclaimer. */
   | 'full'
+  /** 'full' with one clamd connection per scan (clamd.sessions: 0): the before of the IDSESSION pool. */
+  | 'full-1conn'
+  /** 'antivirus' with one clamd connection per scan. */
+  | 'antivirus-1conn'
   /** 'full' with the size limit and clamd's stream limit raised for the 50 MB message. */
   | 'full-large';
 
 /** Does the variant scan with clamd (so a benchmark tool has to start one)? */
 export function scansWithClamd(variant: PolicyVariant): boolean {
-  return variant === 'antivirus' || variant === 'full' || variant === 'full-large';
+  return variant === 'antivirus' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn' || variant === 'antivirus-1conn';
 }
 
 /** The reference gateway's texts (rule 7), used when the reference policy has no disclaimer yet. */
@@ -62,13 +66,14 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
   };
   if (!names.includes('trace_header')) doc.setIn(['rules', 'trace_header'], { mode: 'enforce' });
   if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'address'], p.clamdAddress);
-  const wantsDisclaimer = variant === 'disclaimer' || variant === 'full' || variant === 'full-large';
+  const wantsDisclaimer = variant === 'disclaimer' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn';
   if (wantsDisclaimer && !names.includes('disclaimer')) doc.setIn(['rules', 'disclaimer'], REFERENCE_DISCLAIMER);
   switch (variant) {
     case 'trace':
       for (const r of names) if (r !== 'trace_header') setMode(r, 'off');
       break;
     case 'antivirus':
+    case 'antivirus-1conn':
       for (const r of names) if (r !== 'trace_header' && r !== 'antivirus') setMode(r, 'off');
       setMode('antivirus', 'enforce');
       break;
@@ -81,6 +86,7 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
       setMode('disclaimer', 'enforce');
       break;
     case 'full':
+    case 'full-1conn':
       setMode('antivirus', 'enforce');
       setMode('disclaimer', 'enforce');
       break;
@@ -91,6 +97,7 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
       if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'max_size'], LARGE_CLAMD_LIMIT);
       break;
   }
+  if (variant.endsWith('-1conn') && names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'sessions'], 0);
   const path = join(p.outDir, `relayguard-${variant}.yaml`);
   writeFileSync(path, doc.toString());
   return path;

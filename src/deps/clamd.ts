@@ -5,10 +5,11 @@
 //
 // clamd protocol (z-commands): "zINSTREAM\0", then chunks of <4-byte big-endian length><bytes>,
 // then a zero length; the reply is one NUL-terminated line: "stream: OK", "stream: NAME FOUND"
-// or "... ERROR".
-import { connect, isIP, type Socket } from 'node:net';
+// or "... ERROR". In a session (clamd-sessions.ts) the same reply comes as "<id>: stream: OK".
+import { isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { CircuitBreaker, type BreakerState, type Permit } from './circuit-breaker.js';
+import { ClamdSessionPool, oneShotLease, openSocket, type Lease, type SessionPoolOptions } from './clamd-sessions.js';
 
 /** clamd refuses chunks above its StreamMaxLength; 64 KiB keeps us far below any sane setting. */
 export const MAX_INSTREAM_CHUNK = 64 * 1024;
@@ -120,6 +121,8 @@ export interface ClamdClientOptions {
   timeoutMs: number;
   /** Messages above this many bytes are not sent at all: error 'too-large'. */
   maxSize?: number;
+  /** Keep connections open between scans (IDSESSION); absent: one connection per scan. */
+  sessions?: SessionPoolOptions;
 }
 
 /** A scan that is fed piece by piece while the message arrives. */
@@ -150,20 +153,28 @@ export class ClamdClient {
   readonly address: ClamdAddress;
   readonly timeoutMs: number;
   readonly maxSize: number | undefined;
+  /** The open sessions, when scans share connections. */
+  readonly pool: ClamdSessionPool | null;
 
   constructor(opts: ClamdClientOptions) {
     this.address = typeof opts.address === 'string' ? parseClamdAddress(opts.address) : opts.address;
     this.timeoutMs = opts.timeoutMs;
     this.maxSize = opts.maxSize;
+    this.pool = opts.sessions && opts.sessions.maxIdle > 0 ? new ClamdSessionPool(this.address, opts.sessions) : null;
   }
 
   get name(): string {
     return formatClamdAddress(this.address);
   }
 
-  /** Open a connection; `signal` bounds the whole session. */
+  /** Start a scan on a pooled or a new connection; `signal` bounds the whole scan. */
   instream(signal?: AbortSignal): ScanSession {
-    return new InstreamSession(this.connect(), this.timeoutMs, this.maxSize, signal);
+    return new InstreamSession(this.pool ? this.pool.acquire() : oneShotLease(this.address), this.timeoutMs, this.maxSize, signal);
+  }
+
+  /** Close the idle sessions (policy unloaded). */
+  close(): void {
+    this.pool?.close();
   }
 
   /** Scan a whole stream (e.g. a message read back from the spool). */
@@ -214,7 +225,7 @@ export class ClamdClient {
     const all = signal ? AbortSignal.any([signal, deadline]) : deadline;
     return new Promise<string>((resolve, reject) => {
       if (all.aborted) return reject(new Error(`clamd ${this.name}: ${isTimeout(all) ? 'timeout' : 'aborted'}`));
-      const socket = this.connect();
+      const socket = openSocket(this.address);
       const parts: Buffer[] = [];
       let size = 0;
       const finish = (err: Error | null, text?: string) => {
@@ -238,11 +249,6 @@ export class ClamdClient {
       socket.write(cmd);
     });
   }
-
-  private connect(): Socket {
-    const a = this.address;
-    return a.kind === 'unix' ? connect({ path: a.path }) : connect({ host: a.host, port: a.port });
-  }
 }
 
 class InstreamSession implements ScanSession {
@@ -260,32 +266,36 @@ class InstreamSession implements ScanSession {
   private idleTimer: NodeJS.Timeout | null = null;
   private sent = 0;
   private onSessionAbort: (() => void) | null = null;
+  /** The connection, once we have one (a pooled one may first have to answer PING). */
+  private lease: Lease | null = null;
+  private readonly ready: Promise<void>;
+  /** A complete verdict for our request id and nothing after it: only then may the connection be reused. */
+  private reusable = false;
 
   constructor(
-    private readonly socket: Socket,
+    lease: Lease | Promise<Lease>,
     private readonly timeoutMs: number,
     private readonly maxSize: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
     this.done = new Promise((resolve) => (this.resolveResult = resolve));
-    socket.on('connect', () => {
-      this.connected = true;
-      this.touch();
-    });
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('end', () => this.onClose());
-    socket.on('close', () => this.onClose());
-    socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
     if (signal) {
-      if (signal.aborted) {
-        this.settle(abortResult(signal));
-        return;
+      if (signal.aborted) this.settle(abortResult(signal));
+      else {
+        this.onSessionAbort = () => this.settle(abortResult(signal));
+        signal.addEventListener('abort', this.onSessionAbort, { once: true });
       }
-      this.onSessionAbort = () => this.settle(abortResult(signal));
-      signal.addEventListener('abort', this.onSessionAbort, { once: true });
     }
     this.touch();
-    socket.write('zINSTREAM\0');
+    if (lease instanceof Promise) {
+      this.ready = lease.then(
+        (l) => this.attach(l),
+        (err: Error) => this.settle(errorResult('connect', err.message)),
+      );
+    } else {
+      this.attach(lease);
+      this.ready = Promise.resolve();
+    }
   }
 
   get settled(): boolean {
@@ -296,21 +306,48 @@ class InstreamSession implements ScanSession {
     return this.sent;
   }
 
+  private attach(lease: Lease): void {
+    if (this.result) {
+      // Given up before the connection came: nothing was sent on it.
+      lease.release(!lease.socket.connecting);
+      return;
+    }
+    this.lease = lease;
+    const socket = lease.socket;
+    this.connected = !socket.connecting;
+    if (socket.connecting) socket.once('connect', this.onConnect);
+    socket.on('data', this.onData);
+    socket.on('end', this.onClose);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+    socket.write('zINSTREAM\0');
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('connect', this.onConnect);
+    socket.off('data', this.onData);
+    socket.off('end', this.onClose);
+    socket.off('close', this.onClose);
+    socket.off('error', this.onError);
+  }
+
   async write(chunk: Buffer, signal?: AbortSignal): Promise<void> {
     if (this.result || this.ended || chunk.length === 0) return;
     if (this.maxSize !== undefined && this.sent + chunk.length > this.maxSize) {
       this.settle(errorResult('too-large', `message above max_size (${this.maxSize} bytes)`));
       return;
     }
+    if (!this.lease) await this.ready;
     this.touch();
     for (let off = 0; off < chunk.length && !this.result; off += MAX_INSTREAM_CHUNK) {
-      const piece = chunk.subarray(off, Math.min(chunk.length, off + MAX_INSTREAM_CHUNK));
-      const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
-      prefix.writeUInt32BE(piece.length, 0);
-      this.socket.write(prefix);
-      // Copy: the caller's buffer may be a view into a buffer that gets reused.
-      const flowing = this.socket.write(Buffer.from(piece));
-      this.sent += piece.length;
+      const len = Math.min(chunk.length - off, MAX_INSTREAM_CHUNK);
+      // Prefix and bytes in one buffer, one write. A copy anyway: the caller's buffer may be a
+      // view into one that gets reused.
+      const frame = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + len);
+      frame.writeUInt32BE(len, 0);
+      chunk.copy(frame, LENGTH_PREFIX_BYTES, off, off + len);
+      const flowing = this.lease!.socket.write(frame);
+      this.sent += len;
       if (!flowing) await this.drained(signal);
     }
   }
@@ -318,8 +355,11 @@ class InstreamSession implements ScanSession {
   async end(signal?: AbortSignal): Promise<ScanResult> {
     if (!this.result && !this.ended) {
       this.ended = true;
-      this.touch();
-      this.socket.write(END_OF_STREAM);
+      if (!this.lease) await this.ready;
+      if (!this.result) {
+        this.touch();
+        this.lease!.socket.write(END_OF_STREAM);
+      }
     }
     if (this.result) return this.result;
     if (!signal) return this.done;
@@ -346,11 +386,12 @@ class InstreamSession implements ScanSession {
       this.settle(abortResult(signal, 'deadline passed while clamd was not reading'));
       return Promise.resolve();
     }
+    const socket = this.lease!.socket;
     this.blocked = true;
     return new Promise<void>((resolve) => {
       const done = () => {
         this.blocked = false;
-        this.socket.off('drain', onDrain);
+        socket.off('drain', onDrain);
         signal?.removeEventListener('abort', onAbort);
         this.waiters.delete(done);
         resolve();
@@ -363,21 +404,42 @@ class InstreamSession implements ScanSession {
         this.settle(abortResult(signal!, 'deadline passed while clamd was not reading'));
         done();
       };
-      this.socket.once('drain', onDrain);
+      socket.once('drain', onDrain);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.add(done);
     });
   }
 
-  private onData(d: Buffer): void {
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.touch();
+  };
+
+  private readonly onData = (d: Buffer): void => {
     this.touch();
     this.replyParts.push(d);
     this.replyBytes += d.length;
     if (d.indexOf(0) >= 0 || this.replyBytes > MAX_REPLY_BYTES) {
       const all = Buffer.concat(this.replyParts).toString('latin1');
       const nul = all.indexOf('\0');
-      this.settle(parseScanReply(nul >= 0 ? all.slice(0, nul) : all.slice(0, 200)));
+      this.settle(this.parseReply(nul >= 0 ? all.slice(0, nul) : all.slice(0, 200), nul >= 0 && nul === all.length - 1));
     }
+  };
+
+  /** In a session the reply must carry our request id; `alone`: nothing came after it. */
+  private parseReply(text: string, alone: boolean): ScanResult {
+    const id = this.lease?.id ?? 0;
+    if (id === 0) return parseScanReply(text);
+    const m = /^(\d+): /.exec(text);
+    if (!m) {
+      const r = parseScanReply(text);
+      // An error clamd reports for the whole session (e.g. a queue limit) comes without an id.
+      return r.status === 'error' ? r : errorResult('unknown-reply', 'reply without the request id', text.slice(0, 200));
+    }
+    if (Number(m[1]) !== id) return errorResult('unknown-reply', `reply for request ${m[1]}, expected ${id}`, text.slice(0, 200));
+    const r = parseScanReply(text.slice(m[0].length));
+    this.reusable = alone && this.ended && r.status !== 'error';
+    return r;
   }
 
   /** A complete or partial reply wins over whatever broke afterwards (EPIPE after an early reply). */
@@ -386,21 +448,21 @@ class InstreamSession implements ScanSession {
     return Buffer.concat(this.replyParts).toString('latin1');
   }
 
-  private onClose(): void {
+  private readonly onClose = (): void => {
     if (this.result) return;
     const reply = this.pendingReply();
-    if (reply !== null) return this.settle(parseScanReply(reply));
+    if (reply !== null) return this.settle(this.parseReply(reply.replace(/\0+$/, ''), false));
     this.settle(
       this.ended ? errorResult('empty-reply', 'clamd closed the connection without a reply') : errorResult('io', 'clamd closed the connection'),
     );
-  }
+  };
 
-  private onError(err: NodeJS.ErrnoException): void {
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
     if (this.result) return;
     const reply = this.pendingReply();
-    if (reply !== null) return this.settle(parseScanReply(reply));
+    if (reply !== null) return this.settle(this.parseReply(reply.replace(/\0+$/, ''), false));
     this.settle(errorResult(this.connected ? 'io' : 'connect', err.code ?? err.message));
-  }
+  };
 
   /** Any sign of life pushes the silence deadline back. */
   private touch(): void {
@@ -430,7 +492,10 @@ class InstreamSession implements ScanSession {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     if (this.signal && this.onSessionAbort) this.signal.removeEventListener('abort', this.onSessionAbort);
-    this.socket.destroy();
+    if (this.lease) {
+      this.detach(this.lease.socket);
+      this.lease.release(this.reusable && r.status !== 'error');
+    }
     for (const w of [...this.waiters]) w();
     this.resolveResult(r);
   }
@@ -529,6 +594,7 @@ export class ClamdService implements Scanner {
   close(): void {
     for (const s of [...this.live]) s.abort('aborted');
     this.live.clear();
+    this.client.close();
   }
 }
 

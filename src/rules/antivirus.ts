@@ -8,6 +8,7 @@ import promClient from 'prom-client';
 import { z } from 'zod';
 import { byteSize, duration } from '../primitives/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
+import { sessionPoolOptions } from '../deps/clamd-sessions.js';
 import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
 import { dependencyUp, registry } from '../ops/metrics.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
@@ -53,6 +54,8 @@ export const antivirusSchema = z
         timeout: duration().default(30_000),
         /** Messages bigger than this are not sent to clamd (on_oversize decides). Keep it at or below clamd's StreamMaxLength. */
         max_size: byteSize().optional(),
+        /** Connections kept open between scans (clamd's IDSESSION), at most this many idle; 0: one connection per scan. */
+        sessions: z.number().int().min(0).max(256).default(16),
       })
       .strict(),
     /** What happens to an infected message. discard is allowed but never a default. */
@@ -280,11 +283,16 @@ export const antivirusRule = defineRule({
   schema: antivirusSchema,
   create(config, env) {
     const address = parseClamdAddress(config.clamd.address);
-    const key = `clamd:${JSON.stringify(address)}:${config.clamd.timeout}:${config.clamd.max_size ?? ''}`;
+    const key = `clamd:${JSON.stringify(address)}:${config.clamd.timeout}:${config.clamd.max_size ?? ''}:${config.clamd.sessions}`;
     const service = env.shared(
       key,
       () => {
-        const client = new ClamdClient({ address, timeoutMs: config.clamd.timeout, ...(config.clamd.max_size !== undefined ? { maxSize: config.clamd.max_size } : {}) });
+        const client = new ClamdClient({
+          address,
+          timeoutMs: config.clamd.timeout,
+          ...(config.clamd.max_size !== undefined ? { maxSize: config.clamd.max_size } : {}),
+          ...(config.clamd.sessions > 0 ? { sessions: sessionPoolOptions(config.clamd.sessions, Math.min(config.clamd.timeout, config.breaker.probe_timeout)) } : {}),
+        });
         const breaker = new CircuitBreaker({
           failures: config.breaker.failures,
           cooldownMs: config.breaker.cooldown,
