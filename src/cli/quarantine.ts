@@ -6,7 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 import { CliError, heldSummaryLines, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 import { runSendmailQuarantine, SENDMAIL_SUBCOMMANDS } from './quarantine-sendmail.js';

@@ -134,8 +134,7 @@ export const disclaimerRule = defineRule({
       mode: config.mode,
       needs: { actions: Action.CHGBODY | Action.CHGHDRS | Action.ADDHDRS },
       handlers: {
-        async eom({ msg, signal }) {
-          const m = msg!;
+        async eom({ msg: m, signal }) {
           const chosen = chooseText(texts, m.direction, m.sender?.domain ?? '');
           if (!chosen) return pass();
           const base = { disclaimer: chosen.label };

@@ -11,7 +11,7 @@ import { formatJson, formatJunit, formatTable, xmlEscape } from '../../src/audit
 import { postfixHeldQueue, sendmailHeldQueue, type HeldQueue } from '../../src/audit/held-queue.js';
 import type { PostfixTools } from '../../src/audit/postfix-queue.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 import { fakeClamd, fakeMilter, FakeGateway, GOOD_GATEWAY, type FakeGatewayOptions } from './audit-fake-gateway.js';
