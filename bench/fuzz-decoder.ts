@@ -8,9 +8,9 @@
 // Live: connections to a MilterServer that negotiate and then send random frames; after every
 // batch a fresh connection must still negotiate (the server survived, no process crash).
 import { connect } from 'node:net';
-import { parsePolicyText } from '../src/config/load.js';
+import { parsePolicyText } from '../src/rules/policy-schema.js';
 import { silentLogger } from '../src/ops/logging.js';
-import { CompiledPolicy } from '../src/engine/compile.js';
+import { CompiledPolicy } from '../src/rules/compiled-policy.js';
 import { Cmd } from '../src/protocol/constants.js';
 import { decodeCommand } from '../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../src/protocol/frame.js';

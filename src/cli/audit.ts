@@ -9,7 +9,7 @@ import { openMta } from '../deps/open-mta.js';
 import { formatJson, formatJunit, formatTable } from '../audit/report.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
 /** How long one postqueue/postsuper/sendmail run may take. */

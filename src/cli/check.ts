@@ -3,15 +3,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createLogger } from '../ops/logging.js';
-import { CompiledPolicy } from '../engine/compile.js';
+import { CompiledPolicy } from '../rules/compiled-policy.js';
 import type { TraceEntry } from '../policy/types.js';
 import { MAX_BODY_CHUNK } from '../protocol/constants.js';
 import { formatReply } from '../protocol/smtp-reply.js';
-import { Conversation, type Outcome } from '../session/conversation.js';
+import type { Outcome } from '../policy/decision.js';
+import { Conversation } from '../session/conversation.js';
 import { applyModifications, splitMessage } from '../session/offline-message.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit } from './policy-file.js';
 import { expectationReport } from './check-expect.js';
 

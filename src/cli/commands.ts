@@ -1,103 +1,31 @@
-// The table of commands: what `relayguard --help` shows, and where each command's code is. The
-// code is loaded only for the command that runs (importing every command costs most of a
-// second: zod, winston, re2, better-sqlite3), so --help and --version answer at once. A new
-// command is one entry here and `...about(name)` in its own file.
+// Where each command's code is. It is loaded only for the command that runs (importing every
+// command costs most of a second: zod, winston, re2, better-sqlite3), so --help and --version
+// answer at once. The texts are in command-list.ts.
 import type { Command } from './command.js';
+import { COMMAND_TEXTS, type CommandText } from './command-list.js';
 
-interface CommandEntry {
-  name: string;
-  usage: string;
-  summary: string;
+const LOADERS: Readonly<Record<string, () => Promise<Command>>> = {
+  serve: () => import('./serve.js').then((m) => m.serveCommand),
+  validate: () => import('./validate.js').then((m) => m.validateCommand),
+  check: () => import('./check.js').then((m) => m.checkCommand),
+  'milter-check': () => import('./milter-check.js').then((m) => m.milterCheckCommand),
+  reload: () => import('./reload.js').then((m) => m.reloadCommand),
+  quarantine: () => import('./quarantine.js').then((m) => m.quarantineCommand),
+  offenders: () => import('./offenders.js').then((m) => m.offendersCommand),
+  unban: () => import('./offenders.js').then((m) => m.unbanCommand),
+  'postfix-config': () => import('./postfix-config.js').then((m) => m.postfixConfigCommand),
+  'lint-mta': () => import('./lint-mta.js').then((m) => m.lintMtaCommand),
+  audit: () => import('./audit.js').then((m) => m.auditCommand),
+  init: () => import('./init.js').then((m) => m.initCommand),
+  keygen: () => import('./keygen.js').then((m) => m.keygenCommand),
+};
+
+export interface CommandEntry extends CommandText {
   load(): Promise<Command>;
 }
 
-export const COMMANDS: readonly CommandEntry[] = [
-  {
-    name: 'serve',
-    usage: 'serve [--config F] [--listen inet:HOST:PORT|unix:PATH] [--metrics HOST:PORT|off] [--pid-file F]',
-    summary: 'Run the milter daemon (default policy: policies/default.yaml). SIGHUP reloads the policy.',
-    load: () => import('./serve.js').then((m) => m.serveCommand),
-  },
-  {
-    name: 'validate',
-    usage: 'validate [--config F] [--json]',
-    summary: 'Check a policy file; every error is printed as file:line:col: message (exit 1). --json: {ok, file, errors: [{line, col, path, message}]}.',
-    load: () => import('./validate.js').then((m) => m.validateCommand),
-  },
-  {
-    name: 'check',
-    usage:
-      'check [--config F] --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] [--expect FILE] MESSAGE.eml',
-    summary: 'Run the policy offline on a message; print each rule verdict and the final action.',
-    load: () => import('./check.js').then((m) => m.checkCommand),
-  },
-  {
-    name: 'milter-check',
-    usage:
-      'milter-check --milter inet:HOST:PORT|unix:PATH | --config F --client-ip IP [--helo NAME] [--from ADDR] --rcpt ADDR [--rcpt ADDR]... [--auth USER] [--tls VERSION] [--out FILE] [--json] MESSAGE.eml',
-    summary: "Play the MTA against a milter (--milter, or the listen address of the policy's server) and print what it does with the message.",
-    load: () => import('./milter-check.js').then((m) => m.milterCheckCommand),
-  },
-  {
-    name: 'reload',
-    usage: 'reload [--config F] [--pid-file F]',
-    summary: 'Validate the policy, then tell the running daemon (pid file) to reload it.',
-    load: () => import('./reload.js').then((m) => m.reloadCommand),
-  },
-  {
-    name: 'quarantine',
-    usage: 'quarantine list|show ID|release ID|delete ID [--config F] [--json]',
-    summary: "Held messages (Postfix's hold queue, or Sendmail's quarantine with mta.kind: sendmail) with the reason relayguard held them; release delivers, delete removes.",
-    load: () => import('./quarantine.js').then((m) => m.quarantineCommand),
-  },
-  {
-    name: 'offenders',
-    usage: 'offenders [--config F] [--country CC]... [--by-country] [--json]',
-    summary: 'List client IPs with offences in the window and active bans (the offender ledger); --country keeps those placed in a country, --by-country counts per country.',
-    load: () => import('./offenders.js').then((m) => m.offendersCommand),
-  },
-  {
-    name: 'unban',
-    usage: 'unban IP [--config F]',
-    summary: 'Lift the ban of a client IP and forget its offences.',
-    load: () => import('./offenders.js').then((m) => m.unbanCommand),
-  },
-  {
-    name: 'postfix-config',
-    usage: 'postfix-config [--config F] [--apply] [--postconf FILE|-] [--mta postfix|sendmail] [--access-map]',
-    summary:
-      'Print the postconf -e changes the policy needs against the live Postfix (postconf -n), each with the reason; --apply runs them (backup of main.cf, diff); --mta sendmail: the sendmail.mc lines; --access-map: Sendmail\'s access map.',
-    load: () => import('./postfix-config.js').then((m) => m.postfixConfigCommand),
-  },
-  {
-    name: 'lint-mta',
-    usage: 'lint-mta [--config F] [--postconf FILE|-] [--json]',
-    summary: 'Check postconf -n output (runs postconf -c DIR -n without --postconf) against the policy; exit 1 on errors.',
-    load: () => import('./lint-mta.js').then((m) => m.lintMtaCommand),
-  },
-  {
-    name: 'audit',
-    usage: 'audit --smtp HOST:PORT [--config F] [--rcpt ADDR] [--outside-ip IP] [--bind IP[,IP...]] [--helo NAME] [--json] [--junit FILE]',
-    summary: 'Probe a live gateway (VRFY, relay, spoofing, size, EICAR, attachments, TLS, DNSBL, clamd, milter); exit 0 when all pass.',
-    load: () => import('./audit.js').then((m) => m.auditCommand),
-  },
-  {
-    name: 'init',
-    usage: 'init [--out F] [--clamd-conf F]',
-    summary: 'Write a starting policy from the live Postfix (postconf -x; MAIL_CONFIG honoured), every rule in monitor mode.',
-    load: () => import('./init.js').then((m) => m.initCommand),
-  },
-  {
-    name: 'keygen',
-    usage: 'keygen --domain D --selector S --key FILE [--algorithm rsa-sha256|ed25519-sha256] [--bits N]',
-    summary: 'Create a signing key for arc_seal / DKIM (or read an existing one) and print the DNS TXT record to publish.',
-    load: () => import('./keygen.js').then((m) => m.keygenCommand),
-  },
-];
-
-/** name, usage and summary of a command, for its own file. */
-export function about(name: string): Pick<Command, 'name' | 'usage' | 'summary'> {
-  const e = COMMANDS.find((c) => c.name === name);
-  if (!e) throw new Error(`no command ${name} in the table`);
-  return { name: e.name, usage: e.usage, summary: e.summary };
-}
+export const COMMANDS: readonly CommandEntry[] = COMMAND_TEXTS.map((text) => {
+  const load = LOADERS[text.name];
+  if (!load) throw new Error(`no loader for command ${text.name} in commands.ts`);
+  return { ...text, load };
+});

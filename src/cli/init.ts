@@ -2,14 +2,15 @@
 // work). The result is validated before it is written; an existing file is never overwritten.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parsePolicyText, formatError } from '../config/load.js';
+import { formatError } from '../config/load.js';
+import { parsePolicyText } from '../rules/policy-schema.js';
 import { mtaSchema } from '../config/settings.js';
 import { DEFAULT_CLAMD_CONF, initPolicyText, readClamdConf, readPostfixValues } from '../mta/init-policy.js';
 import { POSTCONF_TIMEOUT_MS } from '../mta/lint.js';
 import { chrootInfo } from '../mta/master-cf.js';
 import { parseArgs, str } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 
 export const initCommand: Command = {
   ...about('init'),

@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { dkimTxtRecord, MIN_RSA_BITS, readSigningKey, type SigningAlgorithm } from '../deps/signing-key.js';
 import { parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 
 const MAX_RSA_BITS = 4096;
 const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;

@@ -5,7 +5,7 @@ import { formatFinding, lintPostconfText, POSTCONF_TIMEOUT_MS } from '../mta/lin
 import { runPostconf } from '../mta/postconf.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 
 export const lintMtaCommand: Command = {

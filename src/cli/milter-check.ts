@@ -7,7 +7,7 @@ import { runMilterCheck, type MilterCheckResult } from '../audit/milter-check.js
 import { parseListen, type ListenAddress } from '../session/server.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
 export const milterCheckCommand: Command = {

@@ -9,7 +9,7 @@ import { showable } from '../primitives/safe-text.js';
 import { formatUntil, ledgerPolicyOf, offendersSchema, type OffendersConfig } from '../rules/offenders.js';
 import { bool, list, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit } from './policy-file.js';
 
 /** The offenders block of the policy, with defaults when the rule is not configured. */

@@ -1,6 +1,7 @@
 // Which policy file a command uses: --config, else the shipped policies/default.yaml.
 import { join, resolve } from 'node:path';
-import { formatError, loadPolicyFile } from '../config/load.js';
+import { formatError } from '../config/load.js';
+import { loadPolicyFile } from '../rules/policy-schema.js';
 import type { PolicyConfig } from '../rules/policy-schema.js';
 import { resolveStateDir } from '../ops/state-dir.js';
 import { CommandFailed, PACKAGE_ROOT } from './command.js';

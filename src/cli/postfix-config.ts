@@ -12,7 +12,7 @@ import type { RuleNeeds } from '../policy/types.js';
 import type { PolicyConfig } from '../rules/policy-schema.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { readFileSync } from 'node:fs';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 

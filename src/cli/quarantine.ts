@@ -7,7 +7,7 @@ import { openMta } from '../deps/open-mta.js';
 import type { QuarantineRecord } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
 import { heldSummaryLines, printHeldRows, withStore, type Ctx } from './quarantine-common.js';
 

@@ -1,9 +1,10 @@
 // relayguard reload: validate the policy here (so errors show at once), then SIGHUP the daemon.
 import { readFileSync } from 'node:fs';
-import { formatError, loadPolicyFile } from '../config/load.js';
+import { formatError } from '../config/load.js';
+import { loadPolicyFile } from '../rules/policy-schema.js';
 import { parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { policyPath } from './policy-file.js';
 
 export const reloadCommand: Command = {

@@ -1,9 +1,10 @@
 // relayguard validate: check a policy file. Text: every error as file:line:col: message on stderr
 // (exit 1). --json: one object on stdout, {ok, file, errors: [{line, col, path, message}]}.
-import { formatError, loadPolicyFile } from '../config/load.js';
+import { formatError } from '../config/load.js';
+import { loadPolicyFile } from '../rules/policy-schema.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
-import { about } from './commands.js';
+import { about } from './command-list.js';
 import { policyPath } from './policy-file.js';
 
 export const validateCommand: Command = {

@@ -1,10 +1,17 @@
 // Reads a policy file: YAML syntax errors and schema errors both come back as file:line:col.
+// The schema is a parameter: the policy's is composed from the rule registry, which sits above
+// this layer (rules/policy-schema.ts binds the two).
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
-import { RULES } from '../rules/index.js';
 import { documentData, readPolicySource } from './read-policy-file.js';
-import { policySchema, type PolicyConfig } from '../rules/policy-schema.js';
 import { closestKey, knownKeys } from './suggest.js';
+
+/** What a policy file must satisfy: its schema, and checks across its parts once it parsed. */
+export interface PolicyFileSpec<S extends z.ZodType> {
+  schema: S;
+  /** Errors with paths from the top of the file; [] when the parts fit together. */
+  crossCheck?(config: z.output<S>): Array<{ path: Array<string | number>; message: string }>;
+}
 
 export interface ConfigError {
   file: string;
@@ -15,20 +22,20 @@ export interface ConfigError {
   message: string;
 }
 
-export type LoadResult = { ok: true; config: PolicyConfig; file: string } | { ok: false; errors: ConfigError[]; file: string };
+export type LoadResult<T> = { ok: true; config: T; file: string } | { ok: false; errors: ConfigError[]; file: string };
 
 export function formatError(e: ConfigError): string {
   // line 0: the error has no position in the file (it could not be read at all).
   return e.line > 0 ? `${e.file}:${e.line}:${e.col}: ${e.message}` : `${e.file}: ${e.message}`;
 }
 
-export function loadPolicyFile(file: string): LoadResult {
+export function loadPolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, file: string): LoadResult<z.output<S>> {
   const source = readPolicySource(file);
   if (!source.ok) return { ok: false, file, errors: [{ file, line: 0, col: 0, path: '', message: source.message }] };
-  return parsePolicyText(source.text, file);
+  return parsePolicy(spec, source.text, file);
 }
 
-export function parsePolicyText(text: string, file: string): LoadResult {
+export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: string, file: string): LoadResult<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const errors: ConfigError[] = [];
@@ -40,36 +47,23 @@ export function parsePolicyText(text: string, file: string): LoadResult {
   const expanded = documentData(doc, lineCounter);
   if (!expanded.ok) return { ok: false, file, errors: [{ file, line: expanded.line, col: expanded.col, path: '', message: expanded.message }] };
   const data = expanded.data ?? {};
-  const parsed = policySchema.safeParse(data);
+  const parsed = spec.schema.safeParse(data);
   if (parsed.success) {
-    const cross = crossCheck(parsed.data);
+    const cross = spec.crossCheck?.(parsed.data) ?? [];
     if (cross.length === 0) return { ok: true, config: parsed.data, file };
-    for (const c of cross) errors.push(...issueToErrors({ code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
+    for (const c of cross) errors.push(...issueToErrors(spec.schema, { code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
     return { ok: false, file, errors };
   }
-  for (const issue of parsed.error.issues) errors.push(...issueToErrors(issue, doc, lineCounter, file));
+  for (const issue of parsed.error.issues) errors.push(...issueToErrors(spec.schema, issue, doc, lineCounter, file));
   errors.sort((a, b) => a.line - b.line || a.col - b.col);
   return { ok: false, file, errors };
 }
 
-/** Rule checks that need the whole policy, with paths from the top of the file. */
-function crossCheck(config: PolicyConfig): Array<{ path: Array<string | number>; message: string }> {
-  const { server, mta, networks, dns, logging, local_domains } = config;
-  const settings = { server, mta, networks, dns, logging, local_domains };
-  const out: Array<{ path: Array<string | number>; message: string }> = [];
-  for (const def of RULES) {
-    const cfg = (config.rules as Record<string, unknown>)[def.name];
-    if (cfg === undefined || !def.crossCheck) continue;
-    for (const e of def.crossCheck(cfg, settings)) out.push({ path: ['rules', def.name, ...e.path], message: e.message });
-  }
-  return out;
-}
-
-function issueToErrors(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
+function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
   let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   // An unknown key: one error per key, at the key itself, with the allowed key it is closest to.
   if (issue.code === 'unrecognized_keys' && issue.keys.length) {
-    const allowed = knownKeys(policySchema, path);
+    const allowed = knownKeys(schema, path);
     return issue.keys.map((key) => {
       const pos = keyPosition(doc, [...path, key], lc) ?? nearestPosition(doc, path, lc);
       const near = closestKey(key, allowed);

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as RedisModule from 'redis';
-import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger.js';
+import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
 
 export const DEFAULT_KEY_PREFIX = 'relayguard:';
 /** How long a connection attempt may take before a command fails. */

@@ -7,75 +7,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
+import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
-/** `origin`: the origin rule's score for a client from an unexpected country or network. */
-export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient' | 'origin';
-
-export interface LedgerPolicy {
-  /** Offences inside `window` that trigger a ban. */
-  threshold: number;
-  /** ms an offence counts. */
-  window: number;
-  /** ms a ban lasts. */
-  ban: number;
-}
-
-export interface RecordResult {
-  /** Offences inside the window, this one included. */
-  count: number;
-  /** Epoch ms, or null when not banned. */
-  bannedUntil: number | null;
-  /** This offence started the ban. */
-  newlyBanned: boolean;
-}
-
-export interface BanStatus {
-  bannedUntil: number;
-  /** Offences inside the window when asked. */
-  count: number;
-  lastReason: string | null;
-}
-
-export interface OffenderRow {
-  ip: string;
-  /** Offences inside the window. */
-  count: number;
-  /** Every offence ever recorded for this IP (while its row was kept). */
-  total: number;
-  /** Epoch ms of an active ban, else null. */
-  bannedUntil: number | null;
-  bans: number;
-  lastSeen: number;
-  lastKind: OffenceKind | null;
-  lastReason: string | null;
-  /** ISO 3166 country of the address when it was last recorded (origin rule), else null. */
-  country: string | null;
-}
-
-export interface OffenderLedger {
-  /** `country`: where the origin rule placed the address (kept with the row), when known. */
-  record(ip: string, kind: OffenceKind, reason: string, country?: string): Promise<RecordResult>;
-  /** The active ban of `ip`, or null. */
-  banStatus(ip: string): Promise<BanStatus | null>;
-  /** Every IP with an active ban or offences inside the window, banned first. */
-  list(): Promise<OffenderRow[]>;
-  /** Lifts an active ban and forgets the IP's offences; false when it was not banned. */
-  unban(ip: string): Promise<boolean>;
-  close(): Promise<void>;
-}
+export type { BanStatus, LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow, RecordResult } from './offender-ledger-types.js';
 
 /** The file the offender ledger shares with the quarantine index (each has its own tables). */
 /** How long a writer waits for another process's lock (the CLI against the daemon). */
 const BUSY_TIMEOUT_MS = 5000;
-/** Rows without offences or ban are deleted after this, so the table does not grow forever. */
-export const ROW_RETENTION_MS = 7 * 86_400_000;
 /** Expired events and old rows are swept at most this often. */
 const SWEEP_INTERVAL_MS = 60_000;
-/** Reasons are kept short: they are for the operator's overview, the log has the rest. */
-export const MAX_REASON_LENGTH = 200;
-
-export const shortReason = (r: string) => (r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r);
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS offenders (

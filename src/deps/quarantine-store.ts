@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'winston';
-import type { Decision } from '../session/conversation.js';
+import type { Decision } from '../policy/decision.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
 /** serve writes while the CLI reads and updates: wait for the other's lock instead of failing. */

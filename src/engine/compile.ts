@@ -1,32 +1,41 @@
 // Turns a validated policy into something that can run: rule instances, network sets, shared
 // services. A compiled policy is immutable; a reload compiles a new one and swaps it in.
+// The rule registry is a parameter: the rules sit above the engine (rules/compiled-policy.ts
+// binds relayguard's registry).
 import type { Logger } from 'winston';
-import type { PolicyConfig } from '../rules/policy-schema.js';
 import type { PolicySettings } from '../config/settings.js';
-import { RULES } from '../rules/index.js';
-import type { RuleEnv } from '../policy/rule-env.js';
-import { PolicyEngine, type EngineHooks } from './engine.js';
-import { NetworkSet } from '../primitives/networks.js';
-import { domainMatches } from '../primitives/address.js';
+import type { RuleDefinition, RuleEnv } from '../policy/rule-env.js';
+import type { RunningPolicy } from '../policy/running-policy.js';
 import type { Rule } from '../policy/types.js';
+import { domainMatches } from '../primitives/address.js';
+import { NetworkSet } from '../primitives/networks.js';
+import { PolicyEngine, type EngineHooks } from './engine.js';
 
-export class CompiledPolicy {
+/** A validated policy: the global settings and one block per configured rule under `rules`. */
+export interface PolicyDocument extends PolicySettings {
+  rules: Record<string, unknown>;
+}
+
+export interface CompileOptions {
+  hooks?: EngineHooks;
+  /** `relayguard check`: nothing may be recorded (offences, bans). */
+  offline?: boolean;
+  /** Test seam: rule instances added after the configured ones. */
+  extraRules?: Rule[];
+}
+
+export class CompiledPolicyBase<C extends PolicyDocument> implements RunningPolicy {
   readonly internal: NetworkSet;
   readonly groups: Map<string, NetworkSet>;
   readonly engine: PolicyEngine;
   private readonly services = new Map<string, { value: unknown; close?: (v: unknown) => void | Promise<void> }>();
 
   constructor(
-    readonly config: PolicyConfig,
+    registry: readonly RuleDefinition[],
+    readonly config: C,
     readonly file: string,
     readonly log: Logger,
-    options: {
-      hooks?: EngineHooks;
-      /** `relayguard check`: nothing may be recorded (offences, bans). */
-      offline?: boolean;
-      /** Test seam: rule instances added after the configured ones. */
-      extraRules?: Rule[];
-    } = {},
+    options: CompileOptions = {},
   ) {
     this.internal = new NetworkSet(config.networks.internal);
     this.groups = new Map(Object.entries(config.networks.groups).map(([k, v]) => [k, new NetworkSet(v)]));
@@ -43,8 +52,8 @@ export class CompiledPolicy {
       },
     };
     const rules: Rule[] = [];
-    for (const def of RULES) {
-      const ruleConfig = (config.rules as Record<string, unknown>)[def.name];
+    for (const def of registry) {
+      const ruleConfig = config.rules[def.name];
       if (ruleConfig === undefined) continue;
       const rule = def.create(ruleConfig, env);
       if (rule.mode !== 'off') rules.push(rule);

@@ -1,28 +1,19 @@
 // The engine runs the rules of one phase in parallel under the phase deadline, applies their
 // modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
-import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, PhaseInput, Rule, SmtpOverride, TraceEntry, Verdict } from '../policy/types.js';
+import type { PhaseResult } from '../policy/decision.js';
+import type { PhaseRunner } from '../policy/running-policy.js';
+import type { ActionKind, ConnectionContext, MessageContext, Phase, PhaseInput, PhaseInputs, Rule, TraceEntry, Verdict } from '../policy/types.js';
 
 /** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
 const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];
 const rank = (a: ActionKind) => PRECEDENCE.indexOf(a);
-
-export interface PhaseResult {
-  action: ActionKind;
-  reason?: string;
-  cause?: Cause;
-  smtp?: SmtpOverride;
-  /** The rule whose verdict decided the phase. */
-  rule?: string;
-  mods: Modification[];
-  trace: TraceEntry[];
-}
 
 export interface EngineHooks {
   /** Called for every rule verdict (metrics). */
   onVerdict?(entry: TraceEntry): void;
 }
 
-export class PolicyEngine {
+export class PolicyEngine implements PhaseRunner {
   private readonly byPhase = new Map<Phase, Rule[]>();
 
   constructor(
@@ -48,14 +39,14 @@ export class PolicyEngine {
     return this.rules.filter((r) => r.mode !== 'off');
   }
 
-  async run(phase: Phase, input: PhaseInput): Promise<PhaseResult> {
+  async run<P extends Phase>(phase: P, input: PhaseInputs[P]): Promise<PhaseResult> {
     const rules = this.byPhase.get(phase) ?? [];
     if (rules.length === 0) return { action: 'continue', mods: [], trace: [] };
     const deadline = new PhaseDeadline(input.signal);
     try {
       const entries = await Promise.all(rules.map((rule) => this.runRule(rule, phase, input, deadline)));
       const result = this.merge(entries, input, phase);
-      if (phase === 'eom') await this.finish(result, input, deadline);
+      if (phase === 'eom') await this.finish(result, input as PhaseInputs['eom'], deadline);
       return result;
     } finally {
       deadline.dispose();
@@ -68,7 +59,7 @@ export class PolicyEngine {
    * modifications of an accepted message, in rule order, and add their own. A failing step is
    * logged and adds nothing: a missing seal is not worth a bounce.
    */
-  private async finish(result: PhaseResult, input: PhaseInput, deadline: PhaseDeadline): Promise<void> {
+  private async finish(result: PhaseResult, input: PhaseInputs['eom'], deadline: PhaseDeadline): Promise<void> {
     if (result.action !== 'continue' && result.action !== 'quarantine') return;
     for (const rule of this.byPhase.get('eom') ?? []) {
       if (!rule.finish || rule.mode !== 'enforce') continue;
@@ -85,7 +76,7 @@ export class PolicyEngine {
     }
   }
 
-  private async runRule(rule: Rule, phase: Phase, input: PhaseInput, deadline: PhaseDeadline): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
+  private async runRule<P extends Phase>(rule: Rule, phase: P, input: PhaseInputs[P], deadline: PhaseDeadline): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
     const started = performance.now();
     const handler = rule.handlers[phase]!;
     let verdict: Verdict;

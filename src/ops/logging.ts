@@ -12,7 +12,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { fstatSync } from 'node:fs';
 import winston from 'winston';
-import type { LoggingSettings } from '../config/settings.js';
 import { showable } from '../primitives/safe-text.js';
 
 export interface LogContext {
@@ -152,7 +151,14 @@ export interface LoggerTarget {
   tty?: boolean;
 }
 
-export function createLogger(settings: Partial<LoggingSettings> = {}, stream: NodeJS.WritableStream = process.stderr, target: LoggerTarget = {}): winston.Logger {
+/** The policy's `logging:` block (config/settings.ts validates it; this layer sits below). */
+export interface LogSettings {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  /** auto: text on a terminal and under systemd's journal, JSON lines otherwise. */
+  format: 'auto' | 'json' | 'text';
+}
+
+export function createLogger(settings: Partial<LogSettings> = {}, stream: NodeJS.WritableStream = process.stderr, target: LoggerTarget = {}): winston.Logger {
   const format = settings.format ?? 'auto';
   const journal = target.journal ?? (stream === process.stderr && stderrIsJournal());
   const tty = target.tty ?? (stream as { isTTY?: boolean }).isTTY === true;

@@ -167,6 +167,7 @@ export interface MessageContext {
   log: Logger;
 }
 
+/** What a phase handler gets; PhaseInputs says which parts each phase always has. */
 export interface PhaseInput {
   conn: ConnectionContext;
   /** Present from envfrom on. */
@@ -183,7 +184,30 @@ export interface PhaseInput {
   signal: AbortSignal;
 }
 
-export type PhaseHandler = (input: PhaseInput) => Promise<Verdict>;
+/** A phase of a message (from envfrom on): its message is always there. */
+interface MessagePhaseInput extends PhaseInput {
+  msg: MessageContext;
+}
+
+/** The input of each phase, as the session builds it. */
+export interface PhaseInputs {
+  connect: PhaseInput;
+  helo: PhaseInput;
+  envfrom: MessagePhaseInput;
+  envrcpt: MessagePhaseInput & { rcpt: Recipient };
+  data: MessagePhaseInput;
+  header: MessagePhaseInput & { header: Header };
+  eoh: MessagePhaseInput;
+  body: MessagePhaseInput & { chunk: Buffer };
+  eom: MessagePhaseInput;
+  /** An unknown command may come before MAIL (no message) or inside a transaction. */
+  unknown: PhaseInput & { command: string };
+}
+
+export type PhaseHandler<P extends Phase = Phase> = (input: PhaseInputs[P]) => Promise<Verdict>;
+
+/** A rule's handlers, each typed by its phase (an envfrom handler always has `msg`). */
+export type PhaseHandlers = { [P in Phase]?: PhaseHandler<P> };
 
 /** Milter capabilities a rule needs, so the session negotiates only what is used. */
 export interface RuleNeeds {
@@ -220,13 +244,13 @@ export interface Rule {
   readonly name: string;
   readonly mode: RuleMode;
   readonly needs?: RuleNeeds;
-  readonly handlers: Partial<Record<Phase, PhaseHandler>>;
+  readonly handlers: Readonly<PhaseHandlers>;
   /**
    * End of message, after every rule's verdict: `mods` are all modifications of the accepted
    * message (read-only). For what must cover the message as delivered (an ARC seal, a DKIM
    * signature). Enforce mode only; runs after the eom handlers of all rules.
    */
-  finish?(input: PhaseInput, mods: readonly Modification[]): Promise<{ mods: Modification[]; details?: Record<string, unknown> }>;
+  finish?(input: PhaseInputs['eom'], mods: readonly Modification[]): Promise<{ mods: Modification[]; details?: Record<string, unknown> }>;
   /** Events outside a phase verdict: the engine tells rules what happened, e.g. for the offender ledger. */
   onOutcome?(event: OutcomeEvent): void | Promise<void>;
   /**

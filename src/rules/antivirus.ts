@@ -192,23 +192,22 @@ export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scann
       async envfrom({ conn, msg, signal }) {
         (conn.state.get(CONN_STATE) as ScanSession | undefined)?.abort('aborted');
         conn.state.delete(CONN_STATE);
-        return earlyCheck(msg!, signal);
+        return earlyCheck(msg, signal);
       },
       async data({ msg, signal }) {
-        return earlyCheck(msg!, signal);
+        return earlyCheck(msg, signal);
       },
       async eoh({ conn, msg, signal }) {
-        const state = startScan(msg!, conn);
-        await state.session.write(msg!.source.headerBlock(), signal);
+        const state = startScan(msg, conn);
+        await state.session.write(msg.source.headerBlock(), signal);
         return pass();
       },
       async body({ msg, chunk, signal }) {
-        const state = msg!.state.get(MSG_STATE) as ScanState | undefined;
+        const state = msg.state.get(MSG_STATE) as ScanState | undefined;
         if (state && chunk) await state.session.write(chunk, signal);
         return pass();
       },
-      async eom({ conn, msg, signal }) {
-        const m = msg!;
+      async eom({ conn, msg: m, signal }) {
         const state = m.state.get(MSG_STATE) as ScanState | undefined;
         const started = state?.started ?? performance.now();
         let result: ScanResult;

@@ -134,8 +134,7 @@ export const authenticationRule = defineRule({
       mode: config.mode,
       needs: { actions: ['addHeader', 'changeHeader'], macros: { connect: ['j'] }, events: ['helo', 'headers', 'body'] },
       handlers: {
-        async eom({ conn, msg, signal }) {
-          const m = msg!;
+        async eom({ conn, msg: m, signal }) {
           if (m.direction !== 'inbound') return pass();
           const authservId = (config.authserv_id ?? conn.macros.get('j') ?? hostname()).toLowerCase();
           // Started before the first await: rules after this one in the list read the result.
@@ -169,8 +168,7 @@ export const authenticationRule = defineRule({
           return modify([...removals, { type: 'insertHeader', index: 0, name: AR_HEADER, value: authenticationResultsValue(facts) }], details);
         },
       },
-      async finish({ msg }, mods) {
-        const m = msg!;
+      async finish({ msg: m }, mods) {
         if (!sealKey || m.direction !== 'inbound' || !changesMessage(mods)) return { mods: [] };
         const facts = await authFacts(m);
         if (!facts) return { mods: [] };

@@ -15,7 +15,7 @@ import { checkCodeSpec, DnsblClient, domainQueryName, ipQueryName, isDnsName, Li
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { dependencySeconds, dependencyUp, registry } from '../ops/metrics.js';
-import { pass, reject, type ConnectionContext, type Phase, type PhaseHandler, type Rule, type Verdict } from '../policy/types.js';
+import { pass, reject, type ConnectionContext, type PhaseHandlers, type Rule, type Verdict } from '../policy/types.js';
 import { modeField } from './common.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
@@ -313,7 +313,7 @@ export function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: ()
     return reject(text, BLOCKED, { ...details, list: list.name, check: hit.query.check, subject: hit.query.subject, codes: hit.codes, ...(hit.txt ? { txt: hit.txt } : {}) });
   };
 
-  const handlers: Partial<Record<Phase, PhaseHandler>> = {};
+  const handlers: PhaseHandlers = {};
 
   if (ipLists.length > 0) {
     // Start the queries now; the answer is read at MAIL. The connect phase does not wait.

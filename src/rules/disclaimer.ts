@@ -133,8 +133,7 @@ export const disclaimerRule = defineRule({
       mode: config.mode,
       needs: { actions: ['replaceBody', 'changeHeader', 'addHeader'] },
       handlers: {
-        async eom({ msg, signal }) {
-          const m = msg!;
+        async eom({ msg: m, signal }) {
           const chosen = chooseText(texts, m.direction, m.sender?.domain ?? '');
           if (!chosen) return pass();
           const base = { disclaimer: chosen.label };

@@ -52,8 +52,7 @@ export const dkimSignRule = defineRule({
       mode: config.mode,
       needs: { actions: ['addHeader'], events: ['headers', 'body'] },
       handlers: {
-        async eom({ msg }) {
-          const m = msg!;
+        async eom({ msg: m }) {
           if (m.direction !== 'outbound') return pass();
           const from = fromDomain(m.headers);
           if ('skip' in from) return pass({ skipped: from.skip });
@@ -64,9 +63,9 @@ export const dkimSignRule = defineRule({
         },
       },
       async finish({ msg }, mods) {
-        const chosen = msg!.state.get(KEY) as SealKey[] | undefined;
+        const chosen = msg.state.get(KEY) as SealKey[] | undefined;
         if (!chosen) return { mods: [] };
-        const sigs = await dkimSignatures(await finalMessage(msg!, mods), chosen);
+        const sigs = await dkimSignatures(await finalMessage(msg, mods), chosen);
         for (const k of chosen) dkimSignaturesTotal.inc({ algorithm: k.algorithm });
         const added: Modification[] = [...sigs].reverse().map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
         return { mods: added, details: { signed: chosen.map((k) => `${k.domain}/${k.selector}`).join(' ') } };

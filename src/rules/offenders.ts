@@ -11,7 +11,7 @@ import { duration } from '../primitives/units.js';
 import { createOffenderLedger, openExistingOffenderLedger, type LedgerPolicy, type OffenceKind, type OffenderLedger } from '../deps/offender-ledger.js';
 import { gaugeFromCallback, registry } from '../ops/metrics.js';
 import { NetworkSet } from '../primitives/networks.js';
-import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandler, type Rule } from '../policy/types.js';
+import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandlers, type Rule } from '../policy/types.js';
 import { modeField } from './common.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
@@ -170,7 +170,7 @@ export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise
     });
   };
 
-  const handlers: Partial<Record<Phase, PhaseHandler>> = {};
+  const handlers: PhaseHandlers = {};
   if (config.refuse_at === 'connect') handlers.connect = async ({ conn, signal }) => banVerdict(conn, signal);
   else handlers.envfrom = async ({ conn, signal }) => banVerdict(conn, signal);
 

@@ -33,14 +33,14 @@ export const traceHeaderRule = defineRule({
         : { actions: ['addHeader'], macros: { connect: ['j'] }, events: [] },
       handlers: {
         async eom({ conn, msg }) {
-          const parts = [`direction=${msg!.direction}`, `conn=${conn.id}`];
-          if (msg!.queueId) parts.push(`queue-id=${msg!.queueId}`);
+          const parts = [`direction=${msg.direction}`, `conn=${conn.id}`];
+          if (msg.queueId) parts.push(`queue-id=${msg.queueId}`);
           const host = config.include_host ? conn.macros.get('j') : undefined;
           if (host) parts.push(`host=${host}`);
           // Facts other rules recorded for a downstream filter (origin=..., origin-score=...).
           parts.push(...traceFields(conn.state));
           const value = parts.join('; ');
-          return modify(config.remove_incoming ? replaceHeaderMods(msg!.headers, config.header, value) : [{ type: 'addHeader', name: config.header, value }]);
+          return modify(config.remove_incoming ? replaceHeaderMods(msg.headers, config.header, value) : [{ type: 'addHeader', name: config.header, value }]);
         },
       },
     };

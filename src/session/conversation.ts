@@ -6,38 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { Logger } from 'winston';
 import { parseEnvelopeAddress, parseEsmtpParams } from '../primitives/address.js';
-import type { CompiledPolicy } from '../engine/compile.js';
-import type { PhaseResult } from '../engine/engine.js';
+import type { Decision, Outcome, PhaseResult } from '../policy/decision.js';
+import type { RunningPolicy } from '../policy/running-policy.js';
 import { normalizeIp } from '../primitives/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
-import type { ActionKind, ClientInfo, ConnectionContext, Header, MessageContext, Modification, Phase, PhaseInput, Recipient, TraceEntry } from '../policy/types.js';
-import type { SmtpReply } from '../protocol/smtp-reply.js';
+import type { ClientInfo, ConnectionContext, Header, MessageContext, Phase, PhaseInputs, Recipient, TraceEntry } from '../policy/types.js';
 import { phaseSeconds } from '../ops/metrics.js';
 import { BodyStore } from './body-store.js';
 import { MacroStore } from './macros.js';
 
-export interface Outcome {
-  action: ActionKind;
-  reply?: SmtpReply;
-  reason?: string;
-  rule?: string;
-  /** Modifications to apply (end of message only). */
-  mods: Modification[];
-  /** Set when the message must go to the hold queue (end of message). */
-  quarantine?: string;
-  ref?: string;
-}
-
-export interface Decision {
-  conn: ConnectionContext;
-  msg?: MessageContext;
-  phase: Phase;
-  outcome: Outcome;
-  trace: TraceEntry[];
-}
-
 export interface ConversationOptions {
-  policy: CompiledPolicy;
+  policy: RunningPolicy;
   log: Logger;
   /** Called for every final decision of a message or a refusal (metrics, quarantine index). */
   onDecision?: (d: Decision) => void;
@@ -127,7 +106,7 @@ export class Conversation {
     };
   }
 
-  get policy(): CompiledPolicy {
+  get policy(): RunningPolicy {
     return this.opts.policy;
   }
 
@@ -368,7 +347,8 @@ export class Conversation {
     return this.headerBlockCache;
   }
 
-  private async runPhase(phase: Phase, extra: Partial<PhaseInput>): Promise<Outcome> {
+  /** `extra`: what the phase has beyond the connection and the deadline (PhaseInputs). */
+  private async runPhase<P extends Phase>(phase: P, extra: Omit<PhaseInputs[P], 'conn' | 'signal'>): Promise<Outcome> {
     const engine = this.policy.engine;
     if (!engine.handles(phase)) return CONTINUE;
     const ms = deadlineOf(phase, this.policy.config.server.deadlines);
@@ -383,7 +363,8 @@ export class Conversation {
     const timer = phaseSeconds.startTimer({ phase });
     let result: PhaseResult;
     try {
-      result = await engine.run(phase, { conn: this.conn, signal: phaseEnd.signal, ...extra });
+      // The spread of a generic Omit is not seen as the whole input; each caller's `extra` is checked.
+      result = await engine.run(phase, { conn: this.conn, signal: phaseEnd.signal, ...extra } as PhaseInputs[P]);
     } finally {
       clearTimeout(deadline);
       if (phase !== 'connect') this.ended.signal.removeEventListener('abort', onEnded);

@@ -9,7 +9,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
 import type { LogContext } from '../ops/logging.js';
 import { protocolErrorsTotal } from '../ops/metrics.js';
-import type { CompiledPolicy } from '../engine/compile.js';
+import type { ServerSettings } from '../config/settings.js';
+import type { Decision, Outcome } from '../policy/decision.js';
+import type { RunningPolicy } from '../policy/running-policy.js';
 import type { Modification } from '../policy/types.js';
 import { Action, MAX_BODY_CHUNK, Proto } from '../protocol/constants.js';
 import { decodeCommand, type CommandType, type MilterCommand } from '../protocol/decode.js';
@@ -18,7 +20,7 @@ import { FrameDecoder, FrameError } from '../protocol/frame.js';
 import { formatReply } from '../protocol/smtp-reply.js';
 import { headerSafe } from '../primitives/safe-text.js';
 import { BodyFrames } from './body-frames.js';
-import { Conversation, newConnectionId, SequenceError, type Decision, type Outcome } from './conversation.js';
+import { Conversation, newConnectionId, SequenceError } from './conversation.js';
 import { negotiateCached, NegotiationError, policyEventNeeds, type Negotiated, type Transport } from './negotiate.js';
 
 /** What one connection may cost and how long it may keep a slot silent (server.* in the policy). */
@@ -36,7 +38,7 @@ export interface SessionLimits {
 }
 
 export interface SessionOptions {
-  policy: CompiledPolicy;
+  policy: RunningPolicy;
   log: Logger;
   maxFrameBytes: number;
   progressIntervalMs: number;
@@ -77,7 +79,7 @@ const JOIN_BELOW_BYTES = 16 * 1024;
 /** Events whose refusal is carried to the next reply (at the latest end of message), not lost. */
 const DEFERRED_REFUSALS: ReadonlySet<string> = new Set(['header', 'eoh', 'body']);
 
-export function sessionLimits(server: CompiledPolicy['config']['server']): SessionLimits {
+export function sessionLimits(server: ServerSettings): SessionLimits {
   return {
     maxMacroBytes: server.max_macro_bytes,
     maxPendingBytes: server.max_pending_bytes,

@@ -10,8 +10,8 @@ import { dirname } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { connectionsActive, connectionsRefusedTotal, connectionsTotal } from '../ops/metrics.js';
-import type { CompiledPolicy } from '../engine/compile.js';
-import type { Decision } from './conversation.js';
+import type { Decision } from '../policy/decision.js';
+import type { RunningPolicy } from '../policy/running-policy.js';
 import { MilterSession } from './milter-session.js';
 import { pickEviction } from './eviction.js';
 import { prepareSocketDir, setSocketOwner } from './socket-owner.js';
@@ -55,24 +55,25 @@ export interface MilterServerOptions {
 /** At most one log line per this many ms about refused or evicted connections (a flood would drown the log). */
 const LOG_EVERY_MS = 10_000;
 
-export class MilterServer {
+/** `P`: the caller's own policy type, handed back by currentPolicy and swapPolicy. */
+export class MilterServer<P extends RunningPolicy = RunningPolicy> {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   /** Open sessions with the peer they came from ('local' for a unix socket). */
   private readonly sessions = new Map<MilterSession, string>();
   private readonly perPeer = new Map<string, number>();
-  private policy: CompiledPolicy;
+  private policy: P;
   /** Refusals and evictions are logged at most once per LOG_EVERY_MS, with a count. */
   private untold = { refused: 0, evicted: 0, since: 0 };
 
   constructor(
-    policy: CompiledPolicy,
+    policy: P,
     private readonly opts: MilterServerOptions,
   ) {
     this.policy = policy;
   }
 
-  get currentPolicy(): CompiledPolicy {
+  get currentPolicy(): P {
     return this.policy;
   }
 
@@ -81,7 +82,7 @@ export class MilterServer {
   }
 
   /** New connections use `next`; the old policy is closed once its connections are gone. */
-  swapPolicy(next: CompiledPolicy): CompiledPolicy {
+  swapPolicy(next: P): P {
     const old = this.policy;
     this.policy = next;
     return old;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { clearQueues, eicar, ensureStack, message, restorePostconf, runRelayguard, smtp, stack, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
 
 let dir: string;

@@ -2,7 +2,7 @@
 // reported with its severity and the line that fixes it; the serve start-up hook finds the same.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadPolicyFile } from '../../src/config/load.js';
+import { loadPolicyFile } from '../../src/rules/policy-schema.js';
 import { logMtaLint, type Finding } from '../../src/mta/lint.js';
 import { createLogger } from '../../src/ops/logging.js';
 import { Writable } from 'node:stream';

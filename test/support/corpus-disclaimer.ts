@@ -7,9 +7,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/check.js';
-import { loadPolicyFile } from '../../src/config/load.js';
+import { loadPolicyFile } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { applyModifications, splitMessage } from '../../src/session/offline-message.js';
 import type { CorpusEntry } from './corpus.js';
 import { repoRoot } from './mime-compare.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import winston from 'winston';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { headerAddresses } from '../../src/rules/access.js';
 import { Conversation } from '../../src/session/conversation.js';
 

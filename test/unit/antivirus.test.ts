@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { antivirusSchema, createAntivirusRule, UNSCANNED_TEMPFAIL, VIRUS_REJECT } from '../../src/rules/antivirus.js';
 import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../src/deps/clamd.js';
-import type { ConnectionContext, Direction, MessageContext, Phase, Rule, Verdict } from '../../src/policy/types.js';
+import type { ConnectionContext, Direction, MessageContext, Phase, PhaseHandler, Rule, Verdict } from '../../src/policy/types.js';
 import { silentLogger } from '../../src/ops/logging.js';
 import type { RuleEnv } from '../../src/policy/rule-env.js';
 
@@ -92,7 +92,8 @@ function conversation(direction: Direction, extraHeaders: Array<{ name: string; 
 }
 
 async function run(rule: Rule, phase: Phase, c: ReturnType<typeof conversation>, chunk?: Buffer): Promise<Verdict> {
-  const h = rule.handlers[phase];
+  // A test seam over all phases: the input is the widest shape; the handler's own phase decides.
+  const h = rule.handlers[phase] as PhaseHandler<Phase> | undefined;
   if (!h) return { action: 'continue' };
   return h({ conn: c.conn, msg: c.msg, signal: AbortSignal.timeout(5000), ...(chunk ? { chunk } : {}) });
 }

@@ -12,7 +12,7 @@ import type { Mta } from '../../src/deps/mta.js';
 import { PostfixMta, type PostfixTools } from '../../src/deps/mta-postfix.js';
 import { SendmailMta } from '../../src/deps/mta-sendmail.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 import { fakeClamd, fakeMilter, FakeGateway, GOOD_GATEWAY, type FakeGatewayOptions } from './audit-fake-gateway.js';

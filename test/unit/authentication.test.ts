@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authservIdOf, authenticationResultsValue, closedComments } from '../../src/deps/mail-auth.js';
 import { dkimTxtRecord } from '../../src/deps/signing-key.js';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { authenticationRule, authenticationSchema, forgedIndexes } from '../../src/rules/authentication.js';
 import { disclaimerRule, disclaimerSchema } from '../../src/rules/disclaimer.js';
 import { taggedSubject } from '../../src/rules/inbound-notice.js';

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import winston from 'winston';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { Conversation } from '../../src/session/conversation.js';
 import { blackHole, FakeDns } from './dnsbl-fake-server.js';
 

@@ -43,8 +43,8 @@ describe('body store', () => {
 
 describe('message source', () => {
   it('releases the spilled body file when a reader stops early', async () => {
-    const { parsePolicyText } = await import('../../src/config/load.js');
-    const { CompiledPolicy } = await import('../../src/engine/compile.js');
+    const { parsePolicyText } = await import('../../src/rules/policy-schema.js');
+    const { CompiledPolicy } = await import('../../src/rules/compiled-policy.js');
     const { Conversation } = await import('../../src/session/conversation.js');
     const { silentLogger } = await import('../../src/ops/logging.js');
     const r = parsePolicyText('server: { body_memory_bytes: 1024 }', 'x.yaml');

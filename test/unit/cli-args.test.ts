@@ -12,7 +12,7 @@ import { COMMANDS, main } from '../../src/cli/main.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { closestKey, knownKeys } from '../../src/config/suggest.js';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const ROOT = new URL('../../../', import.meta.url).pathname;

@@ -5,7 +5,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadPolicyFile, parsePolicyText } from '../../src/config/load.js';
+import { loadPolicyFile, parsePolicyText } from '../../src/rules/policy-schema.js';
 import { parseDuration, parseSize } from '../../src/primitives/units.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;

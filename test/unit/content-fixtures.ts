@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import winston from 'winston';
-import type { Direction, MessageContext, PhaseInput, Verdict } from '../../src/policy/types.js';
+import type { Direction, MessageContext, PhaseInput, PhaseInputs, Verdict } from '../../src/policy/types.js';
 import { contentRule } from '../../src/rules/content.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
 import type { RuleEnv } from '../../src/policy/rule-env.js';
@@ -44,7 +44,7 @@ export async function runContent(config: unknown, raw: string | Buffer, directio
       headerBlock: () => Buffer.alloc(0),
     },
   } as unknown as MessageContext;
-  const input = { conn: { log } as unknown as PhaseInput['conn'], msg, signal: AbortSignal.timeout(30_000) } as PhaseInput;
+  const input = { conn: { log } as unknown as PhaseInput['conn'], msg, signal: AbortSignal.timeout(30_000) } as PhaseInputs['eom'];
   return rule.handlers.eom!(input);
 }
 

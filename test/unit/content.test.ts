@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { parsePolicyText } from '../../src/config/load.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { PolicyEngine } from '../../src/engine/engine.js';
-import type { PhaseInput } from '../../src/policy/types.js';
+import type { PhaseInputs } from '../../src/policy/types.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
 import { Conversation } from '../../src/session/conversation.js';
 import { b64, contentRuleFor, log, mixed, plain, pythonZip, REFERENCE_CONTENT, runContent } from './content-fixtures.js';
@@ -332,7 +332,7 @@ test('monitor mode: the engine records the would-be refusal and lets the message
     conn: { log },
     msg: { direction: 'inbound', log, state: new Map(), source: { message: () => Readable.from([raw]) } },
     signal: AbortSignal.timeout(10_000),
-  } as unknown as PhaseInput;
+  } as unknown as PhaseInputs['eom'];
   const result = await engine.run('eom', input);
   assert.equal(result.action, 'continue');
   assert.equal(result.trace[0]!.action, 'reject');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { PolicyEngine } from '../../src/engine/engine.js';
 import type { Modification, Rule, Verdict } from '../../src/policy/types.js';
 import { disclaimerRule, disclaimerSchema, dkimDomains, type DisclaimerConfig } from '../../src/rules/disclaimer.js';

@@ -2,7 +2,7 @@
 // Postfix uses (tables named, not guessed), clamd's address, the TLS floor; the text validates.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { deriveSites, initPolicyText, parseClamdConf, tlsFloor } from '../../src/mta/init-policy.js';
 
 const debian = new Map([

@@ -1,7 +1,7 @@
 // lint-mta: findings on crafted `postconf -n` output, and the postconf parsing they rest on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostconfText, lowestAllowedProtocol, tlsLevel, type Finding } from '../../src/mta/lint.js';
 import { compatibilityLevel, expandParam, parseMilterEntry, parsePostconf, parsePostfixTime, splitList } from '../../src/mta/postconf.js';

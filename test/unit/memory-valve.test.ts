@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
 import { gcCollector, MemoryValve, VALVE_INTERVAL_MS, VALVE_STEP_BYTES, type CollectionKind } from '../../src/ops/memory-valve.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { MilterServer } from '../../src/session/server.js';
 
 const MIB = 1024 * 1024;

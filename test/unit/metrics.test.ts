@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
 import { messagesTotal, phaseSeconds, registry } from '../../src/ops/metrics.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import '../../src/cli/serve.js';
 

@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { runMilterCheck, type MilterCheckInput } from '../../src/audit/milter-check.js';
 import { runCheck } from '../../src/cli/check.js';
 import { main } from '../../src/cli/main.js';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { MilterServer } from '../../src/session/server.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;

@@ -9,7 +9,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { policySchema } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { AUDIT_CLIENT_NAME } from '../../src/rules/offenders.js';
 import { Conversation } from '../../src/session/conversation.js';
 

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import winston from 'winston';
 import { policySchema } from '../../src/rules/policy-schema.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { reject, type Rule } from '../../src/policy/types.js';
 import type { RuleEnv } from '../../src/policy/rule-env.js';
 import { offendersRule, offendersSchema, ledgerPolicyOf } from '../../src/rules/offenders.js';

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { formatError, loadPolicyFile } from '../../src/config/load.js';
+import { formatError } from '../../src/config/load.js';
+import { loadPolicyFile } from '../../src/rules/policy-schema.js';
 import { MAX_POLICY_BYTES, MAX_YAML_ALIASES } from '../../src/config/read-policy-file.js';
 import { TestMilterClient } from '../support/milter-client.js';
 

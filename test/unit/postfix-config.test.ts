@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postconf.js';

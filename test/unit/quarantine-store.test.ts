@@ -7,7 +7,7 @@ import { QuarantineStore, recordQuarantine } from '../../src/deps/quarantine-sto
 import { stateDbPath } from '../../src/deps/state-file.js';
 import { silentLogger } from '../../src/ops/logging.js';
 import type { ConnectionContext, MessageContext } from '../../src/policy/types.js';
-import type { Decision } from '../../src/session/conversation.js';
+import type { Decision } from '../../src/policy/decision.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

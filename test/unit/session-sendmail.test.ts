@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PassThrough } from 'node:stream';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { createLogger, silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { pass, type Phase, type PhaseInput, type Rule } from '../../src/policy/types.js';
 import { MilterServer } from '../../src/session/server.js';
 import { TestMilterClient } from '../support/milter-client.js';

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
-import { parsePolicyText } from '../../src/config/load.js';
+import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/engine/compile.js';
+import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { modify, pass, reject, type Rule } from '../../src/policy/types.js';
 import { Action, Cmd, MAX_BODY_CHUNK, Proto } from '../../src/protocol/constants.js';
 import { MilterServer } from '../../src/session/server.js';

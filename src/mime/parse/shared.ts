@@ -2,7 +2,6 @@
 // else that looks at the MIME structure at end of message share it (the rules of a phase run
 // side by side, so they share the promise). Another reading of the ambiguous constructs
 // (types.ts) is a parse of its own, made only when a rule asks for it.
-import type { MessageContext } from '../../policy/types.js';
 import { MimeParser } from './parser.js';
 import { isSync, messagePieces, type MessageInput, type Pieces } from './ranges.js';
 import { DEFAULT_READING, type MimeParse, type ParseLimits, type Reading } from './types.js';
@@ -13,8 +12,8 @@ export interface ParseSource extends MessageInput {
   state: Map<string, unknown>;
 }
 
-/** The ParseSource of a message in a session. */
-export function messageInput(msg: MessageContext): ParseSource {
+/** The ParseSource of a message in a session (a MessageContext of the policy contract). */
+export function messageInput(msg: { readonly source: MessageInput; readonly state: Map<string, unknown> }): ParseSource {
   return { message: () => msg.source.message(), inMemory: () => msg.source.inMemory?.() ?? null, state: msg.state };
 }
 

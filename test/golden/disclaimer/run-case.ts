@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
-import { loadPolicyFile } from '../../../src/config/load.js';
+import { loadPolicyFile } from '../../../src/rules/policy-schema.js';
 import { silentLogger } from '../../../src/ops/logging.js';
 import { parseEnvelopeAddress } from '../../../src/primitives/address.js';
 import type { Direction, MessageContext, Verdict } from '../../../src/policy/types.js';
