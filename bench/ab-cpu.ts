@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { multipartMessage, textMessage, type MessageKind } from './lib/messages.js';
-import { crlf } from './lib/mta-client.js';
+import { crlf } from './lib/milter-send.js';
 import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { relayguardMain, startBenchRelayguard, type BenchRelayguard } from './lib/relayguard-proc.js';

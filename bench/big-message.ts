@@ -9,7 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { BENCH_RECIPIENT, BENCH_SENDER, prose } from './lib/messages.js';
-import { crlf, MtaClient } from './lib/mta-client.js';
+import { closeMilter, crlf, openMilter, sendMessage } from './lib/milter-send.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { benchNodeArgs, startBenchRelayguard } from './lib/relayguard-proc.js';
 
@@ -83,18 +83,16 @@ async function main(): Promise<void> {
     // Warm up with ordinary messages so the baseline includes relayguard's normal working set.
     const small = bigMessage(100 * 1024);
     for (let i = 0; i < WARMUP_MESSAGES; i++) {
-      const c = await MtaClient.open(rg.listen);
-      await c.negotiate();
-      const r = await c.sendMessage(env, small);
-      c.close();
+      const c = await openMilter(rg.listen);
+      const r = await sendMessage(c, env, small);
+      closeMilter(c);
       if (r.verdict !== 'accept') throw new Error(`warm-up message got ${r.verdict} at ${r.stage}`);
     }
     const before = procUsage(rg.daemon.pid);
     const big = bigMessage(mb * MIB);
-    const c = await MtaClient.open(rg.listen);
-    await c.negotiate();
-    const r = await c.sendMessage(env, big, { timeoutMs: 300_000 });
-    c.close();
+    const c = await openMilter(rg.listen);
+    const r = await sendMessage(c, env, big, { timeoutMs: 300_000 });
+    closeMilter(c);
     const after = procUsage(rg.daemon.pid);
     const growthMb = (after.hwmKiB - before.hwmKiB) / 1024;
     const scanned = r.addedHeaders.some((h) => /^X-Virus-Scanned:/i.test(h));

@@ -15,7 +15,7 @@ import { Cmd } from '../src/protocol/constants.js';
 import { decodeCommand } from '../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../src/protocol/frame.js';
 import { MilterServer } from '../src/session/server.js';
-import { MtaClient } from './lib/mta-client.js';
+import { closeMilter, openMilter, sendMessage } from './lib/milter-send.js';
 import { xorshift32 } from './lib/stats.js';
 
 const KNOWN = Object.values(Cmd) as number[];
@@ -87,9 +87,8 @@ export function fuzzInProcess(frames: number, seed: number): InProcessResult {
 }
 
 async function sendRandom(port: number, rand: () => number, frames: number): Promise<void> {
-  const c = await MtaClient.open({ kind: 'inet', host: '127.0.0.1', port });
-  await c.negotiate();
-  c.destroy();
+  const c = await openMilter({ kind: 'inet', host: '127.0.0.1', port });
+  c.client.close();
   await new Promise<void>((resolve) => {
     const s = connect(port, '127.0.0.1', () => {
       const optneg = Buffer.alloc(17);
@@ -131,10 +130,9 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
       await Promise.all(batch);
     }
     // The server must still serve a well-behaved client.
-    const c = await MtaClient.open({ kind: 'inet', host: '127.0.0.1', port });
-    await c.negotiate();
-    const res = await c.sendMessage({ clientIp: '127.0.0.1', clientName: 'localhost', helo: 'fuzz.test', from: 'a@example.test', rcpts: ['b@example.test'] }, Buffer.from('Subject: after fuzz\r\n\r\nhello\r\n'));
-    c.close();
+    const c = await openMilter({ kind: 'inet', host: '127.0.0.1', port });
+    const res = await sendMessage(c, { clientIp: '127.0.0.1', clientName: 'localhost', helo: 'fuzz.test', from: 'a@example.test', rcpts: ['b@example.test'] }, Buffer.from('Subject: after fuzz\r\n\r\nhello\r\n'));
+    closeMilter(c);
     if (res.verdict !== 'accept') throw new Error(`after the fuzz a normal message got ${res.verdict}`);
   } finally {
     await server.close(1000);

@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
 import { multipartMessage, textMessage, BENCH_RECIPIENT, BENCH_SENDER, type MessageKind } from './lib/messages.js';
-import { crlf, MtaClient, type MessageResult } from './lib/mta-client.js';
+import { closeMilter, crlf, openMilter, sendMessage, type MessageResult } from './lib/milter-send.js';
 import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon, type SocketAddress } from './lib/proc.js';
 import { benchNodeArgs, parseAddress, startBenchRelayguard } from './lib/relayguard-proc.js';
@@ -102,8 +102,8 @@ export async function runLoad(addr: SocketAddress, message: Buffer, connections:
   // Open every connection first: the point is that they are all open at the same time.
   const clients = await Promise.all(
     Array.from({ length: connections }, (_, i) =>
-      MtaClient.open(addr).then(
-        async (c) => (await c.negotiate(), c),
+      openMilter(addr).then(
+        (c) => c,
         (err: Error) => {
           errors.push(`connection ${i}: ${err.message}`);
           return null;
@@ -117,17 +117,17 @@ export async function runLoad(addr: SocketAddress, message: Buffer, connections:
       try {
         for (let m = 0; m < messages; m++) {
           results.push(
-            await c.sendMessage({ clientIp: '127.0.0.1', clientName: 'localhost', helo: `client${i}.bench.test`, from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] }, message, {
+            await sendMessage(c, { clientIp: '127.0.0.1', clientName: 'localhost', helo: `client${i}.bench.test`, from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] }, message, {
               queueId: `B${i}X${m}`,
               timeoutMs: POSTFIX_MILTER_TIMEOUT_MS,
             }),
           );
           progress();
         }
-        c.close();
+        closeMilter(c);
       } catch (err) {
         errors.push(`connection ${i}: ${(err as Error).message}`);
-        c.destroy();
+        c.client.close();
       }
     }),
   );

@@ -1,13 +1,14 @@
 // `relayguard milter-check`: plays the MTA (as Postfix does it) against any milter with one
 // message and a given envelope, and reports what the milter does with it: every step's reply,
-// the modifications at end of message, and the outcome the SMTP client would see.
+// the modifications at end of message, and the outcome the SMTP client would see. The benchmark's
+// load client sends its messages with `checkMessage` too, several per connection.
 import { Readable } from 'node:stream';
 import { isIP } from 'node:net';
 import { Cmd, MAX_BODY_CHUNK, Proto } from '../protocol/constants.js';
 import { splitMessage, applyModifications } from '../session/offline-message.js';
 import type { ListenAddress } from '../session/server.js';
 import type { Modification } from '../policy/types.js';
-import { MilterClient, type ReplyFrame } from './milter-client.js';
+import { MilterClient, type Negotiated, type ReplyFrame } from './milter-client.js';
 
 /** Postfix's defaults: milter_connect_timeout, milter_command_timeout, milter_content_timeout. */
 export const MILTER_CONNECT_TIMEOUT_MS = 30_000;
@@ -17,16 +18,44 @@ export const MILTER_CONTENT_TIMEOUT_MS = 300_000;
 const MTA_REJECT_REPLY = '550 5.7.1 Command rejected';
 const MTA_TEMPFAIL_REPLY = '451 4.7.1 Service unavailable - try again later';
 
-export interface MilterCheckInput {
-  milter: ListenAddress;
+/** One message and its envelope, as the MTA would hand them to a milter. */
+export interface MessageInput {
   clientIp: string;
+  /** The client's host name as the MTA knows it; default "[IP]" (no reverse name). */
+  clientName?: string;
   helo?: string;
   from?: string;
   rcpts: string[];
   auth?: string;
   tls?: string;
   message: Buffer;
-  timeouts?: { connect: number; command: number; content: number };
+  /** The queue ID the MTA gives the message (macro i); default MILTERCHECK. */
+  queueId?: string;
+}
+
+export interface MilterCheckInput extends MessageInput {
+  milter: ListenAddress;
+  timeouts?: MilterTimeouts;
+}
+
+export interface MilterTimeouts {
+  connect: number;
+  command: number;
+  content: number;
+}
+
+export interface CheckOptions {
+  timeouts?: Omit<MilterTimeouts, 'connect'>;
+  /**
+   * Build the message as the MTA would deliver it (`output`); default true. The benchmark says
+   * false: it only counts what came back, and a replaced body is then not kept in memory.
+   */
+  output?: boolean;
+  /**
+   * A further message over a connection that carried one already: Postfix opens one milter
+   * connection per SMTP session and sends CONNECT and HELO once, so this one starts at MAIL.
+   */
+  sameSession?: boolean;
 }
 
 export type MilterAction = 'accept' | 'reject' | 'tempfail' | 'discard' | 'quarantine';
@@ -48,6 +77,10 @@ export interface MilterCheckResult {
   recipients: Array<{ address: string; action: string; smtp: string | null }>;
   steps: MilterStep[];
   modifications: string[];
+  /** The header changes as the milter sent them, value bytes untouched (also in `modifications`, described). */
+  headerChanges: Array<{ name: string; value: string }>;
+  /** Bytes of the replaced body (0: the body was not replaced). */
+  replacedBodyBytes: number;
   quarantine?: string;
   /** The message as the MTA would deliver it (when accepted or quarantined). */
   output?: Buffer;
@@ -88,15 +121,23 @@ export async function runMilterCheck(input: MilterCheckInput): Promise<MilterChe
   const t = input.timeouts ?? { connect: MILTER_CONNECT_TIMEOUT_MS, command: MILTER_COMMAND_TIMEOUT_MS, content: MILTER_CONTENT_TIMEOUT_MS };
   const client = await MilterClient.open(input.milter, undefined, t.connect);
   try {
-    return await converse(client, input, t);
+    const neg = await client.negotiate(undefined, undefined, t.command);
+    return await checkMessage(client, neg, input, { timeouts: t });
   } finally {
     client.quit();
     client.socket.end();
   }
 }
 
-async function converse(client: MilterClient, input: MilterCheckInput, t: { command: number; content: number }): Promise<MilterCheckResult> {
-  const neg = await client.negotiate();
+/**
+ * One message over a connection that has negotiated (`neg`), as Postfix sends it: the milter's
+ * "don't send" and "no reply" bits are honoured. Ended early at MAIL or later, the transaction is
+ * aborted, so the same connection can carry the next message.
+ */
+export async function checkMessage(client: MilterClient, neg: Negotiated, input: MessageInput, opts: CheckOptions = {}): Promise<MilterCheckResult> {
+  const t = opts.timeouts ?? { command: MILTER_COMMAND_TIMEOUT_MS, content: MILTER_CONTENT_TIMEOUT_MS };
+  const keepOutput = opts.output ?? true;
+  const queueId = input.queueId ?? 'MILTERCHECK';
   const proto = neg.protocol;
   const steps: MilterStep[] = [];
   const recipients: MilterCheckResult['recipients'] = [];
@@ -108,6 +149,8 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
     recipients,
     steps,
     modifications: [],
+    headerChanges: [],
+    replacedBodyBytes: 0,
     ...extra,
   });
 
@@ -128,24 +171,28 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
   };
 
   const family = isIP(input.clientIp) === 6 ? '6' : '4';
-  const hostname = `[${input.clientIp}]`;
+  const hostname = input.clientName ?? `[${input.clientIp}]`;
   const port = Buffer.alloc(2);
   port.writeUInt16BE(25);
-  client.macro('C', 'j', 'milter-check.invalid', '{daemon_name}', 'relayguard-milter-check', 'v', 'relayguard milter-check', '{client_addr}', input.clientIp, '_', `${hostname} [${input.clientIp}]`);
-  let v = await step('connect', `${hostname} ${input.clientIp}`, Proto.NOCONNECT, Proto.NR_CONN, () =>
-    client.send(Cmd.CONNECT, Buffer.concat([nul(hostname), Buffer.from(family), port, nul(input.clientIp)])),
-  );
-  if (v.action !== 'continue') return ended(v, 'connect');
+  let v: { action: string; smtp?: string };
+  // CONNECT and HELO come once per connection; a further message of the session starts at MAIL.
+  if (!opts.sameSession) {
+    client.macro('C', 'j', 'milter-check.invalid', '{daemon_name}', 'relayguard-milter-check', 'v', 'relayguard milter-check', '{client_addr}', input.clientIp, '_', `${hostname} [${input.clientIp}]`);
+    v = await step('connect', `${hostname} ${input.clientIp}`, Proto.NOCONNECT, Proto.NR_CONN, () =>
+      client.send(Cmd.CONNECT, Buffer.concat([nul(hostname), Buffer.from(family), port, nul(input.clientIp)])),
+    );
+    if (v.action !== 'continue') return ended(v, 'connect');
 
-  const tls = input.tls ? ['{tls_version}', input.tls, '{cipher}', 'MILTER-CHECK', '{cipher_bits}', '256'] : [];
-  client.macro('H', ...tls);
-  const helo = input.helo ?? 'milter-check.invalid';
-  v = await step('helo', helo, Proto.NOHELO, Proto.NR_HELO, () => client.helo(helo));
-  if (v.action !== 'continue') return ended(v, 'helo');
+    const tls = input.tls ? ['{tls_version}', input.tls, '{cipher}', 'MILTER-CHECK', '{cipher_bits}', '256'] : [];
+    client.macro('H', ...tls);
+    const helo = input.helo ?? 'milter-check.invalid';
+    v = await step('helo', helo, Proto.NOHELO, Proto.NR_HELO, () => client.helo(helo));
+    if (v.action !== 'continue') return ended(v, 'helo');
+  }
 
   const auth = input.auth ? ['{auth_authen}', input.auth, '{auth_type}', 'PLAIN'] : [];
   const from = `<${input.from ?? ''}>`;
-  client.macro('M', 'i', 'MILTERCHECK', '{mail_addr}', input.from ?? '', ...auth);
+  client.macro('M', 'i', queueId, '{mail_addr}', input.from ?? '', ...auth);
   v = await step('envfrom', from, Proto.NOMAIL, Proto.NR_MAIL, () => client.mail(from, `SIZE=${input.message.length}`));
   if (v.action !== 'continue') return ended(v, 'envfrom');
 
@@ -163,7 +210,7 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
   }
   if (accepted === 0) return ended(lastRefusal ?? { action: 'reject', smtp: MTA_REJECT_REPLY }, 'envrcpt');
 
-  client.macro('T', 'i', 'MILTERCHECK');
+  client.macro('T', 'i', queueId);
   v = await step('data', 'DATA', Proto.NODATA, Proto.NR_DATA, () => client.data());
   if (v.action !== 'continue') return ended(v, 'data');
 
@@ -175,7 +222,7 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
     v = await step('header', h.name, Proto.NOHDRS, Proto.NR_HDR, () => client.header(h.name, value));
     if (v.action !== 'continue') return ended(v, 'header');
   }
-  client.macro('N', 'i', 'MILTERCHECK');
+  client.macro('N', 'i', queueId);
   v = await step('eoh', 'end of headers', Proto.NOEOH, Proto.NR_EOH, () => client.eoh());
   if (v.action !== 'continue') return ended(v, 'eoh');
 
@@ -188,11 +235,13 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
     if (proto & Proto.NOBODY) break;
   }
 
-  client.macro('E', '{msg_id}', '<milter-check@milter-check.invalid>');
+  client.macro('E', 'i', queueId, '{msg_id}', '<milter-check@milter-check.invalid>');
   client.eom();
   const mods: Modification[] = [];
   const described: string[] = [];
   const newBody: Buffer[] = [];
+  let replacedBodyBytes = 0;
+  const headerChanges: Array<{ name: string; value: string }> = [];
   const rcptChanges: string[] = [];
   let quarantine: string | undefined;
   for (;;) {
@@ -204,22 +253,26 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
     switch (r.code) {
       case 'h':
         mods.push({ type: 'addHeader', name: s[0]!, value: value(s[1] ?? '') });
+        headerChanges.push({ name: s[0]!, value: s[1] ?? '' });
         described.push(`add header ${s[0]}: ${s[1]}`);
         continue;
       case 'i': {
         const [name, val] = afterIndex();
         mods.push({ type: 'insertHeader', index: index(), name: name!, value: value(val ?? '') });
+        headerChanges.push({ name: name!, value: val ?? '' });
         described.push(`insert header at ${index()}: ${name}: ${val}`);
         continue;
       }
       case 'm': {
         const [name, val] = afterIndex();
         mods.push({ type: 'changeHeader', index: index(), name: name!, value: value(val ?? '') });
+        headerChanges.push({ name: name!, value: val ?? '' });
         described.push(val ? `change header ${name}[${index()}]: ${val}` : `delete header ${name}[${index()}]`);
         continue;
       }
       case 'b':
-        newBody.push(r.payload);
+        replacedBodyBytes += r.payload.length;
+        if (keepOutput) newBody.push(r.payload);
         continue;
       case '+':
       case '2':
@@ -237,18 +290,21 @@ async function converse(client: MilterClient, input: MilterCheckInput, t: { comm
     }
     const final = verdictOf(r);
     steps.push({ phase: 'eom', sent: 'end of message', reply: final.action, ...(final.smtp ? { smtp: final.smtp } : {}) });
-    if (newBody.length) {
+    if (replacedBodyBytes > 0) {
       const bodyBytes = Buffer.concat(newBody);
       mods.push({ type: 'replaceBody', body: { size: bodyBytes.length, stream: () => Readable.from([bodyBytes]) } });
-      described.push(`replace body (${bodyBytes.length} bytes)`);
+      described.push(`replace body (${replacedBodyBytes} bytes)`);
     }
     described.push(...rcptChanges);
-    if (final.action !== 'continue' && final.action !== 'accept') return result(final.action as MilterAction, 'eom', final.smtp ?? null, { modifications: described });
-    const output = await applyModifications(headers, body, mods);
-    return result(quarantine !== undefined ? 'quarantine' : 'accept', 'eom', null, { modifications: described, output, ...(quarantine !== undefined ? { quarantine } : {}) });
+    const changes = { modifications: described, headerChanges, replacedBodyBytes };
+    if (final.action !== 'continue' && final.action !== 'accept') return result(final.action as MilterAction, 'eom', final.smtp ?? null, changes);
+    const output = keepOutput ? { output: await applyModifications(headers, body, mods) } : {};
+    return result(quarantine !== undefined ? 'quarantine' : 'accept', 'eom', null, { ...changes, ...output, ...(quarantine !== undefined ? { quarantine } : {}) });
   }
 
   function ended(v: { action: string; smtp?: string }, phase: string): MilterCheckResult {
+    // The MTA ends a transaction it will not finish with ABORT; the connection stays usable.
+    if (phase !== 'connect' && phase !== 'helo') client.abort();
     // "accept" before the end: the MTA delivers the message as it is, without the milter.
     if (v.action === 'accept') return result('accept', phase, null, { output: input.message });
     return result(v.action as MilterAction, phase, v.smtp ?? null);

@@ -1,7 +1,8 @@
 // The MTA side of the milter protocol, small: negotiates, sends commands, collects replies.
-// `relayguard milter-check` plays an MTA with it against any milter, and tests drive relayguard
-// with it without Postfix (including body replacements over 64 KiB that miltertest 2.11 cannot
-// read).
+// The one milter client of the project: `relayguard milter-check` (milter-check.ts) plays an MTA
+// with it against any milter, the audit's milter probe negotiates with it, the unit tests drive
+// relayguard with it without Postfix (including body replacements over 64 KiB that miltertest
+// 2.11 cannot read), and the benchmark's load client sends its messages through milter-check.ts.
 import { connect, type Socket } from 'node:net';
 import { ALL_ACTIONS, ALL_PROTOCOL_V6, Cmd, MILTER_VERSION, OPTNEG_PAYLOAD_BYTES, Reply } from '../protocol/constants.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../protocol/frame.js';
@@ -15,6 +16,14 @@ export interface ReplyFrame {
   payload: Buffer;
 }
 
+/** The milter's answer to OPTNEG: its version, the actions it may take, the protocol bits it set. */
+export interface Negotiated {
+  version: number;
+  actions: number;
+  protocol: number;
+  rest: Buffer;
+}
+
 const NUL = Buffer.from([0]);
 const cstrs = (...s: string[]) => Buffer.concat(s.flatMap((x) => [Buffer.from(x, 'latin1'), NUL]));
 
@@ -26,6 +35,8 @@ export class MilterClient {
   private failure: string | undefined;
 
   private constructor(readonly socket: Socket) {
+    // One small frame per command, each waiting for its reply: Nagle would only add delay.
+    socket.setNoDelay(true);
     socket.on('data', (c) => {
       try {
         for (const f of this.decoder.push(c)) this.frames.push(f);
@@ -119,13 +130,13 @@ export class MilterClient {
     }
   }
 
-  async negotiate(actions = ALL_ACTIONS, protocol = ALL_PROTOCOL_V6): Promise<{ version: number; actions: number; protocol: number; rest: Buffer }> {
+  async negotiate(actions = ALL_ACTIONS, protocol = ALL_PROTOCOL_V6, timeoutMs?: number): Promise<Negotiated> {
     const p = Buffer.alloc(OPTNEG_PAYLOAD_BYTES);
     p.writeUInt32BE(MILTER_VERSION, 0);
     p.writeUInt32BE(actions, 4);
     p.writeUInt32BE(protocol, 8);
     this.send(Cmd.OPTNEG, p);
-    const r = await this.next();
+    const r = await this.next(timeoutMs);
     if (r.code !== 'O' || r.payload.length < OPTNEG_PAYLOAD_BYTES) throw new Error(`expected an option negotiation reply (O), got ${JSON.stringify(r.code)}`);
     return { version: r.payload.readUInt32BE(0), actions: r.payload.readUInt32BE(4), protocol: r.payload.readUInt32BE(8), rest: r.payload.subarray(12) };
   }

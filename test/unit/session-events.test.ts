@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { crlf, MtaClient } from '../../bench/lib/mta-client.js';
+import { checkMessage } from '../../src/audit/milter-check.js';
+import { MilterClient } from '../../src/audit/milter-client.js';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { createLogger, silentLogger } from '../../src/ops/logging.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
@@ -67,18 +68,25 @@ after(async () => {
 
 describe('session: events nobody reads', () => {
   it('over a unix socket: no HELO, DATA, headers, EOH or body, no replies before end of message', async () => {
-    const c = await MtaClient.open({ kind: 'unix', path: join(dir, 'milter.sock') });
-    await c.negotiate();
+    const c = await MilterClient.open({ kind: 'unix', path: join(dir, 'milter.sock') });
+    const neg = await c.negotiate();
     for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY, Proto.NR_CONN, Proto.NR_MAIL, Proto.NR_RCPT]) {
-      assert.ok(c.protocol & bit, `bit 0x${bit.toString(16)} in 0x${c.protocol.toString(16)}`);
+      assert.ok(neg.protocol & bit, `bit 0x${bit.toString(16)} in 0x${neg.protocol.toString(16)}`);
     }
-    const message = crlf('Subject: hi\nFrom: a@example.test\n\nhello\n');
+    const message = Buffer.from('Subject: hi\r\nFrom: a@example.test\r\n\r\nhello\r\n');
     for (const qid of ['QIDA1', 'QIDA2']) {
-      const r = await c.sendMessage({ clientIp: '192.0.2.1', clientName: 'client.test', helo: 'client.test', from: 'a@example.test', rcpts: ['b@example.test'] }, message, { queueId: qid, timeoutMs: 5000 });
-      assert.equal(r.verdict, 'accept');
-      assert.deepEqual(r.addedHeaders, ['X-Size:  0/0'], 'the body was never sent (the value keeps its LEADSPC space)');
+      const envelope = { clientIp: '192.0.2.1', clientName: 'client.test', helo: 'client.test', from: 'a@example.test', rcpts: ['b@example.test'] };
+      const r = await checkMessage(c, neg, { ...envelope, message, queueId: qid }, { timeouts: { command: 5000, content: 5000 } });
+      assert.equal(r.action, 'accept');
+      assert.deepEqual(r.headerChanges, [{ name: 'X-Size', value: ' 0/0' }], 'the body was never sent (the value keeps its LEADSPC space)');
+      const replies = r.steps.filter((s) => s.phase !== 'eom').map((s) => s.reply);
+      assert.ok(
+        replies.every((x) => x.startsWith('not sent') || x.startsWith('no reply')),
+        `no replies before end of message: ${JSON.stringify(r.steps)}`,
+      );
     }
-    c.close();
+    c.quit();
+    c.socket.end();
   });
 
   it('every log line of the connection carries its id and the queue id', async () => {
