@@ -5,9 +5,14 @@
 // next connection: SQLite in the state directory by default, Redis when several gateways share it.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let sqliteModule: typeof Database | undefined;
+const sqlite = (): typeof Database => (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
 
 /** `origin`: the origin rule's score for a client from an unexpected country or network. */
 export type OffenceKind = 'rejection' | 'expn' | 'mta_rejected_recipient' | 'origin';
@@ -134,7 +139,7 @@ export class SqliteOffenderLedger implements OffenderLedger {
     private readonly policy: LedgerPolicy,
     private readonly now: () => number = Date.now,
   ) {
-    this.db = new Database(file);
+    this.db = new (sqlite())(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.exec(SCHEMA);

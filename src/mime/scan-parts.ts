@@ -3,11 +3,16 @@
 // count and part header size, so that a MIME bomb is refused instead of scanned. Nothing here
 // buffers the message; what a visitor keeps is its own business. A multipart without any parts
 // is handed over as text: a client may show its body, so it is read.
-import libmime from 'libmime';
+import { createRequire } from 'node:module';
+import type LibMime from 'libmime';
 import { parseStream } from './parse/shared.js';
 import { readRanges, type Pieces, type RangeReader } from './parse/ranges.js';
 import { partLabel, type MimeParse, type MimePart } from './parse/types.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let libmimeModule: typeof LibMime | undefined;
+const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
 
 export interface MimeLimits {
   /** Deepest nesting of multiparts and embedded messages; the top-level message is depth 0. */
@@ -182,7 +187,7 @@ function partInfo(part: MimePart, asText: boolean): PartInfo {
 
 function decodeWords(value: string): string {
   try {
-    return libmime.decodeWords(value);
+    return libmime().decodeWords(value);
   } catch {
     // An unknown charset in an encoded word: keep it as written.
     return value;
