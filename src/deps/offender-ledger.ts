@@ -5,12 +5,17 @@
 // next connection: SQLite in the state directory by default, Redis when several gateways share it.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
 import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
 export type { BanStatus, LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow, RecordResult } from './offender-ledger-types.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let sqliteModule: typeof Database | undefined;
+const sqlite = (): typeof Database => (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
 
 /** The file the offender ledger shares with the quarantine index (each has its own tables). */
 /** How long a writer waits for another process's lock (the CLI against the daemon). */
@@ -75,7 +80,7 @@ export class SqliteOffenderLedger implements OffenderLedger {
     private readonly policy: LedgerPolicy,
     private readonly now: () => number = Date.now,
   ) {
-    this.db = new Database(file);
+    this.db = new (sqlite())(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.exec(SCHEMA);

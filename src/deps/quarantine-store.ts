@@ -4,10 +4,15 @@
 // printed in the log. `relayguard quarantine` joins the two.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { Decision } from '../policy/decision.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let sqliteModule: typeof Database | undefined;
+const sqlite = (): typeof Database => (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
 
 /** serve writes while the CLI reads and updates: wait for the other's lock instead of failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -77,14 +82,14 @@ export class QuarantineStore {
   /** The daemon: creates the state directory and the database when missing. */
   static open(stateDir: string): QuarantineStore {
     const path = prepareStateDb(stateDir);
-    return new QuarantineStore(new Database(path), path);
+    return new QuarantineStore(new (sqlite())(path), path);
   }
 
   /** The command line: never creates the database (that is the daemon's job, with its owner); null when absent. */
   static openExisting(stateDir: string): QuarantineStore | null {
     const path = stateDbPath(stateDir);
     if (!existsSync(path)) return null;
-    return new QuarantineStore(new Database(path, { fileMustExist: true }), path);
+    return new QuarantineStore(new (sqlite())(path, { fileMustExist: true }), path);
   }
 
   record(r: NewQuarantineRecord): QuarantineRecord {

@@ -4,7 +4,12 @@
 // ISO-2022-JP, which iconv-lite cannot convert, takes an ASCII disclaimer in its ASCII state;
 // parts in charsets that are not ASCII-compatible (UTF-16, UTF-7) get none.
 import { isAscii as isAsciiBuffer } from 'node:buffer';
-import iconv from 'iconv-lite';
+import { createRequire } from 'node:module';
+import type Iconv from 'iconv-lite';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let iconvModule: typeof Iconv | undefined;
+const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
 
 /** Names that mean plain ASCII (RFC 2046 default when a text part has no charset). */
 const ASCII_NAMES = new Set(['us-ascii', 'ascii', 'ansi_x3.4-1968', 'iso646-us', 'us', 'iso-ir-6', 'cp367', 'ibm367']);
@@ -32,7 +37,7 @@ export function classifyCharset(charset: string): CharsetKind {
   if (charset === 'utf-8' || charset === 'utf8') return 'utf-8';
   // iconv-lite cannot convert it, but ASCII can be added in its ASCII state.
   if (ISO_2022_JP.test(charset)) return 'iso-2022-jp';
-  if (!iconv.encodingExists(charset)) return 'unknown';
+  if (!iconv().encodingExists(charset)) return 'unknown';
   if (NOT_ASCII_COMPATIBLE.test(charset)) return 'stateful';
   return 'ascii-compatible';
 }
@@ -50,9 +55,9 @@ export function encodeIfRepresentable(text: string, charset: string): Buffer | n
     case 'utf-8':
       return Buffer.from(text, 'utf8');
     case 'ascii-compatible': {
-      const bytes = iconv.encode(text, charset);
+      const bytes = iconv().encode(text, charset);
       // iconv-lite replaces what it cannot encode with "?": a round trip tells.
-      return iconv.decode(bytes, charset) === text ? bytes : null;
+      return iconv().decode(bytes, charset) === text ? bytes : null;
     }
     default:
       return null;
@@ -69,9 +74,9 @@ export function decodeText(bytes: Buffer, charset: string): string {
   if (kind === 'utf-8') return bytes.toString('utf8');
   if (kind === 'ascii' || kind === 'unknown' || kind === 'iso-2022-jp') {
     if (isAsciiBytes(bytes)) return bytes.toString('latin1');
-    return isValidUtf8(bytes) ? bytes.toString('utf8') : iconv.decode(bytes, 'windows-1252');
+    return isValidUtf8(bytes) ? bytes.toString('utf8') : iconv().decode(bytes, 'windows-1252');
   }
-  return iconv.decode(bytes, charset);
+  return iconv().decode(bytes, charset);
 }
 
 function isValidUtf8(bytes: Buffer): boolean {

@@ -6,7 +6,12 @@
 // purpose: the central directory (what Windows Explorer shows), the local file headers (what
 // streaming extractors use) and the Info-ZIP Unicode Path extra field (what 7-Zip prefers).
 import { inflateRawSync } from 'node:zlib';
-import iconv from 'iconv-lite';
+import { createRequire } from 'node:module';
+import type Iconv from 'iconv-lite';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let iconvModule: typeof Iconv | undefined;
+const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
 
 export interface ZipListOptions {
   /** Stop after this many names (all sources together). */
@@ -217,7 +222,7 @@ function readLocalHeaders(buf: Buffer, maxEntries: number): ZipMember[] {
 
 /** Names are UTF-8 when flag bit 11 is set, else IBM code page 437 (the zip default). */
 function decodeName(raw: Buffer, flags: number): string {
-  return flags & FLAG_UTF8 ? raw.toString('utf8') : iconv.decode(raw, 'cp437');
+  return flags & FLAG_UTF8 ? raw.toString('utf8') : iconv().decode(raw, 'cp437');
 }
 
 /** The Info-ZIP Unicode Path extra field (0x7075): version, CRC of the plain name, UTF-8 name. */

@@ -1,6 +1,6 @@
 // Counters of the sender authentication check (rule `authentication`): one per method and
 // result for each checked message, forged Authentication-Results headers removed, failed checks.
-import client from 'prom-client';
+import client from './prom.js';
 import { registry } from './metrics.js';
 
 export const authResultsTotal = new client.Counter({

@@ -1,18 +1,20 @@
 // Prometheus metrics (prom-client). Names start with relayguard_. One registry per process;
 // the engine, the conversation and the server report into it, /metrics serves it.
-import client from 'prom-client';
+import client, { whenCreated, type Gauge } from './prom.js';
 
 export const registry = new client.Registry();
-// prom-client's process and Node.js metrics, named relayguard_process_cpu_seconds_total,
-// relayguard_nodejs_heap_size_used_bytes... (its names already start with process_/nodejs_).
-client.collectDefaultMetrics({ register: registry, prefix: 'relayguard_' });
 /**
  * prom-client's sums of the per-type gauges (relayguard_nodejs_active_handles{type} ...) end in
  * _total, which Prometheus reserves for counters (`promtool check metrics` fails on them);
  * sum(relayguard_nodejs_active_handles) gives the same.
  */
 export const DROPPED_DEFAULT_METRICS = ['relayguard_nodejs_active_handles_total', 'relayguard_nodejs_active_requests_total', 'relayguard_nodejs_active_resources_total'];
-for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+whenCreated((prom) => {
+  // prom-client's process and Node.js metrics, named relayguard_process_cpu_seconds_total,
+  // relayguard_nodejs_heap_size_used_bytes... (its names already start with process_/nodejs_).
+  prom.collectDefaultMetrics({ register: registry, prefix: 'relayguard_' });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+});
 
 export const messagesTotal = new client.Counter({
   name: 'relayguard_messages_total',
@@ -90,7 +92,7 @@ export const dependencySeconds = new client.Histogram({
 });
 
 /** Gauges whose value is read when scraped (ledger size, quarantine size, breaker state). */
-export function gaugeFromCallback(name: string, help: string, read: () => number | Promise<number>): client.Gauge {
+export function gaugeFromCallback(name: string, help: string, read: () => number | Promise<number>): Gauge {
   const existing = registry.getSingleMetric(name);
   if (existing) registry.removeSingleMetric(name);
   return new client.Gauge({

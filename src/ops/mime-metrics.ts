@@ -1,6 +1,6 @@
 // Counters of the MIME work: structures readers disagree on, and disclaimer rewrites that
 // failed their check (the original was delivered).
-import client from 'prom-client';
+import client from './prom.js';
 import { registry } from './metrics.js';
 
 export const mimeAmbiguousTotal = new client.Counter({

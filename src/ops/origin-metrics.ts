@@ -1,6 +1,6 @@
 // Metrics of the origin rule: how old its country/ASN data is (an admin alerts on it, e.g.
 // age > 30 days means geoipupdate stopped working) and what it decided.
-import client from 'prom-client';
+import client from './prom.js';
 import { registry } from './metrics.js';
 
 export interface DatabaseAge {

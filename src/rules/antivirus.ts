@@ -4,7 +4,7 @@
 // compromised internal sender should be looked at, not bounced). Not scanned - clamd down, slow,
 // confused - is never "clean": the message is refused with a 4xx by default (fail closed), and a
 // circuit breaker turns a dead clamd into an immediate 4xx at MAIL instead of one timeout per message.
-import promClient from 'prom-client';
+import promClient from '../ops/prom.js';
 import { z } from 'zod';
 import { byteSize, duration } from '../primitives/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';

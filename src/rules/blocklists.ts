@@ -7,7 +7,7 @@
 // checked against the domain lists and the static blocked domains. Internal and authenticated
 // clients skip every list. DNS trouble never refuses mail: an answer that is not a configured
 // listing code, an error or a timeout is logged as a list error and the mail goes on.
-import client from 'prom-client';
+import client from '../ops/prom.js';
 import { z } from 'zod';
 import { cidr, cidrList } from '../config/settings.js';
 import { duration } from '../primitives/units.js';

@@ -6,10 +6,15 @@
 // From domain publishes DMARC p=reject or p=quarantine is never changed in a way that breaks its
 // valid aligned signature: it gets the banner header instead (the receiver would otherwise
 // reject or junk it) unless rule authentication ARC-seals what relayguard changes.
-import libmime from 'libmime';
+import { createRequire } from 'node:module';
+import type LibMime from 'libmime';
 import { z } from 'zod';
 import type { Header, MessageContext, Modification } from '../policy/types.js';
 import { authFacts, type AuthFacts } from './auth-facts.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let libmimeModule: typeof LibMime | undefined;
+const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
 
 export const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
 export type NoticeMode = (typeof NOTICE_MODES)[number];
@@ -79,19 +84,19 @@ export function taggedSubject(current: string | undefined, tag: string): string 
   if (current !== undefined) {
     let decoded = current;
     try {
-      decoded = libmime.decodeWords(current);
+      decoded = libmime().decodeWords(current);
     } catch {
       // An undecodable Subject is searched as it is.
     }
     if (decoded.replace(/\s+/g, ' ').toLowerCase().includes(tag.toLowerCase())) return null;
   }
-  const encodedTag = libmime.encodeWords(tag, 'Q', 52);
+  const encodedTag = libmime().encodeWords(tag, 'Q', 52);
   return current === undefined || current.trim() === '' ? encodedTag : `${encodedTag} ${current.replace(/^[ \t]+/, '')}`;
 }
 
 /** The banner header's value: the notice on one line, RFC 2047-encoded where it is not ASCII. */
 export function bannerValue(text: string): string {
-  return libmime.encodeWords(text.replace(/\s+/g, ' ').trim(), 'Q', 52);
+  return libmime().encodeWords(text.replace(/\s+/g, ' ').trim(), 'Q', 52);
 }
 
 function subjectMods(headers: readonly Header[], tag: string): Modification[] | null {

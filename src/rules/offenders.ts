@@ -4,7 +4,7 @@
 // for `ban`, and a banned client is refused when it connects. Offences decay: only those inside
 // the window count. Internal and authenticated clients neither earn offences nor get refused.
 // `relayguard unban IP` lifts a ban.
-import client from 'prom-client';
+import client from '../ops/prom.js';
 import { z } from 'zod';
 import { cidrList } from '../config/settings.js';
 import { duration } from '../primitives/units.js';

@@ -1,8 +1,13 @@
 // What a part's header fields say about it: media type and parameters, transfer encoding,
 // disposition and file names. Where a reader could pick one of several copies (two
 // Content-Type fields), the Reading decides and the disagreement is reported.
-import libmime from 'libmime';
+import { createRequire } from 'node:module';
+import type LibMime from 'libmime';
 import type { Ambiguity, HeaderField, MimePart, Reading } from './types.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let libmimeModule: typeof LibMime | undefined;
+const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
 
 export type PartFacts = Pick<
   MimePart,
@@ -84,7 +89,7 @@ function mediaType(value: string): string {
 function parseValue(value: string): { value: string; params: Record<string, string> } {
   let parsed: { value: string; params: Record<string, string> };
   try {
-    parsed = libmime.parseHeaderValue(value);
+    parsed = libmime().parseHeaderValue(value);
   } catch {
     return { value: value.split(';')[0] ?? '', params: {} };
   }
@@ -121,7 +126,7 @@ function cleanName(raw: string | undefined): string | null {
   if (raw === undefined) return null;
   let name = raw;
   try {
-    name = libmime.decodeWords(raw);
+    name = libmime().decodeWords(raw);
   } catch {
     // An unknown charset in an encoded word: keep it as written.
   }

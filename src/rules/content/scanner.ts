@@ -3,7 +3,8 @@
 // parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
 // What is kept in memory is bounded: one window of a text part (max_text_per_part; the whole
 // part is searched, window by window), one zip up to zip.max_size.
-import iconv from 'iconv-lite';
+import { createRequire } from 'node:module';
+import type Iconv from 'iconv-lite';
 import { messagePieces } from '../../mime/parse/ranges.js';
 import { nextReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
 import { walkMime, type DecodedHeader, type PartInfo, type PartSink, type WalkResult } from '../../mime/scan-parts.js';
@@ -16,6 +17,10 @@ import type { ContentConfig, PatternRuleConfig, Target } from './schema.js';
 import { readings } from './fold.js';
 import { htmlToText, normalizeSpace } from './text.js';
 import { withoutHiddenElements } from './visible-html.js';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let iconvModule: typeof Iconv | undefined;
+const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
 
 export type FindingAction = 'reject' | 'tempfail' | 'quarantine' | 'tag';
 
@@ -270,7 +275,7 @@ export const WINDOW_OVERLAP = 4096;
  * stays bounded and no text goes unsearched, however long the part.
  */
 class TextPart implements PartSink {
-  private readonly decoder: ReturnType<typeof iconv.getDecoder>;
+  private readonly decoder: ReturnType<typeof Iconv.getDecoder>;
   private pieces: string[] = [];
   private windowBytes = 0;
   private carry = '';
@@ -283,8 +288,8 @@ class TextPart implements PartSink {
     private readonly part: PartInfo,
     private readonly rules: CompiledPatternRule[],
   ) {
-    const charset = part.charset && iconv.encodingExists(part.charset) ? part.charset : 'utf-8';
-    this.decoder = iconv.getDecoder(charset);
+    const charset = part.charset && iconv().encodingExists(part.charset) ? part.charset : 'utf-8';
+    this.decoder = iconv().getDecoder(charset);
     this.max = scan.config.limits.max_text_per_part;
   }
 

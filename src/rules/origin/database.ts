@@ -9,7 +9,12 @@
 // not parse is logged and the old data stays in use: an update must never leave the gateway
 // without data.
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { Reader, type Response } from 'mmdb-lib';
+import { createRequire } from 'node:module';
+import type { Reader, Response } from 'mmdb-lib';
+
+// Loaded on first use, not by the commands that only read the policy (start-up time).
+let mmdbModule: typeof import('mmdb-lib') | undefined;
+const mmdb = (): typeof import('mmdb-lib') => (mmdbModule ??= createRequire(import.meta.url)('mmdb-lib') as typeof import('mmdb-lib'));
 
 /** What the databases say about one address. */
 export interface OriginFacts {
@@ -192,7 +197,7 @@ export class MmdbFile {
     const buf = readFileSync(this.path);
     let reader: Reader<Response>;
     try {
-      reader = new Reader<Response>(buf);
+      reader = new (mmdb().Reader)<Response>(buf);
     } catch (err) {
       throw new Error(`${this.path}: not a MaxMind DB file (${(err as Error).message})`);
     }
