@@ -44,7 +44,7 @@ export function parsePolicyText(text: string, file: string): LoadResult {
   if (parsed.success) {
     const cross = crossCheck(parsed.data);
     if (cross.length === 0) return { ok: true, config: parsed.data, file };
-    for (const c of cross) errors.push(...issueToErrors({ code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
+    for (const c of cross) errors.push(...issueToErrors({ code: 'custom', path: c.path, message: c.message, input: undefined }, doc, lineCounter, file));
     return { ok: false, file, errors };
   }
   for (const issue of parsed.error.issues) errors.push(...issueToErrors(issue, doc, lineCounter, file));
@@ -66,7 +66,7 @@ function crossCheck(config: PolicyConfig): Array<{ path: Array<string | number>;
 }
 
 function issueToErrors(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
-  let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   // An unknown key: one error per key, at the key itself, with the allowed key it is closest to.
   if (issue.code === 'unrecognized_keys' && issue.keys.length) {
     const allowed = knownKeys(policySchema, path);

@@ -14,7 +14,7 @@ import { NetworkSet } from '../policy/networks.js';
 import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandler, type Rule } from '../policy/types.js';
 import { Proto } from '../protocol/constants.js';
 import { modeField } from './common.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule } from './rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originOf } from './origin/state.js';
 
