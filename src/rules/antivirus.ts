@@ -14,7 +14,7 @@ import { Action } from '../protocol/constants.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
-import { defineRule, type RuleEnv } from './rule-env.js';
+import { defineRule } from './rule-env.js';
 
 export const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */
@@ -90,7 +90,7 @@ interface ScanState {
 
 type FailureAction = z.infer<typeof failureAction>;
 
-export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scanner: Scanner): Rule {
+export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): Rule {
   const tagName = config.header === false ? null : config.header;
 
   const failureVerdict = (msg: MessageContext, r: Extract<ScanResult, { status: 'error' }>, details: Record<string, unknown>): Verdict => {
@@ -305,6 +305,6 @@ export const antivirusRule = defineRule({
         s.close();
       },
     );
-    return createAntivirusRule(config, env, service);
+    return createAntivirusRule(config, service);
   },
 });

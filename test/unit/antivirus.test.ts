@@ -8,7 +8,6 @@ import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../sr
 import type { ConnectionContext, Direction, MessageContext, Phase, Rule, Verdict } from '../../src/policy/types.js';
 import { Action } from '../../src/protocol/constants.js';
 import { silentLogger } from '../../src/logging.js';
-import type { RuleEnv } from '../../src/rules/rule-env.js';
 
 class FakeSession implements ScanSession {
   data: Buffer[] = [];
@@ -56,16 +55,9 @@ class FakeScanner implements Scanner {
   }
 }
 
-const env: RuleEnv = {
-  policy: {} as RuleEnv['policy'],
-  log: silentLogger(),
-  offline: false,
-  shared: (_k, make) => make(),
-};
-
 function makeRule(yaml: Record<string, unknown>, scanner: FakeScanner): Rule {
   const config = antivirusSchema.parse({ clamd: { address: 'tcp:127.0.0.1:3310' }, ...yaml });
-  return createAntivirusRule(config, env, scanner);
+  return createAntivirusRule(config, scanner);
 }
 
 const HEADERS = 'Received: from x\r\nSubject: hello\r\n\r\n';
