@@ -79,7 +79,7 @@ export function fuzzInProcess(frames: number, seed: number): InProcessResult {
         off = cut;
       }
     } catch (err) {
-      if (!(err instanceof FrameError)) throw new Error(`stream ${streams}: ${(err as Error).name} escaped the decoder: ${(err as Error).stack}`);
+      if (!(err instanceof FrameError)) throw new Error(`stream ${streams}: ${(err as Error).name} escaped the decoder: ${(err as Error).stack}`, { cause: err });
       frameErrors++; // a bad length ends the stream, as it ends the connection
     }
   }

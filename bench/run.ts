@@ -156,7 +156,7 @@ async function measure(l: BenchLayout, c: BenchConfig, milter: RunningMilter | n
   const delivered = performance.now();
   const cpuAfter = milter?.cpuMs() ?? 0;
   // postlogd writes the log a moment after the delivery: give it time to catch up.
-  let logText = '';
+  let logText: string;
   let sentLines = 0;
   const logDeadline = Date.now() + MAILLOG_CATCH_UP_MS;
   do {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What `npm test` runs: compile, then the unit tests, then the end-to-end tests against the real
-# stack (Postfix, smtp-sink, clamd, rbldnsd, redis; test/e2e/stack.sh installs missing Debian
-# packages on a fresh machine, so run as root). The stack is stopped again at the end.
+# What `npm test` runs: compile (the type check), the lint rules and the format check
+# (test/lint.sh), then the unit tests, then the end-to-end tests against the real stack (Postfix,
+# smtp-sink, clamd, rbldnsd, redis; test/e2e/stack.sh installs missing Debian packages on a fresh
+# machine, so run as root). The stack is stopped again at the end.
 #
 #   test/run-all.sh [all|unit|e2e] [NAME...]
 #
@@ -27,7 +28,19 @@ names=("$@")
 
 started=$(date +%s)
 [[ -d node_modules ]] || npm ci
-npx tsc -p .
+# The build is the type check (tsc checks src, test and bench before it writes dist/; the same as
+# `npm run typecheck`, which writes nothing).
+echo "== typecheck and build (tsc -p .)"
+npx tsc -p . || { echo "run-all: typecheck FAILED (the tsc errors are above); no test ran" >&2; exit 1; }
+
+failed=0
+# The lint rules and the format check (test/lint.sh, `npm run lint`) once per full run, before the
+# suites; a failure is reported at the end but the suites still run. `unit` and `e2e` runs (also
+# CI's other Node lines) skip them: same code, same verdict.
+lint=passed
+if [[ $what == all ]]; then
+  bash test/lint.sh || { failed=1; lint=FAILED; }
+fi
 
 # The compiled test files that belong to a source file (a stale file in dist/ is never run).
 compiled_tests() {
@@ -42,7 +55,6 @@ compiled_tests() {
   return 0
 }
 
-failed=0
 # Some unit tests run real daemons too (redis-server for the shared offender ledger): on a fresh
 # machine, as root, install the Debian packages before them.
 if [[ $what == all || $what == unit ]] && (($(id -u) == 0)); then bash test/e2e/stack.sh packages; fi
@@ -69,5 +81,6 @@ if [[ $what == all || $what == e2e ]]; then
   fi
 fi
 
+[[ $what == all ]] && echo "== run-all: lint $lint (test/lint.sh)"
 echo "== run-all: $what $( ((failed)) && echo FAILED || echo passed) in $(($(date +%s) - started)) s"
 exit "$failed"

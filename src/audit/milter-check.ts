@@ -86,10 +86,7 @@ export interface MilterCheckResult {
   output?: Buffer;
 }
 
-const REPLY_NAMES: Record<string, string> = { c: 'continue', a: 'accept', r: 'reject', t: 'tempfail', d: 'discard', y: 'reply', s: 'skip' };
-
 const nul = (s: string) => Buffer.from(`${s}\0`, 'latin1');
-const cstrs = (...s: string[]) => Buffer.concat(s.map(nul));
 /** The NUL-terminated strings of a reply payload. */
 const strings = (b: Buffer): string[] => b.toString('utf8').split('\0').slice(0, -1);
 

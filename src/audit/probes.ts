@@ -401,7 +401,7 @@ export class Auditor {
       };
     }
     const deadline = Date.now() + HOLD_WAIT_MS;
-    let where: { held: boolean; where: string } | null = null;
+    let where: { held: boolean; where: string } | null;
     try {
       for (;;) {
         where = await held.locate(id, this.o.signal);

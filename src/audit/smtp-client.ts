@@ -186,7 +186,7 @@ export class SmtpConnection {
   async startTls(servername?: string): Promise<{ reply: SmtpReply; tls?: TlsResult }> {
     const reply = await this.command('STARTTLS');
     if (reply.code !== 220) return { reply };
-    const raw = this.socket as Socket;
+    const raw = this.socket;
     this.detach(raw);
     const secure = connectTls({ socket: raw, rejectUnauthorized: false, ...(servername && !/^[\d.:]+$/.test(servername) ? { servername } : {}) });
     await new Promise<void>((resolve, reject) => {
@@ -198,7 +198,7 @@ export class SmtpConnection {
         clearTimeout(timer);
         resolve();
       });
-      secure.once('error', (err) => {
+      secure.once('error', (err: Error) => {
         clearTimeout(timer);
         reject(new Error(`TLS handshake: ${err.message}`));
       });

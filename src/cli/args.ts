@@ -90,6 +90,6 @@ function usageMessage(err: Error & { code?: string }, options: NodeOptions): str
   }
 }
 
-export const str = (p: ParsedArgs, name: string): string | undefined => (typeof p.flags[name] === 'string' ? (p.flags[name] as string) : undefined);
-export const list = (p: ParsedArgs, name: string): string[] => (Array.isArray(p.flags[name]) ? (p.flags[name] as string[]) : []);
+export const str = (p: ParsedArgs, name: string): string | undefined => (typeof p.flags[name] === 'string' ? (p.flags[name]) : undefined);
+export const list = (p: ParsedArgs, name: string): string[] => (Array.isArray(p.flags[name]) ? (p.flags[name]) : []);
 export const bool = (p: ParsedArgs, name: string): boolean => p.flags[name] === true;

@@ -4,7 +4,6 @@
 // storage so they survive restarts and `relayguard unban` (another process) takes effect at the
 // next connection: SQLite in the state directory by default, Redis when several gateways share it.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
@@ -182,8 +181,9 @@ export interface LedgerLocation {
   state?: string | undefined;
 }
 
-export function isRedisUrl(state: string | undefined): state is string {
-  return !!state && /^rediss?:\/\//i.test(state);
+// Not a type guard: a false answer does not mean "no string" (a file path is one too).
+export function isRedisUrl(state: string): boolean {
+  return /^rediss?:\/\//i.test(state);
 }
 
 export interface OpenOptions {
@@ -194,7 +194,7 @@ export interface OpenOptions {
 
 /** The ledger the settings point at (the daemon: creates the state directory and database). */
 export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): OffenderLedger {
-  if (isRedisUrl(where.state)) return new RedisOffenderLedger(where.state, policy, opts);
+  if (where.state && isRedisUrl(where.state)) return new RedisOffenderLedger(where.state, policy, opts);
   if (where.state) throw new Error(`server.state "${where.state}": only redis:// URLs are supported (leave it out for SQLite in state_dir)`);
   return new SqliteOffenderLedger(prepareStateDb(where.state_dir), policy, opts.now);
 }
@@ -204,7 +204,7 @@ export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy
  * nothing: null when there is no database yet, which means there are no offenders.
  */
 export async function openExistingOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): Promise<OffenderLedger | null> {
-  if (isRedisUrl(where.state)) {
+  if (where.state && isRedisUrl(where.state)) {
     const ledger = new RedisOffenderLedger(where.state, policy, { ...opts, reconnect: false });
     try {
       await ledger.ready();

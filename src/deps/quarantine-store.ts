@@ -3,7 +3,6 @@
 // SQLite table only remembers what Postfix does not: which rule held it, why, and the reference
 // printed in the log. `relayguard quarantine` joins the two.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'winston';

@@ -164,7 +164,8 @@ export class PolicyEngine implements PhaseRunner {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.rules.map((r) => r.close?.()));
+    // async: a close() that throws synchronously must not keep the other rules from closing.
+    await Promise.allSettled(this.rules.map(async (r) => r.close?.()));
   }
 }
 
@@ -194,7 +195,7 @@ class PhaseDeadline {
           this.waiting.delete(fail);
           resolve(v);
         },
-        (e) => {
+        (e: unknown) => {
           this.waiting.delete(fail);
           reject(e);
         },

@@ -86,7 +86,7 @@ export async function applyPostfixChanges(changes: readonly PostfixChange[], opt
     await postconf(opts, ['-e', ...[...assignments].map(([n, v]) => `${n} = ${v}`)]);
   } catch (err) {
     copyFileSync(backup, mainCf);
-    throw new Error(`${(err as Error).message}; main.cf restored from ${backup}`);
+    throw new Error(`${(err as Error).message}; main.cf restored from ${backup}`, { cause: err });
   }
   const after = readFileSync(mainCf, 'utf8');
   const check = await postconf(opts, ['-n']);

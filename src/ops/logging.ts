@@ -164,8 +164,7 @@ export function createLogger(settings: Partial<LogSettings> = {}, stream: NodeJS
   const tty = target.tty ?? (stream as { isTTY?: boolean }).isTTY === true;
   const text = format === 'text' || (format === 'auto' && (tty || journal));
   const line = text ? textLine(!journal) : winston.format.json();
-  let logger: winston.Logger | undefined;
-  logger = winston.createLogger({
+  const logger: winston.Logger = winston.createLogger({
     level: settings.level ?? 'info',
     format: winston.format.combine(dropDisabled(() => logger), addContext(), winston.format.timestamp(), line, ...(journal ? [journalPriority()] : [])),
     transports: [new winston.transports.Stream({ stream })],

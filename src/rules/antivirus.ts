@@ -14,7 +14,7 @@ import { dependencyUp, registry } from '../ops/metrics.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
-import { defineRule, type RuleEnv } from '../policy/rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 
 export const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */
@@ -92,7 +92,7 @@ interface ScanState {
 
 type FailureAction = z.infer<typeof failureAction>;
 
-export function createAntivirusRule(config: AntivirusConfig, env: RuleEnv, scanner: Scanner): Rule {
+export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): Rule {
   const tagName = config.header === false ? null : config.header;
 
   const failureVerdict = (msg: MessageContext, r: Extract<ScanResult, { status: 'error' }>, details: Record<string, unknown>): Verdict => {
@@ -311,6 +311,6 @@ export const antivirusRule = defineRule({
         s.close();
       },
     );
-    return createAntivirusRule(config, env, service);
+    return createAntivirusRule(config, service);
   },
 });

@@ -19,5 +19,5 @@ export function startAuthFacts(msg: MessageContext, check: Promise<AuthFacts | n
 /** The message's authentication results, or null when it was not checked or the check failed. */
 export async function authFacts(msg: MessageContext): Promise<AuthFacts | null> {
   const p = msg.state.get(KEY) as Promise<AuthFacts | null> | undefined;
-  return p ? await p : null;
+  return p ? p : null;
 }

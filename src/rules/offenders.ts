@@ -13,7 +13,7 @@ import { gaugeFromCallback, registry } from '../ops/metrics.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandlers, type Rule } from '../policy/types.js';
 import { modeField } from './common.js';
-import { defineRule, type RuleEnv } from '../policy/rule-env.js';
+import { defineRule } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originOf } from './origin/state.js';
 

@@ -118,7 +118,7 @@ export function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, n
       try {
         f.load();
       } catch (err) {
-        throw new Error(`rule origin: database ${describeLoadError(f.path, err)}`);
+        throw new Error(`rule origin: database ${describeLoadError(f.path, err)}`, { cause: err });
       }
     } else if (!f.tryLoad()) {
       env.log.warn(`origin: database ${f.path} not loaded, its lookups are skipped until it appears: ${f.status().error}`, { rule: RULE_NAME });

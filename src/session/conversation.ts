@@ -144,7 +144,8 @@ export class Conversation {
     const body = this.opts.storeBody === false ? null : new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
     this.body = body;
     this.bodyBytes = 0;
-    const self = this;
+    // For the getter below (an accessor has its own `this`).
+    const bodyBytes = () => this.bodyBytes;
     // The message's logger adds its queue id; made on first use, as most messages log only the
     // decision line (written through the connection's logger with the queue id as a field).
     const connLog = this.conn.log;
@@ -172,20 +173,20 @@ export class Conversation {
       },
       source: {
         get bodySize() {
-          return body ? body.size : self.bodyBytes;
+          return body ? body.size : bodyBytes();
         },
         body: () => (body ? body.stream() : Readable.from([])),
-        headerBlock: () => self.headerBlock(),
+        headerBlock: () => this.headerBlock(),
         inMemory: () => {
           const kept = body ? body.inMemory() : [];
-          return kept ? { header: self.headerBlock(), body: kept } : null;
+          return kept ? { header: this.headerBlock(), body: kept } : null;
         },
         message: () => {
           // Header block and a body in memory: one plain stream over the pieces (every rule that
           // reads the message asks for it, so the stream-of-streams is kept for a spilled body).
           const kept = body ? body.inMemory() : [];
-          if (kept) return Readable.from([self.headerBlock(), ...kept], { objectMode: false });
-          return concatStreams([Readable.from([self.headerBlock()]), body!.stream()]);
+          if (kept) return Readable.from([this.headerBlock(), ...kept], { objectMode: false });
+          return concatStreams([Readable.from([this.headerBlock()]), body!.stream()]);
         },
       },
     };

@@ -374,7 +374,7 @@ export class MilterSession {
       }
     };
     for await (const chunk of stream) {
-      frames.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+      frames.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk));
       await cut(false);
     }
     await cut(true);

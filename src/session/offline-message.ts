@@ -86,7 +86,7 @@ function crlfOutsideBinary(topHeader: string, body: string): string {
 
 async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : (c as Buffer));
+  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : (c));
   return Buffer.concat(parts);
 }
 

@@ -22,7 +22,7 @@ export function parseListen(spec: string): ListenAddress {
   if (spec.startsWith('unix:') && spec.length > 5) return { kind: 'unix', path: spec.slice(5) };
   const forms = [
     /^inet6?:\[([^\]]+)\]:(\d+)$/, // inet:[::1]:10025
-    /^inet6?:([^:@\[\]]+):(\d+)$/, // inet:127.0.0.1:10025 (Postfix)
+    /^inet6?:([^:@[\]]+):(\d+)$/, // inet:127.0.0.1:10025 (Postfix)
   ];
   for (const re of forms) {
     const m = re.exec(spec);

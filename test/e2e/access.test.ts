@@ -28,11 +28,11 @@ describe('rule 4: access by network', () => {
     });
     // Under XCLIENT the new session's 554 greeting is the answer to XCLIENT.
     assert.equal(r.xclientReply?.code, 554, r.xclientReply?.full ?? r.error);
-    assert.match(r.xclientReply!.text, /not accepting connections/);
+    assert.match(r.xclientReply.text, /not accepting connections/);
     for (const extra of r.extraReplies) assert.equal(Math.floor(extra.code / 100), 5, extra.full);
     assert.equal(r.mailReply?.code, 554, r.mailReply?.full ?? r.error);
     assert.equal(r.mailReply?.enhanced, '5.7.1');
-    assert.match(r.mailReply!.text, /Access denied.*\(ref [0-9a-z-]+\)/);
+    assert.match(r.mailReply.text, /Access denied.*\(ref [0-9a-z-]+\)/);
     assert.equal(r.rcptReplies.length, 0);
   });
 

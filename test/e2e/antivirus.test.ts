@@ -56,8 +56,8 @@ function assertVirusRejected(r: SmtpResult, what: string): void {
   assert.equal(r.ok, false, `${what}: must not be queued`);
   assert.equal(r.dataReply?.code, 554, `${what}: ${r.dataReply?.full ?? r.error}`);
   assert.equal(r.dataReply?.enhanced, '5.7.1');
-  assert.match(r.dataReply!.text, /Virus found: \S*EICAR\S*/, what);
-  assert.match(r.dataReply!.text, /\(ref [0-9a-z-]+\)/, 'the reply carries a reference');
+  assert.match(r.dataReply.text, /Virus found: \S*EICAR\S*/, what);
+  assert.match(r.dataReply.text, /\(ref [0-9a-z-]+\)/, 'the reply carries a reference');
 }
 
 /** A zip archive made at test time, holding the EICAR string as an innocent-looking name. */

@@ -27,8 +27,8 @@ function send(from: string, xclient: XclientAttributes): Promise<SmtpResult> {
 function assertRefusedAtMail(r: SmtpResult, text: RegExp): void {
   assert.equal(r.mailReply?.code, 554, r.mailReply?.full ?? r.error);
   assert.equal(r.mailReply?.enhanced, '5.7.1');
-  assert.match(r.mailReply!.text, text);
-  assert.match(r.mailReply!.text, /\(ref [0-9a-z-]+\)/);
+  assert.match(r.mailReply.text, text);
+  assert.match(r.mailReply.text, /\(ref [0-9a-z-]+\)/);
   assert.equal(r.rcptReplies.length, 0);
 }
 

@@ -72,7 +72,7 @@ describe('relayguard behind Postfix', () => {
     const ref = /\(ref ([0-9a-f]+-[0-9a-z]+)\)/.exec(reply.text)?.[1];
     assert.ok(ref, reply.full);
     const line = await rg.waitForLog(new RegExp(`"ref":"${ref}"`), 5000);
-    const decision = JSON.parse(line.split('\n').find((l) => l.includes(`"ref":"${ref}"`))!);
+    const decision = JSON.parse(line.split('\n').find((l) => l.includes(`"ref":"${ref}"`))!) as Record<string, unknown>;
     assert.equal(decision.action, 'reject');
     assert.equal(decision.rule, 'relay');
     assert.equal(decision.client, '203.0.113.9');

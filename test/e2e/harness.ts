@@ -94,6 +94,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
       args,
       { timeout: opts.timeoutMs ?? 30_000, env: opts.env ?? process.env, cwd: opts.cwd ?? repoRoot, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an ExecFileException is an Error; @types/node's Omit<> hides that
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err); // ENOENT etc.
         if (err && err.killed) return reject(new Error(`${cmd} ${args.join(' ')}: no exit within ${opts.timeoutMs ?? 30_000} ms\n${stderr}`));
         resolvePromise({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -265,8 +266,8 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
       resolvePromise(code);
     });
   });
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
 
   const handle: RelayguardProcess = {
     pid: child.pid!,

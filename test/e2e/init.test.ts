@@ -71,7 +71,7 @@ describe('relayguard init from the test Postfix (MAIL_CONFIG)', () => {
     assert.equal((rules.size as unknown as { max_bytes: number }).max_bytes, 10240000); // its message_size_limit
     assert.equal((rules.antivirus as unknown as { clamd: { address: string } }).clamd.address, `unix:${stack.clamdSocket}`); // clamd.conf LocalSocket
     assert.equal(loaded.config.mta.config_directory, stack.postfixConfigDir);
-    assert.match(text, /^  # blocklists:$/m); // DNS lists: a commented example only
+    assert.match(text, /^ {2}# blocklists:$/m); // DNS lists: a commented example only
   });
 
   test('never overwrites an existing file', async () => {
@@ -85,7 +85,7 @@ describe('relayguard init from the test Postfix (MAIL_CONFIG)', () => {
   test('without clamd.conf: antivirus left as a commented example, still valid', async () => {
     const r = await runRelayguard(['init', '--clamd-conf', join(dir, 'no-clamd.conf')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^  # antivirus: no clamd found \(.*no-clamd\.conf: ENOENT\)/m);
+    assert.match(r.stdout, /^ {2}# antivirus: no clamd found \(.*no-clamd\.conf: ENOENT\)/m);
     assert.ok(parsePolicyText(r.stdout, 'stdout').ok);
   });
 

@@ -47,7 +47,7 @@ function assertBanned(r: SmtpResult): void {
   assert.equal(r.xclientReply?.code, 554, r.xclientReply?.full ?? r.error);
   assert.equal(r.mailReply?.code, 554, r.mailReply?.full ?? r.error);
   assert.equal(r.mailReply?.enhanced, '5.7.1');
-  assert.match(r.mailReply!.text, BANNED_TEXT);
+  assert.match(r.mailReply.text, BANNED_TEXT);
   assert.equal(r.ok, false);
 }
 

@@ -77,8 +77,8 @@ function assertRefusedAtMail(r: SmtpResult, text: RegExp): void {
   assert.equal(r.xclientReply?.code, 220, r.xclientReply?.full ?? r.error);
   assert.equal(r.mailReply?.code, 554, r.mailReply?.full ?? r.error);
   assert.equal(r.mailReply?.enhanced, '5.7.1');
-  assert.match(r.mailReply!.text, text);
-  assert.match(r.mailReply!.text, /\(ref [0-9a-z-]+\)$/);
+  assert.match(r.mailReply.text, text);
+  assert.match(r.mailReply.text, /\(ref [0-9a-z-]+\)$/);
   assert.equal(r.ok, false);
 }
 

@@ -133,8 +133,8 @@ describe('the npm package', () => {
     assert.equal(await portAccepts(port), false, `127.0.0.1:${port} is free`);
     const child = spawn(bin, ['serve', '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
       await pollUntil(async () => ((await portAccepts(port, 200)) ? true : undefined), 15_000, `relayguard serve listening on ${port}\n${output}`);

@@ -103,7 +103,7 @@ describe('hot reload under load', () => {
 
       const after = await send(`x@${NEW_BLOCKED}`, 'after');
       assert.equal(after.mailReply?.code, 554, after.mailReply?.full ?? after.error);
-      assert.match(after.mailReply!.text, new RegExp(NEW_BLOCKED.replace('.', '\\.')));
+      assert.match(after.mailReply.text, new RegExp(NEW_BLOCKED.replace('.', '\\.')));
       assert.equal(await mailVerdict(early, `x@${NEW_BLOCKED}`), 'c', 'the connection opened before the reload runs on the old policy');
       const late = await openMilterConnection();
       try {

@@ -103,7 +103,7 @@ function bindConnectionsTo(current: () => string | undefined): void {
   const original = net.connect;
   const patched = ((...args: unknown[]) => {
     const local = current();
-    if (local && typeof args[0] === 'object' && args[0] !== null) args[0] = { ...(args[0] as object), localAddress: local };
+    if (local && typeof args[0] === 'object' && args[0] !== null) args[0] = { ...(args[0]), localAddress: local };
     return (original as (...a: unknown[]) => NetModule.Socket)(...args);
   }) as typeof net.connect;
   net.connect = patched;

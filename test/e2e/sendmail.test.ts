@@ -248,7 +248,7 @@ describe('Sendmail: relay (rule 1)', () => {
     assert.equal(r.rcptReplies[0]?.code, 250, r.rcptReplies[0]?.full);
     assert.equal(r.rcptReplies[1]?.code, 554, r.rcptReplies[1]?.full);
     assert.equal(r.rcptReplies[1]?.enhanced, '5.7.1');
-    assert.match(r.rcptReplies[1]!.text, /Relay access denied/);
+    assert.match(r.rcptReplies[1].text, /Relay access denied/);
     const id = queueIdOf(r);
     const m = await delivered(id);
     assert.deepEqual(m.rcpts, ['user@example.test']);
@@ -261,7 +261,7 @@ describe('Sendmail: relay (rule 1)', () => {
     const refusal = r.rcptReplies[0];
     assert.equal(refusal?.code, 554, refusal?.full ?? r.error);
     // A lone % would make Sendmail drop the text and answer with its default reply.
-    assert.match(refusal!.text, /<user%elsewhere\.test@example\.test>: Relay access denied \(ref [0-9a-z-]+\)/);
+    assert.match(refusal.text, /<user%elsewhere\.test@example\.test>: Relay access denied \(ref [0-9a-z-]+\)/);
   });
 
   test('an internal client may relay anywhere', async () => {
@@ -306,7 +306,7 @@ describe('Sendmail: denied network (rule 4, connect stage)', () => {
     const t = token();
     const r = await send({ ip: sm.DENIED_IP, from: 'sender@denied.test', to: ['user@example.test'], data: message({ from: 'sender@denied.test', to: 'user@example.test', subject: t }) });
     assert.equal(r.banner?.code, 554, r.banner?.full);
-    assert.match(r.banner!.text, /not accepting messages/);
+    assert.match(r.banner.text, /not accepting messages/);
     assert.equal(r.ok, false);
     const d = decisions().find((x) => x.phase === 'connect' && x.client === sm.DENIED_IP);
     assert.equal(d?.rule, 'access', 'relayguard logged the refusal with its reference');
@@ -595,7 +595,7 @@ describe('Sendmail: the output of postfix-config --mta sendmail, applied; relayg
     );
     let report: { ok: boolean; probes: Array<{ name: string; ok: boolean; detail: string; verified?: boolean }> };
     try {
-      report = JSON.parse(r.stdout);
+      report = JSON.parse(r.stdout) as typeof report;
     } catch {
       throw new Error(`audit printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
     }

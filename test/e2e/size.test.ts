@@ -33,7 +33,7 @@ describe('rule 3: size limit', () => {
     const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data: 'x', size: LIMIT + 1, xclient: OUTSIDE });
     assert.equal(r.mailReply?.code, 552, r.mailReply?.full ?? r.error);
     assert.equal(r.mailReply?.enhanced, '5.3.4');
-    assert.match(r.mailReply!.text, /\(ref [0-9a-z-]+\)/);
+    assert.match(r.mailReply.text, /\(ref [0-9a-z-]+\)/);
     assert.equal(r.rcptReplies.length, 0);
   });
 

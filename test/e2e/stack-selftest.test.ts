@@ -191,7 +191,7 @@ test('a message goes through Postfix and relayguard to the sink; postconf() chan
   assert.equal(r.rcptReplies[0]?.code, 250, r.rcptReplies[0]?.full);
   assert.equal(r.rcptReplies[1]?.code, 554, r.rcptReplies[1]?.full);
   assert.ok(r.ok && r.queueId, JSON.stringify(r.replies.map((x) => x.full)));
-  const delivered = await waitForDelivery(r.queueId!);
+  const delivered = await waitForDelivery(r.queueId);
   assert.match(delivered, /^Received: from client\.e2e\.test \(unknown \[203\.0\.113\.9\]\)/);
   assert.match(delivered, new RegExp(`^X-Relayguard: direction=inbound; conn=\\S+; queue-id=${r.queueId}; host=mx\\.e2e\\.test$`, 'm'));
   assert.ok(delivered.endsWith('\n\nfirst\n.dot line\nlast\n'), delivered);

@@ -25,7 +25,7 @@ describe('rule 9: TLS policy', () => {
     assert.equal(r.encrypted, false);
     assert.equal(r.mailReply?.code, 530, r.mailReply?.full ?? r.error);
     assert.equal(r.mailReply?.enhanced, '5.7.0');
-    assert.match(r.mailReply!.text, /STARTTLS/);
+    assert.match(r.mailReply.text, /STARTTLS/);
   });
 
   test('partner with STARTTLS: delivered with the TLS header; a forged one is removed', async () => {

@@ -70,7 +70,7 @@ export function parseDumps(text: string, who: string): Map<string, MimeDump> {
     try {
       d = JSON.parse(line) as MimeDump;
     } catch (e) {
-      throw new Error(`${who} dump line ${i + 1} is not JSON (${(e as Error).message}): ${line.slice(0, 200)}`);
+      throw new Error(`${who} dump line ${i + 1} is not JSON (${(e as Error).message}): ${line.slice(0, 200)}`, { cause: e });
     }
     if (typeof d.file !== 'string' || (!Array.isArray(d.parts) && typeof d.error !== 'string')) {
       throw new Error(`${who} dump line ${i + 1} has neither parts nor error: ${line.slice(0, 200)}`);

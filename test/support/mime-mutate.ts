@@ -111,7 +111,7 @@ export const MUTATIONS: Record<string, Mutation> = {
   'same-boundary-nested': (msg, r) => {
     const bs = boundariesOf(msg);
     if (bs.length < 2) return null;
-    return msg.split(pick(r, bs.slice(1))).join(bs[0]!);
+    return msg.split(pick(r, bs.slice(1))).join(bs[0]);
   },
   'header-without-colon': (msg, r) => {
     const hs = headerLines(msg, /^content-type\s*:/i);

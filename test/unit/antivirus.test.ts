@@ -7,7 +7,6 @@ import { antivirusSchema, createAntivirusRule, UNSCANNED_TEMPFAIL, VIRUS_REJECT 
 import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../src/deps/clamd.js';
 import type { ConnectionContext, Direction, MessageContext, Phase, PhaseHandler, Rule, Verdict } from '../../src/policy/types.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import type { RuleEnv } from '../../src/policy/rule-env.js';
 
 class FakeSession implements ScanSession {
   data: Buffer[] = [];
@@ -55,16 +54,9 @@ class FakeScanner implements Scanner {
   }
 }
 
-const env: RuleEnv = {
-  policy: {} as RuleEnv['policy'],
-  log: silentLogger(),
-  offline: false,
-  shared: (_k, make) => make(),
-};
-
 function makeRule(yaml: Record<string, unknown>, scanner: FakeScanner): Rule {
   const config = antivirusSchema.parse({ clamd: { address: 'tcp:127.0.0.1:3310' }, ...yaml });
-  return createAntivirusRule(config, env, scanner);
+  return createAntivirusRule(config, scanner);
 }
 
 const HEADERS = 'Received: from x\r\nSubject: hello\r\n\r\n';

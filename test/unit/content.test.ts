@@ -257,7 +257,7 @@ test('a backreference or lookaround is a configuration error with a clear messag
   for (const regex of ['(a)\\1', 'foo(?=bar)']) {
     const r = contentSchema.safeParse({ rules: [{ name: 'x', regex, action: 'tag' }] });
     assert.equal(r.success, false);
-    assert.match(r.error!.issues[0]!.message, /invalid regular expression .*RE2 has no backreferences or lookaround/);
+    assert.match(r.error.issues[0]!.message, /invalid regular expression .*RE2 has no backreferences or lookaround/);
   }
   const yaml = ['rules:', '  content:', '    rules:', '      - name: bad', "        regex: '(\\w+) \\1'", '        action: reject', ''].join('\n');
   const loaded = parsePolicyText(yaml, 'p.yaml');
@@ -356,7 +356,7 @@ test('through the session: outbound marker gets 550 5.7.1 with the rule name and
   assert.equal(out.action, 'reject');
   assert.equal(out.reply?.code, 550);
   assert.equal(out.reply?.enhanced, '5.7.1');
-  assert.match(out.reply!.text, /content rule "confidential-marker".*\(ref [0-9a-f]+-/);
+  assert.match(out.reply.text, /content rule "confidential-marker".*\(ref [0-9a-f]+-/);
   await c.close();
   await policy.close();
 });

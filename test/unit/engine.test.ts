@@ -91,8 +91,8 @@ describe('engine', () => {
     let removed = 0;
     const add = signal.addEventListener.bind(signal);
     const remove = signal.removeEventListener.bind(signal);
-    signal.addEventListener = ((...a: Parameters<typeof add>) => (added++, add(...a))) as typeof signal.addEventListener;
-    signal.removeEventListener = ((...a: Parameters<typeof remove>) => (removed++, remove(...a))) as typeof signal.removeEventListener;
+    signal.addEventListener = ((...a: Parameters<typeof add>) => (added++, add(...a)));
+    signal.removeEventListener = ((...a: Parameters<typeof remove>) => (removed++, remove(...a)));
     await new PolicyEngine([rule('a', pass()), rule('b', pass()), rule('c', pass())]).run('connect', { conn: conn(), signal });
     assert.equal(added, 1, 'one listener for the whole phase');
     assert.equal(removed, added);

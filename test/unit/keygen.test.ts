@@ -18,8 +18,8 @@ async function capture(argv: string[]): Promise<{ code: number; out: string; err
   let err = '';
   const w1 = process.stdout.write.bind(process.stdout);
   const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.stdout.write = ((s: string) => ((out += s), true));
+  process.stderr.write = ((s: string) => ((err += s), true));
   try {
     return { code: await keygenCommand.run(argv), out, err };
   } finally {

@@ -60,7 +60,7 @@ describe('logging', () => {
   it('no prefix, and JSON lines, off the journal and off a terminal', () => {
     const { log, lines } = capture({ format: 'auto' }, { journal: false, tty: false });
     log.warn('w');
-    assert.equal(JSON.parse(lines()[0]!).level, 'warn');
+    assert.equal((JSON.parse(lines()[0]!) as { level: string }).level, 'warn');
   });
 
   it('auto picks text on a terminal and under the journal, without a time stamp under the journal', () => {
@@ -102,7 +102,7 @@ describe('logging', () => {
       closeSync(fd);
       const out = readFileSync(stderrFile, 'utf8');
       if (prefixed) assert.equal(out, '<4>warning: to the journal?\n');
-      else assert.equal(JSON.parse(out).message, 'to the journal?');
+      else assert.equal((JSON.parse(out) as { message: string }).message, 'to the journal?');
     }
   });
 });

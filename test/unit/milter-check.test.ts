@@ -38,8 +38,8 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   let out = '';
   let err = '';
   const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((err += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => ((out += chunk), true));
+  process.stderr.write = ((chunk: string) => ((err += chunk), true));
   try {
     return { code: await main(argv), out, err };
   } finally {
@@ -131,7 +131,7 @@ describe('milter-check against the C milter on libmilter (bench/cmilter)', () =>
     try {
       binary = execFileSync('bash', [join(ROOT, 'bench', 'cmilter', 'build.sh'), dir], { encoding: 'utf8' }).trim().split('\n').pop()!;
     } catch (err) {
-      throw new Error(`cannot build bench/cmilter (needs gcc and libmilter-dev: bash test/e2e/stack.sh packages): ${(err as Error).message}`);
+      throw new Error(`cannot build bench/cmilter (needs gcc and libmilter-dev: bash test/e2e/stack.sh packages): ${(err as Error).message}`, { cause: err });
     }
     milter = spawn(binary, ['-p', `unix:${socket}`, '-b'], { stdio: 'ignore' });
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));

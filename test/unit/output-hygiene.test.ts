@@ -113,7 +113,7 @@ describe('terminal: relayguard offenders', () => {
     await ledger.close();
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+    process.stdout.write = ((chunk: string) => ((out += chunk), true));
     try {
       assert.equal(await offendersCommand.run(['--config', policyFile]), 0);
     } finally {
@@ -129,7 +129,7 @@ describe('terminal: relayguard quarantine list and show', () => {
     const row = { queue_id: 'ABC123', arrival_time: new Date(0).toISOString(), size: 10, sender: 'x\x1b[2J@evil.test', recipients: ['a\nforged@x.test'], rule: 'content', reason: 'r\x9b31m', direction: 'inbound', ref: null };
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+    process.stdout.write = ((chunk: string) => ((out += chunk), true));
     try {
       printHeldRows({ json: false } as unknown as Ctx, [row], { empty: '', noun: 'on hold', unknownWhy: () => '' });
     } finally {

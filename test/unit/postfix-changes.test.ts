@@ -117,7 +117,7 @@ describe('postfix-config changes against the live settings', () => {
     assert.equal(postconfCommand('/srv/pf', { name: 'non_smtpd_milters', value: '$smtpd_milters' }), "postconf -c '/srv/pf' -e 'non_smtpd_milters = $smtpd_milters'");
     assert.equal(shellQuote("it's"), `'it'\\''s'`);
     // What is already right is listed too, as comments: the whole picture, nothing to run.
-    assert.match(formatChanges([], '/etc/postfix', ['hdr'], [{ name: 'disable_vrfy_command', value: 'yes' }]), /^# Already as the policy needs \(no change\):\n#   disable_vrfy_command = yes$/m);
+    assert.match(formatChanges([], '/etc/postfix', ['hdr'], [{ name: 'disable_vrfy_command', value: 'yes' }]), /^# Already as the policy needs \(no change\):\n# {3}disable_vrfy_command = yes$/m);
   });
 });
 

@@ -36,7 +36,7 @@ while True:
 `, path], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(py);
   let buf = '';
-  py.stdout!.on('data', (c: Buffer) => {
+  py.stdout.on('data', (c: Buffer) => {
     buf += c.toString();
     const lines = buf.split('\n');
     buf = lines.pop()!;
@@ -76,7 +76,7 @@ describe('systemd notification (Type=notify)', { skip: canRun ? false : 'needs p
     });
     children.push(rg);
     let log = '';
-    rg.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+    rg.stderr.on('data', (c: Buffer) => (log += c.toString()));
     await waitFor(() => got.messages.some((m) => m.includes('READY=1')), 15_000, `READY=1\n${log}`);
     // By the time READY=1 arrives the socket accepts connections.
     assert.ok(existsSync(milter));

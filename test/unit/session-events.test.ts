@@ -13,7 +13,7 @@ import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { createLogger, silentLogger } from '../../src/ops/logging.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { modify, type Rule } from '../../src/policy/types.js';
-import { Action, Proto } from '../../src/protocol/constants.js';
+import { Proto } from '../../src/protocol/constants.js';
 import { MilterServer } from '../../src/session/server.js';
 import { TestMilterClient } from '../support/milter-client.js';
 

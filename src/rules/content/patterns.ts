@@ -31,7 +31,7 @@ export function compileRegex(source: string, caseSensitive: boolean): RE2 {
   } catch (err) {
     const why = (err as Error).message;
     const hint = /\\[1-9]|\(\?[=!<]/.test(source) ? ' (RE2 has no backreferences or lookaround)' : '';
-    throw new Error(`invalid regular expression /${source}/: ${why}${hint}`);
+    throw new Error(`invalid regular expression /${source}/: ${why}${hint}`, { cause: err });
   }
 }
 

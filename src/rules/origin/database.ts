@@ -199,7 +199,7 @@ export class MmdbFile {
     try {
       reader = new (mmdb().Reader)<Response>(buf);
     } catch (err) {
-      throw new Error(`${this.path}: not a MaxMind DB file (${(err as Error).message})`);
+      throw new Error(`${this.path}: not a MaxMind DB file (${(err as Error).message})`, { cause: err });
     }
     return { reader, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
   }

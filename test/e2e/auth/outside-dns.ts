@@ -78,8 +78,8 @@ export class OutsideDns {
     if (check.code !== 0) throw new Error(`nsd-checkconf: ${check.stderr}${check.stdout}`);
     const child = spawn('nsd', ['-d', '-c', join(this.dir, 'nsd.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout!.on('data', (c: Buffer) => (this.output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (this.output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (this.output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (this.output += c.toString()));
     process.once('exit', () => child.kill('SIGKILL'));
     const probe = zones[0]!;
     await pollUntil(
