@@ -51,7 +51,7 @@ export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: 
   if (parsed.success) {
     const cross = spec.crossCheck?.(parsed.data) ?? [];
     if (cross.length === 0) return { ok: true, config: parsed.data, file };
-    for (const c of cross) errors.push(...issueToErrors(spec.schema, { code: 'custom', path: c.path, message: c.message, input: undefined } as z.core.$ZodIssue, doc, lineCounter, file));
+    for (const c of cross) errors.push(...issueToErrors(spec.schema, { code: 'custom', path: c.path, message: c.message, input: undefined }, doc, lineCounter, file));
     return { ok: false, file, errors };
   }
   for (const issue of parsed.error.issues) errors.push(...issueToErrors(spec.schema, issue, doc, lineCounter, file));
@@ -60,7 +60,7 @@ export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: 
 }
 
 function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
-  let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   // An unknown key: one error per key, at the key itself, with the allowed key it is closest to.
   if (issue.code === 'unrecognized_keys' && issue.keys.length) {
     const allowed = knownKeys(schema, path);

@@ -31,10 +31,10 @@ const sizeTag: Rule = {
   needs: { actions: ['addHeader'], events: [] },
   handlers: {
     async eom({ msg }) {
-      msg!.log.info('size_tag: tagging');
+      msg.log.info('size_tag: tagging');
       let streamed = 0;
-      for await (const chunk of msg!.source.body()) streamed += (chunk as Buffer).length;
-      return modify([{ type: 'addHeader', name: 'X-Size', value: `${msg!.source.bodySize}/${streamed}` }]);
+      for await (const chunk of msg.source.body()) streamed += (chunk as Buffer).length;
+      return modify([{ type: 'addHeader', name: 'X-Size', value: `${msg.source.bodySize}/${streamed}` }]);
     },
   },
 };

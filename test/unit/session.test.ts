@@ -33,10 +33,10 @@ const testRule: Rule = {
   },
   handlers: {
     async envrcpt({ rcpt }) {
-      return rcpt!.address.local === 'refuse' ? reject('no such user here', { code: 550, enhanced: '5.1.1' }) : pass();
+      return rcpt.address.local === 'refuse' ? reject('no such user here', { code: 550, enhanced: '5.1.1' }) : pass();
     },
     async eom({ msg }) {
-      const subject = msg!.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '';
+      const subject = msg.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '';
       if (subject.includes('slow')) await new Promise((r) => setTimeout(r, 300));
       if (subject.includes('small body')) return modify([{ type: 'replaceBody', body: { size: SMALL.length, stream: () => Readable.from([SMALL]) } }]);
       if (subject.includes('replace')) return modify([{ type: 'replaceBody', body: { size: BIG.length, stream: () => Readable.from([BIG]) } }]);
