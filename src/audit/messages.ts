@@ -14,7 +14,7 @@ export function eicarTestFile(): Buffer {
 
 /**
  * Bytes named like a Windows program but harmless: "MZ" and text. It must be refused for its
- * name alone (rule 6), not because a scanner recognises it.
+ * name alone (a blocked attachment type), not because a scanner recognises it.
  */
 export function harmlessExecutable(): Buffer {
   return Buffer.from('MZ relayguard audit: a harmless file with a blocked name\r\n', 'latin1');

@@ -1,21 +1,16 @@
-// Rule 10: the self-audit. Each probe does what a client (or the MTA) would do against the live
-// gateway and states whether the gateway behaved as the policy says, with the evidence: the
-// SMTP reply, the queue id, the protocol. A probe that cannot be carried out (no XCLIENT, the
-// Postfix queue out of reach) says so; it never passes by guessing.
+// The self-audit. Each probe does what a client (or the MTA) would do against the live gateway
+// and states whether the gateway behaved as the policy says, with the evidence: the SMTP reply,
+// the queue id, the protocol. A probe that cannot be carried out (no XCLIENT, the Postfix queue
+// out of reach) says so; it never passes by guessing. The greeting, VRFY/EXPN and milter probes
+// are the gateway's; every other probe comes from a rule's audit part (the registry's order).
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { PolicyConfig } from '../rules/policy-schema.js';
-import type { z } from 'zod';
-import { activeRule } from '../mta/requirements.js';
+import { configuredRules } from '../mta/requirements.js';
 import { normalizeIp, NetworkSet, parseCidr } from '../primitives/networks.js';
-import type { AntivirusConfig } from '../rules/antivirus.js';
-import { pickDirection } from '../rules/common.js';
-import { AUDIT_CLIENT_NAME } from '../rules/offenders.js';
-import { DEFAULT_MAX_BYTES, type sizeRule } from '../rules/size.js';
-import { DEFAULT_MIN_VERSION, tlsRank, type tlsRule } from '../rules/tls.js';
+import { AUDIT_CLIENT_NAME, type AuditContext, type AuditProbe, type AuditTestFile, type ProbeSession } from '../policy/rule-parts.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
-import { clamdProbe, dnsblProbes, milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
-import { originProbes } from './origin-probe.js';
+import { milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
 import type { Mta } from '../deps/mta.js';
 import { formatReply, queueIdOf, SmtpConnection, type SmtpReply, type SmtpTimeouts } from './smtp-client.js';
 
@@ -39,15 +34,13 @@ export interface AuditReport {
 
 /**
  * Outside addresses the probes pretend to come from (TEST-NET-3, RFC 5737), with the client name
- * AUDIT_CLIENT_NAME, which the offenders rule exempts: the audit leaves no trace in the offender
+ * AUDIT_CLIENT_NAME, which rules that count offences exempt: the audit leaves no trace in the offender
  * ledger, however often it runs. One address per probe all the same, for a gateway whose
  * relayguard predates the exemption.
  */
 export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
 /** An external envelope sender for the outside probes. */
 export const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
-/** A recipient in a domain that is nobody's: the open-relay probe never sends to it. */
-export const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
 /** How long an accepted message may take to show up in the MTA's queue, and how often to look. */
 const HOLD_WAIT_MS = 5_000;
 const HOLD_POLL_MS = 200;
@@ -77,8 +70,8 @@ export interface AuditOptions {
   now?: () => number;
 }
 
-type SizeConfig = z.infer<typeof sizeRule.schema>;
-type TlsConfig = z.infer<typeof tlsRule.schema>;
+/** The test payloads by name (AuditTestFile). */
+const TEST_FILES: Record<AuditTestFile, () => Buffer> = { eicar: eicarTestFile, 'harmless-executable': harmlessExecutable };
 
 class ProbeFailure extends Error {}
 /** The probe could not be carried out from here (no way to pose as the client it needs). */
@@ -116,7 +109,6 @@ function internalAddress(config: PolicyConfig): string | null {
 }
 
 const is2xx = (r: SmtpReply) => r.code >= 200 && r.code < 300;
-const is4xx = (r: SmtpReply) => r.code >= 400 && r.code < 500;
 const is5xx = (r: SmtpReply) => r.code >= 500 && r.code < 600;
 
 export class Auditor {
@@ -280,114 +272,6 @@ export class Auditor {
     }
   }
 
-  private openRelay: ProbeFn = async () => {
-    const { c, as } = await this.outside();
-    try {
-      const mail = await c.command(`MAIL FROM:<${this.outsideFrom}>`);
-      if (!is2xx(mail)) return { ok: false, detail: `not tested: MAIL FROM:<${this.outsideFrom}> was refused first (${formatReply(mail)}) as ${as}` };
-      const foreign = await c.command(`RCPT TO:<${RELAY_TEST_RCPT}>`);
-      const local = await c.command(`RCPT TO:<${this.o.rcpt}>`);
-      await c.command('RSET');
-      const evidence = { foreign: formatReply(foreign), local: formatReply(local) };
-      if (is2xx(foreign)) return { ok: false, detail: `OPEN RELAY: RCPT TO:<${RELAY_TEST_RCPT}> accepted from ${as}: ${formatReply(foreign)} (nothing was sent)`, ...evidence };
-      if (!is5xx(foreign)) return { ok: false, detail: `relaying only deferred, not refused: ${formatReply(foreign)} as ${as}`, ...evidence };
-      if (!is2xx(local)) return { ok: false, detail: `inconclusive: the local recipient <${this.o.rcpt}> was refused too (${formatReply(local)}) as ${as}`, ...evidence };
-      return { ok: true, detail: `refused for ${as}: ${formatReply(foreign)}; <${this.o.rcpt}> in the same transaction accepted`, ...evidence };
-    } finally {
-      await c.quit();
-    }
-  };
-
-  private spoofedSender: ProbeFn = async () => {
-    const domain = this.o.config.local_domains[0];
-    if (!domain) return { ok: false, detail: 'not tested: the policy names no local_domains' };
-    const spoofed = `relayguard-audit@${domain.replace(/^\*?\./, '')}`;
-    const { c, as } = await this.outside();
-    try {
-      const { step, reply } = await this.transaction(c, spoofed, this.message('spoofed-sender-refused', spoofed, 'spoofed internal sender'));
-      const r = formatReply(reply);
-      if (is5xx(reply)) return { ok: true, detail: `MAIL FROM:<${spoofed}> from ${as} refused at ${step}: ${r}`, step, reply: r };
-      if (is4xx(reply)) return { ok: false, detail: `only deferred at ${step}, not refused: ${r} (${as})`, step, reply: r };
-      const id = queueIdOf(reply);
-      return { ok: false, detail: `SPOOFED SENDER ACCEPTED: MAIL FROM:<${spoofed}> from ${as} delivered to <${this.o.rcpt}>${id ? ` as ${id}` : ''}: ${r}`, step, reply: r, ...(id ? { queue_id: id } : {}) };
-    } finally {
-      await c.quit();
-    }
-  };
-
-  private sizeLimit: ProbeFn = async () => {
-    const { c, as, outside } = await this.outsideIfPossible();
-    const direction = outside ? 'inbound' : 'outbound';
-    const size = activeRule<SizeConfig>(this.o.config, 'size');
-    const active = size !== null;
-    const limit = size ? pickDirection(size.max_bytes, direction) : DEFAULT_MAX_BYTES;
-    const source = active ? `the policy's ${direction} limit` : "Postfix's default limit; the policy has no size rule";
-    const from = outside ? this.outsideFrom : this.o.rcpt;
-    try {
-      const advertised = c.extensions.has('SIZE') ? `EHLO advertises SIZE ${c.extensions.get('SIZE') || '(no limit)'}` : 'EHLO does not advertise SIZE';
-      const atLimit = await c.command(`MAIL FROM:<${from}> SIZE=${limit}`);
-      await c.command('RSET');
-      const over = await c.command(`MAIL FROM:<${from}> SIZE=${limit + 1}`);
-      await c.command('RSET');
-      const evidence = { limit, at_limit: formatReply(atLimit), over_limit: formatReply(over) };
-      if (!is2xx(atLimit)) return { ok: false, detail: `SIZE=${limit} (exactly ${source}) refused: ${formatReply(atLimit)}; ${advertised}`, ...evidence };
-      if (over.code !== 552) return { ok: false, detail: `SIZE=${limit + 1} (over ${source}) answered ${formatReply(over)}, not 552; ${advertised}`, ...evidence };
-      return { ok: true, detail: `SIZE=${limit + 1} refused: ${formatReply(over)}; SIZE=${limit} accepted (${source}, as ${as}); ${advertised}`, ...evidence };
-    } finally {
-      await c.quit();
-    }
-  };
-
-  private virusInbound: ProbeFn = async () => {
-    const { c, as } = await this.outside();
-    try {
-      const msg = this.message('virus-refused-inbound', this.outsideFrom, 'anti-virus test file (inbound)', {
-        filename: 'relayguard-audit-eicar.txt',
-        contentType: 'application/octet-stream',
-        content: eicarTestFile(),
-      });
-      const { step, reply } = await this.transaction(c, this.outsideFrom, msg);
-      const r = formatReply(reply);
-      if (step !== 'end of data') return { ok: false, detail: `not tested: refused at ${step} before the content was seen: ${r} (${as})`, step, reply: r };
-      if (is5xx(reply)) return { ok: true, detail: `EICAR from ${as} refused at end of data: ${r}`, reply: r };
-      if (is4xx(reply)) return { ok: false, detail: `EICAR from ${as} only deferred: ${r} (could the gateway scan? clamd down?)`, reply: r };
-      const id = queueIdOf(reply);
-      return { ok: false, detail: `EICAR ACCEPTED from ${as}${id ? ` as ${id}` : ''} for <${this.o.rcpt}>: ${r}`, reply: r, ...(id ? { queue_id: id } : {}) };
-    } finally {
-      await c.quit();
-    }
-  };
-
-  private virusOutbound: ProbeFn = async () => {
-    const av = activeRule<AntivirusConfig>(this.o.config, 'antivirus');
-    const expected = av ? pickDirection(av.actions, 'outbound') : 'quarantine';
-    const { c, as } = await this.inside();
-    let reply: SmtpReply;
-    let step: string;
-    try {
-      const msg = this.message('virus-held-outbound', this.o.rcpt, 'anti-virus test file (outbound)', {
-        filename: 'relayguard-audit-eicar.txt',
-        contentType: 'application/octet-stream',
-        content: eicarTestFile(),
-      });
-      ({ step, reply } = await this.transaction(c, this.o.rcpt, msg));
-    } finally {
-      await c.quit();
-    }
-    const r = formatReply(reply);
-    if (step !== 'end of data') return { ok: false, detail: `not tested: refused at ${step} before the content was seen: ${r} (${as})`, step, reply: r };
-    if (expected === 'reject' || expected === 'tempfail') {
-      const ok = expected === 'reject' ? is5xx(reply) : is4xx(reply);
-      return { ok, detail: `EICAR from ${as}: ${r} (policy: ${expected} outbound)`, reply: r };
-    }
-    if (is4xx(reply)) return { ok: false, detail: `EICAR from ${as} only deferred: ${r} (could the gateway scan? clamd down?)`, reply: r };
-    if (is5xx(reply)) return { ok: false, detail: `EICAR from ${as} refused (${r}) instead of held for review (policy: ${expected} outbound)`, reply: r };
-    const id = queueIdOf(reply);
-    if (expected === 'discard') return { ok: true, detail: `EICAR from ${as} accepted (${r}); the policy discards it`, reply: r };
-    if (!id) return { ok: false, detail: `EICAR from ${as} accepted, but no queue id in the reply: ${r}`, reply: r };
-    return this.checkHeld(id, as, r);
-  };
-
   /** Was the accepted test message held for review (Postfix hold queue, Sendmail quarantine)? Then remove it. */
   private async checkHeld(id: string, as: string, reply: string): Promise<ProbeOutcome> {
     const evidence = { queue_id: id, reply };
@@ -430,65 +314,51 @@ export class Auditor {
     }
   }
 
-  private blockedAttachment: ProbeFn = async () => {
-    const { c, as, outside } = await this.outsideIfPossible();
-    const from = outside ? this.outsideFrom : this.o.rcpt;
-    try {
-      const msg = this.message('blocked-attachment-refused', from, 'blocked attachment type', {
-        filename: 'relayguard-audit.exe',
-        contentType: 'application/octet-stream',
-        content: harmlessExecutable(),
-      });
-      const { step, reply } = await this.transaction(c, from, msg);
-      const r = formatReply(reply);
-      if (step !== 'end of data') return { ok: false, detail: `not tested: refused at ${step} before the content was seen: ${r} (${as})`, step, reply: r };
-      if (is5xx(reply)) return { ok: true, detail: `relayguard-audit.exe from ${as} refused at end of data: ${r}`, reply: r };
-      if (is4xx(reply)) return { ok: false, detail: `relayguard-audit.exe from ${as} only deferred: ${r}`, reply: r };
-      const id = queueIdOf(reply);
-      return { ok: false, detail: `.exe ATTACHMENT ACCEPTED from ${as}${id ? ` as ${id}` : ''} for <${this.o.rcpt}>: ${r}`, reply: r, ...(id ? { queue_id: id } : {}) };
-    } finally {
-      await c.quit();
-    }
-  };
+  /** A session as a rule's probe sees it. */
+  private probeSession({ c, as, outside }: Session): ProbeSession {
+    return {
+      as,
+      outside,
+      extensions: c.extensions,
+      command: (line) => c.command(line),
+      ehlo: () => c.ehlo(this.helo),
+      startTls: () => c.startTls(this.o.host),
+      transaction: (from, message) => this.transaction(c, from, message),
+      quit: () => c.quit(),
+    };
+  }
 
-  private starttls: ProbeFn = async () => {
-    const c = await this.open();
-    try {
-      if (!c.extensions.has('STARTTLS')) return { ok: false, detail: 'EHLO does not offer STARTTLS: mail crosses the network in clear' };
-      const { reply, tls } = await c.startTls(this.o.host);
-      if (!tls) return { ok: false, detail: `STARTTLS refused: ${formatReply(reply)}` };
-      const min = activeRule<TlsConfig>(this.o.config, 'tls')?.min_version ?? DEFAULT_MIN_VERSION;
-      const minRank = Math.max(tlsRank(min) ?? 0, tlsRank('TLSv1.2')!);
-      const rank = tls.protocol ? tlsRank(tls.protocol) : null;
-      const cert = tls.authorized ? 'certificate verified' : `certificate not verified (${tls.authorizationError ?? 'unknown'})`;
-      const desc = `${tls.protocol ?? 'unknown protocol'} ${tls.cipher ?? ''}, ${tls.subject ? `CN=${tls.subject}, ` : ''}${cert}`;
-      const again = await c.ehlo(this.helo);
-      const evidence = { protocol: tls.protocol, cipher: tls.cipher };
-      if (rank === null || rank < minRank) return { ok: false, detail: `handshake with ${desc}: below ${min}`, ...evidence };
-      if (again.code !== 250) return { ok: false, detail: `after the handshake (${desc}) EHLO answered ${formatReply(again)}`, ...evidence };
-      return { ok: true, detail: `STARTTLS: ${desc}`, ...evidence };
-    } finally {
-      await c.quit();
-    }
-  };
+  /** What the rules' probes get from the audit. */
+  private context(): AuditContext {
+    const session = async (open: Promise<Session>) => this.probeSession(await open);
+    return {
+      policy: this.o.config,
+      rcpt: this.o.rcpt,
+      outsideFrom: this.outsideFrom,
+      ...(this.o.signal ? { signal: this.o.signal } : {}),
+      now: this.o.now ?? Date.now,
+      outside: () => session(this.outside()),
+      inside: () => session(this.inside()),
+      outsideIfPossible: () => session(this.outsideIfPossible()),
+      plain: () => session(this.open().then((c) => ({ c, as: 'this host', outside: false }))),
+      message: (probe, from, subject, a) => this.message(probe, from, subject, a && { filename: a.filename, contentType: a.contentType, content: TEST_FILES[a.file]() }),
+      formatReply,
+      queueIdOf,
+      checkHeld: (id, as, reply) => this.checkHeld(id, as, reply),
+    };
+  }
+
+  /** The probes of every registered rule's audit part, in the registry's order. */
+  ruleProbes(): AuditProbe[] {
+    const ctx = this.context();
+    return configuredRules(this.o.config).flatMap(({ def, config }) => def.audit?.probes(config, ctx) ?? []);
+  }
 
   async run(): Promise<AuditReport> {
     const started = new Date(this.o.now?.() ?? Date.now()).toISOString();
     const results: ProbeResult[] = [];
     await this.greetingProbes(results);
-    const probes: Array<[string, ProbeFn]> = [
-      ['open-relay-refused', this.openRelay],
-      ['spoofed-sender-refused', this.spoofedSender],
-      ['size-limit-enforced', this.sizeLimit],
-      ['virus-refused-inbound', this.virusInbound],
-      ['virus-held-outbound', this.virusOutbound],
-      ['blocked-attachment-refused', this.blockedAttachment],
-      ['starttls', this.starttls],
-      ...dnsblProbes(this.o.config, this.o.signal),
-    ];
-    probes.push(...originProbes(this.o.config, this.o.now));
-    const clamd = clamdProbe(this.o.config, this.o.signal, this.o.now);
-    if (clamd) probes.push(['clamd', clamd]);
+    const probes: Array<[string, ProbeFn]> = this.ruleProbes().map((p) => [p.name, () => p.run()]);
     probes.push(['milter', milterProbe(this.o.config, this.o.signal)]);
     for (const [name, fn] of probes) {
       const t = performance.now();

@@ -72,7 +72,7 @@ export const postfixConfigCommand: Command = {
     const accessMap = accessMapPath(config.mta.sendmail_cf);
     if (accessMapOnly) {
       header.push(`Write to ${accessMap}, then: makemap hash ${accessMap} < ${accessMap}`);
-      process.stdout.write(formatAccessMap(req, header));
+      process.stdout.write(formatAccessMap(req, header, { accessMap }));
     } else {
       header.push('Add to sendmail.mc before the MAILER lines, rebuild sendmail.cf with m4, restart Sendmail.');
       process.stdout.write(formatSendmailConfig(req, header, { accessMap }));

@@ -7,9 +7,11 @@
 import { postconf } from '../deps/mta-postfix.js';
 import { readFileSync } from 'node:fs';
 import { isValidCidr } from '../primitives/networks.js';
-import { tlsRank } from '../rules/tls.js';
+import type { InitFacts } from '../policy/rule-parts.js';
+import { tlsRank } from '../primitives/tls-version.js';
 import { lowestAllowedProtocol } from './lint.js';
 import { splitList } from './postconf.js';
+import { RULES } from '../rules/index.js';
 import { plainCidr } from './requirements.js';
 
 /** The parameters init reads, with $references expanded (postconf -x). */
@@ -147,7 +149,6 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
   const level = values.get('smtpd_tls_security_level') || 'none';
   const hasCert = !!(values.get('smtpd_tls_chain_files') || values.get('smtpd_tls_cert_file'));
   const floor = tlsFloor(values);
-  const clamd = opts.clamd.found;
   const internal = networks.length ? networks : ['127.0.0.0/8', '::1/128'];
   const L: string[] = [];
   const add = (...lines: string[]) => L.push(...lines);
@@ -180,7 +181,7 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '# Our domains: from mydestination, relay_domains, virtual_alias_domains and virtual_mailbox_domains.',
   );
   for (const u of unread.filter((x) => !x.startsWith('mynetworks'))) add(`# not read (a table or file; add its domains by hand): ${u}`);
-  if (!domains.length) add('# Postfix names no domain of its own: add yours, or the relay rule treats every recipient as foreign.');
+  if (!domains.length) add('# Postfix names no domain of its own: add yours, or every recipient of an outside client counts as foreign.');
   add(`local_domains: ${flow(domains)}`, '', 'networks:', '  # From mynetworks: clients in these ranges are internal (their mail is outbound; they may relay).');
   for (const u of unread.filter((x) => x.startsWith('mynetworks'))) add(`  # not read: ${u}`);
   if (!networks.length) add('  # mynetworks gave no address range: loopback only.');
@@ -201,98 +202,17 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '  format: auto',
     '',
     'rules:',
-    '  trace_header:',
-    '    # enforce: every delivered message carries X-Relayguard: direction=...',
-    '    mode: monitor',
-    '    header: X-Relayguard',
-    '  relay:',
-    '    # enforce: outside clients that did not authenticate may only send to local_domains (554 5.7.1 per recipient).',
-    '    mode: monitor',
-    '  size:',
   );
-  if (Number.isFinite(size) && size > 0) add(`    # From message_size_limit (${size}). enforce: SIZE= or a message above it gets 552 5.3.4.`, '    mode: monitor', `    max_bytes: ${size}`);
-  else add('    # message_size_limit is 0 (unlimited) or unreadable: Postfix\'s default 10240000 here. enforce: 552 5.3.4 above it.', '    mode: monitor', '    max_bytes: 10240000');
-  add(
-    '  access:',
-    '    # enforce: deny_networks are refused at connect; outside clients may not use local_domains as',
-    '    # envelope sender or in From: (550 5.7.1).',
-    '    mode: monitor',
-    '    deny_networks: []',
-    '    anti_spoofing:',
-    '      envelope_sender: true',
-    '      header_from: true',
-    '      include_subdomains: true',
-    '  tls:',
-    `    # From smtpd_tls_*: Postfix offers STARTTLS ${level === 'none' || !hasCert ? 'to nobody (smtpd_tls_security_level = ' + level + (hasCert ? '' : ', no certificate') + '): no client can meet a TLS requirement until it does' : `(smtpd_tls_security_level = ${level})`}.`,
-    '    # enforce: clients from require.networks (or senders in require.sender_domains) without TLS',
-    `    # get 530 5.7.0 at MAIL; min_version ${floor} is the floor where TLS is required.`,
-    '    mode: monitor',
-    '    require:',
-    '      networks: []',
-    '      sender_domains: []',
-    `    min_version: ${floor}`,
-  );
-  if (clamd) {
-    add(
-      '  antivirus:',
-      `    # From ${opts.clamdConf}. enforce: infected inbound mail 554 5.7.1, infected outbound mail held`,
-      '    # (Postfix hold queue); clamd down: 451 4.3.0 (never delivered unscanned).',
-      '    mode: monitor',
-      '    clamd:',
-      `      address: ${q(clamd.address)}`,
-      '      timeout: 30s',
-      ...(clamd.streamMaxLength ? [`      # clamd's StreamMaxLength: larger messages are not sent to it.`, `      max_size: ${q(clamd.streamMaxLength)}`] : []),
-      '    actions:',
-      '      inbound: reject',
-      '      outbound: quarantine',
-      '    on_failure:',
-      '      inbound: tempfail',
-      '      outbound: tempfail',
-    );
-  } else {
-    add(
-      `  # antivirus: no clamd found (${opts.clamd.why ?? opts.clamdConf}). With clamd installed:`,
-      '  # antivirus:',
-      '  #   mode: monitor',
-      '  #   clamd:',
-      '  #     address: unix:/run/clamav/clamd.ctl',
-    );
-  }
-  add(
-    '  content:',
-    '    # enforce: attachments of these types (also inside zips) and MIME bombs are refused (550 5.7.1,',
-    '    # 554 5.6.0).',
-    '    mode: monitor',
-    '    attachments:',
-    '      direction: both',
-    '      blocked_extensions: [exe, scr, js, vbs, bat, cmd, com, ps1]',
-    '      action: reject',
-    '    limits:',
-    '      max_depth: 20',
-    '      max_parts: 500',
-    '      action: reject',
-    '  offenders:',
-    '    # enforce: a client with 5 refused commands (or EXPN attempts) in 10 minutes is refused at connect',
-    '    # for an hour (relayguard unban IP lifts it). Internal and authenticated clients never count.',
-    '    mode: monitor',
-    '    threshold: 5',
-    '    window: 10m',
-    '    ban: 1h',
-    '  # DNS lists need lists you may query (terms of use, a resolver that is not a public one). Example:',
-    '  # blocklists:',
-    '  #   mode: monitor',
-    '  #   ip_lists:',
-    '  #     - zone: zen.spamhaus.org',
-    '  #       codes: [127.0.0.2, 127.0.0.3, 127.0.0.4, 127.0.0.9, 127.0.0.10, 127.0.0.11]',
-    '  #   domain_lists:',
-    '  #     - zone: dbl.spamhaus.org',
-    '  #       codes: [127.0.1.2, 127.0.1.4, 127.0.1.5, 127.0.1.6]',
-    '  #       check: [sender]',
-    '  # A disclaimer needs your text (docs/rules/disclaimer.md). Example:',
-    '  # disclaimer:',
-    '  #   mode: monitor',
-    '  #   outbound:',
-    '  #     text: "This email is confidential."',
-  );
+  // Each rule writes its own starting block, in the registry's order.
+  const facts: InitFacts = {
+    messageSizeLimit: size,
+    tlsLevel: level,
+    tlsCertificate: hasCert,
+    tlsFloor: floor,
+    clamdConf: opts.clamdConf,
+    clamd: opts.clamd.found,
+    ...(opts.clamd.why ? { clamdMissing: opts.clamd.why } : {}),
+  };
+  for (const def of RULES) add(...(def.mta?.init?.(facts) ?? []));
   return L.join('\n') + '\n';
 }

@@ -4,8 +4,7 @@
 // that work against relayguard without opening a hole by themselves.
 import type { Logger } from 'winston';
 import type { PolicyConfig } from '../rules/policy-schema.js';
-import { tlsRank } from '../rules/tls.js';
-import { excludedProtocols, postfixSizeLimit, RELAY_RESTRICTIONS } from './postfix-config.js';
+import type { LintFinding, LintSeverity, PostfixView } from '../policy/rule-parts.js';
 import {
   expandParam,
   paramValue,
@@ -18,10 +17,8 @@ import {
   type PostfixParams,
 } from './postconf.js';
 import {
-  cidrCovered,
   mtaRequirements,
   plainCidr,
-  postfixCidr,
   postfixMilterAddress,
   suggestedCommandTimeoutMs,
   suggestedContentTimeoutMs,
@@ -29,26 +26,14 @@ import {
 } from './requirements.js';
 import { parseListen, type ListenAddress } from '../session/server.js';
 
-export type Severity = 'error' | 'warning';
-
-export interface Finding {
-  severity: Severity;
-  /** The main.cf parameter concerned. */
-  parameter: string;
-  /** What is wrong and why it matters. */
-  message: string;
-  /** The main.cf line that fixes it. */
-  fix: string;
-}
+export type Severity = LintSeverity;
+export type Finding = LintFinding;
 
 /** How long `postconf -n` may take before the lint gives up. */
 export const POSTCONF_TIMEOUT_MS = 10_000;
 
 /** Milters that sign with DKIM: relayguard must come before them (its changes must be signed). */
 const DKIM_MILTER = [/opendkim/i, /dkim/i, /:8891$/, /rspamd/i, /:11332$/];
-/** Restrictions that let anyone relay when they come before reject_unauth_destination. */
-const OPEN_RELAY = [/^permit$/i, /static:(ok|permit)/i, /^permit_auth_destination$/i];
-const RELAY_STOPPERS = new Set(['reject_unauth_destination', 'defer_unauth_destination']);
 
 /** Milter actions other than tempfail, and why they are not good enough. */
 const DEFAULT_ACTION_PROBLEM: Record<string, { severity: Severity; why: string }> = {
@@ -107,133 +92,35 @@ export function lintPostfix(params: PostfixParams, req: MtaRequirements): Findin
   const findings: Finding[] = [];
   const add = (severity: Severity, parameter: string, message: string, fix: string) => findings.push({ severity, parameter, message, fix });
 
-  // ---- rule 2: VRFY
+  // ---- no VRFY
   if (!/^yes$/i.test(expandParam(params, 'disable_vrfy_command').trim())) {
     add('error', 'disable_vrfy_command', 'VRFY is enabled: anyone can test which addresses exist', setting('disable_vrfy_command', 'yes'));
   }
 
-  // ---- rule 1: relaying
-  lintRelay(params, req, add);
-
-  // ---- rule 3: size
-  const limitText = expandParam(params, 'message_size_limit').trim();
-  const limit = Number(limitText);
-  const wanted = postfixSizeLimit(req.sizeLimit);
-  if (limitText === '' || !Number.isFinite(limit)) {
-    add('error', 'message_size_limit', `message_size_limit "${limitText}" is not a number`, setting('message_size_limit', String(wanted)));
-  } else if (limit === 0) {
-    add('error', 'message_size_limit', 'message_size_limit = 0: Postfix accepts messages of any size', setting('message_size_limit', String(wanted)));
-  } else if (req.sizeLimit !== null && limit < req.sizeLimit) {
-    add(
-      'error',
-      'message_size_limit',
-      `message_size_limit ${limit} is below the policy's limit of ${req.sizeLimit} bytes: Postfix refuses mail the policy allows`,
-      setting('message_size_limit', String(wanted)),
-    );
-  }
+  // ---- what the rules need, in the registry's order
+  const view = postfixView(params);
+  for (const { def, config } of req.rules) findings.push(...(def.mta?.lintPostfix?.(config, view, req.ctx) ?? []));
 
   // ---- the milter
   lintMilter(params, req, add);
   lintConnections(params, req, add);
-
-  // ---- rule 9: TLS
-  const level = tlsLevel(params);
-  if (level === 'none') {
-    if (req.tls.required) {
-      add('error', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS, but rule 9 requires TLS from some clients: they can never send', setting('smtpd_tls_security_level', 'may'));
-    } else {
-      add('warning', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS: mail from outside crosses the network in clear', setting('smtpd_tls_security_level', 'may'));
-    }
-  } else {
-    const certs = ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'];
-    if (!certs.some((c) => paramValue(params, c).trim() !== '')) {
-      add('warning', 'smtpd_tls_chain_files', `smtpd_tls_security_level = ${level} but no certificate is configured: Postfix offers no STARTTLS`, setting('smtpd_tls_chain_files', '/etc/postfix/key.pem, /etc/postfix/cert.pem'));
-    }
-    if (level === 'encrypt' || level === 'secure' || level === 'verify') {
-      add('warning', 'smtpd_tls_security_level', `smtpd_tls_security_level = ${level} refuses every client without TLS; a public MX should offer TLS (may) and let relayguard require it where the policy says`, setting('smtpd_tls_security_level', 'may'));
-    }
-    if (req.tls.rule) {
-      const min = tlsRank(req.tls.minVersion) ?? 0;
-      for (const p of ['smtpd_tls_protocols', 'smtpd_tls_mandatory_protocols']) {
-        const lowest = lowestAllowedProtocol(expandParam(params, p));
-        if ((tlsRank(lowest) ?? 0) < min) {
-          add('warning', p, `${p} allows ${lowest}, below rule 9's min_version ${req.tls.minVersion}`, setting(p, excludedProtocols(req.tls.minVersion)));
-        }
-      }
-    }
-  }
-  if (req.tls.encryptDomains.length && paramValue(params, 'smtp_tls_policy_maps').trim() === '') {
-    const entries = req.tls.encryptDomains.flatMap((d) => [`${d}=encrypt`, `.${d}=encrypt`]);
-    add('warning', 'smtp_tls_policy_maps', `partner domains ${req.tls.encryptDomains.join(', ')} must send over TLS, but mail to them may go out in clear`, setting('smtp_tls_policy_maps', `inline:{ ${entries.join(', ')} }`));
-  }
   return findings;
 }
 
-type Add = (severity: Severity, parameter: string, message: string, fix: string) => void;
-
-function lintRelay(params: PostfixParams, req: MtaRequirements, add: Add): void {
-  const relay = splitList(expandParam(params, 'smtpd_relay_restrictions'));
-  const recipient = splitList(expandParam(params, 'smtpd_recipient_restrictions'));
-  // Postfix < 2.10 style: the relay check in smtpd_recipient_restrictions.
-  const lists: Array<[string, string[]]> = params.has('smtpd_relay_restrictions') || relay.length ? [['smtpd_relay_restrictions', relay]] : [];
-  lists.push(['smtpd_recipient_restrictions', recipient]);
-  const fix = setting('smtpd_relay_restrictions', RELAY_RESTRICTIONS);
-  let stopped = false;
-  for (const [name, items] of lists) {
-    const stop = items.findIndex((i) => RELAY_STOPPERS.has(i.toLowerCase()));
-    const open = items.findIndex((i) => OPEN_RELAY.some((re) => re.test(i)));
-    if (open >= 0 && (stop < 0 || open < stop)) {
-      add('error', name, `"${items[open]}" comes before any reject_unauth_destination: Postfix relays for anyone (open relay; only relayguard stands in the way)`, fix);
-      return;
-    }
-    if (stop >= 0) {
-      stopped = true;
-      if (items[stop]!.toLowerCase() === 'defer_unauth_destination') {
-        add('warning', name, 'defer_unauth_destination answers relay attempts with 4xx, so they are retried; reject_unauth_destination refuses them for good', fix);
-      }
-      break;
-    }
-  }
-  if (!stopped) add('error', 'smtpd_relay_restrictions', 'no reject_unauth_destination: Postfix relays for anyone (open relay)', fix);
-  if (!relay.some((i) => i.toLowerCase() === 'permit_mynetworks') && !recipient.some((i) => i.toLowerCase() === 'permit_mynetworks')) {
-    add('warning', 'smtpd_relay_restrictions', 'no permit_mynetworks: internal clients cannot send outbound mail', fix);
-  }
-  if (!relay.some((i) => i.toLowerCase() === 'permit_sasl_authenticated') && !recipient.some((i) => i.toLowerCase() === 'permit_sasl_authenticated')) {
-    add('warning', 'smtpd_relay_restrictions', 'no permit_sasl_authenticated: authenticated clients cannot send outbound mail', fix);
-  }
-
-  // Who permit_mynetworks lets relay.
-  const wantNetworks = setting('mynetworks', req.relayNetworks.map(postfixCidr).join(', '));
-  if (!params.has('mynetworks')) {
-    if (paramValue(params, 'mynetworks_style') !== 'host') {
-      add('error', 'mynetworks', `mynetworks_style = ${paramValue(params, 'mynetworks_style')}: every client in this host's subnets may relay`, wantNetworks);
-    } else if (req.relayNetworks.length) {
-      add('warning', 'mynetworks', 'mynetworks is not set: only this host may relay, not the policy\'s internal networks', wantNetworks);
-    }
-  } else {
-    const entries = splitList(expandParam(params, 'mynetworks'));
-    const cidrs = entries.map((e) => ({ e, cidr: plainCidr(e) }));
-    for (const { e, cidr } of cidrs) {
-      if (cidr === null) add('warning', 'mynetworks', `mynetworks entry "${e}" cannot be checked against the policy`, wantNetworks);
-      else if (!cidrCovered(cidr, req.relayNetworks)) add('error', 'mynetworks', `mynetworks has ${e}, which the policy does not treat as internal: Postfix lets it relay`, wantNetworks);
-    }
-    const known = cidrs.flatMap((c) => (c.cidr ? [c.cidr] : []));
-    const missing = req.relayNetworks.filter((n) => !cidrCovered(n, known));
-    if (missing.length) add('warning', 'mynetworks', `mynetworks lacks the internal network(s) ${missing.join(', ')}: Postfix will not let them relay`, wantNetworks);
-  }
-
-  // Mail for our domains must be accepted at all.
-  const accepted = ['relay_domains', 'mydestination', 'virtual_alias_domains', 'virtual_mailbox_domains'].flatMap((p) => splitList(expandParam(params, p)).map((d) => d.toLowerCase()));
-  const notAccepted = req.relayDomains.filter((d) => !accepted.includes(d.domain));
-  if (notAccepted.length) {
-    add(
-      'warning',
-      'relay_domains',
-      `Postfix does not accept mail for ${notAccepted.map((d) => d.domain).join(', ')} (not in relay_domains, mydestination or virtual domains)`,
-      setting('relay_domains', req.relayDomains.map((d) => d.domain).join(', ')),
-    );
-  }
+/** main.cf as the rules' lint checks read it. */
+export function postfixView(params: PostfixParams): PostfixView {
+  return {
+    has: (name) => params.has(name),
+    raw: (name) => paramValue(params, name),
+    value: (name) => expandParam(params, name),
+    list: (name) => splitList(expandParam(params, name)),
+    networks: (name) => splitList(expandParam(params, name)).map((entry) => ({ entry, cidr: plainCidr(entry) })),
+    tlsLevel: () => tlsLevel(params),
+    lowestProtocol: (name) => lowestAllowedProtocol(expandParam(params, name)),
+  };
 }
+
+type Add = (severity: Severity, parameter: string, message: string, fix: string) => void;
 
 function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void {
   const address = postfixMilterAddress(req.milter);
@@ -250,7 +137,7 @@ function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void
     add(
       'error',
       'smtpd_milters',
-      `relayguard comes after the DKIM milter ${dkimBefore.address}: what relayguard adds (disclaimer, headers) breaks the signature`,
+      `relayguard comes after the DKIM milter ${dkimBefore.address}: what relayguard adds to the message (text, headers) breaks the signature`,
       fixMilters(entries.filter((_, i) => i !== mine)),
     );
   }

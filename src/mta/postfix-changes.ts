@@ -5,10 +5,10 @@
 // is; a change that widens or replaces what the admin has is flagged so nobody runs it blind.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tlsRank } from '../rules/tls.js';
+import { TLS_PROTOCOLS, tlsRank } from '../primitives/tls-version.js';
 import { lintPostfix, lowestAllowedProtocol, tlsLevel } from './lint.js';
 import { chrootInfo, insideJail, type ChrootInfo } from './master-cf.js';
-import { MACRO_PARAMETER, postfixConfigLines, TLS_PROTOCOLS, type ConfigLine } from './postfix-config.js';
+import { MACRO_PARAMETER, postfixConfigLines, type ConfigLine } from './postfix-config.js';
 import { expandParam, paramValue, parseMilterEntry, parsePostconf, parsePostfixTime, runPostconf, splitList, type PostfixParams } from './postconf.js';
 import { plainCidr, postfixMilterAddress, type MtaRequirements } from './requirements.js';
 
@@ -164,7 +164,8 @@ function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, l
     case 'smtpd_tls_protocols':
     case 'smtpd_tls_mandatory_protocols': {
       const lowest = lowestAllowedProtocol(expanded);
-      const min = tlsRank(req.tls.minVersion) ?? 0;
+      // The wanted value excludes every protocol below the floor the policy asks for.
+      const min = tlsRank(lowestAllowedProtocol(line.value)) ?? 0;
       if ((tlsRank(lowest) ?? 0) >= min) return null;
       const lost = TLS_PROTOCOLS.filter((p) => (tlsRank(p) ?? 0) >= (tlsRank(lowest) ?? 0) && (tlsRank(p) ?? 0) < min);
       return replaced(`clients that only speak ${lost.join(' or ')} can no longer use TLS`);

@@ -1,13 +1,13 @@
 // What a policy asks of the MTA in front of relayguard, derived once from the loaded policy and
 // used by both `postfix-config` (to write the settings) and `lint-mta` (to check them): where
-// the milter listens, how long its phases may take, the largest size limit, who may relay, which
-// macros the rules read and what rule 9 implies for TLS.
+// the milter listens, how long its phases may take, which macros the rules read, and each
+// registered rule with its configuration, whose `mta` part says what else the rule needs.
 import type { PolicyConfig } from '../rules/policy-schema.js';
-import { normalizeDomain } from '../primitives/address.js';
 import { parseCidr } from '../primitives/networks.js';
+import type { MtaContext } from '../policy/rule-parts.js';
 import type { RuleNeeds } from '../policy/types.js';
-import { DEFAULT_MAX_BYTES } from '../rules/size.js';
-import { DEFAULT_MIN_VERSION } from '../rules/tls.js';
+import { RULES } from '../rules/index.js';
+import type { RuleDefinition } from '../policy/rule-env.js';
 import { BASE_MACROS } from '../session/negotiate.js';
 import { parseListen, type ListenAddress } from '../session/server.js';
 
@@ -27,25 +27,12 @@ export interface MtaRequirements {
   commandDeadlineMs: number;
   /** relayguard's deadline for the message content (end of message). */
   contentDeadlineMs: number;
-  /** The largest limit of the size rule; null without an active size rule. */
-  sizeLimit: number | null;
-  /** networks.internal plus the relay rule's trusted_networks: who may relay by address. */
-  relayNetworks: string[];
-  /** Domains we accept mail for from anyone (local_domains plus the relay rule's relay_domains). */
-  relayDomains: Array<{ domain: string; subdomains: boolean }>;
   /** Macros relayguard reads, per stage (BASE_MACROS plus what the active rules declare). */
   macros: Record<MacroStage, string[]>;
-  tls: {
-    /** Rule 9 is active. */
-    rule: boolean;
-    /** Rule 9 requires TLS from some networks or sender domains. */
-    required: boolean;
-    /** Lowest protocol version to accept (rule 9's min_version, else TLSv1.2). */
-    minVersion: string;
-    /** Partner domains that must also be reached over TLS (smtp_tls_policy_maps). */
-    encryptDomains: string[];
-  };
-  antivirus: boolean;
+  /** Every registered rule with its configuration (null when off or absent), in the registry's order. */
+  rules: ConfiguredRule[];
+  /** What the rules' MTA parts get besides their configuration. */
+  ctx: MtaContext;
   /** relayguard's connection table and idle timeout (server.*): the MTA's process count and idle time must fit. */
   connections: {
     max: number;
@@ -55,13 +42,19 @@ export interface MtaRequirements {
   };
 }
 
-type RuleConfigs = Record<string, { mode?: string } | undefined>;
+export interface ConfiguredRule {
+  def: RuleDefinition;
+  /** The rule's block under `rules:` as parsed by its schema; null when the rule is off or absent. */
+  config: unknown;
+}
 
-/** A rule's configuration when the rule is present and not off (config.rules is keyed by name). */
-export function activeRule<T extends object>(config: PolicyConfig, name: string): T | null {
-  const r = (config.rules as RuleConfigs)[name];
-  if (!r || r.mode === 'off') return null;
-  return r as T;
+/** Each registered rule with its configuration in `config` (null when off or absent). */
+export function configuredRules(config: PolicyConfig): ConfiguredRule[] {
+  const blocks = config.rules as Record<string, { mode?: string } | undefined>;
+  return RULES.map((def) => {
+    const block = blocks[def.name];
+    return { def, config: block && block.mode !== 'off' ? block : null };
+  });
 }
 
 /** A wildcard listen host is not an address the MTA can connect to: use loopback. */
@@ -70,11 +63,6 @@ function milterAddress(listen: string): ListenAddress {
   if (a.kind === 'inet' && (a.host === '0.0.0.0' || a.host === '*' || a.host === '')) return { ...a, host: '127.0.0.1' };
   if (a.kind === 'inet' && a.host === '::') return { ...a, host: '::1' };
   return a;
-}
-
-/** Largest size limit of a `max_bytes` that is one number or { inbound, outbound }. */
-export function largestLimit(maxBytes: number | { inbound: number; outbound: number }): number {
-  return typeof maxBytes === 'number' ? maxBytes : Math.max(maxBytes.inbound, maxBytes.outbound);
 }
 
 /** "{x}" for long macro names, as Postfix and Sendmail spell them. */
@@ -95,31 +83,13 @@ export function neededMacros(needs: ReadonlyArray<RuleNeeds | undefined>): Recor
 /** `needs` are the active rules' declarations (CompiledPolicy.engine.activeRules()); without them only the base macros are listed. */
 export function mtaRequirements(config: PolicyConfig, needs: ReadonlyArray<RuleNeeds | undefined> = []): MtaRequirements {
   const { deadlines } = config.server;
-  const size = activeRule<{ max_bytes: number | { inbound: number; outbound: number } }>(config, 'size');
-  const relay = activeRule<{ relay_domains?: string[]; include_subdomains?: boolean; trusted_networks?: string[] }>(config, 'relay');
-  const tls = activeRule<{ require?: { networks?: string[]; sender_domains?: string[] }; min_version?: string }>(config, 'tls');
-  const av = activeRule<object>(config, 'antivirus');
-
-  const subdomains = relay?.include_subdomains ?? false;
-  const domains = [...new Set([...config.local_domains, ...(relay?.relay_domains ?? [])].map((d) => normalizeDomain(d.replace(/^\*?\./, ''))))];
-  const required = (tls?.require?.networks?.length ?? 0) + (tls?.require?.sender_domains?.length ?? 0) > 0;
-
   return {
     milter: milterAddress(config.server.listen),
     commandDeadlineMs: Math.max(deadlines.connect, deadlines.envelope),
     contentDeadlineMs: deadlines.content,
-    sizeLimit: size ? largestLimit(size.max_bytes ?? DEFAULT_MAX_BYTES) : null,
-    relayNetworks: [...new Set([...config.networks.internal, ...(relay?.trusted_networks ?? [])])],
-    relayDomains: domains.map((domain) => ({ domain, subdomains })),
     macros: neededMacros(needs),
-    tls: {
-      rule: tls !== null,
-      required,
-      minVersion: tls?.min_version ?? DEFAULT_MIN_VERSION,
-      // Partners that must send to us encrypted are reached encrypted too.
-      encryptDomains: (tls?.require?.sender_domains ?? []).map(normalizeDomain),
-    },
-    antivirus: av !== null,
+    rules: configuredRules(config),
+    ctx: { policy: config, postfixCidr },
     connections: {
       max: config.server.max_connections,
       perPeer: config.server.listen.startsWith('unix:') ? null : config.server.max_connections_per_peer,
@@ -139,24 +109,6 @@ export function suggestedContentTimeoutMs(req: MtaRequirements): number {
 
 function roundUpToSeconds(ms: number): number {
   return Math.ceil(ms / 1000) * 1000;
-}
-
-/** True when every address of `inner` lies in one of `outer` (CIDR strings). */
-export function cidrCovered(inner: string, outer: readonly string[]): boolean {
-  let a: ReturnType<typeof parseCidr>;
-  try {
-    a = parseCidr(inner);
-  } catch {
-    return false;
-  }
-  return outer.some((o) => {
-    try {
-      const b = parseCidr(o);
-      return a[0].kind() === b[0].kind() && a[1] >= b[1] && (a[0] as { match(range: [unknown, number]): boolean }).match(b);
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** A policy CIDR in Postfix's mynetworks syntax: IPv6 in brackets. */

@@ -2,9 +2,8 @@
 // with the reason (as an m4 dnl comment). Sendmail has no XCLIENT and relays only for what its
 // access map allows, so relaying is described as access-map entries.
 import { dirname, join } from 'node:path';
-import { tlsRank } from '../rules/tls.js';
 import { parseCidr } from '../primitives/networks.js';
-import { sizeWithHeadroom } from './postfix-config.js';
+import type { SendmailContext, SendmailSetting } from '../policy/rule-parts.js';
 import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeoutMs, type MacroStage, type MtaRequirements } from './requirements.js';
 
 /** The filter's name in sendmail.cf (InputMailFilters). */
@@ -35,15 +34,6 @@ const MACRO_DEFINE: Record<MacroStage, string> = {
   eom: 'confMILTER_MACROS_EOM',
 };
 
-/** OpenSSL options that switch off every protocol below `min`. */
-const SSL_OP_NO: Array<[string, string]> = [
-  ['SSLv2', '+SSL_OP_NO_SSLv2'],
-  ['SSLv3', '+SSL_OP_NO_SSLv3'],
-  ['TLSv1', '+SSL_OP_NO_TLSv1'],
-  ['TLSv1.1', '+SSL_OP_NO_TLSv1_1'],
-  ['TLSv1.2', '+SSL_OP_NO_TLSv1_2'],
-];
-
 /** Sendmail time: "30s", "5m" (whole minutes when exact). */
 function smTime(ms: number): string {
   const s = Math.ceil(ms / 1000);
@@ -62,10 +52,7 @@ export function accessMapPrefix(cidr: string): string | null {
   return octets.length ? octets.join('.') : null;
 }
 
-interface McLine {
-  why: string;
-  text: string;
-}
+type McLine = SendmailSetting;
 
 /** Sendmail's convention: the access map lives next to sendmail.cf (/etc/mail/access). */
 export function accessMapPath(sendmailCf: string): string {
@@ -77,16 +64,15 @@ export interface SendmailConfigOptions {
   accessMap: string;
 }
 
+function sendmailContext(req: MtaRequirements, opts: SendmailConfigOptions): SendmailContext {
+  return { ...req.ctx, accessMap: opts.accessMap, accessMapKey: accessMapPrefix };
+}
+
 export function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McLine[] {
   const out: McLine[] = [];
   const add = (why: string, text: string) => out.push({ why, text });
 
-  add('rule 2: no VRFY, no EXPN, HELO first (goaway includes the other two; spelled out for the reader)', "define(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy')dnl");
-  const size = sizeWithHeadroom(req.sizeLimit);
-  add(
-    req.sizeLimit === null ? 'rule 3: no size rule in the policy: a finite limit anyway (Postfix\'s default)' : `rule 3: a little above the policy's largest limit (${req.sizeLimit} bytes) so relayguard decides`,
-    `define(\`confMAX_MESSAGE_SIZE', \`${size}')dnl`,
-  );
+  add('no VRFY, no EXPN, HELO first (goaway includes the other two; spelled out for the reader)', "define(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy')dnl");
   const command = smTime(suggestedCommandTimeoutMs(req));
   const content = smTime(suggestedContentTimeoutMs(req));
   add(
@@ -98,30 +84,16 @@ export function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOption
     // Double quotes keep the commas inside one m4 argument.
     add(`macros relayguard reads at ${stage} (Sendmail ignores a milter's own request for them)`, `define(\`${MACRO_DEFINE[stage]}', \`\`${names.join(', ')}'')dnl`);
   }
-  const minRank = tlsRank(req.tls.minVersion) ?? tlsRank('TLSv1.2')!;
-  const noOps = SSL_OP_NO.filter(([p]) => tlsRank(p)! < minRank).map(([, op]) => op);
-  add(
-    req.tls.rule ? `rule 9: no protocol below its min_version ${req.tls.minVersion}` : `no TLS protocol below ${req.tls.minVersion}`,
-    `define(\`confSERVER_SSL_OPTIONS', \`${noOps.join(' ')}')dnl`,
-  );
-  add('rule 9: offer STARTTLS (set to your certificate and key; without them Sendmail offers no STARTTLS)', "dnl define(`confSERVER_CERT', `/etc/mail/tls/cert.pem')dnl define(`confSERVER_KEY', `/etc/mail/tls/key.pem')dnl");
-  // -T<TMPF>: a lookup that fails (the map missing or unreadable) is a temporary failure, not "no entry".
-  add(
-    `rule 1: the access map (${opts.accessMap}.db, from: relayguard postfix-config --mta sendmail --access-map) decides who may relay; never FEATURE(\`promiscuous_relay')`,
-    `FEATURE(\`access_db', \`hash -T<TMPF> ${opts.accessMap}')dnl`,
-  );
+  // What the rules need of Sendmail, in the registry's order.
+  const ctx = sendmailContext(req, opts);
+  for (const { def, config } of req.rules) out.push(...(def.mta?.sendmail?.(config, ctx) ?? []));
   return out;
 }
 
-/** Lines for /etc/mail/access: internal networks may relay, mail to local domains is accepted. */
-export function sendmailAccessEntries(req: MtaRequirements): string[] {
-  const lines: string[] = [];
-  for (const cidr of req.relayNetworks) {
-    const key = accessMapPrefix(cidr);
-    lines.push(key ? `Connect:${key}\tRELAY` : `# ${cidr}: not on an octet boundary; list its addresses or prefixes by hand`);
-  }
-  for (const d of req.relayDomains) lines.push(`To:${d.domain}\tRELAY`);
-  return lines;
+/** Lines for /etc/mail/access: what the rules' MTA parts put there (who may relay, for which domains). */
+export function sendmailAccessEntries(req: MtaRequirements, opts: SendmailConfigOptions): string[] {
+  const ctx = sendmailContext(req, opts);
+  return req.rules.flatMap(({ def, config }) => def.mta?.sendmailAccess?.(config, ctx) ?? []);
 }
 
 export function formatSendmailConfig(req: MtaRequirements, header: readonly string[], opts: SendmailConfigOptions): string {
@@ -130,12 +102,12 @@ export function formatSendmailConfig(req: MtaRequirements, header: readonly stri
     out.push(`dnl # ${l.why}`);
     out.push(l.text);
   }
-  out.push(`dnl # rule 1: ${opts.accessMap} (then: makemap hash ${opts.accessMap} < ${opts.accessMap}):`);
-  for (const e of sendmailAccessEntries(req)) out.push(`dnl #   ${e}`);
+  out.push(`dnl # the access map ${opts.accessMap} (then: makemap hash ${opts.accessMap} < ${opts.accessMap}):`);
+  for (const e of sendmailAccessEntries(req, opts)) out.push(`dnl #   ${e}`);
   return out.join('\n') + '\n';
 }
 
 /** The access map file itself, for `postfix-config --mta sendmail --access-map`. */
-export function formatAccessMap(req: MtaRequirements, header: readonly string[]): string {
-  return [...header.map((h) => `# ${h}`), ...sendmailAccessEntries(req)].join('\n') + '\n';
+export function formatAccessMap(req: MtaRequirements, header: readonly string[], opts: SendmailConfigOptions): string {
+  return [...header.map((h) => `# ${h}`), ...sendmailAccessEntries(req, opts)].join('\n') + '\n';
 }

@@ -3,7 +3,8 @@
 import type { Logger } from 'winston';
 import type { z } from 'zod';
 import type { PolicySettings } from '../config/settings.js';
-import type { Rule } from './types.js';
+import type { RuleAuditPart, RuleMtaPart } from '../policy/rule-parts.js';
+import type { Rule } from '../policy/types.js';
 
 export interface RuleEnv {
   policy: PolicySettings;
@@ -25,6 +26,10 @@ export interface RuleDefinition<S extends z.ZodType = z.ZodType> {
   /** Checks that need the rest of the policy (e.g. a network group name). Paths are relative
    *  to the rule's block; `relayguard validate` reports them by line and column. */
   crossCheck?(config: z.infer<S>, policy: PolicySettings): Array<{ path: Array<string | number>; message: string }>;
+  /** What the rule requires of the MTA in front (main.cf, sendmail.mc) and how the lint checks it. */
+  mta?: RuleMtaPart<z.infer<S>>;
+  /** The rule's probes in `relayguard audit`. */
+  audit?: RuleAuditPart<z.infer<S>>;
 }
 
 export function defineRule<S extends z.ZodType>(def: RuleDefinition<S>): RuleDefinition<S> {

@@ -11,6 +11,7 @@ import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Header } from '../policy/types.js';
 import { modeField } from './common.js';
 import { AUTH_MACROS, isTrustedClient } from './relay.js';
+import { accessAudit } from './access/audit.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
@@ -81,29 +82,46 @@ export function headerAddresses(value: string): string[] {
   return out.filter((a) => a.length > 0);
 }
 
+export const accessSchema = z
+  .object({
+    mode: modeField(),
+    /** Refused at connect, whoever they are. */
+    deny_networks: cidrList().default([]),
+    /** When not empty: only these networks and the internal ones may connect. */
+    allow_networks: cidrList().default([]),
+    anti_spoofing: z
+      .object({
+        envelope_sender: z.boolean().default(true),
+        header_from: z.boolean().default(true),
+        /** Protect sub.example.test too. */
+        include_subdomains: z.boolean().default(true),
+      })
+      .strict()
+      .default({ envelope_sender: true, header_from: true, include_subdomains: true }),
+    /** Outside networks that may use our domains anyway (a partner's service sending for us). */
+    allow_spoofing_from: cidrList().default([]),
+  })
+  .strict();
+export type AccessConfig = z.infer<typeof accessSchema>;
+
 export const accessRule = defineRule({
   name: 'access',
   summary: 'Refuses denied networks at connect and outside clients that use a local domain as sender (envelope or From:).',
-  schema: z
-    .object({
-      mode: modeField(),
-      /** Refused at connect, whoever they are. */
-      deny_networks: cidrList().default([]),
-      /** When not empty: only these networks and the internal ones may connect. */
-      allow_networks: cidrList().default([]),
-      anti_spoofing: z
-        .object({
-          envelope_sender: z.boolean().default(true),
-          header_from: z.boolean().default(true),
-          /** Protect sub.example.test too. */
-          include_subdomains: z.boolean().default(true),
-        })
-        .strict()
-        .default({ envelope_sender: true, header_from: true, include_subdomains: true }),
-      /** Outside networks that may use our domains anyway (a partner's service sending for us). */
-      allow_spoofing_from: cidrList().default([]),
-    })
-    .strict(),
+  schema: accessSchema,
+  mta: {
+    init: () => [
+      '  access:',
+      '    # enforce: deny_networks are refused at connect; outside clients may not use local_domains as',
+      '    # envelope sender or in From: (550 5.7.1).',
+      '    mode: monitor',
+      '    deny_networks: []',
+      '    anti_spoofing:',
+      '      envelope_sender: true',
+      '      header_from: true',
+      '      include_subdomains: true',
+    ],
+  },
+  audit: accessAudit,
   create(config, env) {
     const denied = new NetworkSet(config.deny_networks);
     const allowed = new NetworkSet(config.allow_networks);

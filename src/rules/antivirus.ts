@@ -14,6 +14,8 @@ import { dependencyUp, registry } from '../ops/metrics.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
+import { antivirusAudit } from './antivirus/audit.js';
+import { antivirusMta } from './antivirus/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 export const RULE_NAME = 'antivirus';
@@ -280,6 +282,8 @@ export const antivirusRule = defineRule({
   name: RULE_NAME,
   summary: 'Scans every message with clamd (streamed while it arrives); infected inbound is refused, infected outbound is held; clamd down means 4xx.',
   schema: antivirusSchema,
+  mta: antivirusMta,
+  audit: antivirusAudit,
   create(config, env) {
     const address = parseClamdAddress(config.clamd.address);
     const key = `clamd:${JSON.stringify(address)}:${config.clamd.timeout}:${config.clamd.max_size ?? ''}:${config.clamd.sessions}`;

@@ -17,6 +17,7 @@ import { NetworkSet } from '../primitives/networks.js';
 import { dependencySeconds, dependencyUp, registry } from '../ops/metrics.js';
 import { pass, reject, type ConnectionContext, type PhaseHandlers, type Rule, type Verdict } from '../policy/types.js';
 import { modeField } from './common.js';
+import { blocklistsAudit } from './blocklists/audit.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 /** What Postfix answers for reject_rbl_client / reject_rhsbl_sender / check_sender_access. */
@@ -235,6 +236,21 @@ export const blocklistsRule = defineRule({
   name: 'blocklists',
   summary: 'Refuses clients listed in DNS blocklists and senders in domain blocklists or static block lists, at MAIL FROM.',
   schema: blocklistsSchema,
+  mta: {
+    init: () => [
+      '  # DNS lists need lists you may query (terms of use, a resolver that is not a public one). Example:',
+      '  # blocklists:',
+      '  #   mode: monitor',
+      '  #   ip_lists:',
+      '  #     - zone: zen.spamhaus.org',
+      '  #       codes: [127.0.0.2, 127.0.0.3, 127.0.0.4, 127.0.0.9, 127.0.0.10, 127.0.0.11]',
+      '  #   domain_lists:',
+      '  #     - zone: dbl.spamhaus.org',
+      '  #       codes: [127.0.1.2, 127.0.1.4, 127.0.1.5, 127.0.1.6]',
+      '  #       check: [sender]',
+    ],
+  },
+  audit: blocklistsAudit,
   create(config, env) {
     return createBlocklists(config, env);
   },

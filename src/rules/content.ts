@@ -6,6 +6,7 @@
 import { messageInput } from '../mime/parse/shared.js';
 import { mimeAmbiguousTotal } from '../ops/mime-metrics.js';
 import { modify, pass, reject, tempfail, type Modification, type SmtpOverride, type Verdict } from '../policy/types.js';
+import { contentAudit } from './content/audit.js';
 import { defineRule } from '../policy/rule-env.js';
 import { compileContent, scanMessage, type Finding, type FindingAction, type ScanReport } from './content/scanner.js';
 import { contentSchema } from './content/schema.js';
@@ -22,6 +23,23 @@ export const contentRule = defineRule({
   name: 'content',
   summary: 'Blocks dangerous attachments (also in zips), searches text for phrases, patterns and card numbers, refuses MIME bombs.',
   schema: contentSchema,
+  mta: {
+    init: () => [
+      '  content:',
+      '    # enforce: attachments of these types (also inside zips) and MIME bombs are refused (550 5.7.1,',
+      '    # 554 5.6.0).',
+      '    mode: monitor',
+      '    attachments:',
+      '      direction: both',
+      '      blocked_extensions: [exe, scr, js, vbs, bat, cmd, com, ps1]',
+      '      action: reject',
+      '    limits:',
+      '      max_depth: 20',
+      '      max_parts: 500',
+      '      action: reject',
+    ],
+  },
+  audit: contentAudit,
   create(config) {
     const compiled = compileContent(config);
     return {

@@ -114,6 +114,15 @@ export const disclaimerRule = defineRule({
   name: 'disclaimer',
   summary: 'Appends the legal disclaimer (outbound) or the external-sender notice (inbound) to the text a reader sees.',
   schema: disclaimerSchema,
+  mta: {
+    init: () => [
+      '  # A disclaimer needs your text (docs/rules/disclaimer.md). Example:',
+      '  # disclaimer:',
+      '  #   mode: monitor',
+      '  #   outbound:',
+      '  #     text: "This email is confidential."',
+    ],
+  },
   create(config, env) {
     const texts = {
       ...(config.outbound ? { outbound: prepare('outbound', config.outbound) } : {}),

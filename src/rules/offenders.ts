@@ -11,6 +11,7 @@ import { duration } from '../primitives/units.js';
 import { createOffenderLedger, openExistingOffenderLedger, type LedgerPolicy, type OffenceKind, type OffenderLedger } from '../deps/offender-ledger.js';
 import { gaugeFromCallback, registry } from '../ops/metrics.js';
 import { NetworkSet } from '../primitives/networks.js';
+import { AUDIT_CLIENT_NAME } from '../policy/rule-parts.js';
 import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandlers, type Rule } from '../policy/types.js';
 import { modeField } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
@@ -81,6 +82,17 @@ export const offendersRule = defineRule({
   name: RULE_NAME,
   summary: 'Bans client IPs that earned too many refusals or EXPN attempts in a short time; refused at connect.',
   schema: offendersSchema,
+  mta: {
+    init: () => [
+      '  offenders:',
+      '    # enforce: a client with 5 refused commands (or EXPN attempts) in 10 minutes is refused at connect',
+      '    # for an hour (relayguard unban IP lifts it). Internal and authenticated clients never count.',
+      '    mode: monitor',
+      '    threshold: 5',
+      '    window: 10m',
+      '    ban: 1h',
+    ],
+  },
   create(config, env) {
     const policy = ledgerPolicyOf(config);
     if (env.offline) {
@@ -101,14 +113,8 @@ export const offendersRule = defineRule({
   },
 });
 
-/**
- * The client name `relayguard audit` gives its outside probes (XCLIENT NAME=). Its clients are
- * exempt from the ledger: a daily audit must not ban its own probe addresses. Nobody else can
- * come with this name: Postfix only sets a client name from DNS when the name resolves back to
- * the client's address, and .invalid never resolves (RFC 2606); XCLIENT is for the hosts in
- * smtpd_authorized_xclient_hosts.
- */
-export const AUDIT_CLIENT_NAME = 'probe.relayguard-audit.invalid';
+/** The audit's clients are exempt from the ledger: a daily audit must not ban its own probe addresses. */
+export { AUDIT_CLIENT_NAME };
 
 /** "2025-01-31 14:05:00 UTC": for reply texts, which must stay plain ASCII. */
 export function formatUntil(ms: number): string {

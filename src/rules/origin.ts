@@ -23,6 +23,7 @@ import { MmdbFile, OriginDatabases, type OriginFacts } from './origin/database.j
 import { describeOrigin, directionSchema, OriginJudge } from './origin/judge.js';
 import { ORIGIN_STATE, type OriginState } from './origin/state.js';
 import { AUTH_MACROS } from './relay.js';
+import { originAudit } from './origin/audit.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 export const ORIGIN_REFUSED = { code: 554, enhanced: '5.7.1' } as const;
@@ -57,6 +58,7 @@ export const originRule = defineRule({
   name: RULE_NAME,
   summary: 'Refuses, defers or scores inbound clients from countries or autonomous systems the policy does not expect (MaxMind DB files).',
   schema: originSchema,
+  audit: originAudit,
   crossCheck(config, policy) {
     const groups = config.exempt.flatMap((e, i) =>
       !cidr().safeParse(e).success && !(e in policy.networks.groups)

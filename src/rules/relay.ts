@@ -7,6 +7,8 @@ import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Address, type ConnectionContext, type MessageContext } from '../policy/types.js';
 import { cidrList, domainList } from '../config/settings.js';
 import { modeField } from './common.js';
+import { relayAudit } from './relay/audit.js';
+import { relayMta } from './relay/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** Postfix's own answer to an unauthorised relay attempt (reject_unauth_destination). */
@@ -31,22 +33,27 @@ export function isTrustedClient(conn: ConnectionContext, msg?: MessageContext): 
   return conn.internalNetwork || !!conn.authUser || msg?.direction === 'outbound';
 }
 
+export const relaySchema = z
+  .object({
+    mode: modeField(),
+    /** Besides the policy's local_domains: further domains we accept mail for (Postfix relay_domains). */
+    relay_domains: domainList().default([]),
+    /** Does example.test also cover sub.example.test? Postfix's relay_domains does not by default. */
+    include_subdomains: z.boolean().default(false),
+    /** Further networks that may relay (besides networks.internal). Keep it short. */
+    trusted_networks: cidrList().default([]),
+    /** Refuse % ! and @ in the local part of a recipient in our domains (routing tricks). */
+    refuse_routing_local_parts: z.boolean().default(true),
+  })
+  .strict();
+export type RelayConfig = z.infer<typeof relaySchema>;
+
 export const relayRule = defineRule({
   name: 'relay',
   summary: 'Refuses recipients outside the local domains for outside clients that did not authenticate (no open relay).',
-  schema: z
-    .object({
-      mode: modeField(),
-      /** Besides the policy's local_domains: further domains we accept mail for (Postfix relay_domains). */
-      relay_domains: domainList().default([]),
-      /** Does example.test also cover sub.example.test? Postfix's relay_domains does not by default. */
-      include_subdomains: z.boolean().default(false),
-      /** Further networks that may relay (besides networks.internal). Keep it short. */
-      trusted_networks: cidrList().default([]),
-      /** Refuse % ! and @ in the local part of a recipient in our domains (routing tricks). */
-      refuse_routing_local_parts: z.boolean().default(true),
-    })
-    .strict(),
+  schema: relaySchema,
+  mta: relayMta,
+  audit: relayAudit,
   create(config, env) {
     const domains = [...env.policy.local_domains, ...config.relay_domains].map(normalizeDomain);
     const trusted = new NetworkSet(config.trusted_networks);

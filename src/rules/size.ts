@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { byteSize } from '../primitives/units.js';
 import { pass, reject, type MessageContext } from '../policy/types.js';
 import { modeField, perDirection, pickDirection } from './common.js';
+import { sizeAudit } from './size/audit.js';
+import { sizeMta } from './size/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
@@ -41,16 +43,21 @@ export function declaredSize(params: Record<string, string>): number | null {
   return Number(v);
 }
 
+export const sizeSchema = z
+  .object({
+    mode: modeField(),
+    /** One limit, or { inbound, outbound }. Units: 2097152, 2MiB, 512K. */
+    max_bytes: perDirection(byteSize()).default(DEFAULT_MAX_BYTES),
+  })
+  .strict();
+export type SizeConfig = z.infer<typeof sizeSchema>;
+
 export const sizeRule = defineRule({
   name: 'size',
   summary: 'Refuses messages over the size limit: at MAIL when SIZE= says so, else as soon as the data passes it.',
-  schema: z
-    .object({
-      mode: modeField(),
-      /** One limit, or { inbound, outbound }. Units: 2097152, 2MiB, 512K. */
-      max_bytes: perDirection(byteSize()).default(DEFAULT_MAX_BYTES),
-    })
-    .strict(),
+  schema: sizeSchema,
+  mta: sizeMta,
+  audit: sizeAudit,
   create(config) {
     const limitFor = (msg: MessageContext) => pickDirection(config.max_bytes, msg.direction);
     const tooBig = (size: number, limit: number, how: string) =>

@@ -10,7 +10,10 @@ import { domainList } from '../config/settings.js';
 import { domainMatches } from '../primitives/address.js';
 import { NetworkSet, isValidCidr } from '../primitives/networks.js';
 import { modify, pass, reject, type ConnectionContext, type Modification, type TlsInfo } from '../policy/types.js';
+import { tlsRank } from '../primitives/tls-version.js';
 import { modeField } from './common.js';
+import { tlsAudit } from './tls/audit.js';
+import { tlsMta } from './tls/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 export const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
@@ -22,19 +25,7 @@ export const DEFAULT_MIN_VERSION = 'TLSv1.2';
 export const TLS_MACROS = ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}', '{verify}'];
 
 const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
-const TLS_VERSION = /^TLSv(\d+)(?:\.(\d+))?$/;
-
-/**
- * Orders protocol names: SSLv2 < SSLv3 < TLSv1 (= TLSv1.0) < TLSv1.1 < ... Returns null for a
- * name it does not know, which never meets a minimum (fail closed).
- */
-export function tlsRank(version: string): number | null {
-  const v = version.trim();
-  if (/^SSLv[23]$/.test(v)) return Number(v[4]) - 4; // -2, -1
-  const m = TLS_VERSION.exec(v);
-  if (!m) return null;
-  return Number(m[1]) * 100 + Number(m[2] ?? 0);
-}
+export { tlsRank };
 
 /** The header value: "version=TLSv1.3 cipher=... bits=256" or "none". */
 export function describeTls(tls: TlsInfo | undefined): string {
@@ -49,32 +40,37 @@ export function describeTls(tls: TlsInfo | undefined): string {
 const networkOrGroup = () =>
   z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' });
 
+export const tlsSchema = z
+  .object({
+    mode: modeField(),
+    require: z
+      .object({
+        /** CIDR ranges or names of groups under networks.groups. */
+        networks: z.array(networkOrGroup()).default([]),
+        /** Envelope sender domains (and their subdomains) that must come encrypted. */
+        sender_domains: domainList().default([]),
+      })
+      .strict()
+      .default({ networks: [], sender_domains: [] }),
+    /** Where TLS is required, at least this protocol version. */
+    min_version: z
+      .string()
+      .refine((v) => tlsRank(v) !== null, { message: 'use a protocol name such as TLSv1.2 or TLSv1.3' })
+      .default(DEFAULT_MIN_VERSION),
+    /** Where TLS is required, at least this many cipher bits (0: no minimum). */
+    min_cipher_bits: z.number().int().nonnegative().default(0),
+    /** Header recording the connection's TLS in every delivered message; false: none. */
+    header: z.union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')]).default(DEFAULT_TLS_HEADER),
+  })
+  .strict();
+export type TlsConfig = z.infer<typeof tlsSchema>;
+
 export const tlsRule = defineRule({
   name: 'tls',
   summary: 'Requires TLS (and a minimum version) from given networks or sender domains, and records the TLS of every message in a header.',
-  schema: z
-    .object({
-      mode: modeField(),
-      require: z
-        .object({
-          /** CIDR ranges or names of groups under networks.groups. */
-          networks: z.array(networkOrGroup()).default([]),
-          /** Envelope sender domains (and their subdomains) that must come encrypted. */
-          sender_domains: domainList().default([]),
-        })
-        .strict()
-        .default({ networks: [], sender_domains: [] }),
-      /** Where TLS is required, at least this protocol version. */
-      min_version: z
-        .string()
-        .refine((v) => tlsRank(v) !== null, { message: 'use a protocol name such as TLSv1.2 or TLSv1.3' })
-        .default(DEFAULT_MIN_VERSION),
-      /** Where TLS is required, at least this many cipher bits (0: no minimum). */
-      min_cipher_bits: z.number().int().nonnegative().default(0),
-      /** Header recording the connection's TLS in every delivered message; false: none. */
-      header: z.union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')]).default(DEFAULT_TLS_HEADER),
-    })
-    .strict(),
+  schema: tlsSchema,
+  mta: tlsMta,
+  audit: tlsAudit,
   crossCheck(config, policy) {
     return config.require.networks.flatMap((n, i) =>
       isValidCidr(n) || n in policy.networks.groups ? [] : [{ path: ['require', 'networks', i], message: `no network group "${n}" under networks.groups` }],

@@ -22,6 +22,9 @@ export const traceHeaderRule = defineRule({
       remove_incoming: z.boolean().default(true),
     })
     .strict(),
+  mta: {
+    init: () => ['  trace_header:', '    # enforce: every delivered message carries X-Relayguard: direction=...', '    mode: monitor', '    header: X-Relayguard'],
+  },
   create(config) {
     return {
       name: 'trace_header',

@@ -29,15 +29,17 @@ const ALL_PROBES = [
   'ehlo',
   'vrfy-refused',
   'expn-refused',
+  // Then each rule's probes in the registry's order (relay, size, access, tls, antivirus,
+  // content, blocklists), then relayguard's milter.
   'open-relay-refused',
-  'spoofed-sender-refused',
   'size-limit-enforced',
+  'spoofed-sender-refused',
+  'starttls',
   'virus-refused-inbound',
   'virus-held-outbound',
-  'blocked-attachment-refused',
-  'starttls',
-  'dnsbl:bl.test',
   'clamd',
+  'blocked-attachment-refused',
+  'dnsbl:bl.test',
   'milter',
 ];
 

@@ -1,34 +1,20 @@
 // Rule 4 (network access and anti-spoofing) through the real engine and Conversation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import winston from 'winston';
-import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { headerAddresses } from '../../src/rules/access.js';
-import { Conversation } from '../../src/session/conversation.js';
+import { kitClient, kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
-
-function compile(access: Record<string, unknown> = { deny_networks: ['192.0.2.0/24', '2001:db8:bad::/48'] }): CompiledPolicy {
-  const config = policySchema.parse({
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } },
-    rules: { access },
-  });
-  return new CompiledPolicy(config, 'test.yaml', log);
-}
+const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } } };
+const compile = (access: Record<string, unknown> = { deny_networks: ['192.0.2.0/24', '2001:db8:bad::/48'] }): CompiledPolicy => kitPolicy({ access }, NETWORKS);
 
 async function connect(policy: CompiledPolicy, ip: string) {
-  const c = new Conversation({ policy, log });
-  const out = await c.connect({ hostname: 'client.test', family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
+  const { c, connect: out } = await kitClient(policy, { ip, helo: null });
   return { c, out };
 }
 
 async function mail(policy: CompiledPolicy, ip: string, from: string, auth?: string) {
-  const { c } = await connect(policy, ip);
-  await c.helo('client.test');
-  if (auth) c.macros.set('M', [['{auth_authen}', auth]]);
-  const out = await c.mail([from]);
+  const { c, mail: out } = await kitMail(policy, from, { ip, ...(auth ? { auth } : {}) });
   return { c, out };
 }
 

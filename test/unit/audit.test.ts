@@ -98,7 +98,9 @@ describe('audit probes against a scripted gateway', () => {
     const { report, gateway } = await audit(GOOD_GATEWAY, policy(env));
     assert.deepEqual(
       report.probes.map((p) => p.name),
-      ['banner', 'ehlo', 'vrfy-refused', 'expn-refused', 'open-relay-refused', 'spoofed-sender-refused', 'size-limit-enforced', 'virus-refused-inbound', 'virus-held-outbound', 'blocked-attachment-refused', 'starttls', 'dnsbl:bl.test', 'clamd', 'milter'],
+      // The gateway's own probes, then each rule's in the registry's order (relay, size, access, tls,
+      // antivirus, content, blocklists), then relayguard's milter.
+      ['banner', 'ehlo', 'vrfy-refused', 'expn-refused', 'open-relay-refused', 'size-limit-enforced', 'spoofed-sender-refused', 'starttls', 'virus-refused-inbound', 'virus-held-outbound', 'clamd', 'blocked-attachment-refused', 'dnsbl:bl.test', 'milter'],
     );
     const failed = report.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
     assert.deepEqual(failed, ['starttls: EHLO does not offer STARTTLS: mail crosses the network in clear']);
@@ -131,7 +133,7 @@ describe('audit probes against a scripted gateway', () => {
     const cfg = policy({ ...env, clamdPort: oldClamd.port });
     const { report, gateway } = await audit(weak, cfg);
     const failed = report.probes.filter((p) => !p.ok).map((p) => p.name);
-    assert.deepEqual(failed, ['vrfy-refused', 'open-relay-refused', 'size-limit-enforced', 'virus-refused-inbound', 'virus-held-outbound', 'starttls', 'clamd']);
+    assert.deepEqual(failed, ['vrfy-refused', 'open-relay-refused', 'size-limit-enforced', 'starttls', 'virus-refused-inbound', 'virus-held-outbound', 'clamd']);
     assert.match(probe(report, 'open-relay-refused').detail, /^OPEN RELAY: RCPT TO:<relayguard-audit@relay-test\.invalid> accepted/);
     // The open relay was only detected, never used: no message went to the foreign recipient.
     const relayTx = gateway.transactions.filter((t) => t.rcpts.includes('relayguard-audit@relay-test.invalid'));

@@ -10,7 +10,8 @@ import Transport from 'winston-transport';
 import winston from 'winston';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { originProbes } from '../../src/audit/origin-probe.js';
+import { Auditor } from '../../src/audit/probes.js';
+import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
 import { registry } from '../../src/ops/metrics.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
@@ -20,6 +21,10 @@ import { directionSchema, OriginJudge, orgPattern } from '../../src/rules/origin
 import { originSchema } from '../../src/rules/origin.js';
 import { Conversation } from '../../src/session/conversation.js';
 import { ASNS, COUNTRIES, mmdblookup, writeMmdb, type MmdbSpec } from '../support/mmdb-writer.js';
+
+/** The audit's probes of the origin rule (no gateway is contacted to build or run them). */
+const originProbes = (config: PolicyConfig) =>
+  new Auditor({ host: '127.0.0.1', port: 25, config, rcpt: 'audit@example.test', id: 'test', held: null }).ruleProbes().filter((p) => p.name.startsWith('origin-db:'));
 
 const root = mkdtempSync(join(tmpdir(), 'rg-origin-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -431,7 +436,7 @@ describe('origin databases: missing, replaced, old', () => {
     const stale = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 }, join(root, 'stale.mmdb'));
     const gone = join(root, 'gone.mmdb');
     const config = policySchema.parse({ local_domains: ['example.test'], rules: { origin: { mode: 'monitor', max_age: '30d', databases: [fresh, stale, gone], inbound: {} } } });
-    const results = await Promise.all(originProbes(config).map(async ([name, fn]) => ({ name, ...(await fn()) })));
+    const results = await Promise.all(originProbes(config).map(async (p) => ({ name: p.name, ...(await p.run()) })));
     assert.deepEqual(
       results.map((r) => [r.name, r.ok]),
       [

@@ -10,7 +10,7 @@ import { lintPostfix } from '../../src/mta/lint.js';
 import { backupName, repeatedParameters } from '../../src/mta/postfix-apply.js';
 import { chrootInfo, insideJail } from '../../src/mta/master-cf.js';
 import { chrootView, formatChanges, postconfCommand, postfixChanges, shellQuote, type PostfixChange } from '../../src/mta/postfix-changes.js';
-import { postfixSizeLimit } from '../../src/mta/postfix-config.js';
+import { postfixSizeLimit } from '../../src/rules/size/mta.js';
 import { parsePostconf } from '../../src/mta/postconf.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
 import { unifiedDiff } from '../../src/mta/text-diff.js';

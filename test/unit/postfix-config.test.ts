@@ -7,10 +7,12 @@ import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postconf.js';
-import { excludedProtocols, formatConfigLines, postfixConfigLines, SIZE_HEADROOM_BYTES } from '../../src/mta/postfix-config.js';
+import { formatConfigLines, postfixConfigLines } from '../../src/mta/postfix-config.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
 import { accessMapPath, accessMapPrefix, formatAccessMap, formatSendmailConfig, sendmailAccessEntries } from '../../src/mta/sendmail-config.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
+import { SIZE_HEADROOM_BYTES } from '../../src/rules/size/mta.js';
+import { excludedProtocols } from '../../src/rules/tls/mta.js';
 
 const REFERENCE = join(PACKAGE_ROOT, 'examples', 'postfix', 'relayguard.yaml');
 
@@ -163,7 +165,7 @@ describe('postfix-config --mta sendmail', () => {
 
   it('turns TLS minimum into OpenSSL options and describes relaying as access entries', () => {
     assert.match(mc, /confSERVER_SSL_OPTIONS', `\+SSL_OP_NO_SSLv2 \+SSL_OP_NO_SSLv3 \+SSL_OP_NO_TLSv1 \+SSL_OP_NO_TLSv1_1'/);
-    assert.deepEqual(sendmailAccessEntries(mtaRequirements(reference())), ['Connect:127\tRELAY', 'Connect:10\tRELAY', 'To:example.test\tRELAY']);
+    assert.deepEqual(sendmailAccessEntries(mtaRequirements(reference()), { accessMap: '/etc/mail/access' }), ['Connect:127\tRELAY', 'Connect:10\tRELAY', 'To:example.test\tRELAY']);
     assert.equal(accessMapPrefix('192.168.5.0/24'), '192.168.5');
     assert.equal(accessMapPrefix('10.1.0.0/20'), null);
     assert.doesNotMatch(mc, /^FEATURE\(`promiscuous_relay'\)/m);
@@ -172,7 +174,7 @@ describe('postfix-config --mta sendmail', () => {
   it('names the access map beside sendmail.cf; a failed lookup is a temporary failure; --access-map prints the file', () => {
     assert.match(mc, /^FEATURE\(`access_db', `hash -T<TMPF> \/etc\/mail\/access'\)dnl$/m);
     assert.equal(accessMapPath('/srv/mail/sendmail.cf'), '/srv/mail/access');
-    assert.equal(formatAccessMap(mtaRequirements(reference()), ['hdr']), '# hdr\nConnect:127\tRELAY\nConnect:10\tRELAY\nTo:example.test\tRELAY\n');
+    assert.equal(formatAccessMap(mtaRequirements(reference()), ['hdr'], { accessMap: '/etc/mail/access' }), '# hdr\nConnect:127\tRELAY\nConnect:10\tRELAY\nTo:example.test\tRELAY\n');
   });
 
   it('keeps every non-m4 line a dnl comment', () => {

@@ -1,29 +1,16 @@
-// Rule 1 (no open relay) through the real engine and Conversation, with hand-made sessions.
+// Rule 1 (no open relay) through the real engine and Conversation (test/support/rule-kit.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import winston from 'winston';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
-import { Conversation } from '../../src/session/conversation.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { Conversation } from '../../src/session/conversation.js';
+import { kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
-
-function compile(relay: Record<string, unknown> = {}): CompiledPolicy {
-  const config = policySchema.parse({
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } },
-    rules: { relay },
-  });
-  return new CompiledPolicy(config, 'test.yaml', log);
-}
+const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } } };
+const compile = (relay: Record<string, unknown> = {}): CompiledPolicy => kitPolicy({ relay }, NETWORKS);
 
 async function session(policy: CompiledPolicy, ip: string, auth?: string): Promise<Conversation> {
-  const c = new Conversation({ policy, log });
-  await c.connect({ hostname: 'client.test', family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
-  await c.helo('client.test');
-  if (auth) c.macros.set('M', [['{auth_authen}', auth]]);
-  await c.mail(['<sender@outside.test>']);
-  return c;
+  return (await kitMail(policy, '<sender@outside.test>', { ip, ...(auth ? { auth } : {}) })).c;
 }
 
 test('external client: foreign recipient refused with 554 5.7.1, local recipient of the same message accepted', async () => {

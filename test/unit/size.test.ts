@@ -1,32 +1,21 @@
-// Rule 3 (message size) through the real engine and Conversation, with hand-made sessions.
+// Rule 3 (message size) through the real engine and Conversation, through the rule kit (test/support/rule-kit.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import winston from 'winston';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { declaredSize, sizeRule } from '../../src/rules/size.js';
-import { Conversation } from '../../src/session/conversation.js';
+import type { Conversation } from '../../src/session/conversation.js';
+import { kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
 const MiB = 1024 * 1024;
 const LIMIT = 2 * MiB;
 /** Milter body chunks are at most 65535 bytes. */
 const CHUNK = 65535;
 
-function compile(size: Record<string, unknown> = { max_bytes: '2MiB' }): CompiledPolicy {
-  const config = policySchema.parse({
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] },
-    rules: { size },
-  });
-  return new CompiledPolicy(config, 'test.yaml', log);
-}
+const compile = (size: Record<string, unknown> = { max_bytes: '2MiB' }): CompiledPolicy => kitPolicy({ size }, { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] } });
 
 async function session(policy: CompiledPolicy, ip: string, mailArgs: string[] = []) {
-  const c = new Conversation({ policy, log });
-  await c.connect({ hostname: 'client.test', family: 'inet', port: 40000, address: ip });
-  await c.helo('client.test');
-  const mail = await c.mail(['<sender@outside.test>', ...mailArgs]);
+  const { c, mail } = await kitMail(policy, '<sender@outside.test>', { ip, args: mailArgs });
   return { c, mail };
 }
 

@@ -1,35 +1,23 @@
 // Rule 9 (TLS policy and TLS header) through the real engine and Conversation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import winston from 'winston';
 import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { describeTls, tlsRank } from '../../src/rules/tls.js';
-import { Conversation } from '../../src/session/conversation.js';
+import { kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
 const TLS13: Array<[string, string]> = [
   ['{tls_version}', 'TLSv1.3'],
   ['{cipher}', 'TLS_AES_256_GCM_SHA384'],
   ['{cipher_bits}', '256'],
 ];
 
-function compile(tls: Record<string, unknown> = { require: { networks: ['partner', '2001:db8:7::/48'] } }): CompiledPolicy {
-  const config = policySchema.parse({
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'], groups: { partner: ['198.51.100.0/24', '2001:db8:100::/48'] } },
-    rules: { tls },
-  });
-  return new CompiledPolicy(config, 'test.yaml', log);
-}
+const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'], groups: { partner: ['198.51.100.0/24', '2001:db8:100::/48'] } } };
+const compile = (tls: Record<string, unknown> = { require: { networks: ['partner', '2001:db8:7::/48'] } }): CompiledPolicy => kitPolicy({ tls }, NETWORKS);
 
 async function mail(policy: CompiledPolicy, ip: string, tls?: Array<[string, string]>, from = '<x@partner.test>') {
-  const c = new Conversation({ policy, log });
-  await c.connect({ hostname: 'client.test', family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
   // Postfix sends the TLS macros with HELO once STARTTLS is done.
-  if (tls) c.macros.set('H', tls);
-  await c.helo('client.test');
-  const out = await c.mail([from]);
+  const { c, mail: out } = await kitMail(policy, from, { ip, ...(tls ? { heloMacros: tls } : {}) });
   return { c, out };
 }
 

@@ -2,26 +2,15 @@
 // that came with the message are deleted first (a sender must not be able to forge it).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import winston from 'winston';
-import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { traceHeaderRule } from '../../src/rules/trace-header.js';
-import type { RuleEnv } from '../../src/policy/rule-env.js';
-import { Conversation } from '../../src/session/conversation.js';
+import { kitEnv, kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
-
-function compile(trace: Record<string, unknown>): CompiledPolicy {
-  const config = policySchema.parse({ local_domains: ['example.test'], networks: { internal: ['127.0.0.0/8'] }, rules: { trace_header: trace } });
-  return new CompiledPolicy(config, 'test.yaml', log);
-}
+const compile = (trace: Record<string, unknown>): CompiledPolicy => kitPolicy({ trace_header: trace }, { networks: { internal: ['127.0.0.0/8'] } });
 
 /** One inbound message with two forged X-Relayguard headers among others. */
 async function deliver(policy: CompiledPolicy) {
-  const c = new Conversation({ policy, log });
-  await c.connect({ hostname: 'client.test', family: 'inet', port: 40000, address: '203.0.113.9' });
-  await c.helo('client.test');
-  await c.mail(['<sender@outside.test>']);
+  const { c } = await kitMail(policy, '<sender@outside.test>', { ip: '203.0.113.9' });
   await c.rcpt(['<user@example.test>']);
   await c.data();
   await c.header('X-Relayguard', 'direction=outbound; conn=forged-1', true);
@@ -47,7 +36,7 @@ test('remove_incoming: false adds ours and leaves incoming copies alone; then no
     out.mods.map((m) => m.type),
     ['addHeader'],
   );
-  const needs = (config: Record<string, unknown>) => traceHeaderRule.create(traceHeaderRule.schema.parse(config), {} as RuleEnv).needs;
+  const needs = (config: Record<string, unknown>) => traceHeaderRule.create(traceHeaderRule.schema.parse(config), kitEnv()).needs;
   const keeping = needs({ remove_incoming: false });
   assert.deepEqual(keeping?.events, []);
   assert.ok(!keeping?.actions?.includes('changeHeader'));
