@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { formatError, loadPolicyFile } from '../../src/config/load.js';
 import { MAX_POLICY_BYTES, MAX_YAML_ALIASES } from '../../src/config/read-policy-file.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'rg-hostile-'));
