@@ -1,7 +1,8 @@
-// The audit's SMTP client: one command at a time (no pipelining, so every reply belongs to the
+// The project's SMTP client: one command at a time (no pipelining, so every reply belongs to the
 // command before it), multi-line replies, EHLO keywords, STARTTLS, XCLIENT and DATA with dot
-// stuffing. A 4xx/5xx is a reply like any other: the probes judge it. Only the connection
-// failing or staying silent beyond the timeout rejects.
+// stuffing. A 4xx/5xx is a reply like any other: the caller judges it. Only the connection
+// failing or staying silent beyond the timeout rejects. The audit's probes use it, and so do the
+// end-to-end tests (test/e2e/smtp-client.ts runs whole sessions with it).
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 
@@ -15,6 +16,38 @@ export interface SmtpReply {
   /** Text of all lines without codes, joined with " / ". */
   text: string;
   lines: string[];
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/** RFC 3461 xtext, which XCLIENT uses for its attribute values. */
+export function xtext(value: string): string {
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    out += byte < 33 || byte > 126 || byte === 0x2b || byte === 0x3d ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** A message as DATA sends it: CRLF line ends, dot-stuffing and the final "." line, on bytes (8-bit data stays intact). */
+export function encodeData(data: string | Buffer): Buffer {
+  const input = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const parts: Buffer[] = [];
+  const crlf = Buffer.from('\r\n');
+  let start = 0;
+  while (start < input.length) {
+    let end = input.indexOf(LF, start);
+    if (end < 0) end = input.length;
+    let lineEnd = end;
+    if (lineEnd > start && input[lineEnd - 1] === CR) lineEnd--;
+    if (input[start] === DOT) parts.push(Buffer.from('.'));
+    parts.push(input.subarray(start, lineEnd), crlf);
+    start = end + 1;
+  }
+  parts.push(Buffer.from('.\r\n'));
+  return Buffer.concat(parts);
 }
 
 export function formatReply(r: SmtpReply): string {
@@ -216,14 +249,11 @@ export class SmtpConnection {
     return { reply, tls };
   }
 
-  /** DATA, the message (CRLF, dot-stuffed), the final dot: both replies. */
-  async data(message: Buffer): Promise<{ start: SmtpReply; end?: SmtpReply }> {
+  /** DATA, the message (CRLF, dot-stuffed; a string goes as UTF-8), the final dot: both replies. */
+  async data(message: Buffer | string): Promise<{ start: SmtpReply; end?: SmtpReply }> {
     const start = await this.command('DATA');
     if (start.code !== 354) return { start };
-    const text = message.toString('latin1').replace(/\r?\n/g, '\r\n');
-    const stuffed = text.replace(/^\./gm, '..');
-    this.socket.write(stuffed.endsWith('\r\n') ? stuffed : `${stuffed}\r\n`, 'latin1');
-    this.socket.write('.\r\n', 'latin1');
+    this.socket.write(encodeData(message));
     return { start, end: await this.read(this.timeouts.dataMs) };
   }
 

@@ -6,9 +6,9 @@ import { execFile, spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 
 /** Default deadline for one run. */
-export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 /** Default cap on stdout (and on stderr, each): `postqueue -j` of a large queue stays well below. */
-export const DEFAULT_EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
+const DEFAULT_EXEC_MAX_OUTPUT = 64 * 1024 * 1024;
 /** How many of the last stderr lines an error quotes. */
 const QUOTED_LINES = 3;
 
@@ -39,12 +39,12 @@ export interface ExecResult {
 }
 
 /** "postsuper -c /etc/postfix -d ID hold", for messages. */
-export function commandLine(program: string, args: readonly string[]): string {
+function commandLine(program: string, args: readonly string[]): string {
   return [program, ...args].join(' ');
 }
 
 /** The last lines a failed program printed (stderr, else stdout), joined for one message line. */
-export function lastLines(r: Pick<ExecResult, 'stdout' | 'stderr'>): string {
+function lastLines(r: Pick<ExecResult, 'stdout' | 'stderr'>): string {
   return (r.stderr || r.stdout).trim().split('\n').slice(-QUOTED_LINES).join('; ');
 }
 

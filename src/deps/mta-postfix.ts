@@ -39,7 +39,7 @@ export function postconf(tool: PostconfTool, args: readonly string[], signal?: A
 }
 
 /** A message in any of Postfix's queues, from `postqueue -j`. */
-export interface QueuedMessage {
+interface QueuedMessage {
   queueName: string;
   queueId: string;
   arrivalTime: Date;
@@ -49,7 +49,7 @@ export interface QueuedMessage {
 }
 
 /** Every message in every queue, from `postqueue -j` (one JSON object per line). */
-export function parsePostqueueJson(text: string): QueuedMessage[] {
+function parsePostqueueJson(text: string): QueuedMessage[] {
   const out: QueuedMessage[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -81,7 +81,7 @@ export function parsePostfixTime(value: string, defaultUnit = 's'): number | nul
   return Number(m[1]) * TIME_UNITS_S[m[2] || defaultUnit]! * 1000;
 }
 
-export function checkPostfixQueueId(id: string): string {
+function checkPostfixQueueId(id: string): string {
   if (!QUEUE_ID.test(id) || POSTSUPER_WILDCARDS.has(id.toUpperCase())) throw new MtaError(`"${id}" is not a Postfix queue ID`);
   return id;
 }
@@ -131,7 +131,7 @@ export class PostfixMta implements Mta {
   }
 
   /** Every message in every queue. */
-  async queue(signal?: AbortSignal): Promise<QueuedMessage[]> {
+  private async queue(signal?: AbortSignal): Promise<QueuedMessage[]> {
     const r = await this.act(this.tools.postqueue, ['-j'], undefined, signal);
     return parsePostqueueJson(r.stdout);
   }

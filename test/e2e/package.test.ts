@@ -15,7 +15,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 import { pollUntil, portAccepts, repoRoot, run, stack, type RunResult } from './harness.js';
 
 const NATIVE_ADDONS = ['better-sqlite3', 're2'];

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 import { clearQueues, ensureStack, message, referencePolicy, smtp, stack, startRelayguard, waitForDelivery, type RelayguardProcess, type SmtpResult } from './harness.js';
 
 const LOAD_MESSAGES = 24;

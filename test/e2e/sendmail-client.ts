@@ -5,12 +5,10 @@
 //  - in the test process, NetnsSmtpClient starts one helper process inside the namespace and
 //    sends it sessions to run (IPC, structured clone so Buffers pass intact);
 //  - run as that helper (`node sendmail-client.js --serve`), it runs each session with the
-//    harness's SMTP client (smtp-client.ts), its socket bound to the requested source address.
+//    harness's SMTP sessions (smtp-client.ts), connecting from the requested source address.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
-import type * as NetModule from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { SmtpOptions, SmtpResult } from './smtp-client.js';
+import { smtpSession, type SmtpOptions, type SmtpResult } from './smtp-client.js';
 
 const SERVE_FLAG = '--serve';
 /** How long the helper may take to start inside the namespace. */
@@ -92,40 +90,15 @@ export class NetnsSmtpClient {
 
 // ------------------------------------------------------------------ helper side (inside the namespace)
 
-/**
- * smtp-client.ts connects with net.connect({host, port}) and has no source-address option, so the
- * helper gives every connection the source address of the session being run. Sessions run one
- * at a time, so one current address is enough. (If SmtpOptions gains a localAddress option,
- * this goes away.)
- */
-function bindConnectionsTo(current: () => string | undefined): void {
-  const net = createRequire(import.meta.url)('node:net') as typeof NetModule;
-  const original = net.connect;
-  const patched = ((...args: unknown[]) => {
-    const local = current();
-    if (local && typeof args[0] === 'object' && args[0] !== null) args[0] = { ...(args[0]), localAddress: local };
-    return (original as (...a: unknown[]) => NetModule.Socket)(...args);
-  }) as typeof net.connect;
-  net.connect = patched;
-  net.createConnection = patched;
-  syncBuiltinESMExports(); // the ESM `import { connect } from 'node:net'` bindings see it too
-}
-
-async function serve(): Promise<void> {
-  let localAddress: string | undefined;
-  bindConnectionsTo(() => localAddress);
-  const { smtpSession } = await import('./smtp-client.js');
+function serve(): void {
   let queue = Promise.resolve();
   process.on('message', (req: SessionRequest) => {
     queue = queue.then(async () => {
       let res: SessionResponse;
       try {
-        localAddress = req.localAddress;
-        res = { id: req.id, result: await smtpSession(req.host, req.port, req.opts) };
+        res = { id: req.id, result: await smtpSession(req.host, req.port, { ...req.opts, localAddress: req.localAddress }) };
       } catch (err) {
         res = { id: req.id, error: (err as Error).message };
-      } finally {
-        localAddress = undefined;
       }
       process.send!(res);
     });
@@ -135,8 +108,5 @@ async function serve(): Promise<void> {
 }
 
 if (process.argv.includes(SERVE_FLAG) && process.argv[1] === fileURLToPath(import.meta.url)) {
-  serve().catch((err: Error) => {
-    process.stderr.write(`sendmail-client helper: ${err.stack ?? err.message}\n`);
-    process.exit(1);
-  });
+  serve();
 }

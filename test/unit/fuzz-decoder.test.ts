@@ -10,7 +10,7 @@ import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { decodeCommand } from '../../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../../src/protocol/frame.js';
 import { MilterServer } from '../../src/session/server.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 /** Deterministic PRNG so a failure can be replayed. */
 function rng(seed: number) {

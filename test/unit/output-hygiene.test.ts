@@ -18,7 +18,7 @@ import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { headerSafe, showable } from '../../src/primitives/safe-text.js';
 import { applyModifications, splitMessage } from '../../src/session/offline-message.js';
 import { MilterServer } from '../../src/session/server.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rg-hygiene-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { formatError } from '../../src/config/load.js';
 import { loadPolicyFile } from '../../src/rules/policy-schema.js';
 import { MAX_POLICY_BYTES, MAX_YAML_ALIASES } from '../../src/config/read-policy-file.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'rg-hostile-'));

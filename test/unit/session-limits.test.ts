@@ -15,7 +15,7 @@ import { Cmd } from '../../src/protocol/constants.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { MacroStore } from '../../src/session/macros.js';
 import { MilterServer } from '../../src/session/server.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const servers: MilterServer[] = [];
 after(async () => {

@@ -10,7 +10,7 @@ import { createLogger, silentLogger } from '../../src/ops/logging.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { pass, type Phase, type PhaseInput, type Rule } from '../../src/policy/types.js';
 import { MilterServer } from '../../src/session/server.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const POLICY = `
 local_domains: [example.test]

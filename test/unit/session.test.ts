@@ -8,7 +8,7 @@ import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { modify, pass, reject, type Rule } from '../../src/policy/types.js';
 import { Action, Cmd, MAX_BODY_CHUNK, Proto } from '../../src/protocol/constants.js';
 import { MilterServer } from '../../src/session/server.js';
-import { TestMilterClient } from '../support/milter-client.js';
+import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
 
 const POLICY = `
 local_domains: [example.test]
