@@ -3,7 +3,6 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
 
 export type Phase = 'connect' | 'helo' | 'envfrom' | 'envrcpt' | 'data' | 'header' | 'eoh' | 'body' | 'eom' | 'unknown';
-export const PHASES: readonly Phase[] = ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'header', 'eoh', 'body', 'eom', 'unknown'];
 
 export type Direction = 'inbound' | 'outbound';
 export type RuleMode = 'enforce' | 'monitor' | 'off';

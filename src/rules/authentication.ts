@@ -79,8 +79,6 @@ export const authenticationSchema = z
   })
   .strict();
 
-export type AuthenticationConfig = z.infer<typeof authenticationSchema>;
-
 /** 1-based indexes (among Authentication-Results headers) of those that claim `authservId`. */
 export function forgedIndexes(headers: readonly Header[], authservId: string): number[] {
   const ours = authservId.toLowerCase();

@@ -133,4 +133,3 @@ export const contentSchema = z
 
 export type ContentConfig = z.infer<typeof contentSchema>;
 export type PatternRuleConfig = ContentConfig['rules'][number];
-export type RuleAction = PatternRuleConfig['action'];
