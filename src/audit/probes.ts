@@ -45,9 +45,9 @@ export interface AuditReport {
  */
 export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
 /** An external envelope sender for the outside probes. */
-export const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
+const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
 /** A recipient in a domain that is nobody's: the open-relay probe never sends to it. */
-export const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
+const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
 /** How long an accepted message may take to show up in the MTA's queue, and how often to look. */
 const HOLD_WAIT_MS = 5_000;
 const HOLD_POLL_MS = 200;
@@ -119,7 +119,7 @@ const is2xx = (r: SmtpReply) => r.code >= 200 && r.code < 300;
 const is4xx = (r: SmtpReply) => r.code >= 400 && r.code < 500;
 const is5xx = (r: SmtpReply) => r.code >= 500 && r.code < 600;
 
-export class Auditor {
+class Auditor {
   private readonly internal: NetworkSet;
   private readonly timeouts: SmtpTimeouts;
   private readonly helo: string;

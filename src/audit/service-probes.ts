@@ -14,10 +14,10 @@ export type ProbeFn = () => Promise<ProbeOutcome>;
 /** Extra time the audit gives the gateway beyond relayguard's own deadlines. */
 export const REPLY_MARGIN_MS = 10_000;
 /** A signature database older than this means updates have stopped. */
-export const MAX_SIGNATURE_AGE_S = 7 * 24 * 3600;
+const MAX_SIGNATURE_AGE_S = 7 * 24 * 3600;
 /** RFC 5782 test points: 127.0.0.2 must be listed, 127.0.0.1 never. */
-export const DNSBL_LISTED_TEST_POINT = '127.0.0.2';
-export const DNSBL_UNLISTED_TEST_POINT = '127.0.0.1';
+const DNSBL_LISTED_TEST_POINT = '127.0.0.2';
+const DNSBL_UNLISTED_TEST_POINT = '127.0.0.1';
 
 /** What relayguard makes of an answer, in words. */
 function describeAnswer(r: ListResult): string {

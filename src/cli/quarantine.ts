@@ -53,7 +53,7 @@ function toolFailure(what: string, r: ToolResult): CliError {
 }
 
 /** Every message in every queue, from `postqueue -j` (one JSON object per line). */
-export function parsePostqueueJson(text: string): QueuedMessage[] {
+function parsePostqueueJson(text: string): QueuedMessage[] {
   const out: QueuedMessage[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -152,7 +152,7 @@ async function show(ctx: Ctx, id: string): Promise<number> {
 const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
 /** Postfix time values ("5d", "3600s", "5" = days for the queue lifetimes), seconds. */
-export function parsePostfixTime(value: string, defaultUnit = 'd'): number | undefined {
+function parsePostfixTime(value: string, defaultUnit = 'd'): number | undefined {
   const m = /^(\d+)([smhdw]?)$/.exec(value.trim());
   if (!m) return undefined;
   return Number(m[1]) * TIME_UNITS[m[2] || defaultUnit]!;

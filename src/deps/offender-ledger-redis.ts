@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type * as RedisModule from 'redis';
 import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger.js';
 
-export const DEFAULT_KEY_PREFIX = 'relayguard:';
+const DEFAULT_KEY_PREFIX = 'relayguard:';
 /** How long a connection attempt may take before a command fails. */
 const CONNECT_TIMEOUT_MS = 2000;
 /** Reconnect back-off of the daemon: grows per retry up to this. */

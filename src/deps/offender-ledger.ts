@@ -72,7 +72,7 @@ export const ROW_RETENTION_MS = 7 * 86_400_000;
 /** Expired events and old rows are swept at most this often. */
 const SWEEP_INTERVAL_MS = 60_000;
 /** Reasons are kept short: they are for the operator's overview, the log has the rest. */
-export const MAX_REASON_LENGTH = 200;
+const MAX_REASON_LENGTH = 200;
 
 export const shortReason = (r: string) => (r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r);
 
@@ -236,7 +236,7 @@ export interface LedgerLocation {
 }
 
 // Not a type guard: a false answer does not mean "no string" (a file path is one too).
-export function isRedisUrl(state: string): boolean {
+function isRedisUrl(state: string): boolean {
   return /^rediss?:\/\//i.test(state);
 }
 

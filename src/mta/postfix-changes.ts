@@ -13,7 +13,7 @@ import { expandParam, paramValue, parseMilterEntry, parsePostconf, parsePostfixT
 import { plainCidr, postfixMilterAddress, type MtaRequirements } from './requirements.js';
 
 /** The directory `postconf` uses when given none; `-c` is printed only for another one. */
-export const DEFAULT_POSTFIX_CONFIG_DIR = '/etc/postfix';
+const DEFAULT_POSTFIX_CONFIG_DIR = '/etc/postfix';
 
 export interface PostfixChange {
   name: string;

@@ -13,14 +13,14 @@ import {
 } from './requirements.js';
 
 /** Postfix refuses to start when mailbox_size_limit is below message_size_limit. */
-export const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;
+const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;
 /**
  * Postfix counts the queue file (envelope records and its own Received: header included), so
  * its limit sits a little above relayguard's: relayguard decides, with the same 552 5.3.4.
  */
 export const SIZE_HEADROOM_BYTES = 64 * 1024;
 /** The Postfix milter protocol that carries everything relayguard negotiates (SETSYMLIST). */
-export const MILTER_PROTOCOL = 6;
+const MILTER_PROTOCOL = 6;
 /** Protocol names from oldest to newest, as smtpd_tls_protocols spells them. */
 export const TLS_PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 

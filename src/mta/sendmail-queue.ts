@@ -10,7 +10,7 @@ import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Sendmail queue IDs: letters and digits (8.12+: 14 or more characters); nothing else goes to -qI. */
-export const SENDMAIL_QUEUE_ID = /^[0-9A-Za-z]{8,32}$/;
+const SENDMAIL_QUEUE_ID = /^[0-9A-Za-z]{8,32}$/;
 /** Control file prefixes: qf = normal job, hf = quarantined ("held") job. */
 const QUARANTINED_PREFIX = 'hf';
 const NORMAL_PREFIX = 'qf';

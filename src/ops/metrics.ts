@@ -11,7 +11,7 @@ client.collectDefaultMetrics({ register: registry, prefix: 'relayguard_' });
  * _total, which Prometheus reserves for counters (`promtool check metrics` fails on them);
  * sum(relayguard_nodejs_active_handles) gives the same.
  */
-export const DROPPED_DEFAULT_METRICS = ['relayguard_nodejs_active_handles_total', 'relayguard_nodejs_active_requests_total', 'relayguard_nodejs_active_resources_total'];
+const DROPPED_DEFAULT_METRICS = ['relayguard_nodejs_active_handles_total', 'relayguard_nodejs_active_requests_total', 'relayguard_nodejs_active_resources_total'];
 for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 
 export const messagesTotal = new client.Counter({

@@ -14,8 +14,8 @@ import { AUTH_MACROS, isTrustedClient } from './relay.js';
 import { defineRule } from './rule-env.js';
 
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
-export const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
-export const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
+const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
+const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
 
 /**
  * Blanks around every "@" removed. Not by a regex of optional blanks around "@": that retries

@@ -16,11 +16,11 @@ import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/t
 import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
 import { defineRule } from './rule-env.js';
 
-export const RULE_NAME = 'antivirus';
+const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */
 export const VIRUS_REJECT = { code: 554, enhanced: '5.7.1' } as const;
 /** The reply when on_failure is "reject": security policy, message not scanned. */
-export const UNSCANNED_REJECT = { code: 554, enhanced: '5.7.0' } as const;
+const UNSCANNED_REJECT = { code: 554, enhanced: '5.7.0' } as const;
 /** The reply when clamd cannot scan: mail system not accepting messages, retry. */
 export const UNSCANNED_TEMPFAIL = { code: 451, enhanced: '4.3.0' } as const;
 const DEFAULT_HEADER = 'X-Virus-Scanned';

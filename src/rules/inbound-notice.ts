@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Header, MessageContext, Modification } from '../policy/types.js';
 import { authFacts, type AuthFacts } from './auth-facts.js';
 
-export const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
+const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
 export type NoticeMode = (typeof NOTICE_MODES)[number];
 
 const headerName = z.string().regex(/^[!-9;-~]+$/, 'not a header field name');
@@ -90,7 +90,7 @@ export function taggedSubject(current: string | undefined, tag: string): string 
 }
 
 /** The banner header's value: the notice on one line, RFC 2047-encoded where it is not ASCII. */
-export function bannerValue(text: string): string {
+function bannerValue(text: string): string {
   return libmime.encodeWords(text.replace(/\s+/g, ' ').trim(), 'Q', 52);
 }
 
