@@ -60,8 +60,9 @@ export interface RedisLedgerOptions {
 
 type Client = ReturnType<typeof RedisModule.createClient>;
 
-/** The redis client is loaded on first use: loading it takes about 0.2 s, which every command
- *  and every start paid, while only gateways that share their ledger in Redis need it. */
+/** The redis client is loaded on first use: every command and every start paid for loading it
+ *  (bench/RESULTS.md, "Latest: every target on the final build"), while only gateways that
+ *  share their ledger in Redis need it. */
 function loadRedis(): typeof RedisModule {
   return createRequire(import.meta.url)('redis') as typeof RedisModule;
 }
