@@ -11,9 +11,9 @@ import type { Modification } from '../policy/types.js';
 import { MilterClient, type Negotiated, type ReplyFrame } from './milter-client.js';
 
 /** Postfix's defaults: milter_connect_timeout, milter_command_timeout, milter_content_timeout. */
-export const MILTER_CONNECT_TIMEOUT_MS = 30_000;
-export const MILTER_COMMAND_TIMEOUT_MS = 30_000;
-export const MILTER_CONTENT_TIMEOUT_MS = 300_000;
+const MILTER_CONNECT_TIMEOUT_MS = 30_000;
+const MILTER_COMMAND_TIMEOUT_MS = 30_000;
+const MILTER_CONTENT_TIMEOUT_MS = 300_000;
 /** What Postfix answers the SMTP client for a bare reject or tempfail from a milter. */
 const MTA_REJECT_REPLY = '550 5.7.1 Command rejected';
 const MTA_TEMPFAIL_REPLY = '451 4.7.1 Service unavailable - try again later';

@@ -7,7 +7,7 @@ import type { PolicyConfig } from '../rules/policy-schema.js';
 import { ClamdClient } from '../deps/clamd.js';
 
 /** How long the start-up PING of clamd may take. */
-export const CLAMD_PROBE_MS = 1_000;
+const CLAMD_PROBE_MS = 1_000;
 
 export async function fitDefaultPolicy(config: PolicyConfig, log: Logger, ping: (address: string) => Promise<boolean> = pingClamd): Promise<void> {
   const rules = config.rules as Record<string, { mode?: string; clamd?: { address: string } } | undefined>;

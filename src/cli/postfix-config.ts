@@ -21,7 +21,7 @@ import { loadPolicyOrExit, postfixConfigDir } from './policy-file.js';
  * They are built offline (as `check` does: no state is created, nothing is recorded) and closed
  * again; a rule that cannot be built here only loses its extra macros, and the output says so.
  */
-export async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Array<RuleNeeds | undefined>; note?: string }> {
+async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Array<RuleNeeds | undefined>; note?: string }> {
   const services: Array<{ value: unknown; close?: (v: unknown) => void | Promise<void> }> = [];
   const registry = new Map<string, unknown>();
   const { server, mta, networks, dns, logging, local_domains } = config;

@@ -30,7 +30,7 @@ export function withStore<T>(ctx: Ctx, fn: (store: QuarantineStore | null) => T)
   }
 }
 
-export const fmtTime = (d: Date): string => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+const fmtTime = (d: Date): string => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 /** One row of `quarantine list`, the same for Postfix and Sendmail (also the --json shape). */
 export interface HeldRow {

@@ -32,9 +32,9 @@ const OLD_POLICY_LINGER_MS = 330_000;
 
 export type DecisionListener = (d: Decision) => void;
 /** Listeners other modules register (quarantine index...); built per policy, called per decision. */
-export const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [quarantineDecisionListener];
+const decisionListeners: Array<(policy: CompiledPolicy) => DecisionListener> = [quarantineDecisionListener];
 /** Start-up checks other modules register (e.g. the MTA lint); findings are logged as warnings. */
-export const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [mtaLintStartupCheck];
+const startupChecks: Array<(config: PolicyConfig, log: Logger) => Promise<void>> = [mtaLintStartupCheck];
 
 const engineHooks: EngineHooks = {
   onVerdict(t) {

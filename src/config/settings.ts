@@ -8,7 +8,7 @@ export const cidrList = () => z.array(cidr());
 export const domainList = () => z.array(z.string().min(1).regex(/^[A-Za-z0-9.*_-]+$/, 'not a domain name'));
 
 /** "inet:HOST:PORT" or "unix:PATH", Postfix syntax. */
-export const listenAddress = () =>
+const listenAddress = () =>
   z.string().regex(/^(inet:[^:]+(:\d+)?|inet:\[[0-9a-fA-F:.]+\]:\d+|inet6?:.+:\d+|unix:.+)$/, 'use inet:HOST:PORT or unix:PATH');
 
 export const serverSchema = z

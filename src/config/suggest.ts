@@ -51,7 +51,7 @@ export function knownKeys(schema: z.ZodType, path: ReadonlyArray<string | number
 }
 
 /** Edit distance (insert, delete, substitute, swap of neighbours), case-insensitive. */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   a = a.toLowerCase();
   b = b.toLowerCase();
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));

@@ -39,7 +39,7 @@ export function parseClamdAddress(text: string): ClamdAddress {
   return { kind: 'tcp', host, port };
 }
 
-export function formatClamdAddress(a: ClamdAddress): string {
+function formatClamdAddress(a: ClamdAddress): string {
   if (a.kind === 'unix') return `unix:${a.path}`;
   return isIP(a.host) === 6 ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
 }

@@ -35,7 +35,7 @@ export interface DnsblCacheSettings {
   negativeTtl: number;
 }
 
-export const DEFAULT_CACHE: DnsblCacheSettings = {
+const DEFAULT_CACHE: DnsblCacheSettings = {
   maxEntries: 10_000,
   minTtl: 10_000,
   maxTtl: 3_600_000,
@@ -43,7 +43,7 @@ export const DEFAULT_CACHE: DnsblCacheSettings = {
 };
 
 /** A TXT reason longer than this is cut: it ends up in an SMTP reply line. */
-export const MAX_TXT_LENGTH = 200;
+const MAX_TXT_LENGTH = 200;
 
 /** Listing answers are loopback addresses; 127.255.255.0/24 is where lists put their error codes. */
 const LISTING_RANGE = ipaddr.parseCIDR('127.0.0.0/8');
@@ -369,7 +369,7 @@ export class DnsblClient {
   }
 }
 
-export function describeError(r: { code: string; answers?: string[] }): string {
+function describeError(r: { code: string; answers?: string[] }): string {
   switch (r.code) {
     case 'EBUDGET':
       return 'no answer within the DNS budget';

@@ -73,7 +73,7 @@ export interface MailAuthOptions {
 type DnsAnswer = string[][] | string[];
 
 /** mailauth's resolver contract: (name, rrtype) => the answer dns.resolve gives. */
-export function makeResolver(opts: MailAuthOptions): { resolve: (name: string, type: string) => Promise<DnsAnswer>; cancel: () => void } {
+function makeResolver(opts: MailAuthOptions): { resolve: (name: string, type: string) => Promise<DnsAnswer>; cancel: () => void } {
   const resolver = new Resolver({ timeout: opts.dnsTimeoutMs, tries: 2 });
   if (opts.dnsServers.length > 0) resolver.setServers([...opts.dnsServers]);
   return {

@@ -12,7 +12,7 @@ import { exitError, runProgram, type ExecError, type ExecResult } from './exec.j
 import { MtaError, type HeldMessage, type Mta, type ReleaseResult, type Whereabouts } from './mta.js';
 
 /** Sendmail queue IDs: letters and digits (8.12+: 14 or more characters); nothing else goes to -qI. */
-export const SENDMAIL_QUEUE_ID = /^[0-9A-Za-z]{8,32}$/;
+const SENDMAIL_QUEUE_ID = /^[0-9A-Za-z]{8,32}$/;
 /** Control file prefixes: qf = normal job, hf = quarantined ("held") job. */
 const QUARANTINED_PREFIX = 'hf';
 const NORMAL_PREFIX = 'qf';

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type * as RedisModule from 'redis';
 import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
 
-export const DEFAULT_KEY_PREFIX = 'relayguard:';
+const DEFAULT_KEY_PREFIX = 'relayguard:';
 /** How long a connection attempt may take before a command fails. */
 const CONNECT_TIMEOUT_MS = 2000;
 /** Reconnect back-off of the daemon: grows per retry up to this. */
@@ -60,8 +60,9 @@ export interface RedisLedgerOptions {
 
 type Client = ReturnType<typeof RedisModule.createClient>;
 
-/** The redis client is loaded on first use: loading it takes about 0.2 s, which every command
- *  and every start paid, while only gateways that share their ledger in Redis need it. */
+/** The redis client is loaded on first use: every command and every start paid for loading it
+ *  (bench/RESULTS.md, "Latest: every target on the final build"), while only gateways that
+ *  share their ledger in Redis need it. */
 function loadRedis(): typeof RedisModule {
   return createRequire(import.meta.url)('redis') as typeof RedisModule;
 }

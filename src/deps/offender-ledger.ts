@@ -182,7 +182,7 @@ export interface LedgerLocation {
 }
 
 // Not a type guard: a false answer does not mean "no string" (a file path is one too).
-export function isRedisUrl(state: string): boolean {
+function isRedisUrl(state: string): boolean {
   return /^rediss?:\/\//i.test(state);
 }
 

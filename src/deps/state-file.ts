@@ -6,11 +6,11 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const STATE_DB_FILE = 'relayguard.sqlite';
+const STATE_DB_FILE = 'relayguard.sqlite';
 /** Mode of a new state database. */
-export const STATE_DB_MODE = 0o600;
+const STATE_DB_MODE = 0o600;
 /** Mode of a new state directory. */
-export const STATE_DIR_MODE = 0o750;
+const STATE_DIR_MODE = 0o750;
 
 export function stateDbPath(stateDir: string): string {
   return join(stateDir, STATE_DB_FILE);

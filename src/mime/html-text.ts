@@ -81,7 +81,7 @@ function tagName(lower: string, from: number, to: number): string {
 }
 
 /** Character references decoded: `&#233;`, `&#xE9;` and the names in `entities`; anything else stays. */
-export function decodeEntities(text: string, entities: EntityTable): string {
+function decodeEntities(text: string, entities: EntityTable): string {
   if (!text.includes('&')) return text;
   const out: string[] = [];
   let i = 0;

@@ -15,7 +15,7 @@ import { RULES } from '../rules/index.js';
 import { plainCidr } from './requirements.js';
 
 /** The parameters init reads, with $references expanded (postconf -x). */
-export const INIT_PARAMETERS = [
+const INIT_PARAMETERS = [
   'mydestination',
   'relay_domains',
   'virtual_alias_domains',

@@ -11,7 +11,7 @@ export interface MasterService {
 }
 
 /** The services of a master.cf (comments and -o continuation lines skipped). */
-export function parseMasterCf(text: string): MasterService[] {
+function parseMasterCf(text: string): MasterService[] {
   const out: MasterService[] = [];
   for (const line of text.split('\n')) {
     if (/^\s/.test(line) || /^#/.test(line) || !line.trim()) continue;

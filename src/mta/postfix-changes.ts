@@ -13,17 +13,7 @@ import { expandParam, paramValue, parseMilterEntry, parsePostconf, parsePostfixT
 import { plainCidr, postfixMilterAddress, type MtaRequirements } from './requirements.js';
 
 /** The directory `postconf` uses when given none; `-c` is printed only for another one. */
-export const DEFAULT_POSTFIX_CONFIG_DIR = '/etc/postfix';
-
-/** Settings that decide who may relay and which TLS clients get: a change to them is always flagged. */
-export const FLAGGED_PARAMETERS: ReadonlySet<string> = new Set([
-  'mynetworks',
-  'relay_domains',
-  'smtpd_relay_restrictions',
-  'smtpd_tls_protocols',
-  'smtpd_tls_mandatory_protocols',
-  'smtp_tls_policy_maps',
-]);
+const DEFAULT_POSTFIX_CONFIG_DIR = '/etc/postfix';
 
 export interface PostfixChange {
   name: string;
@@ -62,7 +52,7 @@ function describe(list: readonly string[]): string {
 /**
  * The changes `postconf -n` (parsed into `params`) needs for the policy's requirements. Each
  * setting of postfixConfigLines() is either already right (dropped), merged with the admin's
- * value, or replaced (flagged when it is one of FLAGGED_PARAMETERS).
+ * value, or replaced (then flagged: decide() says what it replaces).
  */
 export function postfixChanges(req: MtaRequirements, params: PostfixParams, chroot?: ChrootInfo): PostfixChange[] {
   const view = chrootView(req, chroot);

@@ -12,13 +12,13 @@ import { BASE_MACROS } from '../session/negotiate.js';
 import { parseListen, type ListenAddress } from '../session/server.js';
 
 /** The MTA must wait longer than relayguard's own deadline, by at least this much, so relayguard's answer arrives. */
-export const DEADLINE_MARGIN_MS = 10_000;
+const DEADLINE_MARGIN_MS = 10_000;
 /** Postfix's defaults; never suggest less. */
-export const POSTFIX_COMMAND_TIMEOUT_MS = 30_000;
-export const POSTFIX_CONTENT_TIMEOUT_MS = 300_000;
+const POSTFIX_COMMAND_TIMEOUT_MS = 30_000;
+const POSTFIX_CONTENT_TIMEOUT_MS = 300_000;
 
 export type MacroStage = keyof typeof BASE_MACROS;
-export const MACRO_STAGES = Object.keys(BASE_MACROS) as MacroStage[];
+const MACRO_STAGES = Object.keys(BASE_MACROS) as MacroStage[];
 
 export interface MtaRequirements {
   /** Where the MTA reaches relayguard (a wildcard listen address becomes loopback). */
@@ -66,11 +66,11 @@ function milterAddress(listen: string): ListenAddress {
 }
 
 /** "{x}" for long macro names, as Postfix and Sendmail spell them. */
-export function macroName(n: string): string {
+function macroName(n: string): string {
   return n.length > 1 && !n.startsWith('{') ? `{${n}}` : n;
 }
 
-export function neededMacros(needs: ReadonlyArray<RuleNeeds | undefined>): Record<MacroStage, string[]> {
+function neededMacros(needs: ReadonlyArray<RuleNeeds | undefined>): Record<MacroStage, string[]> {
   const out = {} as Record<MacroStage, string[]>;
   for (const stage of MACRO_STAGES) {
     const set = new Set(BASE_MACROS[stage].map(macroName));

@@ -7,14 +7,14 @@ import type { SendmailContext, SendmailSetting } from '../policy/rule-parts.js';
 import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeoutMs, type MacroStage, type MtaRequirements } from './requirements.js';
 
 /** The filter's name in sendmail.cf (InputMailFilters). */
-export const SENDMAIL_FILTER_NAME = 'relayguard';
+const SENDMAIL_FILTER_NAME = 'relayguard';
 /** The access map's file name beside sendmail.cf. */
 const ACCESS_MAP_NAME = 'access';
 /** Time Sendmail may take to connect to the milter. */
-export const SENDMAIL_CONNECT_TIMEOUT_MS = 30_000;
+const SENDMAIL_CONNECT_TIMEOUT_MS = 30_000;
 
 /** Sendmail 8.17's default macro lists (cf/m4/cfhead.m4): a define replaces them, so they are kept. */
-export const SENDMAIL_DEFAULT_MACROS: Record<MacroStage, string[]> = {
+const SENDMAIL_DEFAULT_MACROS: Record<MacroStage, string[]> = {
   connect: ['j', '_', '{daemon_name}', '{if_name}', '{if_addr}'],
   helo: ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}'],
   envfrom: ['i', '{auth_type}', '{auth_authen}', '{auth_ssf}', '{auth_author}', '{mail_mailer}', '{mail_host}', '{mail_addr}'],

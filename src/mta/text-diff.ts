@@ -2,7 +2,7 @@
 // `postfix-config --apply` changed. Longest common subsequence by dynamic programming: O(n*m)
 // memory is fine at this size; larger inputs are refused rather than slowly computed.
 /** Lines per side above which no diff is computed (main.cf files are far smaller). */
-export const MAX_DIFF_LINES = 5000;
+const MAX_DIFF_LINES = 5000;
 const CONTEXT = 2;
 
 type Op = { kind: ' ' | '-' | '+'; text: string; a: number; b: number };

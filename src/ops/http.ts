@@ -7,7 +7,7 @@ export interface HealthSource {
   healthy(): { ok: boolean; detail: Record<string, unknown> };
 }
 
-export function parseHostPort(spec: string): { host: string; port: number } {
+function parseHostPort(spec: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(spec);
   if (!m) throw new Error(`bad metrics address "${spec}": use HOST:PORT or "off"`);
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };

@@ -19,7 +19,7 @@ export interface LogContext {
   qid?: string;
 }
 
-export const logContext = new AsyncLocalStorage<LogContext>();
+const logContext = new AsyncLocalStorage<LogContext>();
 
 const addContext = winston.format((info) => {
   const ctx = logContext.getStore();
@@ -48,7 +48,7 @@ function dropDisabled(logger: () => winston.Logger | undefined) {
 }
 
 /** sd-daemon(3) priorities: what journald files each level under. */
-export const SD_PRIORITY: Readonly<Record<string, number>> = { error: 3, warn: 4, info: 6, debug: 7 };
+const SD_PRIORITY: Readonly<Record<string, number>> = { error: 3, warn: 4, info: 6, debug: 7 };
 /** Postfix's words for the levels it prefixes (info lines have none). */
 const LEVEL_WORD: Readonly<Record<string, string>> = { error: 'error: ', warn: 'warning: ', info: '', debug: 'debug: ' };
 /** The SMTP command (as Postfix names it in its reject lines) that each milter phase answers. */
@@ -133,7 +133,7 @@ const journalPriority = winston.format((info) => {
  * True when stderr is the journal's stream: systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the
  * stream it connected to stdout/stderr; a redirected stderr (a file, a pipe) is not the journal.
  */
-export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   const want = env.JOURNAL_STREAM;
   if (!want) return false;
   try {

@@ -5,21 +5,20 @@
 // behind its ArrayBuffers passes twice the largest semi-space: 32 MiB on 64-bit Node 20
 // (V8 11.3, Heap::AllocateExternalBackingStore). A 50 MB message is mostly Buffers with few
 // JS objects around them: 64 KiB socket reads, spool reads for the content walk and the
-// disclaimer, the rewritten body. So about 32 MiB of dead Buffers collect between two young
-// collections, and the process's RSS grows by that much (bench/RESULTS.md, "The 50 MB bound").
+// disclaimer, the rewritten body. So up to that threshold of dead Buffers collects between two
+// young collections, and the process's RSS grows by that much.
 //
 // The valve samples the ArrayBuffer total while connections are open and asks for a young
 // collection when it has grown by `stepBytes` since the last one. Under ordinary load the
-// young generation is collected anyway (bench: 3 000 messages of 100 KB, 25 more scavenges
-// over 108, +5% scavenge time); for a 50 MB message the growth drops from 30–33 to 18–26 MiB.
-// Buffers that are still alive survive the collection and become the new base, so a
-// process that legitimately holds many Buffers is not collected again and again.
+// young generation is collected anyway, so the valve adds few collections; for a 50 MB message
+// it cuts the growth well under the bound (the figures: bench/RESULTS.md, "The 50 MB bound, now
+// with headroom"). Buffers that are still alive survive the collection and become the new base,
+// so a process that legitimately holds many Buffers is not collected again and again.
 //
-// Newer V8 (measured on Node 24, V8 13.6) does not always free dead Buffers in a young collection: while
+// Newer V8 (Node 24, V8 13.6) does not always free dead Buffers in a young collection: while
 // V8 is incrementally marking the old generation, a requested young collection finishes that
 // marking as a full one, and Buffers allocated during the marking are allocated as live, so
-// they survive it (measured on Node 24.22.3: a requested minor collection freed 0 of 16 MiB
-// of dead Buffers after the modules of relayguard were loaded; a full one then freed all).
+// they survive it (bench/RESULTS.md, "The 50 MB bound on every supported Node line").
 // So when a young collection freed less than half a step, the next one is a full collection;
 // when a full one frees less than half a step too, the Buffers are alive and the valve goes
 // back to young collections.
@@ -30,10 +29,9 @@ import { runInNewContext } from 'node:vm';
 export const VALVE_STEP_BYTES = 4 * 1024 * 1024;
 /**
  * How often the total is sampled while connections are open: a spilled message is read back
- * from the page cache at several hundred MB/s (the MIME parse, the part walk, the disclaimer's
- * check), and at 25 ms the whole 50 MB message could pass between two samples; at 5 ms, reads
- * of up to 800 MB/s add under 4 MiB (bench/RESULTS.md, "The 50 MB bound after the shared MIME
- * parse").
+ * from the page cache several times at end of message (the MIME parse, the part walk, the
+ * disclaimer's check), fast enough that a long interval lets most of a large message pass
+ * between two samples (bench/RESULTS.md, "The 50 MB bound after the shared MIME parse").
  */
 export const VALVE_INTERVAL_MS = 5;
 

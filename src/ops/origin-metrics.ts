@@ -22,7 +22,8 @@ export function reportOriginDatabases(read: () => DatabaseAge[]): () => void {
   };
 }
 
-export const originDatabaseAgeSeconds = new client.Gauge({
+// Read only through the registry (its collect() runs at each scrape).
+new client.Gauge({
   name: 'relayguard_origin_database_age_seconds',
   help: 'Age of each origin database (from its build date), by file; absent while a file is not loaded',
   labelNames: ['database'] as const,

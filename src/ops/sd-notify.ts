@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 
 /** How long systemd-notify may take (it waits for the manager to read the message). */
-export const NOTIFY_TIMEOUT_MS = 5_000;
+const NOTIFY_TIMEOUT_MS = 5_000;
 
 export interface NotifyOptions {
   env?: NodeJS.ProcessEnv;

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 export const DEFAULT_STATE_DIR = '/var/lib/relayguard';
 
 /** True when `dir` exists and is writable, or could be created under its nearest existing ancestor. */
-export function usableDir(dir: string, canWrite: (path: string) => boolean = writable): boolean {
+function usableDir(dir: string, canWrite: (path: string) => boolean = writable): boolean {
   let d = resolve(dir);
   while (!existsSync(d)) {
     const up = dirname(d);

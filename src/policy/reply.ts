@@ -5,7 +5,7 @@ import type { SmtpReply } from '../protocol/smtp-reply.js';
 import type { ActionKind, Cause, SmtpOverride } from './types.js';
 
 export const DEFAULT_REJECT = { code: 550, enhanced: '5.7.1' } as const;
-export const DEFAULT_POLICY_TEMPFAIL = { code: 450, enhanced: '4.7.1' } as const;
+const DEFAULT_POLICY_TEMPFAIL = { code: 450, enhanced: '4.7.1' } as const;
 export const DEFAULT_DEPENDENCY_TEMPFAIL = { code: 451, enhanced: '4.3.0' } as const;
 
 /** Returns null for actions that are not refusals. */

@@ -4,7 +4,6 @@ import type { Logger } from 'winston';
 import type { Address } from '../primitives/address.js';
 
 export type Phase = 'connect' | 'helo' | 'envfrom' | 'envrcpt' | 'data' | 'header' | 'eoh' | 'body' | 'eom' | 'unknown';
-export const PHASES: readonly Phase[] = ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'header', 'eoh', 'body', 'eom', 'unknown'];
 
 export type Direction = 'inbound' | 'outbound';
 export type RuleMode = 'enforce' | 'monitor' | 'off';

@@ -36,8 +36,6 @@ export const Cmd = {
   DATA: 0x54, // 'T'
   UNKNOWN: 0x55, // 'U'
 } as const;
-export type CmdCode = (typeof Cmd)[keyof typeof Cmd];
-
 /** milter -> MTA replies and actions (SMFIR_*). */
 export const Reply = {
   ADDRCPT: 0x2b, // '+'
@@ -62,8 +60,6 @@ export const Reply = {
   TEMPFAIL: 0x74, // 't'
   REPLYCODE: 0x79, // 'y'
 } as const;
-export type ReplyCode = (typeof Reply)[keyof typeof Reply];
-
 /** Action flags (SMFIF_*): what the milter may change at end of message. */
 export const Action = {
   ADDHDRS: 0x001,
@@ -125,20 +121,3 @@ export const Family = {
   INET: 0x34, // '4'
   INET6: 0x36, // '6'
 } as const;
-
-/** Replies that must carry no payload (Postfix treats trailing bytes as a protocol error). */
-export const EMPTY_REPLIES: ReadonlySet<number> = new Set([
-  Reply.CONTINUE,
-  Reply.ACCEPT,
-  Reply.REJECT,
-  Reply.TEMPFAIL,
-  Reply.DISCARD,
-  Reply.SKIP,
-  Reply.PROGRESS,
-]);
-
-/** Printable name of a command byte, for logs. */
-export function commandName(code: number): string {
-  for (const [name, value] of Object.entries(Cmd)) if (value === code) return name;
-  return `0x${code.toString(16).padStart(2, '0')}`;
-}

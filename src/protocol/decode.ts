@@ -24,7 +24,7 @@ export type MilterCommand =
 export type CommandType = MilterCommand['type'];
 
 /** Split a payload of NUL-terminated strings. A trailing part without NUL is a protocol error. */
-export function splitStrings(payload: Buffer, what: string): string[] {
+function splitStrings(payload: Buffer, what: string): string[] {
   const out: string[] = [];
   let start = 0;
   for (let i = 0; i < payload.length; i++) {

@@ -38,11 +38,9 @@ export function optneg(reply: OptnegReply): Buffer {
 }
 
 export const continue_ = (): Buffer => encodeFrame(Reply.CONTINUE);
-export const accept = (): Buffer => encodeFrame(Reply.ACCEPT);
 export const reject = (): Buffer => encodeFrame(Reply.REJECT);
 export const tempfail = (): Buffer => encodeFrame(Reply.TEMPFAIL);
 export const discard = (): Buffer => encodeFrame(Reply.DISCARD);
-export const skip = (): Buffer => encodeFrame(Reply.SKIP);
 export const progress = (): Buffer => encodeFrame(Reply.PROGRESS);
 
 /** SMFIR_REPLYCODE: the full, already formatted SMTP reply (see smtp-reply.ts). */
@@ -70,19 +68,6 @@ export function changeHeader(index: number, name: string, value: string): Buffer
 
 export function addRcpt(rcpt: string): Buffer {
   return encodeFrame(Reply.ADDRCPT, cstr(rcpt));
-}
-
-/** ESMTP args are ONE space-separated string: libmilter sends two strings, Postfix reads two. */
-export function addRcptPar(rcpt: string, args: string): Buffer {
-  return encodeFrame(Reply.ADDRCPT_PAR, Buffer.concat([cstr(rcpt), cstr(args)]));
-}
-
-export function delRcpt(rcpt: string): Buffer {
-  return encodeFrame(Reply.DELRCPT, cstr(rcpt));
-}
-
-export function chgFrom(sender: string, args?: string): Buffer {
-  return encodeFrame(Reply.CHGFROM, args ? Buffer.concat([cstr(sender), cstr(args)]) : cstr(sender));
 }
 
 /**

@@ -2,9 +2,9 @@
 // (Postfix: "550 4.7.1" is a configuration error; Sendmail treats a lone % as printf format).
 
 /** Longest text per reply line we send; SMTP lines are at most 512 bytes with the code. */
-export const MAX_REPLY_LINE_TEXT = 400;
+const MAX_REPLY_LINE_TEXT = 400;
 /** libmilter's smfi_setmlreply accepts at most 32 lines. */
-export const MAX_REPLY_LINES = 32;
+const MAX_REPLY_LINES = 32;
 
 export interface SmtpReply {
   code: number; // 4xx or 5xx
@@ -21,7 +21,7 @@ export function isValidReply(r: SmtpReply): boolean {
 }
 
 /** Printable ASCII only, `%` doubled, no CR/LF. */
-export function sanitizeReplyText(text: string): string {
+function sanitizeReplyText(text: string): string {
   return text
     .replace(/[^\x20-\x7e]/g, '?')
     .slice(0, MAX_REPLY_LINE_TEXT) // cut before doubling, so no lone % is left at the end

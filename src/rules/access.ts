@@ -15,8 +15,8 @@ import { accessAudit } from './access/audit.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
-export const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
-export const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
+const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
+const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
 
 /**
  * Blanks around every "@" removed. Not by a regex of optional blanks around "@": that retries

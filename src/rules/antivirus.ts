@@ -18,11 +18,11 @@ import { antivirusAudit } from './antivirus/audit.js';
 import { antivirusMta } from './antivirus/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
-export const RULE_NAME = 'antivirus';
+const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */
 export const VIRUS_REJECT = { code: 554, enhanced: '5.7.1' } as const;
 /** The reply when on_failure is "reject": security policy, message not scanned. */
-export const UNSCANNED_REJECT = { code: 554, enhanced: '5.7.0' } as const;
+const UNSCANNED_REJECT = { code: 554, enhanced: '5.7.0' } as const;
 /** The reply when clamd cannot scan: mail system not accepting messages, retry. */
 export const UNSCANNED_TEMPFAIL = { code: 451, enhanced: '4.3.0' } as const;
 const DEFAULT_HEADER = 'X-Virus-Scanned';

@@ -8,7 +8,7 @@ import type { AuthFacts } from '../deps/mail-auth.js';
 
 const KEY = 'authentication';
 
-export type { AuthFacts, DkimFact } from '../deps/mail-auth.js';
+export type { AuthFacts } from '../deps/mail-auth.js';
 
 /** Records the running check (null: the message is not checked, e.g. outbound). */
 export function startAuthFacts(msg: MessageContext, check: Promise<AuthFacts | null>): void {

@@ -15,7 +15,7 @@ import { finalMessage } from './final-message.js';
 import { modeField } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
 
-export const AR_HEADER = 'Authentication-Results';
+const AR_HEADER = 'Authentication-Results';
 
 const domainName = z
   .string()
@@ -78,8 +78,6 @@ export const authenticationSchema = z
   })
   .strict();
 
-export type AuthenticationConfig = z.infer<typeof authenticationSchema>;
-
 /** 1-based indexes (among Authentication-Results headers) of those that claim `authservId`. */
 export function forgedIndexes(headers: readonly Header[], authservId: string): number[] {
   const ours = authservId.toLowerCase();
@@ -95,7 +93,7 @@ export function forgedIndexes(headers: readonly Header[], authservId: string): n
 
 const RANK: readonly AuthResult[] = ['pass', 'fail', 'permerror', 'temperror', 'policy', 'neutral', 'softfail', 'none'];
 /** The best DKIM result of the message, for the metric: one pass is enough. */
-export function bestDkim(facts: AuthFacts): AuthResult {
+function bestDkim(facts: AuthFacts): AuthResult {
   if (facts.dkim.length === 0) return 'none';
   return facts.dkim.map((d) => d.result).sort((a, b) => RANK.indexOf(a) - RANK.indexOf(b))[0]!;
 }
@@ -105,7 +103,7 @@ export function bestDkim(facts: AuthFacts): AuthResult {
  * or deleted (not counting the forged Authentication-Results it deletes itself)? Added header
  * fields alone (trace headers, a banner) are not sealed for.
  */
-export function changesMessage(mods: readonly Modification[]): boolean {
+function changesMessage(mods: readonly Modification[]): boolean {
   return mods.some((m) => m.type === 'replaceBody' || (m.type === 'changeHeader' && m.name.toLowerCase() !== AR_HEADER.toLowerCase()));
 }
 

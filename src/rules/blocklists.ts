@@ -21,14 +21,14 @@ import { blocklistsAudit } from './blocklists/audit.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
 /** What Postfix answers for reject_rbl_client / reject_rhsbl_sender / check_sender_access. */
-export const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;
+const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;
 /** SASL macro of the MAIL stage: an authenticated client is exempt. */
 const AUTH_MACROS = ['{auth_authen}'];
 /** conn.state key of the client IP lookup started at connect. */
 const IP_LOOKUP_KEY = 'blocklists.ip';
 /** Names of the static lists, as allowlist entries refer to them. */
-export const STATIC_BLOCKED_DOMAINS = 'blocked_domains';
-export const STATIC_BLOCKED_IPS = 'blocked_ips';
+const STATIC_BLOCKED_DOMAINS = 'blocked_domains';
+const STATIC_BLOCKED_IPS = 'blocked_ips';
 
 // ---------------------------------------------------------------- schema
 
@@ -76,7 +76,7 @@ const allowEntry = z
   .strict()
   .refine((e) => (e.ip === undefined) !== (e.domain === undefined), { message: 'give exactly one of ip or domain' });
 
-export const blocklistsSchema = z
+const blocklistsSchema = z
   .object({
     mode: modeField(),
     ip_lists: z.array(z.object(listFields).strict()).default([]),
@@ -256,7 +256,7 @@ export const blocklistsRule = defineRule({
   },
 });
 
-export function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => number = Date.now): Rule {
+function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => number = Date.now): Rule {
   const toList = (l: BlocklistsConfig['ip_lists'][number], check: Check[]): ListDef => ({
     zone: l.zone,
     name: l.name ?? l.zone,

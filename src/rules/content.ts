@@ -12,10 +12,10 @@ import { compileContent, scanMessage, type Finding, type FindingAction, type Sca
 import { contentSchema } from './content/schema.js';
 
 /** RFC 3463 X.6.0: other or undefined media error - the MIME structure itself is refused. */
-export const STRUCTURE_REFUSED: SmtpOverride = { code: 554, enhanced: '5.6.0' };
-export const STRUCTURE_TEMPFAIL: SmtpOverride = { code: 451, enhanced: '4.6.0' };
+const STRUCTURE_REFUSED: SmtpOverride = { code: 554, enhanced: '5.6.0' };
+const STRUCTURE_TEMPFAIL: SmtpOverride = { code: 451, enhanced: '4.6.0' };
 /** RFC 3463 X.7.1: delivery not authorized, message refused. */
-export const CONTENT_REFUSED: SmtpOverride = { code: 550, enhanced: '5.7.1' };
+const CONTENT_REFUSED: SmtpOverride = { code: 550, enhanced: '5.7.1' };
 
 const STRENGTH: readonly FindingAction[] = ['reject', 'tempfail', 'quarantine', 'tag'];
 
@@ -58,7 +58,7 @@ export const contentRule = defineRule({
   },
 });
 
-export function verdictOf(report: ScanReport, tagHeader: string): Verdict {
+function verdictOf(report: ScanReport, tagHeader: string): Verdict {
   const details = traceOf(report);
   if (report.findings.length === 0) return pass(details);
   const strongest = STRENGTH.find((a) => report.findings.some((f) => f.action === a))!;

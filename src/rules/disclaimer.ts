@@ -80,7 +80,7 @@ function prepare(label: string, block: { text: string; html?: string | undefined
 }
 
 /** The text for this message, or null when its direction has none. */
-export function chooseText(
+function chooseText(
   texts: { outbound?: Prepared; inbound?: Prepared; domains: Array<[string, Prepared]> },
   direction: Direction,
   senderDomain: string,

@@ -18,7 +18,7 @@ import { defineRule } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originOf } from './origin/state.js';
 
-export const BANNED = { code: 554, enhanced: '5.7.1' } as const;
+const BANNED = { code: 554, enhanced: '5.7.1' } as const;
 /** SMTP verbs that probe for addresses; Postfix passes EXPN to the milter as an unknown command. */
 const PROBE_VERBS = new Set(['EXPN']);
 /** Phases where a refusal judges the client's commands rather than a message's content. */
@@ -121,7 +121,7 @@ export function formatUntil(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-export function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<OffenderLedger | null>, opts: { record?: boolean } = {}): Rule {
+function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<OffenderLedger | null>, opts: { record?: boolean } = {}): Rule {
   const recording = opts.record !== false;
   const neverBan = new NetworkSet(config.never_ban);
   const counts = new Set(config.count);

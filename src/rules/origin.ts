@@ -26,8 +26,8 @@ import { AUTH_MACROS } from './relay.js';
 import { originAudit } from './origin/audit.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
 
-export const ORIGIN_REFUSED = { code: 554, enhanced: '5.7.1' } as const;
-export const ORIGIN_DEFERRED = { code: 450, enhanced: '4.7.1' } as const;
+const ORIGIN_REFUSED = { code: 554, enhanced: '5.7.1' } as const;
+const ORIGIN_DEFERRED = { code: 450, enhanced: '4.7.1' } as const;
 const RULE_NAME = 'origin';
 const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
 /** conn.state key: the score of this connection was recorded (once per connection, not per MAIL). */
@@ -90,7 +90,7 @@ export const originRule = defineRule({
  * and serve say which file); monitoring, it is logged and the rule looks nothing up until the
  * file appears (the reload check picks it up).
  */
-export function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, now: () => number = Date.now): OriginDatabases {
+function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, now: () => number = Date.now): OriginDatabases {
   const warnIfOld = (path: string, builtAt: number | null) => {
     if (builtAt !== null && now() - builtAt > config.max_age) {
       env.log.warn(`origin: ${path} was built ${new Date(builtAt).toISOString().slice(0, 10)}, older than max_age (${Math.round(config.max_age / 86_400_000)} days): update it (geoipupdate)`, {
@@ -145,7 +145,7 @@ function ledgerOf(env: RuleEnv): OffenderLedger | null {
   return env.shared<OffenderLedger | null>('offender-ledger', () => null);
 }
 
-export function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases): Rule {
+function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases): Rule {
   const judge = new OriginJudge(config.inbound);
   const action = config.inbound.action;
   const exemptCidrs = new NetworkSet(config.exempt.filter((e) => isValidCidr(e)));

@@ -12,8 +12,8 @@ import { relayMta } from './relay/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** Postfix's own answer to an unauthorised relay attempt (reject_unauth_destination). */
-export const RELAY_DENIED = { code: 554, enhanced: '5.7.1' } as const;
-export const RELAY_DENIED_TEXT = 'Relay access denied';
+const RELAY_DENIED = { code: 554, enhanced: '5.7.1' } as const;
+const RELAY_DENIED_TEXT = 'Relay access denied';
 
 /** SASL macros the relay decision depends on (MAIL stage; Postfix sends them there). */
 export const AUTH_MACROS = ['{auth_authen}', '{auth_type}'];

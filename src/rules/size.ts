@@ -14,8 +14,8 @@ import { sizeMta } from './size/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
-export const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
-export const SIZE_EXCEEDED_TEXT = 'Message size exceeds fixed limit';
+const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
+const SIZE_EXCEEDED_TEXT = 'Message size exceeds fixed limit';
 /** Postfix's default message_size_limit (10,240,000 bytes). */
 export const DEFAULT_MAX_BYTES = 10_240_000;
 

@@ -16,13 +16,13 @@ import { tlsAudit } from './tls/audit.js';
 import { tlsMta } from './tls/mta.js';
 import { defineRule } from '../policy/rule-env.js';
 
-export const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
-export const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';
-export const DEFAULT_TLS_HEADER = 'X-Relayguard-TLS';
+const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
+const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';
+const DEFAULT_TLS_HEADER = 'X-Relayguard-TLS';
 export const DEFAULT_MIN_VERSION = 'TLSv1.2';
 
 /** Postfix sends these at HELO (milter_helo_macros) and, when asked, at MAIL. */
-export const TLS_MACROS = ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}', '{verify}'];
+const TLS_MACROS = ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}', '{verify}'];
 
 const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
 export { tlsRank };

@@ -15,7 +15,7 @@ const RESETS_LATER: ReadonlySet<string> = new Set(['C', 'H', 'M']);
 /** Message-level stages: they end with the message (ABORT keeps connection stages). */
 const MESSAGE_STAGES: readonly string[] = ['M', 'R', 'T', 'L', 'N', 'B', 'E'];
 
-export function macroKey(name: string): string {
+function macroKey(name: string): string {
   return name.charCodeAt(0) === 0x7b /* { */ && name.endsWith('}') ? name.slice(1, -1) : name;
 }
 

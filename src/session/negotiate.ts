@@ -14,7 +14,8 @@ export type Transport = 'unix' | 'inet';
 
 /**
  * Transports on which events no rule judges are negotiated without a reply. Over TCP, Postfix
- * then writes commands back to back and waits on Nagle/delayed ACK (bench/RESULTS.md: -15%).
+ * then writes commands back to back and waits on Nagle/delayed ACK (bench/RESULTS.md, "1. Trace
+ * header only", measured slower over TCP).
  */
 const NO_REPLY_TRANSPORTS: ReadonlySet<Transport> = new Set(['unix']);
 

@@ -9,9 +9,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync } f
 import { dirname } from 'node:path';
 
 /** The socket's directory when relayguard creates it: owner rwx, group r-x (enough to connect), set-group-id. */
-export const SOCKET_DIR_MODE = 0o2750;
+const SOCKET_DIR_MODE = 0o2750;
 /** The group smtpd runs as on Debian and most installs; used when it exists and none is configured. */
-export const DEFAULT_SOCKET_GROUP = 'postfix';
+const DEFAULT_SOCKET_GROUP = 'postfix';
 
 /** A group's id from /etc/group, else from `getent group` (LDAP, sssd); null when it does not exist. */
 export function groupId(name: string, groupFile = '/etc/group'): number | null {

@@ -80,7 +80,7 @@ export function editPart(part: MimePart, raw: Buffer, decoded: Buffer, kind: Tar
 }
 
 /** Typographic characters as their ASCII look-alikes, accents dropped (NFKD); anything else as "?". */
-export function asciiForm(text: string): string {
+function asciiForm(text: string): string {
   return text
     .replace(/[\u2010-\u2015\u2212]/g, '-')
     .replace(/[\u2018\u2019\u201a\u2032]/g, "'")

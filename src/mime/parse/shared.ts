@@ -45,7 +45,7 @@ export async function parseStream(pieces: Pieces, signal: AbortSignal, reading: 
 }
 
 /** The other readings of what this parse found ambiguous (none when nothing was). */
-export function otherReadings(parse: MimeParse): Reading[] {
+function otherReadings(parse: MimeParse): Reading[] {
   const flips: Array<(r: Reading) => Reading> = [];
   const has = (a: string) => (parse.ambiguities as string[]).includes(a);
   if (has('duplicate-content-type') || has('duplicate-transfer-encoding')) flips.push((r) => ({ ...r, duplicates: r.duplicates === 'first' ? 'last' : 'first' }));

@@ -11,17 +11,17 @@ const HIDDEN_CHARS = /[\p{Cf}\p{Cc}]/gu;
 const TRAILING_DOTS_SPACES = /[.\s]+$/u;
 
 /** The file name part of a name that may carry a path (zip members do, "dir/sub/x.exe"). */
-export function baseName(name: string): string {
+function baseName(name: string): string {
   const cut = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
   return cut >= 0 ? name.slice(cut + 1) : name;
 }
 
-export function normalizeFileName(name: string): string {
+function normalizeFileName(name: string): string {
   return baseName(name.normalize('NFC').replace(HIDDEN_CHARS, '')).replace(TRAILING_DOTS_SPACES, '').toLowerCase();
 }
 
 /** The last extension, lower-case, without the dot; null for names without one. */
-export function extensionOf(name: string): string | null {
+function extensionOf(name: string): string | null {
   const norm = normalizeFileName(name);
   const dot = norm.lastIndexOf('.');
   if (dot < 0 || dot === norm.length - 1) return null;

@@ -267,7 +267,7 @@ class MessageScan {
  * Characters of a window carried into the next one: a phrase, a card number or a "begin 644"
  * line cut by a window's end is still found whole in the next window.
  */
-export const WINDOW_OVERLAP = 4096;
+const WINDOW_OVERLAP = 4096;
 
 /**
  * Decodes a text part to UTF-8 and searches all of it, in windows of max_text_per_part decoded

@@ -6,20 +6,20 @@ import { modeField, perDirection } from '../common.js';
 import { compileRegex, DETECTORS } from './patterns.js';
 
 /** Where a pattern rule looks. */
-export const TARGETS = ['body', 'headers', 'subject'] as const;
+const TARGETS = ['body', 'headers', 'subject'] as const;
 export type Target = (typeof TARGETS)[number];
 
-export const DEFAULT_TAG_HEADER = 'X-Relayguard-Content';
+const DEFAULT_TAG_HEADER = 'X-Relayguard-Content';
 /** The reference gateway's list: what Windows runs on a double click. */
-export const DEFAULT_BLOCKED_EXTENSIONS = ['exe', 'scr', 'js', 'vbs', 'bat', 'cmd', 'com', 'ps1'];
-export const DEFAULT_LIMITS = {
+const DEFAULT_BLOCKED_EXTENSIONS = ['exe', 'scr', 'js', 'vbs', 'bat', 'cmd', 'com', 'ps1'];
+const DEFAULT_LIMITS = {
   max_depth: 20,
   max_parts: 500,
   max_header_size: 256 * 1024,
   max_text_per_part: 1024 * 1024,
 } as const;
 /** Fail closed: an archive that cannot be looked into completely is refused inbound and held outbound. */
-export const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: { inbound: 'reject', outbound: 'quarantine' } } as const;
+const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: { inbound: 'reject', outbound: 'quarantine' } } as const;
 
 const direction = () => z.enum(['inbound', 'outbound', 'both']).default('both');
 const oneOrMany = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -133,4 +133,3 @@ export const contentSchema = z
 
 export type ContentConfig = z.infer<typeof contentSchema>;
 export type PatternRuleConfig = ContentConfig['rules'][number];
-export type RuleAction = PatternRuleConfig['action'];

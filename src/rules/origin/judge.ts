@@ -7,7 +7,7 @@ import type { OriginFacts } from './database.js';
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
 
 /** An ISO 3166-1 alpha-2 code the runtime knows; "UK" is refused with "use GB" (databases say GB). */
-export function countryCodeProblem(code: string): string | null {
+function countryCodeProblem(code: string): string | null {
   if (!/^[A-Z]{2}$/.test(code)) return `"${code}" is not a two-letter ISO 3166 country code`;
   const canonical = Intl.getCanonicalLocales(`und-${code}`)[0]!.slice(4);
   if (canonical !== code) return `"${code}" is written ${canonical} in ISO 3166 and in the databases`;
@@ -15,7 +15,7 @@ export function countryCodeProblem(code: string): string | null {
   return null;
 }
 
-export const countryList = () =>
+const countryList = () =>
   z.array(
     z
       .string()
@@ -27,7 +27,7 @@ export const countryList = () =>
   );
 
 /** Longest organisation pattern: they are written by hand; this bounds the matching work. */
-export const MAX_ORG_PATTERN = 200;
+const MAX_ORG_PATTERN = 200;
 
 /** 3320, "AS3320", or an organisation name pattern ("*Hosting*", "Example Telecom AG"). */
 const asnEntry = z.union([

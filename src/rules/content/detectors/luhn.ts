@@ -10,8 +10,8 @@
 //   - not a single repeated digit;
 //   - and the Luhn check digit is right.
 
-export const MIN_CARD_DIGITS = 13;
-export const MAX_CARD_DIGITS = 19;
+const MIN_CARD_DIGITS = 13;
+const MAX_CARD_DIGITS = 19;
 /** Digits shown when a number is named in a reply or log: the last four (as on receipts). */
 const VISIBLE_DIGITS = 4;
 
