@@ -5,7 +5,9 @@
 //   node dist/bench/ab-cpu.js --a /path/to/old/dist/src/cli/main.js [--b NEW (default: this build)]
 //        [--policy disclaimer] [--size text-5k|multipart-100k] [--rounds 6] [--messages 600]
 //        [--concurrency 20] [--warmup 600] [--dir /tmp/rg-ab] [--cpu-prof DIR (profiles B)]
+//        [--a-node-args '--max-semi-space-size=4'] [--b-node-args ...] (one build against itself with other V8 flags)
 import { mkdirSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
@@ -31,10 +33,12 @@ interface Options {
   warmup: number;
   dir: string;
   cpuProf: string;
+  aNodeArgs: string[];
+  bNodeArgs: string[];
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { a: '', b: relayguardMain, policy: 'disclaimer', size: 'text-5k', rounds: 6, messages: 600, concurrency: 20, warmup: 600, dir: '/tmp/rg-ab', cpuProf: '' };
+  const o: Options = { a: '', b: relayguardMain, policy: 'disclaimer', size: 'text-5k', rounds: 6, messages: 600, concurrency: 20, warmup: 600, dir: '/tmp/rg-ab', cpuProf: '', aNodeArgs: [], bNodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = () => argv[++i] ?? '';
@@ -49,6 +53,8 @@ function options(argv: string[]): Options {
       case '--warmup': o.warmup = Number(v()); break;
       case '--dir': o.dir = v(); break;
       case '--cpu-prof': o.cpuProf = v(); break;
+      case '--a-node-args': o.aNodeArgs = v().split(/\s+/).filter(Boolean); break;
+      case '--b-node-args': o.bNodeArgs = v().split(/\s+/).filter(Boolean); break;
       default: throw new Error(`unknown option ${a}`);
     }
   }
@@ -56,9 +62,20 @@ function options(argv: string[]): Options {
   return o;
 }
 
-/** `messages` messages, each on its own connection, `concurrency` connections at a time; CPU ms per message. */
-async function measure(rg: BenchRelayguard, message: Buffer, messages: number, concurrency: number): Promise<number> {
+interface RoundResult {
+  /** relayguard's CPU ms per message. */
+  cpu: number;
+  /** clamd's CPU ms per message in the same round (NaN without clamd). */
+  clamdCpu: number;
+  /** Messages per second of wall time (noisy on a shared machine: a diagnostic). */
+  rate: number;
+}
+
+/** `messages` messages, each on its own connection, `concurrency` connections at a time. */
+async function measure(rg: BenchRelayguard, message: Buffer, messages: number, concurrency: number, clamdPid?: number): Promise<RoundResult> {
   const before = procUsage(rg.daemon.pid).cpuMs;
+  const clamdBefore = clamdPid ? procUsage(clamdPid).cpuMs : NaN;
+  const started = performance.now();
   let sent = 0;
   while (sent < messages) {
     const n = Math.min(concurrency, messages - sent);
@@ -66,7 +83,11 @@ async function measure(rg: BenchRelayguard, message: Buffer, messages: number, c
     if (r.errors.length || r.accepted !== n) throw new Error(`${rg.policy}: ${r.errors[0] ?? JSON.stringify(r.otherVerdicts)}`);
     sent += n;
   }
-  return (procUsage(rg.daemon.pid).cpuMs - before) / messages;
+  return {
+    cpu: (procUsage(rg.daemon.pid).cpuMs - before) / messages,
+    clamdCpu: clamdPid ? (procUsage(clamdPid).cpuMs - clamdBefore) / messages : NaN,
+    rate: messages / ((performance.now() - started) / 1000),
+  };
 }
 
 async function main(): Promise<void> {
@@ -77,10 +98,13 @@ async function main(): Promise<void> {
   try {
     // Policies that scan get one clamd, shared by both builds.
     let clamdAddress = 'tcp:127.0.0.1:1';
+    let clamdPid: number | undefined;
     if (scansWithClamd(o.policy)) {
       const layout = benchLayout(join(o.dir, 'clamd'), AB_BASE_PORT);
       mkdirSync(layout.logDir, { recursive: true });
-      daemons.push(await clamdUp(layout));
+      const clamd = await clamdUp(layout);
+      daemons.push(clamd);
+      clamdPid = clamd.pid;
       clamdAddress = `tcp:127.0.0.1:${layout.clamdPort}`;
     }
     const start = async (label: string, main: string, nodeArgs: string[] = []) => {
@@ -96,21 +120,29 @@ async function main(): Promise<void> {
       mkdirSync(o.cpuProf, { recursive: true });
       profile.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`);
     }
-    const builds = [await start('a', o.a), await start('b', o.b, profile)] as const;
+    const builds = [await start('a', o.a, o.aNodeArgs), await start('b', o.b, [...o.bNodeArgs, ...profile])] as const;
     for (const rg of builds) await measure(rg, message, o.warmup, o.concurrency);
-    const samples: [number[], number[]] = [[], []];
+    const rounds: [RoundResult[], RoundResult[]] = [[], []];
+    const load = [loadavg()[0]!];
     for (let r = 0; r < o.rounds; r++) {
       // Alternate which build goes first, so a trend in the load favours neither.
       const order = r % 2 ? [1, 0] : [0, 1];
-      for (const i of order) samples[i]!.push(await measure(builds[i]!, message, o.messages, o.concurrency));
+      for (const i of order) rounds[i]!.push(await measure(builds[i]!, message, o.messages, o.concurrency, clamdPid));
     }
+    load.push(loadavg()[0]!);
+    const samples = rounds.map((rs) => rs.map((x) => x.cpu)) as [number[], number[]];
     const [a, b] = samples.map(median) as [number, number];
     const ratios = samples[0].map((x, i) => samples[1][i]! / x);
+    const extra = (i: 0 | 1) => {
+      const rs = rounds[i];
+      const clamd = clamdPid ? `; clamd CPU ms/msg median ${fmt(median(rs.map((x) => x.clamdCpu)), 2)}` : '';
+      return `${clamd}; msg/s median ${fmt(median(rs.map((x) => x.rate)))}; peak RSS ${fmt(procUsage(builds[i].daemon.pid).hwmKiB / 1024, 1)} MiB`;
+    };
     process.stdout.write(
       [
-        `A/B ${o.policy} ${o.size}: ${o.rounds} rounds x ${o.messages} messages, one per connection, ${o.concurrency} at a time`,
-        `  A ${o.a}: CPU ms/msg median ${fmt(a, 2)} (${samples[0].map((x) => fmt(x, 2)).join(' ')})`,
-        `  B ${o.b}: CPU ms/msg median ${fmt(b, 2)} (${samples[1].map((x) => fmt(x, 2)).join(' ')})`,
+        `A/B ${o.policy} ${o.size}: ${o.rounds} rounds x ${o.messages} messages, one per connection, ${o.concurrency} at a time; load average ${load.map((x) => x.toFixed(1)).join(' -> ')}`,
+        `  A ${o.a} ${o.aNodeArgs.join(' ')}: CPU ms/msg median ${fmt(a, 2)} (${samples[0].map((x) => fmt(x, 2)).join(' ')})${extra(0)}`,
+        `  B ${o.b} ${o.bNodeArgs.join(' ')}: CPU ms/msg median ${fmt(b, 2)} (${samples[1].map((x) => fmt(x, 2)).join(' ')})${extra(1)}`,
         `  B/A median ${fmt(b / a, 2)}; per round ${ratios.map((x) => fmt(x, 2)).join(' ')}`,
       ].join('\n') + '\n',
     );
