@@ -40,7 +40,7 @@ export interface AuditReport {
  */
 export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
 /** An external envelope sender for the outside probes. */
-export const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
+const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
 /** How long an accepted message may take to show up in the MTA's queue, and how often to look. */
 const HOLD_WAIT_MS = 5_000;
 const HOLD_POLL_MS = 200;

@@ -34,9 +34,9 @@ export interface SessionPoolOptions {
 
 const MAX_PING_REPLY_BYTES = 256;
 /** Idle sessions are closed after this long: a third of clamd's default IdleTimeout (30 s). */
-export const SESSION_IDLE_MS = 10_000;
+const SESSION_IDLE_MS = 10_000;
 /** A session idle longer than this answers PING first (under load they are reused within ms). */
-export const SESSION_CHECK_AFTER_MS = 2_000;
+const SESSION_CHECK_AFTER_MS = 2_000;
 
 export function sessionPoolOptions(maxIdle: number, pingTimeoutMs: number): SessionPoolOptions {
   return { maxIdle, idleMs: SESSION_IDLE_MS, checkAfterMs: SESSION_CHECK_AFTER_MS, pingTimeoutMs };

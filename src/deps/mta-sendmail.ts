@@ -231,7 +231,7 @@ export async function quarantinedMessage(opts: SendmailQueueOptions, id: string)
  * Where job `id` is: "quarantined" (hf control file), "queued" (qf: waiting for delivery or
  * retry), or null when no queue directory has it (delivered, bounced or deleted).
  */
-export async function jobState(opts: SendmailQueueOptions, id: string): Promise<'quarantined' | 'queued' | null> {
+async function jobState(opts: SendmailQueueOptions, id: string): Promise<'quarantined' | 'queued' | null> {
   checkQueueId(id);
   for (const dir of await queueDirectories(opts)) {
     const names = new Set(await readdir(await subdir(dir, 'qf')).catch(() => [] as string[]));

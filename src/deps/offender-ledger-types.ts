@@ -60,6 +60,6 @@ export interface OffenderLedger {
 /** Rows without offences or ban are deleted after this, so the table does not grow forever. */
 export const ROW_RETENTION_MS = 7 * 86_400_000;
 /** Reasons are kept short: they are for the operator's overview, the log has the rest. */
-export const MAX_REASON_LENGTH = 200;
+const MAX_REASON_LENGTH = 200;
 
 export const shortReason = (r: string) => (r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r);

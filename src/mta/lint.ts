@@ -108,7 +108,7 @@ export function lintPostfix(params: PostfixParams, req: MtaRequirements): Findin
 }
 
 /** main.cf as the rules' lint checks read it. */
-export function postfixView(params: PostfixParams): PostfixView {
+function postfixView(params: PostfixParams): PostfixView {
   return {
     has: (name) => params.has(name),
     raw: (name) => paramValue(params, name),

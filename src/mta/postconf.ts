@@ -13,7 +13,7 @@ export type PostfixParams = ReadonlyMap<string, string>;
  * level >= 2; see LEGACY_DEFAULTS for lower levels). `postconf -n` prints only what differs from these, so the lint reads a missing
  * parameter as its default.
  */
-export const POSTFIX_DEFAULTS: Readonly<Record<string, string>> = {
+const POSTFIX_DEFAULTS: Readonly<Record<string, string>> = {
   disable_vrfy_command: 'no',
   smtpd_relay_restrictions: 'permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination',
   smtpd_recipient_restrictions: '',

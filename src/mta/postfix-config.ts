@@ -12,7 +12,7 @@ import {
 } from './requirements.js';
 
 /** The Postfix milter protocol that carries everything relayguard negotiates (SETSYMLIST). */
-export const MILTER_PROTOCOL = 6;
+const MILTER_PROTOCOL = 6;
 
 export const MACRO_PARAMETER: Record<MacroStage, string> = {
   connect: 'milter_connect_macros',

@@ -68,7 +68,7 @@ function sendmailContext(req: MtaRequirements, opts: SendmailConfigOptions): Sen
   return { ...req.ctx, accessMap: opts.accessMap, accessMapKey: accessMapPrefix };
 }
 
-export function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McLine[] {
+function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McLine[] {
   const out: McLine[] = [];
   const add = (why: string, text: string) => out.push({ why, text });
 

@@ -14,7 +14,7 @@ export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 let real: typeof Prom | undefined;
 /** The real prom-client. */
-export function promClient(): typeof Prom {
+function promClient(): typeof Prom {
   return (real ??= createRequire(import.meta.url)('prom-client') as typeof Prom);
 }
 

@@ -82,7 +82,7 @@ export function headerAddresses(value: string): string[] {
   return out.filter((a) => a.length > 0);
 }
 
-export const accessSchema = z
+const accessSchema = z
   .object({
     mode: modeField(),
     /** Refused at connect, whoever they are. */

@@ -16,7 +16,7 @@ import { authFacts, type AuthFacts } from './auth-facts.js';
 let libmimeModule: typeof LibMime | undefined;
 const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
 
-export const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
+const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
 export type NoticeMode = (typeof NOTICE_MODES)[number];
 
 const headerName = z.string().regex(/^[!-9;-~]+$/, 'not a header field name');
@@ -95,7 +95,7 @@ export function taggedSubject(current: string | undefined, tag: string): string 
 }
 
 /** The banner header's value: the notice on one line, RFC 2047-encoded where it is not ASCII. */
-export function bannerValue(text: string): string {
+function bannerValue(text: string): string {
   return libmime().encodeWords(text.replace(/\s+/g, ' ').trim(), 'Q', 52);
 }
 

@@ -33,7 +33,7 @@ export function isTrustedClient(conn: ConnectionContext, msg?: MessageContext): 
   return conn.internalNetwork || !!conn.authUser || msg?.direction === 'outbound';
 }
 
-export const relaySchema = z
+const relaySchema = z
   .object({
     mode: modeField(),
     /** Besides the policy's local_domains: further domains we accept mail for (Postfix relay_domains). */

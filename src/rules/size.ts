@@ -12,12 +12,11 @@ import { modeField, perDirection, pickDirection } from './common.js';
 import { sizeAudit } from './size/audit.js';
 import { sizeMta } from './size/mta.js';
 import { defineRule } from '../policy/rule-env.js';
+import { DEFAULT_MAX_BYTES } from './size/defaults.js';
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
 const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
 const SIZE_EXCEEDED_TEXT = 'Message size exceeds fixed limit';
-/** Postfix's default message_size_limit (10,240,000 bytes). */
-export const DEFAULT_MAX_BYTES = 10_240_000;
 
 const STATE_KEY = 'size';
 
@@ -43,7 +42,7 @@ export function declaredSize(params: Record<string, string>): number | null {
   return Number(v);
 }
 
-export const sizeSchema = z
+const sizeSchema = z
   .object({
     mode: modeField(),
     /** One limit, or { inbound, outbound }. Units: 2097152, 2MiB, 512K. */

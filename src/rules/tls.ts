@@ -15,11 +15,11 @@ import { modeField } from './common.js';
 import { tlsAudit } from './tls/audit.js';
 import { tlsMta } from './tls/mta.js';
 import { defineRule } from '../policy/rule-env.js';
+import { DEFAULT_MIN_VERSION } from './tls/defaults.js';
 
 const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
 const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';
 const DEFAULT_TLS_HEADER = 'X-Relayguard-TLS';
-export const DEFAULT_MIN_VERSION = 'TLSv1.2';
 
 /** Postfix sends these at HELO (milter_helo_macros) and, when asked, at MAIL. */
 const TLS_MACROS = ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}', '{verify}'];
@@ -40,7 +40,7 @@ export function describeTls(tls: TlsInfo | undefined): string {
 const networkOrGroup = () =>
   z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' });
 
-export const tlsSchema = z
+const tlsSchema = z
   .object({
     mode: modeField(),
     require: z

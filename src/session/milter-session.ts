@@ -79,7 +79,7 @@ const JOIN_BELOW_BYTES = 16 * 1024;
 /** Events whose refusal is carried to the next reply (at the latest end of message), not lost. */
 const DEFERRED_REFUSALS: ReadonlySet<string> = new Set(['header', 'eoh', 'body']);
 
-export function sessionLimits(server: ServerSettings): SessionLimits {
+function sessionLimits(server: ServerSettings): SessionLimits {
   return {
     maxMacroBytes: server.max_macro_bytes,
     maxPendingBytes: server.max_pending_bytes,

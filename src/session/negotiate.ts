@@ -23,7 +23,7 @@ const NO_REPLY_TRANSPORTS: ReadonlySet<Transport> = new Set(['unix']);
 const MAX_CACHED_OFFERS = 16;
 
 /** The milter action bits (SMFIF_*) behind the words rules use in `needs.actions`. */
-export const ACTION_BITS: Readonly<Record<ActionNeed, number>> = {
+const ACTION_BITS: Readonly<Record<ActionNeed, number>> = {
   addHeader: Action.ADDHDRS,
   changeHeader: Action.CHGHDRS,
   replaceBody: Action.CHGBODY,
@@ -31,12 +31,12 @@ export const ACTION_BITS: Readonly<Record<ActionNeed, number>> = {
 };
 
 /** The protocol bits (SMFIP_*) behind the words of `needs.protocol`. */
-export const PROTOCOL_BITS: Readonly<Record<ProtocolNeed, number>> = {
+const PROTOCOL_BITS: Readonly<Record<ProtocolNeed, number>> = {
   refusedRecipients: Proto.RCPT_REJ,
 };
 
 /** The bits of `table` for `words` (0 for none). */
-export function bitsOf<W extends string>(table: Readonly<Record<W, number>>, words: ReadonlyArray<W> | undefined): number {
+function bitsOf<W extends string>(table: Readonly<Record<W, number>>, words: ReadonlyArray<W> | undefined): number {
   let bits = 0;
   for (const w of words ?? []) bits |= table[w];
   return bits;

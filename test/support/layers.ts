@@ -1,7 +1,9 @@
 // The layer order of src/ (docs/design.md, "Layers") as one table, and the check that every
 // import of every source file keeps to it. Imports are read with the TypeScript compiler's own
 // pre-processor, so `import type`, `export ... from` and `import()` count like any import: a type
-// that points upwards ties the layers together as much as a value does.
+// that points upwards ties the layers together as much as a value does. Cycles between files are
+// looked for among the imports that exist at run time (a rule's audit part may name the rule's
+// config type; it may not import a value back).
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import ts from 'typescript';
@@ -53,6 +55,41 @@ export function importsOf(file: string, text: string): string[] {
   return out;
 }
 
+/**
+ * The relative imports of one file that exist at run time: `import type`, `export type ... from`
+ * and imports whose every name is a type are erased by the compiler, so they cannot make modules
+ * load round about. (They still count for the layer order: see importsOf.)
+ */
+export function runtimeImportsOf(file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const out: string[] = [];
+  const add = (spec: ts.Expression | undefined) => {
+    if (!spec || !ts.isStringLiteral(spec) || !spec.text.startsWith('.')) return;
+    out.push(normalize(join(dirname(file), spec.text)).replace(/\.js$/, '.ts'));
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node)) {
+      if (!typeOnlyImport(node.importClause)) add(node.moduleSpecifier);
+    } else if (ts.isExportDeclaration(node)) {
+      const named = node.exportClause && ts.isNamedExports(node.exportClause) ? node.exportClause.elements : undefined;
+      if (!node.isTypeOnly && !(named && named.length > 0 && named.every((e) => e.isTypeOnly))) add(node.moduleSpecifier);
+    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+      add(node.arguments[0]);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return out;
+}
+
+function typeOnlyImport(clause: ts.ImportClause | undefined): boolean {
+  if (!clause) return false; // a side-effect import
+  if (clause.isTypeOnly) return true;
+  if (clause.name) return false; // a default import
+  const bindings = clause.namedBindings;
+  return !!bindings && ts.isNamedImports(bindings) && bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly);
+}
+
 /** Every breach of the layer order in `sources` (path relative to src/ -> text), readable. */
 export function layerViolations(sources: ReadonlyMap<string, string>): string[] {
   const problems: string[] = [];
@@ -64,7 +101,7 @@ export function layerViolations(sources: ReadonlyMap<string, string>): string[] 
       problems.push(`${file}: not in a layer folder (add its folder to LAYERS in test/support/layers.ts, or move it)`);
     }
     const targets = importsOf(file, text);
-    graph.set(file, targets);
+    graph.set(file, runtimeImportsOf(file, text));
     if (rank < 0) continue;
     for (const target of targets) {
       const to = folderOf(target);

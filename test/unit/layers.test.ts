@@ -77,7 +77,7 @@ describe('the layer check itself', () => {
   test('files of one folder that import each other round about are reported, with one way round', () => {
     const tree = new Map(clean);
     tree.set('deps/offender-ledger.ts', "import { RedisLedger } from './offender-ledger-redis.js';\nimport { s } from './state-file.js';");
-    tree.set('deps/offender-ledger-redis.ts', "import type { Ledger } from './offender-ledger.js';");
+    tree.set('deps/offender-ledger-redis.ts', "import { shortReason, type Ledger } from './offender-ledger.js';");
     tree.set('deps/state-file.ts', 'export const s = 1;');
     tree.set('deps/a.ts', "import { b } from './b.js';");
     tree.set('deps/b.ts', "import { c } from './c.js';");
@@ -87,6 +87,17 @@ describe('the layer check itself', () => {
       'import cycle between 3 files (deps/a.ts, deps/b.ts, deps/c.ts): deps/a.ts -> deps/b.ts -> deps/c.ts -> deps/a.ts',
       'import cycle between 2 files (deps/offender-ledger-redis.ts, deps/offender-ledger.ts): deps/offender-ledger-redis.ts -> deps/offender-ledger.ts -> deps/offender-ledger-redis.ts',
       'import cycle between 1 files (deps/self.ts): deps/self.ts -> deps/self.ts',
+    ]);
+  });
+
+  test("a part that only names its unit's types is no cycle: type imports are erased; a value import back is one", () => {
+    const tree = new Map(clean);
+    tree.set('rules/size.ts', "import { sizeAudit } from './size/audit.js';\nexport type SizeConfig = { max: number };");
+    tree.set('rules/size/audit.ts', "import type { SizeConfig } from '../size.js';\nimport { type SizeConfig as S } from '../size.js';\nexport type { SizeConfig } from '../size.js';");
+    assert.deepEqual(layerViolations(tree), []);
+    tree.set('rules/size/audit.ts', "import { DEFAULT_MAX_BYTES, type SizeConfig } from '../size.js';");
+    assert.deepEqual(layerViolations(tree), [
+      'import cycle between 2 files (rules/size.ts, rules/size/audit.ts): rules/size.ts -> rules/size/audit.ts -> rules/size.ts',
     ]);
   });
 });

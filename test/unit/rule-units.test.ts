@@ -10,8 +10,8 @@ import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { RULES } from '../../src/rules/index.js';
 
 const FOLDERS = ['src/mta', 'src/audit'];
-/** The modules of rules/ that mta/ and audit/ may import: the registry and the rule contract. */
-const ALLOWED_RULE_IMPORTS = new Set(['index.js', 'rule-env.js']);
+/** The modules of rules/ that mta/ and audit/ may import: the registry and the policy schema composed from it. */
+const ALLOWED_RULE_IMPORTS = new Set(['index.js', 'policy-schema.js']);
 /** Text that looks like a rule name and is something else. Each entry says what it is. */
 const NOT_A_RULE: ReadonlyArray<{ file: string; text: string; why: string }> = [
   { file: 'src/mta/sendmail-config.ts', text: "const ACCESS_MAP_NAME = 'access';", why: "the file name of Sendmail's access map" },

@@ -7,7 +7,7 @@ import type { AntivirusConfig } from '../antivirus.js';
 import { pickDirection } from '../common.js';
 
 /** A signature database older than this means updates have stopped. */
-export const MAX_SIGNATURE_AGE_S = 7 * 24 * 3600;
+const MAX_SIGNATURE_AGE_S = 7 * 24 * 3600;
 
 const EICAR = { filename: 'relayguard-audit-eicar.txt', contentType: 'application/octet-stream', file: 'eicar' as const };
 const is4xx = (code: number) => code >= 400 && code < 500;

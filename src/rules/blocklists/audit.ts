@@ -5,8 +5,8 @@ import type { AuditProbe, RuleAuditPart } from '../../policy/rule-parts.js';
 import type { BlocklistsConfig } from '../blocklists.js';
 
 /** RFC 5782 test points: 127.0.0.2 must be listed, 127.0.0.1 never. */
-export const DNSBL_LISTED_TEST_POINT = '127.0.0.2';
-export const DNSBL_UNLISTED_TEST_POINT = '127.0.0.1';
+const DNSBL_LISTED_TEST_POINT = '127.0.0.2';
+const DNSBL_UNLISTED_TEST_POINT = '127.0.0.1';
 
 /** What relayguard makes of an answer, in words. */
 function describeAnswer(r: ListResult): string {

@@ -4,7 +4,7 @@ import type { RuleAuditPart } from '../../policy/rule-parts.js';
 import type { RelayConfig } from '../relay.js';
 
 /** A recipient in a domain that is nobody's: the open-relay probe never sends to it. */
-export const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
+const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';
 
 const is2xx = (code: number) => code >= 200 && code < 300;
 

@@ -6,7 +6,7 @@ import type { LintFinding, MtaContext, PostfixView, RuleMtaPart } from '../../po
 import type { RelayConfig } from '../relay.js';
 
 /** The relay restrictions that refuse unauthorised relaying without help from relayguard. */
-export const RELAY_RESTRICTIONS = 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination';
+const RELAY_RESTRICTIONS = 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination';
 /** Restrictions that let anyone relay when they come before reject_unauth_destination. */
 const OPEN_RELAY = [/^permit$/i, /static:(ok|permit)/i, /^permit_auth_destination$/i];
 const RELAY_STOPPERS = new Set(['reject_unauth_destination', 'defer_unauth_destination']);
@@ -14,19 +14,19 @@ const RELAY_STOPPERS = new Set(['reject_unauth_destination', 'defer_unauth_desti
 const ACCEPTING_PARAMETERS = ['relay_domains', 'mydestination', 'virtual_alias_domains', 'virtual_mailbox_domains'];
 
 /** networks.internal plus the rule's trusted_networks: who may relay by address. */
-export function relayNetworks(config: RelayConfig | null, ctx: MtaContext): string[] {
+function relayNetworks(config: RelayConfig | null, ctx: MtaContext): string[] {
   return [...new Set([...ctx.policy.networks.internal, ...(config?.trusted_networks ?? [])])];
 }
 
 /** Domains we accept mail for from anyone (local_domains plus the rule's relay_domains). */
-export function relayDomains(config: RelayConfig | null, ctx: MtaContext): Array<{ domain: string; subdomains: boolean }> {
+function relayDomains(config: RelayConfig | null, ctx: MtaContext): Array<{ domain: string; subdomains: boolean }> {
   const subdomains = config?.include_subdomains ?? false;
   const domains = [...new Set([...ctx.policy.local_domains, ...(config?.relay_domains ?? [])].map((d) => normalizeDomain(d.replace(/^\*?\./, ''))))];
   return domains.map((domain) => ({ domain, subdomains }));
 }
 
 /** True when every address of `inner` lies in one of `outer` (CIDR strings). */
-export function cidrCovered(inner: string, outer: readonly string[]): boolean {
+function cidrCovered(inner: string, outer: readonly string[]): boolean {
   let a: ReturnType<typeof parseCidr>;
   try {
     a = parseCidr(inner);

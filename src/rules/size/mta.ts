@@ -2,10 +2,11 @@
 // relayguard decides, with its enhanced code and reference; and never unlimited.
 import type { LintFinding, RuleMtaPart } from '../../policy/rule-parts.js';
 import { pickDirection } from '../common.js';
-import { DEFAULT_MAX_BYTES, type SizeConfig } from '../size.js';
+import type { SizeConfig } from '../size.js';
+import { DEFAULT_MAX_BYTES } from './defaults.js';
 
 /** Postfix refuses to start when mailbox_size_limit is below message_size_limit. */
-export const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;
+const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;
 /**
  * Postfix counts the queue file (envelope records and its own Received: header included), so
  * its limit sits a little above relayguard's: relayguard decides, with the same 552 5.3.4.
@@ -13,13 +14,13 @@ export const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;
 export const SIZE_HEADROOM_BYTES = 64 * 1024;
 
 /** The largest limit of the rule (either direction); null without an active size rule. */
-export function largestLimit(config: SizeConfig | null): number | null {
+function largestLimit(config: SizeConfig | null): number | null {
   if (!config) return null;
   return Math.max(pickDirection(config.max_bytes, 'inbound'), pickDirection(config.max_bytes, 'outbound'));
 }
 
 /** The policy's limit plus the headroom for what the MTA counts too (null: no size rule: Postfix's default). */
-export function sizeWithHeadroom(policyLimit: number | null): number {
+function sizeWithHeadroom(policyLimit: number | null): number {
   return policyLimit === null ? DEFAULT_MAX_BYTES : policyLimit + SIZE_HEADROOM_BYTES;
 }
 
