@@ -86,8 +86,9 @@ export class ClamdSessionPool {
       this.leaveIdle(c);
       if (c.socket.destroyed || !c.socket.writable) continue;
       if (this.now() - c.idleSince >= this.opts.checkAfterMs && !(await this.ping(c))) {
+        // One silent session says clamd may be hung: do not wait for the next idle one as well.
         c.socket.destroy();
-        continue;
+        break;
       }
       return this.lease(c);
     }

@@ -305,6 +305,21 @@ describe('clamd sessions (IDSESSION)', () => {
     c.close();
   });
 
+  test('one idle session silent on PING: the scan does not wait on the other idle ones too', async () => {
+    const f = await fakeClamd((cmd) => {
+      if (cmd.name === 'PING' && cmd.conn <= 2) return; // both idle sessions hung
+      defaultAnswer(cmd);
+    });
+    const c = client(f, { checkAfterMs: 30, pingTimeoutMs: 150 });
+    await Promise.all([scan(c, 'a'), scan(c, 'b')]);
+    assert.equal(c.pool!.idleCount, 2);
+    await sleep(60);
+    assert.deepEqual(await scan(c, 'c'), { status: 'clean' });
+    assert.equal(f.connections, 3);
+    assert.equal(f.commands.filter((x) => x.name === 'PING').length, 1, 'the second idle session was not tried');
+    c.close();
+  });
+
   test('a scan given up half-way does not hand its connection back', async () => {
     const f = await fakeClamd();
     const c = client(f);
