@@ -10,7 +10,7 @@ import { RedisOffenderLedger } from './offender-ledger-redis.js';
 import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
-export type { BanStatus, LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow, RecordResult } from './offender-ledger-types.js';
+export type { LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow } from './offender-ledger-types.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
 let sqliteModule: typeof Database | undefined;

@@ -112,7 +112,7 @@ function roundUpToSeconds(ms: number): number {
 }
 
 /** A policy CIDR in Postfix's mynetworks syntax: IPv6 in brackets. */
-export function postfixCidr(cidr: string): string {
+function postfixCidr(cidr: string): string {
   const [addr, bits] = parseCidr(cidr);
   return addr.kind() === 'ipv6' ? `[${addr.toString()}]/${bits}` : `${addr.toString()}/${bits}`;
 }

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-export type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+export type { Gauge } from 'prom-client';
 
 let real: typeof Prom | undefined;
 /** The real prom-client. */
