@@ -103,6 +103,19 @@ describe('engine', () => {
     assert.equal(r.action, 'tempfail');
     assert.equal(r.cause, 'internal');
   });
+
+  it('close() closes every rule even when one throws synchronously', async () => {
+    const closed: string[] = [];
+    const throwing: Rule = {
+      ...rule('throws', pass()),
+      close: () => {
+        throw new Error('close failed');
+      },
+    };
+    const later: Rule = { ...rule('later', pass()), close: async () => void closed.push('later') };
+    await new PolicyEngine([throwing, later]).close();
+    assert.deepEqual(closed, ['later']);
+  });
 });
 
 describe('outcome to SMTP reply (the one place)', () => {
