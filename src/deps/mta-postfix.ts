@@ -4,7 +4,7 @@
 // a typo can never release or delete anything else. `postconf` is here too: every run of a
 // Postfix tool goes through this file and deps/exec.ts.
 import type { Writable } from 'node:stream';
-import { ExecError, exitError, runChecked, runProgram, pipeProgram, type ExecResult } from './exec.js';
+import { ExecError, exitError, runChecked, runProgram, pipeProgram, type ExecResult } from '../ops/exec.js';
 import { MtaError, type HeldMessage, type Mta, type ReleaseResult, type Whereabouts } from './mta.js';
 
 /** Postfix queue IDs: short (hex) or long (base 52 + 'z'); nothing else goes to postsuper. */

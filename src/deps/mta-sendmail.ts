@@ -8,7 +8,7 @@
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { exitError, runProgram, type ExecError, type ExecResult } from './exec.js';
+import { exitError, runProgram, type ExecError, type ExecResult } from '../ops/exec.js';
 import { MtaError, type HeldMessage, type Mta, type ReleaseResult, type Whereabouts } from './mta.js';
 
 /** Sendmail queue IDs: letters and digits (8.12+: 14 or more characters); nothing else goes to -qI. */

@@ -3,7 +3,7 @@
 // more than once (the "add to main.cf, later lines win" habit) are folded into one entry first,
 // keeping the value Postfix uses, so that afterwards no Postfix tool warns "overriding earlier
 // entry". When postconf fails half-way the backup is put back: nothing is lost.
-import { exitError, runProgram, type ExecResult } from '../deps/exec.js';
+import { exitError, runProgram, type ExecResult } from '../ops/exec.js';
 import { constants, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paramValue, parsePostconf } from './postconf.js';

@@ -5,10 +5,12 @@
 // NotifyAccess=all, since the sender is a child of the main process). Without NOTIFY_SOCKET
 // nothing is done; a failure is reported, never thrown: readiness is a courtesy to systemd, mail
 // flows either way.
-import { execFile } from 'node:child_process';
+import { runProgram } from './exec.js';
 
 /** How long systemd-notify may take (it waits for the manager to read the message). */
 const NOTIFY_TIMEOUT_MS = 5_000;
+/** systemd-notify prints nothing when it works; an error is a line or two. */
+const NOTIFY_MAX_OUTPUT = 64 * 1024;
 
 export interface NotifyOptions {
   env?: NodeJS.ProcessEnv;
@@ -25,11 +27,8 @@ export function notifySystemd(fields: readonly string[], opts: NotifyOptions = {
   const env = opts.env ?? process.env;
   if (!env.NOTIFY_SOCKET) return Promise.resolve(null);
   const program = opts.program ?? 'systemd-notify';
-  return new Promise((resolve) => {
-    execFile(program, [...fields], { env, timeout: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS, encoding: 'utf8' }, (err, _out, stderr) => {
-      if (!err) return resolve(null);
-      const code = (err as NodeJS.ErrnoException).code;
-      resolve(code === 'ENOENT' ? `${program} not found (install systemd, or use Type=simple)` : `${program} ${fields.join(' ')}: ${stderr.trim() || err.message}`);
-    });
-  });
+  return runProgram(program, fields, { env, timeoutMs: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS, maxOutputBytes: NOTIFY_MAX_OUTPUT }).then(
+    (r) => (r.code === 0 ? null : `${program} ${fields.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`),
+    (err: Error) => (/\(ENOENT\)$/.test(err.message) ? `${program} not found (install systemd, or use Type=simple)` : err.message),
+  );
 }

@@ -4,7 +4,7 @@
 // unix:/relayguard/milter.sock) and belongs to a group smtpd is in, mode 0660. The directory is
 // created when missing, group-owned by that group with the set-group-id bit, so whatever
 // relayguard creates in it belongs to that group even where relayguard may not chown.
-import { execFileSync } from 'node:child_process';
+import { runProgramSync } from '../ops/exec.js';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -12,6 +12,10 @@ import { dirname } from 'node:path';
 const SOCKET_DIR_MODE = 0o2750;
 /** The group smtpd runs as on Debian and most installs; used when it exists and none is configured. */
 const DEFAULT_SOCKET_GROUP = 'postfix';
+/** `getent group` asks NSS (LDAP, sssd): a slow directory must not hold up start-up for long. */
+const GETENT_TIMEOUT_MS = 5_000;
+/** One group line; a group with many members is a long one. */
+const GETENT_MAX_OUTPUT = 1024 * 1024;
 
 /** A group's id from /etc/group, else from `getent group` (LDAP, sssd); null when it does not exist. */
 export function groupId(name: string, groupFile = '/etc/group'): number | null {
@@ -23,13 +27,9 @@ export function groupId(name: string, groupFile = '/etc/group'): number | null {
   } catch {
     /* no /etc/group: ask NSS */
   }
-  try {
-    const out = execFileSync('getent', ['group', name], { encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] });
-    const gid = out.split(':')[2];
-    return gid && /^\d+$/.test(gid) ? Number(gid) : null;
-  } catch {
-    return null;
-  }
+  const out = runProgramSync('getent', ['group', name], { timeoutMs: GETENT_TIMEOUT_MS, maxOutputBytes: GETENT_MAX_OUTPUT });
+  const gid = out?.split(':')[2];
+  return gid && /^\d+$/.test(gid) ? Number(gid) : null;
 }
 
 /**

@@ -1,9 +1,25 @@
-// deps/exec.ts, the one way relayguard runs the MTA's tools: every limit (deadline, output cap)
+// ops/exec.ts, the one way relayguard runs other programs: every limit (deadline, output cap)
 // holds and says so, a program that is not there is named, and a failed run quotes its last lines.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
-import { ExecError, pipeProgram, runChecked, runProgram } from '../../src/deps/exec.js';
+import { ExecError, pipeProgram, runChecked, runProgram, runProgramSync } from '../../src/ops/exec.js';
+import { readSources } from '../support/layers.js';
+
+const SRC = new URL('../../../src', import.meta.url).pathname;
+
+test('no file of src/ but ops/exec.ts starts programs itself', () => {
+  const others = [...readSources(SRC)].filter(([file, text]) => file !== 'ops/exec.ts' && /from ['"](node:)?child_process['"]/.test(text)).map(([file]) => file);
+  assert.deepEqual(others, []);
+});
+
+test('runProgramSync: stdout, or null when the program fails, is missing or runs too long', () => {
+  assert.equal(runProgramSync('sh', ['-c', 'echo root:x:0:']), 'root:x:0:\n');
+  assert.equal(runProgramSync('sh', ['-c', 'exit 2']), null);
+  assert.equal(runProgramSync('/nonexistent/program', []), null);
+  assert.equal(runProgramSync('sleep', ['5'], { timeoutMs: 100 }), null);
+  assert.equal(runProgramSync('sh', ['-c', 'head -c 2000 /dev/zero'], { maxOutputBytes: 1000 }), null);
+});
 
 describe('runProgram / runChecked', () => {
   test('a non-zero exit is a result; runChecked makes it an error with the command line and the last lines', async () => {

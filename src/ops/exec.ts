@@ -1,8 +1,8 @@
 // The one way relayguard runs another program (postconf, postqueue, postsuper, postcat,
-// sendmail, systemd-notify): no shell, a deadline, a cap on what it may print, and errors that
+// sendmail, systemd-notify, getent): no shell, a deadline, a cap on what it may print, and errors that
 // name the command line and say what went wrong. A non-zero exit is a result, not an error
 // (postsuper reports on stderr and the caller judges); `runChecked` turns it into one.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 
 /** Default deadline for one run. */
@@ -119,4 +119,22 @@ export function pipeProgram(program: string, args: readonly string[], out: Writa
       reject(exitError(program, args, { code: code ?? 1, stdout: '', stderr }));
     });
   });
+}
+
+/**
+ * Runs `program args` synchronously and returns its stdout, or null when it cannot run, fails or
+ * exceeds the deadline (stderr is dropped). For the few lookups made once at start-up, before
+ * anything listens (`getent group`).
+ */
+export function runProgramSync(program: string, args: readonly string[], opts: Pick<ExecOptions, 'timeoutMs' | 'maxOutputBytes'> = {}): string | null {
+  try {
+    return execFileSync(program, [...args], {
+      encoding: 'utf8',
+      timeout: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+      maxBuffer: opts.maxOutputBytes ?? DEFAULT_EXEC_MAX_OUTPUT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return null;
+  }
 }
