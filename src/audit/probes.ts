@@ -109,7 +109,6 @@ function internalAddress(config: PolicyConfig): string | null {
 }
 
 const is2xx = (r: SmtpReply) => r.code >= 200 && r.code < 300;
-const is4xx = (r: SmtpReply) => r.code >= 400 && r.code < 500;
 const is5xx = (r: SmtpReply) => r.code >= 500 && r.code < 600;
 
 export class Auditor {

@@ -4,7 +4,6 @@
 import type { MtaSetting } from '../policy/rule-parts.js';
 import { paramValue, splitList } from './postconf.js';
 import {
-  postfixCidr,
   postfixMilterAddress,
   suggestedCommandTimeoutMs,
   suggestedContentTimeoutMs,

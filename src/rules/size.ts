@@ -5,19 +5,18 @@
 // What counts: the header block as received (including the Received: line the MTA added) plus
 // the body, with CRLF line ends. That is what the client transmitted and roughly what Postfix's
 // message_size_limit measures (the queue file's content).
-import { z } from 'zod';
-import { byteSize } from '../config/units.js';
 import { pass, reject, type MessageContext } from '../policy/types.js';
-import { modeField, perDirection, pickDirection } from './common.js';
+import { pickDirection } from './common.js';
 import { sizeAudit } from './size/audit.js';
 import { sizeMta } from './size/mta.js';
+import { DEFAULT_MAX_BYTES, sizeSchema, type SizeConfig } from './size/schema.js';
 import { defineRule } from './rule-env.js';
+
+export { DEFAULT_MAX_BYTES, sizeSchema, type SizeConfig };
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
 export const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
 export const SIZE_EXCEEDED_TEXT = 'Message size exceeds fixed limit';
-/** Postfix's default message_size_limit (10,240,000 bytes). */
-export const DEFAULT_MAX_BYTES = 10_240_000;
 
 const STATE_KEY = 'size';
 
@@ -43,14 +42,6 @@ export function declaredSize(params: Record<string, string>): number | null {
   return Number(v);
 }
 
-export const sizeSchema = z
-  .object({
-    mode: modeField(),
-    /** One limit, or { inbound, outbound }. Units: 2097152, 2MiB, 512K. */
-    max_bytes: perDirection(byteSize()).default(DEFAULT_MAX_BYTES),
-  })
-  .strict();
-export type SizeConfig = z.infer<typeof sizeSchema>;
 
 export const sizeRule = defineRule({
   name: 'size',

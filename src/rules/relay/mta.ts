@@ -3,7 +3,7 @@
 import { normalizeDomain } from '../../policy/address.js';
 import { parseCidr } from '../../policy/networks.js';
 import type { LintFinding, MtaContext, PostfixView, RuleMtaPart } from '../../policy/rule-parts.js';
-import type { RelayConfig } from '../relay.js';
+import type { RelayConfig } from './schema.js';
 
 /** The relay restrictions that refuse unauthorised relaying without help from relayguard. */
 export const RELAY_RESTRICTIONS = 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination';
