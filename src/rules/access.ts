@@ -4,15 +4,14 @@
 //    every later transaction command.
 //  - Anti-spoofing: an outside client that did not authenticate may not use one of our domains
 //    as envelope sender (refused at MAIL) or in From: (refused at end of headers).
-import { z } from 'zod';
-import { cidrList } from '../config/settings.js';
 import { domainMatches, normalizeDomain, parseEnvelopeAddress } from '../primitives/address.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Header } from '../policy/types.js';
-import { modeField } from './common.js';
 import { AUTH_MACROS, isTrustedClient } from './relay.js';
 import { accessAudit } from './access/audit.js';
+import { accessSchema } from './access/schema.js';
 import { defineRule } from '../policy/rule-env.js';
+
 
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
 const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
@@ -82,27 +81,6 @@ export function headerAddresses(value: string): string[] {
   return out.filter((a) => a.length > 0);
 }
 
-const accessSchema = z
-  .object({
-    mode: modeField(),
-    /** Refused at connect, whoever they are. */
-    deny_networks: cidrList().default([]),
-    /** When not empty: only these networks and the internal ones may connect. */
-    allow_networks: cidrList().default([]),
-    anti_spoofing: z
-      .object({
-        envelope_sender: z.boolean().default(true),
-        header_from: z.boolean().default(true),
-        /** Protect sub.example.test too. */
-        include_subdomains: z.boolean().default(true),
-      })
-      .strict()
-      .default({ envelope_sender: true, header_from: true, include_subdomains: true }),
-    /** Outside networks that may use our domains anyway (a partner's service sending for us). */
-    allow_spoofing_from: cidrList().default([]),
-  })
-  .strict();
-export type AccessConfig = z.infer<typeof accessSchema>;
 
 export const accessRule = defineRule({
   name: 'access',

@@ -6,17 +6,19 @@
 // circuit breaker turns a dead clamd into an immediate 4xx at MAIL instead of one timeout per message.
 import promClient from '../ops/prom.js';
 import { z } from 'zod';
-import { byteSize, duration } from '../primitives/units.js';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
 import { sessionPoolOptions } from '../deps/clamd-sessions.js';
 import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
 import { dependencyUp, registry } from '../ops/metrics.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
-import { modeField, perDirection, pickDirection, replaceHeaderMods } from './common.js';
+import { pickDirection, replaceHeaderMods } from './common.js';
 import { antivirusAudit } from './antivirus/audit.js';
+import { antivirusSchema, DEFAULT_HEADER, failureAction, type AntivirusConfig } from './antivirus/schema.js';
 import { antivirusMta } from './antivirus/mta.js';
 import { defineRule } from '../policy/rule-env.js';
+
+export { antivirusSchema };
 
 const RULE_NAME = 'antivirus';
 /** The reply for an infected message that is refused. */
@@ -25,66 +27,11 @@ export const VIRUS_REJECT = { code: 554, enhanced: '5.7.1' } as const;
 const UNSCANNED_REJECT = { code: 554, enhanced: '5.7.0' } as const;
 /** The reply when clamd cannot scan: mail system not accepting messages, retry. */
 export const UNSCANNED_TEMPFAIL = { code: 451, enhanced: '4.3.0' } as const;
-const DEFAULT_HEADER = 'X-Virus-Scanned';
 /** Scan errors caused by a lost connection rather than a dead clamd: worth one retry from the spool. */
 const RETRY_FROM_SPOOL: ReadonlySet<string> = new Set(['aborted', 'io', 'empty-reply']);
 const MSG_STATE = 'antivirus.scan';
 const CONN_STATE = 'antivirus.session';
 
-const headerName = () => z.string().regex(/^[!-9;-~]+$/, 'not a header field name');
-const infectedAction = z.enum(['reject', 'quarantine', 'discard', 'tempfail']);
-const failureAction = z.enum(['tempfail', 'accept-with-header', 'reject']);
-
-export const antivirusSchema = z
-  .object({
-    mode: modeField(),
-    clamd: z
-      .object({
-        /** tcp:HOST:PORT, HOST:PORT or unix:/path */
-        address: z.string().refine(
-          (v) => {
-            try {
-              parseClamdAddress(v);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { message: 'use tcp:HOST:PORT, HOST:PORT or unix:/path' },
-        ),
-        /** How long clamd may stay silent (connect, taking data, the verdict). Keep it below server.deadlines.content. */
-        timeout: duration().default(30_000),
-        /** Messages bigger than this are not sent to clamd (on_oversize decides). Keep it at or below clamd's StreamMaxLength. */
-        max_size: byteSize().optional(),
-        /** Connections kept open between scans (clamd's IDSESSION), at most this many idle; 0: one connection per scan. */
-        sessions: z.number().int().min(0).max(256).default(16),
-      })
-      .strict(),
-    /** What happens to an infected message. discard is allowed but never a default. */
-    actions: perDirection(infectedAction).default({ inbound: 'reject', outbound: 'quarantine' }),
-    /** What happens when the message could not be scanned. */
-    on_failure: perDirection(failureAction).default('tempfail'),
-    /** A message above clamd.max_size; default: as on_failure. */
-    on_oversize: perDirection(failureAction).optional(),
-    breaker: z
-      .object({
-        /** Consecutive clamd failures that mark it down. */
-        failures: z.number().int().min(1).default(3),
-        /** How long it stays marked down before one message is tried again. */
-        cooldown: duration().default(30_000),
-        /** While marked down, PING clamd at most this often to notice it is back sooner. */
-        probe_interval: duration().default(2_000),
-        /** How long that PING may take (a message waits for it at MAIL). */
-        probe_timeout: duration().default(1_000),
-      })
-      .strict()
-      .default({ failures: 3, cooldown: 30_000, probe_interval: 2_000, probe_timeout: 1_000 }),
-    /** Header that records the scan on delivered and held mail (false: none). Copies coming from outside are removed. */
-    header: z.union([headerName(), z.literal(false)]).default(DEFAULT_HEADER),
-  })
-  .strict();
-
-export type AntivirusConfig = z.infer<typeof antivirusSchema>;
 
 /** Per-message scan state (msg.state). */
 interface ScanState {

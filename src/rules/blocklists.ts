@@ -8,17 +8,15 @@
 // clients skip every list. DNS trouble never refuses mail: an answer that is not a configured
 // listing code, an error or a timeout is logged as a list error and the mail goes on.
 import client from '../ops/prom.js';
-import { z } from 'zod';
-import { cidr, cidrList } from '../config/settings.js';
-import { duration } from '../primitives/units.js';
-import { checkCodeSpec, DnsblClient, domainQueryName, ipQueryName, isDnsName, ListingCodes, type DnsblAnswer, type DnsblList, type DnsblQuery } from '../deps/dnsbl.js';
+import { DnsblClient, domainQueryName, ipQueryName, ListingCodes, type DnsblAnswer, type DnsblList, type DnsblQuery } from '../deps/dnsbl.js';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { dependencySeconds, dependencyUp, registry } from '../ops/metrics.js';
 import { pass, reject, type ConnectionContext, type PhaseHandlers, type Rule, type Verdict } from '../policy/types.js';
-import { modeField } from './common.js';
 import { blocklistsAudit } from './blocklists/audit.js';
+import { blocklistsSchema, STATIC_BLOCKED_DOMAINS, STATIC_BLOCKED_IPS, type BlocklistsConfig } from './blocklists/schema.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
+
 
 /** What Postfix answers for reject_rbl_client / reject_rhsbl_sender / check_sender_access. */
 const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;
@@ -26,105 +24,9 @@ const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;
 const AUTH_MACROS = ['{auth_authen}'];
 /** conn.state key of the client IP lookup started at connect. */
 const IP_LOOKUP_KEY = 'blocklists.ip';
-/** Names of the static lists, as allowlist entries refer to them. */
-const STATIC_BLOCKED_DOMAINS = 'blocked_domains';
-const STATIC_BLOCKED_IPS = 'blocked_ips';
 
 // ---------------------------------------------------------------- schema
 
-/** A DNS name, lower case and IDNA; `anyLevel` also allows a single label (a whole TLD). */
-const dnsName = (what: string, anyLevel = false) =>
-  z
-    .string()
-    .transform((s) => normalizeDomain(s))
-    .refine((s) => (anyLevel || s.includes('.')) && isDnsName(s), { message: `not a ${what}` });
-
-const listingCode = z.string().superRefine((s, ctx) => {
-  const err = checkCodeSpec(s);
-  if (err) ctx.addIssue({ code: 'custom', message: err });
-});
-
-/** Placeholders: {list} {ip} {domain} {sender} {helo} {txt}. */
-const replyText = z.string().min(1).max(300);
-
-const listFields = {
-  /** DNS zone, e.g. zen.spamhaus.org. */
-  zone: dnsName('DNS zone'),
-  /** Shown in logs and replies instead of the zone (hide a keyed zone). Default: the zone. */
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore')
-    .optional(),
-  /** Answers that mean "listed": addresses, ranges "a-b" or CIDR blocks, in 127.0.0.0/8. */
-  codes: z.array(listingCode).min(1),
-  reply: replyText.optional(),
-};
-
-const allowEntry = z
-  .object({
-    /** A client address or CIDR range: exempt from the IP lists (and blocked_ips). */
-    ip: cidr().optional(),
-    /** A domain and its subdomains: exempt from the domain lists and blocked_domains, as sender or HELO. */
-    domain: dnsName('domain', true).optional(),
-    /** The lists this entry exempts from (list names, blocked_domains, blocked_ips). Default: all of them. */
-    lists: z.array(z.string().min(1)).min(1).optional(),
-    /** Why the entry exists and who asked: shown in the log when it fires. */
-    reason: z.string().optional(),
-    /** The entry stops applying after this day (YYYY-MM-DD, UTC) or instant (ISO 8601). */
-    expires: z.union([z.iso.date(), z.iso.datetime({ offset: true })]).optional(),
-  })
-  .strict()
-  .refine((e) => (e.ip === undefined) !== (e.domain === undefined), { message: 'give exactly one of ip or domain' });
-
-const blocklistsSchema = z
-  .object({
-    mode: modeField(),
-    ip_lists: z.array(z.object(listFields).strict()).default([]),
-    domain_lists: z
-      .array(
-        z
-          .object({
-            ...listFields,
-            /** Which names are looked up: the envelope sender's domain and/or the HELO name. */
-            check: z.array(z.enum(['sender', 'helo'])).min(1).default(['sender']),
-          })
-          .strict(),
-      )
-      .default([]),
-    /** Envelope sender domains refused outright, each with its subdomains (a TLD such as `zip` works too). */
-    blocked_domains: z.array(dnsName('domain', true)).default([]),
-    /** Client addresses / ranges refused outright (at MAIL, so an authenticated client is exempt). */
-    blocked_ips: cidrList().default([]),
-    allowlist: z.array(allowEntry).default([]),
-    cache: z
-      .object({
-        max_entries: z.number().int().nonnegative().default(10_000),
-        min_ttl: duration().default(10_000),
-        max_ttl: duration().default(3_600_000),
-        /** How long "not listed" is remembered. */
-        negative_ttl: duration().default(60_000),
-      })
-      .strict()
-      .default({ max_entries: 10_000, min_ttl: 10_000, max_ttl: 3_600_000, negative_ttl: 60_000 }),
-  })
-  .strict()
-  .superRefine((cfg, ctx) => {
-    const names = new Set<string>();
-    const lists = [...cfg.ip_lists.map((l, i) => ['ip_lists', i, l] as const), ...cfg.domain_lists.map((l, i) => ['domain_lists', i, l] as const)];
-    for (const [key, i, l] of lists) {
-      const name = l.name ?? l.zone;
-      if (names.has(name)) ctx.addIssue({ code: 'custom', path: [key, i, 'name'], message: `list name "${name}" is used twice; give one a name:` });
-      names.add(name);
-    }
-    names.add(STATIC_BLOCKED_DOMAINS).add(STATIC_BLOCKED_IPS);
-    cfg.allowlist.forEach((e, i) =>
-      e.lists?.forEach((n, j) => {
-        if (!names.has(n)) ctx.addIssue({ code: 'custom', path: ['allowlist', i, 'lists', j], message: `no list named "${n}" (known: ${[...names].join(', ')})` });
-      }),
-    );
-  });
-
-export type BlocklistsConfig = z.infer<typeof blocklistsSchema>;
 
 // ---------------------------------------------------------------- allowlist
 

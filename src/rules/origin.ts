@@ -10,49 +10,30 @@
 // at connect only from MAIL on anyway (it greets with 554 and answers MAIL with our text), and
 // only at MAIL is it known whether the client authenticated: a travelling user who logs in from
 // a denied country must still be able to send.
-import { z } from 'zod';
 import { cidr } from '../config/settings.js';
-import { duration } from '../primitives/units.js';
 import type { OffenderLedger } from '../deps/offender-ledger.js';
 import { untilAborted } from '../deps/until-aborted.js';
 import { originVerdictsTotal, reportOriginDatabases } from '../ops/origin-metrics.js';
 import { isValidCidr, NetworkSet } from '../primitives/networks.js';
 import { pass, reject, tempfail, type ConnectionContext, type Rule, type Verdict } from '../policy/types.js';
-import { addTraceField, modeField } from './common.js';
+import { addTraceField } from './common.js';
 import { MmdbFile, OriginDatabases, type OriginFacts } from './origin/database.js';
-import { describeOrigin, directionSchema, OriginJudge } from './origin/judge.js';
+import { describeOrigin, OriginJudge } from './origin/judge.js';
 import { ORIGIN_STATE, type OriginState } from './origin/state.js';
 import { AUTH_MACROS } from './relay.js';
 import { originAudit } from './origin/audit.js';
+import { originSchema, type OriginConfig } from './origin/schema.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
+
+export { originSchema };
 
 const ORIGIN_REFUSED = { code: 554, enhanced: '5.7.1' } as const;
 const ORIGIN_DEFERRED = { code: 450, enhanced: '4.7.1' } as const;
 const RULE_NAME = 'origin';
-const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
 /** conn.state key: the score of this connection was recorded (once per connection, not per MAIL). */
 const SCORED = 'origin.scored';
 const TRACED = 'origin.traced';
 
-export const originSchema = z
-  .object({
-    mode: modeField(),
-    /** .mmdb files: a country database, an ASN database, or one that has both (IPinfo lite). */
-    databases: z.array(z.string().min(1)).min(1),
-    /** How often a lookup may stat the files to pick up a replaced one. */
-    reload_check: duration().default(60_000),
-    /** Data older than this (by the file's build date) is logged as a warning and shown by `relayguard audit`. */
-    max_age: duration().default(45 * 86_400_000),
-    /** CIDR ranges or network group names never judged (partners). */
-    exempt: z
-      .array(z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' }))
-      .default([]),
-    /** Only inbound mail is judged: internal and authenticated clients (outbound) never are. */
-    inbound: directionSchema,
-  })
-  .strict();
-
-export type OriginConfig = z.infer<typeof originSchema>;
 
 export const originRule = defineRule({
   name: RULE_NAME,

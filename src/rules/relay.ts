@@ -1,15 +1,14 @@
 // Rule 1: no open relay. An outside client that did not authenticate may only send to our own
 // domains; every other recipient is refused on its own (the others of the same message stay).
 // This holds even when the MTA in front is misconfigured as an open relay.
-import { z } from 'zod';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { pass, reject, type Address, type ConnectionContext, type MessageContext } from '../policy/types.js';
-import { cidrList, domainList } from '../config/settings.js';
-import { modeField } from './common.js';
 import { relayAudit } from './relay/audit.js';
 import { relayMta } from './relay/mta.js';
+import { relaySchema } from './relay/schema.js';
 import { defineRule } from '../policy/rule-env.js';
+
 
 /** Postfix's own answer to an unauthorised relay attempt (reject_unauth_destination). */
 const RELAY_DENIED = { code: 554, enhanced: '5.7.1' } as const;
@@ -33,20 +32,6 @@ export function isTrustedClient(conn: ConnectionContext, msg?: MessageContext): 
   return conn.internalNetwork || !!conn.authUser || msg?.direction === 'outbound';
 }
 
-const relaySchema = z
-  .object({
-    mode: modeField(),
-    /** Besides the policy's local_domains: further domains we accept mail for (Postfix relay_domains). */
-    relay_domains: domainList().default([]),
-    /** Does example.test also cover sub.example.test? Postfix's relay_domains does not by default. */
-    include_subdomains: z.boolean().default(false),
-    /** Further networks that may relay (besides networks.internal). Keep it short. */
-    trusted_networks: cidrList().default([]),
-    /** Refuse % ! and @ in the local part of a recipient in our domains (routing tricks). */
-    refuse_routing_local_parts: z.boolean().default(true),
-  })
-  .strict();
-export type RelayConfig = z.infer<typeof relaySchema>;
 
 export const relayRule = defineRule({
   name: 'relay',

@@ -5,14 +5,13 @@
 // What counts: the header block as received (including the Received: line the MTA added) plus
 // the body, with CRLF line ends. That is what the client transmitted and roughly what Postfix's
 // message_size_limit measures (the queue file's content).
-import { z } from 'zod';
-import { byteSize } from '../primitives/units.js';
 import { pass, reject, type MessageContext } from '../policy/types.js';
-import { modeField, perDirection, pickDirection } from './common.js';
+import { pickDirection } from './common.js';
 import { sizeAudit } from './size/audit.js';
 import { sizeMta } from './size/mta.js';
+import { sizeSchema } from './size/schema.js';
 import { defineRule } from '../policy/rule-env.js';
-import { DEFAULT_MAX_BYTES } from './size/defaults.js';
+
 
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
 const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
@@ -42,14 +41,6 @@ export function declaredSize(params: Record<string, string>): number | null {
   return Number(v);
 }
 
-const sizeSchema = z
-  .object({
-    mode: modeField(),
-    /** One limit, or { inbound, outbound }. Units: 2097152, 2MiB, 512K. */
-    max_bytes: perDirection(byteSize()).default(DEFAULT_MAX_BYTES),
-  })
-  .strict();
-export type SizeConfig = z.infer<typeof sizeSchema>;
 
 export const sizeRule = defineRule({
   name: 'size',

@@ -10,6 +10,12 @@
 // Every handler gets the phase deadline as input.signal: pass it to every I/O; never add a
 // timeout of your own deep inside a helper. In `monitor` mode the engine records the verdict
 // and changes nothing, so rules never check their own mode.
+//
+// Besides its handlers a rule may declare an `mta` part (the main.cf/sendmail.mc settings it
+// requires, its lint checks, its block in `relayguard init`) and an `audit` part (its probes in
+// `relayguard audit`); see src/policy/rule-parts.ts and src/rules/size/ for an example. Test it
+// with test/support/rule-kit.ts. docs/design.md ("Adding a rule") lists every file a new rule
+// touches.
 import { z } from 'zod';
 import { pass, reject } from '../policy/types.js';
 import { modeField } from './common.js';

@@ -5,26 +5,22 @@
 //
 // The decision waits for MAIL on purpose: a refusal at HELO would make Postfix refuse STARTTLS
 // too, so the client could never fix it.
-import { z } from 'zod';
-import { domainList } from '../config/settings.js';
 import { domainMatches } from '../primitives/address.js';
 import { NetworkSet, isValidCidr } from '../primitives/networks.js';
 import { modify, pass, reject, type ConnectionContext, type Modification, type TlsInfo } from '../policy/types.js';
 import { tlsRank } from '../primitives/tls-version.js';
-import { modeField } from './common.js';
 import { tlsAudit } from './tls/audit.js';
 import { tlsMta } from './tls/mta.js';
+import { tlsSchema } from './tls/schema.js';
 import { defineRule } from '../policy/rule-env.js';
-import { DEFAULT_MIN_VERSION } from './tls/defaults.js';
+
 
 const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
 const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';
-const DEFAULT_TLS_HEADER = 'X-Relayguard-TLS';
 
 /** Postfix sends these at HELO (milter_helo_macros) and, when asked, at MAIL. */
 const TLS_MACROS = ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}', '{verify}'];
 
-const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
 export { tlsRank };
 
 /** The header value: "version=TLSv1.3 cipher=... bits=256" or "none". */
@@ -37,33 +33,6 @@ export function describeTls(tls: TlsInfo | undefined): string {
   return parts.join(' ');
 }
 
-const networkOrGroup = () =>
-  z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' });
-
-const tlsSchema = z
-  .object({
-    mode: modeField(),
-    require: z
-      .object({
-        /** CIDR ranges or names of groups under networks.groups. */
-        networks: z.array(networkOrGroup()).default([]),
-        /** Envelope sender domains (and their subdomains) that must come encrypted. */
-        sender_domains: domainList().default([]),
-      })
-      .strict()
-      .default({ networks: [], sender_domains: [] }),
-    /** Where TLS is required, at least this protocol version. */
-    min_version: z
-      .string()
-      .refine((v) => tlsRank(v) !== null, { message: 'use a protocol name such as TLSv1.2 or TLSv1.3' })
-      .default(DEFAULT_MIN_VERSION),
-    /** Where TLS is required, at least this many cipher bits (0: no minimum). */
-    min_cipher_bits: z.number().int().nonnegative().default(0),
-    /** Header recording the connection's TLS in every delivered message; false: none. */
-    header: z.union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')]).default(DEFAULT_TLS_HEADER),
-  })
-  .strict();
-export type TlsConfig = z.infer<typeof tlsSchema>;
 
 export const tlsRule = defineRule({
   name: 'tls',

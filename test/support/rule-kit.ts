@@ -28,8 +28,12 @@ export function kitConfig(rules: Record<string, unknown>, over: Record<string, u
 }
 
 /** The policy as `relayguard serve` compiles it (every rule created, the engine ready). */
-export function kitPolicy(rules: Record<string, unknown>, over: Record<string, unknown> = {}, options: ConstructorParameters<typeof CompiledPolicy>[3] = {}): CompiledPolicy {
-  return new CompiledPolicy(kitConfig(rules, over), 'test.yaml', silentLogger(), options);
+export function kitPolicy(
+  rules: Record<string, unknown>,
+  over: Record<string, unknown> = {},
+  { log, ...options }: NonNullable<ConstructorParameters<typeof CompiledPolicy>[3]> & { log?: Logger } = {},
+): CompiledPolicy {
+  return new CompiledPolicy(kitConfig(rules, over), 'test.yaml', log ?? silentLogger(), options);
 }
 
 /** What a rule factory gets: real settings, a silent logger, services made once per key. */
@@ -48,6 +52,8 @@ export function kitEnv(over: { settings?: PolicySettings; policy?: Record<string
 }
 
 export interface KitConnectionOptions {
+  /** The connection reference (kit-1). */
+  id?: string;
   ip?: string | null;
   hostname?: string;
   helo?: string;
@@ -63,7 +69,7 @@ export function kitConnection(o: KitConnectionOptions = {}): ConnectionContext {
   const ip = o.ip === undefined ? '203.0.113.9' : o.ip;
   const macros = o.macros ?? {};
   return {
-    id: 'kit-1',
+    id: o.id ?? 'kit-1',
     client: { ip, hostname: o.hostname ?? 'client.test', port: 40000, family: ip === null ? 'unknown' : ip.includes(':') ? 'inet6' : 'inet' },
     ...(o.helo ? { helo: o.helo } : {}),
     ...(o.authUser ? { authUser: o.authUser } : {}),
@@ -86,6 +92,11 @@ export interface KitMessageOptions {
   chunkSize?: number;
   /** The header block and the body are not kept in memory (a spilled body): no inMemory(). */
   spilled?: boolean;
+  /**
+   * message() gives the bytes exactly as passed instead of the reconstructed header block plus
+   * the body (for malformed header blocks a test feeds as they are).
+   */
+  verbatim?: boolean;
   log?: Logger;
 }
 
@@ -117,7 +128,7 @@ export function kitMessage(raw: Buffer | string, o: KitMessageOptions = {}): Mes
     source: {
       bodySize: body.length,
       body: () => Readable.from(pieces(body, chunk)),
-      message: () => Readable.from(pieces(Buffer.concat([headerBlock, body]), chunk)),
+      message: () => Readable.from(pieces(o.verbatim ? bytes : Buffer.concat([headerBlock, body]), chunk)),
       headerBlock: () => headerBlock,
       ...(o.spilled ? {} : { inMemory: () => ({ header: headerBlock, body: [body] }) }),
     },
@@ -125,6 +136,8 @@ export function kitMessage(raw: Buffer | string, o: KitMessageOptions = {}): Mes
 }
 
 /** The input of one phase (the deadline 30 s unless given). */
+export function kitInput(conn: ConnectionContext, msg: MessageContext, extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>): PhaseInput & { msg: MessageContext };
+export function kitInput(conn: ConnectionContext, msg?: MessageContext, extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>): PhaseInput;
 export function kitInput(conn: ConnectionContext, msg?: MessageContext, extra: Partial<Omit<PhaseInput, 'conn' | 'msg'>> = {}): PhaseInput {
   return { conn, ...(msg ? { msg } : {}), signal: AbortSignal.timeout(30_000), ...extra };
 }

@@ -1,12 +1,11 @@
 // The antivirus rule with a fake scanner: what it streams, when, and which verdict each scan
 // result gives per direction and configuration.
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { antivirusSchema, createAntivirusRule, UNSCANNED_TEMPFAIL, VIRUS_REJECT } from '../../src/rules/antivirus.js';
 import type { ScanErrorReason, ScanResult, ScanSession, Scanner } from '../../src/deps/clamd.js';
-import type { ConnectionContext, Direction, MessageContext, Phase, PhaseHandler, Rule, Verdict } from '../../src/policy/types.js';
-import { silentLogger } from '../../src/ops/logging.js';
+import type { Direction, Phase, PhaseHandler, Rule, Verdict } from '../../src/policy/types.js';
+import { kitConnection, kitMessage } from '../support/rule-kit.js';
 
 class FakeSession implements ScanSession {
   data: Buffer[] = [];
@@ -63,23 +62,9 @@ const HEADERS = 'Received: from x\r\nSubject: hello\r\n\r\n';
 const BODY = ['first line\r\n', 'second line\r\n'];
 
 function conversation(direction: Direction, extraHeaders: Array<{ name: string; value: string }> = []) {
-  const log = silentLogger();
-  const conn = { id: 'c1', state: new Map(), log } as unknown as ConnectionContext;
-  const msg = {
-    senderArgs: [],
-    senderParams: {},
-    recipients: [],
-    headers: [{ name: 'Subject', value: 'hello' }, ...extraHeaders],
-    direction,
-    state: new Map(),
-    log,
-    source: {
-      bodySize: BODY.join('').length,
-      headerBlock: () => Buffer.from(HEADERS),
-      body: () => Readable.from([Buffer.from(BODY.join(''))]),
-      message: () => Readable.from([Buffer.from(HEADERS), Buffer.from(BODY.join(''))]),
-    },
-  } as unknown as MessageContext;
+  const conn = kitConnection();
+  const msg = kitMessage(Buffer.from(HEADERS + BODY.join('')), { direction });
+  msg.headers.push(...extraHeaders);
   return { conn, msg };
 }
 

@@ -1,14 +1,11 @@
 // Rule 8 (blocklists) through the real engine and Conversation, against a fake DNS server.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import winston from 'winston';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
-import { policySchema } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
-import { Conversation } from '../../src/session/conversation.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import { kitClient, kitPolicy } from '../support/rule-kit.js';
 import { blackHole, FakeDns } from './dnsbl-fake-server.js';
 
-const log = winston.createLogger({ silent: true });
 
 const dns = new FakeDns({
   '66.113.0.203.bl.test': { a: ['127.0.0.2'], txt: ['203.0.113.66 is listed in bl.test (test DNSBL)'] },
@@ -40,23 +37,17 @@ after(async () => {
 });
 
 function compile(rule: Record<string, unknown> = {}, dnsSettings: Record<string, unknown> = {}): CompiledPolicy {
-  const config = policySchema.parse({
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] },
-    dns: { servers: [server], timeout: '500ms', budget: '2s', ...dnsSettings },
-    rules: { blocklists: { ...LISTS, ...rule } },
-  });
-  const p = new CompiledPolicy(config, 'test.yaml', log);
+  const p = kitPolicy(
+    { blocklists: { ...LISTS, ...rule } },
+    { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] }, dns: { servers: [server], timeout: '500ms', budget: '2s', ...dnsSettings } },
+  );
   policies.push(p);
   return p;
 }
 
 async function mailFrom(policy: CompiledPolicy, ip: string, sender: string, opts: { auth?: string; helo?: string } = {}) {
-  const c = new Conversation({ policy, log });
-  const atConnect = await c.connect({ hostname: 'client.test', family: 'inet', port: 40000, address: ip });
+  const { c, connect: atConnect } = await kitClient(policy, { ip, helo: opts.helo ?? 'client.test', ...(opts.auth ? { auth: opts.auth } : {}) });
   assert.equal(atConnect.action, 'continue', 'lists never refuse at connect');
-  await c.helo(opts.helo ?? 'client.test');
-  if (opts.auth) c.macros.set('M', [['{auth_authen}', opts.auth]]);
   const out = await c.mail([`<${sender}>`]);
   return { c, out, trace: c.currentTrace.find((t) => t.rule === 'blocklists') };
 }
@@ -72,8 +63,7 @@ describe('blocklists rule', () => {
 
   it('the client lookup starts at connect, before MAIL', async () => {
     const policy = compile();
-    const c = new Conversation({ policy, log });
-    await c.connect({ hostname: 'x', family: 'inet', port: 1, address: '203.0.113.66' });
+    const { c } = await kitClient(policy, { ip: '203.0.113.66', hostname: 'x', helo: null });
     await new Promise((r) => setTimeout(r, 100));
     assert.ok(dns.seen.includes('66.113.0.203.bl.test A'));
     const before = dns.seen.length;
@@ -187,10 +177,8 @@ describe('blocklists DNS budget', () => {
     const hole = await blackHole();
     try {
       const policy = compile({}, { servers: [hole.server], timeout: '10s', budget: '400ms' });
-      const c = new Conversation({ policy, log });
       const started = Date.now();
-      await c.connect({ hostname: 'x', family: 'inet', port: 1, address: '203.0.113.66' });
-      await c.helo('client.test');
+      const { c } = await kitClient(policy, { ip: '203.0.113.66', hostname: 'x' });
       const out = await c.mail(['<a@spam.example>']);
       const took = Date.now() - started;
       assert.equal(out.action, 'continue');

@@ -1,12 +1,11 @@
 // Test helpers for rule 6 (content): MIME messages and zip archives built in the test, and a
 // way to run the content rule's end-of-message handler on a raw message.
 import { execFileSync } from 'node:child_process';
-import { Readable } from 'node:stream';
 import winston from 'winston';
-import type { Direction, MessageContext, PhaseInput, PhaseInputs, Verdict } from '../../src/policy/types.js';
+import type { Direction, Verdict } from '../../src/policy/types.js';
 import { contentRule } from '../../src/rules/content.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
-import type { RuleEnv } from '../../src/policy/rule-env.js';
+import { kitConnection, kitEnv, kitInput, kitMessage } from '../support/rule-kit.js';
 
 export const log = winston.createLogger({ silent: true });
 
@@ -19,7 +18,7 @@ export const REFERENCE_CONTENT = {
   ],
 };
 
-const env = { log, policy: {}, shared: (_k: string, make: () => unknown) => make() } as unknown as RuleEnv;
+const env = kitEnv({ log });
 
 export function contentRuleFor(config: unknown) {
   return contentRule.create(contentSchema.parse(config), env);
@@ -29,22 +28,9 @@ export function contentRuleFor(config: unknown) {
 export async function runContent(config: unknown, raw: string | Buffer, direction: Direction = 'inbound'): Promise<Verdict> {
   const rule = contentRuleFor(config);
   const bytes = typeof raw === 'string' ? Buffer.from(crlf(raw), 'utf8') : raw;
-  const msg = {
-    direction,
-    headers: [],
-    recipients: [],
-    senderArgs: [],
-    senderParams: {},
-    state: new Map(),
-    log,
-    source: {
-      bodySize: bytes.length,
-      message: () => Readable.from([bytes]),
-      body: () => Readable.from([]),
-      headerBlock: () => Buffer.alloc(0),
-    },
-  } as unknown as MessageContext;
-  const input = { conn: { log } as unknown as PhaseInput['conn'], msg, signal: AbortSignal.timeout(30_000) } as PhaseInputs['eom'];
+  // The content rule reads the whole message as a stream (source.message()), as given.
+  const msg = kitMessage(bytes, { direction, log, spilled: true, verbatim: true });
+  const input = kitInput(kitConnection({ log }), msg);
   return rule.handlers.eom!(input);
 }
 

@@ -2,14 +2,10 @@
 // the card number detector per direction; MIME bomb limits; actions; monitor mode.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { policySchema } from '../../src/rules/policy-schema.js';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
-import { PolicyEngine } from '../../src/engine/engine.js';
-import type { PhaseInputs } from '../../src/policy/types.js';
 import { contentSchema } from '../../src/rules/content/schema.js';
-import { Conversation } from '../../src/session/conversation.js';
-import { b64, contentRuleFor, log, mixed, plain, pythonZip, REFERENCE_CONTENT, runContent } from './content-fixtures.js';
+import { kitConnection, kitInput, kitMail, kitMessage, kitPolicy, runPhase } from '../support/rule-kit.js';
+import { b64, contentRuleFor, mixed, plain, pythonZip, REFERENCE_CONTENT, runContent } from './content-fixtures.js';
 
 const EXE_BYTES = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(300, 0x90)]);
 const CARD = '4111 1111 1111 1111';
@@ -325,27 +321,17 @@ test('a part header block over max_header_size is refused', async () => {
 
 test('monitor mode: the engine records the would-be refusal and lets the message through', async () => {
   const rule = contentRuleFor({ ...REFERENCE_CONTENT, mode: 'monitor' });
-  const engine = new PolicyEngine([rule]);
-  const { Readable } = await import('node:stream');
   const raw = Buffer.from(mixed([attachment('Content-Type: application/octet-stream; name="a.exe"')]).replace(/\n/g, '\r\n'));
-  const input = {
-    conn: { log },
-    msg: { direction: 'inbound', log, state: new Map(), source: { message: () => Readable.from([raw]) } },
-    signal: AbortSignal.timeout(10_000),
-  } as unknown as PhaseInputs['eom'];
-  const result = await engine.run('eom', input);
+  const msg = kitMessage(raw, { direction: 'inbound', spilled: true, verbatim: true });
+  const result = await runPhase(rule, 'eom', kitInput(kitConnection(), msg));
   assert.equal(result.action, 'continue');
   assert.equal(result.trace[0]!.action, 'reject');
   assert.equal(result.trace[0]!.monitor, true);
 });
 
 test('through the session: outbound marker gets 550 5.7.1 with the rule name and a reference', async () => {
-  const config = policySchema.parse({ local_domains: ['example.test'], networks: { internal: ['127.0.0.0/8'] }, rules: { content: REFERENCE_CONTENT } });
-  const policy = new CompiledPolicy(config, 'test.yaml', log);
-  const c = new Conversation({ policy, log });
-  await c.connect({ hostname: 'localhost', family: 'inet', port: 40000, address: '127.0.0.1' });
-  await c.helo('localhost');
-  await c.mail(['<alice@example.test>']);
+  const policy = kitPolicy({ content: REFERENCE_CONTENT }, { networks: { internal: ['127.0.0.0/8'] } });
+  const { c } = await kitMail(policy, '<alice@example.test>', { ip: '127.0.0.1', hostname: 'localhost', helo: 'localhost' });
   await c.rcpt(['<bob@partner.test>']);
   await c.data();
   await c.header('From', 'alice@example.test', false);

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
-import { PolicyEngine } from '../../src/engine/engine.js';
 import type { Modification, Rule, Verdict } from '../../src/policy/types.js';
 import { disclaimerRule, disclaimerSchema, dkimDomains, type DisclaimerConfig } from '../../src/rules/disclaimer.js';
 import { fakeEnv, fakeMessage, loadCorpusPolicy, runDisclaimer } from '../golden/disclaimer/run-case.js';
+import { kitConnection, kitInput, runPhase } from '../support/rule-kit.js';
 
 const { settings, rule: corpusRule } = loadCorpusPolicy();
 const spool = mkdtempSync(join(tmpdir(), 'relayguard-disclaimer-rule-'));
@@ -105,7 +105,7 @@ describe('modes, failures, spool', () => {
     const verdicts: Verdict[] = [];
     const watched: Rule = { ...rule, handlers: { eom: async (input) => { const v = await rule.handlers.eom!(input); verdicts.push(v); return v; } } };
     const msg = fakeMessage(PLAIN(), 'outbound', 'a@example.test');
-    const result = await new PolicyEngine([watched]).run('eom', { conn: { log: msg.log } as never, msg, signal: AbortSignal.timeout(5000) });
+    const result = await runPhase(watched, 'eom', kitInput(kitConnection({ log: msg.log }), msg, { signal: AbortSignal.timeout(5000) }));
     assert.deepEqual(result.mods, []);
     assert.equal(result.trace[0]!.monitor, true);
     assert.ok(result.trace[0]!.details?.parts);
@@ -118,7 +118,7 @@ describe('modes, failures, spool', () => {
     const rule = disclaimerRule.create(config(), fakeEnv(local));
     const msg = fakeMessage(PLAIN(), 'outbound', 'a@example.test');
     const broken = { ...msg, source: { ...msg.source, message: () => new Readable({ read() { this.destroy(new Error('disk on fire')); } }) } };
-    const conn = { log: msg.log } as never;
+    const conn = kitConnection({ log: msg.log });
     const v = await rule.handlers.eom!({ conn, msg: broken, signal: AbortSignal.timeout(5000) });
     assert.equal(v.action, 'continue');
     assert.equal(v.mods, undefined);

@@ -2,20 +2,11 @@
 // rule's merged modifications, add theirs, and never turn a failure into a refusal.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/ops/logging.js';
-import { PolicyEngine } from '../../src/engine/engine.js';
-import { modify, pass, reject, type ConnectionContext, type MessageContext, type Modification, type Rule, type Verdict } from '../../src/policy/types.js';
+import { modify, pass, reject, type Modification, type Rule, type Verdict } from '../../src/policy/types.js';
+import { kitConnection, kitInput, kitMessage, runPhase } from '../support/rule-kit.js';
 
-const conn = (): ConnectionContext => ({
-  id: 'c1',
-  client: { ip: '203.0.113.9', hostname: 'x', port: 1, family: 'inet' },
-  macros: { get: () => undefined },
-  internalNetwork: false,
-  networkGroups: [],
-  state: new Map(),
-  log: silentLogger(),
-});
-const msg = { state: new Map(), headers: [], log: silentLogger() } as unknown as MessageContext;
+const conn = () => kitConnection({ ip: '203.0.113.9', hostname: 'x' });
+const msg = kitMessage('Subject: x\r\n\r\nbody\r\n');
 
 function signer(seen: Array<readonly Modification[]>, mode: Rule['mode'] = 'enforce', fail = false): Rule {
   return {
@@ -30,7 +21,7 @@ function signer(seen: Array<readonly Modification[]>, mode: Rule['mode'] = 'enfo
   };
 }
 const changer = (v: Verdict): Rule => ({ name: 'changer', mode: 'enforce', handlers: { eom: async () => v } });
-const run = (rules: Rule[]) => new PolicyEngine(rules).run('eom', { conn: conn(), msg, signal: AbortSignal.timeout(2000) });
+const run = (rules: Rule[]) => runPhase(rules, 'eom', kitInput(conn(), msg, { signal: AbortSignal.timeout(2000) }));
 
 describe('engine finish step', () => {
   it('gets the merged modifications of the other rules and adds its own, with trace details', async () => {

@@ -7,13 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { policySchema } from '../../src/rules/policy-schema.js';
-import { silentLogger } from '../../src/ops/logging.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { AUDIT_CLIENT_NAME } from '../../src/rules/offenders.js';
-import { Conversation } from '../../src/session/conversation.js';
+import { kitClient, kitPolicy } from '../support/rule-kit.js';
 
-const log = silentLogger();
 const root = mkdtempSync(join(tmpdir(), 'rg-offenders-audit-'));
 const policies: CompiledPolicy[] = [];
 after(async () => {
@@ -22,20 +19,16 @@ after(async () => {
 });
 
 function compile(): CompiledPolicy {
-  const config = policySchema.parse({
-    server: { state_dir: join(root, `s${policies.length}`) },
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8'] },
-    rules: { blocklists: { blocked_domains: ['blocked.test'] }, offenders: { threshold: 5 } },
-  });
-  const p = new CompiledPolicy(config, 'test.yaml', log);
+  const p = kitPolicy(
+    { blocklists: { blocked_domains: ['blocked.test'] }, offenders: { threshold: 5 } },
+    { server: { state_dir: join(root, `s${policies.length}`) }, networks: { internal: ['127.0.0.0/8'] } },
+  );
   policies.push(p);
   return p;
 }
 
 async function offend(policy: CompiledPolicy, ip: string, hostname: string) {
-  const c = new Conversation({ policy, log });
-  const out = await c.connect({ hostname, family: 'inet', port: 40000, address: ip });
+  const { c, connect: out } = await kitClient(policy, { ip, hostname, helo: null });
   if (out.action !== 'continue') return out;
   await c.helo('probe');
   const mail = await c.mail(['<x@blocked.test>']);

@@ -6,16 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import winston from 'winston';
-import { policySchema } from '../../src/rules/policy-schema.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
-import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
+import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { reject, type Rule } from '../../src/policy/types.js';
-import type { RuleEnv } from '../../src/policy/rule-env.js';
 import { offendersRule, offendersSchema, ledgerPolicyOf } from '../../src/rules/offenders.js';
-import { Conversation } from '../../src/session/conversation.js';
+import { kitClient, kitConnection, kitEnv, kitPolicy } from '../support/rule-kit.js';
 
-const log = winston.createLogger({ silent: true });
 const root = mkdtempSync(join(tmpdir(), 'rg-offenders-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -30,23 +26,17 @@ const refuseAtEom: Rule = { name: 'content_stub', mode: 'enforce', handlers: { e
 
 function compile(offenders: Record<string, unknown> = {}, extraRules: Rule[] = []) {
   const stateDir = join(root, `s${++dirs}`);
-  const config = policySchema.parse({
-    server: { state_dir: stateDir },
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8'] },
-    rules: {
-      blocklists: { blocked_domains: ['blocked.test'] },
-      offenders,
-    },
-  });
-  const policy = new CompiledPolicy(config, 'test.yaml', log, { extraRules });
+  const policy = kitPolicy(
+    { blocklists: { blocked_domains: ['blocked.test'] }, offenders },
+    { server: { state_dir: stateDir }, networks: { internal: ['127.0.0.0/8'] } },
+    { extraRules },
+  );
   policies.push(policy);
   return { policy, stateDir };
 }
 
 async function connect(policy: CompiledPolicy, ip: string) {
-  const c = new Conversation({ policy, log });
-  const out = await c.connect({ hostname: 'client.test', family: 'inet', port: 40000, address: ip });
+  const { c, connect: out } = await kitClient(policy, { ip, helo: null });
   return { c, out };
 }
 
@@ -199,9 +189,9 @@ describe('offenders rule', () => {
 
   it('offline (relayguard check): reads bans, records nothing, creates no state', async () => {
     const stateDir = join(root, 'offline-none');
-    const env = { policy: { server: { state_dir: stateDir } }, log, offline: true, shared: <T>(_k: string, make: () => T) => make() } as unknown as RuleEnv;
+    const env = kitEnv({ policy: { server: { state_dir: stateDir } }, offline: true });
     const rule = offendersRule.create(offendersSchema.parse({}), env);
-    await rule.onOutcome!({ conn: { client: { ip: '203.0.113.31' }, internalNetwork: false, macros: { get: () => undefined }, log } as never, phase: 'envfrom', action: 'reject', rule: 'relay' });
+    await rule.onOutcome!({ conn: kitConnection({ ip: '203.0.113.31' }), phase: 'envfrom', action: 'reject', rule: 'relay' });
     const { existsSync } = await import('node:fs');
     assert.equal(existsSync(stateDir), false);
   });

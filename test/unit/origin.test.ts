@@ -11,6 +11,8 @@ import winston from 'winston';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { policySchema } from '../../src/rules/policy-schema.js';
 import { Auditor } from '../../src/audit/probes.js';
+import type { ProbeOutcome } from '../../src/policy/rule-parts.js';
+import { kitClient, kitPolicy } from '../support/rule-kit.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { openExistingOffenderLedger } from '../../src/deps/offender-ledger.js';
 import { registry } from '../../src/ops/metrics.js';
@@ -51,21 +53,18 @@ let dirs = 0;
 
 function compile(origin: Record<string, unknown>, opts: { offenders?: Record<string, unknown>; log?: winston.Logger } = {}) {
   const stateDir = join(root, `s${++dirs}`);
-  const config = policySchema.parse({
-    server: { state_dir: stateDir },
-    local_domains: ['example.test'],
-    networks: { internal: ['127.0.0.0/8'], groups: { partner: ['198.51.100.128/25'] } },
-    rules: { origin: { databases: [countryDb, asnDb], ...origin }, ...(opts.offenders ? { offenders: opts.offenders } : {}) },
-  });
-  const policy = new CompiledPolicy(config, 'test.yaml', opts.log ?? winston.createLogger({ silent: true }));
+  const policy = kitPolicy(
+    { origin: { databases: [countryDb, asnDb], ...origin }, ...(opts.offenders ? { offenders: opts.offenders } : {}) },
+    { server: { state_dir: stateDir }, networks: { internal: ['127.0.0.0/8'], groups: { partner: ['198.51.100.128/25'] } } },
+    opts.log ? { log: opts.log } : {},
+  );
   policies.push(policy);
   return { policy, stateDir };
 }
 
 /** Connect, EHLO, MAIL FROM: the outcome of connect and of MAIL. */
 async function session(policy: CompiledPolicy, ip: string, auth?: string) {
-  const c = new Conversation({ policy, log: winston.createLogger({ silent: true }) });
-  const connect = await c.connect({ hostname: 'client.test', family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
+  const { c, connect } = await kitClient(policy, { ip, helo: null });
   const connectTrace = c.currentTrace;
   await c.helo('client.test');
   if (auth) c.macros.set('M', [['{auth_authen}', auth]]);
@@ -436,7 +435,7 @@ describe('origin databases: missing, replaced, old', () => {
     const stale = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 }, join(root, 'stale.mmdb'));
     const gone = join(root, 'gone.mmdb');
     const config = policySchema.parse({ local_domains: ['example.test'], rules: { origin: { mode: 'monitor', max_age: '30d', databases: [fresh, stale, gone], inbound: {} } } });
-    const results = await Promise.all(originProbes(config).map(async (p) => ({ name: p.name, ...(await p.run()) })));
+    const results: Array<ProbeOutcome & { name: string }> = await Promise.all(originProbes(config).map(async (p) => ({ name: p.name, ...(await p.run()) })));
     assert.deepEqual(
       results.map((r) => [r.name, r.ok]),
       [
@@ -447,7 +446,7 @@ describe('origin databases: missing, replaced, old', () => {
     );
     assert.match(results[0]!.detail, /: GeoLite2-ASN, built \d{4}-\d\d-\d\d, 2 day\(s\) old$/);
     assert.match(results[1]!.detail, /40 day\(s\) old \(older than max_age 30 days: is geoipupdate running\?\)$/);
-    assert.ok(Math.abs((results[1] as unknown as { database_age_s: number }).database_age_s - 40 * 86_400) < 60);
+    assert.ok(Math.abs(Number(results[1]!.database_age_s) - 40 * 86_400) < 60);
     assert.match(results[2]!.detail, /gone\.mmdb: file not found; the origin rule judges nobody with it$/);
     // No active origin rule: no probes.
     assert.deepEqual(originProbes(policySchema.parse({ local_domains: ['example.test'], rules: {} })), []);

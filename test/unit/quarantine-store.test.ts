@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { QuarantineStore, recordQuarantine } from '../../src/deps/quarantine-store.js';
 import { stateDbPath } from '../../src/deps/state-file.js';
-import { silentLogger } from '../../src/ops/logging.js';
-import type { ConnectionContext, MessageContext } from '../../src/policy/types.js';
+import { parseEnvelopeAddress } from '../../src/primitives/address.js';
 import type { Decision } from '../../src/policy/decision.js';
+import { kitConnection, kitMessage } from '../support/rule-kit.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -18,19 +18,14 @@ function tempDir(): string {
 }
 
 function decision(overrides: Partial<Decision['outcome']> = {}, trace: Decision['trace'] = []): Decision {
-  const log = silentLogger();
-  const msg = {
+  const msg = kitMessage('Subject: held\r\n\r\nbody\r\n', {
     queueId: 'ABC123DEF',
-    sender: { raw: 'alice@example.test', local: 'alice', domain: 'example.test' },
-    recipients: [
-      { address: { raw: 'bob@outside.test', local: 'bob', domain: 'outside.test' }, args: [] },
-      { address: { raw: 'refused@outside.test', local: 'refused', domain: 'outside.test' }, args: [], refused: true },
-    ],
+    from: 'alice@example.test',
+    to: ['bob@outside.test', { address: parseEnvelopeAddress('refused@outside.test'), args: [], refused: true }],
     direction: 'outbound',
-    log,
-  } as unknown as MessageContext;
+  });
   return {
-    conn: { id: 'c1', log } as unknown as ConnectionContext,
+    conn: kitConnection({ id: 'c1' }),
     msg,
     phase: 'eom',
     outcome: { action: 'quarantine', quarantine: 'virus Eicar', rule: 'antivirus', ref: 'c1-1', mods: [], ...overrides },

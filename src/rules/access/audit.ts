@@ -1,7 +1,7 @@
 // Rule 4 in the self-audit: an outside client using one of our own domains as envelope sender
 // is refused (5xx), not only deferred, and nothing is delivered.
 import type { RuleAuditPart } from '../../policy/rule-parts.js';
-import type { AccessConfig } from '../access.js';
+import type { AccessConfig } from './schema.js';
 
 export const accessAudit: RuleAuditPart<AccessConfig> = {
   probes: (_config, ctx) => [

@@ -3,7 +3,7 @@
 // signatures. The EICAR probes run without an antivirus rule too: the gateway must do it.
 import { ClamdClient } from '../../deps/clamd.js';
 import type { AuditProbe, ProbeOutcome, RuleAuditPart } from '../../policy/rule-parts.js';
-import type { AntivirusConfig } from '../antivirus.js';
+import type { AntivirusConfig } from './schema.js';
 import { pickDirection } from '../common.js';
 
 /** A signature database older than this means updates have stopped. */

@@ -1,7 +1,7 @@
 // The antivirus rule in `relayguard init`: clamd's address from clamd.conf, so the starting policy
 // scans with the clamd the host already runs.
 import type { RuleMtaPart } from '../../policy/rule-parts.js';
-import type { AntivirusConfig } from '../antivirus.js';
+import type { AntivirusConfig } from './schema.js';
 
 export const antivirusMta: RuleMtaPart<AntivirusConfig> = {
   init({ clamd, clamdConf, clamdMissing }) {

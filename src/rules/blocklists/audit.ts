@@ -2,7 +2,7 @@
 // them (127.0.0.2 listed with one of the configured codes, 127.0.0.1 never).
 import { DnsblClient, ipQueryName, ListingCodes, type DnsblList, type DnsblQuery, type ListResult } from '../../deps/dnsbl.js';
 import type { AuditProbe, RuleAuditPart } from '../../policy/rule-parts.js';
-import type { BlocklistsConfig } from '../blocklists.js';
+import type { BlocklistsConfig } from './schema.js';
 
 /** RFC 5782 test points: 127.0.0.2 must be listed, 127.0.0.1 never. */
 const DNSBL_LISTED_TEST_POINT = '127.0.0.2';

@@ -2,7 +2,7 @@
 // in the file) is not older than the rule's max_age. An old country database keeps judging by
 // last year's allocations; a missing one judges nobody.
 import type { RuleAuditPart } from '../../policy/rule-parts.js';
-import type { OriginConfig } from '../origin.js';
+import type { OriginConfig } from './schema.js';
 import { MmdbFile } from './database.js';
 
 const DAY_MS = 86_400_000;

@@ -1,7 +1,7 @@
 // Rule 1 in the self-audit: as an outside client, RCPT to a domain that is nobody's is refused
 // while the audit mailbox in the same transaction is accepted. Nothing is ever sent.
 import type { RuleAuditPart } from '../../policy/rule-parts.js';
-import type { RelayConfig } from '../relay.js';
+import type { RelayConfig } from './schema.js';
 
 /** A recipient in a domain that is nobody's: the open-relay probe never sends to it. */
 const RELAY_TEST_RCPT = 'relayguard-audit@relay-test.invalid';

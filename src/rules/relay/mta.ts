@@ -3,7 +3,7 @@
 import { normalizeDomain } from '../../primitives/address.js';
 import { parseCidr } from '../../primitives/networks.js';
 import type { LintFinding, MtaContext, PostfixView, RuleMtaPart } from '../../policy/rule-parts.js';
-import type { RelayConfig } from '../relay.js';
+import type { RelayConfig } from './schema.js';
 
 /** The relay restrictions that refuse unauthorised relaying without help from relayguard. */
 const RELAY_RESTRICTIONS = 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination';

@@ -2,8 +2,7 @@
 // gets 552 (the policy's limit for the direction the gateway sees, else Postfix's default).
 import type { RuleAuditPart } from '../../policy/rule-parts.js';
 import { pickDirection } from '../common.js';
-import type { SizeConfig } from '../size.js';
-import { DEFAULT_MAX_BYTES } from './defaults.js';
+import { DEFAULT_MAX_BYTES, type SizeConfig } from './schema.js';
 
 export const sizeAudit: RuleAuditPart<SizeConfig> = {
   probes: (config, ctx) => [

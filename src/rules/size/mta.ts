@@ -2,8 +2,7 @@
 // relayguard decides, with its enhanced code and reference; and never unlimited.
 import type { LintFinding, RuleMtaPart } from '../../policy/rule-parts.js';
 import { pickDirection } from '../common.js';
-import type { SizeConfig } from '../size.js';
-import { DEFAULT_MAX_BYTES } from './defaults.js';
+import { DEFAULT_MAX_BYTES, type SizeConfig } from './schema.js';
 
 /** Postfix refuses to start when mailbox_size_limit is below message_size_limit. */
 const POSTFIX_MAILBOX_SIZE_LIMIT = 51_200_000;

@@ -2,8 +2,7 @@
 // rule's min_version (never below TLSv1.2).
 import type { RuleAuditPart } from '../../policy/rule-parts.js';
 import { tlsRank } from '../../primitives/tls-version.js';
-import type { TlsConfig } from '../tls.js';
-import { DEFAULT_MIN_VERSION } from './defaults.js';
+import { DEFAULT_MIN_VERSION, type TlsConfig } from './schema.js';
 
 export const tlsAudit: RuleAuditPart<TlsConfig> = {
   probes: (config, ctx) => [

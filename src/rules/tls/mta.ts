@@ -3,8 +3,7 @@
 import { normalizeDomain } from '../../primitives/address.js';
 import type { LintFinding, RuleMtaPart } from '../../policy/rule-parts.js';
 import { TLS_PROTOCOLS, tlsRank } from '../../primitives/tls-version.js';
-import type { TlsConfig } from '../tls.js';
-import { DEFAULT_MIN_VERSION } from './defaults.js';
+import { DEFAULT_MIN_VERSION, type TlsConfig } from './schema.js';
 
 /** Where certificates are configured in main.cf: one of them set means Postfix can offer STARTTLS. */
 const CERTIFICATE_PARAMETERS = ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'];

@@ -4,15 +4,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable } from 'node:stream';
 import { loadPolicyFile } from '../../../src/rules/policy-schema.js';
-import { silentLogger } from '../../../src/ops/logging.js';
-import { parseEnvelopeAddress } from '../../../src/primitives/address.js';
 import type { Direction, MessageContext, Verdict } from '../../../src/policy/types.js';
 import type { PolicySettings } from '../../../src/config/settings.js';
 import { disclaimerRule, type DisclaimerConfig } from '../../../src/rules/disclaimer.js';
 import type { RuleEnv } from '../../../src/policy/rule-env.js';
 import { applyModifications, splitMessage } from '../../../src/session/offline-message.js';
+import { kitConnection, kitEnv, kitInput, kitMessage } from '../../support/rule-kit.js';
 
 export interface CaseEnvelope {
   client_ip: string;
@@ -44,41 +42,12 @@ export function loadCorpusPolicy(): { settings: PolicySettings; rule: Disclaimer
 }
 
 export function fakeEnv(settings: PolicySettings): RuleEnv {
-  return {
-    policy: settings,
-    log: silentLogger(),
-    offline: false,
-    shared: (_key, make) => make(),
-  };
+  return kitEnv({ settings });
 }
 
-/** `bytes` in pieces of `size` (the MTA's body chunks end anywhere). */
-function pieces(bytes: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < bytes.length; i += size) out.push(bytes.subarray(i, i + size));
-  return out;
-}
-
-/** A message context over raw message bytes, as the session builds it at end of message. */
+/** A message context over raw message bytes, as the session builds it at end of message (a spilled body). */
 export function fakeMessage(raw: Buffer, direction: Direction, from: string, chunkSize = 65_535): MessageContext {
-  const { headers, body } = splitMessage(raw);
-  const headerBlock = Buffer.from(headers.map((h) => `${h.name}:${h.value.replace(/\n/g, '\r\n')}\r\n`).join('') + '\r\n', 'latin1');
-  return {
-    sender: parseEnvelopeAddress(from),
-    senderArgs: [],
-    senderParams: {},
-    recipients: [],
-    headers: headers.map((h) => ({ name: h.name, value: h.value.startsWith(' ') ? h.value.slice(1) : h.value })),
-    direction,
-    state: new Map(),
-    log: silentLogger(),
-    source: {
-      bodySize: body.length,
-      body: () => Readable.from([body]),
-      message: () => Readable.from(pieces(Buffer.concat([headerBlock, body]), chunkSize)),
-      headerBlock: () => headerBlock,
-    },
-  };
+  return kitMessage(raw, { direction, from, chunkSize, spilled: true });
 }
 
 export interface RunResult {
@@ -90,8 +59,7 @@ export interface RunResult {
 export async function runDisclaimer(config: DisclaimerConfig, settings: PolicySettings, raw: Buffer, direction: Direction, from: string, chunkSize?: number): Promise<RunResult> {
   const rule = disclaimerRule.create(config, fakeEnv(settings));
   const msg = fakeMessage(raw, direction, from, chunkSize);
-  const conn = { log: silentLogger() } as unknown as Parameters<NonNullable<typeof rule.handlers.eom>>[0]['conn'];
-  const verdict = await rule.handlers.eom!({ conn, msg, signal: AbortSignal.timeout(30_000) });
+  const verdict = await rule.handlers.eom!(kitInput(kitConnection(), msg));
   const { headers, body } = splitMessage(raw);
   const output = await applyModifications(headers, body, verdict.mods ?? []);
   return { verdict, output };
