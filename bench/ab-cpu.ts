@@ -38,27 +38,65 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { a: '', b: relayguardMain, policy: 'disclaimer', size: 'text-5k', rounds: 6, messages: 600, concurrency: 20, warmup: 600, dir: '/tmp/rg-ab', cpuProf: '', aNodeArgs: [], bNodeArgs: [] };
+  const o: Options = {
+    a: '',
+    b: relayguardMain,
+    policy: 'disclaimer',
+    size: 'text-5k',
+    rounds: 6,
+    messages: 600,
+    concurrency: 20,
+    warmup: 600,
+    dir: '/tmp/rg-ab',
+    cpuProf: '',
+    aNodeArgs: [],
+    bNodeArgs: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = () => argv[++i] ?? '';
     switch (a) {
-      case '--a': o.a = v(); break;
-      case '--b': o.b = v(); break;
-      case '--policy': o.policy = v() as PolicyVariant; break;
-      case '--size': o.size = v() as MessageKind; break;
-      case '--rounds': o.rounds = Number(v()); break;
-      case '--messages': o.messages = Number(v()); break;
-      case '--concurrency': o.concurrency = Number(v()); break;
-      case '--warmup': o.warmup = Number(v()); break;
-      case '--dir': o.dir = v(); break;
-      case '--cpu-prof': o.cpuProf = v(); break;
-      case '--a-node-args': o.aNodeArgs = v().split(/\s+/).filter(Boolean); break;
-      case '--b-node-args': o.bNodeArgs = v().split(/\s+/).filter(Boolean); break;
-      default: throw new Error(`unknown option ${a}`);
+      case '--a':
+        o.a = v();
+        break;
+      case '--b':
+        o.b = v();
+        break;
+      case '--policy':
+        o.policy = v() as PolicyVariant;
+        break;
+      case '--size':
+        o.size = v() as MessageKind;
+        break;
+      case '--rounds':
+        o.rounds = Number(v());
+        break;
+      case '--messages':
+        o.messages = Number(v());
+        break;
+      case '--concurrency':
+        o.concurrency = Number(v());
+        break;
+      case '--warmup':
+        o.warmup = Number(v());
+        break;
+      case '--dir':
+        o.dir = v();
+        break;
+      case '--cpu-prof':
+        o.cpuProf = v();
+        break;
+      case '--a-node-args':
+        o.aNodeArgs = v().split(/\s+/).filter(Boolean);
+        break;
+      case '--b-node-args':
+        o.bNodeArgs = v().split(/\s+/).filter(Boolean);
+        break;
+      default:
+        throw new Error(`unknown option ${a}`);
     }
   }
-  if (!o.a) throw new Error('--a (the other build\'s main.js) is required');
+  if (!o.a) throw new Error("--a (the other build's main.js) is required");
   return o;
 }
 
@@ -72,7 +110,13 @@ interface RoundResult {
 }
 
 /** `messages` messages, each on its own connection, `concurrency` connections at a time. */
-async function measure(rg: BenchRelayguard, message: Buffer, messages: number, concurrency: number, clamdPid?: number): Promise<RoundResult> {
+async function measure(
+  rg: BenchRelayguard,
+  message: Buffer,
+  messages: number,
+  concurrency: number,
+  clamdPid?: number,
+): Promise<RoundResult> {
   const before = procUsage(rg.daemon.pid).cpuMs;
   const clamdBefore = clamdPid ? procUsage(clamdPid).cpuMs : NaN;
   const started = performance.now();
@@ -80,7 +124,8 @@ async function measure(rg: BenchRelayguard, message: Buffer, messages: number, c
   while (sent < messages) {
     const n = Math.min(concurrency, messages - sent);
     const r = await runLoad(rg.listen, message, n, 1, Number.POSITIVE_INFINITY);
-    if (r.errors.length || r.accepted !== n) throw new Error(`${rg.policy}: ${r.errors[0] ?? JSON.stringify(r.otherVerdicts)}`);
+    if (r.errors.length || r.accepted !== n)
+      throw new Error(`${rg.policy}: ${r.errors[0] ?? JSON.stringify(r.otherVerdicts)}`);
     sent += n;
   }
   return {
@@ -110,7 +155,14 @@ async function main(): Promise<void> {
     const start = async (label: string, main: string, nodeArgs: string[] = []) => {
       const dir = join(o.dir, label);
       mkdirSync(join(dir, 'sock'), { recursive: true });
-      const rg = await startBenchRelayguard({ variant: o.policy, listen: `unix:${join(dir, 'sock', 'ab.sock')}`, dir, clamdAddress, main, nodeArgs });
+      const rg = await startBenchRelayguard({
+        variant: o.policy,
+        listen: `unix:${join(dir, 'sock', 'ab.sock')}`,
+        dir,
+        clamdAddress,
+        main,
+        nodeArgs,
+      });
       daemons.push(rg.daemon);
       return rg;
     };

@@ -77,9 +77,21 @@ async function main(): Promise<void> {
   const daemons: Daemon[] = [];
   try {
     daemons.push(await clamdUp(layout));
-    const rg = await startBenchRelayguard({ variant: 'full-large', listen, dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`, nodeArgs: benchNodeArgs() });
+    const rg = await startBenchRelayguard({
+      variant: 'full-large',
+      listen,
+      dir,
+      clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`,
+      nodeArgs: benchNodeArgs(),
+    });
     daemons.unshift(rg.daemon);
-    const env = { clientIp: '127.0.0.1', clientName: 'localhost', helo: 'big.bench.test', from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] };
+    const env = {
+      clientIp: '127.0.0.1',
+      clientName: 'localhost',
+      helo: 'big.bench.test',
+      from: BENCH_SENDER,
+      rcpts: [BENCH_RECIPIENT],
+    };
     // Warm up with ordinary messages so the baseline includes relayguard's normal working set.
     const small = bigMessage(100 * 1024);
     for (let i = 0; i < WARMUP_MESSAGES; i++) {

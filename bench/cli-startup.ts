@@ -39,12 +39,23 @@ function main(): void {
   for (let i = 0; i < opts.length; i++) {
     const v = () => opts[++i] ?? '';
     switch (opts[i]) {
-      case '--a': a = resolve(v()); break;
-      case '--b': b = resolve(v()); break;
-      case '--rounds': rounds = Number(v()); break;
-      case '--node': node = v(); break;
-      case '--node-arg': nodeArgs.push(v()); break;
-      default: throw new Error(`unknown option ${opts[i]}`);
+      case '--a':
+        a = resolve(v());
+        break;
+      case '--b':
+        b = resolve(v());
+        break;
+      case '--rounds':
+        rounds = Number(v());
+        break;
+      case '--node':
+        node = v();
+        break;
+      case '--node-arg':
+        nodeArgs.push(v());
+        break;
+      default:
+        throw new Error(`unknown option ${opts[i]}`);
     }
   }
   const builds = a ? [a, b] : [b];
@@ -57,12 +68,16 @@ function main(): void {
     for (const i of order) samples[i]!.push(runOnce(node, builds[i]!, command, nodeArgs));
   }
   load.push(loadavg()[0]!);
-  console.log(`relayguard ${command.join(' ')}: ${rounds} alternating rounds, node ${node}, load average ${load.map((x) => x.toFixed(1)).join(' -> ')}`);
+  console.log(
+    `relayguard ${command.join(' ')}: ${rounds} alternating rounds, node ${node}, load average ${load.map((x) => x.toFixed(1)).join(' -> ')}`,
+  );
   builds.forEach((m, i) => {
     const s = samples[i]!;
     const w = s.map((x) => x.wall);
     const c = s.map((x) => x.cpu);
-    console.log(`  ${a ? (i ? 'B' : 'A') : ''} ${m}\n    wall ms median ${fmt(median(w))} (${fmt(min(w))}-${fmt(max(w))}), CPU ms median ${fmt(median(c))} (${fmt(min(c))}-${fmt(max(c))})`);
+    console.log(
+      `  ${a ? (i ? 'B' : 'A') : ''} ${m}\n    wall ms median ${fmt(median(w))} (${fmt(min(w))}-${fmt(max(w))}), CPU ms median ${fmt(median(c))} (${fmt(min(c))}-${fmt(max(c))})`,
+    );
   });
   if (a) {
     const ratio = (k: keyof Sample) => samples[1]!.map((s, r) => s[k] / samples[0]![r]![k]);

@@ -65,7 +65,7 @@ export function fuzzInProcess(frames: number, seed: number): InProcessResult {
     for (let i = 0; i < n && sent < frames; i++, sent++) parts.push(randomFrame(rand));
     const stream = Buffer.concat(parts);
     try {
-      for (let off = 0; off < stream.length; ) {
+      for (let off = 0; off < stream.length;) {
         const cut = Math.min(stream.length, off + 1 + Math.floor(rand() * 700));
         for (const f of decoder.push(stream.subarray(off, cut))) {
           try {
@@ -79,7 +79,10 @@ export function fuzzInProcess(frames: number, seed: number): InProcessResult {
         off = cut;
       }
     } catch (err) {
-      if (!(err instanceof FrameError)) throw new Error(`stream ${streams}: ${(err as Error).name} escaped the decoder: ${(err as Error).stack}`, { cause: err });
+      if (!(err instanceof FrameError))
+        throw new Error(`stream ${streams}: ${(err as Error).name} escaped the decoder: ${(err as Error).stack}`, {
+          cause: err,
+        });
       frameErrors++; // a bad length ends the stream, as it ends the connection
     }
   }
@@ -113,7 +116,11 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
   if (!r.ok) throw new Error('fuzz policy invalid');
   const policy = new CompiledPolicy(r.config, 'fuzz.yaml', silentLogger());
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 500, log: silentLogger() });
+  const server = new MilterServer(policy, {
+    listen: { kind: 'inet', host: '127.0.0.1', port },
+    maxConnections: 500,
+    log: silentLogger(),
+  });
   await server.start();
   const rand = xorshift32(seed ^ 0x5eed);
   let sent = 0;
@@ -131,7 +138,17 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
     }
     // The server must still serve a well-behaved client.
     const c = await openMilter({ kind: 'inet', host: '127.0.0.1', port });
-    const res = await sendMessage(c, { clientIp: '127.0.0.1', clientName: 'localhost', helo: 'fuzz.test', from: 'a@example.test', rcpts: ['b@example.test'] }, Buffer.from('Subject: after fuzz\r\n\r\nhello\r\n'));
+    const res = await sendMessage(
+      c,
+      {
+        clientIp: '127.0.0.1',
+        clientName: 'localhost',
+        helo: 'fuzz.test',
+        from: 'a@example.test',
+        rcpts: ['b@example.test'],
+      },
+      Buffer.from('Subject: after fuzz\r\n\r\nhello\r\n'),
+    );
     closeMilter(c);
     if (res.verdict !== 'accept') throw new Error(`after the fuzz a normal message got ${res.verdict}`);
   } finally {
@@ -159,7 +176,9 @@ async function main(): Promise<void> {
   );
   const b = await fuzzLive(live, seed);
   const t2 = performance.now();
-  process.stdout.write(`live server: ${b.frames} random frames over ${b.connections} connections; server still serves; ${((t2 - t1) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(
+    `live server: ${b.frames} random frames over ${b.connections} connections; server still serves; ${((t2 - t1) / 1000).toFixed(1)} s\n`,
+  );
   process.stdout.write(`total: ${a.frames + b.frames} frames without a crash (seed ${seed})\n`);
 }
 

@@ -41,11 +41,17 @@ for (let done = 0, b = 0; done < count; done += batch, b++) {
   for (const [id, hits] of Object.entries(r.explained)) explained[id] = (explained[id] ?? 0) + hits.length;
   failures += r.relayguard.length / 2;
   missed += r.missedAttachments.length;
-  if (r.relayguard.length) console.log(formatReport(`batch ${b} (seed ${seed + b}): relayguard reads differently`, r.relayguard));
-  for (const m of r.missedAttachments) console.log(`batch ${b} (seed ${seed + b}): attachment missed by every reading of relayguard: ${m}`);
-  console.log(`batch ${b} (seed ${seed + b}): ${n} mutants, Python/Perl disagree on ${r.pythonPerl.length} (${r.pythonPerlNew.length} made by the mutation), relayguard reads ${r.relayguard.length / 2} as neither and misses attachments in ${r.missedAttachments.length}`);
+  if (r.relayguard.length)
+    console.log(formatReport(`batch ${b} (seed ${seed + b}): relayguard reads differently`, r.relayguard));
+  for (const m of r.missedAttachments)
+    console.log(`batch ${b} (seed ${seed + b}): attachment missed by every reading of relayguard: ${m}`);
+  console.log(
+    `batch ${b} (seed ${seed + b}): ${n} mutants, Python/Perl disagree on ${r.pythonPerl.length} (${r.pythonPerlNew.length} made by the mutation), relayguard reads ${r.relayguard.length / 2} as neither and misses attachments in ${r.missedAttachments.length}`,
+  );
 }
-console.log(`total: ${count} mutants in ${((Date.now() - started) / 1000).toFixed(1)} s; Python/Perl disagree on ${ambiguous} (${made} made by the mutation)`);
+console.log(
+  `total: ${count} mutants in ${((Date.now() - started) / 1000).toFixed(1)} s; Python/Perl disagree on ${ambiguous} (${made} made by the mutation)`,
+);
 console.log(`made by operation: ${JSON.stringify(ops)}`);
 console.log(`explained (test/support/mime-explanations.ts; OPEN ones are bugs): ${JSON.stringify(explained)}`);
 console.log(`relayguard reads ${failures} mutants as neither parser and misses attachments in ${missed}`);

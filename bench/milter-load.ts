@@ -48,16 +48,35 @@ function options(argv: string[]): Options {
     const a = argv[i]!;
     const v = () => argv[++i] ?? '';
     switch (a) {
-      case '--connections': o.connections = Number(v()); break;
-      case '--messages': o.messages = Number(v()); break;
-      case '--size': o.size = v() as MessageKind; break;
-      case '--policy': o.policy = v() as PolicyVariant; break;
-      case '--listen': o.listen = v(); break;
-      case '--connect': o.connect = v(); break;
-      case '--stall-ms': o.stallMs = Number(v()); break;
-      case '--cpu-prof': o.cpuProf = v(); break;
-      case '--dir': o.dir = v(); break;
-      default: throw new Error(`unknown option ${a}`);
+      case '--connections':
+        o.connections = Number(v());
+        break;
+      case '--messages':
+        o.messages = Number(v());
+        break;
+      case '--size':
+        o.size = v() as MessageKind;
+        break;
+      case '--policy':
+        o.policy = v() as PolicyVariant;
+        break;
+      case '--listen':
+        o.listen = v();
+        break;
+      case '--connect':
+        o.connect = v();
+        break;
+      case '--stall-ms':
+        o.stallMs = Number(v());
+        break;
+      case '--cpu-prof':
+        o.cpuProf = v();
+        break;
+      case '--dir':
+        o.dir = v();
+        break;
+      default:
+        throw new Error(`unknown option ${a}`);
     }
   }
   return o;
@@ -78,7 +97,13 @@ export interface LoadReport {
 }
 
 /** Runs `connections` concurrent sessions of `messages` messages each against `addr`. */
-export async function runLoad(addr: SocketAddress, message: Buffer, connections: number, messages: number, stallMs: number): Promise<LoadReport> {
+export async function runLoad(
+  addr: SocketAddress,
+  message: Buffer,
+  connections: number,
+  messages: number,
+  stallMs: number,
+): Promise<LoadReport> {
   const results: MessageResult[] = [];
   const errors: string[] = [];
   const t0 = performance.now();
@@ -117,10 +142,21 @@ export async function runLoad(addr: SocketAddress, message: Buffer, connections:
       try {
         for (let m = 0; m < messages; m++) {
           results.push(
-            await sendMessage(c, { clientIp: '127.0.0.1', clientName: 'localhost', helo: `client${i}.bench.test`, from: BENCH_SENDER, rcpts: [BENCH_RECIPIENT] }, message, {
-              queueId: `B${i}X${m}`,
-              timeoutMs: POSTFIX_MILTER_TIMEOUT_MS,
-            }),
+            await sendMessage(
+              c,
+              {
+                clientIp: '127.0.0.1',
+                clientName: 'localhost',
+                helo: `client${i}.bench.test`,
+                from: BENCH_SENDER,
+                rcpts: [BENCH_RECIPIENT],
+              },
+              message,
+              {
+                queueId: `B${i}X${m}`,
+                timeoutMs: POSTFIX_MILTER_TIMEOUT_MS,
+              },
+            ),
           );
           progress();
         }
@@ -134,7 +170,9 @@ export async function runLoad(addr: SocketAddress, message: Buffer, connections:
   const wallMs = performance.now() - t0;
   const lat = results.map((r) => r.ms).sort((a, b) => a - b);
   const otherVerdicts: Record<string, number> = {};
-  for (const r of results) if (r.verdict !== 'accept') otherVerdicts[`${r.stage}:${r.verdict}`] = (otherVerdicts[`${r.stage}:${r.verdict}`] ?? 0) + 1;
+  for (const r of results)
+    if (r.verdict !== 'accept')
+      otherVerdicts[`${r.stage}:${r.verdict}`] = (otherVerdicts[`${r.stage}:${r.verdict}`] ?? 0) + 1;
   return {
     connections,
     messages: connections * messages,
@@ -171,7 +209,13 @@ async function main(): Promise<void> {
         mkdirSync(o.cpuProf, { recursive: true });
         nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`);
       }
-      const rg = await startBenchRelayguard({ variant: o.policy, listen: o.listen, dir: o.dir, clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`, nodeArgs });
+      const rg = await startBenchRelayguard({
+        variant: o.policy,
+        listen: o.listen,
+        dir: o.dir,
+        clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`,
+        nodeArgs,
+      });
       daemons.unshift(rg.daemon);
       rgPid = rg.daemon.pid;
       addr = rg.listen;
@@ -184,7 +228,10 @@ async function main(): Promise<void> {
       `  accepted ${r.accepted}/${r.messages}, other verdicts ${JSON.stringify(r.otherVerdicts)}, errors ${r.errors.length} (a reply later than ${POSTFIX_MILTER_TIMEOUT_MS / 1000} s counts as one), stalls (${o.stallMs} ms without any message finishing) ${r.stalls}, longest gap ${fmt(r.longestGapMs)} ms, first message after ${fmt(r.firstMessageMs)} ms`,
       `  latency ms p50 ${fmt(r.latencyMs.p50, 1)} p99 ${fmt(r.latencyMs.p99, 1)} max ${fmt(r.latencyMs.max, 1)}; wall ${fmt(r.wallMs)} ms; ${fmt(r.rate)} msg/s`,
     ];
-    if (before && after) lines.push(`  relayguard CPU ${fmt((after.cpuMs - before.cpuMs) / r.messages, 2)} ms/msg, VmHWM ${fmt(after.hwmKiB / 1024, 1)} MiB`);
+    if (before && after)
+      lines.push(
+        `  relayguard CPU ${fmt((after.cpuMs - before.cpuMs) / r.messages, 2)} ms/msg, VmHWM ${fmt(after.hwmKiB / 1024, 1)} MiB`,
+      );
     for (const e of r.errors.slice(0, 10)) lines.push(`  error: ${e}`);
     process.stdout.write(lines.join('\n') + '\n');
     process.exitCode = r.errors.length === 0 && r.stalls === 0 && r.accepted === r.messages ? 0 : 1;

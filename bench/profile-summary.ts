@@ -38,7 +38,9 @@ export function summarise(profile: Profile, top = 30): string {
   const selfUs = new Map<number, number>();
   profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = [...selfUs].filter(([id]) => /\(idle\)/.test(byId.get(id)?.callFrame.functionName ?? '')).reduce((a, [, us]) => a + us, 0);
+  const idle = [...selfUs]
+    .filter(([id]) => /\(idle\)/.test(byId.get(id)?.callFrame.functionName ?? ''))
+    .reduce((a, [, us]) => a + us, 0);
   const busy = total - idle;
   const short = (url: string) => url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/').replace(/^node:/, 'node:');
   const fnTotals = new Map<string, number>();
@@ -53,7 +55,11 @@ export function summarise(profile: Profile, top = 30): string {
     fileTotals.set(group, (fileTotals.get(group) ?? 0) + us);
   }
   const pct = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
-  const lines = [`busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled`, '', 'self time by file or package:'];
+  const lines = [
+    `busy ${(busy / 1000).toFixed(0)} ms of ${(total / 1000).toFixed(0)} ms sampled`,
+    '',
+    'self time by file or package:',
+  ];
   for (const [k, us] of [...fileTotals].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${k}`);
   lines.push('', 'self time by function:');
   for (const [k, us] of [...fnTotals].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${k}`);
@@ -86,7 +92,9 @@ export function inclusiveShare(profile: Profile, re: RegExp): number {
 if (process.argv[1]?.endsWith('profile-summary.js')) {
   const file = process.argv[2];
   if (!file) {
-    process.stderr.write('usage: profile-summary.js PROFILE.cpuprofile [--top N] [--skip-ms MS] [--inclusive REGEX]...\n');
+    process.stderr.write(
+      'usage: profile-summary.js PROFILE.cpuprofile [--top N] [--skip-ms MS] [--inclusive REGEX]...\n',
+    );
     process.exit(2);
   }
   const args = process.argv.slice(3);

@@ -9,16 +9,45 @@ import { chmodSync, mkdirSync, readdirSync, rmSync, readFileSync, statSync, writ
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { benchLayout, clamdUp, postfixDown, postfixUp, queuedMessages, sinkUp, type BenchLayout } from './lib/bench-postfix.js';
+import {
+  benchLayout,
+  clamdUp,
+  postfixDown,
+  postfixUp,
+  queuedMessages,
+  sinkUp,
+  type BenchLayout,
+} from './lib/bench-postfix.js';
 import { cpuShares, cpuTimes, machineInfo, type MachineInfo } from './lib/machine.js';
 import { BENCH_RECIPIENT, BENCH_SENDER, MESSAGE_KINDS, writeMessages, type MessageKind } from './lib/messages.js';
-import { comparisonAvailable, configurations, KIND_LABEL, startMilter, type BenchConfig, type MilterKind, type RunningMilter, type StartContext, type Transport } from './lib/milters.js';
+import {
+  comparisonAvailable,
+  configurations,
+  KIND_LABEL,
+  startMilter,
+  type BenchConfig,
+  type MilterKind,
+  type RunningMilter,
+  type StartContext,
+  type Transport,
+} from './lib/milters.js';
 import { enabledRules, writePolicy, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, runCommand, waitFor, type Daemon } from './lib/proc.js';
 import { fmt, max, median, min, shuffled } from './lib/stats.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const ALL_KINDS: MilterKind[] = ['none', 'c-null', 'c-body', 'rg-trace', 'rg-policy', 'rg-disclaimer', 'rg-av', 'rg-full', 'mimedefang', 'clamav-milter'];
+const ALL_KINDS: MilterKind[] = [
+  'none',
+  'c-null',
+  'c-body',
+  'rg-trace',
+  'rg-policy',
+  'rg-disclaimer',
+  'rg-av',
+  'rg-full',
+  'mimedefang',
+  'clamav-milter',
+];
 /** Configurations for A/B comparisons of one lever, run only when named in --kinds. */
 const EXTRA_KINDS: MilterKind[] = ['rg-av-1conn', 'rg-full-1conn'];
 /** A run whose queue has not drained by then is reported as failed. */
@@ -65,22 +94,49 @@ function parseOptions(argv: string[]): Options {
       return x;
     };
     switch (a) {
-      case '--messages': o.messages = Number(v()); break;
-      case '--repeats': o.repeats = Number(v()); break;
-      case '--concurrency': o.concurrency = Number(v()); break;
-      case '--warmup': o.warmup = Number(v()); break;
-      case '--kinds': o.kinds = v().split(',') as MilterKind[]; break;
-      case '--transports': o.transports = v().split(',') as Transport[]; break;
-      case '--sizes': o.sizes = v().split(',') as MessageKind[]; break;
-      case '--dir': o.dir = v(); break;
-      case '--base-port': o.basePort = Number(v()); break;
-      case '--out': o.out = v(); break;
-      case '--no-verify': o.verify = false; break;
-      case '--seed': o.seed = Number(v()); break;
-      default: throw new Error(`unknown option ${a} (see bench/README.md)`);
+      case '--messages':
+        o.messages = Number(v());
+        break;
+      case '--repeats':
+        o.repeats = Number(v());
+        break;
+      case '--concurrency':
+        o.concurrency = Number(v());
+        break;
+      case '--warmup':
+        o.warmup = Number(v());
+        break;
+      case '--kinds':
+        o.kinds = v().split(',') as MilterKind[];
+        break;
+      case '--transports':
+        o.transports = v().split(',') as Transport[];
+        break;
+      case '--sizes':
+        o.sizes = v().split(',') as MessageKind[];
+        break;
+      case '--dir':
+        o.dir = v();
+        break;
+      case '--base-port':
+        o.basePort = Number(v());
+        break;
+      case '--out':
+        o.out = v();
+        break;
+      case '--no-verify':
+        o.verify = false;
+        break;
+      case '--seed':
+        o.seed = Number(v());
+        break;
+      default:
+        throw new Error(`unknown option ${a} (see bench/README.md)`);
     }
   }
-  for (const k of o.kinds) if (!ALL_KINDS.includes(k) && !EXTRA_KINDS.includes(k)) throw new Error(`unknown configuration ${k}; known: ${ALL_KINDS.join(', ')}`);
+  for (const k of o.kinds)
+    if (!ALL_KINDS.includes(k) && !EXTRA_KINDS.includes(k))
+      throw new Error(`unknown configuration ${k}; known: ${ALL_KINDS.join(', ')}`);
   if (!o.kinds.includes('none')) o.kinds = ['none', ...o.kinds]; // the ceiling is always measured
   o.out ||= join(o.dir, 'results');
   return o;
@@ -125,12 +181,33 @@ function maillogSince(l: BenchLayout, offset: number): string {
   }
 }
 
-async function sendBatch(port: number, file: string, messages: number, concurrency: number): Promise<{ ok: boolean; output: string; ms: number }> {
+async function sendBatch(
+  port: number,
+  file: string,
+  messages: number,
+  concurrency: number,
+): Promise<{ ok: boolean; output: string; ms: number }> {
   const t0 = performance.now();
-  const r = await runCommand('smtp-source', ['-s', String(concurrency), '-m', String(messages), '-f', BENCH_SENDER, '-t', BENCH_RECIPIENT, '-F', file, `127.0.0.1:${port}`], {
-    allowFail: true,
-    timeoutMs: 60_000 + messages * SOURCE_TIMEOUT_PER_MESSAGE_MS,
-  });
+  const r = await runCommand(
+    'smtp-source',
+    [
+      '-s',
+      String(concurrency),
+      '-m',
+      String(messages),
+      '-f',
+      BENCH_SENDER,
+      '-t',
+      BENCH_RECIPIENT,
+      '-F',
+      file,
+      `127.0.0.1:${port}`,
+    ],
+    {
+      allowFail: true,
+      timeoutMs: 60_000 + messages * SOURCE_TIMEOUT_PER_MESSAGE_MS,
+    },
+  );
   return { ok: r.code === 0, output: r.output.trim(), ms: performance.now() - t0 };
 }
 
@@ -138,7 +215,15 @@ async function drain(l: BenchLayout): Promise<void> {
   await waitFor(() => (queuedMessages(l) === 0 ? true : undefined), DRAIN_TIMEOUT_MS, 'the queue to drain');
 }
 
-async function measure(l: BenchLayout, c: BenchConfig, milter: RunningMilter | null, file: string, size: MessageKind, round: number, o: Options): Promise<RunSample> {
+async function measure(
+  l: BenchLayout,
+  c: BenchConfig,
+  milter: RunningMilter | null,
+  file: string,
+  size: MessageKind,
+  round: number,
+  o: Options,
+): Promise<RunSample> {
   await drain(l);
   const logOffset = maillogSize(l);
   const cpuBefore = milter?.cpuMs() ?? 0;
@@ -165,7 +250,8 @@ async function measure(l: BenchLayout, c: BenchConfig, milter: RunningMilter | n
     sentLines = (logText.match(/ status=sent /g) ?? []).length;
   } while (sentLines < o.messages && Date.now() < logDeadline);
   const refused = (logText.match(/milter-reject|milter-discard|milter-hold/g) ?? []).length;
-  if (!error && (sentLines !== o.messages || refused > 0)) error = `maillog: ${sentLines} delivered of ${o.messages}, ${refused} refused/held by a milter`;
+  if (!error && (sentLines !== o.messages || refused > 0))
+    error = `maillog: ${sentLines} delivered of ${o.messages}, ${refused} refused/held by a milter`;
   return {
     config: c.id,
     size,
@@ -197,7 +283,12 @@ const EXPECTED: Record<MilterKind, RegExp[]> = {
   'clamav-milter': [/^X-Virus-Scanned: /m],
 };
 
-async function verify(l: BenchLayout, configs: BenchConfig[], files: Record<MessageKind, string>, sizes: MessageKind[]): Promise<string[]> {
+async function verify(
+  l: BenchLayout,
+  configs: BenchConfig[],
+  files: Record<MessageKind, string>,
+  sizes: MessageKind[],
+): Promise<string[]> {
   const problems: string[] = [];
   const sink = await sinkUp(l, true);
   try {
@@ -212,7 +303,8 @@ async function verify(l: BenchLayout, configs: BenchConfig[], files: Record<Mess
           continue;
         }
         const text = readFileSync(join(l.sinkDumpDir, fresh[0]!), 'latin1');
-        for (const re of EXPECTED[c.kind]) if (!re.test(text)) problems.push(`${c.id} ${size}: delivered message lacks ${re}`);
+        for (const re of EXPECTED[c.kind])
+          if (!re.test(text)) problems.push(`${c.id} ${size}: delivered message lacks ${re}`);
       }
     }
   } finally {
@@ -297,25 +389,47 @@ function checkTargets(rows: Row[], sizes: MessageKind[], transports: Transport[]
       // Can any milter reach 2x MIMEDefang here? The C body milter only copies bytes.
       add('(diagnostic) C body milter / MIMEDefang', size, t, `c-body/${t}`, `mimedefang/${t}`, 2);
     }
-    add('(diagnostic) C null milter over TCP / over unix socket', size, 'tcp vs unix', 'c-null/tcp', 'c-null/unix', 0.9);
-    for (const k of ['rg-trace', 'rg-policy', 'rg-disclaimer', 'rg-av', 'rg-full']) add(`${k} over TCP / over unix socket`, size, 'tcp vs unix', `${k}/tcp`, `${k}/unix`, 0.9);
+    add(
+      '(diagnostic) C null milter over TCP / over unix socket',
+      size,
+      'tcp vs unix',
+      'c-null/tcp',
+      'c-null/unix',
+      0.9,
+    );
+    for (const k of ['rg-trace', 'rg-policy', 'rg-disclaimer', 'rg-av', 'rg-full'])
+      add(`${k} over TCP / over unix socket`, size, 'tcp vs unix', `${k}/tcp`, `${k}/unix`, 0.9);
   }
   return out;
 }
 
-function markdown(rows: Row[], checks: TargetCheck[], hwm: Map<string, number>, info: { before: MachineInfo; after: MachineInfo }, o: Options, policies: Record<string, string[]>, problems: string[]): string {
+function markdown(
+  rows: Row[],
+  checks: TargetCheck[],
+  hwm: Map<string, number>,
+  info: { before: MachineInfo; after: MachineInfo },
+  o: Options,
+  policies: Record<string, string[]>,
+  problems: string[],
+): string {
   const lines: string[] = [];
   const m = info.before;
-  lines.push(`Measured ${m.date} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}.`);
+  lines.push(
+    `Measured ${m.date} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}.`,
+  );
   lines.push(`Load average before: ${m.load.join(' ')}; after: ${info.after.load.join(' ')}.`);
   lines.push(
     `${o.messages} messages per run, concurrency ${o.concurrency}, one message per SMTP session, ${o.repeats} interleaved rounds (shuffled order, seed ${o.seed}), ${o.warmup} warm-up messages per configuration.`,
   );
   lines.push('');
   for (const size of o.sizes) {
-    lines.push(`### ${size === 'text-5k' ? 'About 5 KB, text/plain' : 'About 100 KB, multipart/mixed with a base64 attachment'}`);
+    lines.push(
+      `### ${size === 'text-5k' ? 'About 5 KB, text/plain' : 'About 100 KB, multipart/mixed with a base64 attachment'}`,
+    );
     lines.push('');
-    lines.push('| configuration | transport | msg/s median (min–max) | × ceiling | × C null | × C body | delivered msg/s | milter CPU ms/msg | milter peak RSS MiB | machine idle % (steal %) |');
+    lines.push(
+      '| configuration | transport | msg/s median (min–max) | × ceiling | × C null | × C body | delivered msg/s | milter CPU ms/msg | milter peak RSS MiB | machine idle % (steal %) |',
+    );
     lines.push('|---|---|---|---|---|---|---|---|---|---|');
     const ceiling = rowOf(rows, size, 'none')?.rate.median ?? NaN;
     for (const r of rows.filter((x) => x.size === size)) {
@@ -336,12 +450,17 @@ function markdown(rows: Row[], checks: TargetCheck[], hwm: Map<string, number>, 
     lines.push('');
     lines.push('| target | message | transport | ratio | goal | met |');
     lines.push('|---|---|---|---|---|---|');
-    for (const c of checks) lines.push(`| ${c.target} | ${c.size} | ${c.transport} | ${fmt(c.ratio, 2)} | ≥ ${c.goal} | ${c.met ? 'yes' : '**no**'} |`);
+    for (const c of checks)
+      lines.push(
+        `| ${c.target} | ${c.size} | ${c.transport} | ${fmt(c.ratio, 2)} | ≥ ${c.goal} | ${c.met ? 'yes' : '**no**'} |`,
+      );
     lines.push('');
   }
   lines.push('Policies (rules enabled):');
   for (const [k, v] of Object.entries(policies)) lines.push(`- ${k}: ${v.join(', ')}`);
-  const failures = rows.flatMap((r) => r.samples.filter((s) => !s.ok).map((s) => `- ${s.config} ${s.size} round ${s.round}: ${s.error}`));
+  const failures = rows.flatMap((r) =>
+    r.samples.filter((s) => !s.ok).map((s) => `- ${s.config} ${s.size} round ${s.round}: ${s.error}`),
+  );
   if (failures.length || problems.length) {
     lines.push('', 'Problems:', ...problems.map((p) => `- ${p}`), ...failures);
   }
@@ -370,7 +489,10 @@ async function main(): Promise<void> {
   await runCommand('bash', [join(repoRoot, 'test', 'e2e', 'stack.sh'), 'up'], { timeoutMs: 600_000 });
   const binDir = join(o.dir, 'bin');
   mkdirSync(binDir, { recursive: true });
-  const cMilterBinary = (await runCommand('bash', [join(repoRoot, 'bench', 'cmilter', 'build.sh'), binDir])).output.trim().split('\n').pop()!;
+  const cMilterBinary = (await runCommand('bash', [join(repoRoot, 'bench', 'cmilter', 'build.sh'), binDir])).output
+    .trim()
+    .split('\n')
+    .pop()!;
   const files = writeMessages(o.dir);
 
   const policyDir = join(o.dir, 'policies');
@@ -385,7 +507,8 @@ async function main(): Promise<void> {
     clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`,
   };
   const policies: Partial<Record<PolicyVariant, string>> = {};
-  for (const v of ['trace', 'policy', 'disclaimer', 'antivirus', 'full', 'full-1conn', 'antivirus-1conn'] as const) policies[v] = writePolicy(v, paths);
+  for (const v of ['trace', 'policy', 'disclaimer', 'antivirus', 'full', 'full-1conn', 'antivirus-1conn'] as const)
+    policies[v] = writePolicy(v, paths);
   const policyRules = Object.fromEntries(Object.entries(policies).map(([k, p]) => [k, enabledRules(p)]));
 
   const daemons: Daemon[] = [];
@@ -418,7 +541,8 @@ async function main(): Promise<void> {
 
     if (o.warmup > 0) {
       log(`warm-up: ${o.warmup} messages per configuration and size`);
-      for (const c of configs) for (const size of o.sizes) await sendBatch(c.smtpdPort, files[size], o.warmup, o.concurrency);
+      for (const c of configs)
+        for (const size of o.sizes) await sendBatch(c.smtpdPort, files[size], o.warmup, o.concurrency);
       await drain(layout);
     }
 
@@ -429,7 +553,9 @@ async function main(): Promise<void> {
         for (const c of shuffled(configs, o.seed * 31 + round * 7 + size.length)) {
           const s = await measure(layout, c, milters.get(c.id) ?? null, files[size], size, round, o);
           samples.push(s);
-          log(`round ${round} ${size} ${c.id}: ${fmt(s.acceptRate)} msg/s accepted, ${fmt(s.deliveredRate)} delivered, ${fmt(s.cpuMsPerMessage, 2)} CPU ms/msg, machine idle ${fmt(s.idlePct, 1)}% steal ${fmt(s.stealPct, 1)}%${s.ok ? '' : ` FAILED ${s.error}`}`);
+          log(
+            `round ${round} ${size} ${c.id}: ${fmt(s.acceptRate)} msg/s accepted, ${fmt(s.deliveredRate)} delivered, ${fmt(s.cpuMsPerMessage, 2)} CPU ms/msg, machine idle ${fmt(s.idlePct, 1)}% steal ${fmt(s.stealPct, 1)}%${s.ok ? '' : ` FAILED ${s.error}`}`,
+          );
         }
       }
     }
@@ -439,7 +565,22 @@ async function main(): Promise<void> {
     const checks = checkTargets(rows, o.sizes, o.transports);
     const md = markdown(rows, checks, hwm, { before, after }, o, policyRules, problems);
     const stamp = before.date.replace(/[:.]/g, '-');
-    writeFileSync(join(o.out, `bench-${stamp}.json`), JSON.stringify({ options: o, machine: { before, after }, samples, checks, hwmKiB: Object.fromEntries(hwm), policies: policyRules, problems }, null, 2));
+    writeFileSync(
+      join(o.out, `bench-${stamp}.json`),
+      JSON.stringify(
+        {
+          options: o,
+          machine: { before, after },
+          samples,
+          checks,
+          hwmKiB: Object.fromEntries(hwm),
+          policies: policyRules,
+          problems,
+        },
+        null,
+        2,
+      ),
+    );
     writeFileSync(join(o.out, `bench-${stamp}.md`), md);
     process.stdout.write(md);
     log(`results: ${join(o.out, `bench-${stamp}.md`)} and .json`);

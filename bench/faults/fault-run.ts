@@ -32,7 +32,13 @@ import {
 } from '../../test/e2e/harness.js';
 
 export type FaultKind = 'clamd-kill' | 'dns-stop' | 'relayguard-kill' | 'relayguard-term' | 'reload-bad-good';
-export const FAULT_KINDS: readonly FaultKind[] = ['clamd-kill', 'dns-stop', 'relayguard-kill', 'relayguard-term', 'reload-bad-good'];
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'clamd-kill',
+  'dns-stop',
+  'relayguard-kill',
+  'relayguard-term',
+  'reload-bad-good',
+];
 
 export const FAULT_DESCRIPTION: Record<FaultKind, string> = {
   'clamd-kill': 'clamd SIGKILLed, restarted after the outage',
@@ -54,7 +60,13 @@ export interface FaultOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_FAULT_OPTIONS: FaultOptions = { messages: 300, concurrency: 10, outageMs: 5000, faultDelayMs: 150, eicarEvery: 5 };
+export const DEFAULT_FAULT_OPTIONS: FaultOptions = {
+  messages: 300,
+  concurrency: 10,
+  outageMs: 5000,
+  faultDelayMs: 150,
+  eicarEvery: 5,
+};
 
 export interface FaultReport {
   kind: FaultKind;
@@ -112,7 +124,7 @@ const SEQ_HEADER = 'X-Fault-Seq';
 const DRAIN_TIMEOUT_MS = 120_000;
 /** Outside clients come from the benchmarking range 198.18.0.0/15 (not on any test list). */
 function outsideIp(i: number): string {
-  return `198.18.${(i >> 8) & 255}.${(i & 255) || 1}`;
+  return `198.18.${(i >> 8) & 255}.${i & 255 || 1}`;
 }
 
 function plan(runId: string, n: number, eicarEvery: number): Planned[] {
@@ -128,17 +140,31 @@ function plan(runId: string, n: number, eicarEvery: number): Planned[] {
 function classify(r: SmtpResult): { kind: Outcome['kind']; detail: string } {
   if (r.ok) return { kind: 'accepted', detail: `250 ${r.queueId ?? ''}` };
   const bad = r.replies.find((x) => x.command !== 'QUIT' && x.code >= 400);
-  if (bad) return { kind: bad.code >= 500 ? 'refused' : 'tempfailed', detail: `${bad.command || 'greeting'}: ${bad.full.split('\n')[0]}` };
+  if (bad)
+    return {
+      kind: bad.code >= 500 ? 'refused' : 'tempfailed',
+      detail: `${bad.command || 'greeting'}: ${bad.full.split('\n')[0]}`,
+    };
   return { kind: 'error', detail: r.error ?? 'no SMTP answer' };
 }
 
 async function sendOne(p: Planned): Promise<Outcome> {
   const startedAt = Date.now();
-  const attachments: Attachment[] = p.infected ? [{ content: eicar(), filename: 'sample.com.txt', contentType: 'application/octet-stream' }] : [];
-  if (p.large) attachments.push({ content: largeAttachment(), filename: 'large.bin', contentType: 'application/octet-stream' });
+  const attachments: Attachment[] = p.infected
+    ? [{ content: eicar(), filename: 'sample.com.txt', contentType: 'application/octet-stream' }]
+    : [];
+  if (p.large)
+    attachments.push({ content: largeAttachment(), filename: 'large.bin', contentType: 'application/octet-stream' });
   const from = p.direction === 'inbound' ? 'sender@outside.test' : 'alice@example.test';
   const to = p.direction === 'inbound' ? 'user@example.test' : 'bob@elsewhere.test';
-  const data = message({ from, to, subject: `fault run ${p.seq}`, body: `Message ${p.seq}.\nNothing to see here.\n`, headers: { [SEQ_HEADER]: p.seq }, attachments });
+  const data = message({
+    from,
+    to,
+    subject: `fault run ${p.seq}`,
+    body: `Message ${p.seq}.\nNothing to see here.\n`,
+    headers: { [SEQ_HEADER]: p.seq },
+    attachments,
+  });
   try {
     const r = await smtp({
       from,
@@ -240,9 +266,22 @@ function makeFault(kind: FaultKind, holder: RelayguardHolder, outage: { from: nu
         },
         async stop() {
           writeFileSync(holder.rg.configPath, good);
-          const before = holder.rg.logs().split('\n').filter((l) => /reload: policy .* active/.test(l)).length;
+          const before = holder.rg
+            .logs()
+            .split('\n')
+            .filter((l) => /reload: policy .* active/.test(l)).length;
           holder.rg.signal('SIGHUP');
-          await pollUntil(() => (holder.rg.logs().split('\n').filter((l) => /reload: policy .* active/.test(l)).length > before ? true : undefined), 10_000, 'the good policy to load');
+          await pollUntil(
+            () =>
+              holder.rg
+                .logs()
+                .split('\n')
+                .filter((l) => /reload: policy .* active/.test(l)).length > before
+                ? true
+                : undefined,
+            10_000,
+            'the good policy to load',
+          );
           outage.to = Date.now();
         },
       };
@@ -274,11 +313,18 @@ function readSink(names: string[]): SinkMessage[] {
 
 async function waitForQueueToDrain(ids: Set<string>): Promise<string[]> {
   try {
-    await pollUntil(async () => ((await queueEntries()).some((e) => e.queue_name !== 'hold' && ids.has(e.queue_id)) ? undefined : true), DRAIN_TIMEOUT_MS, 'the queue to drain');
+    await pollUntil(
+      async () =>
+        (await queueEntries()).some((e) => e.queue_name !== 'hold' && ids.has(e.queue_id)) ? undefined : true,
+      DRAIN_TIMEOUT_MS,
+      'the queue to drain',
+    );
     return [];
   } catch {
     const left = (await queueEntries()).filter((e) => e.queue_name !== 'hold' && ids.has(e.queue_id));
-    return left.map((e) => `${e.queue_id} still in ${e.queue_name}: ${e.recipients.map((r) => r.delay_reason ?? '').join('; ')}`);
+    return left.map(
+      (e) => `${e.queue_id} still in ${e.queue_name}: ${e.recipients.map((r) => r.delay_reason ?? '').join('; ')}`,
+    );
   }
 }
 
@@ -308,7 +354,10 @@ export async function runFault(kind: FaultKind, options: Partial<FaultOptions> =
     // the milter; the rest are spread over the outage.
     const burst = during.slice(0, Math.min(o.concurrency, during.length));
     for (const p of burst) p.large = true;
-    const sending = Promise.all([sendAll(burst, o.concurrency, outcomes), sendAll(during.slice(burst.length), o.concurrency, outcomes, o.faultDelayMs + o.outageMs)]);
+    const sending = Promise.all([
+      sendAll(burst, o.concurrency, outcomes),
+      sendAll(during.slice(burst.length), o.concurrency, outcomes, o.faultDelayMs + o.outageMs),
+    ]);
     await sleep(o.faultDelayMs);
     await fault.start();
     await Promise.all([sending, sleep(o.outageMs)]);
@@ -324,7 +373,9 @@ export async function runFault(kind: FaultKind, options: Partial<FaultOptions> =
   problems.push(...(await waitForQueueToDrain(acceptedIds)));
   const holds = await holdQueue();
   const heldIds = new Set(holds.filter((h) => acceptedIds.has(h.queue_id)).map((h) => h.queue_id));
-  const delivered = readSink(sinkFiles().filter((f) => !sinkBefore.has(f))).filter((m) => m.seq.startsWith(`${runId}-`));
+  const delivered = readSink(sinkFiles().filter((f) => !sinkBefore.has(f))).filter((m) =>
+    m.seq.startsWith(`${runId}-`),
+  );
   const deliveredCount = new Map<string, number>();
   for (const m of delivered) deliveredCount.set(m.seq, (deliveredCount.get(m.seq) ?? 0) + 1);
   const bySeq = new Map(outcomes.map((x) => [x.planned.seq, x]));
@@ -341,11 +392,14 @@ export async function runFault(kind: FaultKind, options: Partial<FaultOptions> =
   const unscanned = delivered.filter((m) => !SCAN_HEADER.test(m.text.split(/\n\n/)[0] ?? ''));
   const inFlightAtFault = outcomes.filter((x) => x.startedAt < outage.from && x.endedAt > outage.from).length;
   const eicarDuringOutage =
-    kind === 'clamd-kill' ? outcomes.filter((x) => x.planned.infected && x.endedAt >= outage.from && x.startedAt <= outage.to).length : 0;
+    kind === 'clamd-kill'
+      ? outcomes.filter((x) => x.planned.infected && x.endedAt >= outage.from && x.startedAt <= outage.to).length
+      : 0;
 
   for (const x of outcomes) {
     if (x.kind === 'error') problems.push(`${x.planned.seq}: no SMTP answer (${x.detail})`);
-    if (x.kind === 'accepted' && !deliveredCount.has(x.planned.seq) && !heldIds.has(x.queueId!)) problems.push(`${x.planned.seq} (${x.queueId}): accepted, neither delivered nor held`);
+    if (x.kind === 'accepted' && !deliveredCount.has(x.planned.seq) && !heldIds.has(x.queueId!))
+      problems.push(`${x.planned.seq} (${x.queueId}): accepted, neither delivered nor held`);
   }
   for (const [seq, n] of deliveredCount) if (n > 1) problems.push(`${seq}: delivered ${n} times`);
   for (const m of unscanned) problems.push(`${m.seq}: delivered without ${SCAN_HEADER.source}`);
@@ -391,5 +445,12 @@ export function formatReports(reports: FaultReport[]): string {
 
 /** A run passes when nothing is lost, no EICAR and nothing unscanned reached the sink. */
 export function passed(r: FaultReport): boolean {
-  return r.lost === 0 && r.errors === 0 && r.eicarDelivered === 0 && r.unscannedDelivered === 0 && r.deliveredDespiteRefusal === 0 && r.duplicates === 0;
+  return (
+    r.lost === 0 &&
+    r.errors === 0 &&
+    r.eicarDelivered === 0 &&
+    r.unscannedDelivered === 0 &&
+    r.deliveredDespiteRefusal === 0 &&
+    r.duplicates === 0
+  );
 }

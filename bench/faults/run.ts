@@ -5,7 +5,15 @@
 //
 // Prints one line per run: sent, delivered, refused 5xx, tempfailed 4xx, held, lost. Exit 1
 // when any run lost a message, delivered EICAR or delivered something unscanned.
-import { DEFAULT_FAULT_OPTIONS, FAULT_KINDS, formatReports, passed, runFault, type FaultKind, type FaultReport } from './fault-run.js';
+import {
+  DEFAULT_FAULT_OPTIONS,
+  FAULT_KINDS,
+  formatReports,
+  passed,
+  runFault,
+  type FaultKind,
+  type FaultReport,
+} from './fault-run.js';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -20,7 +28,12 @@ async function main(): Promise<void> {
   const reports: FaultReport[] = [];
   for (const kind of only) {
     if (!FAULT_KINDS.includes(kind)) throw new Error(`unknown fault ${kind}; known: ${FAULT_KINDS.join(', ')}`);
-    const r = await runFault(kind, { messages, concurrency, outageMs, log: (l) => process.stderr.write(`[faults] ${l}\n`) });
+    const r = await runFault(kind, {
+      messages,
+      concurrency,
+      outageMs,
+      log: (l) => process.stderr.write(`[faults] ${l}\n`),
+    });
     reports.push(r);
     process.stderr.write(
       `[faults] ${kind}: sent ${r.sent}, delivered ${r.delivered}, refused ${r.refused}, tempfailed ${r.tempfailed}, held ${r.held}, lost ${r.lost}${passed(r) ? '' : '  FAILED'}\n`,

@@ -112,7 +112,10 @@ function masterCf(listeners: Listener[]): string {
     'scache     unix  - - n -     1 scache',
     'postlog    unix-dgram n - n - 1 postlogd',
   ];
-  const smtpd = listeners.flatMap((x) => [`# ${x.name}`, `127.0.0.1:${x.port} inet n - n - - smtpd -o smtpd_milters=${x.milters}`]);
+  const smtpd = listeners.flatMap((x) => [
+    `# ${x.name}`,
+    `127.0.0.1:${x.port} inet n - n - - smtpd -o smtpd_milters=${x.milters}`,
+  ]);
   return [...smtpd, ...services, ''].join('\n');
 }
 
@@ -133,14 +136,23 @@ function backdate(...paths: string[]): void {
 
 export async function postfixUp(l: BenchLayout, listeners: Listener[]): Promise<void> {
   await postfixDown(l);
-  for (const d of [l.pfConf, join(l.pfDir, 'spool'), join(l.pfDir, 'data'), join(l.pfDir, 'log'), l.logDir, l.socketDir]) mkdirSync(d, { recursive: true });
+  for (const d of [
+    l.pfConf,
+    join(l.pfDir, 'spool'),
+    join(l.pfDir, 'data'),
+    join(l.pfDir, 'log'),
+    l.logDir,
+    l.socketDir,
+  ])
+    mkdirSync(d, { recursive: true });
   const ids = await postfixIds();
   chownSync(join(l.pfDir, 'data'), ids.uid, ids.gid);
   writeFileSync(join(l.pfConf, 'main.cf'), mainCf(l));
   writeFileSync(join(l.pfConf, 'master.cf'), masterCf(listeners));
   backdate(join(l.pfConf, 'main.cf'), join(l.pfConf, 'master.cf'));
   await runCommand('postfix', ['-c', l.pfConf, 'start'], { timeoutMs: 60_000 });
-  for (const x of listeners) await waitFor(async () => ((await greets(x.port)) ? true : undefined), 20_000, `Postfix 220 on ${x.port}`);
+  for (const x of listeners)
+    await waitFor(async () => ((await greets(x.port)) ? true : undefined), 20_000, `Postfix 220 on ${x.port}`);
 }
 
 export async function postfixDown(l: BenchLayout): Promise<void> {
@@ -201,7 +213,12 @@ export async function sinkUp(l: BenchLayout, dump: boolean): Promise<Daemon> {
     args.push('-d', `${l.sinkDumpDir}/%Y%m%d%H%M%S.`);
   }
   // Backlog 256: Postfix opens up to 20 connections per destination at once.
-  const d = startDaemon('smtp-sink', 'smtp-sink', [...args, `127.0.0.1:${l.sinkPort}`, '256'], join(l.logDir, 'smtp-sink.log'));
+  const d = startDaemon(
+    'smtp-sink',
+    'smtp-sink',
+    [...args, `127.0.0.1:${l.sinkPort}`, '256'],
+    join(l.logDir, 'smtp-sink.log'),
+  );
   await waitFor(async () => ((await greets(l.sinkPort)) ? true : undefined), 10_000, 'smtp-sink');
   return d;
 }
@@ -274,4 +291,3 @@ export function clamdPing(port: number): Promise<boolean> {
     s.once('close', () => done(got.includes('PONG')));
   });
 }
-

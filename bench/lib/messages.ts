@@ -12,7 +12,10 @@ export const TEXT_MESSAGE_BYTES = 5 * 1024;
 export const MULTIPART_MESSAGE_BYTES = 100 * 1024;
 const BASE64_LINE = 76;
 
-const WORDS = 'the gateway relays mail for the office and checks every message before it leaves or arrives while the queue keeps moving and nobody notices anything at all except that mail is delivered on time as always'.split(' ');
+const WORDS =
+  'the gateway relays mail for the office and checks every message before it leaves or arrives while the queue keeps moving and nobody notices anything at all except that mail is delivered on time as always'.split(
+    ' ',
+  );
 
 /** Plain prose of about `bytes` bytes in lines under 78 characters (no digits: nothing looks like a card number). */
 export function prose(bytes: number, seed = 1): string {
@@ -42,7 +45,10 @@ function headers(subject: string, extra: string[]): string[] {
 
 /** About 5 KB: one text/plain part. */
 export function textMessage(): string {
-  const head = headers('relayguard benchmark, text', ['Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 7bit']);
+  const head = headers('relayguard benchmark, text', [
+    'Content-Type: text/plain; charset=us-ascii',
+    'Content-Transfer-Encoding: 7bit',
+  ]);
   const headBytes = head.join('\n').length + 2;
   return `${head.join('\n')}\n\n${prose(TEXT_MESSAGE_BYTES - headBytes)}\n`;
 }
@@ -65,7 +71,10 @@ export function multipartMessage(): string {
   const rand = xorshift32(3);
   const raw = Buffer.alloc(rawBytes);
   for (let i = 0; i < rawBytes; i++) raw[i] = Math.floor(rand() * 256);
-  const b64 = raw.toString('base64').match(new RegExp(`.{1,${BASE64_LINE}}`, 'g'))!.join('\n');
+  const b64 = raw
+    .toString('base64')
+    .match(new RegExp(`.{1,${BASE64_LINE}}`, 'g'))!
+    .join('\n');
   return [
     head.join('\n'),
     '',

@@ -43,14 +43,24 @@ export interface MessageResult {
 }
 
 /** One message (CRLF line ends); `timeoutMs` per reply. Never throws for a refusal. */
-export async function sendMessage(c: BenchConnection, envelope: Omit<MessageInput, 'message' | 'queueId'>, message: Buffer, opts: { timeoutMs?: number; queueId?: string } = {}): Promise<MessageResult> {
+export async function sendMessage(
+  c: BenchConnection,
+  envelope: Omit<MessageInput, 'message' | 'queueId'>,
+  message: Buffer,
+  opts: { timeoutMs?: number; queueId?: string } = {},
+): Promise<MessageResult> {
   const timeout = opts.timeoutMs ?? 60_000;
   const t0 = performance.now();
-  const r = await checkMessage(c.client, c.negotiated, { ...envelope, message, queueId: opts.queueId ?? 'BENCH0001' }, {
-    timeouts: { command: timeout, content: timeout },
-    output: false,
-    sameSession: c.messages++ > 0,
-  });
+  const r = await checkMessage(
+    c.client,
+    c.negotiated,
+    { ...envelope, message, queueId: opts.queueId ?? 'BENCH0001' },
+    {
+      timeouts: { command: timeout, content: timeout },
+      output: false,
+      sameSession: c.messages++ > 0,
+    },
+  );
   return {
     verdict: r.action === 'quarantine' ? 'accept' : r.action,
     stage: r.phase,

@@ -3,12 +3,33 @@
 // one smtpd listener per configuration whose smtpd_milters points at that milter.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { childrenOf, procUsage, startDaemon, waitFor, accepts, alive, type Daemon, type SocketAddress } from './proc.js';
+import {
+  childrenOf,
+  procUsage,
+  startDaemon,
+  waitFor,
+  accepts,
+  alive,
+  type Daemon,
+  type SocketAddress,
+} from './proc.js';
 import type { BenchLayout } from './bench-postfix.js';
 import type { PolicyVariant } from './policies.js';
 import { benchNodeArgs } from './relayguard-proc.js';
 
-export type MilterKind = 'none' | 'c-null' | 'c-body' | 'rg-trace' | 'rg-policy' | 'rg-disclaimer' | 'rg-av' | 'rg-full' | 'rg-av-1conn' | 'rg-full-1conn' | 'mimedefang' | 'clamav-milter';
+export type MilterKind =
+  | 'none'
+  | 'c-null'
+  | 'c-body'
+  | 'rg-trace'
+  | 'rg-policy'
+  | 'rg-disclaimer'
+  | 'rg-av'
+  | 'rg-full'
+  | 'rg-av-1conn'
+  | 'rg-full-1conn'
+  | 'mimedefang'
+  | 'clamav-milter';
 export type Transport = 'unix' | 'tcp';
 
 export const RELAYGUARD_VARIANT: Partial<Record<MilterKind, PolicyVariant>> = {
@@ -51,7 +72,12 @@ export interface BenchConfig {
 export const SMTPD_PORT_OFFSET = 10;
 export const MILTER_TCP_PORT_BASE = 10730;
 
-export function configurations(kinds: MilterKind[], transports: Transport[], l: BenchLayout, basePort: number): BenchConfig[] {
+export function configurations(
+  kinds: MilterKind[],
+  transports: Transport[],
+  l: BenchLayout,
+  basePort: number,
+): BenchConfig[] {
   const out: BenchConfig[] = [];
   let i = 0;
   for (const kind of kinds) {
@@ -68,7 +94,14 @@ export function configurations(kinds: MilterKind[], transports: Transport[], l: 
         out.push({ id, kind, transport, smtpdPort, postfixMilter: `unix:${path}`, listen: { kind: 'unix', path } });
       } else {
         const port = MILTER_TCP_PORT_BASE + index;
-        out.push({ id, kind, transport, smtpdPort, postfixMilter: `inet:127.0.0.1:${port}`, listen: { kind: 'inet', host: '127.0.0.1', port } });
+        out.push({
+          id,
+          kind,
+          transport,
+          smtpdPort,
+          postfixMilter: `inet:127.0.0.1:${port}`,
+          listen: { kind: 'inet', host: '127.0.0.1', port },
+        });
       }
     }
   }
@@ -162,7 +195,12 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
   switch (c.kind) {
     case 'c-null':
     case 'c-body': {
-      const d = startDaemon(c.id, ctx.cMilterBinary, ['-p', libmilterSpec(c.listen), ...(c.kind === 'c-body' ? ['-b'] : [])], log(c.id));
+      const d = startDaemon(
+        c.id,
+        ctx.cMilterBinary,
+        ['-p', libmilterSpec(c.listen), ...(c.kind === 'c-body' ? ['-b'] : [])],
+        log(c.id),
+      );
       await ready(c.listen, c.id, d);
       return runningMilter(c, [d]);
     }
@@ -175,14 +213,28 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
     case 'rg-full-1conn': {
       const policy = ctx.policies[RELAYGUARD_VARIANT[c.kind]!];
       if (!policy) throw new Error(`no policy for ${c.kind}`);
-      const args = [ctx.relayguardMain, 'serve', '--config', policy, '--listen', postfixSpec(c.listen), '--metrics', 'off'];
+      const args = [
+        ctx.relayguardMain,
+        'serve',
+        '--config',
+        policy,
+        '--listen',
+        postfixSpec(c.listen),
+        '--metrics',
+        'off',
+      ];
       const d = startDaemon(c.id, process.execPath, [...benchNodeArgs(), ...args], log(c.id));
       await ready(c.listen, c.id, d);
       return runningMilter(c, [d]);
     }
     case 'mimedefang': {
       const md = ctx.mimedefang ?? (ctx.mimedefang = await startMultiplexor(ctx.layout));
-      const d = startDaemon(c.id, 'mimedefang', ['-D', '-U', 'defang', '-m', md.multiplexorSocket, '-p', libmilterSpec(c.listen), '-z', md.spool, '-X'], log(c.id));
+      const d = startDaemon(
+        c.id,
+        'mimedefang',
+        ['-D', '-U', 'defang', '-m', md.multiplexorSocket, '-p', libmilterSpec(c.listen), '-z', md.spool, '-X'],
+        log(c.id),
+      );
       await ready(c.listen, c.id, d);
       return runningMilter(c, [d, md.multiplexor], true);
     }
@@ -239,7 +291,9 @@ sub filter_end {
 const MIMEDEFANG_MAX_WORKERS = 24;
 const MIMEDEFANG_MIN_WORKERS = 4;
 
-async function startMultiplexor(l: BenchLayout): Promise<{ multiplexorSocket: string; spool: string; multiplexor: Daemon }> {
+async function startMultiplexor(
+  l: BenchLayout,
+): Promise<{ multiplexorSocket: string; spool: string; multiplexor: Daemon }> {
   const spool = join(l.dir, 'mimedefang');
   mkdirSync(spool, { recursive: true });
   const { uid, gid } = defangIds();
@@ -251,7 +305,25 @@ async function startMultiplexor(l: BenchLayout): Promise<{ multiplexorSocket: st
   const d = startDaemon(
     'mimedefang-multiplexor',
     'mimedefang-multiplexor',
-    ['-D', '-E', '-U', 'defang', '-F', filter, '-s', sock, '-z', spool, '-m', String(MIMEDEFANG_MIN_WORKERS), '-x', String(MIMEDEFANG_MAX_WORKERS), '-b', '600', '-l'],
+    [
+      '-D',
+      '-E',
+      '-U',
+      'defang',
+      '-F',
+      filter,
+      '-s',
+      sock,
+      '-z',
+      spool,
+      '-m',
+      String(MIMEDEFANG_MIN_WORKERS),
+      '-x',
+      String(MIMEDEFANG_MAX_WORKERS),
+      '-b',
+      '600',
+      '-l',
+    ],
     join(l.logDir, 'mimedefang-multiplexor.log'),
   );
   await waitFor(() => (existsSync(sock) ? true : undefined), 30_000, 'the MIMEDefang multiplexor socket');

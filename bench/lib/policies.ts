@@ -26,13 +26,21 @@ export type PolicyVariant =
 
 /** Does the variant scan with clamd (so a benchmark tool has to start one)? */
 export function scansWithClamd(variant: PolicyVariant): boolean {
-  return variant === 'antivirus' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn' || variant === 'antivirus-1conn';
+  return (
+    variant === 'antivirus' ||
+    variant === 'full' ||
+    variant === 'full-large' ||
+    variant === 'full-1conn' ||
+    variant === 'antivirus-1conn'
+  );
 }
 
 /** The reference gateway's texts (rule 7), used when the reference policy has no disclaimer yet. */
 const REFERENCE_DISCLAIMER = {
   mode: 'enforce',
-  outbound: { text: 'This email is confidential and intended only for the named recipients. If you received it in error, please tell the sender and delete it.' },
+  outbound: {
+    text: 'This email is confidential and intended only for the named recipients. If you received it in error, please tell the sender and delete it.',
+  },
   inbound: { text: 'This message came from outside example.test. Be careful with links and attachments.' },
 };
 
@@ -66,7 +74,8 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
   };
   if (!names.includes('trace_header')) doc.setIn(['rules', 'trace_header'], { mode: 'enforce' });
   if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'address'], p.clamdAddress);
-  const wantsDisclaimer = variant === 'disclaimer' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn';
+  const wantsDisclaimer =
+    variant === 'disclaimer' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn';
   if (wantsDisclaimer && !names.includes('disclaimer')) doc.setIn(['rules', 'disclaimer'], REFERENCE_DISCLAIMER);
   switch (variant) {
     case 'trace':
@@ -97,7 +106,8 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
       if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'max_size'], LARGE_CLAMD_LIMIT);
       break;
   }
-  if (variant.endsWith('-1conn') && names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'sessions'], 0);
+  if (variant.endsWith('-1conn') && names.includes('antivirus'))
+    doc.setIn(['rules', 'antivirus', 'clamd', 'sessions'], 0);
   const path = join(p.outDir, `relayguard-${variant}.yaml`);
   writeFileSync(path, doc.toString());
   return path;

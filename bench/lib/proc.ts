@@ -61,7 +61,11 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
-export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -95,7 +99,13 @@ export interface Daemon {
 }
 
 /** Starts a foreground daemon with stdout and stderr appended to `logFile`. */
-export function startDaemon(name: string, cmd: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Daemon {
+export function startDaemon(
+  name: string,
+  cmd: string,
+  args: string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Daemon {
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env, detached: false });
   closeSync(fd);
@@ -157,7 +167,11 @@ export function killDaemonsOnExit(): void {
 }
 
 /** Runs a command to completion; rejects on a non-zero exit with its output. */
-export function runCommand(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; allowFail?: boolean } = {}): Promise<{ code: number | null; output: string }> {
+export function runCommand(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; allowFail?: boolean } = {},
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     let output = '';

@@ -52,7 +52,17 @@ export async function startBenchRelayguard(opts: {
   const daemon = startDaemon(
     `relayguard-${opts.variant}`,
     process.execPath,
-    [...(opts.nodeArgs ?? []), opts.main ?? relayguardMain, 'serve', '--config', policy, '--listen', opts.listen, '--metrics', 'off'],
+    [
+      ...(opts.nodeArgs ?? []),
+      opts.main ?? relayguardMain,
+      'serve',
+      '--config',
+      policy,
+      '--listen',
+      opts.listen,
+      '--metrics',
+      'off',
+    ],
     join(logDir, `relayguard-${opts.variant}.log`),
   );
   await waitFor(

@@ -91,7 +91,10 @@ const nul = (s: string) => Buffer.from(`${s}\0`, 'latin1');
 const strings = (b: Buffer): string[] => b.toString('utf8').split('\0').slice(0, -1);
 
 /** A reply's meaning for the message: continue, or a final outcome with the SMTP text. */
-function verdictOf(r: ReplyFrame): { action: 'continue' | 'skip' | 'accept' | 'reject' | 'tempfail' | 'discard'; smtp?: string } {
+function verdictOf(r: ReplyFrame): {
+  action: 'continue' | 'skip' | 'accept' | 'reject' | 'tempfail' | 'discard';
+  smtp?: string;
+} {
   switch (r.code) {
     case 'c':
       return { action: 'continue' };
@@ -110,12 +113,18 @@ function verdictOf(r: ReplyFrame): { action: 'continue' | 'skip' | 'accept' | 'r
       return { action: text.startsWith('4') ? 'tempfail' : 'reject', smtp: text.replace(/\r\n/g, ' | ') };
     }
     default:
-      throw new Error(`unexpected reply ${JSON.stringify(r.code)} (0x${r.code.charCodeAt(0).toString(16)}) outside end of message`);
+      throw new Error(
+        `unexpected reply ${JSON.stringify(r.code)} (0x${r.code.charCodeAt(0).toString(16)}) outside end of message`,
+      );
   }
 }
 
 export async function runMilterCheck(input: MilterCheckInput): Promise<MilterCheckResult> {
-  const t = input.timeouts ?? { connect: MILTER_CONNECT_TIMEOUT_MS, command: MILTER_COMMAND_TIMEOUT_MS, content: MILTER_CONTENT_TIMEOUT_MS };
+  const t = input.timeouts ?? {
+    connect: MILTER_CONNECT_TIMEOUT_MS,
+    command: MILTER_COMMAND_TIMEOUT_MS,
+    content: MILTER_CONTENT_TIMEOUT_MS,
+  };
   const client = await MilterClient.open(input.milter, undefined, t.connect);
   try {
     const neg = await client.negotiate(undefined, undefined, t.command);
@@ -131,14 +140,24 @@ export async function runMilterCheck(input: MilterCheckInput): Promise<MilterChe
  * "don't send" and "no reply" bits are honoured. Ended early at MAIL or later, the transaction is
  * aborted, so the same connection can carry the next message.
  */
-export async function checkMessage(client: MilterClient, neg: Negotiated, input: MessageInput, opts: CheckOptions = {}): Promise<MilterCheckResult> {
+export async function checkMessage(
+  client: MilterClient,
+  neg: Negotiated,
+  input: MessageInput,
+  opts: CheckOptions = {},
+): Promise<MilterCheckResult> {
   const t = opts.timeouts ?? { command: MILTER_COMMAND_TIMEOUT_MS, content: MILTER_CONTENT_TIMEOUT_MS };
   const keepOutput = opts.output ?? true;
   const queueId = input.queueId ?? 'MILTERCHECK';
   const proto = neg.protocol;
   const steps: MilterStep[] = [];
   const recipients: MilterCheckResult['recipients'] = [];
-  const result = (action: MilterAction, phase: string, smtp: string | null, extra: Partial<MilterCheckResult> = {}): MilterCheckResult => ({
+  const result = (
+    action: MilterAction,
+    phase: string,
+    smtp: string | null,
+    extra: Partial<MilterCheckResult> = {},
+  ): MilterCheckResult => ({
     action,
     phase,
     smtp,
@@ -152,7 +171,14 @@ export async function checkMessage(client: MilterClient, neg: Negotiated, input:
   });
 
   /** Sends one command unless the milter asked not to get it; waits for its reply unless told none comes. */
-  const step = async (phase: string, sent: string, noSend: number, noReply: number, send: () => void, timeoutMs = t.command) => {
+  const step = async (
+    phase: string,
+    sent: string,
+    noSend: number,
+    noReply: number,
+    send: () => void,
+    timeoutMs = t.command,
+  ) => {
     if (proto & noSend) {
       steps.push({ phase, sent, reply: 'not sent (the milter asked not to get it)' });
       return { action: 'continue' as const };
@@ -174,7 +200,19 @@ export async function checkMessage(client: MilterClient, neg: Negotiated, input:
   let v: { action: string; smtp?: string };
   // CONNECT and HELO come once per connection; a further message of the session starts at MAIL.
   if (!opts.sameSession) {
-    client.macro('C', 'j', 'milter-check.invalid', '{daemon_name}', 'relayguard-milter-check', 'v', 'relayguard milter-check', '{client_addr}', input.clientIp, '_', `${hostname} [${input.clientIp}]`);
+    client.macro(
+      'C',
+      'j',
+      'milter-check.invalid',
+      '{daemon_name}',
+      'relayguard-milter-check',
+      'v',
+      'relayguard milter-check',
+      '{client_addr}',
+      input.clientIp,
+      '_',
+      `${hostname} [${input.clientIp}]`,
+    );
     v = await step('connect', `${hostname} ${input.clientIp}`, Proto.NOCONNECT, Proto.NR_CONN, () =>
       client.send(Cmd.CONNECT, Buffer.concat([nul(hostname), Buffer.from(family), port, nul(input.clientIp)])),
     );
@@ -226,7 +264,14 @@ export async function checkMessage(client: MilterClient, neg: Negotiated, input:
   const chunks = Math.ceil(body.length / MAX_BODY_CHUNK);
   for (let off = 0, n = 1; off < body.length; off += MAX_BODY_CHUNK, n++) {
     const chunk = body.subarray(off, off + MAX_BODY_CHUNK);
-    v = await step('body', `chunk ${n}/${chunks}, ${chunk.length} bytes`, Proto.NOBODY, Proto.NR_BODY, () => client.body(chunk), t.content);
+    v = await step(
+      'body',
+      `chunk ${n}/${chunks}, ${chunk.length} bytes`,
+      Proto.NOBODY,
+      Proto.NR_BODY,
+      () => client.body(chunk),
+      t.content,
+    );
     if (v.action === 'skip') break;
     if (v.action !== 'continue') return ended(v, 'body');
     if (proto & Proto.NOBODY) break;
@@ -286,7 +331,12 @@ export async function checkMessage(client: MilterClient, neg: Negotiated, input:
         continue;
     }
     const final = verdictOf(r);
-    steps.push({ phase: 'eom', sent: 'end of message', reply: final.action, ...(final.smtp ? { smtp: final.smtp } : {}) });
+    steps.push({
+      phase: 'eom',
+      sent: 'end of message',
+      reply: final.action,
+      ...(final.smtp ? { smtp: final.smtp } : {}),
+    });
     if (replacedBodyBytes > 0) {
       const bodyBytes = Buffer.concat(newBody);
       mods.push({ type: 'replaceBody', body: { size: bodyBytes.length, stream: () => Readable.from([bodyBytes]) } });
@@ -294,9 +344,14 @@ export async function checkMessage(client: MilterClient, neg: Negotiated, input:
     }
     described.push(...rcptChanges);
     const changes = { modifications: described, headerChanges, replacedBodyBytes };
-    if (final.action !== 'continue' && final.action !== 'accept') return result(final.action as MilterAction, 'eom', final.smtp ?? null, changes);
+    if (final.action !== 'continue' && final.action !== 'accept')
+      return result(final.action as MilterAction, 'eom', final.smtp ?? null, changes);
     const output = keepOutput ? { output: await applyModifications(headers, body, mods) } : {};
-    return result(quarantine !== undefined ? 'quarantine' : 'accept', 'eom', null, { ...changes, ...output, ...(quarantine !== undefined ? { quarantine } : {}) });
+    return result(quarantine !== undefined ? 'quarantine' : 'accept', 'eom', null, {
+      ...changes,
+      ...output,
+      ...(quarantine !== undefined ? { quarantine } : {}),
+    });
   }
 
   function ended(v: { action: string; smtp?: string }, phase: string): MilterCheckResult {

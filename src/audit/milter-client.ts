@@ -4,7 +4,14 @@
 // relayguard with it without Postfix (including body replacements over 64 KiB that miltertest
 // 2.11 cannot read), and the benchmark's load client sends its messages through milter-check.ts.
 import { connect, type Socket } from 'node:net';
-import { ALL_ACTIONS, ALL_PROTOCOL_V6, Cmd, MILTER_VERSION, OPTNEG_PAYLOAD_BYTES, Reply } from '../protocol/constants.js';
+import {
+  ALL_ACTIONS,
+  ALL_PROTOCOL_V6,
+  Cmd,
+  MILTER_VERSION,
+  OPTNEG_PAYLOAD_BYTES,
+  Reply,
+} from '../protocol/constants.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../protocol/frame.js';
 import type { ListenAddress } from '../session/server.js';
 
@@ -57,9 +64,17 @@ export class MilterClient {
    * A TCP port on `host` (tests), or an address as `serve --listen` takes it. `localAddress`: the
    * source address of a TCP connection (another 127.x address plays another peer).
    */
-  static async open(where: number | ListenAddress, host = '127.0.0.1', timeoutMs = 10_000, localAddress?: string): Promise<MilterClient> {
+  static async open(
+    where: number | ListenAddress,
+    host = '127.0.0.1',
+    timeoutMs = 10_000,
+    localAddress?: string,
+  ): Promise<MilterClient> {
     const address: ListenAddress = typeof where === 'number' ? { kind: 'inet', host, port: where } : where;
-    const socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port, ...(localAddress ? { localAddress } : {}) });
+    const socket =
+      address.kind === 'unix'
+        ? connect({ path: address.path })
+        : connect({ host: address.host, port: address.port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -137,12 +152,21 @@ export class MilterClient {
     p.writeUInt32BE(protocol, 8);
     this.send(Cmd.OPTNEG, p);
     const r = await this.next(timeoutMs);
-    if (r.code !== 'O' || r.payload.length < OPTNEG_PAYLOAD_BYTES) throw new Error(`expected an option negotiation reply (O), got ${JSON.stringify(r.code)}`);
-    return { version: r.payload.readUInt32BE(0), actions: r.payload.readUInt32BE(4), protocol: r.payload.readUInt32BE(8), rest: r.payload.subarray(12) };
+    if (r.code !== 'O' || r.payload.length < OPTNEG_PAYLOAD_BYTES)
+      throw new Error(`expected an option negotiation reply (O), got ${JSON.stringify(r.code)}`);
+    return {
+      version: r.payload.readUInt32BE(0),
+      actions: r.payload.readUInt32BE(4),
+      protocol: r.payload.readUInt32BE(8),
+      rest: r.payload.subarray(12),
+    };
   }
 
   macro(stage: string, ...pairs: string[]): void {
-    this.send(Cmd.MACRO, Buffer.concat([Buffer.from(stage, 'latin1'), pairs.length ? cstrs(...pairs) : Buffer.alloc(0)]));
+    this.send(
+      Cmd.MACRO,
+      Buffer.concat([Buffer.from(stage, 'latin1'), pairs.length ? cstrs(...pairs) : Buffer.alloc(0)]),
+    );
   }
 
   connectCmd(host: string, ip: string, port = 40000): void {

@@ -11,7 +11,11 @@ export interface OptnegAnswer {
   ms: number;
 }
 
-export async function milterOptneg(address: ListenAddress, timeoutMs: number, signal?: AbortSignal): Promise<OptnegAnswer> {
+export async function milterOptneg(
+  address: ListenAddress,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<OptnegAnswer> {
   const started = performance.now();
   if (signal?.aborted) throw new Error('aborted');
   const client = await MilterClient.open(address, undefined, timeoutMs);
@@ -22,7 +26,12 @@ export async function milterOptneg(address: ListenAddress, timeoutMs: number, si
     const n = await client.negotiate(undefined, undefined, left);
     client.quit();
     client.socket.end();
-    return { version: n.version, actions: n.actions, protocol: n.protocol, ms: Math.round(performance.now() - started) };
+    return {
+      version: n.version,
+      actions: n.actions,
+      protocol: n.protocol,
+      ms: Math.round(performance.now() - started),
+    };
   } catch (err) {
     client.close();
     throw signal?.aborted ? new Error('aborted') : err;

@@ -8,7 +8,13 @@ import { networkInterfaces } from 'node:os';
 import type { PolicyConfig } from '../rules/policy-schema.js';
 import { configuredRules } from '../mta/requirements.js';
 import { normalizeIp, NetworkSet, parseCidr } from '../primitives/networks.js';
-import { AUDIT_CLIENT_NAME, type AuditContext, type AuditProbe, type AuditTestFile, type ProbeSession } from '../policy/rule-parts.js';
+import {
+  AUDIT_CLIENT_NAME,
+  type AuditContext,
+  type AuditProbe,
+  type AuditTestFile,
+  type ProbeSession,
+} from '../policy/rule-parts.js';
 import { auditMessage, eicarTestFile, harmlessExecutable, type Attachment } from './messages.js';
 import { milterProbe, REPLY_MARGIN_MS, type ProbeFn, type ProbeOutcome } from './service-probes.js';
 import type { Mta } from '../deps/mta.js';
@@ -38,7 +44,13 @@ export interface AuditReport {
  * ledger, however often it runs. One address per probe all the same, for a gateway whose
  * relayguard predates the exemption.
  */
-export const DEFAULT_OUTSIDE_IPS = ['203.0.113.9', '203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
+export const DEFAULT_OUTSIDE_IPS = [
+  '203.0.113.9',
+  '203.0.113.10',
+  '203.0.113.11',
+  '203.0.113.12',
+  '203.0.113.13',
+] as const;
 /** An external envelope sender for the outside probes. */
 const DEFAULT_OUTSIDE_FROM = 'relayguard-audit@outside.invalid';
 /** How long an accepted message may take to show up in the MTA's queue, and how often to look. */
@@ -71,7 +83,10 @@ export interface AuditOptions {
 }
 
 /** The test payloads by name (AuditTestFile). */
-const TEST_FILES: Record<AuditTestFile, () => Buffer> = { eicar: eicarTestFile, 'harmless-executable': harmlessExecutable };
+const TEST_FILES: Record<AuditTestFile, () => Buffer> = {
+  eicar: eicarTestFile,
+  'harmless-executable': harmlessExecutable,
+};
 
 class ProbeFailure extends Error {}
 /** The probe could not be carried out from here (no way to pose as the client it needs). */
@@ -122,7 +137,10 @@ export class Auditor {
   constructor(private readonly o: AuditOptions) {
     this.internal = new NetworkSet(o.config.networks.internal);
     const d = o.config.server.deadlines;
-    this.timeouts = o.timeouts ?? { replyMs: Math.max(d.connect, d.envelope) + REPLY_MARGIN_MS, dataMs: d.content + REPLY_MARGIN_MS };
+    this.timeouts = o.timeouts ?? {
+      replyMs: Math.max(d.connect, d.envelope) + REPLY_MARGIN_MS,
+      dataMs: d.content + REPLY_MARGIN_MS,
+    };
     this.helo = o.helo ?? 'relayguard-audit.invalid';
     this.outsideFrom = o.outsideFrom ?? DEFAULT_OUTSIDE_FROM;
   }
@@ -148,11 +166,15 @@ export class Auditor {
 
   private async xclient(c: SmtpConnection, attrs: Record<string, string>): Promise<void> {
     const offered = new Set((c.extensions.get('XCLIENT') ?? '').toUpperCase().split(/\s+/));
-    const parts = Object.entries(attrs).filter(([k]) => offered.has(k)).map(([k, v]) => `${k}=${v}`);
+    const parts = Object.entries(attrs)
+      .filter(([k]) => offered.has(k))
+      .map(([k, v]) => `${k}=${v}`);
     const r = await c.command(`XCLIENT ${parts.join(' ')}`);
     if (r.code !== 220) {
       await c.quit();
-      throw new ProbeFailure(`XCLIENT ${parts.join(' ')} refused: ${formatReply(r)} (the address may be banned: relayguard unban ${attrs.ADDR ?? ''})`);
+      throw new ProbeFailure(
+        `XCLIENT ${parts.join(' ')} refused: ${formatReply(r)} (the address may be banned: relayguard unban ${attrs.ADDR ?? ''})`,
+      );
     }
     const e = await c.ehlo(this.helo);
     if (e.code !== 250) {
@@ -166,8 +188,15 @@ export class Auditor {
     const binds = this.o.bindIps ?? [];
     if (binds.length) {
       const bind = binds[this.bindIndex++ % binds.length]!;
-      if (this.internal.contains(bind)) throw new NotTested(`not tested: --bind ${bind} is inside the policy's internal networks, so the gateway sees an internal client`);
-      return { c: await this.open(bind), as: `this host's address ${bind} (--bind, outside the internal networks)`, outside: true };
+      if (this.internal.contains(bind))
+        throw new NotTested(
+          `not tested: --bind ${bind} is inside the policy's internal networks, so the gateway sees an internal client`,
+        );
+      return {
+        c: await this.open(bind),
+        as: `this host's address ${bind} (--bind, outside the internal networks)`,
+        outside: true,
+      };
     }
     const c = await this.open();
     const local = c.localAddress ?? '';
@@ -189,14 +218,17 @@ export class Auditor {
   private async inside(): Promise<Session> {
     const c = await this.open();
     const local = c.localAddress ?? '';
-    if (this.internal.contains(local)) return { c, as: `this host ${normalizeIp(local) ?? local} (internal)`, outside: false };
+    if (this.internal.contains(local))
+      return { c, as: `this host ${normalizeIp(local) ?? local} (internal)`, outside: false };
     const ip = internalAddress(this.o.config);
     if (c.extensions.has('XCLIENT') && ip) {
       await this.xclient(c, { ADDR: ip, NAME: AUDIT_CLIENT_NAME, REVERSE_NAME: '[UNAVAILABLE]' });
       return { c, as: `internal client ${ip} (XCLIENT)`, outside: false };
     }
     await c.quit();
-    throw new NotTested(`not tested: this host (${local}) is not internal and the gateway offers no XCLIENT to pose as an internal client`);
+    throw new NotTested(
+      `not tested: this host (${local}) is not internal and the gateway offers no XCLIENT to pose as an internal client`,
+    );
   }
 
   /** An outside client when the audit can pose as one, else an internal one (for probes that hold both ways). */
@@ -223,7 +255,11 @@ export class Auditor {
   }
 
   /** MAIL, RCPT, DATA: the first refusal or the final reply, and at which step. */
-  private async transaction(c: SmtpConnection, from: string, message: Buffer): Promise<{ step: 'MAIL' | 'RCPT' | 'DATA' | 'end of data'; reply: SmtpReply }> {
+  private async transaction(
+    c: SmtpConnection,
+    from: string,
+    message: Buffer,
+  ): Promise<{ step: 'MAIL' | 'RCPT' | 'DATA' | 'end of data'; reply: SmtpReply }> {
     const mail = await c.command(`MAIL FROM:<${from}>`);
     if (!is2xx(mail)) return { step: 'MAIL', reply: mail };
     const rcpt = await c.command(`RCPT TO:<${this.o.rcpt}>`);
@@ -243,7 +279,8 @@ export class Auditor {
       c = await SmtpConnection.open(this.o.host, this.o.port, this.timeouts, this.o.signal);
     } catch (err) {
       const detail = (err as Error).message;
-      for (const name of ['banner', 'ehlo', 'vrfy-refused', 'expn-refused']) results.push({ name, ok: false, detail, ms: 0 });
+      for (const name of ['banner', 'ehlo', 'vrfy-refused', 'expn-refused'])
+        results.push({ name, ok: false, detail, ms: 0 });
       return;
     }
     try {
@@ -252,20 +289,38 @@ export class Auditor {
       let t = performance.now();
       const ehlo = await c.ehlo(this.helo);
       const keywords = [...c.extensions.entries()].map(([k, v]) => (v ? `${k} ${v}` : k)).join(', ');
-      results.push({ name: 'ehlo', ok: ehlo.code === 250, detail: ehlo.code === 250 ? `250; offers ${keywords || 'no extensions'}` : formatReply(ehlo), ms: ms(t) });
+      results.push({
+        name: 'ehlo',
+        ok: ehlo.code === 250,
+        detail: ehlo.code === 250 ? `250; offers ${keywords || 'no extensions'}` : formatReply(ehlo),
+        ms: ms(t),
+      });
 
       t = performance.now();
       const vrfy = await c.command(`VRFY <${this.o.rcpt}>`);
       // Sendmail's goaway answers a non-committal 252 2.5.2 "Cannot VRFY user": nothing is disclosed.
       const vrfyOk = is5xx(vrfy) || (vrfy.code === 252 && /cannot vrfy/i.test(vrfy.text));
-      results.push({ name: 'vrfy-refused', ok: vrfyOk, detail: `${vrfyOk ? 'refused' : 'VRFY answered'}: ${formatReply(vrfy)}`, ms: ms(t), reply: formatReply(vrfy) });
+      results.push({
+        name: 'vrfy-refused',
+        ok: vrfyOk,
+        detail: `${vrfyOk ? 'refused' : 'VRFY answered'}: ${formatReply(vrfy)}`,
+        ms: ms(t),
+        reply: formatReply(vrfy),
+      });
 
       t = performance.now();
       const expn = await c.command(`EXPN <${this.o.rcpt}>`);
-      results.push({ name: 'expn-refused', ok: is5xx(expn), detail: `${is5xx(expn) ? 'refused' : 'EXPN answered'}: ${formatReply(expn)}`, ms: ms(t), reply: formatReply(expn) });
+      results.push({
+        name: 'expn-refused',
+        ok: is5xx(expn),
+        detail: `${is5xx(expn) ? 'refused' : 'EXPN answered'}: ${formatReply(expn)}`,
+        ms: ms(t),
+        reply: formatReply(expn),
+      });
     } catch (err) {
       for (const name of ['banner', 'ehlo', 'vrfy-refused', 'expn-refused']) {
-        if (!results.some((r) => r.name === name)) results.push({ name, ok: false, detail: (err as Error).message, ms: ms(t0) });
+        if (!results.some((r) => r.name === name))
+          results.push({ name, ok: false, detail: (err as Error).message, ms: ms(t0) });
       }
     } finally {
       await c.quit();
@@ -304,13 +359,27 @@ export class Auditor {
       };
     }
     if (!where?.held) {
-      return { ok: false, detail: `EICAR from ${as} accepted as ${id} but NOT HELD: ${where ? `it is in ${where.where}` : 'it left the queue (delivered?)'}`, ...evidence };
+      return {
+        ok: false,
+        detail: `EICAR from ${as} accepted as ${id} but NOT HELD: ${where ? `it is in ${where.where}` : 'it left the queue (delivered?)'}`,
+        ...evidence,
+      };
     }
     try {
       await held.remove(id, this.o.signal);
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removed: ${held.removeHint(id)}`, ...evidence };
+      return {
+        ok: true,
+        verified: true,
+        detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removed: ${held.removeHint(id)}`,
+        ...evidence,
+      };
     } catch (err) {
-      return { ok: true, verified: true, detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removing it failed (${(err as Error).message}): ${held.removeHint(id)}`, ...evidence };
+      return {
+        ok: true,
+        verified: true,
+        detail: `EICAR from ${as} held as ${id} (${held.heldQueueName}); removing it failed (${(err as Error).message}): ${held.removeHint(id)}`,
+        ...evidence,
+      };
     }
   }
 
@@ -341,7 +410,13 @@ export class Auditor {
       inside: () => session(this.inside()),
       outsideIfPossible: () => session(this.outsideIfPossible()),
       plain: () => session(this.open().then((c) => ({ c, as: 'this host', outside: false }))),
-      message: (probe, from, subject, a) => this.message(probe, from, subject, a && { filename: a.filename, contentType: a.contentType, content: TEST_FILES[a.file]() }),
+      message: (probe, from, subject, a) =>
+        this.message(
+          probe,
+          from,
+          subject,
+          a && { filename: a.filename, contentType: a.contentType, content: TEST_FILES[a.file]() },
+        ),
       formatReply,
       queueIdOf,
       checkHeld: (id, as, reply) => this.checkHeld(id, as, reply),
@@ -369,7 +444,13 @@ export class Auditor {
         results.push({ name, ok: false, detail: (err as Error).message, ms: ms(t) });
       }
     }
-    return { ok: results.every((r) => r.ok), id: this.o.id, smtp: `${this.o.host}:${this.o.port}`, started, probes: results };
+    return {
+      ok: results.every((r) => r.ok),
+      id: this.o.id,
+      smtp: `${this.o.host}:${this.o.port}`,
+      started,
+      probes: results,
+    };
   }
 }
 

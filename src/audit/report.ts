@@ -42,7 +42,10 @@ export function formatJunit(r: AuditReport): string {
   for (const p of r.probes) {
     const open = `    <testcase classname="relayguard.audit" name="${xmlEscape(p.name)}" time="${seconds(p.ms)}"`;
     if (p.ok) out.push(`${open}><system-out>${xmlEscape(p.detail)}</system-out></testcase>`);
-    else out.push(`${open}><failure message="${xmlEscape(p.detail)}" type="ProbeFailed">${xmlEscape(p.detail)}</failure></testcase>`);
+    else
+      out.push(
+        `${open}><failure message="${xmlEscape(p.detail)}" type="ProbeFailed">${xmlEscape(p.detail)}</failure></testcase>`,
+      );
   }
   out.push('  </testsuite>', '</testsuites>');
   return out.join('\n') + '\n';

@@ -17,7 +17,9 @@ export function milterProbe(config: PolicyConfig, signal?: AbortSignal): ProbeFn
     const req = mtaRequirements(config);
     const where = req.milter.kind === 'unix' ? `unix:${req.milter.path}` : `${req.milter.host}:${req.milter.port}`;
     const a = await milterOptneg(req.milter, config.server.deadlines.connect + REPLY_MARGIN_MS, signal);
-    return { ok: true, detail: `relayguard at ${where} answered OPTNEG in ${a.ms}ms: version ${a.version}, actions 0x${a.actions.toString(16)}, protocol 0x${a.protocol.toString(16)}` };
+    return {
+      ok: true,
+      detail: `relayguard at ${where} answered OPTNEG in ${a.ms}ms: version ${a.version}, actions 0x${a.actions.toString(16)}, protocol 0x${a.protocol.toString(16)}`,
+    };
   };
 }
-

@@ -26,7 +26,10 @@ const DOT = 0x2e;
 export function xtext(value: string): string {
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte < 33 || byte > 126 || byte === 0x2b || byte === 0x3d ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+    out +=
+      byte < 33 || byte > 126 || byte === 0x2b || byte === 0x3d
+        ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}`
+        : String.fromCharCode(byte);
   }
   return out;
 }
@@ -89,7 +92,13 @@ export class SmtpConnection {
 
   /** Connects and reads the greeting. */
   /** `localAddress`: connect from this address of the host (the audit's --bind). */
-  static async open(host: string, port: number, timeouts: SmtpTimeouts, signal?: AbortSignal, localAddress?: string): Promise<SmtpConnection> {
+  static async open(
+    host: string,
+    port: number,
+    timeouts: SmtpTimeouts,
+    signal?: AbortSignal,
+    localAddress?: string,
+  ): Promise<SmtpConnection> {
     const socket = connectTcp({ host, port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`connect to ${host}:${port}: timeout`)), timeouts.replyMs);
@@ -149,7 +158,10 @@ export class SmtpConnection {
   };
 
   private onClose = (err?: Error | boolean): void => {
-    this.closedError ??= err instanceof Error ? new Error(`connection lost: ${err.message}`) : new Error('connection closed by the server');
+    this.closedError ??=
+      err instanceof Error
+        ? new Error(`connection lost: ${err.message}`)
+        : new Error('connection closed by the server');
     this.waiting?.(this.closedError);
   };
 
@@ -169,7 +181,9 @@ export class SmtpConnection {
     const code = Number(lines[0]!.slice(0, 3));
     const texts = lines.map((l) => l.slice(4));
     const enhanced = /^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)/.exec(texts[0] ?? '')?.[1];
-    const text = texts.map((t) => (enhanced && t.startsWith(enhanced) ? t.slice(enhanced.length).trim() : t.trim())).join(' / ');
+    const text = texts
+      .map((t) => (enhanced && t.startsWith(enhanced) ? t.slice(enhanced.length).trim() : t.trim()))
+      .join(' / ');
     return { code: Number.isFinite(code) ? code : 0, ...(enhanced ? { enhanced } : {}), text, lines };
   }
 
@@ -221,7 +235,11 @@ export class SmtpConnection {
     if (reply.code !== 220) return { reply };
     const raw = this.socket;
     this.detach(raw);
-    const secure = connectTls({ socket: raw, rejectUnauthorized: false, ...(servername && !/^[\d.:]+$/.test(servername) ? { servername } : {}) });
+    const secure = connectTls({
+      socket: raw,
+      rejectUnauthorized: false,
+      ...(servername && !/^[\d.:]+$/.test(servername) ? { servername } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         secure.destroy();

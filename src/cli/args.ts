@@ -42,10 +42,18 @@ const SHORT: Record<string, string> = { config: 'c' };
 
 type NodeOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 
-export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, positionals: PositionalSpec = { min: 0, max: 0 }): ParsedArgs {
+export function parseArgs(
+  argv: readonly string[],
+  spec: Record<string, FlagSpec>,
+  positionals: PositionalSpec = { min: 0, max: 0 },
+): ParsedArgs {
   const options: NodeOptions = { help: { type: 'boolean', short: 'h' } };
   for (const [name, s] of Object.entries(spec)) {
-    options[name] = { type: s.value ? 'string' : 'boolean', ...(s.repeat ? { multiple: true } : {}), ...(SHORT[name] ? { short: SHORT[name] } : {}) };
+    options[name] = {
+      type: s.value ? 'string' : 'boolean',
+      ...(s.repeat ? { multiple: true } : {}),
+      ...(SHORT[name] ? { short: SHORT[name] } : {}),
+    };
   }
   let parsed: ReturnType<typeof nodeParseArgs>;
   try {
@@ -62,11 +70,13 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
     seen.add(t.name);
   }
   const flags: ParsedArgs['flags'] = {};
-  for (const [name, v] of Object.entries(parsed.values)) if (name !== 'help' && v !== undefined) flags[name] = v as string | string[] | boolean;
+  for (const [name, v] of Object.entries(parsed.values))
+    if (name !== 'help' && v !== undefined) flags[name] = v as string | string[] | boolean;
   const positional = parsed.positionals;
   if (positional.length > positionals.max) {
     const extra = positional[positionals.max]!;
-    const hint = spec.config && /\.ya?ml$/i.test(extra) ? ` (a policy file goes after --config: --config ${extra})` : '';
+    const hint =
+      spec.config && /\.ya?ml$/i.test(extra) ? ` (a policy file goes after --config: --config ${extra})` : '';
     throw new UsageError(`unexpected argument "${extra}"${hint}`);
   }
   if (positional.length < positionals.min) throw new UsageError('missing argument');
@@ -83,13 +93,16 @@ function usageMessage(err: Error & { code?: string }, options: NodeOptions): str
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       const name = long.replace(/^--/, '');
       if (options[name]?.type === 'boolean') return `${long} takes no value`;
-      return /ambiguous/.test(err.message) ? `${long} needs a value (a value that starts with "-": ${long}=VALUE)` : `${long} needs a value`;
+      return /ambiguous/.test(err.message)
+        ? `${long} needs a value (a value that starts with "-": ${long}=VALUE)`
+        : `${long} needs a value`;
     }
     default:
       return err.message.split('\n')[0]!;
   }
 }
 
-export const str = (p: ParsedArgs, name: string): string | undefined => (typeof p.flags[name] === 'string' ? (p.flags[name]) : undefined);
-export const list = (p: ParsedArgs, name: string): string[] => (Array.isArray(p.flags[name]) ? (p.flags[name]) : []);
+export const str = (p: ParsedArgs, name: string): string | undefined =>
+  typeof p.flags[name] === 'string' ? p.flags[name] : undefined;
+export const list = (p: ParsedArgs, name: string): string[] => (Array.isArray(p.flags[name]) ? p.flags[name] : []);
 export const bool = (p: ParsedArgs, name: string): boolean => p.flags[name] === true;

@@ -39,8 +39,11 @@ export const auditCommand: Command = {
     const outsideIp = str(a, 'outside-ip');
     if (outsideIp !== undefined && !isIP(outsideIp)) throw new UsageError('--outside-ip needs an IP address');
     // Without XCLIENT (Sendmail) outside probes connect from these addresses of this host.
-    const bindIps = str(a, 'bind')?.split(',').map((ip) => ip.trim());
-    if (bindIps && !bindIps.every((ip) => isIP(ip))) throw new UsageError('--bind needs IP addresses of this host, separated by commas');
+    const bindIps = str(a, 'bind')
+      ?.split(',')
+      .map((ip) => ip.trim());
+    if (bindIps && !bindIps.every((ip) => isIP(ip)))
+      throw new UsageError('--bind needs IP addresses of this host, separated by commas');
     const { config } = loadPolicyOrExit(str(a, 'config'));
     const firstDomain = config.local_domains[0]?.replace(/^\*?\./, '');
     const rcpt = str(a, 'rcpt') ?? (firstDomain ? `postmaster@${firstDomain}` : undefined);

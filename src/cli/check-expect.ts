@@ -47,7 +47,8 @@ export interface CheckedResult {
 export function loadExpectation(file: string): Expectation {
   const data: unknown = parse(readFileSync(file, 'utf8'));
   const r = expectationSchema.safeParse(data);
-  if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
   return { ...r.data, file };
 }
 
@@ -78,7 +79,8 @@ export function compareExpectation(exp: Expectation, result: CheckedResult): str
     const path = resolve(dirname(exp.file), exp.output);
     const expected = lf(readFileSync(path));
     if (!result.output) problems.push(`-output: ${path}\n+output: (none: the message is not delivered)`);
-    else if (lf(result.output) !== expected) problems.push(firstDifference(expected, lf(result.output), [path, 'delivered message']));
+    else if (lf(result.output) !== expected)
+      problems.push(firstDifference(expected, lf(result.output), [path, 'delivered message']));
   }
   return problems;
 }

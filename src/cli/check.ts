@@ -59,7 +59,13 @@ export async function runCheck(policy: CompiledPolicy, input: CheckInput): Promi
   const recipients: CheckResult['recipients'] = [];
   const done = (phase: string, o: Outcome, output?: Buffer): CheckResult => {
     trace.push(...conv.currentTrace.filter((t) => !trace.includes(t)));
-    const r: CheckResult = { action: ACTION_NAME[o.action], phase, smtp: smtpText(o), recipients, rules: dedupe(trace) };
+    const r: CheckResult = {
+      action: ACTION_NAME[o.action],
+      phase,
+      smtp: smtpText(o),
+      recipients,
+      rules: dedupe(trace),
+    };
     if (o.reason) r.reason = o.reason;
     if (o.rule) r.rule = o.rule;
     if (o.ref) r.ref = o.ref;
@@ -73,7 +79,13 @@ export async function runCheck(policy: CompiledPolicy, input: CheckInput): Promi
   trace.push(...conv.currentTrace);
   if (o.action !== 'continue') return done('connect', o);
 
-  const tls: Array<[string, string]> = input.tls ? [['{tls_version}', input.tls], ['{cipher}', 'OFFLINE'], ['{cipher_bits}', '256']] : [];
+  const tls: Array<[string, string]> = input.tls
+    ? [
+        ['{tls_version}', input.tls],
+        ['{cipher}', 'OFFLINE'],
+        ['{cipher_bits}', '256'],
+      ]
+    : [];
   conv.macros.set('H', tls);
   o = await conv.helo(input.helo ?? 'offline.invalid');
   trace.push(...conv.currentTrace);
@@ -121,18 +133,22 @@ function dedupe(entries: TraceEntry[]): TraceEntry[] {
 export const checkCommand: Command = {
   ...about('check'),
   async run(argv) {
-    const a = parseArgs(argv, {
-      config: { value: true },
-      'client-ip': { value: true },
-      helo: { value: true },
-      from: { value: true },
-      rcpt: { value: true, repeat: true },
-      auth: { value: true },
-      tls: { value: true },
-      out: { value: true },
-      json: { value: false },
-      expect: { value: true },
-    }, { min: 0, max: 1 });
+    const a = parseArgs(
+      argv,
+      {
+        config: { value: true },
+        'client-ip': { value: true },
+        helo: { value: true },
+        from: { value: true },
+        rcpt: { value: true, repeat: true },
+        auth: { value: true },
+        tls: { value: true },
+        out: { value: true },
+        json: { value: false },
+        expect: { value: true },
+      },
+      { min: 0, max: 1 },
+    );
     const clientIp = str(a, 'client-ip');
     if (!clientIp || !isIP(clientIp)) throw new UsageError('--client-ip IP is required');
     const rcpts = list(a, 'rcpt');
@@ -142,10 +158,18 @@ export const checkCommand: Command = {
     const message = file === '-' ? readFileSync(0) : readFileSync(file);
     const { config, file: policyFile } = loadPolicyOrExit(str(a, 'config'));
     // Offline logs go to stderr so that stdout stays machine-readable.
-    const log = createLogger({ ...config.logging, level: config.logging.level === 'debug' ? 'debug' : 'warn' }, process.stderr);
+    const log = createLogger(
+      { ...config.logging, level: config.logging.level === 'debug' ? 'debug' : 'warn' },
+      process.stderr,
+    );
     const policy = new CompiledPolicy(config, policyFile, log, { offline: true });
     const input: CheckInput = { clientIp, rcpts, message };
-    for (const [k, flag] of [['helo', 'helo'], ['from', 'from'], ['auth', 'auth'], ['tls', 'tls']] as const) {
+    for (const [k, flag] of [
+      ['helo', 'helo'],
+      ['from', 'from'],
+      ['auth', 'auth'],
+      ['tls', 'tls'],
+    ] as const) {
       const v = str(a, flag);
       if (v !== undefined) input[k] = v;
     }
@@ -171,12 +195,15 @@ export const checkCommand: Command = {
 
 function formatText(r: CheckResult): string {
   const lines = r.rules.map(
-    (t) => `  ${t.phase.padEnd(8)} ${t.rule.padEnd(14)} ${(t.monitor ? `would ${t.action}` : t.action).padEnd(16)} ${t.recipient ? `<${t.recipient}> ` : ''}${t.reason ?? ''}`,
+    (t) =>
+      `  ${t.phase.padEnd(8)} ${t.rule.padEnd(14)} ${(t.monitor ? `would ${t.action}` : t.action).padEnd(16)} ${t.recipient ? `<${t.recipient}> ` : ''}${t.reason ?? ''}`,
   );
   for (const rc of r.recipients) lines.push(`  rcpt     <${rc.address}> ${rc.action}${rc.smtp ? `: ${rc.smtp}` : ''}`);
   // Where the client address is (the origin rule's lookup), also when no rule objected.
   const origin = r.rules.find((t) => typeof t.details?.origin === 'string')?.details?.origin;
   if (origin !== undefined) lines.push(`origin: ${String(origin)}`);
-  lines.push(`action: ${r.action}${r.smtp ? `\nreply: ${r.smtp}` : ''}${r.quarantine ? `\nquarantine: ${r.quarantine}` : ''}`);
+  lines.push(
+    `action: ${r.action}${r.smtp ? `\nreply: ${r.smtp}` : ''}${r.quarantine ? `\nquarantine: ${r.quarantine}` : ''}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -22,17 +22,26 @@ export const initCommand: Command = {
     try {
       values = await readPostfixValues(defaults.postconf, configDir, POSTCONF_TIMEOUT_MS);
     } catch (err) {
-      process.stderr.write(`relayguard init: ${(err as Error).message} (set MAIL_CONFIG to Postfix's configuration directory)\n`);
+      process.stderr.write(
+        `relayguard init: ${(err as Error).message} (set MAIL_CONFIG to Postfix's configuration directory)\n`,
+      );
       return 1;
     }
     const clamdConf = str(a, 'clamd-conf') ?? DEFAULT_CLAMD_CONF;
     const jail = smtpdJail(configDir, values.get('queue_directory') || '/var/spool/postfix');
-    const text = initPolicyText(values, { configDir, clamdConf, clamd: readClamdConf(clamdConf), ...(jail ? { chrootedSmtpd: jail } : {}) });
+    const text = initPolicyText(values, {
+      configDir,
+      clamdConf,
+      clamd: readClamdConf(clamdConf),
+      ...(jail ? { chrootedSmtpd: jail } : {}),
+    });
     const out = str(a, 'out');
     const check = parsePolicyText(text, out ?? 'relayguard.yaml');
     if (!check.ok) {
       // A bug in init, not in the admin's Postfix: say what and write nothing.
-      process.stderr.write(`relayguard init: the policy written from ${configDir} does not validate:\n${check.errors.map(formatError).join('\n')}\n`);
+      process.stderr.write(
+        `relayguard init: the policy written from ${configDir} does not validate:\n${check.errors.map(formatError).join('\n')}\n`,
+      );
       return 1;
     }
     if (!out) {
@@ -43,10 +52,14 @@ export const initCommand: Command = {
       writeFileSync(out, text, { flag: 'wx', mode: 0o640 });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      process.stderr.write(`relayguard init: ${out}: ${code === 'EEXIST' ? 'exists; not overwritten (remove it or choose another --out)' : (code ?? (err as Error).message)}\n`);
+      process.stderr.write(
+        `relayguard init: ${out}: ${code === 'EEXIST' ? 'exists; not overwritten (remove it or choose another --out)' : (code ?? (err as Error).message)}\n`,
+      );
       return 1;
     }
-    process.stderr.write(`relayguard init: wrote ${resolve(out)} (every rule in monitor mode); next: relayguard validate --config ${out}\n`);
+    process.stderr.write(
+      `relayguard init: wrote ${resolve(out)} (every rule in monitor mode); next: relayguard validate --config ${out}\n`,
+    );
     return 0;
   },
 };

@@ -60,7 +60,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
-    const hint = name.startsWith('-') ? 'the command comes first: relayguard COMMAND [OPTIONS]' : 'relayguard --help lists the commands';
+    const hint = name.startsWith('-')
+      ? 'the command comes first: relayguard COMMAND [OPTIONS]'
+      : 'relayguard --help lists the commands';
     process.stderr.write(`relayguard: unknown command "${name}" (${hint})\n`);
     return 2;
   }

@@ -53,7 +53,9 @@ export const milterCheckCommand: Command = {
         clientIp,
         rcpts,
         message,
-        ...Object.fromEntries((['helo', 'from', 'auth', 'tls'] as const).flatMap((k) => (str(a, k) !== undefined ? [[k, str(a, k)!]] : []))),
+        ...Object.fromEntries(
+          (['helo', 'from', 'auth', 'tls'] as const).flatMap((k) => (str(a, k) !== undefined ? [[k, str(a, k)!]] : [])),
+        ),
       });
     } catch (err) {
       const where = milter.kind === 'unix' ? `unix:${milter.path}` : `inet:${milter.host}:${milter.port}`;
@@ -71,10 +73,15 @@ export const milterCheckCommand: Command = {
 
 function formatText(r: MilterCheckResult): string {
   const hex = (n: number) => `0x${n.toString(16)}`;
-  const lines = [`negotiated: version ${r.negotiated.version}, actions ${hex(r.negotiated.actions)}, protocol ${hex(r.negotiated.protocol)}`];
-  for (const s of r.steps) lines.push(`  ${s.phase.padEnd(8)} ${s.sent.slice(0, 40).padEnd(40)} ${s.reply}${s.smtp ? `: ${s.smtp}` : ''}`);
+  const lines = [
+    `negotiated: version ${r.negotiated.version}, actions ${hex(r.negotiated.actions)}, protocol ${hex(r.negotiated.protocol)}`,
+  ];
+  for (const s of r.steps)
+    lines.push(`  ${s.phase.padEnd(8)} ${s.sent.slice(0, 40).padEnd(40)} ${s.reply}${s.smtp ? `: ${s.smtp}` : ''}`);
   for (const m of r.modifications) lines.push(`  eom      ${m}`);
   for (const rc of r.recipients) lines.push(`  rcpt     <${rc.address}> ${rc.action}${rc.smtp ? `: ${rc.smtp}` : ''}`);
-  lines.push(`action: ${r.action} (at ${r.phase})${r.smtp ? `\nreply: ${r.smtp}` : ''}${r.quarantine !== undefined ? `\nquarantine: ${r.quarantine}` : ''}`);
+  lines.push(
+    `action: ${r.action} (at ${r.phase})${r.smtp ? `\nreply: ${r.smtp}` : ''}${r.quarantine !== undefined ? `\nquarantine: ${r.quarantine}` : ''}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -21,7 +21,11 @@ function offendersConfig(config: PolicyConfig): { rule: OffendersConfig; configu
 /** Storage trouble (Redis away, unreadable database) is a one-line message, not a stack trace. */
 class LedgerUnavailable extends Error {}
 
-async function withLedger<T>(config: PolicyConfig, rule: OffendersConfig, use: (l: OffenderLedger | null) => Promise<T>): Promise<T> {
+async function withLedger<T>(
+  config: PolicyConfig,
+  rule: OffendersConfig,
+  use: (l: OffenderLedger | null) => Promise<T>,
+): Promise<T> {
   let ledger: OffenderLedger | null;
   try {
     ledger = await openExistingOffenderLedger(config.server, ledgerPolicyOf(rule));
@@ -37,7 +41,12 @@ async function withLedger<T>(config: PolicyConfig, rule: OffendersConfig, use: (
 
 /** 600000 -> "10m", 3600000 -> "1h", 90000 -> "90s". */
 export function shortDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -64,7 +73,10 @@ function table(rows: OffenderRow[]): string {
 
 function columns(cells: string[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  return (
+    cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') +
+    '\n'
+  );
 }
 
 /** Addresses and bans per country, most addresses first ("-": not placed). */
@@ -86,10 +98,16 @@ export const offendersCommand: Command = {
 };
 
 async function listOffenders(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { config: { value: true }, json: { value: false }, country: { value: true, repeat: true }, 'by-country': { value: false } });
+  const args = parseArgs(argv, {
+    config: { value: true },
+    json: { value: false },
+    country: { value: true, repeat: true },
+    'by-country': { value: false },
+  });
   const countries = list(args, 'country').map((c) => c.trim().toUpperCase());
   const badCountry = countries.find((c) => !/^[A-Z]{2}$/.test(c));
-  if (badCountry !== undefined) throw new UsageError(`--country ${badCountry}: use a two-letter ISO 3166 code such as DE`);
+  if (badCountry !== undefined)
+    throw new UsageError(`--country ${badCountry}: use a two-letter ISO 3166 code such as DE`);
   const { config } = loadPolicyOrExit(str(args, 'config'));
   const { rule, configured } = offendersConfig(config);
   const all = await withLedger(config, rule, async (l) => (l ? l.list() : []));
@@ -97,7 +115,15 @@ async function listOffenders(argv: string[]): Promise<number> {
   if (bool(args, 'by-country')) {
     const counts = byCountry(rows);
     if (bool(args, 'json')) process.stdout.write(JSON.stringify({ configured, countries: counts }, null, 2) + '\n');
-    else process.stdout.write(counts.length ? columns([['COUNTRY', 'ADDRESSES', 'BANNED'], ...counts.map((c) => [c.country, String(c.addresses), String(c.banned)])]) : 'no offenders\n');
+    else
+      process.stdout.write(
+        counts.length
+          ? columns([
+              ['COUNTRY', 'ADDRESSES', 'BANNED'],
+              ...counts.map((c) => [c.country, String(c.addresses), String(c.banned)]),
+            ])
+          : 'no offenders\n',
+      );
     return 0;
   }
   if (bool(args, 'json')) {
@@ -122,8 +148,11 @@ async function listOffenders(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return 0;
   }
-  if (!configured) process.stdout.write('note: the policy has no rules.offenders block; nothing is recorded or banned\n');
-  process.stdout.write(`offences count for ${shortDuration(rule.window)}; ${rule.threshold} of them ban an IP for ${shortDuration(rule.ban)}\n`);
+  if (!configured)
+    process.stdout.write('note: the policy has no rules.offenders block; nothing is recorded or banned\n');
+  process.stdout.write(
+    `offences count for ${shortDuration(rule.window)}; ${rule.threshold} of them ban an IP for ${shortDuration(rule.ban)}\n`,
+  );
   process.stdout.write(rows.length ? table(rows) : 'no offenders\n');
   return 0;
 }

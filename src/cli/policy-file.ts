@@ -12,7 +12,6 @@ export function policyPath(flag: string | undefined): string {
   return flag ? resolve(flag) : DEFAULT_POLICY;
 }
 
-
 /**
  * Load or exit 1 with every error as file:line:col. The default state_dir, when this user cannot
  * write it, is replaced by a fallback (src/ops/state-dir.ts); `stateNote` says so.

@@ -51,23 +51,38 @@ async function activeRuleNeeds(config: PolicyConfig): Promise<{ needs: Array<Rul
     }
   }
   for (const s of services) await Promise.resolve(s.close?.(s.value)).catch(() => undefined);
-  return failed.length ? { needs, note: `rules not loaded here, their extra macros are missing: ${failed.join(', ')}` } : { needs };
+  return failed.length
+    ? { needs, note: `rules not loaded here, their extra macros are missing: ${failed.join(', ')}` }
+    : { needs };
 }
 
 export const postfixConfigCommand: Command = {
   ...about('postfix-config'),
   async run(argv) {
-    const a = parseArgs(argv, { config: { value: true }, mta: { value: true }, 'access-map': { value: false }, apply: { value: false }, postconf: { value: true } });
+    const a = parseArgs(argv, {
+      config: { value: true },
+      mta: { value: true },
+      'access-map': { value: false },
+      apply: { value: false },
+      postconf: { value: true },
+    });
     const { config, file } = loadPolicyOrExit(str(a, 'config'));
     const mta = str(a, 'mta') ?? config.mta.kind;
     if (mta !== 'postfix' && mta !== 'sendmail') throw new UsageError('--mta must be postfix or sendmail');
     const accessMapOnly = bool(a, 'access-map');
-    if (accessMapOnly && mta !== 'sendmail') throw new UsageError('--access-map is for Sendmail (--mta sendmail, or mta.kind: sendmail)');
+    if (accessMapOnly && mta !== 'sendmail')
+      throw new UsageError('--access-map is for Sendmail (--mta sendmail, or mta.kind: sendmail)');
     const { needs, note } = await activeRuleNeeds(config);
     const req = mtaRequirements(config, needs);
     const header = [`relayguard postfix-config --mta ${mta} for ${file}`];
     if (note) header.push(note);
-    if (mta === 'postfix') return postfixChangesCommand(req, config, { file, header, apply: bool(a, 'apply'), postconf: str(a, 'postconf') });
+    if (mta === 'postfix')
+      return postfixChangesCommand(req, config, {
+        file,
+        header,
+        apply: bool(a, 'apply'),
+        postconf: str(a, 'postconf'),
+      });
     if (bool(a, 'apply') || str(a, 'postconf')) throw new UsageError('--apply and --postconf are for Postfix');
     const accessMap = accessMapPath(config.mta.sendmail_cf);
     if (accessMapOnly) {
@@ -88,32 +103,54 @@ async function postfixChangesCommand(
   opts: { file: string; header: string[]; apply: boolean; postconf: string | undefined },
 ): Promise<number> {
   const configDir = postfixConfigDir(config);
-  if (opts.apply && opts.postconf) throw new UsageError('--apply changes the live Postfix; it does not take --postconf');
-  const saved = opts.postconf ? { text: readFileSync(opts.postconf === '-' ? 0 : opts.postconf, 'utf8'), source: opts.postconf === '-' ? 'stdin' : opts.postconf } : undefined;
-  const plan = await planPostfixChanges(req, { program: config.mta.postconf, configDir, timeoutMs: POSTCONF_TIMEOUT_MS, ...(saved ? { postconfText: saved } : {}) });
+  if (opts.apply && opts.postconf)
+    throw new UsageError('--apply changes the live Postfix; it does not take --postconf');
+  const saved = opts.postconf
+    ? {
+        text: readFileSync(opts.postconf === '-' ? 0 : opts.postconf, 'utf8'),
+        source: opts.postconf === '-' ? 'stdin' : opts.postconf,
+      }
+    : undefined;
+  const plan = await planPostfixChanges(req, {
+    program: config.mta.postconf,
+    configDir,
+    timeoutMs: POSTCONF_TIMEOUT_MS,
+    ...(saved ? { postconfText: saved } : {}),
+  });
   for (const n of plan.notes) process.stderr.write(`relayguard postfix-config: ${n}\n`);
   if (opts.apply) {
     if (plan.fallback) {
       process.stderr.write(`relayguard postfix-config --apply: ${plan.fallback}\n`);
       return 1;
     }
-    const r = await applyPostfixChanges(plan.changes, { program: config.mta.postconf, configDir, timeoutMs: POSTCONF_TIMEOUT_MS });
+    const r = await applyPostfixChanges(plan.changes, {
+      program: config.mta.postconf,
+      configDir,
+      timeoutMs: POSTCONF_TIMEOUT_MS,
+    });
     if (!r.backup) {
       process.stdout.write(`${configDir}/main.cf already has every setting the policy needs: nothing changed\n`);
       return 0;
     }
     const applied = plan.changes.filter((c) => !c.suggestion);
-    process.stdout.write(`relayguard postfix-config --apply: ${applied.length} setting(s) changed in ${configDir}/main.cf; backup: ${r.backup}\n`);
-    if (r.folded.length) process.stdout.write(`set more than once, now once (the value Postfix used): ${r.folded.join(', ')}\n`);
+    process.stdout.write(
+      `relayguard postfix-config --apply: ${applied.length} setting(s) changed in ${configDir}/main.cf; backup: ${r.backup}\n`,
+    );
+    if (r.folded.length)
+      process.stdout.write(`set more than once, now once (the value Postfix used): ${r.folded.join(', ')}\n`);
     for (const c of applied) if (c.flag) process.stdout.write(`check: ${c.name}: ${c.flag}\n`);
-    for (const c of plan.changes) if (c.suggestion) process.stdout.write(`not applied (site data): ${c.name}: ${c.why}\n`);
+    for (const c of plan.changes)
+      if (c.suggestion) process.stdout.write(`not applied (site data): ${c.name}: ${c.why}\n`);
     process.stdout.write(r.diff);
     for (const w of r.warnings) process.stdout.write(`postconf -n still warns: ${w}\n`);
-    process.stdout.write(`next: postfix${configDir === '/etc/postfix' ? '' : ` -c ${configDir}`} reload, then relayguard lint-mta; undo: cp ${r.backup} ${configDir}/main.cf\n`);
+    process.stdout.write(
+      `next: postfix${configDir === '/etc/postfix' ? '' : ` -c ${configDir}`} reload, then relayguard lint-mta; undo: cp ${r.backup} ${configDir}/main.cf\n`,
+    );
     return r.warnings.some((w) => /overriding earlier entry/.test(w)) ? 1 : 0;
   }
   const header = [...opts.header];
-  if (plan.fallback) header.push(`postconf could not run (${plan.fallback}): the changes below are against Postfix's defaults`);
+  if (plan.fallback)
+    header.push(`postconf could not run (${plan.fallback}): the changes below are against Postfix's defaults`);
   for (const n of plan.notes) header.push(`NOTE: ${n}`);
   header.push(
     plan.changes.length

@@ -21,7 +21,9 @@ export function withStore<T>(ctx: Ctx, fn: (store: QuarantineStore | null) => T)
   try {
     store = QuarantineStore.openExisting(ctx.config.server.state_dir);
   } catch (err) {
-    process.stderr.write(`relayguard quarantine: warning: cannot open the quarantine index in ${ctx.config.server.state_dir}: ${(err as Error).message}\n`);
+    process.stderr.write(
+      `relayguard quarantine: warning: cannot open the quarantine index in ${ctx.config.server.state_dir}: ${(err as Error).message}\n`,
+    );
   }
   try {
     return fn(store);
@@ -30,7 +32,11 @@ export function withStore<T>(ctx: Ctx, fn: (store: QuarantineStore | null) => T)
   }
 }
 
-const fmtTime = (d: Date): string => d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+const fmtTime = (d: Date): string =>
+  d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** One row of `quarantine list`, the same for Postfix and Sendmail (also the --json shape). */
 export interface HeldRow {
@@ -49,7 +55,11 @@ export interface HeldRow {
  * Prints `quarantine list`: JSON, or two lines per message and a count. `unknownWhy` is shown
  * for a message relayguard's index knows nothing about; `empty` and `noun` name the queue.
  */
-export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; noun: string; unknownWhy: (r: HeldRow) => string }): number {
+export function printHeldRows(
+  ctx: Ctx,
+  rows: HeldRow[],
+  text: { empty: string; noun: string; unknownWhy: (r: HeldRow) => string },
+): number {
   if (ctx.json) {
     process.stdout.write(JSON.stringify({ messages: rows }, null, 2) + '\n');
     return 0;
@@ -61,7 +71,11 @@ export function printHeldRows(ctx: Ctx, rows: HeldRow[], text: { empty: string; 
   for (const r of rows) {
     const why = r.rule ? `${r.rule}: ${r.reason}` : text.unknownWhy(r);
     // Addresses and reasons come from the sender: shown escaped, no terminal escape acts.
-    process.stdout.write(showable(`${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}`) + '\n');
+    process.stdout.write(
+      showable(
+        `${r.queue_id}  ${fmtTime(new Date(r.arrival_time))}  ${r.size} bytes  ${r.direction ?? '-'}  ${why}${r.ref ? `  ref ${r.ref}` : ''}`,
+      ) + '\n',
+    );
     process.stdout.write(showable(`    from <${r.sender}> to ${r.recipients.map((a) => `<${a}>`).join(', ')}`) + '\n');
   }
   process.stdout.write(`${rows.length} message${rows.length === 1 ? '' : 's'} ${text.noun}.\n`);

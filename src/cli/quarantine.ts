@@ -38,7 +38,10 @@ async function list(ctx: Ctx): Promise<number> {
     ctx.mta.kind === 'sendmail'
       ? { empty: "Sendmail's quarantine is empty.", noun: 'quarantined' }
       : { empty: 'The hold queue is empty.', noun: 'on hold' };
-  return printHeldRows(ctx, rows, { ...text, unknownWhy: (r) => r.reason ?? '(not held by relayguard, or not in its index)' });
+  return printHeldRows(ctx, rows, {
+    ...text,
+    unknownWhy: (r) => r.reason ?? '(not held by relayguard, or not in its index)',
+  });
 }
 
 async function show(ctx: Ctx, id: string): Promise<number> {
@@ -58,9 +61,16 @@ async function show(ctx: Ctx, id: string): Promise<number> {
 
 async function release(ctx: Ctx, id: string): Promise<number> {
   const r = await ctx.mta.release(id);
-  if (r.warning) process.stderr.write(`relayguard quarantine: warning: ${r.warning}; ${ctx.mta.product} will deliver it at its next queue run\n`);
+  if (r.warning)
+    process.stderr.write(
+      `relayguard quarantine: warning: ${r.warning}; ${ctx.mta.product} will deliver it at its next queue run\n`,
+    );
   withStore(ctx, (s) => s?.setState(id, 'released'));
-  if (ctx.json) process.stdout.write(JSON.stringify({ ok: true, queue_id: id, action: 'released', ...(r.warning ? { warning: r.warning } : {}) }) + '\n');
+  if (ctx.json)
+    process.stdout.write(
+      JSON.stringify({ ok: true, queue_id: id, action: 'released', ...(r.warning ? { warning: r.warning } : {}) }) +
+        '\n',
+    );
   else process.stdout.write(`${id}: ${r.how}\n`);
   return 0;
 }
@@ -80,7 +90,8 @@ export const quarantineCommand: Command = {
   async run(argv) {
     const args = parseArgs(argv, { config: { value: true }, json: { value: false } }, { min: 0, max: 2 });
     const [sub, id, ...extra] = args.positional;
-    if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'which subcommand?');
+    if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub))
+      throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'which subcommand?');
     if (sub === 'list' ? id !== undefined : extra.length > 0) throw new UsageError('too many arguments');
     if (sub !== 'list' && !id) throw new UsageError(`${sub} needs a queue ID`);
     const { config } = loadPolicyOrExit(str(args, 'config'));

@@ -43,7 +43,11 @@ const engineHooks: EngineHooks = {
 };
 
 function countDecision(d: Decision): void {
-  messagesTotal.inc({ action: d.outcome.action === 'continue' ? 'accept' : d.outcome.action, direction: d.msg?.direction ?? 'none', phase: d.phase });
+  messagesTotal.inc({
+    action: d.outcome.action === 'continue' ? 'accept' : d.outcome.action,
+    direction: d.msg?.direction ?? 'none',
+    phase: d.phase,
+  });
 }
 
 class Daemon {
@@ -74,7 +78,12 @@ class Daemon {
     }
   };
 
-  async start(config: PolicyConfig, listenSpec: string, metricsSpec: string, pidFile: string | undefined): Promise<void> {
+  async start(
+    config: PolicyConfig,
+    listenSpec: string,
+    metricsSpec: string,
+    pidFile: string | undefined,
+  ): Promise<void> {
     try {
       mkdirSync(config.server.state_dir, { recursive: true, mode: 0o750 });
     } catch (err) {
@@ -87,7 +96,11 @@ class Daemon {
       this.ops = await startOpsServer(metricsSpec, {
         healthy: () => ({
           ok: !this.stopping,
-          detail: { policy: this.file, connections: this.server?.connections ?? 0, rules: this.policy.engine.activeRules().map((r) => r.name) },
+          detail: {
+            policy: this.file,
+            connections: this.server?.connections ?? 0,
+            rules: this.policy.engine.activeRules().map((r) => r.name),
+          },
         }),
       });
     }
@@ -115,7 +128,9 @@ class Daemon {
     process.on('SIGINT', () => void this.stop('SIGINT', pidFile));
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
-    this.log.info(`relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`);
+    this.log.info(
+      `relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`,
+    );
     void this.notify(['READY=1', `STATUS=listening on ${listenSpec}`]);
     for (const check of startupChecks) {
       check(config, this.log).catch((err: Error) => this.log.warn(`start-up check failed: ${err.message}`));
@@ -171,7 +186,9 @@ class Daemon {
   async stop(sig: string, pidFile: string | undefined): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.log.info(`${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`);
+    this.log.info(
+      `${sig}: no new connections; waiting up to ${SHUTDOWN_GRACE_MS / 1000}s for ${this.server?.connections ?? 0} session(s)`,
+    );
     await this.notify(['STOPPING=1', `STATUS=draining ${this.server?.connections ?? 0} session(s)`]);
     await this.server?.close(SHUTDOWN_GRACE_MS);
     this.valve?.stop();
@@ -188,7 +205,12 @@ class Daemon {
 export const serveCommand: Command = {
   ...about('serve'),
   async run(argv) {
-    const args = parseArgs(argv, { config: { value: true }, listen: { value: true }, metrics: { value: true }, 'pid-file': { value: true } });
+    const args = parseArgs(argv, {
+      config: { value: true },
+      listen: { value: true },
+      metrics: { value: true },
+      'pid-file': { value: true },
+    });
     const { config, file, stateNote } = loadPolicyOrExit(str(args, 'config'));
     const log = createLogger(config.logging);
     if (stateNote) log.info(stateNote);
@@ -200,7 +222,12 @@ export const serveCommand: Command = {
       return 1;
     }
     const daemon = new Daemon(file, log);
-    await daemon.start(config, str(args, 'listen') ?? config.server.listen, str(args, 'metrics') ?? config.server.metrics, str(args, 'pid-file') ?? config.server.pid_file);
+    await daemon.start(
+      config,
+      str(args, 'listen') ?? config.server.listen,
+      str(args, 'metrics') ?? config.server.metrics,
+      str(args, 'pid-file') ?? config.server.pid_file,
+    );
     return -1;
   },
 };

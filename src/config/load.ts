@@ -35,7 +35,11 @@ export function loadPolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, file: s
   return parsePolicy(spec, source.text, file);
 }
 
-export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: string, file: string): LoadResult<z.output<S>> {
+export function parsePolicy<S extends z.ZodType>(
+  spec: PolicyFileSpec<S>,
+  text: string,
+  file: string,
+): LoadResult<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const errors: ConfigError[] = [];
@@ -45,13 +49,27 @@ export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: 
   }
   if (errors.length) return { ok: false, file, errors };
   const expanded = documentData(doc, lineCounter);
-  if (!expanded.ok) return { ok: false, file, errors: [{ file, line: expanded.line, col: expanded.col, path: '', message: expanded.message }] };
+  if (!expanded.ok)
+    return {
+      ok: false,
+      file,
+      errors: [{ file, line: expanded.line, col: expanded.col, path: '', message: expanded.message }],
+    };
   const data = expanded.data ?? {};
   const parsed = spec.schema.safeParse(data);
   if (parsed.success) {
     const cross = spec.crossCheck?.(parsed.data) ?? [];
     if (cross.length === 0) return { ok: true, config: parsed.data, file };
-    for (const c of cross) errors.push(...issueToErrors(spec.schema, { code: 'custom', path: c.path, message: c.message, input: undefined }, doc, lineCounter, file));
+    for (const c of cross)
+      errors.push(
+        ...issueToErrors(
+          spec.schema,
+          { code: 'custom', path: c.path, message: c.message, input: undefined },
+          doc,
+          lineCounter,
+          file,
+        ),
+      );
     return { ok: false, file, errors };
   }
   for (const issue of parsed.error.issues) errors.push(...issueToErrors(spec.schema, issue, doc, lineCounter, file));
@@ -59,7 +77,13 @@ export function parsePolicy<S extends z.ZodType>(spec: PolicyFileSpec<S>, text: 
   return { ok: false, file, errors };
 }
 
-function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigError[] {
+function issueToErrors(
+  schema: z.ZodType,
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  lc: LineCounter,
+  file: string,
+): ConfigError[] {
   const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   // An unknown key: one error per key, at the key itself, with the allowed key it is closest to.
   if (issue.code === 'unrecognized_keys' && issue.keys.length) {
@@ -67,10 +91,22 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, doc: Document
     return issue.keys.map((key) => {
       const pos = keyPosition(doc, [...path, key], lc) ?? nearestPosition(doc, path, lc);
       const near = closestKey(key, allowed);
-      return { file, ...pos, path: [...path, key].join('.'), message: `${dotted(path)}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}` };
+      return {
+        file,
+        ...pos,
+        path: [...path, key].join('.'),
+        message: `${dotted(path)}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`,
+      };
     });
   }
-  return [{ file, ...nearestPosition(doc, path, lc), path: issue.path.map(String).join('.'), message: `${dotted(issue.path)}: ${issue.message}` }];
+  return [
+    {
+      file,
+      ...nearestPosition(doc, path, lc),
+      path: issue.path.map(String).join('.'),
+      message: `${dotted(issue.path)}: ${issue.message}`,
+    },
+  ];
 }
 
 /** The position of the node at `path`, or of its nearest ancestor that has one. */
@@ -84,7 +120,11 @@ function nearestPosition(doc: Document, path: Array<string | number>, lc: LineCo
 }
 
 /** Position of a mapping key (not its value). */
-function keyPosition(doc: Document, path: Array<string | number>, lc: LineCounter): { line: number; col: number } | null {
+function keyPosition(
+  doc: Document,
+  path: Array<string | number>,
+  lc: LineCounter,
+): { line: number; col: number } | null {
   const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
   const key = path[path.length - 1];
   if (parent && typeof parent === 'object' && 'items' in parent) {

@@ -25,7 +25,11 @@ export function readPolicySource(file: string): PolicySource {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, message: `cannot read: not a regular file (${kindOf(st)})` };
-    if (st.size > MAX_POLICY_BYTES) return { ok: false, message: `cannot read: ${st.size} bytes, more than the ${MAX_POLICY_BYTES} a policy file may have` };
+    if (st.size > MAX_POLICY_BYTES)
+      return {
+        ok: false,
+        message: `cannot read: ${st.size} bytes, more than the ${MAX_POLICY_BYTES} a policy file may have`,
+      };
     // Read one byte more than allowed: a file that grows while being read is still bounded.
     const buf = Buffer.allocUnsafe(MAX_POLICY_BYTES + 1);
     let got = 0;
@@ -33,7 +37,8 @@ export function readPolicySource(file: string): PolicySource {
       const n = readSync(fd, buf, got, buf.length - got, null);
       if (n === 0) break;
       got += n;
-      if (got > MAX_POLICY_BYTES) return { ok: false, message: `cannot read: more than the ${MAX_POLICY_BYTES} bytes a policy file may have` };
+      if (got > MAX_POLICY_BYTES)
+        return { ok: false, message: `cannot read: more than the ${MAX_POLICY_BYTES} bytes a policy file may have` };
     }
     const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
     try {
@@ -58,7 +63,10 @@ function kindOf(st: import('node:fs').Stats): string {
 }
 
 /** The document as plain data, or the error of expanding it (an alias bomb) with the first alias's position. */
-export function documentData(doc: Document, lc: LineCounter): { ok: true; data: unknown } | { ok: false; line: number; col: number; message: string } {
+export function documentData(
+  doc: Document,
+  lc: LineCounter,
+): { ok: true; data: unknown } | { ok: false; line: number; col: number; message: string } {
   try {
     return { ok: true, data: doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) };
   } catch (err) {
@@ -69,7 +77,9 @@ export function documentData(doc: Document, lc: LineCounter): { ok: true; data: 
         return visit.BREAK;
       },
     });
-    const why = /alias/i.test((err as Error).message) ? `aliases expand to too much (more than ${MAX_YAML_ALIASES} expansions): refused` : (err as Error).message;
+    const why = /alias/i.test((err as Error).message)
+      ? `aliases expand to too much (more than ${MAX_YAML_ALIASES} expansions): refused`
+      : (err as Error).message;
     return { ok: false, ...pos, message: why };
   }
 }

@@ -5,19 +5,36 @@ import { byteSize, duration } from '../primitives/units.js';
 
 export const cidr = () => z.string().refine(isValidCidr, { message: 'not an IP address or CIDR range' });
 export const cidrList = () => z.array(cidr());
-export const domainList = () => z.array(z.string().min(1).regex(/^[A-Za-z0-9.*_-]+$/, 'not a domain name'));
+export const domainList = () =>
+  z.array(
+    z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9.*_-]+$/, 'not a domain name'),
+  );
 
 /** "inet:HOST:PORT" or "unix:PATH", Postfix syntax. */
 const listenAddress = () =>
-  z.string().regex(/^(inet:[^:]+(:\d+)?|inet:\[[0-9a-fA-F:.]+\]:\d+|inet6?:.+:\d+|unix:.+)$/, 'use inet:HOST:PORT or unix:PATH');
+  z
+    .string()
+    .regex(
+      /^(inet:[^:]+(:\d+)?|inet:\[[0-9a-fA-F:.]+\]:\d+|inet6?:.+:\d+|unix:.+)$/,
+      'use inet:HOST:PORT or unix:PATH',
+    );
 
 export const serverSchema = z
   .object({
     listen: listenAddress().default('inet:127.0.0.1:10025'),
     /** Mode of a unix socket, octal string. */
-    socket_mode: z.string().regex(/^0?[0-7]{3}$/).default('0660'),
+    socket_mode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/)
+      .default('0660'),
     /** Group of a unix socket (name or gid); default: postfix when that group exists. */
-    socket_group: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a group name or number').optional(),
+    socket_group: z
+      .string()
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a group name or number')
+      .optional(),
     /** Open milter connections in all. When the table is full a new connection takes the slot of the stalest idle one (see docs/security.md). */
     max_connections: z.number().int().positive().default(500),
     /** Open connections from one peer address (inet only; a unix socket is one local peer). Postfix's default_process_limit is 100. */

@@ -118,7 +118,14 @@ export class ClamdSessionPool {
       release: (reusable) => {
         if (released) return;
         released = true;
-        if (reusable && !this.closed && !c.socket.destroyed && c.socket.writable && this.idle.length < this.opts.maxIdle) this.enterIdle(c);
+        if (
+          reusable &&
+          !this.closed &&
+          !c.socket.destroyed &&
+          c.socket.writable &&
+          this.idle.length < this.opts.maxIdle
+        )
+          this.enterIdle(c);
         else if (reusable && !c.socket.destroyed) this.retire(c);
         else c.socket.destroy();
       },

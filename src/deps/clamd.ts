@@ -74,7 +74,8 @@ export function parseScanReply(reply: string): ScanResult {
   if (REPLY_OK.test(line)) return { status: 'clean' };
   const found = REPLY_FOUND.exec(line);
   if (found) return { status: 'infected', signature: found[1]! };
-  if (REPLY_SIZE_LIMIT.test(line)) return { status: 'error', reason: 'size-limit', message: 'clamd StreamMaxLength reached', raw: line };
+  if (REPLY_SIZE_LIMIT.test(line))
+    return { status: 'error', reason: 'size-limit', message: 'clamd StreamMaxLength reached', raw: line };
   if (REPLY_ERROR.test(line)) return { status: 'error', reason: 'clamd-error', message: line, raw: line };
   return { status: 'error', reason: 'unknown-reply', raw: line.slice(0, 200) };
 }
@@ -169,7 +170,12 @@ export class ClamdClient {
 
   /** Start a scan on a pooled or a new connection; `signal` bounds the whole scan. */
   instream(signal?: AbortSignal): ScanSession {
-    return new InstreamSession(this.pool ? this.pool.acquire() : oneShotLease(this.address), this.timeoutMs, this.maxSize, signal);
+    return new InstreamSession(
+      this.pool ? this.pool.acquire() : oneShotLease(this.address),
+      this.timeoutMs,
+      this.maxSize,
+      signal,
+    );
   }
 
   /** Close the idle sessions (policy unloaded). */
@@ -212,7 +218,8 @@ export class ClamdClient {
       if (!pong) return { ok: false, latencyMs, error: 'no PONG' };
       const version = await this.version(signal);
       const out: ClamdHealth = { ok: true, latencyMs, version };
-      if (version.databaseDate) out.databaseAgeSeconds = Math.max(0, Math.round((now() - version.databaseDate.getTime()) / 1000));
+      if (version.databaseDate)
+        out.databaseAgeSeconds = Math.max(0, Math.round((now() - version.databaseDate.getTime()) / 1000));
       return out;
     } catch (err) {
       return { ok: false, error: (err as Error).message };
@@ -245,7 +252,9 @@ export class ClamdClient {
         else if (size > MAX_REPLY_BYTES) finish(new Error(`clamd ${this.name}: reply too long`));
       });
       socket.on('end', () => finish(null, Buffer.concat(parts).toString('latin1').replace(/\0+$/, '').trim()));
-      socket.on('error', (err) => finish(new Error(`clamd ${this.name}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+      socket.on('error', (err) =>
+        finish(new Error(`clamd ${this.name}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)),
+      );
       socket.write(cmd);
     });
   }
@@ -422,7 +431,9 @@ class InstreamSession implements ScanSession {
     if (d.indexOf(0) >= 0 || this.replyBytes > MAX_REPLY_BYTES) {
       const all = Buffer.concat(this.replyParts).toString('latin1');
       const nul = all.indexOf('\0');
-      this.settle(this.parseReply(nul >= 0 ? all.slice(0, nul) : all.slice(0, 200), nul >= 0 && nul === all.length - 1));
+      this.settle(
+        this.parseReply(nul >= 0 ? all.slice(0, nul) : all.slice(0, 200), nul >= 0 && nul === all.length - 1),
+      );
     }
   };
 
@@ -434,9 +445,12 @@ class InstreamSession implements ScanSession {
     if (!m) {
       const r = parseScanReply(text);
       // An error clamd reports for the whole session (e.g. a queue limit) comes without an id.
-      return r.status === 'error' ? r : errorResult('unknown-reply', 'reply without the request id', text.slice(0, 200));
+      return r.status === 'error'
+        ? r
+        : errorResult('unknown-reply', 'reply without the request id', text.slice(0, 200));
     }
-    if (Number(m[1]) !== id) return errorResult('unknown-reply', `reply for request ${m[1]}, expected ${id}`, text.slice(0, 200));
+    if (Number(m[1]) !== id)
+      return errorResult('unknown-reply', `reply for request ${m[1]}, expected ${id}`, text.slice(0, 200));
     const r = parseScanReply(text.slice(m[0].length));
     this.reusable = alone && this.ended && r.status !== 'error';
     return r;
@@ -453,7 +467,9 @@ class InstreamSession implements ScanSession {
     const reply = this.pendingReply();
     if (reply !== null) return this.settle(this.parseReply(reply.replace(/\0+$/, ''), false));
     this.settle(
-      this.ended ? errorResult('empty-reply', 'clamd closed the connection without a reply') : errorResult('io', 'clamd closed the connection'),
+      this.ended
+        ? errorResult('empty-reply', 'clamd closed the connection without a reply')
+        : errorResult('io', 'clamd closed the connection'),
     );
   };
 

@@ -162,8 +162,10 @@ export function isDnsName(name: string): boolean {
 export function classifyAnswers(addresses: readonly string[], codes: ListingCodes): ListResult {
   if (addresses.length === 0) return { status: 'clean' };
   const parsed = addresses.map((a) => (ipaddr.IPv4.isValidFourPartDecimal(a) ? ipaddr.IPv4.parse(a) : null));
-  if (parsed.some((p) => !p || !p.match(LISTING_RANGE))) return { status: 'error', code: 'EBADANSWER', answers: [...addresses] };
-  if (parsed.some((p) => p!.match(LIST_ERROR_RANGE))) return { status: 'error', code: 'ELISTERROR', answers: [...addresses] };
+  if (parsed.some((p) => !p || !p.match(LISTING_RANGE)))
+    return { status: 'error', code: 'EBADANSWER', answers: [...addresses] };
+  if (parsed.some((p) => p!.match(LIST_ERROR_RANGE)))
+    return { status: 'error', code: 'ELISTERROR', answers: [...addresses] };
   const listed = addresses.filter((a) => codes.has(a));
   if (listed.length === 0) return { status: 'error', code: 'EUNKNOWNCODE', answers: [...addresses] };
   return { status: 'listed', codes: listed };
@@ -221,7 +223,14 @@ type CacheEntry = { expires: number; addresses: string[] | null; txt?: string };
 
 export class DnsblClient {
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly counters: DnsblStats = { queries: 0, cacheHits: 0, listed: 0, clean: 0, errors: 0, budgetExceeded: 0 };
+  private readonly counters: DnsblStats = {
+    queries: 0,
+    cacheHits: 0,
+    listed: 0,
+    clean: 0,
+    errors: 0,
+    budgetExceeded: 0,
+  };
   private readonly cacheSettings: DnsblCacheSettings;
 
   constructor(
@@ -243,14 +252,20 @@ export class DnsblClient {
    * Runs every query in parallel; resolves (never rejects) with one answer per query, in order,
    * at the latest when the budget or `signal` runs out.
    */
-  async lookup(queries: readonly DnsblQuery[], opts: { signal?: AbortSignal; log?: Logger } = {}): Promise<DnsblAnswer[]> {
+  async lookup(
+    queries: readonly DnsblQuery[],
+    opts: { signal?: AbortSignal; log?: Logger } = {},
+  ): Promise<DnsblAnswer[]> {
     if (queries.length === 0) return [];
     // The budget is a timer cleared when the lookup is done: AbortSignal.timeout would stay alive
     // for its whole term after every lookup, and a client that opens sessions quickly (pipelined
     // QUIT_NC + CONNECT) would pile them up.
     const ends = new AbortController();
     const deadline = ends.signal;
-    const budget = setTimeout(() => ends.abort(new DOMException('blocklist budget', 'TimeoutError')), this.settings.budget);
+    const budget = setTimeout(
+      () => ends.abort(new DOMException('blocklist budget', 'TimeoutError')),
+      this.settings.budget,
+    );
     budget.unref();
     const onCaller = () => ends.abort(opts.signal?.reason);
     if (opts.signal?.aborted) onCaller();
@@ -283,7 +298,12 @@ export class DnsblClient {
 
   private async one(query: DnsblQuery, resolver: () => Resolver, deadline: AbortSignal): Promise<DnsblAnswer> {
     const started = performance.now();
-    const done = (result: ListResult, cached: boolean): DnsblAnswer => ({ query, result, cached, ms: Math.round(performance.now() - started) });
+    const done = (result: ListResult, cached: boolean): DnsblAnswer => ({
+      query,
+      result,
+      cached,
+      ms: Math.round(performance.now() - started),
+    });
     const hit = this.fromCache(query);
     if (hit) return done(hit, true);
     if (deadline.aborted) return done({ status: 'error', code: 'EBUDGET' }, false);

@@ -73,7 +73,10 @@ export interface MailAuthOptions {
 type DnsAnswer = string[][] | string[];
 
 /** mailauth's resolver contract: (name, rrtype) => the answer dns.resolve gives. */
-function makeResolver(opts: MailAuthOptions): { resolve: (name: string, type: string) => Promise<DnsAnswer>; cancel: () => void } {
+function makeResolver(opts: MailAuthOptions): {
+  resolve: (name: string, type: string) => Promise<DnsAnswer>;
+  cancel: () => void;
+} {
   const resolver = new Resolver({ timeout: opts.dnsTimeoutMs, tries: 2 });
   if (opts.dnsServers.length > 0) resolver.setServers([...opts.dnsServers]);
   return {
@@ -82,8 +85,18 @@ function makeResolver(opts: MailAuthOptions): { resolve: (name: string, type: st
   };
 }
 
-const RESULTS = new Set<AuthResult>(['pass', 'fail', 'neutral', 'none', 'policy', 'softfail', 'temperror', 'permerror']);
-const asResult = (r: unknown): AuthResult => (typeof r === 'string' && RESULTS.has(r.toLowerCase() as AuthResult) ? (r.toLowerCase() as AuthResult) : 'none');
+const RESULTS = new Set<AuthResult>([
+  'pass',
+  'fail',
+  'neutral',
+  'none',
+  'policy',
+  'softfail',
+  'temperror',
+  'permerror',
+]);
+const asResult = (r: unknown): AuthResult =>
+  typeof r === 'string' && RESULTS.has(r.toLowerCase() as AuthResult) ? (r.toLowerCase() as AuthResult) : 'none';
 const asPolicy = (p: unknown): AuthFacts['dmarc']['policy'] => (p === 'reject' || p === 'quarantine' ? p : 'none');
 
 /** A result line with its whitespace folded to single spaces (mailauth folds long lines itself). */
@@ -170,7 +183,8 @@ export async function checkAuthentication(input: AuthInput, opts: MailAuthOption
     else lines.push('spf=none');
     const arc = r.arc as { status?: { result?: string }; info?: string } | false | undefined;
     if (arc && arc.info) lines.push(oneLine(arc.info));
-    const dmarc = r.dmarc as { status?: { result?: string }; policy?: string; p?: string; domain?: string; info?: string } | false | undefined;
+    const dmarc = r.dmarc as
+      { status?: { result?: string }; policy?: string; p?: string; domain?: string; info?: string } | false | undefined;
     if (dmarc && dmarc.info) lines.push(oneLine(dmarc.info));
     else lines.push('dmarc=none');
     return {
@@ -193,7 +207,9 @@ export async function checkAuthentication(input: AuthInput, opts: MailAuthOption
 
 /** The value of our Authentication-Results header: authserv-id, then one folded line per result. */
 export function authenticationResultsValue(facts: Pick<AuthFacts, 'authservId' | 'lines'>): string {
-  return [`${facts.authservId};`, ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`)].join('\n');
+  return [`${facts.authservId};`, ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`)].join(
+    '\n',
+  );
 }
 
 /**
@@ -219,7 +235,12 @@ export interface SealKey {
  * ARC-Message-Signature, ARC-Authentication-Results, top first, as header fields. The instance
  * follows the chain the message came with; `cv` is that chain's result ("none" for the first).
  */
-export async function arcSet(message: Readable, key: SealKey, authResults: string, cv: AuthResult): Promise<Array<{ name: string; value: string }>> {
+export async function arcSet(
+  message: Readable,
+  key: SealKey,
+  authResults: string,
+  cv: AuthResult,
+): Promise<Array<{ name: string; value: string }>> {
   const raw = await lib().sealMessage(message, {
     signingDomain: key.domain,
     selector: key.selector,
@@ -232,13 +253,23 @@ export async function arcSet(message: Readable, key: SealKey, authResults: strin
 }
 
 /** DKIM-Signature fields over the message as it will be delivered, one per key. */
-export async function dkimSignatures(message: Readable, keys: readonly SealKey[]): Promise<Array<{ name: string; value: string }>> {
+export async function dkimSignatures(
+  message: Readable,
+  keys: readonly SealKey[],
+): Promise<Array<{ name: string; value: string }>> {
   const r = await lib().dkimSign(message, {
     canonicalization: 'relaxed/relaxed',
-    signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm })),
+    signatureData: keys.map((k) => ({
+      signingDomain: k.domain,
+      selector: k.selector,
+      privateKey: k.privateKey,
+      algorithm: k.algorithm,
+    })),
   } as Parameters<typeof MailAuth.dkimSign>[1]);
   if (r.errors?.length) {
-    const why = (r.errors as unknown[]).map((e) => (e as { error?: Error; message?: string }).error?.message ?? (e as Error).message ?? String(e));
+    const why = (r.errors as unknown[]).map(
+      (e) => (e as { error?: Error; message?: string }).error?.message ?? (e as Error).message ?? String(e),
+    );
     throw new Error(`DKIM signing failed: ${why.join('; ')}`);
   }
   return headerFields(r.signatures);
@@ -251,6 +282,12 @@ function headerFields(text: string): Array<{ name: string; value: string }> {
     .filter((l) => l.trim() !== '')
     .map((l) => {
       const colon = l.indexOf(':');
-      return { name: l.slice(0, colon), value: l.slice(colon + 1).replace(/^ /, '').replace(/\r\n/g, '\n') };
+      return {
+        name: l.slice(0, colon),
+        value: l
+          .slice(colon + 1)
+          .replace(/^ /, '')
+          .replace(/\r\n/g, '\n'),
+      };
     });
 }

@@ -82,7 +82,8 @@ export function parsePostfixTime(value: string, defaultUnit = 's'): number | nul
 }
 
 function checkPostfixQueueId(id: string): string {
-  if (!QUEUE_ID.test(id) || POSTSUPER_WILDCARDS.has(id.toUpperCase())) throw new MtaError(`"${id}" is not a Postfix queue ID`);
+  if (!QUEUE_ID.test(id) || POSTSUPER_WILDCARDS.has(id.toUpperCase()))
+    throw new MtaError(`"${id}" is not a Postfix queue ID`);
   return id;
 }
 
@@ -126,7 +127,8 @@ export class PostfixMta implements Mta {
     const r = await this.run(program, args, signal).catch((err: ExecError) => {
       throw new MtaError(err.message);
     });
-    if (r.code !== 0 || (expect && !expect.test(r.stderr + r.stdout))) throw new MtaError(exitError(program, ['-c', this.tools.configDir, ...args], r).message);
+    if (r.code !== 0 || (expect && !expect.test(r.stderr + r.stdout)))
+      throw new MtaError(exitError(program, ['-c', this.tools.configDir, ...args], r).message);
     return r;
   }
 
@@ -143,8 +145,12 @@ export class PostfixMta implements Mta {
   async held(id: string, signal?: AbortSignal): Promise<HeldMessage> {
     checkPostfixQueueId(id);
     const m = (await this.queue(signal)).find((q) => q.queueId === id);
-    if (!m) throw new MtaError(`no message ${id} in the Postfix queue (${this.tools.configDir}); it may have been released or deleted already`);
-    if (m.queueName !== HOLD) throw new MtaError(`message ${id} is not in the hold queue (it is in the ${m.queueName} queue); nothing done`);
+    if (!m)
+      throw new MtaError(
+        `no message ${id} in the Postfix queue (${this.tools.configDir}); it may have been released or deleted already`,
+      );
+    if (m.queueName !== HOLD)
+      throw new MtaError(`message ${id} is not in the hold queue (it is in the ${m.queueName} queue); nothing done`);
     return heldMessage(m);
   }
 
@@ -155,7 +161,9 @@ export class PostfixMta implements Mta {
 
   async writeContent(id: string, out: Writable): Promise<void> {
     await this.held(id);
-    await pipeProgram(this.tools.postcat, ['-c', this.tools.configDir, '-bh', '-q', id], out, { timeoutMs: CONTENT_TIMEOUT_MS }).catch((err: ExecError) => {
+    await pipeProgram(this.tools.postcat, ['-c', this.tools.configDir, '-bh', '-q', id], out, {
+      timeoutMs: CONTENT_TIMEOUT_MS,
+    }).catch((err: ExecError) => {
       throw new MtaError(err.message);
     });
   }
@@ -166,11 +174,14 @@ export class PostfixMta implements Mta {
    * temporary delivery failure would bounce it at once.
    */
   private async queueLifetime(): Promise<number | undefined> {
-    const text = await postconf({ program: this.tools.postconf, configDir: this.tools.configDir, ...(this.tools.timeoutMs ? { timeoutMs: this.tools.timeoutMs } : {}) }, [
-      '-h',
-      'maximal_queue_lifetime',
-      'bounce_queue_lifetime',
-    ]).catch(() => null);
+    const text = await postconf(
+      {
+        program: this.tools.postconf,
+        configDir: this.tools.configDir,
+        ...(this.tools.timeoutMs ? { timeoutMs: this.tools.timeoutMs } : {}),
+      },
+      ['-h', 'maximal_queue_lifetime', 'bounce_queue_lifetime'],
+    ).catch(() => null);
     if (text === null) return undefined;
     const values = text
       .trim()

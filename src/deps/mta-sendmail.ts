@@ -54,7 +54,10 @@ export interface QuarantinedMessage {
 }
 
 async function runSendmail(opts: SendmailQueueOptions, args: string[]): Promise<ExecResult> {
-  return runProgram(opts.sendmail, ['-C', opts.cf, ...args], { maxOutputBytes: MAX_TOOL_OUTPUT, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }).catch((err: ExecError) => {
+  return runProgram(opts.sendmail, ['-C', opts.cf, ...args], {
+    maxOutputBytes: MAX_TOOL_OUTPUT,
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  }).catch((err: ExecError) => {
     throw new MtaError(err.message);
   });
 }
@@ -108,7 +111,9 @@ async function subdir(queueDir: string, name: string): Promise<string> {
 // ------------------------------------------------------------------ control files
 
 /** Reads the fields `list` and `show` need from a control (qf/hf) file. */
-export function parseControlFile(text: string): Pick<QuarantinedMessage, 'arrivalTime' | 'sender' | 'recipients' | 'reason' | 'headers'> {
+export function parseControlFile(
+  text: string,
+): Pick<QuarantinedMessage, 'arrivalTime' | 'sender' | 'recipients' | 'reason' | 'headers'> {
   let arrival = 0;
   let sender = '';
   let reason = '';
@@ -186,7 +191,9 @@ export async function listQuarantined(opts: SendmailQueueOptions): Promise<Quara
     try {
       names = await readdir(await subdir(dir, 'qf'));
     } catch (err) {
-      throw new MtaError(`cannot read the queue directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new MtaError(
+        `cannot read the queue directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     for (const n of names) {
       if (!n.startsWith(QUARANTINED_PREFIX)) continue;
@@ -223,7 +230,8 @@ export async function quarantinedMessage(opts: SendmailQueueOptions, id: string)
         : `no quarantined message ${id} in ${dirs.join(', ')}; it may have been released or deleted already`,
     );
   }
-  if (others.length > 0) throw new MtaError(`"${id}" also matches ${others.join(', ')} (sendmail -qI matches substrings); nothing done`);
+  if (others.length > 0)
+    throw new MtaError(`"${id}" also matches ${others.join(', ')} (sendmail -qI matches substrings); nothing done`);
   return found;
 }
 
@@ -269,7 +277,8 @@ export async function releaseQuarantined(opts: SendmailQueueOptions, id: string)
     () => true,
     () => false,
   );
-  if (stillHeld) throw new MtaError(`sendmail -Q -qQ -qI${id} left ${m.controlFile} in place; the message is still quarantined`);
+  if (stillHeld)
+    throw new MtaError(`sendmail -Q -qQ -qI${id} left ${m.controlFile} in place; the message is still quarantined`);
   const run = await runSendmail(opts, [`-qI${id}`]);
   const warning = run.code !== 0 ? failure(opts, [`-qI${id}`], run).message : undefined;
   return { queueId: id, ...(warning ? { warning } : {}) };
@@ -319,7 +328,9 @@ export class SendmailMta implements Mta {
 
   async release(id: string): Promise<ReleaseResult> {
     const r = await releaseQuarantined(this.opts, id);
-    return r.warning ? { how: 'quarantine lifted', warning: r.warning } : { how: 'quarantine lifted, delivery requested' };
+    return r.warning
+      ? { how: 'quarantine lifted', warning: r.warning }
+      : { how: 'quarantine lifted, delivery requested' };
   }
 
   async remove(id: string): Promise<void> {
@@ -328,7 +339,12 @@ export class SendmailMta implements Mta {
 
   async locate(id: string): Promise<Whereabouts> {
     const state = await jobState(this.opts, id);
-    return state === null ? null : { held: state === 'quarantined', where: state === 'queued' ? 'the mail queue, not quarantined' : 'the quarantine' };
+    return state === null
+      ? null
+      : {
+          held: state === 'quarantined',
+          where: state === 'queued' ? 'the mail queue, not quarantined' : 'the quarantine',
+        };
   }
 
   removeHint(id: string): string {

@@ -6,7 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as RedisModule from 'redis';
-import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
+import {
+  ROW_RETENTION_MS,
+  shortReason,
+  type BanStatus,
+  type LedgerPolicy,
+  type OffenceKind,
+  type OffenderLedger,
+  type OffenderRow,
+  type RecordResult,
+} from './offender-ledger-types.js';
 
 const DEFAULT_KEY_PREFIX = 'relayguard:';
 /** How long a connection attempt may take before a command fails. */
@@ -90,7 +99,8 @@ export class RedisOffenderLedger implements OffenderLedger {
       disableOfflineQueue: true,
       socket: {
         connectTimeout: CONNECT_TIMEOUT_MS,
-        reconnectStrategy: opts.reconnect === false ? false : (retries) => Math.min(100 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
+        reconnectStrategy:
+          opts.reconnect === false ? false : (retries) => Math.min(100 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
       },
     });
     // Without a listener an 'error' event would end the process; the failing command reports it.
@@ -123,7 +133,18 @@ export class RedisOffenderLedger implements OffenderLedger {
     const member = `${at}:${randomBytes(4).toString('hex')}:${kind}`;
     const reply = (await this.client.eval(RECORD_SCRIPT, {
       keys: [this.eventsKey(ip), this.rowKey(ip), this.indexKey()],
-      arguments: [at, this.policy.window, this.policy.threshold, this.policy.ban, kind, shortReason(reason), member, ROW_RETENTION_MS, ip, country ?? ''].map(String),
+      arguments: [
+        at,
+        this.policy.window,
+        this.policy.threshold,
+        this.policy.ban,
+        kind,
+        shortReason(reason),
+        member,
+        ROW_RETENTION_MS,
+        ip,
+        country ?? '',
+      ].map(String),
     })) as [number, string, number];
     const banned = Number(reply[1]);
     return { count: Number(reply[0]), bannedUntil: banned > 0 ? banned : null, newlyBanned: Number(reply[2]) === 1 };
@@ -164,12 +185,17 @@ export class RedisOffenderLedger implements OffenderLedger {
         country: h.country ?? null,
       });
     }
-    return rows.sort((a, b) => Number(b.bannedUntil !== null) - Number(a.bannedUntil !== null) || b.lastSeen - a.lastSeen);
+    return rows.sort(
+      (a, b) => Number(b.bannedUntil !== null) - Number(a.bannedUntil !== null) || b.lastSeen - a.lastSeen,
+    );
   }
 
   async unban(ip: string): Promise<boolean> {
     await this.ready();
-    const reply = await this.client.eval(UNBAN_SCRIPT, { keys: [this.eventsKey(ip), this.rowKey(ip)], arguments: [String(this.now())] });
+    const reply = await this.client.eval(UNBAN_SCRIPT, {
+      keys: [this.eventsKey(ip), this.rowKey(ip)],
+      arguments: [String(this.now())],
+    });
     return Number(reply) === 1;
   }
 

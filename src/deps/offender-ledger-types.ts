@@ -62,4 +62,5 @@ export const ROW_RETENTION_MS = 7 * 86_400_000;
 /** Reasons are kept short: they are for the operator's overview, the log has the rest. */
 const MAX_REASON_LENGTH = 200;
 
-export const shortReason = (r: string) => (r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r);
+export const shortReason = (r: string) =>
+  r.length > MAX_REASON_LENGTH ? `${r.slice(0, MAX_REASON_LENGTH - 3)}...` : r;

@@ -7,14 +7,24 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
-import { ROW_RETENTION_MS, shortReason, type BanStatus, type LedgerPolicy, type OffenceKind, type OffenderLedger, type OffenderRow, type RecordResult } from './offender-ledger-types.js';
+import {
+  ROW_RETENTION_MS,
+  shortReason,
+  type BanStatus,
+  type LedgerPolicy,
+  type OffenceKind,
+  type OffenderLedger,
+  type OffenderRow,
+  type RecordResult,
+} from './offender-ledger-types.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
 
 export type { LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow } from './offender-ledger-types.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
 let sqliteModule: typeof Database | undefined;
-const sqlite = (): typeof Database => (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
+const sqlite = (): typeof Database =>
+  (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
 
 /** The file the offender ledger shares with the quarantine index (each has its own tables). */
 /** How long a writer waits for another process's lock (the CLI against the daemon). */
@@ -106,7 +116,9 @@ export class SqliteOffenderLedger implements OffenderLedger {
       lift: this.db.prepare('UPDATE offenders SET banned_until = NULL WHERE ip = ? AND banned_until > ?'),
       forgetEvents: this.db.prepare('DELETE FROM offender_events WHERE ip = ?'),
       sweepEvents: this.db.prepare('DELETE FROM offender_events WHERE at <= ?'),
-      sweepRows: this.db.prepare('DELETE FROM offenders WHERE last_seen <= ? AND (banned_until IS NULL OR banned_until <= ?)'),
+      sweepRows: this.db.prepare(
+        'DELETE FROM offenders WHERE last_seen <= ? AND (banned_until IS NULL OR banned_until <= ?)',
+      ),
     };
   }
 
@@ -193,9 +205,16 @@ export interface OpenOptions {
 }
 
 /** The ledger the settings point at (the daemon: creates the state directory and database). */
-export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): OffenderLedger {
+export function createOffenderLedger(
+  where: LedgerLocation,
+  policy: LedgerPolicy,
+  opts: OpenOptions = {},
+): OffenderLedger {
   if (where.state && isRedisUrl(where.state)) return new RedisOffenderLedger(where.state, policy, opts);
-  if (where.state) throw new Error(`server.state "${where.state}": only redis:// URLs are supported (leave it out for SQLite in state_dir)`);
+  if (where.state)
+    throw new Error(
+      `server.state "${where.state}": only redis:// URLs are supported (leave it out for SQLite in state_dir)`,
+    );
   return new SqliteOffenderLedger(prepareStateDb(where.state_dir), policy, opts.now);
 }
 
@@ -203,7 +222,11 @@ export function createOffenderLedger(where: LedgerLocation, policy: LedgerPolicy
  * For the command line: connects at once (failing with a clear error) and, for SQLite, creates
  * nothing: null when there is no database yet, which means there are no offenders.
  */
-export async function openExistingOffenderLedger(where: LedgerLocation, policy: LedgerPolicy, opts: OpenOptions = {}): Promise<OffenderLedger | null> {
+export async function openExistingOffenderLedger(
+  where: LedgerLocation,
+  policy: LedgerPolicy,
+  opts: OpenOptions = {},
+): Promise<OffenderLedger | null> {
   if (where.state && isRedisUrl(where.state)) {
     const ledger = new RedisOffenderLedger(where.state, policy, { ...opts, reconnect: false });
     try {

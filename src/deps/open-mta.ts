@@ -24,7 +24,12 @@ export interface MtaOptions {
 /** The adapter for the MTA the policy names. */
 export function openMta(settings: MtaSettings, opts: MtaOptions): Mta {
   const timeoutMs = opts.timeoutMs;
-  if (settings.kind === 'sendmail') return new SendmailMta({ sendmail: settings.sendmail, cf: settings.sendmail_cf, ...(timeoutMs ? { timeoutMs } : {}) });
+  if (settings.kind === 'sendmail')
+    return new SendmailMta({
+      sendmail: settings.sendmail,
+      cf: settings.sendmail_cf,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
   return new PostfixMta({
     postqueue: settings.postqueue,
     postsuper: settings.postsuper,

@@ -11,7 +11,8 @@ import { prepareStateDb, stateDbPath } from './state-file.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
 let sqliteModule: typeof Database | undefined;
-const sqlite = (): typeof Database => (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
+const sqlite = (): typeof Database =>
+  (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
 
 /** serve writes while the CLI reads and updates: wait for the other's lock instead of failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -67,7 +68,6 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE INDEX IF NOT EXISTS quarantine_queue_id ON quarantine (queue_id);
 `;
 
-
 export class QuarantineStore {
   private constructor(
     private readonly db: Database.Database,
@@ -104,13 +104,16 @@ export class QuarantineStore {
 
   /** The newest record of a queue ID (Postfix's short IDs can come back after a long time). */
   latest(queueId: string): QuarantineRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM quarantine WHERE queue_id = ? ORDER BY id DESC LIMIT 1').get(queueId) as Row | undefined;
+    const row = this.db.prepare('SELECT * FROM quarantine WHERE queue_id = ? ORDER BY id DESC LIMIT 1').get(queueId) as
+      Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   list(state?: QuarantineState): QuarantineRecord[] {
     const rows = (
-      state ? this.db.prepare('SELECT * FROM quarantine WHERE state = ? ORDER BY id').all(state) : this.db.prepare('SELECT * FROM quarantine ORDER BY id').all()
+      state
+        ? this.db.prepare('SELECT * FROM quarantine WHERE state = ? ORDER BY id').all(state)
+        : this.db.prepare('SELECT * FROM quarantine ORDER BY id').all()
     ) as Row[];
     return rows.map(fromRow);
   }
@@ -174,7 +177,9 @@ export function recordQuarantine(store: QuarantineStore, d: Decision): Quarantin
       ref: d.outcome.ref ?? '',
     });
   } catch (err) {
-    (msg.log ?? d.conn.log).error(`quarantine index: cannot record ${msg.queueId ?? '(no queue id)'}: ${(err as Error).message}`);
+    (msg.log ?? d.conn.log).error(
+      `quarantine index: cannot record ${msg.queueId ?? '(no queue id)'}: ${(err as Error).message}`,
+    );
     return null;
   }
 }
@@ -186,7 +191,10 @@ const daemonStores = new Map<string, QuarantineStore>();
  * A decision listener for `relayguard serve` (src/cli/serve.ts decisionListeners): records every
  * hold in the store under the policy's server.state_dir.
  */
-export function quarantineDecisionListener(policy: { config: { server: { state_dir: string } }; log: Logger }): (d: Decision) => void {
+export function quarantineDecisionListener(policy: {
+  config: { server: { state_dir: string } };
+  log: Logger;
+}): (d: Decision) => void {
   const dir = policy.config.server.state_dir;
   let store = daemonStores.get(dir);
   if (!store) {
@@ -195,9 +203,14 @@ export function quarantineDecisionListener(policy: { config: { server: { state_d
       daemonStores.set(dir, store);
     } catch (err) {
       const why = (err as Error).message;
-      policy.log.error(`quarantine index: cannot open ${stateDbPath(dir)}: ${why}; held messages stay in the hold queue without a recorded reason`);
+      policy.log.error(
+        `quarantine index: cannot open ${stateDbPath(dir)}: ${why}; held messages stay in the hold queue without a recorded reason`,
+      );
       return (d) => {
-        if (d.outcome.action === 'quarantine') policy.log.error(`quarantine index unavailable (${why}): ${d.msg?.queueId ?? '?'} held for "${d.outcome.quarantine ?? ''}" is not recorded`);
+        if (d.outcome.action === 'quarantine')
+          policy.log.error(
+            `quarantine index unavailable (${why}): ${d.msg?.queueId ?? '?'} held for "${d.outcome.quarantine ?? ''}" is not recorded`,
+          );
       };
     }
   }

@@ -15,7 +15,9 @@ export function readSigningKey(path: string, algorithm: SigningAlgorithm): { pem
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    return { error: `cannot read private key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return {
+      error: `cannot read private key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    };
   }
   let key: KeyObject;
   try {
@@ -24,9 +26,11 @@ export function readSigningKey(path: string, algorithm: SigningAlgorithm): { pem
     return { error: `${path} is not a PEM private key: ${(err as Error).message}` };
   }
   const want = algorithm === 'rsa-sha256' ? 'rsa' : 'ed25519';
-  if (key.asymmetricKeyType !== want) return { error: `${path} holds a ${key.asymmetricKeyType ?? 'unknown'} key, ${algorithm} needs ${want}` };
+  if (key.asymmetricKeyType !== want)
+    return { error: `${path} holds a ${key.asymmetricKeyType ?? 'unknown'} key, ${algorithm} needs ${want}` };
   const bits = key.asymmetricKeyDetails?.modulusLength;
-  if (want === 'rsa' && (bits ?? 0) < MIN_RSA_BITS) return { error: `${path}: a ${bits}-bit RSA key is too short (at least ${MIN_RSA_BITS}, RFC 8301)` };
+  if (want === 'rsa' && (bits ?? 0) < MIN_RSA_BITS)
+    return { error: `${path}: a ${bits}-bit RSA key is too short (at least ${MIN_RSA_BITS}, RFC 8301)` };
   return { pem: key.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
 
@@ -35,6 +39,9 @@ export function dkimTxtRecord(pem: string, domain: string, selector: string): { 
   const pub = createPublicKey(pem);
   const der = pub.export({ type: 'spki', format: 'der' });
   // Ed25519 (RFC 8463): the raw 32-byte key, the end of the SubjectPublicKeyInfo.
-  const value = pub.asymmetricKeyType === 'ed25519' ? `v=DKIM1; k=ed25519; p=${der.subarray(der.length - 32).toString('base64')}` : `v=DKIM1; k=rsa; p=${der.toString('base64')}`;
+  const value =
+    pub.asymmetricKeyType === 'ed25519'
+      ? `v=DKIM1; k=ed25519; p=${der.subarray(der.length - 32).toString('base64')}`
+      : `v=DKIM1; k=rsa; p=${der.toString('base64')}`;
   return { name: `${selector}._domainkey.${domain}`, value };
 }

@@ -2,7 +2,17 @@
 // modes (monitor: record, change nothing), merges the verdicts and records the decision trace.
 import type { PhaseResult } from '../policy/decision.js';
 import type { PhaseRunner } from '../policy/running-policy.js';
-import type { ActionKind, ConnectionContext, MessageContext, Phase, PhaseInput, PhaseInputs, Rule, TraceEntry, Verdict } from '../policy/types.js';
+import type {
+  ActionKind,
+  ConnectionContext,
+  MessageContext,
+  Phase,
+  PhaseInput,
+  PhaseInputs,
+  Rule,
+  TraceEntry,
+  Verdict,
+} from '../policy/types.js';
 
 /** Strongest first: a 5xx beats a 4xx beats a silent drop beats a hold beats "no objection". */
 const PRECEDENCE: readonly ActionKind[] = ['reject', 'tempfail', 'discard', 'quarantine', 'continue'];
@@ -71,12 +81,20 @@ export class PolicyEngine implements PhaseRunner {
           if (entry) entry.details = { ...entry.details, ...added.details };
         }
       } catch (err) {
-        input.conn.log.error(`rule ${rule.name} could not finish the message: ${(err as Error).message}`, { rule: rule.name, phase: 'eom' });
+        input.conn.log.error(`rule ${rule.name} could not finish the message: ${(err as Error).message}`, {
+          rule: rule.name,
+          phase: 'eom',
+        });
       }
     }
   }
 
-  private async runRule<P extends Phase>(rule: Rule, phase: P, input: PhaseInputs[P], deadline: PhaseDeadline): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
+  private async runRule<P extends Phase>(
+    rule: Rule,
+    phase: P,
+    input: PhaseInputs[P],
+    deadline: PhaseDeadline,
+  ): Promise<{ rule: Rule; verdict: Verdict; ms: number }> {
     const started = performance.now();
     const handler = rule.handlers[phase]!;
     let verdict: Verdict;
@@ -84,7 +102,10 @@ export class PolicyEngine implements PhaseRunner {
       verdict = await deadline.race(handler(input), rule.name);
     } catch (err) {
       const timedOut = input.signal.aborted;
-      input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, { rule: rule.name, phase });
+      input.conn.log.error(`rule ${rule.name} failed in ${phase}: ${(err as Error).message}`, {
+        rule: rule.name,
+        phase,
+      });
       verdict = {
         action: 'tempfail',
         cause: timedOut ? 'dependency' : 'internal',
@@ -94,7 +115,11 @@ export class PolicyEngine implements PhaseRunner {
     return { rule, verdict, ms: performance.now() - started };
   }
 
-  private merge(entries: Array<{ rule: Rule; verdict: Verdict; ms: number }>, input: PhaseInput, phase: Phase): PhaseResult {
+  private merge(
+    entries: Array<{ rule: Rule; verdict: Verdict; ms: number }>,
+    input: PhaseInput,
+    phase: Phase,
+  ): PhaseResult {
     const result: PhaseResult = { action: 'continue', mods: [], trace: [] };
     for (const { rule, verdict, ms } of entries) {
       const monitor = rule.mode === 'monitor';
@@ -112,7 +137,10 @@ export class PolicyEngine implements PhaseRunner {
       this.hooks.onVerdict?.(entry);
       if (monitor) {
         if (verdict.action !== 'continue' || verdict.mods?.length) {
-          const would = verdict.action === 'continue' ? 'modify the message' : `${verdict.action}${verdict.mods?.length ? ' and modify' : ''}`;
+          const would =
+            verdict.action === 'continue'
+              ? 'modify the message'
+              : `${verdict.action}${verdict.mods?.length ? ' and modify' : ''}`;
           input.conn.log.info(`monitor: ${rule.name} would ${would}: ${verdict.reason ?? ''}`, {
             rule: rule.name,
             monitor: true,

@@ -28,7 +28,10 @@ export type CharsetKind = 'ascii' | 'utf-8' | 'ascii-compatible' | 'iso-2022-jp'
 
 /** The declared charset, lower-case, without quotes; "us-ascii" when none is declared. */
 export function declaredCharset(raw: string | false | undefined): string {
-  const cs = (raw || '').trim().replace(/^["']|["']$/g, '').toLowerCase();
+  const cs = (raw || '')
+    .trim()
+    .replace(/^["']|["']$/g, '')
+    .toLowerCase();
   return cs || 'us-ascii';
 }
 

@@ -8,7 +8,14 @@
 export type EntityTable = ReadonlyMap<string, string>;
 
 /** The references every table knows: the five of XML and the no-break space (as a space). */
-export const BASIC_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+export const BASIC_ENTITIES: Readonly<Record<string, string>> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: ' ',
+};
 
 /** ASCII letters lower-cased, nothing else: the same length, so indexes found in it fit `s`. */
 export function asciiLowerCase(s: string): string {
@@ -20,9 +27,50 @@ const HIDDEN_ELEMENTS = ['script', 'style', 'head', 'title'];
 
 /** Elements that start a new line or cell when shown; other tags (b, span, a...) join text. */
 const BLOCK_ELEMENTS = new Set([
-  'address', 'article', 'aside', 'blockquote', 'br', 'dd', 'div', 'dl', 'dt', 'fieldset', 'figcaption', 'figure', 'footer',
-  'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav', 'ol', 'p', 'pre', 'section', 'table',
-  'tbody', 'td', 'tfoot', 'th', 'thead', 'tr', 'ul', 'body', 'html', 'img', 'input', 'option', 'select', 'textarea',
+  'address',
+  'article',
+  'aside',
+  'blockquote',
+  'br',
+  'dd',
+  'div',
+  'dl',
+  'dt',
+  'fieldset',
+  'figcaption',
+  'figure',
+  'footer',
+  'form',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'header',
+  'hr',
+  'li',
+  'main',
+  'nav',
+  'ol',
+  'p',
+  'pre',
+  'section',
+  'table',
+  'tbody',
+  'td',
+  'tfoot',
+  'th',
+  'thead',
+  'tr',
+  'ul',
+  'body',
+  'html',
+  'img',
+  'input',
+  'option',
+  'select',
+  'textarea',
 ]);
 
 /** Longest entity we try to decode ("&#x10FFFF;" is 10). */

@@ -94,7 +94,13 @@ const PROBE_BYTES = 4096;
  * Walks the parse of a message. `open` gives the whole message afresh (ranges.ts: its pieces in
  * memory, or a stream); `parse` is its shared parse (parse/shared.ts), or it is parsed here.
  */
-export async function walkMime(open: () => Pieces, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal, parse?: MimeParse): Promise<WalkResult> {
+export async function walkMime(
+  open: () => Pieces,
+  limits: MimeLimits,
+  visitor: PartVisitor,
+  signal: AbortSignal,
+  parse?: MimeParse,
+): Promise<WalkResult> {
   const tree = parse ?? (await parseStream(open(), signal));
   const over = overLimit(tree, limits);
   if (over) return { status: 'limit', ...over };
@@ -119,7 +125,13 @@ export async function walkMime(open: () => Pieces, limits: MimeLimits, visitor: 
 }
 
 /** Transfer-encoded attached messages, decoded and walked as messages (see the top of the file). */
-async function walkEncodedMessages(open: () => Pieces, tree: MimeParse, limits: MimeLimits, visitor: PartVisitor, signal: AbortSignal): Promise<WalkResult> {
+async function walkEncodedMessages(
+  open: () => Pieces,
+  tree: MimeParse,
+  limits: MimeLimits,
+  visitor: PartVisitor,
+  signal: AbortSignal,
+): Promise<WalkResult> {
   let parts = tree.parts.length;
   const encoded = tree.parts.filter((p) => p.kind === 'message' && DECODED_MESSAGE_ENCODINGS.has(p.encoding));
   if (!encoded.length) return { status: 'complete', parts };
@@ -127,9 +139,18 @@ async function walkEncodedMessages(open: () => Pieces, tree: MimeParse, limits: 
   for (const part of encoded) {
     const decoded = await decodeRange(open, part, signal);
     if (decoded === null) {
-      return { status: 'limit', limit: 'encoded-message', parts, detail: `an encoded attached message larger than ${ENCODED_MESSAGE_MAX_BYTES} bytes decoded` };
+      return {
+        status: 'limit',
+        limit: 'encoded-message',
+        parts,
+        detail: `an encoded attached message larger than ${ENCODED_MESSAGE_MAX_BYTES} bytes decoded`,
+      };
     }
-    const inner: MimeLimits = { ...limits, maxDepth: limits.maxDepth - part.depth - 1, maxParts: limits.maxParts - parts };
+    const inner: MimeLimits = {
+      ...limits,
+      maxDepth: limits.maxDepth - part.depth - 1,
+      maxParts: limits.maxParts - parts,
+    };
     const nested = prefixed(visitor, part);
     const first = await parseStream([decoded], signal);
     const readings = [first];
@@ -157,22 +178,26 @@ async function decodeRange(open: () => Pieces, part: MimePart, signal: AbortSign
     if (size > ENCODED_MESSAGE_MAX_BYTES) over = true;
     else if (b.length) chunks.push(b);
   };
-  await readRanges(open(), [
-    {
-      start: part.bodyStart,
-      end: part.bodyEnd,
-      data: (v) => {
-        keep(decoder.write(v));
-        return !over;
+  await readRanges(
+    open(),
+    [
+      {
+        start: part.bodyStart,
+        end: part.bodyEnd,
+        data: (v) => {
+          keep(decoder.write(v));
+          return !over;
+        },
+        done: () => {
+          if (!over) keep(decoder.end());
+        },
       },
-      done: () => {
-        if (!over) keep(decoder.end());
-      },
+    ],
+    () => {
+      if (signal.aborted) throw signal.reason;
+      return over;
     },
-  ], () => {
-    if (signal.aborted) throw signal.reason;
-    return over;
-  });
+  );
   if (signal.aborted) throw signal.reason;
   return over ? null : Buffer.concat(chunks, size);
 }
@@ -181,7 +206,12 @@ async function decodeRange(open: () => Pieces, part: MimePart, signal: AbortSign
 function prefixed(visitor: PartVisitor, message: MimePart): PartVisitor {
   const base = partLabel(message);
   return {
-    onPart: (info) => visitor.onPart({ ...info, id: info.id === 'TEXT' ? base : `${base}.${info.id}`, depth: info.depth + message.depth + 1 }),
+    onPart: (info) =>
+      visitor.onPart({
+        ...info,
+        id: info.id === 'TEXT' ? base : `${base}.${info.id}`,
+        depth: info.depth + message.depth + 1,
+      }),
     get done() {
       return visitor.done;
     },
@@ -193,8 +223,10 @@ function overLimit(tree: MimeParse, limits: MimeLimits): { limit: LimitKind; par
   if (tree.limit) return { limit: tree.limit.kind, parts, detail: tree.limit.detail };
   if (parts > limits.maxParts) return { limit: 'parts', parts, detail: `more than ${limits.maxParts} MIME parts` };
   for (const p of tree.parts) {
-    if (p.depth > limits.maxDepth) return { limit: 'depth', parts, detail: `MIME nesting deeper than ${limits.maxDepth}` };
-    if (p.headerBytes > limits.maxHeaderBytes) return { limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` };
+    if (p.depth > limits.maxDepth)
+      return { limit: 'depth', parts, detail: `MIME nesting deeper than ${limits.maxDepth}` };
+    if (p.headerBytes > limits.maxHeaderBytes)
+      return { limit: 'header', parts, detail: `a MIME part header larger than ${limits.maxHeaderBytes} bytes` };
   }
   return null;
 }

@@ -42,7 +42,8 @@ export function transferDecoder(encoding: string | false | undefined): TransferD
  * show the filters bytes no reader sees (and hide the ones it does).
  */
 const BASE64_ALPHABET = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') BASE64_ALPHABET[c.charCodeAt(0)] = 1;
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
+  BASE64_ALPHABET[c.charCodeAt(0)] = 1;
 
 /**
  * BASE64_ALPHABET for two bytes at once, indexed by a 16-bit word (a sum, so the byte order
@@ -52,7 +53,8 @@ let pairTable: Uint8Array | null = null;
 function base64Pairs(): Uint8Array {
   if (pairTable) return pairTable;
   const t = new Uint8Array(65536);
-  for (let lo = 0; lo < 256; lo++) for (let hi = 0; hi < 256; hi++) t[lo | (hi << 8)] = BASE64_ALPHABET[lo]! + BASE64_ALPHABET[hi]!;
+  for (let lo = 0; lo < 256; lo++)
+    for (let hi = 0; hi < 256; hi++) t[lo | (hi << 8)] = BASE64_ALPHABET[lo]! + BASE64_ALPHABET[hi]!;
   return (pairTable = t);
 }
 

@@ -197,7 +197,8 @@ function readCentralDirectory(buf: Buffer, maxEntries: number, listing: ZipListi
     if (unicode !== null) result.unicodeNames.push(unicode);
     pos = nameEnd + extraLen + commentLen;
   }
-  if (result.entries.length === 0 && buf.readUInt16LE(eocd + 10) > 0) noteProblem(listing, 'unreadable central directory');
+  if (result.entries.length === 0 && buf.readUInt16LE(eocd + 10) > 0)
+    noteProblem(listing, 'unreadable central directory');
   return result;
 }
 
@@ -211,7 +212,10 @@ function readLocalHeaders(buf: Buffer, maxEntries: number): ZipMember[] {
     const extraLen = buf.readUInt16LE(pos + 28);
     const nameEnd = pos + LOCAL_HEADER_SIZE + nameLen;
     if (nameLen > 0 && nameEnd <= buf.length) {
-      out.push({ name: decodeName(buf.subarray(pos + LOCAL_HEADER_SIZE, nameEnd), flags), encrypted: (flags & FLAG_ENCRYPTED) !== 0 });
+      out.push({
+        name: decodeName(buf.subarray(pos + LOCAL_HEADER_SIZE, nameEnd), flags),
+        encrypted: (flags & FLAG_ENCRYPTED) !== 0,
+      });
       const unicode = nameEnd + extraLen <= buf.length ? unicodePath(buf.subarray(nameEnd, nameEnd + extraLen)) : null;
       if (unicode !== null) out.push({ name: unicode, encrypted: (flags & FLAG_ENCRYPTED) !== 0 });
     }

@@ -35,7 +35,11 @@ export const DEFAULT_CLAMD_CONF = '/etc/clamav/clamd.conf';
 const TLS_FLOOR = 'TLSv1.2';
 
 /** Runs `postconf -c DIR -x NAME...` (effective values, defaults included, $references expanded). */
-export async function readPostfixValues(program: string, configDir: string, timeoutMs: number): Promise<Map<string, string>> {
+export async function readPostfixValues(
+  program: string,
+  configDir: string,
+  timeoutMs: number,
+): Promise<Map<string, string>> {
   const stdout = await postconf({ program, configDir, timeoutMs }, ['-x', ...INIT_PARAMETERS]);
   const out = new Map<string, string>();
   for (const line of stdout.split('\n')) {
@@ -160,9 +164,9 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '# Every rule starts in monitor mode: it logs what it would have done, as',
     '#   monitor: RULE would reject: REASON',
     '# and changes nothing. Watch the log for a few days (journalctl -t relayguard | grep monitor:),',
-    '# then change a rule\'s `mode: monitor` to `mode: enforce` (each rule says what that does) and',
+    "# then change a rule's `mode: monitor` to `mode: enforce` (each rule says what that does) and",
     '# reload (systemctl reload relayguard). Check this file with: relayguard validate --config FILE',
-    '# Postfix\'s side: relayguard postfix-config --config FILE (--apply to make the changes).',
+    "# Postfix's side: relayguard postfix-config --config FILE (--apply to make the changes).",
     '',
     'server:',
     ...(opts.chrootedSmtpd
@@ -180,9 +184,16 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '',
     '# Our domains: from mydestination, relay_domains, virtual_alias_domains and virtual_mailbox_domains.',
   );
-  for (const u of unread.filter((x) => !x.startsWith('mynetworks'))) add(`# not read (a table or file; add its domains by hand): ${u}`);
-  if (!domains.length) add('# Postfix names no domain of its own: add yours, or every recipient of an outside client counts as foreign.');
-  add(`local_domains: ${flow(domains)}`, '', 'networks:', '  # From mynetworks: clients in these ranges are internal (their mail is outbound; they may relay).');
+  for (const u of unread.filter((x) => !x.startsWith('mynetworks')))
+    add(`# not read (a table or file; add its domains by hand): ${u}`);
+  if (!domains.length)
+    add('# Postfix names no domain of its own: add yours, or every recipient of an outside client counts as foreign.');
+  add(
+    `local_domains: ${flow(domains)}`,
+    '',
+    'networks:',
+    '  # From mynetworks: clients in these ranges are internal (their mail is outbound; they may relay).',
+  );
   for (const u of unread.filter((x) => x.startsWith('mynetworks'))) add(`  # not read: ${u}`);
   if (!networks.length) add('  # mynetworks gave no address range: loopback only.');
   add(
@@ -193,7 +204,7 @@ export function initPolicyText(values: ReadonlyMap<string, string>, opts: InitOp
     '  #   partner: [198.51.100.0/24]',
     '',
     'dns:',
-    '  # Resolvers for the DNS lists; empty: the system\'s.',
+    "  # Resolvers for the DNS lists; empty: the system's.",
     '  servers: []',
     '',
     'logging:',

@@ -38,15 +38,24 @@ const DKIM_MILTER = [/opendkim/i, /dkim/i, /:8891$/, /rspamd/i, /:11332$/];
 /** Milter actions other than tempfail, and why they are not good enough. */
 const DEFAULT_ACTION_PROBLEM: Record<string, { severity: Severity; why: string }> = {
   accept: { severity: 'error', why: 'fail-open: when relayguard is down or slow, mail passes unchecked' },
-  reject: { severity: 'warning', why: 'mail is refused for good (5xx) while relayguard is down; tempfail lets senders retry' },
-  quarantine: { severity: 'warning', why: 'mail is held unchecked while relayguard is down; tempfail lets senders retry' },
+  reject: {
+    severity: 'warning',
+    why: 'mail is refused for good (5xx) while relayguard is down; tempfail lets senders retry',
+  },
+  quarantine: {
+    severity: 'warning',
+    why: 'mail is held unchecked while relayguard is down; tempfail lets senders retry',
+  },
 };
 
 function milterMatches(entry: MilterEntry, want: ListenAddress, queueDirectory = ''): boolean {
   if (want.kind === 'unix') {
     const path = entry.address.replace(/^(unix|local):/, '');
     // A chrooted smtpd names the socket relative to queue_directory (unix:/relayguard/milter.sock).
-    return path === want.path || (path.startsWith('/') && queueDirectory !== '' && `${queueDirectory.replace(/\/+$/, '')}${path}` === want.path);
+    return (
+      path === want.path ||
+      (path.startsWith('/') && queueDirectory !== '' && `${queueDirectory.replace(/\/+$/, '')}${path}` === want.path)
+    );
   }
   let got: ListenAddress;
   try {
@@ -90,11 +99,17 @@ export function lowestAllowedProtocol(value: string): string {
 
 export function lintPostfix(params: PostfixParams, req: MtaRequirements): Finding[] {
   const findings: Finding[] = [];
-  const add = (severity: Severity, parameter: string, message: string, fix: string) => findings.push({ severity, parameter, message, fix });
+  const add = (severity: Severity, parameter: string, message: string, fix: string) =>
+    findings.push({ severity, parameter, message, fix });
 
   // ---- no VRFY
   if (!/^yes$/i.test(expandParam(params, 'disable_vrfy_command').trim())) {
-    add('error', 'disable_vrfy_command', 'VRFY is enabled: anyone can test which addresses exist', setting('disable_vrfy_command', 'yes'));
+    add(
+      'error',
+      'disable_vrfy_command',
+      'VRFY is enabled: anyone can test which addresses exist',
+      setting('disable_vrfy_command', 'yes'),
+    );
   }
 
   // ---- what the rules need, in the registry's order
@@ -125,10 +140,16 @@ type Add = (severity: Severity, parameter: string, message: string, fix: string)
 function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void {
   const address = postfixMilterAddress(req.milter);
   const entries = splitList(expandParam(params, 'smtpd_milters')).map(parseMilterEntry);
-  const fixMilters = (others: MilterEntry[]) => setting('smtpd_milters', [`{ ${address}, default_action=tempfail }`, ...others.map((o) => o.raw)].join(', '));
+  const fixMilters = (others: MilterEntry[]) =>
+    setting('smtpd_milters', [`{ ${address}, default_action=tempfail }`, ...others.map((o) => o.raw)].join(', '));
   const mine = entries.findIndex((e) => milterMatches(e, req.milter, expandParam(params, 'queue_directory')));
   if (mine < 0) {
-    add('error', 'smtpd_milters', `relayguard (${address}) is not in smtpd_milters: Postfix does not ask it about anything`, fixMilters(entries));
+    add(
+      'error',
+      'smtpd_milters',
+      `relayguard (${address}) is not in smtpd_milters: Postfix does not ask it about anything`,
+      fixMilters(entries),
+    );
     return;
   }
   const entry = entries[mine]!;
@@ -142,13 +163,28 @@ function lintMilter(params: PostfixParams, req: MtaRequirements, add: Add): void
     );
   }
   const protocol = Number(expandParam(params, 'milter_protocol'));
-  if (!(protocol >= 6)) add('warning', 'milter_protocol', `milter_protocol = ${protocol}: relayguard cannot ask for the macros it needs`, setting('milter_protocol', '6'));
+  if (!(protocol >= 6))
+    add(
+      'warning',
+      'milter_protocol',
+      `milter_protocol = ${protocol}: relayguard cannot ask for the macros it needs`,
+      setting('milter_protocol', '6'),
+    );
 
   const action = (entry.settings.default_action ?? expandParam(params, 'milter_default_action')).trim().toLowerCase();
   const problem = DEFAULT_ACTION_PROBLEM[action];
   if (problem) {
-    const where = entry.settings.default_action ? `default_action=${action} for relayguard in smtpd_milters` : `milter_default_action = ${action}`;
-    add(problem.severity, entry.settings.default_action ? 'smtpd_milters' : 'milter_default_action', `${where}: ${problem.why}`, entry.settings.default_action ? fixMilters(entries.filter((_, i) => i !== mine)) : setting('milter_default_action', 'tempfail'));
+    const where = entry.settings.default_action
+      ? `default_action=${action} for relayguard in smtpd_milters`
+      : `milter_default_action = ${action}`;
+    add(
+      problem.severity,
+      entry.settings.default_action ? 'smtpd_milters' : 'milter_default_action',
+      `${where}: ${problem.why}`,
+      entry.settings.default_action
+        ? fixMilters(entries.filter((_, i) => i !== mine))
+        : setting('milter_default_action', 'tempfail'),
+    );
   }
 
   const timeouts: Array<[string, string, number, number]> = [
@@ -182,7 +218,8 @@ function lintConnections(params: PostfixParams, req: MtaRequirements, add: Add):
   const { max, perPeer, idleTimeoutMs } = req.connections;
   const room = perPeer === null ? max : Math.min(max, perPeer);
   if (Number.isFinite(procs) && procs > room) {
-    const which = perPeer !== null && perPeer < max ? `max_connections_per_peer (${perPeer})` : `max_connections (${max})`;
+    const which =
+      perPeer !== null && perPeer < max ? `max_connections_per_peer (${perPeer})` : `max_connections (${max})`;
     add(
       'warning',
       'default_process_limit',
@@ -214,18 +251,30 @@ export function formatFinding(f: Finding): string {
  * For `serve` start-up: when this host's Postfix can be asked (postconf runs), log every
  * deviation as a warning. Never throws and never delays start-up for long.
  */
-export async function logMtaLint(config: PolicyConfig, log: Logger, opts: { configDir?: string; timeoutMs?: number } = {}): Promise<Finding[]> {
+export async function logMtaLint(
+  config: PolicyConfig,
+  log: Logger,
+  opts: { configDir?: string; timeoutMs?: number } = {},
+): Promise<Finding[]> {
   if (config.mta.kind !== 'postfix') return [];
   const configDir = opts.configDir ?? (process.env.MAIL_CONFIG || config.mta.config_directory);
   let text: string;
   try {
-    text = await runPostconf({ program: config.mta.postconf, configDir, timeoutMs: opts.timeoutMs ?? POSTCONF_TIMEOUT_MS });
+    text = await runPostconf({
+      program: config.mta.postconf,
+      configDir,
+      timeoutMs: opts.timeoutMs ?? POSTCONF_TIMEOUT_MS,
+    });
   } catch (err) {
     log.info(`mta lint skipped: ${(err as Error).message}`);
     return [];
   }
   const findings = lintPostconfText(text, config);
-  for (const f of findings) log.warn(`mta lint (${configDir}): ${f.severity}: ${f.parameter}: ${f.message}; fix: ${f.fix}`, { lint: f.severity, parameter: f.parameter });
+  for (const f of findings)
+    log.warn(`mta lint (${configDir}): ${f.severity}: ${f.parameter}: ${f.message}; fix: ${f.fix}`, {
+      lint: f.severity,
+      parameter: f.parameter,
+    });
   if (!findings.length) log.info(`mta lint (${configDir}): Postfix settings match the policy`);
   return findings;
 }

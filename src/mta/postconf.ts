@@ -103,7 +103,9 @@ export function expandParam(params: PostfixParams, name: string, depth = 0): str
   const MAX_DEPTH = 10;
   const value = paramValue(params, name);
   if (depth >= MAX_DEPTH) return value;
-  return value.replace(/\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (_, a?: string, b?: string) => expandParam(params, (a ?? b)!, depth + 1));
+  return value.replace(/\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (_, a?: string, b?: string) =>
+    expandParam(params, (a ?? b)!, depth + 1),
+  );
 }
 
 /**

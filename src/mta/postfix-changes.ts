@@ -9,7 +9,16 @@ import { TLS_PROTOCOLS, tlsRank } from '../primitives/tls-version.js';
 import { lintPostfix, lowestAllowedProtocol, tlsLevel } from './lint.js';
 import { chrootInfo, insideJail, type ChrootInfo } from './master-cf.js';
 import { MACRO_PARAMETER, postfixConfigLines, type ConfigLine } from './postfix-config.js';
-import { expandParam, paramValue, parseMilterEntry, parsePostconf, parsePostfixTime, runPostconf, splitList, type PostfixParams } from './postconf.js';
+import {
+  expandParam,
+  paramValue,
+  parseMilterEntry,
+  parsePostconf,
+  parsePostfixTime,
+  runPostconf,
+  splitList,
+  type PostfixParams,
+} from './postconf.js';
 import { plainCidr, postfixMilterAddress, type MtaRequirements } from './requirements.js';
 
 /** The directory `postconf` uses when given none; `-c` is printed only for another one. */
@@ -59,7 +68,10 @@ export function postfixChanges(req: MtaRequirements, params: PostfixParams, chro
   const lint = linted(params, view.req);
   const out: PostfixChange[] = [];
   for (const line of postfixConfigLines(view.req)) {
-    const adjusted = line.name === 'non_smtpd_milters' && view.nonSmtpd ? { ...line, value: view.nonSmtpd.value, why: `${line.why}; ${view.nonSmtpd.why}` } : line;
+    const adjusted =
+      line.name === 'non_smtpd_milters' && view.nonSmtpd
+        ? { ...line, value: view.nonSmtpd.value, why: `${line.why}; ${view.nonSmtpd.why}` }
+        : line;
     const change = decide(adjusted, params, view.req, lint);
     if (change) out.push(change);
   }
@@ -71,7 +83,10 @@ export function postfixChanges(req: MtaRequirements, params: PostfixParams, chro
  * queue_directory relative to it (unix:/relayguard/milter.sock); when cleanup (which runs
  * non_smtpd_milters) is chrooted differently from smtpd, non_smtpd_milters names it its own way.
  */
-export function chrootView(req: MtaRequirements, chroot?: ChrootInfo): { req: MtaRequirements; nonSmtpd?: { value: string; why: string }; note?: string } {
+export function chrootView(
+  req: MtaRequirements,
+  chroot?: ChrootInfo,
+): { req: MtaRequirements; nonSmtpd?: { value: string; why: string }; note?: string } {
   if (!chroot || req.milter.kind !== 'unix') return { req };
   const inside = insideJail(req.milter.path, chroot.queueDirectory);
   const view = chroot.smtpd && inside ? { ...req, milter: { kind: 'unix' as const, path: inside } } : req;
@@ -81,17 +96,35 @@ export function chrootView(req: MtaRequirements, chroot?: ChrootInfo): { req: Mt
   }
   if (chroot.smtpd !== chroot.cleanup) {
     const path = chroot.cleanup ? (inside ?? req.milter.path) : req.milter.path;
-    out.nonSmtpd = { value: `{ unix:${path}, default_action=tempfail }`, why: `cleanup runs ${chroot.cleanup ? 'chrooted' : 'outside the chroot'} (master.cf), so it names the socket ${path}` };
+    out.nonSmtpd = {
+      value: `{ unix:${path}, default_action=tempfail }`,
+      why: `cleanup runs ${chroot.cleanup ? 'chrooted' : 'outside the chroot'} (master.cf), so it names the socket ${path}`,
+    };
   }
   return out;
 }
 
-function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, lint: Set<string>): PostfixChange | null {
+function decide(
+  line: ConfigLine,
+  params: PostfixParams,
+  req: MtaRequirements,
+  lint: Set<string>,
+): PostfixChange | null {
   const { name } = line;
   const current = paramValue(params, name);
   const expanded = expandParam(params, name).trim();
-  const base: PostfixChange = { name, value: line.value, why: line.why, current, configured: params.has(name), ...(line.suggestion ? { suggestion: true } : {}) };
-  const replaced = (what: string) => ({ ...base, flag: `${base.configured ? 'replaces your' : "replaces Postfix's default"} ${name} = ${current || '(empty)'}: ${what}` });
+  const base: PostfixChange = {
+    name,
+    value: line.value,
+    why: line.why,
+    current,
+    configured: params.has(name),
+    ...(line.suggestion ? { suggestion: true } : {}),
+  };
+  const replaced = (what: string) => ({
+    ...base,
+    flag: `${base.configured ? 'replaces your' : "replaces Postfix's default"} ${name} = ${current || '(empty)'}: ${what}`,
+  });
 
   switch (name) {
     case 'disable_vrfy_command':
@@ -103,24 +136,42 @@ function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, l
       if (!base.configured && !lint.has('mynetworks')) return null;
       const dropped = have.filter((h) => !want.includes(h));
       const added = want.filter((w) => !have.includes(w));
-      const parts = [dropped.length ? `${describe(dropped)} would no longer relay by address` : '', added.length ? `widens: ${describe(added)} may relay by address` : ''].filter(Boolean);
-      return replaced(parts.join('; ') || `mynetworks_style = ${paramValue(params, 'mynetworks_style')} is replaced by an explicit list`);
+      const parts = [
+        dropped.length ? `${describe(dropped)} would no longer relay by address` : '',
+        added.length ? `widens: ${describe(added)} may relay by address` : '',
+      ].filter(Boolean);
+      return replaced(
+        parts.join('; ') ||
+          `mynetworks_style = ${paramValue(params, 'mynetworks_style')} is replaced by an explicit list`,
+      );
     }
     case 'relay_domains': {
       // Mail for the policy's domains must be accepted; the admin's other domains stay.
-      const accepted = lower(['relay_domains', 'mydestination', 'virtual_alias_domains', 'virtual_mailbox_domains'].flatMap((p) => splitList(expandParam(params, p))));
+      const accepted = lower(
+        ['relay_domains', 'mydestination', 'virtual_alias_domains', 'virtual_mailbox_domains'].flatMap((p) =>
+          splitList(expandParam(params, p)),
+        ),
+      );
       const want = splitList(line.value);
       const missing = want.filter((d) => !accepted.includes(d.toLowerCase()));
       if (!missing.length) return null;
       const keep = splitList(current);
-      return { ...base, value: union(keep, missing).join(', '), flag: `widens relay_domains: Postfix accepts mail for ${describe(missing)} from anyone (${keep.length ? `keeps ${describe(keep)}` : 'was empty'})` };
+      return {
+        ...base,
+        value: union(keep, missing).join(', '),
+        flag: `widens relay_domains: Postfix accepts mail for ${describe(missing)} from anyone (${keep.length ? `keeps ${describe(keep)}` : 'was empty'})`,
+      };
     }
     case 'smtpd_relay_restrictions':
-      return lint.has('smtpd_relay_restrictions') || lint.has('smtpd_recipient_restrictions') ? replaced('Postfix itself must refuse unauthorised relaying') : null;
+      return lint.has('smtpd_relay_restrictions') || lint.has('smtpd_recipient_restrictions')
+        ? replaced('Postfix itself must refuse unauthorised relaying')
+        : null;
     case 'message_size_limit': {
       // A larger limit than needed is the admin's choice (relayguard still decides below it); 0 is unlimited.
       const have = Number(expanded);
-      return expanded !== '' && have !== 0 && have >= Number(line.value) ? null : { ...base, why: `${line.why} (now ${expanded || '(empty)'})` };
+      return expanded !== '' && have !== 0 && have >= Number(line.value)
+        ? null
+        : { ...base, why: `${line.why} (now ${expanded || '(empty)'})` };
     }
     case 'mailbox_size_limit': {
       const have = Number(expanded);
@@ -129,13 +180,24 @@ function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, l
     case 'smtpd_milters': {
       if (!lint.has('smtpd_milters')) return null;
       // relayguard first, the admin's other milters after it in their order.
-      const others = splitList(expanded).map(parseMilterEntry).filter((e) => !sameMilter(e.address, postfixMilterAddress(req.milter)));
+      const others = splitList(expanded)
+        .map(parseMilterEntry)
+        .filter((e) => !sameMilter(e.address, postfixMilterAddress(req.milter)));
       return { ...base, value: [line.value, ...others.map((o) => o.raw)].join(', ') };
     }
     case 'non_smtpd_milters': {
-      const address = line.value === '$smtpd_milters' ? postfixMilterAddress(req.milter) : parseMilterEntry(line.value).address;
-      if (line.value === '$smtpd_milters' && (current.trim() === '$smtpd_milters' || current.trim() === '${smtpd_milters}')) return null;
-      return splitList(expanded).map(parseMilterEntry).some((e) => sameMilter(e.address, address)) ? null : base;
+      const address =
+        line.value === '$smtpd_milters' ? postfixMilterAddress(req.milter) : parseMilterEntry(line.value).address;
+      if (
+        line.value === '$smtpd_milters' &&
+        (current.trim() === '$smtpd_milters' || current.trim() === '${smtpd_milters}')
+      )
+        return null;
+      return splitList(expanded)
+        .map(parseMilterEntry)
+        .some((e) => sameMilter(e.address, address))
+        ? null
+        : base;
     }
     case 'milter_protocol':
       return Number(expanded) >= Number(line.value) ? null : base;
@@ -161,7 +223,11 @@ function decide(line: ConfigLine, params: PostfixParams, req: MtaRequirements, l
       return replaced(`clients that only speak ${lost.join(' or ')} can no longer use TLS`);
     }
     case 'smtpd_tls_chain_files':
-      return ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'].some((p) => paramValue(params, p).trim() !== '') ? null : base;
+      return ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'].some(
+        (p) => paramValue(params, p).trim() !== '',
+      )
+        ? null
+        : base;
     case 'smtp_tls_policy_maps':
       return expanded === '' ? base : null;
     case 'smtpd_authorized_xclient_hosts':
@@ -195,7 +261,12 @@ export function postconfCommand(configDir: string, change: Pick<PostfixChange, '
 }
 
 /** The changes as commented shell commands; suggestions commented out; then, as comments, what is already right. */
-export function formatChanges(changes: readonly PostfixChange[], configDir: string, header: readonly string[], kept: ReadonlyArray<{ name: string; value: string }> = []): string {
+export function formatChanges(
+  changes: readonly PostfixChange[],
+  configDir: string,
+  header: readonly string[],
+  kept: ReadonlyArray<{ name: string; value: string }> = [],
+): string {
   const out = header.map((h) => `# ${h}`);
   for (const c of changes) {
     out.push('');

@@ -60,7 +60,8 @@ export function configuredRules(config: PolicyConfig): ConfiguredRule[] {
 /** A wildcard listen host is not an address the MTA can connect to: use loopback. */
 function milterAddress(listen: string): ListenAddress {
   const a = parseListen(listen);
-  if (a.kind === 'inet' && (a.host === '0.0.0.0' || a.host === '*' || a.host === '')) return { ...a, host: '127.0.0.1' };
+  if (a.kind === 'inet' && (a.host === '0.0.0.0' || a.host === '*' || a.host === ''))
+    return { ...a, host: '127.0.0.1' };
   if (a.kind === 'inet' && a.host === '::') return { ...a, host: '::1' };
   return a;
 }
@@ -81,7 +82,10 @@ function neededMacros(needs: ReadonlyArray<RuleNeeds | undefined>): Record<Macro
 }
 
 /** `needs` are the active rules' declarations (CompiledPolicy.engine.activeRules()); without them only the base macros are listed. */
-export function mtaRequirements(config: PolicyConfig, needs: ReadonlyArray<RuleNeeds | undefined> = []): MtaRequirements {
+export function mtaRequirements(
+  config: PolicyConfig,
+  needs: ReadonlyArray<RuleNeeds | undefined> = [],
+): MtaRequirements {
   const { deadlines } = config.server;
   return {
     milter: milterAddress(config.server.listen),

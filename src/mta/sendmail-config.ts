@@ -4,7 +4,13 @@
 import { dirname, join } from 'node:path';
 import { parseCidr } from '../primitives/networks.js';
 import type { SendmailContext, SendmailSetting } from '../policy/rule-parts.js';
-import { sendmailMilterAddress, suggestedCommandTimeoutMs, suggestedContentTimeoutMs, type MacroStage, type MtaRequirements } from './requirements.js';
+import {
+  sendmailMilterAddress,
+  suggestedCommandTimeoutMs,
+  suggestedContentTimeoutMs,
+  type MacroStage,
+  type MtaRequirements,
+} from './requirements.js';
 
 /** The filter's name in sendmail.cf (InputMailFilters). */
 const SENDMAIL_FILTER_NAME = 'relayguard';
@@ -17,7 +23,16 @@ const SENDMAIL_CONNECT_TIMEOUT_MS = 30_000;
 const SENDMAIL_DEFAULT_MACROS: Record<MacroStage, string[]> = {
   connect: ['j', '_', '{daemon_name}', '{if_name}', '{if_addr}'],
   helo: ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}'],
-  envfrom: ['i', '{auth_type}', '{auth_authen}', '{auth_ssf}', '{auth_author}', '{mail_mailer}', '{mail_host}', '{mail_addr}'],
+  envfrom: [
+    'i',
+    '{auth_type}',
+    '{auth_authen}',
+    '{auth_ssf}',
+    '{auth_author}',
+    '{mail_mailer}',
+    '{mail_host}',
+    '{mail_addr}',
+  ],
   envrcpt: ['{rcpt_mailer}', '{rcpt_host}', '{rcpt_addr}'],
   data: [],
   eoh: [],
@@ -48,7 +63,10 @@ export function accessMapPrefix(cidr: string): string | null {
   const [addr, bits] = parseCidr(cidr);
   if (addr.kind() === 'ipv6') return bits === 128 ? `IPv6:${addr.toString()}` : null;
   if (bits % 8 !== 0) return null;
-  const octets = addr.toString().split('.').slice(0, bits / 8);
+  const octets = addr
+    .toString()
+    .split('.')
+    .slice(0, bits / 8);
   return octets.length ? octets.join('.') : null;
 }
 
@@ -72,7 +90,10 @@ function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McL
   const out: McLine[] = [];
   const add = (why: string, text: string) => out.push({ why, text });
 
-  add('no VRFY, no EXPN, HELO first (goaway includes the other two; spelled out for the reader)', "define(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy')dnl");
+  add(
+    'no VRFY, no EXPN, HELO first (goaway includes the other two; spelled out for the reader)',
+    "define(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy')dnl",
+  );
   const command = smTime(suggestedCommandTimeoutMs(req));
   const content = smTime(suggestedContentTimeoutMs(req));
   add(
@@ -82,7 +103,10 @@ function sendmailMcLines(req: MtaRequirements, opts: SendmailConfigOptions): McL
   for (const stage of Object.keys(MACRO_DEFINE) as MacroStage[]) {
     const names = [...new Set([...SENDMAIL_DEFAULT_MACROS[stage], ...req.macros[stage]])];
     // Double quotes keep the commas inside one m4 argument.
-    add(`macros relayguard reads at ${stage} (Sendmail ignores a milter's own request for them)`, `define(\`${MACRO_DEFINE[stage]}', \`\`${names.join(', ')}'')dnl`);
+    add(
+      `macros relayguard reads at ${stage} (Sendmail ignores a milter's own request for them)`,
+      `define(\`${MACRO_DEFINE[stage]}', \`\`${names.join(', ')}'')dnl`,
+    );
   }
   // What the rules need of Sendmail, in the registry's order.
   const ctx = sendmailContext(req, opts);
@@ -96,7 +120,11 @@ export function sendmailAccessEntries(req: MtaRequirements, opts: SendmailConfig
   return req.rules.flatMap(({ def, config }) => def.mta?.sendmailAccess?.(config, ctx) ?? []);
 }
 
-export function formatSendmailConfig(req: MtaRequirements, header: readonly string[], opts: SendmailConfigOptions): string {
+export function formatSendmailConfig(
+  req: MtaRequirements,
+  header: readonly string[],
+  opts: SendmailConfigOptions,
+): string {
   const out = header.map((h) => `dnl # ${h}`);
   for (const l of sendmailMcLines(req, opts)) {
     out.push(`dnl # ${l.why}`);

@@ -66,12 +66,19 @@ export function runProgram(program: string, args: readonly string[], opts: ExecO
     execFile(
       program,
       [...args],
-      { timeout: timeoutMs, maxBuffer, encoding: 'utf8', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.env ? { env: opts.env } : {}) },
+      {
+        timeout: timeoutMs,
+        maxBuffer,
+        encoding: 'utf8',
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.env ? { env: opts.env } : {}),
+      },
       (err, stdout, stderr) => {
         if (!err) return resolve({ code: 0, stdout, stderr });
         const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
         if (e.name === 'AbortError') return reject(new ExecError(`${what}: aborted`));
-        if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new ExecError(`${what}: printed more than ${maxBuffer} bytes; stopped`));
+        if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+          return reject(new ExecError(`${what}: printed more than ${maxBuffer} bytes; stopped`));
         if (typeof e.code === 'string') return reject(new ExecError(`${what}: cannot run ${program} (${e.code})`));
         if (e.killed) return reject(new ExecError(`${what}: no answer within ${timeoutMs} ms; stopped`));
         resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr });
@@ -91,7 +98,12 @@ export async function runChecked(program: string, args: readonly string[], opts:
  * Runs `program args` with its stdout piped into `out` (a message that may be large is never
  * held in memory; `out` is not ended). Resolves when it exits 0; rejects with ExecError otherwise.
  */
-export function pipeProgram(program: string, args: readonly string[], out: Writable, opts: Pick<ExecOptions, 'timeoutMs'> = {}): Promise<void> {
+export function pipeProgram(
+  program: string,
+  args: readonly string[],
+  out: Writable,
+  opts: Pick<ExecOptions, 'timeoutMs'> = {},
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   const what = commandLine(program, args);
   return new Promise((resolve, reject) => {
@@ -115,7 +127,10 @@ export function pipeProgram(program: string, args: readonly string[], out: Writa
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) return resolve();
-      if (signal) return reject(new ExecError(`${what}: stopped by ${signal}${timedOut ? ` (no end within ${timeoutMs} ms)` : ''}`));
+      if (signal)
+        return reject(
+          new ExecError(`${what}: stopped by ${signal}${timedOut ? ` (no end within ${timeoutMs} ms)` : ''}`),
+        );
       reject(exitError(program, args, { code: code ?? 1, stdout: '', stderr }));
     });
   });
@@ -126,7 +141,11 @@ export function pipeProgram(program: string, args: readonly string[], out: Writa
  * exceeds the deadline (stderr is dropped). For the few lookups made once at start-up, before
  * anything listens (`getent group`).
  */
-export function runProgramSync(program: string, args: readonly string[], opts: Pick<ExecOptions, 'timeoutMs' | 'maxOutputBytes'> = {}): string | null {
+export function runProgramSync(
+  program: string,
+  args: readonly string[],
+  opts: Pick<ExecOptions, 'timeoutMs' | 'maxOutputBytes'> = {},
+): string | null {
   try {
     return execFileSync(program, [...args], {
       encoding: 'utf8',

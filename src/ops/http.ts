@@ -30,7 +30,9 @@ export async function startOpsServer(spec: string, health: HealthSource): Promis
     }
     if (path === '/health') {
       const h = health.healthy();
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: h.ok, ...h.detail }));
+      res
+        .writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: h.ok, ...h.detail }));
       return;
     }
     res.writeHead(404).end();

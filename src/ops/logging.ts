@@ -50,7 +50,12 @@ function dropDisabled(logger: () => winston.Logger | undefined) {
 /** sd-daemon(3) priorities: what journald files each level under. */
 const SD_PRIORITY: Readonly<Record<string, number>> = { error: 3, warn: 4, info: 6, debug: 7 };
 /** Postfix's words for the levels it prefixes (info lines have none). */
-const LEVEL_WORD: Readonly<Record<string, string>> = { error: 'error: ', warn: 'warning: ', info: '', debug: 'debug: ' };
+const LEVEL_WORD: Readonly<Record<string, string>> = {
+  error: 'error: ',
+  warn: 'warning: ',
+  info: '',
+  debug: 'debug: ',
+};
 /** The SMTP command (as Postfix names it in its reject lines) that each milter phase answers. */
 const COMMAND: Readonly<Record<string, string>> = {
   connect: 'CONNECT',
@@ -85,7 +90,9 @@ function decisionText(f: Record<string, unknown>): string {
   const reply = [f.reply, f.reason].filter((x) => typeof x === 'string' && x).join(' ');
   const rcpt = Array.isArray(f.rcpt) ? f.rcpt.map((r) => `to=<${String(r)}>`) : [];
   const trace = Array.isArray(f.trace)
-    ? (f.trace as TraceLike[]).filter((t) => t.action !== 'continue' || t.monitor).map((t) => `${t.rule}:${t.monitor ? 'would-' : ''}${t.action}`)
+    ? (f.trace as TraceLike[])
+        .filter((t) => t.action !== 'continue' || t.monitor)
+        .map((t) => `${t.rule}:${t.monitor ? 'would-' : ''}${t.action}`)
     : [];
   const tail = [
     ...(f.from !== undefined ? [`from=<${String(f.from)}>`] : []),
@@ -114,7 +121,10 @@ function textLine(withTime: boolean) {
   return winston.format.printf((info) => {
     const { level, message, timestamp, ...fields } = info as Record<string, unknown>;
     const lvl = String((info as unknown as Record<symbol, string>)[LEVEL] ?? level);
-    const body = typeof message === 'string' && message.startsWith('decision ') && fields.phase !== undefined ? decisionText(fields) : plainText(String(message), fields);
+    const body =
+      typeof message === 'string' && message.startsWith('decision ') && fields.phase !== undefined
+        ? decisionText(fields)
+        : plainText(String(message), fields);
     // Everything but the fixed parts may come from the network: escaped, so a line break in a
     // MAIL FROM cannot forge a log line and ESC cannot act on a terminal.
     return `${withTime ? `${String(timestamp)} ` : ''}${LEVEL_WORD[lvl] ?? `${lvl}: `}${showable(body)}`;
@@ -158,7 +168,11 @@ export interface LogSettings {
   format: 'auto' | 'json' | 'text';
 }
 
-export function createLogger(settings: Partial<LogSettings> = {}, stream: NodeJS.WritableStream = process.stderr, target: LoggerTarget = {}): winston.Logger {
+export function createLogger(
+  settings: Partial<LogSettings> = {},
+  stream: NodeJS.WritableStream = process.stderr,
+  target: LoggerTarget = {},
+): winston.Logger {
   const format = settings.format ?? 'auto';
   const journal = target.journal ?? (stream === process.stderr && stderrIsJournal());
   const tty = target.tty ?? (stream as { isTTY?: boolean }).isTTY === true;
@@ -166,7 +180,13 @@ export function createLogger(settings: Partial<LogSettings> = {}, stream: NodeJS
   const line = text ? textLine(!journal) : winston.format.json();
   const logger: winston.Logger = winston.createLogger({
     level: settings.level ?? 'info',
-    format: winston.format.combine(dropDisabled(() => logger), addContext(), winston.format.timestamp(), line, ...(journal ? [journalPriority()] : [])),
+    format: winston.format.combine(
+      dropDisabled(() => logger),
+      addContext(),
+      winston.format.timestamp(),
+      line,
+      ...(journal ? [journalPriority()] : []),
+    ),
     transports: [new winston.transports.Stream({ stream })],
   });
   return logger;

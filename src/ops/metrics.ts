@@ -8,7 +8,11 @@ export const registry = new client.Registry();
  * _total, which Prometheus reserves for counters (`promtool check metrics` fails on them);
  * sum(relayguard_nodejs_active_handles) gives the same.
  */
-const DROPPED_DEFAULT_METRICS = ['relayguard_nodejs_active_handles_total', 'relayguard_nodejs_active_requests_total', 'relayguard_nodejs_active_resources_total'];
+const DROPPED_DEFAULT_METRICS = [
+  'relayguard_nodejs_active_handles_total',
+  'relayguard_nodejs_active_requests_total',
+  'relayguard_nodejs_active_resources_total',
+];
 whenCreated((prom) => {
   // prom-client's process and Node.js metrics, named relayguard_process_cpu_seconds_total,
   // relayguard_nodejs_heap_size_used_bytes... (its names already start with process_/nodejs_).

@@ -31,7 +31,8 @@ new client.Gauge({
   collect() {
     this.reset();
     const now = Date.now();
-    for (const d of source?.() ?? []) if (d.builtAt !== null) this.set({ database: d.database }, Math.round((now - d.builtAt) / 1000));
+    for (const d of source?.() ?? [])
+      if (d.builtAt !== null) this.set({ database: d.database }, Math.round((now - d.builtAt) / 1000));
   },
 });
 

@@ -27,8 +27,13 @@ export function notifySystemd(fields: readonly string[], opts: NotifyOptions = {
   const env = opts.env ?? process.env;
   if (!env.NOTIFY_SOCKET) return Promise.resolve(null);
   const program = opts.program ?? 'systemd-notify';
-  return runProgram(program, fields, { env, timeoutMs: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS, maxOutputBytes: NOTIFY_MAX_OUTPUT }).then(
+  return runProgram(program, fields, {
+    env,
+    timeoutMs: opts.timeoutMs ?? NOTIFY_TIMEOUT_MS,
+    maxOutputBytes: NOTIFY_MAX_OUTPUT,
+  }).then(
     (r) => (r.code === 0 ? null : `${program} ${fields.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`),
-    (err: Error) => (/\(ENOENT\)$/.test(err.message) ? `${program} not found (install systemd, or use Type=simple)` : err.message),
+    (err: Error) =>
+      /\(ENOENT\)$/.test(err.message) ? `${program} not found (install systemd, or use Type=simple)` : err.message,
   );
 }

@@ -30,11 +30,23 @@ function writable(path: string): boolean {
 }
 
 /** The state directory to use, and a note saying why when it is not the configured one. */
-export function resolveStateDir(configured: string, env: NodeJS.ProcessEnv = process.env, canWrite?: (path: string) => boolean): { dir: string; note?: string } {
+export function resolveStateDir(
+  configured: string,
+  env: NodeJS.ProcessEnv = process.env,
+  canWrite?: (path: string) => boolean,
+): { dir: string; note?: string } {
   if (configured !== DEFAULT_STATE_DIR || usableDir(configured, canWrite)) return { dir: configured };
-  const candidates = [env.STATE_DIRECTORY?.split(':')[0], env.XDG_STATE_HOME ? join(env.XDG_STATE_HOME, 'relayguard') : undefined, resolve('.relayguard')];
+  const candidates = [
+    env.STATE_DIRECTORY?.split(':')[0],
+    env.XDG_STATE_HOME ? join(env.XDG_STATE_HOME, 'relayguard') : undefined,
+    resolve('.relayguard'),
+  ];
   for (const c of candidates) {
-    if (c && usableDir(c, canWrite)) return { dir: c, note: `state in ${c}: ${configured} is not writable for this user (set server.state_dir to choose)` };
+    if (c && usableDir(c, canWrite))
+      return {
+        dir: c,
+        note: `state in ${c}: ${configured} is not writable for this user (set server.state_dir to choose)`,
+      };
   }
   return { dir: configured };
 }

@@ -2,7 +2,16 @@
 // per message or refused command (the outcome the session acts on, with the decision record that
 // goes to the log, the metrics and the quarantine index).
 import type { SmtpReply } from '../protocol/smtp-reply.js';
-import type { ActionKind, Cause, ConnectionContext, MessageContext, Modification, Phase, SmtpOverride, TraceEntry } from './types.js';
+import type {
+  ActionKind,
+  Cause,
+  ConnectionContext,
+  MessageContext,
+  Modification,
+  Phase,
+  SmtpOverride,
+  TraceEntry,
+} from './types.js';
 
 export interface PhaseResult {
   action: ActionKind;

@@ -9,7 +9,13 @@ const DEFAULT_POLICY_TEMPFAIL = { code: 450, enhanced: '4.7.1' } as const;
 export const DEFAULT_DEPENDENCY_TEMPFAIL = { code: 451, enhanced: '4.3.0' } as const;
 
 /** Returns null for actions that are not refusals. */
-export function toSmtpReply(action: ActionKind, cause: Cause | undefined, reason: string | undefined, ref: string, override?: SmtpOverride): SmtpReply | null {
+export function toSmtpReply(
+  action: ActionKind,
+  cause: Cause | undefined,
+  reason: string | undefined,
+  ref: string,
+  override?: SmtpOverride,
+): SmtpReply | null {
   if (action !== 'reject' && action !== 'tempfail') return null;
   const temporary = action === 'tempfail';
   const base = !temporary ? DEFAULT_REJECT : cause === 'policy' ? DEFAULT_POLICY_TEMPFAIL : DEFAULT_DEPENDENCY_TEMPFAIL;

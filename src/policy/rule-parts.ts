@@ -158,7 +158,10 @@ export interface ProbeSession {
   ehlo(): Promise<ProbeReply>;
   startTls(): Promise<{ reply: ProbeReply; tls?: ProbeTls }>;
   /** MAIL, RCPT (the audit mailbox), DATA: the first refusal or the final reply, and at which step. */
-  transaction(from: string, message: Buffer): Promise<{ step: 'MAIL' | 'RCPT' | 'DATA' | 'end of data'; reply: ProbeReply }>;
+  transaction(
+    from: string,
+    message: Buffer,
+  ): Promise<{ step: 'MAIL' | 'RCPT' | 'DATA' | 'end of data'; reply: ProbeReply }>;
   quit(): Promise<void>;
 }
 
@@ -183,7 +186,12 @@ export interface AuditContext {
   /** A session as whoever this host is (no posing). */
   plain(): Promise<ProbeSession>;
   /** A test message from `from` to the audit mailbox, marked with the audit id and probe name. */
-  message(probe: string, from: string, subject: string, attachment?: { filename: string; contentType: string; file: AuditTestFile }): Buffer;
+  message(
+    probe: string,
+    from: string,
+    subject: string,
+    attachment?: { filename: string; contentType: string; file: AuditTestFile },
+  ): Buffer;
   /** "250 2.0.0 Ok: queued as 4Xyz" */
   formatReply(r: ProbeReply): string;
   queueIdOf(r: ProbeReply): string | undefined;

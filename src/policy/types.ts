@@ -46,7 +46,8 @@ export interface Verdict {
   details?: Record<string, unknown>;
 }
 
-export const pass = (details?: Record<string, unknown>): Verdict => (details ? { action: 'continue', details } : { action: 'continue' });
+export const pass = (details?: Record<string, unknown>): Verdict =>
+  details ? { action: 'continue', details } : { action: 'continue' };
 export const reject = (reason: string, smtp?: SmtpOverride, details?: Record<string, unknown>): Verdict => ({
   action: 'reject',
   reason,
@@ -54,7 +55,12 @@ export const reject = (reason: string, smtp?: SmtpOverride, details?: Record<str
   ...(smtp ? { smtp } : {}),
   ...(details ? { details } : {}),
 });
-export const tempfail = (reason: string, cause: Cause = 'dependency', smtp?: SmtpOverride, details?: Record<string, unknown>): Verdict => ({
+export const tempfail = (
+  reason: string,
+  cause: Cause = 'dependency',
+  smtp?: SmtpOverride,
+  details?: Record<string, unknown>,
+): Verdict => ({
   action: 'tempfail',
   reason,
   cause,
@@ -249,7 +255,10 @@ export interface Rule {
    * message (read-only). For what must cover the message as delivered (an ARC seal, a DKIM
    * signature). Enforce mode only; runs after the eom handlers of all rules.
    */
-  finish?(input: PhaseInputs['eom'], mods: readonly Modification[]): Promise<{ mods: Modification[]; details?: Record<string, unknown> }>;
+  finish?(
+    input: PhaseInputs['eom'],
+    mods: readonly Modification[],
+  ): Promise<{ mods: Modification[]; details?: Record<string, unknown> }>;
   /** Events outside a phase verdict: the engine tells rules what happened, e.g. for the offender ledger. */
   onOutcome?(event: OutcomeEvent): void | Promise<void>;
   /**

@@ -17,7 +17,12 @@ export function parseCidr(text: string): Range {
   const s = text.trim();
   if (s.includes('/')) {
     const [addr, bits] = ipaddr.parseCIDR(s);
-    return [addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr, addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? bits - 96 : bits];
+    return [
+      addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()
+        ? (addr as ipaddr.IPv6).toIPv4Address()
+        : addr,
+      addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? bits - 96 : bits,
+    ];
   }
   const addr = ipaddr.process(s);
   return [addr, addr.kind() === 'ipv4' ? 32 : 128];

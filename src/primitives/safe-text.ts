@@ -14,7 +14,14 @@ const CONTROLS = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
 const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 export function showable(text: string): string {
-  return text.replace(CONTROLS, (c) => NAMED[c] ?? (c.charCodeAt(0) > 0xff ? `\\u${c.charCodeAt(0).toString(16)}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return text.replace(
+    CONTROLS,
+    (c) =>
+      NAMED[c] ??
+      (c.charCodeAt(0) > 0xff
+        ? `\\u${c.charCodeAt(0).toString(16)}`
+        : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`),
+  );
 }
 
 /** A line break that does not continue the field (not followed by a space or tab). */

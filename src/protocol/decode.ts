@@ -51,7 +51,8 @@ function noPayload<T extends MilterCommand>(value: T, what: string) {
 }
 
 function decodeOptneg(p: Buffer): MilterCommand {
-  if (p.length < OPTNEG_PAYLOAD_BYTES) throw new FrameError(`OPTNEG: payload ${p.length} < ${OPTNEG_PAYLOAD_BYTES} bytes`);
+  if (p.length < OPTNEG_PAYLOAD_BYTES)
+    throw new FrameError(`OPTNEG: payload ${p.length} < ${OPTNEG_PAYLOAD_BYTES} bytes`);
   return { type: 'optneg', version: p.readUInt32BE(0), actions: p.readUInt32BE(4), protocol: p.readUInt32BE(8) };
 }
 
@@ -89,37 +90,39 @@ function decodeArgv(type: 'mail' | 'rcpt') {
 }
 
 /** Dispatch table: command byte -> payload decoder. */
-const decoders: ReadonlyMap<number, (payload: Buffer) => MilterCommand> = new Map<number, (p: Buffer) => MilterCommand>([
-  [Cmd.OPTNEG, decodeOptneg],
-  [Cmd.MACRO, decodeMacro],
-  [Cmd.CONNECT, decodeConnect],
-  [Cmd.HELO, (p) => ({ type: 'helo', name: exactStrings(p, 1, 'HELO')[0]! })],
-  [Cmd.MAIL, decodeArgv('mail')],
-  [Cmd.RCPT, decodeArgv('rcpt')],
-  [Cmd.DATA, noPayload({ type: 'data' }, 'DATA')],
+const decoders: ReadonlyMap<number, (payload: Buffer) => MilterCommand> = new Map<number, (p: Buffer) => MilterCommand>(
   [
-    Cmd.HEADER,
-    (p) => {
-      const [name, value] = exactStrings(p, 2, 'HEADER');
-      return { type: 'header', name: name!, value: value! };
-    },
+    [Cmd.OPTNEG, decodeOptneg],
+    [Cmd.MACRO, decodeMacro],
+    [Cmd.CONNECT, decodeConnect],
+    [Cmd.HELO, (p) => ({ type: 'helo', name: exactStrings(p, 1, 'HELO')[0]! })],
+    [Cmd.MAIL, decodeArgv('mail')],
+    [Cmd.RCPT, decodeArgv('rcpt')],
+    [Cmd.DATA, noPayload({ type: 'data' }, 'DATA')],
+    [
+      Cmd.HEADER,
+      (p) => {
+        const [name, value] = exactStrings(p, 2, 'HEADER');
+        return { type: 'header', name: name!, value: value! };
+      },
+    ],
+    [Cmd.EOH, noPayload({ type: 'eoh' }, 'EOH')],
+    [Cmd.BODY, (p) => ({ type: 'body', chunk: p })],
+    // libmilter accepts a last body chunk in the EOM packet; so do we.
+    [Cmd.BODYEOB, (p) => ({ type: 'eom', chunk: p })],
+    [Cmd.ABORT, noPayload({ type: 'abort' }, 'ABORT')],
+    [Cmd.QUIT, noPayload({ type: 'quit' }, 'QUIT')],
+    [Cmd.QUIT_NC, noPayload({ type: 'quitnc' }, 'QUIT_NC')],
+    [
+      Cmd.UNKNOWN,
+      (p) => {
+        // Postfix sends the verb only, Sendmail the whole line; tolerate a missing NUL.
+        const end = p.indexOf(0);
+        return { type: 'unknown', line: p.toString('latin1', 0, end < 0 ? p.length : end) };
+      },
+    ],
   ],
-  [Cmd.EOH, noPayload({ type: 'eoh' }, 'EOH')],
-  [Cmd.BODY, (p) => ({ type: 'body', chunk: p })],
-  // libmilter accepts a last body chunk in the EOM packet; so do we.
-  [Cmd.BODYEOB, (p) => ({ type: 'eom', chunk: p })],
-  [Cmd.ABORT, noPayload({ type: 'abort' }, 'ABORT')],
-  [Cmd.QUIT, noPayload({ type: 'quit' }, 'QUIT')],
-  [Cmd.QUIT_NC, noPayload({ type: 'quitnc' }, 'QUIT_NC')],
-  [
-    Cmd.UNKNOWN,
-    (p) => {
-      // Postfix sends the verb only, Sendmail the whole line; tolerate a missing NUL.
-      const end = p.indexOf(0);
-      return { type: 'unknown', line: p.toString('latin1', 0, end < 0 ? p.length : end) };
-    },
-  ],
-]);
+);
 
 export function decodeCommand(frame: Frame): MilterCommand {
   const decoder = decoders.get(frame.command);

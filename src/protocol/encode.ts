@@ -81,4 +81,3 @@ export function replBodyHead(payloadBytes: number): Buffer {
   out[FRAME_HEADER_BYTES] = Reply.REPLBODY;
   return out;
 }
-

@@ -12,7 +12,6 @@ import { accessAudit } from './access/audit.js';
 import { accessSchema } from './access/schema.js';
 import { defineRule } from '../policy/rule-env.js';
 
-
 /** Refusals of this rule: 554 at connect (what Postfix itself uses for an access denial). */
 const NETWORK_DENIED = { code: 554, enhanced: '5.7.1' } as const;
 const SPOOF_REFUSED = { code: 550, enhanced: '5.7.1' } as const;
@@ -81,10 +80,10 @@ export function headerAddresses(value: string): string[] {
   return out.filter((a) => a.length > 0);
 }
 
-
 export const accessRule = defineRule({
   name: 'access',
-  summary: 'Refuses denied networks at connect and outside clients that use a local domain as sender (envelope or From:).',
+  summary:
+    'Refuses denied networks at connect and outside clients that use a local domain as sender (envelope or From:).',
   schema: accessSchema,
   mta: {
     init: () => [
@@ -106,7 +105,9 @@ export const accessRule = defineRule({
     const spoofers = new NetworkSet(config.allow_spoofing_from);
     const spoof = config.anti_spoofing;
     const ours = env.policy.local_domains.map(normalizeDomain);
-    const isOurs = (domain: string) => domain !== '' && ours.some((d) => (spoof.include_subdomains ? domainMatches(domain, d) : normalizeDomain(domain) === d));
+    const isOurs = (domain: string) =>
+      domain !== '' &&
+      ours.some((d) => (spoof.include_subdomains ? domainMatches(domain, d) : normalizeDomain(domain) === d));
 
     return {
       name: 'access',
@@ -115,9 +116,12 @@ export const accessRule = defineRule({
       handlers: {
         async connect({ conn }) {
           const ip = conn.client.ip;
-          if (denied.contains(ip)) return reject('Access denied: client network is not allowed', NETWORK_DENIED, { list: 'deny_networks' });
+          if (denied.contains(ip))
+            return reject('Access denied: client network is not allowed', NETWORK_DENIED, { list: 'deny_networks' });
           if (allowed.size > 0 && !conn.internalNetwork && !allowed.contains(ip)) {
-            return reject('Access denied: client network is not on the allow list', NETWORK_DENIED, { list: 'allow_networks' });
+            return reject('Access denied: client network is not on the allow list', NETWORK_DENIED, {
+              list: 'allow_networks',
+            });
           }
           return pass();
         },
@@ -126,10 +130,14 @@ export const accessRule = defineRule({
           if (isTrustedClient(conn, msg) || spoofers.contains(conn.client.ip)) return pass();
           const domain = msg.sender.domain;
           if (!isOurs(domain)) return pass();
-          return reject(`<${msg.sender.raw}>: Sender address rejected: not logged in to use local domain ${domain}`, SPOOF_REFUSED, {
-            spoof: 'envelope',
-            domain,
-          });
+          return reject(
+            `<${msg.sender.raw}>: Sender address rejected: not logged in to use local domain ${domain}`,
+            SPOOF_REFUSED,
+            {
+              spoof: 'envelope',
+              domain,
+            },
+          );
         },
         async eoh({ conn, msg }) {
           if (!spoof.header_from || !msg) return pass();
@@ -148,7 +156,10 @@ export const accessRule = defineRule({
 });
 
 /** The first From: address (of any From: header) in one of our domains. */
-function spoofedFrom(headers: readonly Header[], isOurs: (d: string) => boolean): { address: string; domain: string } | null {
+function spoofedFrom(
+  headers: readonly Header[],
+  isOurs: (d: string) => boolean,
+): { address: string; domain: string } | null {
   for (const h of headers) {
     if (h.name.toLowerCase() !== 'from') continue;
     for (const a of headerAddresses(h.value.replace(/\r?\n/g, ' '))) {

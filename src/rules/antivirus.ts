@@ -8,7 +8,15 @@ import promClient from '../ops/prom.js';
 import { z } from 'zod';
 import { CircuitBreaker } from '../deps/circuit-breaker.js';
 import { sessionPoolOptions } from '../deps/clamd-sessions.js';
-import { ClamdClient, ClamdService, failedSession, parseClamdAddress, type ScanResult, type ScanSession, type Scanner } from '../deps/clamd.js';
+import {
+  ClamdClient,
+  ClamdService,
+  failedSession,
+  parseClamdAddress,
+  type ScanResult,
+  type ScanSession,
+  type Scanner,
+} from '../deps/clamd.js';
 import { dependencyUp, registry } from '../ops/metrics.js';
 import type { MessageContext, Modification, Rule, Verdict } from '../policy/types.js';
 import { discard, modify, pass, quarantine, reject, tempfail } from '../policy/types.js';
@@ -32,7 +40,6 @@ const RETRY_FROM_SPOOL: ReadonlySet<string> = new Set(['aborted', 'io', 'empty-r
 const MSG_STATE = 'antivirus.scan';
 const CONN_STATE = 'antivirus.session';
 
-
 /** Per-message scan state (msg.state). */
 interface ScanState {
   session: ScanSession;
@@ -44,13 +51,23 @@ type FailureAction = z.infer<typeof failureAction>;
 export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): Rule {
   const tagName = config.header === false ? null : config.header;
 
-  const failureVerdict = (msg: MessageContext, r: Extract<ScanResult, { status: 'error' }>, details: Record<string, unknown>): Verdict => {
+  const failureVerdict = (
+    msg: MessageContext,
+    r: Extract<ScanResult, { status: 'error' }>,
+    details: Record<string, unknown>,
+  ): Verdict => {
     const oversize = r.reason === 'too-large' || r.reason === 'size-limit';
-    const action: FailureAction = pickDirection(oversize && config.on_oversize ? config.on_oversize : config.on_failure, msg.direction);
+    const action: FailureAction = pickDirection(
+      oversize && config.on_oversize ? config.on_oversize : config.on_failure,
+      msg.direction,
+    );
     const why = `virus scan failed (${r.reason})`;
     switch (action) {
       case 'tempfail':
-        return tempfail('Virus scanner unavailable, try again later', 'dependency', UNSCANNED_TEMPFAIL, { ...details, failure: why });
+        return tempfail('Virus scanner unavailable, try again later', 'dependency', UNSCANNED_TEMPFAIL, {
+          ...details,
+          failure: why,
+        });
       case 'reject':
         return reject('Message could not be scanned for viruses', UNSCANNED_REJECT, { ...details, failure: why });
       case 'accept-with-header':
@@ -59,7 +76,8 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
   };
 
   /** Remove copies of our header that came with the message, then add ours. */
-  const tagMods = (msg: MessageContext, value: string): Modification[] => replaceHeaderMods(msg.headers, tagName ?? DEFAULT_HEADER, value);
+  const tagMods = (msg: MessageContext, value: string): Modification[] =>
+    replaceHeaderMods(msg.headers, tagName ?? DEFAULT_HEADER, value);
 
   const infectedVerdict = (msg: MessageContext, signature: string, details: Record<string, unknown>): Verdict => {
     const action = pickDirection(config.actions, msg.direction);
@@ -94,7 +112,11 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
     const max = config.clamd.max_size;
     const session =
       max !== undefined && Number.isFinite(declared) && declared > max
-        ? failedSession({ status: 'error', reason: 'too-large', message: `declared SIZE ${declared} above max_size ${max}` })
+        ? failedSession({
+            status: 'error',
+            reason: 'too-large',
+            message: `declared SIZE ${declared} above max_size ${max}`,
+          })
         : scanner.instream();
     const state: ScanState = { session, started: performance.now() };
     msg.state.set(MSG_STATE, state);
@@ -123,7 +145,9 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
   return {
     name: RULE_NAME,
     mode: config.mode,
-    needs: { actions: tagName || hasAcceptWithHeader(config) ? ['quarantine', 'addHeader', 'changeHeader'] : ['quarantine'] },
+    needs: {
+      actions: tagName || hasAcceptWithHeader(config) ? ['quarantine', 'addHeader', 'changeHeader'] : ['quarantine'],
+    },
     // A message refused by another rule (e.g. the size limit during the body) never reaches
     // end of message here: close its clamd connection now instead of holding a clamd thread.
     onOutcome({ msg, phase, action }) {
@@ -165,7 +189,9 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
           result = await state.session.end(signal);
           bytes = state.session.bytes;
           if (result.status === 'error' && RETRY_FROM_SPOOL.has(result.reason) && !signal.aborted) {
-            m.log.warn(`antivirus: streaming scan failed (${result.reason}${result.message ? `: ${result.message}` : ''}), scanning again from the spool`);
+            m.log.warn(
+              `antivirus: streaming scan failed (${result.reason}${result.message ? `: ${result.message}` : ''}), scanning again from the spool`,
+            );
             result = await scanFromSpool(m, signal);
           }
         } else {
@@ -174,10 +200,16 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
         }
         m.state.delete(MSG_STATE);
         if (conn.state.get(CONN_STATE) === state?.session) conn.state.delete(CONN_STATE);
-        const details: Record<string, unknown> = { scanner: scanner.name, bytes, ms: Math.round(performance.now() - started) };
+        const details: Record<string, unknown> = {
+          scanner: scanner.name,
+          bytes,
+          ms: Math.round(performance.now() - started),
+        };
         if (result.status === 'clean') return tagName ? modify(tagMods(m, 'clean'), details) : pass(details);
         if (result.status === 'infected') {
-          m.log.warn(`antivirus: ${m.direction} message infected: ${result.signature}`, { signature: result.signature });
+          m.log.warn(`antivirus: ${m.direction} message infected: ${result.signature}`, {
+            signature: result.signature,
+          });
           return infectedVerdict(m, result.signature, { ...details, signature: result.signature });
         }
         m.log.warn(`antivirus: not scanned: ${result.reason}${result.message ? ` (${result.message})` : ''}`, {
@@ -191,7 +223,9 @@ export function createAntivirusRule(config: AntivirusConfig, scanner: Scanner): 
 }
 
 function hasAcceptWithHeader(config: AntivirusConfig): boolean {
-  const values = [config.on_failure, config.on_oversize].flatMap((v) => (v === undefined ? [] : typeof v === 'string' ? [v] : [v.inbound, v.outbound]));
+  const values = [config.on_failure, config.on_oversize].flatMap((v) =>
+    v === undefined ? [] : typeof v === 'string' ? [v] : [v.inbound, v.outbound],
+  );
   return values.includes('accept-with-header');
 }
 
@@ -227,7 +261,8 @@ new promClient.Gauge({
 
 export const antivirusRule = defineRule({
   name: RULE_NAME,
-  summary: 'Scans every message with clamd (streamed while it arrives); infected inbound is refused, infected outbound is held; clamd down means 4xx.',
+  summary:
+    'Scans every message with clamd (streamed while it arrives); infected inbound is refused, infected outbound is held; clamd down means 4xx.',
   schema: antivirusSchema,
   mta: antivirusMta,
   audit: antivirusAudit,
@@ -241,7 +276,14 @@ export const antivirusRule = defineRule({
           address,
           timeoutMs: config.clamd.timeout,
           ...(config.clamd.max_size !== undefined ? { maxSize: config.clamd.max_size } : {}),
-          ...(config.clamd.sessions > 0 ? { sessions: sessionPoolOptions(config.clamd.sessions, Math.min(config.clamd.timeout, config.breaker.probe_timeout)) } : {}),
+          ...(config.clamd.sessions > 0
+            ? {
+                sessions: sessionPoolOptions(
+                  config.clamd.sessions,
+                  Math.min(config.clamd.timeout, config.breaker.probe_timeout),
+                ),
+              }
+            : {}),
         });
         const breaker = new CircuitBreaker({
           failures: config.breaker.failures,
@@ -253,7 +295,12 @@ export const antivirusRule = defineRule({
             else env.log.warn(line);
           },
         });
-        const service = new ClamdService({ client, breaker, probeIntervalMs: config.breaker.probe_interval, probeTimeoutMs: config.breaker.probe_timeout });
+        const service = new ClamdService({
+          client,
+          breaker,
+          probeIntervalMs: config.breaker.probe_interval,
+          probeTimeoutMs: config.breaker.probe_timeout,
+        });
         if (!env.offline) liveServices.add(service);
         return service;
       },

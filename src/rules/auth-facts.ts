@@ -13,7 +13,10 @@ export type { AuthFacts } from '../deps/mail-auth.js';
 /** Records the running check (null: the message is not checked, e.g. outbound). */
 export function startAuthFacts(msg: MessageContext, check: Promise<AuthFacts | null>): void {
   // The caller reports a failed check; readers just see "no facts".
-  msg.state.set(KEY, check.catch(() => null));
+  msg.state.set(
+    KEY,
+    check.catch(() => null),
+  );
 }
 
 /** The message's authentication results, or null when it was not checked or the check failed. */

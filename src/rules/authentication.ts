@@ -6,7 +6,15 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { duration } from '../primitives/units.js';
-import { arcSet, authenticationResultsValue, authservIdOf, checkAuthentication, type AuthFacts, type AuthResult, type SealKey } from '../deps/mail-auth.js';
+import {
+  arcSet,
+  authenticationResultsValue,
+  authservIdOf,
+  checkAuthentication,
+  type AuthFacts,
+  type AuthResult,
+  type SealKey,
+} from '../deps/mail-auth.js';
 import { readSigningKey } from '../deps/signing-key.js';
 import { arcSealsTotal, authCheckErrorsTotal, authForgedHeadersTotal, authResultsTotal } from '../ops/auth-metrics.js';
 import { modify, pass, type Header, type Modification } from '../policy/types.js';
@@ -28,7 +36,10 @@ export const signingKeySchema = z
     /** d= of the signature: the domain whose DNS publishes the public key. */
     domain: domainName,
     /** s=: the key is published at <selector>._domainkey.<domain>. */
-    selector: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a DNS label').max(63),
+    selector: z
+      .string()
+      .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a DNS label')
+      .max(63),
     /** PEM private key (PKCS#8, or PKCS#1 for RSA); `relayguard keygen` writes one. */
     private_key_file: z.string().min(1),
     algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
@@ -45,7 +56,9 @@ export function loadSealKey(k: z.infer<typeof signingKeySchema>): SealKey {
   return { domain: k.domain.toLowerCase(), selector: k.selector, privateKey: r.pem, algorithm: k.algorithm };
 }
 
-const dnsServer = z.string().regex(/^(\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[A-Za-z0-9.:-]+)$/, 'not "host", "host:port" or "[ipv6]:port"');
+const dnsServer = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[A-Za-z0-9.:-]+)$/, 'not "host", "host:port" or "[ipv6]:port"');
 
 export const authenticationSchema = z
   .object({
@@ -104,14 +117,18 @@ function bestDkim(facts: AuthFacts): AuthResult {
  * fields alone (trace headers, a banner) are not sealed for.
  */
 function changesMessage(mods: readonly Modification[]): boolean {
-  return mods.some((m) => m.type === 'replaceBody' || (m.type === 'changeHeader' && m.name.toLowerCase() !== AR_HEADER.toLowerCase()));
+  return mods.some(
+    (m) => m.type === 'replaceBody' || (m.type === 'changeHeader' && m.name.toLowerCase() !== AR_HEADER.toLowerCase()),
+  );
 }
 
 /** The trace's view: short and flat. */
 function traceDetails(facts: AuthFacts): Record<string, unknown> {
   return {
     authserv_id: facts.authservId,
-    dkim: facts.dkim.length ? facts.dkim.map((d) => `${d.result}(${d.domain}${d.aligned ? ',aligned' : ''})`).join(' ') : 'none',
+    dkim: facts.dkim.length
+      ? facts.dkim.map((d) => `${d.result}(${d.domain}${d.aligned ? ',aligned' : ''})`).join(' ')
+      : 'none',
     spf: facts.spf.result,
     dmarc: facts.dmarc.result,
     dmarc_policy: facts.dmarc.policy,
@@ -121,7 +138,8 @@ function traceDetails(facts: AuthFacts): Record<string, unknown> {
 
 export const authenticationRule = defineRule({
   name: 'authentication',
-  summary: 'Checks DKIM, SPF and DMARC of inbound mail before anything changes it and records them in Authentication-Results.',
+  summary:
+    'Checks DKIM, SPF and DMARC of inbound mail before anything changes it and records them in Authentication-Results.',
   schema: authenticationSchema,
   create(config) {
     const opts = { dnsServers: config.dns_servers, dnsTimeoutMs: config.dns_timeout, minKeyBits: config.min_key_bits };
@@ -130,7 +148,11 @@ export const authenticationRule = defineRule({
     return {
       name: 'authentication',
       mode: config.mode,
-      needs: { actions: ['addHeader', 'changeHeader'], macros: { connect: ['j'] }, events: ['helo', 'headers', 'body'] },
+      needs: {
+        actions: ['addHeader', 'changeHeader'],
+        macros: { connect: ['j'] },
+        events: ['helo', 'headers', 'body'],
+      },
       handlers: {
         async eom({ conn, msg: m, signal }) {
           if (m.direction !== 'inbound') return pass();
@@ -138,21 +160,35 @@ export const authenticationRule = defineRule({
           // Started before the first await: rules after this one in the list read the result.
           const budget = AbortSignal.any([signal, AbortSignal.timeout(config.budget)]);
           const check = checkAuthentication(
-            { message: m.source.message(), ip: conn.client.ip, helo: conn.helo ?? '', sender: m.sender?.raw ?? '', authservId, signal: budget, willSeal },
+            {
+              message: m.source.message(),
+              ip: conn.client.ip,
+              helo: conn.helo ?? '',
+              sender: m.sender?.raw ?? '',
+              authservId,
+              signal: budget,
+              willSeal,
+            },
             opts,
           );
           startAuthFacts(m, check);
           const forged = forgedIndexes(m.headers, authservId);
           // Last first, so the indexes of those not yet deleted do not move.
-          const removals: Modification[] = forged.reverse().map((index) => ({ type: 'changeHeader', name: AR_HEADER, index, value: '' }));
+          const removals: Modification[] = forged
+            .reverse()
+            .map((index) => ({ type: 'changeHeader', name: AR_HEADER, index, value: '' }));
           let facts: AuthFacts;
           try {
             facts = await check;
           } catch (err) {
             if (signal.aborted) throw err;
             authCheckErrorsTotal.inc();
-            const error = budget.aborted ? `took longer than the budget of ${config.budget} ms` : (err as Error).message;
-            m.log.error(`authentication check failed, no Authentication-Results recorded: ${error}`, { rule: 'authentication' });
+            const error = budget.aborted
+              ? `took longer than the budget of ${config.budget} ms`
+              : (err as Error).message;
+            m.log.error(`authentication check failed, no Authentication-Results recorded: ${error}`, {
+              rule: 'authentication',
+            });
             return removals.length ? modify(removals, { error, forged_removed: removals.length }) : pass({ error });
           }
           if (removals.length) authForgedHeadersTotal.inc(removals.length);
@@ -163,19 +199,36 @@ export const authenticationRule = defineRule({
           const details = traceDetails(facts);
           if (removals.length) details.forged_removed = removals.length;
           // At the top, where RFC 8601 wants it: above the trace fields of this hop.
-          return modify([...removals, { type: 'insertHeader', index: 0, name: AR_HEADER, value: authenticationResultsValue(facts) }], details);
+          return modify(
+            [
+              ...removals,
+              { type: 'insertHeader', index: 0, name: AR_HEADER, value: authenticationResultsValue(facts) },
+            ],
+            details,
+          );
         },
       },
       async finish({ msg: m }, mods) {
         if (!sealKey || m.direction !== 'inbound' || !changesMessage(mods)) return { mods: [] };
         const facts = await authFacts(m);
         if (!facts) return { mods: [] };
-        const authResults = [`${facts.authservId};`, ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`)].join('\r\n');
+        const authResults = [
+          `${facts.authservId};`,
+          ...facts.lines.map((l, i) => `\t${l}${i < facts.lines.length - 1 ? ';' : ''}`),
+        ].join('\r\n');
         const set = await arcSet(await finalMessage(m, mods), sealKey, authResults, facts.arc);
         arcSealsTotal.inc();
         // Top first: inserting each at 0 from the last up leaves ARC-Seal on top.
-        const added: Modification[] = [...set].reverse().map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
-        return { mods: added, details: { arc_sealed: `${sealKey.domain}/${sealKey.selector}`, arc_cv: facts.arc === 'pass' || facts.arc === 'fail' ? facts.arc : 'none' } };
+        const added: Modification[] = [...set]
+          .reverse()
+          .map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
+        return {
+          mods: added,
+          details: {
+            arc_sealed: `${sealKey.domain}/${sealKey.selector}`,
+            arc_cv: facts.arc === 'pass' || facts.arc === 'fail' ? facts.arc : 'none',
+          },
+        };
       },
     };
   },

@@ -8,15 +8,27 @@
 // clients skip every list. DNS trouble never refuses mail: an answer that is not a configured
 // listing code, an error or a timeout is logged as a list error and the mail goes on.
 import client from '../ops/prom.js';
-import { DnsblClient, domainQueryName, ipQueryName, ListingCodes, type DnsblAnswer, type DnsblList, type DnsblQuery } from '../deps/dnsbl.js';
+import {
+  DnsblClient,
+  domainQueryName,
+  ipQueryName,
+  ListingCodes,
+  type DnsblAnswer,
+  type DnsblList,
+  type DnsblQuery,
+} from '../deps/dnsbl.js';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { dependencySeconds, dependencyUp, registry } from '../ops/metrics.js';
 import { pass, reject, type ConnectionContext, type PhaseHandlers, type Rule, type Verdict } from '../policy/types.js';
 import { blocklistsAudit } from './blocklists/audit.js';
-import { blocklistsSchema, STATIC_BLOCKED_DOMAINS, STATIC_BLOCKED_IPS, type BlocklistsConfig } from './blocklists/schema.js';
+import {
+  blocklistsSchema,
+  STATIC_BLOCKED_DOMAINS,
+  STATIC_BLOCKED_IPS,
+  type BlocklistsConfig,
+} from './blocklists/schema.js';
 import { defineRule, type RuleEnv } from '../policy/rule-env.js';
-
 
 /** What Postfix answers for reject_rbl_client / reject_rhsbl_sender / check_sender_access. */
 const BLOCKED = { code: 554, enhanced: '5.7.1' } as const;
@@ -26,7 +38,6 @@ const AUTH_MACROS = ['{auth_authen}'];
 const IP_LOOKUP_KEY = 'blocklists.ip';
 
 // ---------------------------------------------------------------- schema
-
 
 // ---------------------------------------------------------------- allowlist
 
@@ -109,7 +120,10 @@ function observeAnswer(a: DnsblAnswer): void {
   dnsblAnswers.inc({ list, status: a.result.status, cached: String(a.cached) });
   if (a.cached) return;
   const dependency = `dnsbl:${list}`;
-  dependencySeconds.observe({ dependency, result: a.result.status === 'error' ? a.result.code : a.result.status }, a.ms / 1000);
+  dependencySeconds.observe(
+    { dependency, result: a.result.status === 'error' ? a.result.code : a.result.status },
+    a.ms / 1000,
+  );
   dependencyUp.set({ dependency }, a.result.status === 'error' ? 0 : 1);
 }
 
@@ -136,7 +150,8 @@ interface Hit {
 
 export const blocklistsRule = defineRule({
   name: 'blocklists',
-  summary: 'Refuses clients listed in DNS blocklists and senders in domain blocklists or static block lists, at MAIL FROM.',
+  summary:
+    'Refuses clients listed in DNS blocklists and senders in domain blocklists or static block lists, at MAIL FROM.',
   schema: blocklistsSchema,
   mta: {
     init: () => [
@@ -172,22 +187,26 @@ function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => num
   const allow = new Allowlist(config.allowlist, now);
   const usesDns = ipLists.length + domainLists.length > 0;
   const dns = usesDns
-    ? env.shared('dnsbl', () =>
-        new DnsblClient(
-          env.policy.dns,
-          {
-            maxEntries: config.cache.max_entries,
-            minTtl: config.cache.min_ttl,
-            maxTtl: config.cache.max_ttl,
-            negativeTtl: config.cache.negative_ttl,
-          },
-          Date.now,
-          observeAnswer,
-        ),
+    ? env.shared(
+        'dnsbl',
+        () =>
+          new DnsblClient(
+            env.policy.dns,
+            {
+              maxEntries: config.cache.max_entries,
+              minTtl: config.cache.min_ttl,
+              maxTtl: config.cache.max_ttl,
+              negativeTtl: config.cache.negative_ttl,
+            },
+            Date.now,
+            observeAnswer,
+          ),
       )
     : null;
   if (usesDns && env.policy.dns.servers.length === 0) {
-    env.log.info('rule blocklists: dns.servers is empty, using the system resolvers (public resolvers are refused by most lists)');
+    env.log.info(
+      'rule blocklists: dns.servers is empty, using the system resolvers (public resolvers are refused by most lists)',
+    );
   }
 
   const exempt = (conn: ConnectionContext) => conn.internalNetwork || !!conn.authUser;
@@ -225,10 +244,22 @@ function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => num
     const list = hit.query.list;
     let text: string;
     if (list.reply) text = fillReply(list.reply, facts);
-    else if (hit.query.check === 'client') text = withTxt(`Client host [${facts.ip}] blocked using ${list.name}`, hit.txt);
-    else if (hit.query.check === 'sender') text = withTxt(`Sender address <${facts.sender}> rejected: domain ${facts.domain} blocked using ${list.name}`, hit.txt);
+    else if (hit.query.check === 'client')
+      text = withTxt(`Client host [${facts.ip}] blocked using ${list.name}`, hit.txt);
+    else if (hit.query.check === 'sender')
+      text = withTxt(
+        `Sender address <${facts.sender}> rejected: domain ${facts.domain} blocked using ${list.name}`,
+        hit.txt,
+      );
     else text = withTxt(`Helo command rejected: ${facts.helo} blocked using ${list.name}`, hit.txt);
-    return reject(text, BLOCKED, { ...details, list: list.name, check: hit.query.check, subject: hit.query.subject, codes: hit.codes, ...(hit.txt ? { txt: hit.txt } : {}) });
+    return reject(text, BLOCKED, {
+      ...details,
+      list: list.name,
+      check: hit.query.check,
+      subject: hit.query.subject,
+      codes: hit.codes,
+      ...(hit.txt ? { txt: hit.txt } : {}),
+    });
   };
 
   const handlers: PhaseHandlers = {};
@@ -247,12 +278,22 @@ function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => num
     const ip = conn.client.ip;
     const sender = msg?.sender;
     const domain = sender?.domain ?? '';
-    const facts: ReplyFacts = { list: '', ...(ip ? { ip } : {}), ...(domain ? { domain, sender: sender!.raw } : {}), ...(conn.helo ? { helo: conn.helo } : {}) };
+    const facts: ReplyFacts = {
+      list: '',
+      ...(ip ? { ip } : {}),
+      ...(domain ? { domain, sender: sender!.raw } : {}),
+      ...(conn.helo ? { helo: conn.helo } : {}),
+    };
 
     // Static lists first: they need no DNS.
     if (ip && blockedIps.contains(ip)) {
       const a = allow.ip(ip, STATIC_BLOCKED_IPS);
-      if (!a) return reject(`Client host [${ip}] blocked by local policy`, BLOCKED, { list: STATIC_BLOCKED_IPS, check: 'client', subject: ip });
+      if (!a)
+        return reject(`Client host [${ip}] blocked by local policy`, BLOCKED, {
+          list: STATIC_BLOCKED_IPS,
+          check: 'client',
+          subject: ip,
+        });
       conn.log.info(`blocklists: ${ip} in blocked_ips but allowlisted${a.reason ? ` (${a.reason})` : ''}`);
     }
     if (domain) {
@@ -260,36 +301,62 @@ function createBlocklists(config: BlocklistsConfig, env: RuleEnv, now: () => num
       if (blocked) {
         const a = allow.domain(domain, STATIC_BLOCKED_DOMAINS);
         if (!a) {
-          return reject(`Sender address <${sender!.raw}> rejected: domain ${domain} is blocked by local policy`, BLOCKED, {
-            list: STATIC_BLOCKED_DOMAINS,
-            check: 'sender',
-            subject: domain,
-            entry: blocked,
-          });
+          return reject(
+            `Sender address <${sender!.raw}> rejected: domain ${domain} is blocked by local policy`,
+            BLOCKED,
+            {
+              list: STATIC_BLOCKED_DOMAINS,
+              check: 'sender',
+              subject: domain,
+              entry: blocked,
+            },
+          );
         }
-        conn.log.info(`blocklists: sender domain ${domain} in blocked_domains but allowlisted${a.reason ? ` (${a.reason})` : ''}`);
+        conn.log.info(
+          `blocklists: sender domain ${domain} in blocked_domains but allowlisted${a.reason ? ` (${a.reason})` : ''}`,
+        );
       }
     }
     if (!dns) return pass();
 
     const started = performance.now();
     const helo = conn.helo && !conn.helo.startsWith('[') ? conn.helo : '';
-    const domainBatch = [...(domain ? domainQueries(domain, 'sender') : []), ...(helo ? domainQueries(helo, 'helo') : [])];
-    const [ipAnswers, domainAnswers] = await Promise.all([ipLookup(conn, signal), dns.lookup(domainBatch, { signal, log: conn.log })]);
+    const domainBatch = [
+      ...(domain ? domainQueries(domain, 'sender') : []),
+      ...(helo ? domainQueries(helo, 'helo') : []),
+    ];
+    const [ipAnswers, domainAnswers] = await Promise.all([
+      ipLookup(conn, signal),
+      dns.lookup(domainBatch, { signal, log: conn.log }),
+    ]);
     const answers = [...ipAnswers, ...domainAnswers];
     const details: Record<string, unknown> = { dns_ms: Math.round(performance.now() - started) };
     const exempted = [
       ...(ip ? ipLists.flatMap((l) => allowed(allow.ip(ip, l.name), l.name, ip)) : []),
-      ...(domain ? domainLists.flatMap((l) => (l.check.includes('sender') ? allowed(allow.domain(domain, l.name), l.name, domain) : [])) : []),
-      ...(helo ? domainLists.flatMap((l) => (l.check.includes('helo') ? allowed(allow.domain(helo, l.name), l.name, helo) : [])) : []),
+      ...(domain
+        ? domainLists.flatMap((l) =>
+            l.check.includes('sender') ? allowed(allow.domain(domain, l.name), l.name, domain) : [],
+          )
+        : []),
+      ...(helo
+        ? domainLists.flatMap((l) =>
+            l.check.includes('helo') ? allowed(allow.domain(helo, l.name), l.name, helo) : [],
+          )
+        : []),
     ];
     if (exempted.length) details.allowlisted = exempted;
-    const errors = answers.flatMap((a) => (a.result.status === 'error' ? [{ list: a.query.list.name, subject: a.query.subject, error: a.result.code }] : []));
+    const errors = answers.flatMap((a) =>
+      a.result.status === 'error' ? [{ list: a.query.list.name, subject: a.query.subject, error: a.result.code }] : [],
+    );
     if (errors.length) details.list_errors = errors;
     // The first listing in order: client lists, then sender, then HELO.
     for (const a of answers) {
       if (a.result.status !== 'listed') continue;
-      const hit: Hit = { query: a.query as ListQuery, codes: a.result.codes, ...(a.result.txt ? { txt: a.result.txt } : {}) };
+      const hit: Hit = {
+        query: a.query as ListQuery,
+        codes: a.result.codes,
+        ...(a.result.txt ? { txt: a.result.txt } : {}),
+      };
       return refuse(hit, { ...facts, list: a.query.list.name, ...(hit.txt ? { txt: hit.txt } : {}) }, details);
     }
     return errors.length || exempted.length ? pass(details) : pass();

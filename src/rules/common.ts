@@ -11,7 +11,12 @@ export function perDirection<T extends z.ZodType>(inner: T) {
 }
 
 export function pickDirection<T>(value: T | { inbound: T; outbound: T }, direction: 'inbound' | 'outbound'): T {
-  if (value !== null && typeof value === 'object' && 'inbound' in (value as object) && 'outbound' in (value as object)) {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    'inbound' in (value as object) &&
+    'outbound' in (value as object)
+  ) {
     return (value as { inbound: T; outbound: T })[direction];
   }
   return value as T;

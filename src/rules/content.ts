@@ -21,7 +21,8 @@ const STRENGTH: readonly FindingAction[] = ['reject', 'tempfail', 'quarantine', 
 
 export const contentRule = defineRule({
   name: 'content',
-  summary: 'Blocks dangerous attachments (also in zips), searches text for phrases, patterns and card numbers, refuses MIME bombs.',
+  summary:
+    'Blocks dangerous attachments (also in zips), searches text for phrases, patterns and card numbers, refuses MIME bombs.',
   schema: contentSchema,
   mta: {
     init: () => [
@@ -88,7 +89,13 @@ function summarise(findings: Finding[]): string {
 
 function traceOf(report: ScanReport): Record<string, unknown> {
   const details: Record<string, unknown> = { parts: report.walk.parts, scan: report.walk.status };
-  if (report.findings.length) details.findings = report.findings.map((f) => ({ rule: f.rule, action: f.action, reason: f.reason, ...(f.part ? { part: f.part } : {}) }));
+  if (report.findings.length)
+    details.findings = report.findings.map((f) => ({
+      rule: f.rule,
+      action: f.action,
+      reason: f.reason,
+      ...(f.part ? { part: f.part } : {}),
+    }));
   if (report.windowed.length) details.windowed_parts = report.windowed;
   if (report.ambiguities.length) details.ambiguous = report.ambiguities;
   return details;

@@ -7,7 +7,15 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { byteSize } from '../primitives/units.js';
 import { domainMatches, normalizeDomain } from '../primitives/address.js';
-import { modify, pass, type Direction, type Header, type MessageContext, type Modification, type Verdict } from '../policy/types.js';
+import {
+  modify,
+  pass,
+  type Direction,
+  type Header,
+  type MessageContext,
+  type Modification,
+  type Verdict,
+} from '../policy/types.js';
 import { addDisclaimer } from '../mime/disclaimer/index.js';
 import { htmlFromText, normalizeDisclaimerText, type DisclaimerTexts } from '../mime/disclaimer/texts.js';
 import { disclaimerVerifyFailedTotal } from '../ops/mime-metrics.js';
@@ -27,9 +35,18 @@ const MARKER_ID_LENGTH = 12;
 const textBlock = z
   .object({
     /** Plain text; line breaks are kept. */
-    text: z.string().trim().min(1).max(16 * 1024),
+    text: z
+      .string()
+      .trim()
+      .min(1)
+      .max(16 * 1024),
     /** HTML fragment for text/html parts; default: the text, escaped. */
-    html: z.string().trim().min(1).max(64 * 1024).optional(),
+    html: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64 * 1024)
+      .optional(),
   })
   .strict();
 
@@ -48,7 +65,10 @@ export const disclaimerSchema = z
     /** Outbound mail whose envelope sender is in this domain (or a subdomain) gets this text instead. */
     per_domain: z.record(domainKey, textBlock).default({}),
     /** Added to every rewritten message; a message carrying it with the same text id is left alone. */
-    marker_header: z.string().regex(/^[!-9;-~]+$/, 'not a header field name').default('X-Relayguard-Disclaimer'),
+    marker_header: z
+      .string()
+      .regex(/^[!-9;-~]+$/, 'not a header field name')
+      .default('X-Relayguard-Disclaimer'),
     /** Leave outbound mail alone that already carries a DKIM signature of one of our local_domains. */
     skip_if_dkim_signed: z.boolean().default(true),
     /** Largest text part (decoded) that is rewritten; a larger one means no disclaimer. */
@@ -154,7 +174,12 @@ export const disclaimerRule = defineRule({
           // Outbound only: on inbound mail a forged signature must not hide the notice.
           if (config.skip_if_dkim_signed && m.direction === 'outbound') {
             const own = dkimDomains(m.headers).find((d) => env.policy.local_domains.some((l) => domainMatches(d, l)));
-            if (own) return skipped(m, `already DKIM-signed by ${own} (relayguard must run before the signer)`, { ...base, code: 'dkim-signed', domain: own });
+            if (own)
+              return skipped(m, `already DKIM-signed by ${own} (relayguard must run before the signer)`, {
+                ...base,
+                code: 'dkim-signed',
+                domain: own,
+              });
           }
 
           // Inbound: the notice may go into the Subject or a banner header instead of the body.
@@ -189,7 +214,10 @@ export const disclaimerRule = defineRule({
           if (result.kind === 'skipped') {
             if (result.code === 'invariants') {
               disclaimerVerifyFailedTotal.inc();
-              m.log.error(`disclaimer NOT added, original delivered: ${result.reason}`, { rule: 'disclaimer', ...result.details });
+              m.log.error(`disclaimer NOT added, original delivered: ${result.reason}`, {
+                rule: 'disclaimer',
+                ...result.details,
+              });
               return pass({ ...base, code: result.code, error: result.reason, ...result.details });
             }
             return skipped(m, result.reason, { ...base, code: result.code, ...result.details });
@@ -200,12 +228,19 @@ export const disclaimerRule = defineRule({
             { type: 'addHeader', name: config.marker_header, value: `${m.direction}; id=${chosen.id}` },
             { type: 'replaceBody', body: result.body },
           ];
-          const details: Record<string, unknown> = { ...base, ...notice, parts: result.parts, bytes: result.body.size, added: result.bytesAdded };
+          const details: Record<string, unknown> = {
+            ...base,
+            ...notice,
+            parts: result.parts,
+            bytes: result.body.size,
+            added: result.bytesAdded,
+          };
           if (result.asciiForm.length) details.ascii_form = result.asciiForm;
           // The decision line's trace carries the same details; a second info line per message
           // would double the log volume of a busy gateway. In monitor mode the engine logs that the
           // rule would modify the message, with these details, and releases the new body.
-          if (m.log.isLevelEnabled('debug')) m.log.debug(`disclaimer for part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
+          if (m.log.isLevelEnabled('debug'))
+            m.log.debug(`disclaimer for part(s) ${result.parts.join(', ')}`, { rule: 'disclaimer', ...details });
           return modify(mods, details);
         },
       },

@@ -28,7 +28,8 @@ export function fromDomain(headers: readonly Header[]): { domain: string } | { s
   if (froms.length !== 1) return { skip: froms.length ? 'several From headers' : 'no From header' };
   const addrs = headerAddresses(froms[0]!.value);
   const domains = [...new Set(addrs.map((a) => normalizeDomain(a.slice(a.lastIndexOf('@') + 1))))];
-  if (domains.length !== 1 || !domains[0]) return { skip: domains.length ? 'From has addresses in several domains' : 'no address in From' };
+  if (domains.length !== 1 || !domains[0])
+    return { skip: domains.length ? 'From has addresses in several domains' : 'no address in From' };
   return { domain: domains[0] };
 }
 
@@ -43,7 +44,8 @@ const KEY = 'dkim_sign';
 
 export const dkimSignRule = defineRule({
   name: 'dkim_sign',
-  summary: 'DKIM-signs outbound mail (rsa-sha256, ed25519-sha256) after relayguard changed it, with the key of its From domain.',
+  summary:
+    'DKIM-signs outbound mail (rsa-sha256, ed25519-sha256) after relayguard changed it, with the key of its From domain.',
   schema: dkimSignSchema,
   create(config) {
     const keys = config.keys.map(loadSealKey);
@@ -67,7 +69,9 @@ export const dkimSignRule = defineRule({
         if (!chosen) return { mods: [] };
         const sigs = await dkimSignatures(await finalMessage(msg, mods), chosen);
         for (const k of chosen) dkimSignaturesTotal.inc({ algorithm: k.algorithm });
-        const added: Modification[] = [...sigs].reverse().map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
+        const added: Modification[] = [...sigs]
+          .reverse()
+          .map((h) => ({ type: 'insertHeader', index: 0, name: h.name, value: h.value }));
         return { mods: added, details: { signed: chosen.map((k) => `${k.domain}/${k.selector}`).join(' ') } };
       },
     };

@@ -15,7 +15,8 @@ export async function finalMessage(msg: MessageContext, mods: readonly Modificat
   return Readable.from(
     (async function* () {
       yield head;
-      for await (const chunk of body as AsyncIterable<Buffer | string>) yield typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      for await (const chunk of body as AsyncIterable<Buffer | string>)
+        yield typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
     })(),
   );
 }

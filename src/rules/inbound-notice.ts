@@ -64,7 +64,9 @@ interface SignatureView {
 function signatureView(facts: AuthFacts | null, headers: readonly Header[]): SignatureView {
   if (facts) {
     return {
-      valid: facts.dkim.filter((d) => d.result === 'pass').map((d) => ({ domain: d.domain, aligned: d.aligned, signedHeaders: d.signedHeaders })),
+      valid: facts.dkim
+        .filter((d) => d.result === 'pass')
+        .map((d) => ({ domain: d.domain, aligned: d.aligned, signedHeaders: d.signedHeaders })),
       strictDmarc: facts.dmarc.policy === 'reject' || facts.dmarc.policy === 'quarantine',
       source: 'authentication',
       willSeal: facts.willSeal,
@@ -74,10 +76,16 @@ function signatureView(facts: AuthFacts | null, headers: readonly Header[]): Sig
   // every header, so it never breaks one that might matter. The DMARC policy is unknown: an
   // explicitly chosen mode is applied as configured.
   const sigs = headers.filter((h) => h.name.toLowerCase() === 'dkim-signature');
-  return { valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })), strictDmarc: false, source: 'headers', willSeal: false };
+  return {
+    valid: sigs.map(() => ({ domain: '', aligned: true, signedHeaders: null })),
+    strictDmarc: false,
+    source: 'headers',
+    willSeal: false,
+  };
 }
 
-const covers = (sig: { signedHeaders: string[] | null }, name: string) => sig.signedHeaders === null || sig.signedHeaders.includes(name.toLowerCase());
+const covers = (sig: { signedHeaders: string[] | null }, name: string) =>
+  sig.signedHeaders === null || sig.signedHeaders.includes(name.toLowerCase());
 
 /** The Subject with a tag that is not there yet (case-insensitive, after decoding encoded-words). */
 export function taggedSubject(current: string | undefined, tag: string): string | null {
@@ -91,7 +99,9 @@ export function taggedSubject(current: string | undefined, tag: string): string 
     if (decoded.replace(/\s+/g, ' ').toLowerCase().includes(tag.toLowerCase())) return null;
   }
   const encodedTag = libmime().encodeWords(tag, 'Q', 52);
-  return current === undefined || current.trim() === '' ? encodedTag : `${encodedTag} ${current.replace(/^[ \t]+/, '')}`;
+  return current === undefined || current.trim() === ''
+    ? encodedTag
+    : `${encodedTag} ${current.replace(/^[ \t]+/, '')}`;
 }
 
 /** The banner header's value: the notice on one line, RFC 2047-encoded where it is not ASCII. */
@@ -103,7 +113,9 @@ function subjectMods(headers: readonly Header[], tag: string): Modification[] | 
   const subject = headers.find((h) => h.name.toLowerCase() === 'subject');
   const value = taggedSubject(subject?.value, tag);
   if (value === null) return null;
-  return subject ? [{ type: 'changeHeader', name: 'Subject', index: 1, value }] : [{ type: 'addHeader', name: 'Subject', value }];
+  return subject
+    ? [{ type: 'changeHeader', name: 'Subject', index: 1, value }]
+    : [{ type: 'addHeader', name: 'Subject', value }];
 }
 
 /** Decides how this inbound message shows the notice. */
@@ -120,7 +132,8 @@ export async function planInboundNotice(msg: MessageContext, s: NoticeSettings):
   const details: Record<string, unknown> = { notice: mode };
   if (s.notice === 'auto') details.notice_auto = view.source;
   // A change that breaks a valid aligned signature turns a DMARC pass into a fail downstream.
-  const breaks = (sig: SignatureView['valid'][number]) => sig.aligned && (mode === 'body' || (mode === 'subject' && covers(sig, 'subject')));
+  const breaks = (sig: SignatureView['valid'][number]) =>
+    sig.aligned && (mode === 'body' || (mode === 'subject' && covers(sig, 'subject')));
   // With an ARC seal the receiver can still see that the message passed when it reached us.
   if (mode !== 'header' && view.strictDmarc && !view.willSeal && view.valid.some(breaks)) {
     details.notice = 'header';
@@ -130,14 +143,23 @@ export async function planInboundNotice(msg: MessageContext, s: NoticeSettings):
   if (mode === 'body') return { kind: 'body', details };
   if (mode === 'subject') {
     const mods = subjectMods(msg.headers, s.subject_tag);
-    if (!mods) return { kind: 'skip', reason: `Subject already carries ${s.subject_tag}`, details: { ...details, code: 'already-present' } };
+    if (!mods)
+      return {
+        kind: 'skip',
+        reason: `Subject already carries ${s.subject_tag}`,
+        details: { ...details, code: 'already-present' },
+      };
     return { kind: 'headers', mods, details };
   }
   const banner = bannerValue(s.text);
   // A second pass (mail that comes through the gateway twice) does not stack banners.
   const name = s.banner_header.toLowerCase();
   if (msg.headers.some((h) => h.name.toLowerCase() === name && h.value.replace(/\s+/g, ' ').trim() === banner)) {
-    return { kind: 'skip', reason: `already carries ${s.banner_header}`, details: { ...details, code: 'already-present' } };
+    return {
+      kind: 'skip',
+      reason: `already carries ${s.banner_header}`,
+      details: { ...details, code: 'already-present' },
+    };
   }
   return { kind: 'headers', mods: [{ type: 'addHeader', name: s.banner_header, value: banner }], details };
 }

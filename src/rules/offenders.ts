@@ -8,11 +8,25 @@ import client from '../ops/prom.js';
 import { z } from 'zod';
 import { cidrList } from '../config/settings.js';
 import { duration } from '../primitives/units.js';
-import { createOffenderLedger, openExistingOffenderLedger, type LedgerPolicy, type OffenceKind, type OffenderLedger } from '../deps/offender-ledger.js';
+import {
+  createOffenderLedger,
+  openExistingOffenderLedger,
+  type LedgerPolicy,
+  type OffenceKind,
+  type OffenderLedger,
+} from '../deps/offender-ledger.js';
 import { gaugeFromCallback, registry } from '../ops/metrics.js';
 import { NetworkSet } from '../primitives/networks.js';
 import { AUDIT_CLIENT_NAME } from '../policy/rule-parts.js';
-import { pass, reject, type ConnectionContext, type OutcomeEvent, type Phase, type PhaseHandlers, type Rule } from '../policy/types.js';
+import {
+  pass,
+  reject,
+  type ConnectionContext,
+  type OutcomeEvent,
+  type Phase,
+  type PhaseHandlers,
+  type Rule,
+} from '../policy/types.js';
 import { modeField } from './common.js';
 import { defineRule } from '../policy/rule-env.js';
 import { untilAborted } from '../deps/until-aborted.js';
@@ -76,7 +90,11 @@ export const offendersSchema = z
 
 export type OffendersConfig = z.infer<typeof offendersSchema>;
 
-export const ledgerPolicyOf = (c: Pick<OffendersConfig, 'threshold' | 'window' | 'ban'>): LedgerPolicy => ({ threshold: c.threshold, window: c.window, ban: c.ban });
+export const ledgerPolicyOf = (c: Pick<OffendersConfig, 'threshold' | 'window' | 'ban'>): LedgerPolicy => ({
+  threshold: c.threshold,
+  window: c.window,
+  ban: c.ban,
+});
 
 export const offendersRule = defineRule({
   name: RULE_NAME,
@@ -107,8 +125,16 @@ export const offendersRule = defineRule({
       return createOffenders(config, open, { record: false });
     }
     // Opened now, so a state directory that cannot be written stops `serve` with a clear error.
-    const ledger = env.shared('offender-ledger', () => createOffenderLedger(env.policy.server, policy), (l) => l.close());
-    gaugeFromCallback('relayguard_offenders_banned', 'Client IPs the offender ledger bans right now', async () => (await ledger.list()).filter((r) => r.bannedUntil !== null).length);
+    const ledger = env.shared(
+      'offender-ledger',
+      () => createOffenderLedger(env.policy.server, policy),
+      (l) => l.close(),
+    );
+    gaugeFromCallback(
+      'relayguard_offenders_banned',
+      'Client IPs the offender ledger bans right now',
+      async () => (await ledger.list()).filter((r) => r.bannedUntil !== null).length,
+    );
     return createOffenders(config, async () => ledger);
   },
 });
@@ -121,7 +147,11 @@ export function formatUntil(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<OffenderLedger | null>, opts: { record?: boolean } = {}): Rule {
+function createOffenders(
+  config: OffendersConfig,
+  ledgerOf: () => Promise<OffenderLedger | null>,
+  opts: { record?: boolean } = {},
+): Rule {
   const recording = opts.record !== false;
   const neverBan = new NetworkSet(config.never_ban);
   const counts = new Set(config.count);
@@ -135,7 +165,13 @@ function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<Offend
     return ip;
   };
 
-  const record = async (conn: ConnectionContext, ip: string, kind: OffenceKind, reason: string, signal?: AbortSignal) => {
+  const record = async (
+    conn: ConnectionContext,
+    ip: string,
+    kind: OffenceKind,
+    reason: string,
+    signal?: AbortSignal,
+  ) => {
     if (!recording) return;
     try {
       const ledger = await ledgerOf();
@@ -144,12 +180,15 @@ function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<Offend
       offencesTotal.inc({ kind });
       if (r.newlyBanned) {
         bansTotal.inc();
-        conn.log.warn(`offenders: ${ip} banned until ${formatUntil(r.bannedUntil!)} after ${r.count} offences in ${config.window / 1000}s (last: ${reason})`, {
-          rule: RULE_NAME,
-          client: ip,
-          banned_until: new Date(r.bannedUntil!).toISOString(),
-          offences: r.count,
-        });
+        conn.log.warn(
+          `offenders: ${ip} banned until ${formatUntil(r.bannedUntil!)} after ${r.count} offences in ${config.window / 1000}s (last: ${reason})`,
+          {
+            rule: RULE_NAME,
+            client: ip,
+            banned_until: new Date(r.bannedUntil!).toISOString(),
+            offences: r.count,
+          },
+        );
       }
     } catch (err) {
       // The ledger is a reputation aid: when its storage fails, mail goes on and the log says so.
@@ -169,11 +208,15 @@ function createOffenders(config: OffendersConfig, ledgerOf: () => Promise<Offend
       return pass({ ledger_error: (err as Error).message });
     }
     if (!status) return pass();
-    return reject(`Client host [${ip}] banned until ${formatUntil(status.bannedUntil)} after repeated policy violations`, BANNED, {
-      banned_until: new Date(status.bannedUntil).toISOString(),
-      offences: status.count,
-      ...(status.lastReason ? { last_offence: status.lastReason } : {}),
-    });
+    return reject(
+      `Client host [${ip}] banned until ${formatUntil(status.bannedUntil)} after repeated policy violations`,
+      BANNED,
+      {
+        banned_until: new Date(status.bannedUntil).toISOString(),
+        offences: status.count,
+        ...(status.lastReason ? { last_offence: status.lastReason } : {}),
+      },
+    );
   };
 
   const handlers: PhaseHandlers = {};

@@ -34,16 +34,21 @@ const RULE_NAME = 'origin';
 const SCORED = 'origin.scored';
 const TRACED = 'origin.traced';
 
-
 export const originRule = defineRule({
   name: RULE_NAME,
-  summary: 'Refuses, defers or scores inbound clients from countries or autonomous systems the policy does not expect (MaxMind DB files).',
+  summary:
+    'Refuses, defers or scores inbound clients from countries or autonomous systems the policy does not expect (MaxMind DB files).',
   schema: originSchema,
   audit: originAudit,
   crossCheck(config, policy) {
     const groups = config.exempt.flatMap((e, i) =>
       !cidr().safeParse(e).success && !(e in policy.networks.groups)
-        ? [{ path: ['exempt', i], message: `no network group "${e}" (networks.groups has: ${Object.keys(policy.networks.groups).join(', ') || 'none'})` }]
+        ? [
+            {
+              path: ['exempt', i],
+              message: `no network group "${e}" (networks.groups has: ${Object.keys(policy.networks.groups).join(', ') || 'none'})`,
+            },
+          ]
         : [],
     );
     // Enforcing, the rule cannot work without its data: `relayguard validate` says so before a
@@ -74,9 +79,12 @@ export const originRule = defineRule({
 function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, now: () => number = Date.now): OriginDatabases {
   const warnIfOld = (path: string, builtAt: number | null) => {
     if (builtAt !== null && now() - builtAt > config.max_age) {
-      env.log.warn(`origin: ${path} was built ${new Date(builtAt).toISOString().slice(0, 10)}, older than max_age (${Math.round(config.max_age / 86_400_000)} days): update it (geoipupdate)`, {
-        rule: RULE_NAME,
-      });
+      env.log.warn(
+        `origin: ${path} was built ${new Date(builtAt).toISOString().slice(0, 10)}, older than max_age (${Math.round(config.max_age / 86_400_000)} days): update it (geoipupdate)`,
+        {
+          rule: RULE_NAME,
+        },
+      );
     }
   };
   const files = config.databases.map(
@@ -86,7 +94,11 @@ function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, now: () 
         config.reload_check,
         {
           loaded(p, status, reloaded) {
-            if (reloaded) env.log.info(`origin: reloaded ${p} (${status.type ?? 'unknown type'}, built ${new Date(status.builtAt!).toISOString().slice(0, 10)})`, { rule: RULE_NAME });
+            if (reloaded)
+              env.log.info(
+                `origin: reloaded ${p} (${status.type ?? 'unknown type'}, built ${new Date(status.builtAt!).toISOString().slice(0, 10)})`,
+                { rule: RULE_NAME },
+              );
             warnIfOld(p, status.builtAt);
           },
           failed(p, error) {
@@ -104,7 +116,10 @@ function openDatabases(config: OriginConfig, env: Pick<RuleEnv, 'log'>, now: () 
         throw new Error(`rule origin: database ${describeLoadError(f.path, err)}`, { cause: err });
       }
     } else if (!f.tryLoad()) {
-      env.log.warn(`origin: database ${f.path} not loaded, its lookups are skipped until it appears: ${f.status().error}`, { rule: RULE_NAME });
+      env.log.warn(
+        `origin: database ${f.path} not loaded, its lookups are skipped until it appears: ${f.status().error}`,
+        { rule: RULE_NAME },
+      );
     }
   }
   return new OriginDatabases(files);
@@ -133,9 +148,13 @@ function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases):
   const exemptGroups = config.exempt.filter((e) => !isValidCidr(e));
   const ledger = action === 'score' ? ledgerOf(env) : null;
   if (action === 'score' && !ledger && !env.offline) {
-    env.log.info('origin: action score without the offenders rule: the score goes to the trace header only', { rule: RULE_NAME });
+    env.log.info('origin: action score without the offenders rule: the score goes to the trace header only', {
+      rule: RULE_NAME,
+    });
   }
-  const unreport = env.offline ? () => {} : reportOriginDatabases(() => dbs.files.map((f) => ({ database: f.path, builtAt: f.status().builtAt })));
+  const unreport = env.offline
+    ? () => {}
+    : reportOriginDatabases(() => dbs.files.map((f) => ({ database: f.path, builtAt: f.status().builtAt })));
 
   /** Why this client is not judged, or null. */
   const exemption = (conn: ConnectionContext): string | null => {
@@ -163,9 +182,13 @@ function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases):
   });
 
   const replyText = (ip: string, f: OriginFacts): string => {
-    const where = [f.country ? `country ${f.country}` : '', f.asn !== undefined ? `AS${f.asn}` : ''].filter(Boolean).join(', ') || 'an unknown network';
+    const where =
+      [f.country ? `country ${f.country}` : '', f.asn !== undefined ? `AS${f.asn}` : ''].filter(Boolean).join(', ') ||
+      'an unknown network';
     if (config.inbound.reply) {
-      return config.inbound.reply.replace(/\{(ip|country|asn)\}/g, (_, k: string) => (k === 'ip' ? ip : k === 'country' ? (f.country ?? '') : f.asn !== undefined ? `AS${f.asn}` : ''));
+      return config.inbound.reply.replace(/\{(ip|country|asn)\}/g, (_, k: string) =>
+        k === 'ip' ? ip : k === 'country' ? (f.country ?? '') : f.asn !== undefined ? `AS${f.asn}` : '',
+      );
     }
     return `Client host [${ip}] refused: mail from ${where} is not accepted here`;
   };
@@ -179,7 +202,10 @@ function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases):
     if (!ledger) return;
     try {
       for (let i = 0; i < config.inbound.score; i++) {
-        const r = await untilAborted(ledger.record(ip, 'origin', `origin: ${describeOrigin(f)} (${because})`, f.country), signal);
+        const r = await untilAborted(
+          ledger.record(ip, 'origin', `origin: ${describeOrigin(f)} (${because})`, f.country),
+          signal,
+        );
         if (r.newlyBanned) break;
       }
     } catch (err) {
@@ -210,7 +236,10 @@ function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases):
           conn.state.set(TRACED, true);
           addTraceField(conn.state, `origin=${f.country ?? '-'}/${f.asn !== undefined ? `AS${f.asn}` : '-'}`);
         }
-        originVerdictsTotal.inc({ result: j.outOfPlace ? 'out_of_place' : 'expected', action: j.outOfPlace ? action : 'none' });
+        originVerdictsTotal.inc({
+          result: j.outOfPlace ? 'out_of_place' : 'expected',
+          action: j.outOfPlace ? action : 'none',
+        });
         if (!j.outOfPlace) return pass(details);
         switch (action) {
           case 'reject':
@@ -221,7 +250,10 @@ function createOrigin(config: OriginConfig, env: RuleEnv, dbs: OriginDatabases):
             await score(conn, ip, f, j.because, signal);
             return pass({ ...details, score: config.inbound.score });
           case 'monitor':
-            conn.log.info(`origin: ${ip} from ${describeOrigin(f)} is out of place (${j.because}); action monitor, not refused`, { rule: RULE_NAME, client: ip });
+            conn.log.info(
+              `origin: ${ip} from ${describeOrigin(f)} is out of place (${j.because}); action monitor, not refused`,
+              { rule: RULE_NAME, client: ip },
+            );
             return pass({ ...details, out_of_place: true });
         }
       },

@@ -31,7 +31,8 @@ function crossCheck(config: PolicyConfig): Array<{ path: Array<string | number>;
   for (const def of RULES) {
     const cfg = (config.rules as Record<string, unknown>)[def.name];
     if (cfg === undefined || !def.crossCheck) continue;
-    for (const e of def.crossCheck(cfg, settings)) out.push({ path: ['rules', def.name, ...e.path], message: e.message });
+    for (const e of def.crossCheck(cfg, settings))
+      out.push({ path: ['rules', def.name, ...e.path], message: e.message });
   }
   return out;
 }

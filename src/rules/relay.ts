@@ -9,7 +9,6 @@ import { relayMta } from './relay/mta.js';
 import { relaySchema } from './relay/schema.js';
 import { defineRule } from '../policy/rule-env.js';
 
-
 /** Postfix's own answer to an unauthorised relay attempt (reject_unauth_destination). */
 const RELAY_DENIED = { code: 554, enhanced: '5.7.1' } as const;
 const RELAY_DENIED_TEXT = 'Relay access denied';
@@ -32,19 +31,23 @@ export function isTrustedClient(conn: ConnectionContext, msg?: MessageContext): 
   return conn.internalNetwork || !!conn.authUser || msg?.direction === 'outbound';
 }
 
-
 export const relayRule = defineRule({
   name: 'relay',
-  summary: 'Refuses recipients outside the local domains for outside clients that did not authenticate (no open relay).',
+  summary:
+    'Refuses recipients outside the local domains for outside clients that did not authenticate (no open relay).',
   schema: relaySchema,
   mta: relayMta,
   audit: relayAudit,
   create(config, env) {
     const domains = [...env.policy.local_domains, ...config.relay_domains].map(normalizeDomain);
     const trusted = new NetworkSet(config.trusted_networks);
-    if (domains.length === 0) env.log.warn('rule relay: no local_domains and no relay_domains: every recipient of an outside client is refused');
+    if (domains.length === 0)
+      env.log.warn(
+        'rule relay: no local_domains and no relay_domains: every recipient of an outside client is refused',
+      );
 
-    const isOurDomain = (domain: string) => domains.some((d) => (config.include_subdomains ? domainMatches(domain, d) : normalizeDomain(domain) === d));
+    const isOurDomain = (domain: string) =>
+      domains.some((d) => (config.include_subdomains ? domainMatches(domain, d) : normalizeDomain(domain) === d));
 
     /** Why an outside client may not use this recipient, or null when it may. */
     const refusal = (a: Address): string | null => {
@@ -65,7 +68,10 @@ export const relayRule = defineRule({
           if (trusted.contains(conn.client.ip)) return pass({ trusted_network: true });
           const why = refusal(rcpt.address);
           if (!why) return pass();
-          return reject(`<${rcpt.address.raw}>: ${RELAY_DENIED_TEXT}`, RELAY_DENIED, { why, domain: rcpt.address.domain });
+          return reject(`<${rcpt.address.raw}>: ${RELAY_DENIED_TEXT}`, RELAY_DENIED, {
+            why,
+            domain: rcpt.address.domain,
+          });
         },
       },
     };

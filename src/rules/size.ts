@@ -12,7 +12,6 @@ import { sizeMta } from './size/mta.js';
 import { sizeSchema } from './size/schema.js';
 import { defineRule } from '../policy/rule-env.js';
 
-
 /** RFC 1870 / RFC 3463: message size exceeds fixed maximum message size. */
 const SIZE_EXCEEDED = { code: 552, enhanced: '5.3.4' } as const;
 const SIZE_EXCEEDED_TEXT = 'Message size exceeds fixed limit';
@@ -40,7 +39,6 @@ export function declaredSize(params: Record<string, string>): number | null {
   if (v === undefined || !/^\d{1,20}$/.test(v)) return null;
   return Number(v);
 }
-
 
 export const sizeRule = defineRule({
   name: 'size',

@@ -42,7 +42,8 @@ export const exampleRule = defineRule({
         // whose login is only known at MAIL, could be exempted.
         async envfrom({ conn }) {
           const helo = conn.helo?.toLowerCase();
-          if (helo && names.has(helo) && !conn.authUser) return reject(`HELO ${helo} refused`, { code: 550, enhanced: '5.7.1' }, { helo });
+          if (helo && names.has(helo) && !conn.authUser)
+            return reject(`HELO ${helo} refused`, { code: 550, enhanced: '5.7.1' }, { helo });
           return pass();
         },
       },

@@ -14,7 +14,6 @@ import { tlsMta } from './tls/mta.js';
 import { tlsSchema } from './tls/schema.js';
 import { defineRule } from '../policy/rule-env.js';
 
-
 const TLS_REQUIRED = { code: 530, enhanced: '5.7.0' } as const;
 const TLS_REQUIRED_TEXT = 'Must issue a STARTTLS command first';
 
@@ -33,16 +32,18 @@ export function describeTls(tls: TlsInfo | undefined): string {
   return parts.join(' ');
 }
 
-
 export const tlsRule = defineRule({
   name: 'tls',
-  summary: 'Requires TLS (and a minimum version) from given networks or sender domains, and records the TLS of every message in a header.',
+  summary:
+    'Requires TLS (and a minimum version) from given networks or sender domains, and records the TLS of every message in a header.',
   schema: tlsSchema,
   mta: tlsMta,
   audit: tlsAudit,
   crossCheck(config, policy) {
     return config.require.networks.flatMap((n, i) =>
-      isValidCidr(n) || n in policy.networks.groups ? [] : [{ path: ['require', 'networks', i], message: `no network group "${n}" under networks.groups` }],
+      isValidCidr(n) || n in policy.networks.groups
+        ? []
+        : [{ path: ['require', 'networks', i], message: `no network group "${n}" under networks.groups` }],
     );
   },
   create(config, env) {
@@ -50,7 +51,8 @@ export const tlsRule = defineRule({
     const groups = config.require.networks.filter((n) => !isValidCidr(n));
     for (const g of groups) {
       // A typo here would silently drop the requirement: refuse to start instead.
-      if (!(g in env.policy.networks.groups)) throw new Error(`rule tls: require.networks: no network group "${g}" under networks.groups`);
+      if (!(g in env.policy.networks.groups))
+        throw new Error(`rule tls: require.networks: no network group "${g}" under networks.groups`);
     }
     const required = new NetworkSet(cidrs);
     const minRank = tlsRank(config.min_version)!;
@@ -99,7 +101,8 @@ export const tlsRule = defineRule({
                 // Remove copies that came with the message, last first so indexes stay valid.
                 const lower = headerName.toLowerCase();
                 const existing = (msg?.headers ?? []).filter((h) => h.name.toLowerCase() === lower).length;
-                for (let i = existing; i >= 1; i--) mods.push({ type: 'changeHeader', name: headerName, index: i, value: '' });
+                for (let i = existing; i >= 1; i--)
+                  mods.push({ type: 'changeHeader', name: headerName, index: i, value: '' });
                 mods.push({ type: 'addHeader', name: headerName, value: describeTls(conn.tls) });
                 return modify(mods, existing ? { removed_forged: existing } : undefined);
               },

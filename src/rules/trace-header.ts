@@ -12,7 +12,10 @@ export const traceHeaderRule = defineRule({
   schema: z
     .object({
       mode: modeField(),
-      header: z.string().regex(/^[!-9;-~]+$/, 'not a header field name').default('X-Relayguard'),
+      header: z
+        .string()
+        .regex(/^[!-9;-~]+$/, 'not a header field name')
+        .default('X-Relayguard'),
       /** Include the gateway's host name (the j macro) in the value. */
       include_host: z.boolean().default(true),
       /**
@@ -23,7 +26,12 @@ export const traceHeaderRule = defineRule({
     })
     .strict(),
   mta: {
-    init: () => ['  trace_header:', '    # enforce: every delivered message carries X-Relayguard: direction=...', '    mode: monitor', '    header: X-Relayguard'],
+    init: () => [
+      '  trace_header:',
+      '    # enforce: every delivered message carries X-Relayguard: direction=...',
+      '    mode: monitor',
+      '    header: X-Relayguard',
+    ],
   },
   create(config) {
     return {
@@ -43,7 +51,11 @@ export const traceHeaderRule = defineRule({
           // Facts other rules recorded for a downstream filter (origin=..., origin-score=...).
           parts.push(...traceFields(conn.state));
           const value = parts.join('; ');
-          return modify(config.remove_incoming ? replaceHeaderMods(msg.headers, config.header, value) : [{ type: 'addHeader', name: config.header, value }]);
+          return modify(
+            config.remove_incoming
+              ? replaceHeaderMods(msg.headers, config.header, value)
+              : [{ type: 'addHeader', name: config.header, value }],
+          );
         },
       },
     };

@@ -10,7 +10,16 @@ import type { Decision, Outcome, PhaseResult } from '../policy/decision.js';
 import type { RunningPolicy } from '../policy/running-policy.js';
 import { normalizeIp } from '../primitives/networks.js';
 import { newRef, toSmtpReply } from '../policy/reply.js';
-import type { ClientInfo, ConnectionContext, Header, MessageContext, Phase, PhaseInputs, Recipient, TraceEntry } from '../policy/types.js';
+import type {
+  ClientInfo,
+  ConnectionContext,
+  Header,
+  MessageContext,
+  Phase,
+  PhaseInputs,
+  Recipient,
+  TraceEntry,
+} from '../policy/types.js';
 import { phaseSeconds } from '../ops/metrics.js';
 import { BodyStore } from './body-store.js';
 import { MacroStore } from './macros.js';
@@ -112,7 +121,12 @@ export class Conversation {
 
   // ---------------------------------------------------------------- phases
 
-  async connect(client: { hostname: string; family: ClientInfo['family']; port: number; address: string }): Promise<Outcome> {
+  async connect(client: {
+    hostname: string;
+    family: ClientInfo['family'];
+    port: number;
+    address: string;
+  }): Promise<Outcome> {
     this.resetMessage();
     this.conn.state.clear();
     const ip = client.family === 'inet' || client.family === 'inet6' ? normalizeIp(client.address) : null;
@@ -123,7 +137,12 @@ export class Conversation {
     this.conn.internalNetwork = this.policy.internal.contains(ip);
     this.conn.networkGroups = this.policy.groupsOf(ip);
     // Guarded: winston builds and pipes a line before its level filter drops it.
-    if (this.conn.log.isLevelEnabled('debug')) this.conn.log.debug('connect', { client: ip ?? client.address, host: client.hostname, internal: this.conn.internalNetwork });
+    if (this.conn.log.isLevelEnabled('debug'))
+      this.conn.log.debug('connect', {
+        client: ip ?? client.address,
+        host: client.hostname,
+        internal: this.conn.internalNetwork,
+      });
     return this.runPhase('connect', {});
   }
 
@@ -141,7 +160,10 @@ export class Conversation {
     else delete this.conn.authUser;
     const outbound = this.conn.internalNetwork || !!this.conn.authUser;
     // When no rule reads the body, only its size is kept.
-    const body = this.opts.storeBody === false ? null : new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
+    const body =
+      this.opts.storeBody === false
+        ? null
+        : new BodyStore(this.policy.config.server.body_memory_bytes, this.policy.config.server.spool_dir);
     this.body = body;
     this.bodyBytes = 0;
     // For the getter below (an accessor has its own `this`).
@@ -224,7 +246,14 @@ export class Conversation {
     if (this.headersRaw.length >= max_headers || this.headerBytes > max_header_bytes) {
       const ref = newRef(this.conn.id);
       const reason = `Message header too large (more than ${max_headers} fields or ${max_header_bytes} bytes)`;
-      this.pending = { action: 'reject', mods: [], ref, reason, rule: 'limits', reply: toSmtpReply('reject', 'policy', reason, ref, { code: 552, enhanced: '5.3.4' })! };
+      this.pending = {
+        action: 'reject',
+        mods: [],
+        ref,
+        reason,
+        rule: 'limits',
+        reply: toSmtpReply('reject', 'policy', reason, ref, { code: 552, enhanced: '5.3.4' })!,
+      };
       this.headersRaw = [];
       this.headerBlockCache = null;
       msg.headers.length = 0;
@@ -359,7 +388,10 @@ export class Conversation {
     const phaseEnd = new AbortController();
     const onEnded = () => phaseEnd.abort(this.ended.signal.reason);
     this.ended.signal.addEventListener('abort', onEnded, { once: true });
-    const deadline = setTimeout(() => phaseEnd.abort(new DOMException(`${phase} deadline of ${ms} ms`, 'TimeoutError')), ms);
+    const deadline = setTimeout(
+      () => phaseEnd.abort(new DOMException(`${phase} deadline of ${ms} ms`, 'TimeoutError')),
+      ms,
+    );
     deadline.unref();
     const timer = phaseSeconds.startTimer({ phase });
     let result: PhaseResult;
@@ -383,11 +415,22 @@ export class Conversation {
         this.pendingQuarantine ??= r.reason ?? `held by ${r.rule}`;
         return r.mods.length ? { action: 'continue', mods: r.mods } : CONTINUE;
       }
-      return { action: 'quarantine', quarantine: r.reason ?? `held by ${r.rule}`, mods: r.mods, ...(r.rule ? { rule: r.rule } : {}) };
+      return {
+        action: 'quarantine',
+        quarantine: r.reason ?? `held by ${r.rule}`,
+        mods: r.mods,
+        ...(r.rule ? { rule: r.rule } : {}),
+      };
     }
     const ref = newRef(this.conn.id);
     const reply = toSmtpReply(r.action, r.cause, r.reason, ref, r.smtp);
-    const out: Outcome = { action: r.action, mods: [], ref, ...(r.reason ? { reason: r.reason } : {}), ...(r.rule ? { rule: r.rule } : {}) };
+    const out: Outcome = {
+      action: r.action,
+      mods: [],
+      ref,
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.rule ? { rule: r.rule } : {}),
+    };
     if (reply) out.reply = reply;
     if (phase !== 'eom') this.report(phase, out);
     return out;
@@ -411,7 +454,9 @@ export class Conversation {
       phase,
       action: outcome.action,
       client: this.conn.client.ip ?? this.conn.client.hostname,
-      ...(this.conn.client.hostname && !this.conn.client.hostname.startsWith('[') ? { client_name: this.conn.client.hostname } : {}),
+      ...(this.conn.client.hostname && !this.conn.client.hostname.startsWith('[')
+        ? { client_name: this.conn.client.hostname }
+        : {}),
     };
     if (outcome.ref) fields.ref = outcome.ref;
     if (outcome.rule) fields.rule = outcome.rule;

@@ -8,7 +8,10 @@ export interface EvictionCandidate {
   readonly lastActive: number;
 }
 
-export function pickEviction<S extends EvictionCandidate>(sessions: ReadonlyMap<S, string>, perPeer: ReadonlyMap<string, number>): S | undefined {
+export function pickEviction<S extends EvictionCandidate>(
+  sessions: ReadonlyMap<S, string>,
+  perPeer: ReadonlyMap<string, number>,
+): S | undefined {
   let best: S | undefined;
   let bestPeerCount = -1;
   for (const [s, peer] of sessions) {

@@ -21,7 +21,9 @@ function macroKey(name: string): string {
 
 export class MacroStore implements MacroReader {
   /** Known stages by position in ORDER. */
-  private readonly known: Array<Map<string, string> | undefined> = new Array<Map<string, string> | undefined>(ORDER.length);
+  private readonly known: Array<Map<string, string> | undefined> = new Array<Map<string, string> | undefined>(
+    ORDER.length,
+  );
   /** Name and value bytes (latin1, one per char) held by each known stage. */
   private readonly sizes: number[] = new Array<number>(ORDER.length).fill(0);
 

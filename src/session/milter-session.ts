@@ -52,7 +52,9 @@ export interface SessionOptions {
 
 type Cmd<T extends CommandType> = Extract<MilterCommand, { type: T }>;
 type Handler = (s: MilterSession, cmd: MilterCommand) => Promise<Buffer[] | null> | Buffer[] | null;
-const handler = <T extends CommandType>(fn: (s: MilterSession, cmd: Cmd<T>) => Promise<Buffer[] | null> | Buffer[] | null) => fn as Handler;
+const handler = <T extends CommandType>(
+  fn: (s: MilterSession, cmd: Cmd<T>) => Promise<Buffer[] | null> | Buffer[] | null,
+) => fn as Handler;
 
 /** What each command does; one table for every session (no closures per connection). */
 const HANDLERS: Readonly<Record<CommandType, Handler>> = {
@@ -63,7 +65,9 @@ const HANDLERS: Readonly<Record<CommandType, Handler>> = {
   mail: handler<'mail'>((s, c) => s.replyTo('mail', s.conv.mail(c.args), Proto.NR_MAIL)),
   rcpt: handler<'rcpt'>((s, c) => s.replyTo('rcpt', s.conv.rcpt(c.args), Proto.NR_RCPT)),
   data: handler<'data'>((s) => s.replyTo('data', s.conv.data(), Proto.NR_DATA)),
-  header: handler<'header'>((s, c) => s.replyTo('header', s.conv.header(c.name, c.value, s.has(Proto.HDR_LEADSPC)), Proto.NR_HDR)),
+  header: handler<'header'>((s, c) =>
+    s.replyTo('header', s.conv.header(c.name, c.value, s.has(Proto.HDR_LEADSPC)), Proto.NR_HDR),
+  ),
   eoh: handler<'eoh'>((s) => s.replyTo('eoh', s.conv.eoh(), Proto.NR_EOH)),
   body: handler<'body'>((s, c) => s.replyTo('body', s.conv.bodyChunk(c.chunk), Proto.NR_BODY)),
   eom: handler<'eom'>((s, c) => s.onEom(c)),
@@ -240,20 +244,30 @@ export class MilterSession {
     const { negotiated, frame } = negotiateCached(this.opts.policy.engine, c, this.opts.transport ?? 'inet');
     this.negotiated = negotiated;
     if (negotiated.missingActions) {
-      this.log.warn(`MTA does not offer actions 0x${negotiated.missingActions.toString(16)} that enabled rules need; those features are degraded`);
+      this.log.warn(
+        `MTA does not offer actions 0x${negotiated.missingActions.toString(16)} that enabled rules need; those features are degraded`,
+      );
     }
-    if (this.log.isLevelEnabled('debug')) this.log.debug('negotiated', { version: negotiated.version, actions: negotiated.actions, protocol: negotiated.protocol });
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug('negotiated', {
+        version: negotiated.version,
+        actions: negotiated.actions,
+        protocol: negotiated.protocol,
+      });
     return [frame];
   }
 
   /** @internal */
   onMacro(c: Cmd<'macro'>): null {
     if (!this.conv.macros.set(c.stage, c.macros)) {
-      if (this.log.isLevelEnabled('debug')) this.log.debug(`macros of unknown stage ${JSON.stringify(c.stage)} dropped`);
+      if (this.log.isLevelEnabled('debug'))
+        this.log.debug(`macros of unknown stage ${JSON.stringify(c.stage)} dropped`);
       return null;
     }
     if (this.conv.macros.bytes > this.limits.maxMacroBytes) {
-      throw new FrameError(`macros hold ${this.conv.macros.bytes} bytes, more than max_macro_bytes ${this.limits.maxMacroBytes}`);
+      throw new FrameError(
+        `macros hold ${this.conv.macros.bytes} bytes, more than max_macro_bytes ${this.limits.maxMacroBytes}`,
+      );
     }
     // Postfix knows the queue id from the 2nd RCPT or DATA on, Sendmail already at MAIL; a new
     // MAIL stage without one means the previous message's id no longer applies.
@@ -286,7 +300,8 @@ export class MilterSession {
       // The edits (and a small new body) not written yet go out with the final reply, in one write.
       const tail = await this.sendModifications(outcome.mods);
       if (outcome.action === 'quarantine') {
-        if (this.allowed(Action.QUARANTINE, 'quarantine')) tail.push(enc.quarantine(`${outcome.quarantine ?? 'held'} (ref ${outcome.ref})`));
+        if (this.allowed(Action.QUARANTINE, 'quarantine'))
+          tail.push(enc.quarantine(`${outcome.quarantine ?? 'held'} (ref ${outcome.ref})`));
         else return [...tail, this.refusalFrame({ ...outcome, action: 'tempfail' })];
       }
       tail.push(enc.continue_());
@@ -345,7 +360,8 @@ export class MilterSession {
           if (this.allowed(Action.ADDHDRS, m.type)) frames.push(enc.insertHeader(m.index, m.name, value(m.value)));
           break;
         case 'changeHeader':
-          if (this.allowed(Action.CHGHDRS, m.type)) frames.push(enc.changeHeader(m.index, m.name, m.value === '' ? '' : value(m.value)));
+          if (this.allowed(Action.CHGHDRS, m.type))
+            frames.push(enc.changeHeader(m.index, m.name, m.value === '' ? '' : value(m.value)));
           break;
         case 'replaceBody':
           if (body) this.log.warn('two rules replaced the body; the last one wins');
@@ -374,7 +390,7 @@ export class MilterSession {
       }
     };
     for await (const chunk of stream) {
-      frames.add(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk));
+      frames.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       await cut(false);
     }
     await cut(true);
@@ -437,7 +453,10 @@ export class MilterSession {
     if (!this.send(pieces)) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => (this.socket.off('close', onClose), resolve());
-        const onClose = () => (this.socket.off('drain', onDrain), reject(new Error('connection closed while sending the body')));
+        const onClose = () => (
+          this.socket.off('drain', onDrain),
+          reject(new Error('connection closed while sending the body'))
+        );
         this.socket.once('drain', onDrain);
         this.socket.once('close', onClose);
       });

@@ -4,7 +4,14 @@
 // only events no rule judges get one, and only over a unix socket (see NO_REPLY_TRANSPORTS).
 // The answer depends only on the policy and the offer, so it is computed once per policy and
 // offer (negotiateCached), not per connection.
-import { Action, MacroStage, MILTER_MIN_VERSION, MILTER_VERSION, Proto, type MacroStageNumber } from '../protocol/constants.js';
+import {
+  Action,
+  MacroStage,
+  MILTER_MIN_VERSION,
+  MILTER_VERSION,
+  Proto,
+  type MacroStageNumber,
+} from '../protocol/constants.js';
 import * as enc from '../protocol/encode.js';
 import type { OptnegReply } from '../protocol/encode.js';
 import type { ActionNeed, MessageEvent, Phase, ProtocolNeed, Rule, RuleNeeds } from '../policy/types.js';
@@ -47,9 +54,29 @@ const CONTENT_PHASES: readonly Phase[] = ['header', 'eoh', 'body', 'eom'];
 
 /** Macros the session itself needs whatever the rules are: client identity, TLS, auth, queue id. */
 export const BASE_MACROS: Record<keyof NonNullable<RuleNeeds['macros']>, string[]> = {
-  connect: ['j', '_', '{daemon_name}', '{daemon_addr}', '{client_addr}', '{client_name}', '{client_port}', '{client_ptr}'],
+  connect: [
+    'j',
+    '_',
+    '{daemon_name}',
+    '{daemon_addr}',
+    '{client_addr}',
+    '{client_name}',
+    '{client_port}',
+    '{client_ptr}',
+  ],
   helo: ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}'],
-  envfrom: ['i', '{auth_type}', '{auth_authen}', '{auth_author}', '{mail_addr}', '{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}'],
+  envfrom: [
+    'i',
+    '{auth_type}',
+    '{auth_authen}',
+    '{auth_author}',
+    '{mail_addr}',
+    '{tls_version}',
+    '{cipher}',
+    '{cipher_bits}',
+    '{cert_subject}',
+    '{cert_issuer}',
+  ],
   envrcpt: ['i', '{rcpt_addr}', '{rcpt_host}', '{rcpt_mailer}'],
   data: ['i'],
   eoh: ['i'],
@@ -115,13 +142,15 @@ export function negotiate(
   handles: (p: Phase) => boolean,
   transport: Transport = 'inet',
 ): Negotiated {
-  if (offer.version < MILTER_MIN_VERSION) throw new NegotiationError(`MTA milter protocol version ${offer.version} < ${MILTER_MIN_VERSION}`);
+  if (offer.version < MILTER_MIN_VERSION)
+    throw new NegotiationError(`MTA milter protocol version ${offer.version} < ${MILTER_MIN_VERSION}`);
   const version = Math.min(MILTER_VERSION, offer.version);
 
   let wantedActions = 0;
   let extraProtocol = 0;
   const macros = new Map<MacroStageNumber, Set<string>>();
-  for (const [stage, names] of Object.entries(BASE_MACROS)) macros.set(STAGE_NUMBER[stage as keyof typeof BASE_MACROS], new Set(names));
+  for (const [stage, names] of Object.entries(BASE_MACROS))
+    macros.set(STAGE_NUMBER[stage as keyof typeof BASE_MACROS], new Set(names));
   for (const rule of rules) {
     wantedActions |= bitsOf(ACTION_BITS, rule.needs?.actions);
     extraProtocol |= bitsOf(PROTOCOL_BITS, rule.needs?.protocol);
@@ -210,7 +239,11 @@ export function policyEventNeeds(engine: NegotiationSource): EventNeeds {
 }
 
 /** negotiate(), computed once per policy, MTA offer and transport. Throws NegotiationError. */
-export function negotiateCached(engine: NegotiationSource, offer: { version: number; actions: number; protocol: number }, transport: Transport): CachedNegotiation {
+export function negotiateCached(
+  engine: NegotiationSource,
+  offer: { version: number; actions: number; protocol: number },
+  transport: Transport,
+): CachedNegotiation {
   const { byOffer } = entryOf(engine);
   const key = `${offer.version}:${offer.actions}:${offer.protocol}:${transport}`;
   let hit = byOffer.get(key);

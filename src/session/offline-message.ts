@@ -32,7 +32,9 @@ export function splitMessage(input: Buffer): { headers: OfflineHeader[]; body: B
 function partOf(header: string): { boundary: string | null; binary: boolean } {
   const unfolded = header.replace(/\r?\n[ \t]/g, ' ');
   const type = /^content-type:(.*)$/im.exec(unfolded)?.[1] ?? '';
-  const boundary = /^\s*multipart\//i.test(type) ? (/boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(type) ?? []).slice(1).find(Boolean) ?? null : null;
+  const boundary = /^\s*multipart\//i.test(type)
+    ? ((/boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(type) ?? []).slice(1).find(Boolean) ?? null)
+    : null;
   const binary = /^content-transfer-encoding:\s*binary\s*$/im.test(unfolded);
   return { boundary, binary };
 }
@@ -58,7 +60,8 @@ function crlfOutsideBinary(topHeader: string, body: string): string {
     const content = raw.replace(/\r?\n$/, '');
     const ended = raw.endsWith('\n');
     const bare = content.startsWith('--') ? content.trimEnd().slice(2) : null;
-    const delimiter = bare !== null && (boundaries.has(bare) || (bare.endsWith('--') && boundaries.has(bare.slice(0, -2))));
+    const delimiter =
+      bare !== null && (boundaries.has(bare) || (bare.endsWith('--') && boundaries.has(bare.slice(0, -2))));
     if (delimiter) {
       if (mode === 'binary' && out.length) out[out.length - 1] = out[out.length - 1]!.replace(/\r?\n$/, '\r\n');
       out.push(content + (ended ? '\r\n' : ''));
@@ -86,18 +89,23 @@ function crlfOutsideBinary(topHeader: string, body: string): string {
 
 async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : (c));
+  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
   return Buffer.concat(parts);
 }
 
 /** Header values from modifications are UTF-8; folded lines use "\n" + whitespace. */
-export async function applyModifications(headers: OfflineHeader[], body: Buffer, mods: Modification[]): Promise<Buffer> {
+export async function applyModifications(
+  headers: OfflineHeader[],
+  body: Buffer,
+  mods: Modification[],
+): Promise<Buffer> {
   const out = headers.map((h) => ({ name: h.name, raw: Buffer.from(h.value, 'latin1') }));
   let newBody = body;
   for (const m of mods) {
     const raw = (v: string) => Buffer.from(` ${v}`, 'utf8');
     if (m.type === 'addHeader') out.push({ name: m.name, raw: raw(m.value) });
-    else if (m.type === 'insertHeader') out.splice(Math.min(m.index, out.length), 0, { name: m.name, raw: raw(m.value) });
+    else if (m.type === 'insertHeader')
+      out.splice(Math.min(m.index, out.length), 0, { name: m.name, raw: raw(m.value) });
     else if (m.type === 'changeHeader') {
       const idx = Math.max(1, m.index);
       let seen = 0;
@@ -108,6 +116,14 @@ export async function applyModifications(headers: OfflineHeader[], body: Buffer,
       else out[pos] = { name: out[pos]!.name, raw: raw(m.value) };
     } else if (m.type === 'replaceBody') newBody = await collect(m.body.stream());
   }
-  const headBuf = Buffer.concat(out.map((h) => Buffer.concat([Buffer.from(`${h.name}:`, 'latin1'), Buffer.from(h.raw.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), Buffer.from('\r\n')])));
+  const headBuf = Buffer.concat(
+    out.map((h) =>
+      Buffer.concat([
+        Buffer.from(`${h.name}:`, 'latin1'),
+        Buffer.from(h.raw.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'),
+        Buffer.from('\r\n'),
+      ]),
+    ),
+  );
   return Buffer.concat([headBuf, Buffer.from('\r\n'), newBody]);
 }

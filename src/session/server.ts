@@ -152,11 +152,17 @@ export class MilterServer<P extends RunningPolicy = RunningPolicy> {
     const victim = pickEviction(this.sessions, this.perPeer);
     if (!victim) {
       connectionsRefusedTotal.inc({ reason: 'full' });
-      this.tell('refused', `all ${this.opts.maxConnections} connections are busy (max_connections); the MTA applies its default action`);
+      this.tell(
+        'refused',
+        `all ${this.opts.maxConnections} connections are busy (max_connections); the MTA applies its default action`,
+      );
       return false;
     }
     connectionsRefusedTotal.inc({ reason: 'evicted' });
-    this.tell('evicted', `connection table full (max_connections ${this.opts.maxConnections}): the stalest idle connection of ${this.sessions.get(victim)} makes room`);
+    this.tell(
+      'evicted',
+      `connection table full (max_connections ${this.opts.maxConnections}): the stalest idle connection of ${this.sessions.get(victim)} makes room`,
+    );
     this.forget(victim); // its slot is free now, whenever its socket's close event comes
     victim.evict('evicted to make room for a new connection', 'debug');
     return true;
@@ -175,7 +181,9 @@ export class MilterServer<P extends RunningPolicy = RunningPolicy> {
     const now = Date.now();
     if (now - this.untold.since < LOG_EVERY_MS) return;
     const more = this.untold.refused + this.untold.evicted - 1;
-    this.opts.log.warn(`${line}${more > 0 ? ` (and ${more} more refusals or evictions since the last such line)` : ''}`);
+    this.opts.log.warn(
+      `${line}${more > 0 ? ` (and ${more} more refusals or evictions since the last such line)` : ''}`,
+    );
     this.untold = { refused: 0, evicted: 0, since: now };
   }
 

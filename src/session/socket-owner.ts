@@ -27,7 +27,10 @@ export function groupId(name: string, groupFile = '/etc/group'): number | null {
   } catch {
     /* no /etc/group: ask NSS */
   }
-  const out = runProgramSync('getent', ['group', name], { timeoutMs: GETENT_TIMEOUT_MS, maxOutputBytes: GETENT_MAX_OUTPUT });
+  const out = runProgramSync('getent', ['group', name], {
+    timeoutMs: GETENT_TIMEOUT_MS,
+    maxOutputBytes: GETENT_MAX_OUTPUT,
+  });
   const gid = out?.split(':')[2];
   return gid && /^\d+$/.test(gid) ? Number(gid) : null;
 }

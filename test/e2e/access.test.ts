@@ -2,7 +2,15 @@
 // MAIL refused), and outside clients may not use example.test as envelope sender or in From:.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, smtp, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 const OUTSIDE = { addr: '203.0.113.9' };
 let rg: RelayguardProcess;
@@ -37,7 +45,12 @@ describe('rule 4: access by network', () => {
   });
 
   test('a neighbouring network is not denied', async () => {
-    const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'hi' }), xclient: { addr: '192.0.3.10' } });
+    const r = await smtp({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'hi' }),
+      xclient: { addr: '192.0.3.10' },
+    });
     assert.equal(r.ok, true, r.dataReply?.full ?? r.mailReply?.full ?? r.error);
   });
 });
@@ -62,7 +75,12 @@ describe('rule 4: anti-spoofing', () => {
     const data = message({ from: 'CEO <ceo@example.test>', to: 'user@example.test', body: 'hello' });
     const internal = await smtp({ from: 'ceo@example.test', to: ['user@example.test'], data });
     assert.equal(internal.ok, true, internal.dataReply?.full ?? internal.mailReply?.full ?? internal.error);
-    const authed = await smtp({ from: 'ceo@example.test', to: ['user@example.test'], data, xclient: { addr: '203.0.113.9', login: 'alice' } });
+    const authed = await smtp({
+      from: 'ceo@example.test',
+      to: ['user@example.test'],
+      data,
+      xclient: { addr: '203.0.113.9', login: 'alice' },
+    });
     assert.equal(authed.ok, true, authed.dataReply?.full ?? authed.mailReply?.full ?? authed.error);
     assert.match(await waitForDelivery(authed.queueId!), /^From: CEO <ceo@example\.test>$/m);
   });

@@ -72,7 +72,9 @@ async function eicarZip(): Promise<Buffer> {
 
 describe('rule 5: ClamAV, inbound', () => {
   test('clean inbound mail is delivered and tagged X-Virus-Scanned: clean', async () => {
-    const r = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: 'Hello, nothing to see here.' }));
+    const r = await inbound(
+      message({ from: 'sender@outside.test', to: 'user@example.test', body: 'Hello, nothing to see here.' }),
+    );
     assert.equal(r.ok, true, r.dataReply?.full ?? r.error);
     const delivered = await waitForDelivery(r.queueId!);
     assert.match(delivered, /^X-Virus-Scanned: clean$/m);
@@ -80,7 +82,12 @@ describe('rule 5: ClamAV, inbound', () => {
 
   test('a forged X-Virus-Scanned from outside does not survive', async () => {
     const r = await inbound(
-      message({ from: 'sender@outside.test', to: 'user@example.test', body: 'hi', headers: { 'X-Virus-Scanned': 'clean, trust me' } }),
+      message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        body: 'hi',
+        headers: { 'X-Virus-Scanned': 'clean, trust me' },
+      }),
     );
     assert.equal(r.ok, true, r.dataReply?.full ?? r.error);
     const delivered = await waitForDelivery(r.queueId!);
@@ -90,21 +97,32 @@ describe('rule 5: ClamAV, inbound', () => {
 
   test('a 1.5 MB message is streamed whole: EICAR at its very end is found', async () => {
     const filler = ('lorem ipsum dolor sit amet '.repeat(3) + '\n').repeat(18_000); // ~1.5 MB of text
-    const big = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: filler + eicar() + '\n' }));
+    const big = await inbound(
+      message({ from: 'sender@outside.test', to: 'user@example.test', body: filler + eicar() + '\n' }),
+    );
     assertVirusRejected(big, 'EICAR after 1.5 MB');
-    const clean = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: filler + 'the end\n' }));
+    const clean = await inbound(
+      message({ from: 'sender@outside.test', to: 'user@example.test', body: filler + 'the end\n' }),
+    );
     assert.equal(clean.ok, true, clean.dataReply?.full ?? clean.error);
     assert.match(await waitForDelivery(clean.queueId!), /^X-Virus-Scanned: clean$/m);
   });
 
   test('EICAR in the raw body: 554 5.7.1 at end of data', async () => {
-    const r = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: `Test:\n${eicar()}\n` }));
+    const r = await inbound(
+      message({ from: 'sender@outside.test', to: 'user@example.test', body: `Test:\n${eicar()}\n` }),
+    );
     assertVirusRejected(r, 'raw');
   });
 
   test('EICAR as a base64 attachment: 554 5.7.1', async () => {
     const r = await inbound(
-      message({ from: 'sender@outside.test', to: 'user@example.test', body: 'see attachment', attachments: [{ content: eicar(), filename: 'notes.txt', contentType: 'text/plain' }] }),
+      message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        body: 'see attachment',
+        attachments: [{ content: eicar(), filename: 'notes.txt', contentType: 'text/plain' }],
+      }),
     );
     assertVirusRejected(r, 'base64 attachment');
   });
@@ -112,7 +130,12 @@ describe('rule 5: ClamAV, inbound', () => {
   test('EICAR inside a zip attachment: 554 5.7.1', async () => {
     const zip = await eicarZip();
     const r = await inbound(
-      message({ from: 'sender@outside.test', to: 'user@example.test', body: 'archive attached', attachments: [{ content: zip, filename: 'archive.zip', contentType: 'application/zip' }] }),
+      message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        body: 'archive attached',
+        attachments: [{ content: zip, filename: 'archive.zip', contentType: 'application/zip' }],
+      }),
     );
     assertVirusRejected(r, 'zip');
   });
@@ -145,14 +168,19 @@ describe('rule 5: clamd down (fail closed) and back', () => {
     await stopClamd();
     try {
       for (let i = 1; i <= BREAKER_FAILURES; i++) {
-        const r = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: `attempt ${i} while clamd is down` }));
+        const r = await inbound(
+          message({ from: 'sender@outside.test', to: 'user@example.test', body: `attempt ${i} while clamd is down` }),
+        );
         assert.equal(r.ok, false, `attempt ${i} must not be queued`);
-        const refusal = r.mailReply?.code !== 250 ? r.mailReply : r.dataStartReply?.code !== 354 ? r.dataStartReply : r.dataReply;
+        const refusal =
+          r.mailReply?.code !== 250 ? r.mailReply : r.dataStartReply?.code !== 354 ? r.dataStartReply : r.dataReply;
         assert.equal(Math.floor((refusal?.code ?? 0) / 100), 4, `attempt ${i}: ${refusal?.full ?? r.error}`);
         assert.match(refusal!.text, /Virus scanner unavailable/);
       }
       // The breaker is open now: refused at MAIL, before the client sends anything.
-      const fast = await inbound(message({ from: 'sender@outside.test', to: 'user@example.test', body: 'after the breaker opened' }));
+      const fast = await inbound(
+        message({ from: 'sender@outside.test', to: 'user@example.test', body: 'after the breaker opened' }),
+      );
       assert.equal(fast.mailReply?.code, 451, fast.mailReply?.full ?? fast.error);
       assert.equal(fast.mailReply?.enhanced, '4.3.0');
       assert.equal(fast.dataReply, undefined);

@@ -55,8 +55,14 @@ interface Report {
   probes: Probe[];
 }
 
-async function audit(configPath: string, extra: string[] = []): Promise<{ code: number | null; report: Report; stderr: string }> {
-  const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', configPath, '--json', ...extra], { timeoutMs: AUDIT_TIMEOUT_MS });
+async function audit(
+  configPath: string,
+  extra: string[] = [],
+): Promise<{ code: number | null; report: Report; stderr: string }> {
+  const r = await runRelayguard(
+    ['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', configPath, '--json', ...extra],
+    { timeoutMs: AUDIT_TIMEOUT_MS },
+  );
   let report: Report;
   try {
     report = JSON.parse(r.stdout) as Report;
@@ -66,7 +72,8 @@ async function audit(configPath: string, extra: string[] = []): Promise<{ code: 
   return { code: r.code, report, stderr: r.stderr };
 }
 
-const describeProbes = (r: Report) => r.probes.map((p) => `${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`).join('\n');
+const describeProbes = (r: Report) =>
+  r.probes.map((p) => `${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`).join('\n');
 
 describe('rule 10: relayguard audit of the reference gateway', () => {
   let rg: RelayguardProcess;
@@ -84,7 +91,10 @@ describe('rule 10: relayguard audit of the reference gateway', () => {
     const sinkBefore = new Set(sinkFiles());
     const junit = join(stack.baseDir, `audit-${process.pid}.xml`);
     const { code, report, stderr } = await audit(rg.configPath, ['--junit', junit]);
-    assert.deepEqual(report.probes.map((p) => p.name), ALL_PROBES);
+    assert.deepEqual(
+      report.probes.map((p) => p.name),
+      ALL_PROBES,
+    );
     assert.equal(report.ok, true, describeProbes(report) + stderr);
     assert.equal(code, 0);
 
@@ -99,7 +109,10 @@ describe('rule 10: relayguard audit of the reference gateway', () => {
 
     // The held EICAR message was removed from the hold queue again.
     const held = byName.get('virus-held-outbound')!.queue_id as string;
-    assert.equal((await holdQueue()).some((e) => e.queue_id === held), false);
+    assert.equal(
+      (await holdQueue()).some((e) => e.queue_id === held),
+      false,
+    );
     // Nothing the audit sent reached the next hop.
     for (const f of sinkFiles().filter((x) => !sinkBefore.has(x))) {
       assert.doesNotMatch(readFileSync(join(stack.sinkDir, f), 'latin1'), new RegExp(report.id));
@@ -109,7 +122,9 @@ describe('rule 10: relayguard audit of the reference gateway', () => {
   });
 
   test('the table form says so, and a second run right after still passes (no self-inflicted ban)', async () => {
-    const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', rg.configPath], { timeoutMs: AUDIT_TIMEOUT_MS });
+    const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', rg.configPath], {
+      timeoutMs: AUDIT_TIMEOUT_MS,
+    });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`^all ${ALL_PROBES.length} probes passed$`, 'm'));
     assert.match(r.stdout, /^open-relay-refused\s+ok\s+refused for outside client/m);
@@ -126,7 +141,11 @@ describe('rule 10: relayguard audit of a weakened gateway', () => {
     doc.setIn(['rules', 'relay', 'mode'], 'off');
     doc.setIn(['rules', 'size', 'mode'], 'off');
     rg = await startRelayguard({ configText: doc.toString() });
-    await postconf({ disable_vrfy_command: 'no', smtpd_relay_restrictions: OPEN_RELAY_RESTRICTIONS, message_size_limit: '0' });
+    await postconf({
+      disable_vrfy_command: 'no',
+      smtpd_relay_restrictions: OPEN_RELAY_RESTRICTIONS,
+      message_size_limit: '0',
+    });
     await stopClamd();
   });
   after(async () => {
@@ -141,18 +160,42 @@ describe('rule 10: relayguard audit of a weakened gateway', () => {
     assert.equal(code, 1);
     assert.equal(report.ok, false);
     const failed = report.probes.filter((p) => !p.ok).map((p) => p.name);
-    assert.deepEqual(failed, ['vrfy-refused', 'open-relay-refused', 'size-limit-enforced', 'virus-refused-inbound', 'virus-held-outbound', 'clamd'], describeProbes(report));
+    assert.deepEqual(
+      failed,
+      [
+        'vrfy-refused',
+        'open-relay-refused',
+        'size-limit-enforced',
+        'virus-refused-inbound',
+        'virus-held-outbound',
+        'clamd',
+      ],
+      describeProbes(report),
+    );
 
     const byName = new Map(report.probes.map((p) => [p.name, p]));
     assert.match(byName.get('vrfy-refused')!.detail, /VRFY answered: 252/);
-    assert.match(byName.get('open-relay-refused')!.detail, /^OPEN RELAY: RCPT TO:<relayguard-audit@relay-test\.invalid> accepted from outside client 203\.0\.113\.9/);
+    assert.match(
+      byName.get('open-relay-refused')!.detail,
+      /^OPEN RELAY: RCPT TO:<relayguard-audit@relay-test\.invalid> accepted from outside client 203\.0\.113\.9/,
+    );
     // No size rule left in the policy: the audit holds the gateway to Postfix's default limit.
-    assert.match(byName.get('size-limit-enforced')!.detail, /^SIZE=10240001 \(over Postfix's default limit; the policy has no size rule\) answered 250 /);
+    assert.match(
+      byName.get('size-limit-enforced')!.detail,
+      /^SIZE=10240001 \(over Postfix's default limit; the policy has no size rule\) answered 250 /,
+    );
     assert.match(byName.get('virus-refused-inbound')!.detail, /only deferred: 4\d\d/);
     assert.match(byName.get('virus-held-outbound')!.detail, /only deferred: 4\d\d/);
     assert.match(byName.get('clamd')!.detail, /clamd tcp:127\.0\.0\.1:\d+: /);
     // What was not weakened still holds.
-    for (const name of ['expn-refused', 'spoofed-sender-refused', 'blocked-attachment-refused', 'starttls', 'dnsbl:bl.test', 'milter']) {
+    for (const name of [
+      'expn-refused',
+      'spoofed-sender-refused',
+      'blocked-attachment-refused',
+      'starttls',
+      'dnsbl:bl.test',
+      'milter',
+    ]) {
       assert.equal(byName.get(name)?.ok, true, `${name}: ${byName.get(name)?.detail}`);
     }
   });

@@ -10,7 +10,19 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDocument } from 'yaml';
-import { clearQueues, ensureStack, referencePolicy, repoRoot, run, runRelayguard, smtp, stack, startRelayguard, waitForDeliveryDetails, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  referencePolicy,
+  repoRoot,
+  run,
+  runRelayguard,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDeliveryDetails,
+  type RelayguardProcess,
+} from './harness.js';
 import { dkimRecord, makeKey, OutsideDns, outsideDnsServer, type DkimKey } from './auth/outside-dns.js';
 
 const OUTSIDE = { addr: '203.0.113.9', helo: 'mail.outside.test' };
@@ -34,7 +46,17 @@ const keyFile = (selector: string) => join(stack.baseDir, 'auth-keys', `${select
 
 async function keygen(selector: string, algorithm: string): Promise<string> {
   rmSync(keyFile(selector), { force: true });
-  const kg = await runRelayguard(['keygen', '--domain', 'example.test', '--selector', selector, '--key', keyFile(selector), '--algorithm', algorithm]);
+  const kg = await runRelayguard([
+    'keygen',
+    '--domain',
+    'example.test',
+    '--selector',
+    selector,
+    '--key',
+    keyFile(selector),
+    '--algorithm',
+    algorithm,
+  ]);
   assert.equal(kg.code, 0, kg.stderr);
   const line = kg.stdout.split('\n').find((l) => l.startsWith(`${selector}._domainkey.example.test. IN TXT (`));
   assert.ok(line, kg.stdout);
@@ -61,7 +83,14 @@ before(async () => {
       },
     },
     { domain: 'example.test', txt: { [`${sealKey.selector}._domainkey`]: sealRecord, ...outRecords } },
-    { domain: 'relaxed.test', txt: { '@': `v=spf1 ip4:${OUTSIDE.addr} -all`, _dmarc: 'v=DMARC1; p=none', [`${relaxedKey.selector}._domainkey`]: dkimRecord(relaxedKey) } },
+    {
+      domain: 'relaxed.test',
+      txt: {
+        '@': `v=spf1 ip4:${OUTSIDE.addr} -all`,
+        _dmarc: 'v=DMARC1; p=none',
+        [`${relaxedKey.selector}._domainkey`]: dkimRecord(relaxedKey),
+      },
+    },
   ]);
 });
 
@@ -74,11 +103,27 @@ after(async () => {
 async function startWith(notice: 'body' | 'subject' | 'header' | 'auto', seal = false, sign = false): Promise<void> {
   await rg?.stop();
   const doc = parseDocument(readFileSync(referencePolicy, 'utf8'));
-  const arcSeal = seal ? { arc_seal: { domain: sealKey.domain, selector: sealKey.selector, private_key_file: SEAL_KEY_FILE } } : {};
-  doc.setIn(['rules', 'authentication'], doc.createNode({ mode: 'enforce', authserv_id: AUTHSERV_ID, dns_servers: [outsideDnsServer], dns_timeout: '2s', ...arcSeal }));
+  const arcSeal = seal
+    ? { arc_seal: { domain: sealKey.domain, selector: sealKey.selector, private_key_file: SEAL_KEY_FILE } }
+    : {};
+  doc.setIn(
+    ['rules', 'authentication'],
+    doc.createNode({
+      mode: 'enforce',
+      authserv_id: AUTHSERV_ID,
+      dns_servers: [outsideDnsServer],
+      dns_timeout: '2s',
+      ...arcSeal,
+    }),
+  );
   doc.setIn(['rules', 'disclaimer', 'inbound', 'notice'], notice);
   if (sign) {
-    const keys = OUT_KEYS.map((k) => ({ domain: 'example.test', selector: k.selector, private_key_file: keyFile(k.selector), algorithm: k.algorithm }));
+    const keys = OUT_KEYS.map((k) => ({
+      domain: 'example.test',
+      selector: k.selector,
+      private_key_file: keyFile(k.selector),
+      algorithm: k.algorithm,
+    }));
     doc.setIn(['rules', 'dkim_sign'], doc.createNode({ mode: 'enforce', keys }));
   }
   rg = await startRelayguard({ configText: doc.toString() });
@@ -96,8 +141,12 @@ async function sign(raw: string, keys: DkimKey[], headers?: string[]): Promise<B
     '    msg = sig + msg',
     'sys.stdout.buffer.write(msg)',
   ].join('\n');
-  const arg = JSON.stringify(keys.map((k) => ({ selector: k.selector, domain: k.domain, pem: dkimpyPrivateKey(k), algorithm: k.algorithm })));
-  const r = await run('/usr/bin/python3', ['-c', script, arg, JSON.stringify(headers ?? null)], { input: Buffer.from(raw.replace(/\r?\n/g, '\r\n'), 'utf8') });
+  const arg = JSON.stringify(
+    keys.map((k) => ({ selector: k.selector, domain: k.domain, pem: dkimpyPrivateKey(k), algorithm: k.algorithm })),
+  );
+  const r = await run('/usr/bin/python3', ['-c', script, arg, JSON.stringify(headers ?? null)], {
+    input: Buffer.from(raw.replace(/\r?\n/g, '\r\n'), 'utf8'),
+  });
   assert.equal(r.code, 0, r.stderr);
   return Buffer.from(r.stdout, 'latin1');
 }
@@ -121,7 +170,25 @@ async function independentlyVerify(message: Buffer): Promise<Verified> {
 }
 
 function letter(from: string, subject = 'Quarterly figures', extra = ''): string {
-  return [`From: Alice <${from}>`, 'To: user@example.test', `Subject: ${subject}`, `Message-ID: <${Date.now()}.${Math.random()}@outside.test>`, 'Date: Mon, 07 Dec 2026 06:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=us-ascii', extra, '', 'Hello,', '', 'the figures are attached in spirit.', '-- ', 'Alice', ''].filter((l, i) => l !== '' || i > 7).join('\n');
+  return [
+    `From: Alice <${from}>`,
+    'To: user@example.test',
+    `Subject: ${subject}`,
+    `Message-ID: <${Date.now()}.${Math.random()}@outside.test>`,
+    'Date: Mon, 07 Dec 2026 06:00:00 +0000',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=us-ascii',
+    extra,
+    '',
+    'Hello,',
+    '',
+    'the figures are attached in spirit.',
+    '-- ',
+    'Alice',
+    '',
+  ]
+    .filter((l, i) => l !== '' || i > 7)
+    .join('\n');
 }
 
 async function deliver(data: Buffer | string, from: string): Promise<{ raw: Buffer; text: string }> {
@@ -137,14 +204,20 @@ function fields(text: string, name: string): string[] {
   return head
     .split(/\n(?![ \t])/)
     .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
-    .map((l) => l.slice(name.length + 1).replace(/\s+/g, ' ').trim());
+    .map((l) =>
+      l
+        .slice(name.length + 1)
+        .replace(/\s+/g, ' ')
+        .trim(),
+    );
 }
 /** The body after the header block, LF line ends (smtp-sink writes LF, the signer CRLF). */
 const bodyOf = (b: Buffer) => {
   const s = b.toString('latin1').replace(/\r\n/g, '\n');
   return s.slice(s.indexOf('\n\n') + 2);
 };
-const ours = (text: string) => fields(text, 'Authentication-Results').filter((v) => v.toLowerCase().startsWith(`${AUTHSERV_ID};`));
+const ours = (text: string) =>
+  fields(text, 'Authentication-Results').filter((v) => v.toLowerCase().startsWith(`${AUTHSERV_ID};`));
 
 describe('authentication and the inbound notice through Postfix', () => {
   test('body mode, p=reject, signed rsa and ed25519: results recorded, the signature kept intact (banner instead of body text)', async () => {
@@ -168,7 +241,10 @@ describe('authentication and the inbound notice through Postfix', () => {
       JSON.stringify(v),
     );
     assert.equal(bodyOf(raw), bodyOf(signed), 'body byte-identical');
-    assert.equal(fields(text, 'X-External-Sender')[0], `${NOTICE}. Do not open links or attachments unless you trust the sender.`);
+    assert.equal(
+      fields(text, 'X-External-Sender')[0],
+      `${NOTICE}. Do not open links or attachments unless you trust the sender.`,
+    );
   });
 
   test('body mode, p=none, unsigned: the notice goes into the body and the results say none', async () => {
@@ -182,13 +258,20 @@ describe('authentication and the inbound notice through Postfix', () => {
   });
 
   test('a forged Authentication-Results with our authserv-id is removed; one of another host stays', async () => {
-    const forged = letter('mallory@relaxed.test', 'Invoice', `Authentication-Results: ${AUTHSERV_ID}; dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test\nAuthentication-Results: mx.other.test; spf=pass`);
+    const forged = letter(
+      'mallory@relaxed.test',
+      'Invoice',
+      `Authentication-Results: ${AUTHSERV_ID}; dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test\nAuthentication-Results: mx.other.test; spf=pass`,
+    );
     const { text } = await deliver(forged, 'mallory@relaxed.test');
     const ar = ours(text);
     assert.equal(ar.length, 1, text);
     assert.doesNotMatch(ar[0]!, /bank\.test/);
     assert.match(ar[0]!, /dkim=none/);
-    assert.deepEqual(fields(text, 'Authentication-Results').filter((v) => v.startsWith('mx.other.test')), ['mx.other.test; spf=pass']);
+    assert.deepEqual(
+      fields(text, 'Authentication-Results').filter((v) => v.startsWith('mx.other.test')),
+      ['mx.other.test; spf=pass'],
+    );
   });
 
   test('subject mode: p=reject mail keeps its signature (banner); p=none mail signed without Subject is tagged and still verifies', async () => {
@@ -219,7 +302,11 @@ describe('authentication and the inbound notice through Postfix', () => {
     assert.deepEqual(fields(text, 'Subject'), ['Quarterly figures']);
     assert.equal(fields(text, 'X-External-Sender').length, 1);
     const v = await independentlyVerify(raw);
-    assert.deepEqual(v.dkim.map((s) => s.ok), [true, true], JSON.stringify(v));
+    assert.deepEqual(
+      v.dkim.map((s) => s.ok),
+      [true, true],
+      JSON.stringify(v),
+    );
   });
 
   test('auto mode: body for unsigned mail, subject when no signature covers Subject', async () => {
@@ -248,13 +335,19 @@ describe('authentication and the inbound notice through Postfix', () => {
     const v = await independentlyVerify(raw);
     assert.equal(v.arc, 'pass', JSON.stringify(v));
     // The sender's own signatures are broken by the notice: the seal is what carries the result.
-    assert.deepEqual(v.dkim.map((s) => s.ok), [false, false]);
+    assert.deepEqual(
+      v.dkim.map((s) => s.ok),
+      [false, false],
+    );
   });
 
   test('a tampered sealed message fails the independent ARC check', async () => {
     const signed = await sign(letter('alice@outside.test'), [rsa]);
     const { raw } = await deliver(signed, 'alice@outside.test');
-    const tampered = Buffer.from(raw.toString('latin1').replace('the figures are attached', 'the figures are attacked'), 'latin1');
+    const tampered = Buffer.from(
+      raw.toString('latin1').replace('the figures are attached', 'the figures are attacked'),
+      'latin1',
+    );
     assert.notEqual(tampered.toString('latin1'), raw.toString('latin1'));
     assert.equal((await independentlyVerify(raw)).arc, 'pass');
     assert.equal((await independentlyVerify(tampered)).arc, 'fail');
@@ -262,7 +355,11 @@ describe('authentication and the inbound notice through Postfix', () => {
 
   test('outbound DKIM signing after the disclaimer: rsa-sha256 and ed25519-sha256 signatures that dkimpy verifies', async () => {
     await startWith('body', true, true);
-    const r = await smtp({ from: 'alice@example.test', to: ['bob@partner.test'], data: letter('alice@example.test').replace('To: user@example.test', 'To: bob@partner.test') });
+    const r = await smtp({
+      from: 'alice@example.test',
+      to: ['bob@partner.test'],
+      data: letter('alice@example.test').replace('To: user@example.test', 'To: bob@partner.test'),
+    });
     assert.equal(r.ok, true, r.dataReply?.full ?? r.error);
     const d = await waitForDeliveryDetails(r.queueId!);
     assert.match(bodyOf(d.raw), /This email is confidential/, 'the disclaimer is in the signed body');

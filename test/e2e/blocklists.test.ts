@@ -5,7 +5,18 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, referencePolicy, smtp, startRelayguard, waitForDelivery, type RelayguardProcess, type SmtpResult, type XclientAttributes } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  referencePolicy,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+  type SmtpResult,
+  type XclientAttributes,
+} from './harness.js';
 
 let rg: RelayguardProcess;
 
@@ -41,7 +52,10 @@ async function assertDelivered(r: SmtpResult): Promise<void> {
 describe('rule 8: DNS blocklists', () => {
   test('client listed in bl.test (203.0.113.66): 554 5.7.1 at MAIL, naming bl.test with its TXT reason', async () => {
     const r = await send('sender@outside.test', { addr: '203.0.113.66' });
-    assertRefusedAtMail(r, /Client host \[203\.0\.113\.66\] blocked using bl\.test; 203\.0\.113\.66 is listed in bl\.test/);
+    assertRefusedAtMail(
+      r,
+      /Client host \[203\.0\.113\.66\] blocked using bl\.test; 203\.0\.113\.66 is listed in bl\.test/,
+    );
     // The greeting and EHLO were not refused: the list only speaks at MAIL.
     assert.equal(r.xclientReply?.code, 220, r.xclientReply?.full);
   });
@@ -60,12 +74,21 @@ describe('rule 8: DNS blocklists', () => {
 
   test('sender domain listed in dbl.test (spam.example): 554 5.7.1 at MAIL', async () => {
     const r = await send('offers@spam.example', { addr: '203.0.113.9' });
-    assertRefusedAtMail(r, /Sender address <offers@spam\.example> rejected: domain spam\.example blocked using dbl\.test/);
+    assertRefusedAtMail(
+      r,
+      /Sender address <offers@spam\.example> rejected: domain spam\.example blocked using dbl\.test/,
+    );
   });
 
   test('sender in the static blocked domain blocked.test and its subdomain: 554 5.7.1 at MAIL', async () => {
-    assertRefusedAtMail(await send('x@blocked.test', { addr: '203.0.113.10' }), /domain blocked\.test is blocked by local policy/);
-    assertRefusedAtMail(await send('x@sub.blocked.test', { addr: '203.0.113.10' }), /domain sub\.blocked\.test is blocked by local policy/);
+    assertRefusedAtMail(
+      await send('x@blocked.test', { addr: '203.0.113.10' }),
+      /domain blocked\.test is blocked by local policy/,
+    );
+    assertRefusedAtMail(
+      await send('x@sub.blocked.test', { addr: '203.0.113.10' }),
+      /domain sub\.blocked\.test is blocked by local policy/,
+    );
   });
 
   test('an authenticated client with a blocked sender domain: accepted', async () => {
@@ -88,7 +111,10 @@ describe('rule 8: list errors are not listings', () => {
     await rg.stop();
     // The reference policy with bl.test's listing code changed to 127.0.0.3: the answer 127.0.0.2
     // for 203.0.113.66 is then "not a configured code", which must be a list error.
-    const text = readFileSync(referencePolicy, 'utf8').replace(/(- zone: bl\.test\n\s+codes: )\[127\.0\.0\.2\]/, '$1[127.0.0.3]');
+    const text = readFileSync(referencePolicy, 'utf8').replace(
+      /(- zone: bl\.test\n\s+codes: )\[127\.0\.0\.2\]/,
+      '$1[127.0.0.3]',
+    );
     assert.match(text, /codes: \[127\.0\.0\.3\]/, 'the reference policy still has the bl.test block this test edits');
     variant = await startRelayguard({ configText: text });
   });
@@ -99,7 +125,9 @@ describe('rule 8: list errors are not listings', () => {
 
   test('an answer outside the listing codes: logged as a list error, mail accepted', async () => {
     await assertDelivered(await send('sender@outside.test', { addr: '203.0.113.66' }));
-    const line = await variant.waitForLog(/dnsbl bl\.test: answer 127\.0\.0\.2 is not a configured listing code for 203\.0\.113\.66/);
+    const line = await variant.waitForLog(
+      /dnsbl bl\.test: answer 127\.0\.0\.2 is not a configured listing code for 203\.0\.113\.66/,
+    );
     assert.match(line, /not treated as a listing/);
   });
 });

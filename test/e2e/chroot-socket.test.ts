@@ -7,12 +7,34 @@
 // prevents).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupId } from '../../src/session/socket-owner.js';
-import { ensureStack, freshStateDir, message, pollUntil, preparePolicy, relayguardMain, repoRoot, run, runRelayguard, smtp, stack } from './harness.js';
+import {
+  ensureStack,
+  freshStateDir,
+  message,
+  pollUntil,
+  preparePolicy,
+  relayguardMain,
+  repoRoot,
+  run,
+  runRelayguard,
+  smtp,
+  stack,
+} from './harness.js';
 
 const base = join(stack.baseDir, 'chroot-pf');
 const etc = join(base, 'etc');
@@ -28,16 +50,34 @@ let rgLog = '';
 
 async function postfix(cmd: 'start' | 'stop'): Promise<void> {
   const r = await run('postfix', ['-c', etc, cmd], { timeoutMs: 60_000 });
-  if (cmd === 'start' && r.code !== 0) throw new Error(`postfix start: ${r.stdout}${r.stderr}\n${existsSync(maillog) ? readFileSync(maillog, 'utf8').slice(-2000) : ''}`);
+  if (cmd === 'start' && r.code !== 0)
+    throw new Error(
+      `postfix start: ${r.stdout}${r.stderr}\n${existsSync(maillog) ? readFileSync(maillog, 'utf8').slice(-2000) : ''}`,
+    );
 }
 
 async function startRelayguard(extraYaml = ''): Promise<void> {
   const file = join(base, `policy-${Date.now()}.yaml`);
   writeFileSync(file, policyText.replace(/^server:\n/m, `server:\n${extraYaml}`));
   rgLog = '';
-  rg = spawn(process.execPath, [relayguardMain, 'serve', '--config', file, '--metrics', 'off'], { cwd: repoRoot, env: { ...process.env, MAIL_CONFIG: etc }, stdio: ['ignore', 'ignore', 'pipe'] });
+  rg = spawn(process.execPath, [relayguardMain, 'serve', '--config', file, '--metrics', 'off'], {
+    cwd: repoRoot,
+    env: { ...process.env, MAIL_CONFIG: etc },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   rg.stderr!.on('data', (c: Buffer) => (rgLog += c.toString()));
-  await pollUntil(() => (/relayguard listening on unix:/.test(rgLog) ? true : rg!.exitCode !== null ? (() => { throw new Error(rgLog); })() : undefined), 15_000, `relayguard on ${socketPath}`);
+  await pollUntil(
+    () =>
+      /relayguard listening on unix:/.test(rgLog)
+        ? true
+        : rg!.exitCode !== null
+          ? (() => {
+              throw new Error(rgLog);
+            })()
+          : undefined,
+    15_000,
+    `relayguard on ${socketPath}`,
+  );
 }
 
 async function stopRelayguard(): Promise<void> {
@@ -69,13 +109,16 @@ before(async () => {
   mkdirSync(join(spool, 'etc'), { recursive: true });
   cpSync(stack.postfixConfigDir, etc, { recursive: true });
   // What Debian's init script copies into the jail.
-  for (const f of ['services', 'hosts', 'resolv.conf', 'nsswitch.conf', 'host.conf', 'localtime']) if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(spool, 'etc', f));
+  for (const f of ['services', 'hosts', 'resolv.conf', 'nsswitch.conf', 'host.conf', 'localtime'])
+    if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(spool, 'etc', f));
   await run('chown', ['postfix:postfix', join(base, 'data')]);
   const master = readFileSync(join(etc, 'master.cf'), 'utf8').split('\n');
   master[0] = `127.0.0.1:${port} inet n - y - - smtpd`; // the only chrooted service
   writeFileSync(join(etc, 'master.cf'), master.join('\n'));
   const r = await run('postconf', [
-    '-c', etc, '-e',
+    '-c',
+    etc,
+    '-e',
     `queue_directory = ${spool}`,
     `data_directory = ${join(base, 'data')}`,
     `maillog_file = ${maillog}`,
@@ -84,7 +127,9 @@ before(async () => {
     'smtpd_milters =',
   ]);
   assert.equal(r.code, 0, r.stderr);
-  policyText = readFileSync(preparePolicy({ stateDir: freshStateDir() }), 'utf8').replace(/^( {2}listen:) .*$/m, `$1 unix:${socketPath}`).replace(/^( {2}config_directory:) .*$/m, `$1 ${etc}`);
+  policyText = readFileSync(preparePolicy({ stateDir: freshStateDir() }), 'utf8')
+    .replace(/^( {2}listen:) .*$/m, `$1 unix:${socketPath}`)
+    .replace(/^( {2}config_directory:) .*$/m, `$1 ${etc}`);
 });
 
 after(async () => {
@@ -101,7 +146,13 @@ describe('a chrooted smtpd over the unix socket', { skip: postfixGid === null ? 
     const r = await runRelayguard(['postfix-config', '--config', file, '--apply'], { env: { MAIL_CONFIG: etc } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^\+smtpd_milters = \{ unix:\/relayguard\/milter\.sock, default_action=tempfail \}$/m);
-    assert.match(r.stdout, new RegExp(`^\\+non_smtpd_milters = \\{ unix:${socketPath.replace(/[.]/g, '\\.')}, default_action=tempfail \\}$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^\\+non_smtpd_milters = \\{ unix:${socketPath.replace(/[.]/g, '\\.')}, default_action=tempfail \\}$`,
+        'm',
+      ),
+    );
     const lint = await runRelayguard(['lint-mta', '--config', file], { env: { MAIL_CONFIG: etc } });
     assert.doesNotMatch(lint.stdout, /smtpd_milters/);
   });
@@ -118,15 +169,43 @@ describe('a chrooted smtpd over the unix socket', { skip: postfixGid === null ? 
     assert.match(rgLog, /created .*relayguard for the milter socket/);
   });
 
-  test('mail through the chrooted smtpd is delivered with relayguard\'s header, and a forged internal sender is refused with a reference', async () => {
+  test("mail through the chrooted smtpd is delivered with relayguard's header, and a forged internal sender is refused with a reference", async () => {
     await postfix('start');
-    await pollUntil(async () => ((await smtp({ port, from: 'a@example.test', to: [], data: '' }).catch(() => null))?.banner?.code === 220 ? true : undefined), 20_000, `smtpd on ${port}`);
+    await pollUntil(
+      async () =>
+        (await smtp({ port, from: 'a@example.test', to: [], data: '' }).catch(() => null))?.banner?.code === 220
+          ? true
+          : undefined,
+      20_000,
+      `smtpd on ${port}`,
+    );
     const marker = `chroot-${Date.now()}`;
-    const ok = await smtp({ port, from: 'sender@outside.test', to: ['user@example.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', subject: marker, body: 'through the jail' }), xclient: { addr: '203.0.113.20' } });
-    assert.equal(ok.ok, true, `${ok.dataReply?.full ?? ok.mailReply?.full ?? ok.error}\n${readFileSync(maillog, 'utf8').slice(-1500)}`);
+    const ok = await smtp({
+      port,
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        subject: marker,
+        body: 'through the jail',
+      }),
+      xclient: { addr: '203.0.113.20' },
+    });
+    assert.equal(
+      ok.ok,
+      true,
+      `${ok.dataReply?.full ?? ok.mailReply?.full ?? ok.error}\n${readFileSync(maillog, 'utf8').slice(-1500)}`,
+    );
     assert.match(await delivered(marker), /^X-Relayguard: /m);
     // Postfix itself would refuse a relay attempt; a forged internal sender only relayguard refuses.
-    const forged = await smtp({ port, from: 'ceo@example.test', to: ['user@example.test'], data: message({ from: 'ceo@example.test', to: 'user@example.test', body: 'forged?' }), xclient: { addr: '203.0.113.20' } });
+    const forged = await smtp({
+      port,
+      from: 'ceo@example.test',
+      to: ['user@example.test'],
+      data: message({ from: 'ceo@example.test', to: 'user@example.test', body: 'forged?' }),
+      xclient: { addr: '203.0.113.20' },
+    });
     assert.equal(forged.mailReply!.code, 550, forged.mailReply!.full);
     assert.match(forged.mailReply!.full, /5\.7\.1 .*ref [0-9a-f]+-\d+/);
   });
@@ -135,10 +214,21 @@ describe('a chrooted smtpd over the unix socket', { skip: postfixGid === null ? 
     await stopRelayguard();
     await startRelayguard('  socket_group: nogroup\n');
     assert.notEqual(statSync(socketPath).gid, postfixGid);
-    const r = await smtp({ port, from: 'sender@outside.test', to: ['user@example.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'denied?' }), xclient: { addr: '203.0.113.21' } });
+    const r = await smtp({
+      port,
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'denied?' }),
+      xclient: { addr: '203.0.113.21' },
+    });
     assert.equal(r.ok, false);
-    const refusal = r.mailReply?.code === 250 ? (r.rcptReplies[0]?.code === 250 ? r.dataReply : r.rcptReplies[0]) : r.mailReply;
+    const refusal =
+      r.mailReply?.code === 250 ? (r.rcptReplies[0]?.code === 250 ? r.dataReply : r.rcptReplies[0]) : r.mailReply;
     assert.equal(Math.floor((refusal?.code ?? 0) / 100), 4, JSON.stringify(r.replies.map((x) => x.full)));
-    await pollUntil(() => (/relayguard\/milter\.sock.*Permission denied/.test(readFileSync(maillog, 'utf8')) ? true : undefined), 10_000, 'Permission denied in the chroot maillog');
+    await pollUntil(
+      () => (/relayguard\/milter\.sock.*Permission denied/.test(readFileSync(maillog, 'utf8')) ? true : undefined),
+      10_000,
+      'Permission denied in the chroot maillog',
+    );
   });
 });

@@ -36,7 +36,10 @@ for (const [transport, address] of [
     test('clean and infected messages one after another on one connection', async () => {
       const c = sessionClient(address);
       for (let i = 0; i < 6; i++) {
-        const r = await scan(c, i % 2 ? `Subject: clean ${i}\r\n\r\nnothing here\r\n` : `Subject: eicar ${i}\r\n\r\n${eicar()}\r\n`);
+        const r = await scan(
+          c,
+          i % 2 ? `Subject: clean ${i}\r\n\r\nnothing here\r\n` : `Subject: eicar ${i}\r\n\r\n${eicar()}\r\n`,
+        );
         if (i % 2) assert.deepEqual(r, { status: 'clean' });
         else assert.equal(r.status, 'infected', JSON.stringify(r));
       }

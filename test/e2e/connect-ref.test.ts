@@ -5,7 +5,15 @@
 // relayguard's log. Checked for both refusals at connect: a denied network and a ban.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, restorePostconf, smtp, startRelayguard, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  restorePostconf,
+  smtp,
+  startRelayguard,
+  type RelayguardProcess,
+} from './harness.js';
 
 let rg: RelayguardProcess;
 
@@ -22,7 +30,12 @@ after(async () => {
 });
 
 async function refusedAtConnect(addr: string, rule: string, text: RegExp): Promise<void> {
-  const r = await smtp({ from: 'x@outside.test', to: ['user@example.test'], data: message({ from: 'x@outside.test', to: 'user@example.test', body: 'x' }), xclient: { addr } });
+  const r = await smtp({
+    from: 'x@outside.test',
+    to: ['user@example.test'],
+    data: message({ from: 'x@outside.test', to: 'user@example.test', body: 'x' }),
+    xclient: { addr },
+  });
   assert.equal(r.xclientReply!.code, 554, r.xclientReply!.full); // Postfix's own greeting text
   assert.equal(r.mailReply!.code, 554, r.mailReply!.full);
   assert.equal(r.mailReply!.enhanced, '5.7.1');
@@ -42,9 +55,18 @@ describe('refusals at connect reach the client with their reference', () => {
 
   test('a banned client', async () => {
     for (let i = 0; i < 5; i++) {
-      const r = await smtp({ from: 'x@blocked.test', to: ['user@example.test'], data: message({ from: 'x@blocked.test', to: 'user@example.test', body: 'x' }), xclient: { addr: '203.0.113.77' } });
+      const r = await smtp({
+        from: 'x@blocked.test',
+        to: ['user@example.test'],
+        data: message({ from: 'x@blocked.test', to: 'user@example.test', body: 'x' }),
+        xclient: { addr: '203.0.113.77' },
+      });
       assert.equal(r.mailReply!.code, 554, r.mailReply!.full);
     }
-    await refusedAtConnect('203.0.113.77', 'offenders', /^5\.7\.1 Client host \[203\.0\.113\.77\] banned until .*\(ref [0-9a-f]+-\d+\)$/);
+    await refusedAtConnect(
+      '203.0.113.77',
+      'offenders',
+      /^5\.7\.1 Client host \[203\.0\.113\.77\] banned until .*\(ref [0-9a-f]+-\d+\)$/,
+    );
   });
 });

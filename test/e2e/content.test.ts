@@ -84,7 +84,10 @@ describe('rule 6: attachments', () => {
 
   test('a .js inside a zip: refused, naming archive and member', async () => {
     const zip = await zipOf({ 'docs/readme.txt': 'hello', 'docs/open-me.js': 'WScript.Echo(1)' });
-    const r = await inbound({ body: 'archive attached', attachments: [{ filename: 'documents.zip', contentType: 'application/zip', content: zip }] });
+    const r = await inbound({
+      body: 'archive attached',
+      attachments: [{ filename: 'documents.zip', contentType: 'application/zip', content: zip }],
+    });
     assertRefused(r, /"documents\.zip" contains "docs\/open-me\.js" \(file type \.js\)/);
   });
 
@@ -137,17 +140,44 @@ describe('rule 6: outbound data-leak rules', () => {
 describe('rule 6: MIME forms that hid attachments (RFC 2046 allows them)', () => {
   const exe = EXE.toString('base64');
   const raw = (delimiter: (l: string) => string, innerClosed: boolean | null) => {
-    const lines = ['From: sender@outside.test', 'To: user@example.test', 'Subject: forms', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="outer"', '', delimiter('--outer')];
+    const lines = [
+      'From: sender@outside.test',
+      'To: user@example.test',
+      'Subject: forms',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="outer"',
+      '',
+      delimiter('--outer'),
+    ];
     if (innerClosed === null) lines.push('Content-Type: text/plain', '', 'see attachment', delimiter('--outer'));
     else {
-      lines.push('Content-Type: multipart/alternative; boundary="inner"', '', '--inner', 'Content-Type: text/plain', '', 'hi', '--inner', 'Content-Type: text/html', '', '<p>hi</p>');
+      lines.push(
+        'Content-Type: multipart/alternative; boundary="inner"',
+        '',
+        '--inner',
+        'Content-Type: text/plain',
+        '',
+        'hi',
+        '--inner',
+        'Content-Type: text/html',
+        '',
+        '<p>hi</p>',
+      );
       if (innerClosed) lines.push('--inner--');
       lines.push(delimiter('--outer'));
     }
-    lines.push('Content-Type: application/octet-stream; name="invoice.exe"', 'Content-Transfer-Encoding: base64', '', exe, delimiter('--outer--'), '');
+    lines.push(
+      'Content-Type: application/octet-stream; name="invoice.exe"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      exe,
+      delimiter('--outer--'),
+      '',
+    );
     return lines.join('\r\n');
   };
-  const send = (data: string) => smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, xclient: OUTSIDE });
+  const send = (data: string) =>
+    smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, xclient: OUTSIDE });
 
   test('blanks after the delimiter lines: the .exe is refused', async () => {
     assertRefused(await send(raw((l) => `${l}  \t`, null)), /invoice\.exe/);
@@ -158,4 +188,3 @@ describe('rule 6: MIME forms that hid attachments (RFC 2046 allows them)', () =>
     assertRefused(await send(raw((l) => l, false)), /invoice\.exe/);
   });
 });
-

@@ -38,7 +38,17 @@ const outside = { addr: '203.0.113.9' };
 
 describe('relayguard behind Postfix', () => {
   test('an inbound message is delivered with the trace header naming its queue id', async () => {
-    const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], xclient: outside, data: message({ from: 'sender@outside.test', to: ['user@example.test'], subject: 'core delivery', body: 'hello' }) });
+    const r = await smtp({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      xclient: outside,
+      data: message({
+        from: 'sender@outside.test',
+        to: ['user@example.test'],
+        subject: 'core delivery',
+        body: 'hello',
+      }),
+    });
     assert.equal(r.ok, true, r.error ?? r.dataReply?.full);
     const delivered = await waitForDelivery(r.queueId!);
     const trace = /^X-Relayguard: (.*)$/m.exec(delivered);
@@ -48,7 +58,16 @@ describe('relayguard behind Postfix', () => {
 
   test('a forged trace header that came with the message is removed: only ours is delivered', async () => {
     const forged = 'direction=outbound; conn=forged; queue-id=NONE';
-    const data = message({ from: 'sender@outside.test', to: ['user@example.test'], subject: 'forged trace', body: 'hello', headers: [['X-Relayguard', forged], ['X-RELAYGUARD', forged]] });
+    const data = message({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      subject: 'forged trace',
+      body: 'hello',
+      headers: [
+        ['X-Relayguard', forged],
+        ['X-RELAYGUARD', forged],
+      ],
+    });
     const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], xclient: outside, data });
     assert.equal(r.ok, true, r.error ?? r.dataReply?.full);
     const delivered = await waitForDelivery(r.queueId!);
@@ -63,7 +82,12 @@ describe('relayguard behind Postfix', () => {
     const to = 'x@elsewhere.test';
     let r;
     try {
-      r = await smtp({ from: 'sender@outside.test', to: [to], xclient: outside, data: message({ from: 'sender@outside.test', to: [to], body: 'x' }) });
+      r = await smtp({
+        from: 'sender@outside.test',
+        to: [to],
+        xclient: outside,
+        data: message({ from: 'sender@outside.test', to: [to], body: 'x' }),
+      });
     } finally {
       await restore();
     }
@@ -81,7 +105,11 @@ describe('relayguard behind Postfix', () => {
   test('a held message sits in the hold queue and is not delivered', async () => {
     const before = sinkFiles().length;
     const body = 'Please charge card 4111 1111 1111 1111 for the order.';
-    const r = await smtp({ from: 'alice@example.test', to: ['bob@partner.test'], data: message({ from: 'alice@example.test', to: ['bob@partner.test'], subject: 'order', body }) });
+    const r = await smtp({
+      from: 'alice@example.test',
+      to: ['bob@partner.test'],
+      data: message({ from: 'alice@example.test', to: ['bob@partner.test'], subject: 'order', body }),
+    });
     assert.equal(r.ok, true, r.error ?? r.dataReply?.full);
     const held = await waitForHold(r.queueId!);
     assert.equal(held.queue_name, 'hold');
@@ -101,7 +129,10 @@ describe('relayguard behind Postfix', () => {
     assert.match(text, /relayguard_messages_total\{action="accept",direction="inbound",phase="eom"\} [1-9]/);
     assert.match(text, /relayguard_messages_total\{action="reject",direction="inbound",phase="envrcpt"\} [1-9]/);
     assert.match(text, /relayguard_messages_total\{action="quarantine",direction="outbound",phase="eom"\} [1-9]/);
-    assert.match(text, /relayguard_rule_verdicts_total\{rule="relay",phase="envrcpt",action="reject",mode="enforce"\} [1-9]/);
+    assert.match(
+      text,
+      /relayguard_rule_verdicts_total\{rule="relay",phase="envrcpt",action="reject",mode="enforce"\} [1-9]/,
+    );
     const health = await fetch(`http://127.0.0.1:${stack.metricsPort}/health`);
     assert.equal(health.status, 200);
   });
@@ -109,7 +140,12 @@ describe('relayguard behind Postfix', () => {
   test('relayguard down: Postfix tempfails, nothing is queued or lost; back up: delivered', async () => {
     await rg.stop();
     const sinkBefore = sinkFiles().length;
-    const data = message({ from: 'sender@outside.test', to: ['user@example.test'], subject: 'while down', body: 'retry me' });
+    const data = message({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      subject: 'while down',
+      body: 'retry me',
+    });
     const down = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], xclient: outside, data });
     assert.equal(down.ok, false);
     const refused = down.mailReply ?? down.rcptReplies[0] ?? down.dataReply;
@@ -129,15 +165,27 @@ describe('serve with no arguments', () => {
     if (stack.slot !== 0) return;
     await rg.stop();
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [relayguardMain, 'serve', '--metrics', 'off'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [relayguardMain, 'serve', '--metrics', 'off'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (out += c));
     try {
       const deadline = Date.now() + 10_000;
-      while (!/listening on inet:127\.0\.0\.1:10025/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (!/listening on inet:127\.0\.0\.1:10025/.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       assert.match(out, /policies\/default\.yaml/);
-      const r = await smtp({ from: 'alice@example.test', to: ['bob@example.test'], data: message({ from: 'alice@example.test', to: ['bob@example.test'], body: 'plain mail from an internal client' }) });
+      const r = await smtp({
+        from: 'alice@example.test',
+        to: ['bob@example.test'],
+        data: message({
+          from: 'alice@example.test',
+          to: ['bob@example.test'],
+          body: 'plain mail from an internal client',
+        }),
+      });
       assert.equal(r.ok, true, r.error ?? r.dataReply?.full);
       const delivered = await waitForDelivery(r.queueId!);
       assert.match(delivered, /^X-Relayguard: direction=outbound/m);

@@ -16,9 +16,25 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCheck } from '../../src/cli/check.js';
 import { loadCorpus, type CorpusEntry } from '../support/corpus.js';
-import { baselineOf, disclaimerPolicyFile, ENVELOPES, loadDisclaimerPolicy, TODAY, type Direction, type FailureClass } from '../support/corpus-disclaimer.js';
+import {
+  baselineOf,
+  disclaimerPolicyFile,
+  ENVELOPES,
+  loadDisclaimerPolicy,
+  TODAY,
+  type Direction,
+  type FailureClass,
+} from '../support/corpus-disclaimer.js';
 import { repoRoot } from '../support/mime-compare.js';
-import { clearQueues, ensureStack, run, smtp, startRelayguard, waitForDeliveryDetails, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  run,
+  smtp,
+  startRelayguard,
+  waitForDeliveryDetails,
+  type RelayguardProcess,
+} from './harness.js';
 
 const OUTSIDE = { addr: '203.0.113.9', helo: 'mail.outside.test' };
 const SMTP_LINE_LIMIT = 990;
@@ -30,7 +46,13 @@ const THROUGH_POSTFIX: Record<Direction, { from: string; to: string[]; xclient?:
 };
 
 function sample(corpus: CorpusEntry[]): CorpusEntry[] {
-  return corpus.filter((e, i) => i % 15 === 0 && readFileSync(e.path, 'latin1').split(/\r?\n/).every((l) => l.length <= SMTP_LINE_LIMIT));
+  return corpus.filter(
+    (e, i) =>
+      i % 15 === 0 &&
+      readFileSync(e.path, 'latin1')
+        .split(/\r?\n/)
+        .every((l) => l.length <= SMTP_LINE_LIMIT),
+  );
 }
 
 const crlf = (s: Buffer) => Buffer.from(s.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
@@ -66,7 +88,12 @@ describe('the disclaimer on a corpus sample through Postfix', () => {
         for (const [i, e] of entries.entries()) {
           const raw = readFileSync(e.path);
           const via = THROUGH_POSTFIX[direction];
-          const sent = await smtp({ from: via.from, to: via.to, data: raw, ...(via.xclient ? { xclient: via.xclient } : {}) });
+          const sent = await smtp({
+            from: via.from,
+            to: via.to,
+            data: raw,
+            ...(via.xclient ? { xclient: via.xclient } : {}),
+          });
           if (!sent.ok) {
             problems.push(`${e.name}: not accepted: ${sent.dataReply?.full ?? sent.error}`);
             continue;
@@ -74,24 +101,44 @@ describe('the disclaimer on a corpus sample through Postfix', () => {
           // The raw bytes: 8-bit text in another charset must not go through a UTF-8 string.
           const delivered = crlf((await waitForDeliveryDetails(sent.queueId!)).raw);
           const env = ENVELOPES[direction];
-          const offline = await runCheck(policy, { clientIp: env.clientIp, from: env.from, rcpts: env.rcpts, message: raw });
-          if (offline.output && bodyOf(offline.output) !== bodyOf(delivered)) problems.push(`${e.name}: the delivered body differs from the offline check's`);
-          const second = await runCheck(policy, { clientIp: env.clientIp, from: env.from, rcpts: env.rcpts, message: delivered });
+          const offline = await runCheck(policy, {
+            clientIp: env.clientIp,
+            from: env.from,
+            rcpts: env.rcpts,
+            message: raw,
+          });
+          if (offline.output && bodyOf(offline.output) !== bodyOf(delivered))
+            problems.push(`${e.name}: the delivered body differs from the offline check's`);
+          const second = await runCheck(policy, {
+            clientIp: env.clientIp,
+            from: env.from,
+            rcpts: env.rcpts,
+            message: delivered,
+          });
           const files = ['base', 'out', 'second'].map((k) => join(dir, `${direction}-${i}.${k}.eml`));
           writeFileSync(files[0]!, await baselineOf(raw));
           writeFileSync(files[1]!, delivered);
           writeFileSync(files[2]!, second.output ?? delivered);
-          jobs.push(JSON.stringify({ id: e.name, baseline: files[0], output: files[1], second: files[2], token: env.token }));
+          jobs.push(
+            JSON.stringify({ id: e.name, baseline: files[0], output: files[1], second: files[2], token: env.token }),
+          );
         }
       } finally {
         await policy.close();
       }
-      const r = await run('/usr/bin/python3', [join(repoRoot(), 'test/corpus/check_disclaimer.py')], { input: jobs.join('\n') + '\n', timeoutMs: 60_000 });
+      const r = await run('/usr/bin/python3', [join(repoRoot(), 'test/corpus/check_disclaimer.py')], {
+        input: jobs.join('\n') + '\n',
+        timeoutMs: 60_000,
+      });
       assert.equal(r.code, 0, r.stderr);
       let rewritten = 0;
       const byClass: Record<string, number> = {};
       for (const line of r.stdout.split('\n').filter((l) => l.trim())) {
-        const v = JSON.parse(line) as { id: string; failures: Array<{ class: string; detail: string }>; rewritten: number };
+        const v = JSON.parse(line) as {
+          id: string;
+          failures: Array<{ class: string; detail: string }>;
+          rewritten: number;
+        };
         if (v.rewritten > 0) rewritten++;
         for (const f of v.failures) {
           byClass[f.class] = (byClass[f.class] ?? 0) + 1;
@@ -100,8 +147,13 @@ describe('the disclaimer on a corpus sample through Postfix', () => {
           if (!TODAY[f.class as FailureClass]) problems.push(`${v.id}: ${f.class}: ${f.detail}`);
         }
       }
-      t.diagnostic(`${entries.length} messages, ${rewritten} with the disclaimer; failures by class: ${JSON.stringify(byClass)}`);
-      assert.ok(rewritten >= entries.length / 2, `the disclaimer reached only ${rewritten} of ${entries.length} messages`);
+      t.diagnostic(
+        `${entries.length} messages, ${rewritten} with the disclaimer; failures by class: ${JSON.stringify(byClass)}`,
+      );
+      assert.ok(
+        rewritten >= entries.length / 2,
+        `the disclaimer reached only ${rewritten} of ${entries.length} messages`,
+      );
       assert.deepEqual(problems, []);
     });
   }

@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, run, smtp, startRelayguard, waitForDelivery, type RelayguardProcess, type SmtpResult } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  run,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+  type SmtpResult,
+} from './harness.js';
 
 const OUTSIDE = { addr: '203.0.113.9', helo: 'mail.outside.test' };
 const OUTBOUND_TEXT = 'This email is confidential';
@@ -62,7 +72,8 @@ async function parse(delivered: string): Promise<Parsed> {
 }
 
 const count = (haystack: string, needle: string) => haystack.split(needle).length - 1;
-const header = (p: Parsed, name: string) => p.headers.filter(([k]) => k.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
+const header = (p: Parsed, name: string) =>
+  p.headers.filter(([k]) => k.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
 const bodyOf = (msg: string) => msg.replace(/\r\n/g, '\n').slice(msg.replace(/\r\n/g, '\n').indexOf('\n\n') + 2);
 
 async function delivered(r: SmtpResult): Promise<string> {
@@ -80,7 +91,12 @@ function inbound(data: string): Promise<SmtpResult> {
 
 describe('rule 7: disclaimer', () => {
   test('outbound text + HTML: the disclaimer at the end of the text and before </body>', async () => {
-    const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Hello Bob,\nsee you.\n', html: '<html><body><p>Hello Bob,</p><p>see you.</p></body></html>\n' });
+    const data = message({
+      from: 'alice@example.test',
+      to: 'bob@partner.test',
+      body: 'Hello Bob,\nsee you.\n',
+      html: '<html><body><p>Hello Bob,</p><p>see you.</p></body></html>\n',
+    });
     const p = await parse(await delivered(await outbound(data)));
     const plain = p.parts.find((x) => x.type === 'text/plain')!;
     const html = p.parts.find((x) => x.type === 'text/html')!;
@@ -92,7 +108,12 @@ describe('rule 7: disclaimer', () => {
   });
 
   test('outbound with a PDF: the attachment arrives byte-identical, only the text changes', async () => {
-    const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'The report.', attachments: [{ filename: 'report.pdf', contentType: 'application/pdf', content: PDF }] });
+    const data = message({
+      from: 'alice@example.test',
+      to: 'bob@partner.test',
+      body: 'The report.',
+      attachments: [{ filename: 'report.pdf', contentType: 'application/pdf', content: PDF }],
+    });
     const p = await parse(await delivered(await outbound(data)));
     const pdf = p.parts.find((x) => x.type === 'application/pdf')!;
     assert.equal(pdf.sha256, createHash('sha256').update(PDF).digest('hex'));
@@ -100,7 +121,12 @@ describe('rule 7: disclaimer', () => {
   });
 
   test('inbound: the external-sender notice', async () => {
-    const data = message({ from: 'sender@outside.test', to: 'user@example.test', body: 'An offer.', html: '<p>An offer.</p>' });
+    const data = message({
+      from: 'sender@outside.test',
+      to: 'user@example.test',
+      body: 'An offer.',
+      html: '<p>An offer.</p>',
+    });
     const p = await parse(await delivered(await inbound(data)));
     for (const type of ['text/plain', 'text/html']) {
       const part = p.parts.find((x) => x.type === type)!;
@@ -150,7 +176,8 @@ describe('rule 7: disclaimer', () => {
   });
 
   test('a message that already carries the disclaimer does not get it twice', async () => {
-    const quoted = '> This email is confidential and may be legally privileged. If you are not the\n> intended recipient, please tell the sender and delete it.\n';
+    const quoted =
+      '> This email is confidential and may be legally privileged. If you are not the\n> intended recipient, please tell the sender and delete it.\n';
     const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: `Thanks!\n\n${quoted}` });
     const got = await delivered(await outbound(data));
     assert.equal(count(got, OUTBOUND_TEXT), 1);
@@ -162,7 +189,12 @@ describe('rule 7: disclaimer', () => {
   // part from every "<!--" (about ten minutes of one CPU, the milter's only thread, during which
   // no other mail moved). Now the message goes through at once, and an ordinary one beside it too.
   test('hostile HTML (300 000 unclosed comments) neither hangs the gateway nor loses the message', async () => {
-    const hostile = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Hi.', html: `<p>Hi.</p>\n${'<!--\n'.repeat(300_000)}` });
+    const hostile = message({
+      from: 'alice@example.test',
+      to: 'bob@partner.test',
+      body: 'Hi.',
+      html: `<p>Hi.</p>\n${'<!--\n'.repeat(300_000)}`,
+    });
     const ordinary = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Meanwhile.' });
     const [h, o] = await Promise.all([outbound(hostile), outbound(ordinary)]);
     const got = await delivered(h);
@@ -174,10 +206,15 @@ describe('rule 7: disclaimer', () => {
   });
 
   test('a 7bit US-ASCII message arrives as its original bytes plus the disclaimer lines', async () => {
-    const data = message({ from: 'alice@example.test', to: 'bob@partner.test', body: 'Hello Bob,\nthe numbers are attached.\n\n-- \nAlice\n' });
+    const data = message({
+      from: 'alice@example.test',
+      to: 'bob@partner.test',
+      body: 'Hello Bob,\nthe numbers are attached.\n\n-- \nAlice\n',
+    });
     assert.match(data, /Content-Transfer-Encoding: 7bit/);
     const got = await delivered(await outbound(data));
-    const lines = 'This email is confidential and may be legally privileged.\nIf you are not the intended recipient, please tell the sender and delete it.';
+    const lines =
+      'This email is confidential and may be legally privileged.\nIf you are not the intended recipient, please tell the sender and delete it.';
     assert.equal(bodyOf(got), `${bodyOf(data)}\n${lines}\n`);
     assert.match(got, /Content-Transfer-Encoding: 7bit/);
   });

@@ -26,7 +26,8 @@ describe('fault runs (short): every message is accounted for', { timeout: 120_00
       // The run must have exercised the fault: something was delivered, and where the milter or
       // clamd was down, some message was told to come back later.
       assert.ok(r.delivered > 0, `nothing delivered\n${table}`);
-      if (kind === 'clamd-kill') assert.ok(r.eicarDuringOutage > 0 && r.tempfailed > 0, `the outage was not exercised\n${table}`);
+      if (kind === 'clamd-kill')
+        assert.ok(r.eicarDuringOutage > 0 && r.tempfailed > 0, `the outage was not exercised\n${table}`);
       if (kind === 'relayguard-kill') assert.ok(r.tempfailed > 0, `no message met the dead milter\n${table}`);
       assert.ok(r.inFlightAtFault > 0, `no session was in flight when the fault struck\n${table}`);
     });

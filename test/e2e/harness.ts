@@ -4,7 +4,20 @@
 // it never hangs.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +51,15 @@ function slotFromEnv(): number {
 }
 
 /** The reference gateway's loopback ports (slot 0); slot N adds 100*N to each. */
-export const BASE_PORTS = { smtpd: 2525, sink: 2526, milter: 10025, clamd: 3310, rbl: 5353, metrics: 9464, redis: 6379 } as const;
+export const BASE_PORTS = {
+  smtpd: 2525,
+  sink: 2526,
+  milter: 10025,
+  clamd: 3310,
+  rbl: 5353,
+  metrics: 9464,
+  redis: 6379,
+} as const;
 
 function describeStack(slot: number) {
   const port = (base: number) => base + 100 * slot;
@@ -87,16 +108,29 @@ export interface RunResult {
 }
 
 /** Runs a command with a deadline; never rejects on a non-zero exit. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, env: opts.env ?? process.env, cwd: opts.cwd ?? repoRoot, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      {
+        timeout: opts.timeoutMs ?? 30_000,
+        env: opts.env ?? process.env,
+        cwd: opts.cwd ?? repoRoot,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an ExecFileException is an Error; @types/node's Omit<> hides that
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err); // ENOENT etc.
-        if (err && err.killed) return reject(new Error(`${cmd} ${args.join(' ')}: no exit within ${opts.timeoutMs ?? 30_000} ms\n${stderr}`));
+        if (err && err.killed)
+          return reject(
+            new Error(`${cmd} ${args.join(' ')}: no exit within ${opts.timeoutMs ?? 30_000} ms\n${stderr}`),
+          );
         resolvePromise({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },
     );
@@ -142,7 +176,11 @@ export function portAccepts(port: number, timeoutMs = 1000): Promise<boolean> {
 }
 
 /** Polls `probe` until it returns a value other than undefined; throws `what` on timeout. */
-export async function pollUntil<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
+export async function pollUntil<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -202,7 +240,15 @@ function trackChild(child: ChildProcess): void {
 export function slotConfigText(text: string, slot = stack.slot): string {
   if (slot === 0) return text;
   const moved = new Map<number, number>(
-    [BASE_PORTS.clamd, BASE_PORTS.rbl, BASE_PORTS.smtpd, BASE_PORTS.sink, BASE_PORTS.metrics, BASE_PORTS.redis, BASE_PORTS.milter].map((p) => [p, p + 100 * slot]),
+    [
+      BASE_PORTS.clamd,
+      BASE_PORTS.rbl,
+      BASE_PORTS.smtpd,
+      BASE_PORTS.sink,
+      BASE_PORTS.metrics,
+      BASE_PORTS.redis,
+      BASE_PORTS.milter,
+    ].map((p) => [p, p + 100 * slot]),
   );
   return text.replace(/\b(127\.0\.0\.1|localhost)(:|@)(\d{4,5})\b/g, (all, host: string, sep: string, port: string) => {
     const to = moved.get(Number(port));
@@ -219,7 +265,8 @@ export function preparePolicy(opts: { config?: string; configText?: string; stat
   const source = opts.config ?? referencePolicy;
   const text = opts.configText ?? readFileSync(source, 'utf8');
   const doc = parseDocument(slotConfigText(text));
-  if (doc.errors.length > 0) throw new Error(`policy ${opts.configText ? '(text)' : source} is not YAML: ${doc.errors[0]!.message}`);
+  if (doc.errors.length > 0)
+    throw new Error(`policy ${opts.configText ? '(text)' : source} is not YAML: ${doc.errors[0]!.message}`);
   doc.setIn(['server', 'state_dir'], opts.stateDir);
   doc.setIn(['mta', 'config_directory'], stack.postfixConfigDir);
   const dir = join(stack.baseDir, 'relayguard');
@@ -247,16 +294,33 @@ function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 export async function startRelayguard(opts: StartRelayguardOptions = {}): Promise<RelayguardProcess> {
   if (!existsSync(relayguardMain)) throw new Error(`${relayguardMain} is missing: run npx tsc -p . first`);
-  if (await portAccepts(stack.milterPort)) throw new Error(`127.0.0.1:${stack.milterPort} is already in use (a relayguard left running?)`);
+  if (await portAccepts(stack.milterPort))
+    throw new Error(`127.0.0.1:${stack.milterPort} is already in use (a relayguard left running?)`);
   const metrics = opts.metrics ?? true;
   if (metrics && (await portAccepts(stack.metricsPort))) {
-    throw new Error(`127.0.0.1:${stack.metricsPort} (metrics) is already in use by another process: use another RG_E2E_SLOT or metrics: false`);
+    throw new Error(
+      `127.0.0.1:${stack.metricsPort} (metrics) is already in use by another process: use another RG_E2E_SLOT or metrics: false`,
+    );
   }
   const stateDir = opts.stateDir ?? freshStateDir();
   const configPath = preparePolicy({ config: opts.config, configText: opts.configText, stateDir });
   const metricsArg = metrics ? `127.0.0.1:${stack.metricsPort}` : 'off';
-  const args = [relayguardMain, 'serve', '--config', configPath, '--listen', stack.milterListen, '--metrics', metricsArg, ...(opts.extraArgs ?? [])];
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    relayguardMain,
+    'serve',
+    '--config',
+    configPath,
+    '--listen',
+    stack.milterListen,
+    '--metrics',
+    metricsArg,
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: childEnv(opts.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   trackChild(child);
   let output = '';
   let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
@@ -294,7 +358,11 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
       const code = await exitedPromise;
       clearTimeout(killer);
       // The port is free once the process is gone; wait for it so the next start does not collide.
-      await pollUntil(async () => ((await portAccepts(stack.milterPort, 200)) ? undefined : true), 5_000, `port ${stack.milterPort} to close`);
+      await pollUntil(
+        async () => ((await portAccepts(stack.milterPort, 200)) ? undefined : true),
+        5_000,
+        `port ${stack.milterPort} to close`,
+      );
       return code;
     },
   };
@@ -313,8 +381,15 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
 }
 
 /** Runs a relayguard command (check, quarantine, unban ...) with MAIL_CONFIG set to the test Postfix. */
-export function runRelayguard(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<RunResult> {
-  return run(process.execPath, [relayguardMain, ...args], { timeoutMs: opts.timeoutMs ?? 30_000, env: childEnv(opts.env), input: opts.input });
+export function runRelayguard(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string | Buffer } = {},
+): Promise<RunResult> {
+  return run(process.execPath, [relayguardMain, ...args], {
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    env: childEnv(opts.env),
+    input: opts.input,
+  });
 }
 
 // ------------------------------------------------------------------ SMTP
@@ -426,7 +501,8 @@ export function parseSinkFile(raw: Buffer, file = ''): Delivery {
   for (; i < lines.length; i++) {
     const l = lines[i]!;
     if (l.startsWith('X-Rcpt-Args: ')) rcpts.push(l.slice('X-Rcpt-Args: '.length).split(' ')[0]!.replace(/^<|>$/g, ''));
-    else if (l.startsWith('X-Mail-Args: ')) mailFrom = l.slice('X-Mail-Args: '.length).split(' ')[0]!.replace(/^<|>$/g, '');
+    else if (l.startsWith('X-Mail-Args: '))
+      mailFrom = l.slice('X-Mail-Args: '.length).split(' ')[0]!.replace(/^<|>$/g, '');
     else if (/^X-(Client-[A-Za-z]+|Helo-Args|Mail-Args|Rcpt-Args):/.test(l)) continue;
     else break;
   }
@@ -437,7 +513,8 @@ export function parseSinkFile(raw: Buffer, file = ''): Delivery {
   for (let k = 0; k < i; k++) bodyStart += Buffer.byteLength(lines[k]!, 'latin1') + 1;
   let body = raw.subarray(bodyStart);
   // smtp-sink ends every dump with one extra empty line.
-  if (body.length >= 2 && body[body.length - 1] === 0x0a && body[body.length - 2] === 0x0a) body = body.subarray(0, body.length - 1);
+  if (body.length >= 2 && body[body.length - 1] === 0x0a && body[body.length - 2] === 0x0a)
+    body = body.subarray(0, body.length - 1);
   return { message: body.toString('utf8'), raw: body, rcpts, mailFrom, file };
 }
 
@@ -449,7 +526,9 @@ export async function waitForDeliveryDetails(queueId: string, ms = 15_000): Prom
   if (!queueId) throw new Error('waitForDelivery: no queue id (was the message accepted?)');
   const cursor = new MaillogCursor(0);
   const sent = new RegExp(`\\b${queueId}: to=<[^>]*>.*status=sent\\b`);
-  const failed = new RegExp(`\\b${queueId}: (?:to=<[^>]*>.*status=(?:deferred|bounced|expired)\\b|milter-(?:reject|hold|discard)\\b)`);
+  const failed = new RegExp(
+    `\\b${queueId}: (?:to=<[^>]*>.*status=(?:deferred|bounced|expired)\\b|milter-(?:reject|hold|discard)\\b)`,
+  );
   await pollUntil(
     () => {
       for (const l of cursor.lines()) {
@@ -462,7 +541,11 @@ export async function waitForDeliveryDetails(queueId: string, ms = 15_000): Prom
     `delivery of ${queueId} (maillog ${stack.maillog})`,
   );
   // smtp-sink closes the file before it answers the final dot, so it is complete now.
-  const file = await pollUntil(() => findSinkFile(queueId), 5_000, `the smtp-sink file of ${queueId} in ${stack.sinkDir}`);
+  const file = await pollUntil(
+    () => findSinkFile(queueId),
+    5_000,
+    `the smtp-sink file of ${queueId} in ${stack.sinkDir}`,
+  );
   return parseSinkFile(readFileSync(file), file);
 }
 
@@ -499,7 +582,11 @@ export async function holdQueue(): Promise<QueueEntry[]> {
 
 /** Waits until `queueId` is in the hold queue. */
 export async function waitForHold(queueId: string, ms = 10_000): Promise<QueueEntry> {
-  return pollUntil(async () => (await holdQueue()).find((e) => e.queue_id === queueId), ms, `${queueId} in the hold queue`);
+  return pollUntil(
+    async () => (await holdQueue()).find((e) => e.queue_id === queueId),
+    ms,
+    `${queueId} in the hold queue`,
+  );
 }
 
 /** Deletes every message in every queue of the test instance. */
@@ -555,7 +642,11 @@ export async function restartPostfix(): Promise<void> {
   await pollUntil(() => (processGone(master) ? true : undefined), 20_000, `Postfix master ${master} to exit`);
   const code = await runIgnoringOutput('postfix', ['-c', dir, 'start'], 30_000);
   if (code !== 0) throw new Error(`postfix -c ${dir} start exited ${code}; see ${stack.maillog}`);
-  await pollUntil(async () => ((await smtpGreets(stack.smtpPort)) ? true : undefined), 20_000, `a 220 greeting on 127.0.0.1:${stack.smtpPort}`);
+  await pollUntil(
+    async () => ((await smtpGreets(stack.smtpPort)) ? true : undefined),
+    20_000,
+    `a 220 greeting on 127.0.0.1:${stack.smtpPort}`,
+  );
 }
 
 /** True when 127.0.0.1:port answers with a 220 greeting. */
@@ -670,7 +761,15 @@ function bodyPart(opts: MessageOptions): string {
   const plain = opts.body ?? '';
   if (opts.html === undefined) return textPart('plain', plain);
   const b = boundary();
-  return [`Content-Type: multipart/alternative; boundary="${b}"`, '', `--${b}`, textPart('plain', plain), `--${b}`, textPart('html', opts.html), `--${b}--`].join(CRLF);
+  return [
+    `Content-Type: multipart/alternative; boundary="${b}"`,
+    '',
+    `--${b}`,
+    textPart('plain', plain),
+    `--${b}`,
+    textPart('html', opts.html),
+    `--${b}--`,
+  ].join(CRLF);
 }
 
 function attachmentPart(a: Attachment): string {
@@ -678,7 +777,11 @@ function attachmentPart(a: Attachment): string {
   const type = a.contentType ?? 'application/octet-stream';
   const encoding = a.encoding ?? (type.toLowerCase() === 'message/rfc822' ? '7bit' : 'base64');
   const headers = [`Content-Type: ${type}${name !== undefined ? `; name="${name}"` : ''}`];
-  headers.push(a.filename !== undefined ? `Content-Disposition: attachment; filename="${a.filename}"` : 'Content-Disposition: attachment');
+  headers.push(
+    a.filename !== undefined
+      ? `Content-Disposition: attachment; filename="${a.filename}"`
+      : 'Content-Disposition: attachment',
+  );
   headers.push(`Content-Transfer-Encoding: ${encoding}`);
   const buf = typeof a.content === 'string' ? Buffer.from(a.content, 'utf8') : a.content;
   const body = encoding === 'base64' ? base64Lines(buf) : buf.toString('utf8').replace(/\r?\n/g, CRLF);
@@ -705,7 +808,15 @@ export function message(opts: MessageOptions): string {
   const b = boundary();
   head.push(`Content-Type: multipart/mixed; boundary="${b}"`);
   const parts = [bodyPart(opts), ...opts.attachments.map(attachmentPart)];
-  return head.join(CRLF) + CRLF + CRLF + 'This is a multi-part message in MIME format.' + CRLF + parts.map((p) => `--${b}${CRLF}${p}${CRLF}`).join('') + `--${b}--${CRLF}`;
+  return (
+    head.join(CRLF) +
+    CRLF +
+    CRLF +
+    'This is a multi-part message in MIME format.' +
+    CRLF +
+    parts.map((p) => `--${b}${CRLF}${p}${CRLF}`).join('') +
+    `--${b}--${CRLF}`
+  );
 }
 
 // ------------------------------------------------------------------ sink housekeeping

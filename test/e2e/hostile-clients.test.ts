@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, smtp, stack, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 const HOSTILE = 500;
 const MESSAGES = 20;
@@ -69,26 +78,47 @@ describe('500 hostile connections', () => {
     let tick = 0;
     trickle.push(
       setInterval(() => {
-        for (const s of hostile) if ((s as Socket & { slow?: boolean }).slow && !s.destroyed && s.writable) s.write(script.subarray(tick % script.length, (tick % script.length) + 1));
+        for (const s of hostile)
+          if ((s as Socket & { slow?: boolean }).slow && !s.destroyed && s.writable)
+            s.write(script.subarray(tick % script.length, (tick % script.length) + 1));
         tick++;
       }, 1000),
     );
     const deadline = Date.now() + 20_000;
     let active = 0;
-    while (Date.now() < deadline && (active = await activeConnections()) < HOSTILE) await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < deadline && (active = await activeConnections()) < HOSTILE)
+      await new Promise((r) => setTimeout(r, 200));
     assert.equal(active, HOSTILE, 'relayguard holds all 500 hostile connections (its table is full)');
 
     const outside = { addr: '203.0.113.9' };
     for (let i = 0; i < MESSAGES; i++) {
       const subject = `under siege ${i}`;
-      const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], xclient: outside, data: message({ from: 'sender@outside.test', to: ['user@example.test'], subject, body: `message ${i}` }) });
-      assert.equal(r.ok, true, `message ${i}: ${r.error ?? JSON.stringify(r.replies.map((x) => `${x.code} ${x.text}`))}`);
+      const r = await smtp({
+        from: 'sender@outside.test',
+        to: ['user@example.test'],
+        xclient: outside,
+        data: message({ from: 'sender@outside.test', to: ['user@example.test'], subject, body: `message ${i}` }),
+      });
+      assert.equal(
+        r.ok,
+        true,
+        `message ${i}: ${r.error ?? JSON.stringify(r.replies.map((x) => `${x.code} ${x.text}`))}`,
+      );
       const delivered = await waitForDelivery(r.queueId!);
-      assert.match(delivered, new RegExp(`^X-Relayguard: direction=inbound; conn=[0-9a-f]+; queue-id=${r.queueId}`, 'm'), 'relayguard saw and passed it');
+      assert.match(
+        delivered,
+        new RegExp(`^X-Relayguard: direction=inbound; conn=[0-9a-f]+; queue-id=${r.queueId}`, 'm'),
+        'relayguard saw and passed it',
+      );
       assert.match(delivered, new RegExp(`Subject: ${subject}`));
     }
     // relayguard's verdicts still apply under siege: an open-relay attempt is refused at RCPT.
-    const relay = await smtp({ from: 'sender@outside.test', to: ['victim@elsewhere.test'], xclient: outside, data: message({ from: 'sender@outside.test', to: ['victim@elsewhere.test'], subject: 'relay', body: 'x' }) });
+    const relay = await smtp({
+      from: 'sender@outside.test',
+      to: ['victim@elsewhere.test'],
+      xclient: outside,
+      data: message({ from: 'sender@outside.test', to: ['victim@elsewhere.test'], subject: 'relay', body: 'x' }),
+    });
     assert.equal(relay.ok, false);
     assert.match(String(relay.rcptReplies[0]?.code), /^5\d\d$/, JSON.stringify(relay.rcptReplies));
 

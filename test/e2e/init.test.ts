@@ -7,7 +7,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
-import { clearQueues, eicar, ensureStack, message, restorePostconf, runRelayguard, smtp, stack, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  eicar,
+  ensureStack,
+  message,
+  restorePostconf,
+  runRelayguard,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 let dir: string;
 let policyFile: string;
@@ -34,13 +46,25 @@ const CASES = [
     name: 'EICAR from outside',
     rule: 'antivirus',
     from: 'someone@outside.test',
-    data: () => message({ from: 'someone@outside.test', to: 'user@example.test', body: 'scan me', attachments: [{ filename: 'eicar.txt', content: eicar() }] }),
+    data: () =>
+      message({
+        from: 'someone@outside.test',
+        to: 'user@example.test',
+        body: 'scan me',
+        attachments: [{ filename: 'eicar.txt', content: eicar() }],
+      }),
   },
   {
     name: 'an .exe attachment from outside',
     rule: 'content',
     from: 'someone@outside.test',
-    data: () => message({ from: 'someone@outside.test', to: 'user@example.test', body: 'run me', attachments: [{ filename: 'setup.exe', content: 'MZ not really' }] }),
+    data: () =>
+      message({
+        from: 'someone@outside.test',
+        to: 'user@example.test',
+        body: 'run me',
+        attachments: [{ filename: 'setup.exe', content: 'MZ not really' }],
+      }),
   },
   {
     name: 'our domain as sender from outside',
@@ -65,11 +89,15 @@ describe('relayguard init from the test Postfix (MAIL_CONFIG)', () => {
     assert.ok(active.length >= 8, active.map(([n]) => n).join(' '));
     for (const [name, c] of active) assert.equal(c!.mode, 'monitor', name);
     // Every rule says how to enforce it.
-    for (const [name] of active) assert.match(text, new RegExp(`^  ${name}:\\n(    #[^\\n]*\\n)*    # [^\\n]*enforce`, 'm'), name);
+    for (const [name] of active)
+      assert.match(text, new RegExp(`^  ${name}:\\n(    #[^\\n]*\\n)*    # [^\\n]*enforce`, 'm'), name);
     assert.deepEqual(loaded.config.local_domains, ['example.test']); // relay_domains of the test Postfix
     assert.deepEqual(loaded.config.networks.internal, ['127.0.0.0/8']); // its mynetworks
     assert.equal((rules.size as unknown as { max_bytes: number }).max_bytes, 10240000); // its message_size_limit
-    assert.equal((rules.antivirus as unknown as { clamd: { address: string } }).clamd.address, `unix:${stack.clamdSocket}`); // clamd.conf LocalSocket
+    assert.equal(
+      (rules.antivirus as unknown as { clamd: { address: string } }).clamd.address,
+      `unix:${stack.clamdSocket}`,
+    ); // clamd.conf LocalSocket
     assert.equal(loaded.config.mta.config_directory, stack.postfixConfigDir);
     assert.match(text, /^ {2}# blocklists:$/m); // DNS lists: a commented example only
   });
@@ -104,13 +132,36 @@ describe('relayguard init from the test Postfix (MAIL_CONFIG)', () => {
 
       const eml = join(dir, `${c.rule}.eml`);
       writeFileSync(eml, data);
-      const r = await runRelayguard(['check', '--config', enforce, '--client-ip', '203.0.113.9', '--from', c.from, '--rcpt', 'user@example.test', '--json', eml]);
-      const verdict = JSON.parse(r.stdout) as { action: string; smtp: string; rules: Array<{ rule: string; action: string }> };
+      const r = await runRelayguard([
+        'check',
+        '--config',
+        enforce,
+        '--client-ip',
+        '203.0.113.9',
+        '--from',
+        c.from,
+        '--rcpt',
+        'user@example.test',
+        '--json',
+        eml,
+      ]);
+      const verdict = JSON.parse(r.stdout) as {
+        action: string;
+        smtp: string;
+        rules: Array<{ rule: string; action: string }>;
+      };
       assert.equal(verdict.action, 'reject', `${c.name}: ${r.stdout}`);
-      assert.ok(verdict.rules.some((t) => t.rule === c.rule && t.action === 'reject'), `${c.name}: ${r.stdout}`);
+      assert.ok(
+        verdict.rules.some((t) => t.rule === c.rule && t.action === 'reject'),
+        `${c.name}: ${r.stdout}`,
+      );
       // Nothing else the monitor log says would reject that enforce does not.
       const wouldRules = [...logged.matchAll(/monitor: ([a-z_]+) would reject/g)].map((m) => m[1]!);
-      for (const w of wouldRules) assert.ok(verdict.rules.some((t) => t.rule === w && t.action === 'reject'), `${c.name}: monitor said ${w}; check: ${r.stdout}`);
+      for (const w of wouldRules)
+        assert.ok(
+          verdict.rules.some((t) => t.rule === w && t.action === 'reject'),
+          `${c.name}: monitor said ${w}; check: ${r.stdout}`,
+        );
     }
   });
 });

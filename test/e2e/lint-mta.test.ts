@@ -8,7 +8,17 @@ import { createLogger } from '../../src/ops/logging.js';
 import { Writable } from 'node:stream';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureStack, freshStateDir, OPEN_RELAY_RESTRICTIONS, postconf, preparePolicy, restorePostconf, run, runRelayguard, stack } from './harness.js';
+import {
+  ensureStack,
+  freshStateDir,
+  OPEN_RELAY_RESTRICTIONS,
+  postconf,
+  preparePolicy,
+  restorePostconf,
+  run,
+  runRelayguard,
+  stack,
+} from './harness.js';
 
 let policyPath: string;
 
@@ -18,13 +28,17 @@ interface LintJson {
   findings: Finding[];
 }
 
-async function lint(args: string[] = [], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number | null; out: LintJson; stderr: string }> {
+async function lint(
+  args: string[] = [],
+  opts: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<{ code: number | null; out: LintJson; stderr: string }> {
   const r = await runRelayguard(['lint-mta', '--config', policyPath, '--json', ...args], opts);
   if (!r.stdout.trim()) return { code: r.code, out: { ok: false, source: '', findings: [] }, stderr: r.stderr };
   return { code: r.code, out: JSON.parse(r.stdout) as LintJson, stderr: r.stderr };
 }
 
-const has = (fs: Finding[], parameter: string, severity: Finding['severity'], re: RegExp) => fs.some((f) => f.parameter === parameter && f.severity === severity && re.test(f.message));
+const has = (fs: Finding[], parameter: string, severity: Finding['severity'], re: RegExp) =>
+  fs.some((f) => f.parameter === parameter && f.severity === severity && re.test(f.message));
 
 before(async () => {
   await ensureStack();
@@ -40,7 +54,10 @@ describe('lint-mta against the test Postfix (postconf -c $MAIL_CONFIG -n)', () =
   test('the stack configuration has no errors (exit 0)', async () => {
     const { code, out } = await lint();
     assert.equal(out.source, `postconf -c ${stack.postfixConfigDir} -n`);
-    assert.deepEqual(out.findings.filter((f) => f.severity === 'error'), []);
+    assert.deepEqual(
+      out.findings.filter((f) => f.severity === 'error'),
+      [],
+    );
     assert.equal(code, 0);
   });
 
@@ -71,7 +88,10 @@ describe('lint-mta against the test Postfix (postconf -c $MAIL_CONFIG -n)', () =
       // The text form prints each finding with its fix, and a summary.
       const text = await runRelayguard(['lint-mta', '--config', policyPath]);
       assert.equal(text.code, 1);
-      assert.match(text.stdout, /^error: disable_vrfy_command: VRFY is enabled.*\n {4}fix: disable_vrfy_command = yes$/m);
+      assert.match(
+        text.stdout,
+        /^error: disable_vrfy_command: VRFY is enabled.*\n {4}fix: disable_vrfy_command = yes$/m,
+      );
       assert.match(text.stdout, /: \d+ error\(s\), \d+ warning\(s\)$/m);
     } finally {
       await restorePostconf();
@@ -89,11 +109,16 @@ describe('lint-mta against the test Postfix (postconf -c $MAIL_CONFIG -n)', () =
     const fromStdin = await lint(['--postconf', '-'], { input: weak });
     assert.equal(fromStdin.code, 1);
     assert.equal(fromStdin.out.source, 'stdin');
-    assert.deepEqual(fromStdin.out.findings.filter((x) => x.severity === 'error').map((x) => x.parameter), ['disable_vrfy_command']);
+    assert.deepEqual(
+      fromStdin.out.findings.filter((x) => x.severity === 'error').map((x) => x.parameter),
+      ['disable_vrfy_command'],
+    );
   });
 
   test('postconf that cannot run is an error, not a pass', async () => {
-    const r = await runRelayguard(['lint-mta', '--config', policyPath], { env: { MAIL_CONFIG: '/nonexistent/postfix' } });
+    const r = await runRelayguard(['lint-mta', '--config', policyPath], {
+      env: { MAIL_CONFIG: '/nonexistent/postfix' },
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /postconf -c \/nonexistent\/postfix -n/);
   });
@@ -105,11 +130,15 @@ describe('lint-mta against the test Postfix (postconf -c $MAIL_CONFIG -n)', () =
     try {
       let logged = '';
       const sink = new Writable({ write: (c: Buffer, _e, cb) => ((logged += c.toString('utf8')), cb()) });
-      const findings = await logMtaLint(loaded.config, createLogger({ format: 'json', level: 'info' }, sink), { configDir: stack.postfixConfigDir });
+      const findings = await logMtaLint(loaded.config, createLogger({ format: 'json', level: 'info' }, sink), {
+        configDir: stack.postfixConfigDir,
+      });
       assert.ok(findings.some((f) => f.parameter === 'disable_vrfy_command' && f.severity === 'error'));
       assert.match(logged, /"level":"warn".*mta lint.*disable_vrfy_command: VRFY is enabled/);
       // No Postfix to ask: skipped quietly, no findings invented.
-      const none = await logMtaLint(loaded.config, createLogger({ format: 'json', level: 'info' }, sink), { configDir: '/nonexistent/postfix' });
+      const none = await logMtaLint(loaded.config, createLogger({ format: 'json', level: 'info' }, sink), {
+        configDir: '/nonexistent/postfix',
+      });
       assert.deepEqual(none, []);
       assert.match(logged, /mta lint skipped: postconf -c \/nonexistent\/postfix -n/);
     } finally {

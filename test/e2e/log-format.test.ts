@@ -4,7 +4,17 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, referencePolicy, restorePostconf, smtp, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  referencePolicy,
+  restorePostconf,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 let rg: RelayguardProcess;
 
@@ -23,15 +33,30 @@ after(async () => {
 });
 
 describe('logging.format: text', () => {
-  test('a refusal at MAIL reads like Postfix\'s reject line, with rule and reference', async () => {
-    const s = await smtp({ from: 'ceo@example.test', to: ['user@example.test'], data: message({ from: 'ceo@example.test', to: 'user@example.test', body: 'x' }), xclient: { addr: '203.0.113.9' } });
+  test("a refusal at MAIL reads like Postfix's reject line, with rule and reference", async () => {
+    const s = await smtp({
+      from: 'ceo@example.test',
+      to: ['user@example.test'],
+      data: message({ from: 'ceo@example.test', to: 'user@example.test', body: 'x' }),
+      xclient: { addr: '203.0.113.9' },
+    });
     const ref = /\(ref ([0-9a-f]+-\d+)\)/.exec(s.mailReply!.full)![1]!;
     const line = await rg.waitForLog(new RegExp(`ref=${ref}\\b`));
-    assert.match(line, new RegExp(`^\\S+ NOQUEUE: reject: MAIL from \\S+\\[203\\.0\\.113\\.9\\]: ${s.mailReply!.code} 5\\.7\\.1 .+; from=<ceo@example\\.test> direction=inbound rule=access ref=${ref} trace=access:reject conn=[0-9a-f]+$`));
+    assert.match(
+      line,
+      new RegExp(
+        `^\\S+ NOQUEUE: reject: MAIL from \\S+\\[203\\.0\\.113\\.9\\]: ${s.mailReply!.code} 5\\.7\\.1 .+; from=<ceo@example\\.test> direction=inbound rule=access ref=${ref} trace=access:reject conn=[0-9a-f]+$`,
+      ),
+    );
   });
 
   test('a delivered message is logged under the queue id Postfix uses', async () => {
-    const s = await smtp({ from: 'someone@outside.test', to: ['user@example.test'], data: message({ from: 'someone@outside.test', to: 'user@example.test', body: 'hello' }), xclient: { addr: '203.0.113.20' } });
+    const s = await smtp({
+      from: 'someone@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'someone@outside.test', to: 'user@example.test', body: 'hello' }),
+      xclient: { addr: '203.0.113.20' },
+    });
     assert.equal(s.ok, true, s.dataReply?.full);
     await waitForDelivery(s.queueId!);
     const line = await rg.waitForLog(new RegExp(`^\\S+ ${s.queueId}: accept: END-OF-MESSAGE from `));

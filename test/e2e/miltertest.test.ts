@@ -13,7 +13,14 @@ const SCRIPT_TIMEOUT_MS = 60_000;
 async function miltertest(rg: RelayguardProcess, script: string): Promise<void> {
   const r = await run(
     'miltertest',
-    ['-s', join(SCRIPTS, `${script}.lua`), '-D', `sock=inet:${stack.milterPort}@127.0.0.1`, '-D', `lib=${join(SCRIPTS, 'lib.lua')}`],
+    [
+      '-s',
+      join(SCRIPTS, `${script}.lua`),
+      '-D',
+      `sock=inet:${stack.milterPort}@127.0.0.1`,
+      '-D',
+      `lib=${join(SCRIPTS, 'lib.lua')}`,
+    ],
     { timeoutMs: SCRIPT_TIMEOUT_MS },
   );
   const report = `miltertest ${script}.lua exited ${r.code}\n${r.stdout}${r.stderr}\n--- relayguard output (last 4000 chars) ---\n${rg.logs().slice(-4000)}`;

@@ -29,9 +29,14 @@ import {
 } from './harness.js';
 
 const THRESHOLD = 5;
-const BANNED_TEXT = /Client host \[(?:[0-9.]+)\] banned until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after repeated policy violations/;
+const BANNED_TEXT =
+  /Client host \[(?:[0-9.]+)\] banned until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after repeated policy violations/;
 
-function send(from: string, xclient: XclientAttributes, opts: { size?: number; extraCommands?: string[] } = {}): Promise<SmtpResult> {
+function send(
+  from: string,
+  xclient: XclientAttributes,
+  opts: { size?: number; extraCommands?: string[] } = {},
+): Promise<SmtpResult> {
   const to = 'user@example.test';
   return smtp({ from, to: [to], data: message({ from, to, body: 'offender test' }), xclient, ...opts });
 }
@@ -58,7 +63,13 @@ async function assertDelivered(r: SmtpResult): Promise<void> {
 }
 
 interface OffendersJson {
-  offenders: Array<{ ip: string; offences: number; banned: boolean; banned_until: string | null; last_reason: string | null }>;
+  offenders: Array<{
+    ip: string;
+    offences: number;
+    banned: boolean;
+    banned_until: string | null;
+    last_reason: string | null;
+  }>;
 }
 
 async function listed(configPath: string, ip: string) {
@@ -149,9 +160,17 @@ async function startSecondGateway(configText: string): Promise<{ port: number; s
   const port = stack.milterPort + 50;
   if (await portAccepts(port)) throw new Error(`127.0.0.1:${port} is already in use`);
   const configPath = preparePolicy({ configText, stateDir: freshStateDir() });
-  const child = spawn(process.execPath, [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], { cwd: repoRoot, stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'],
+    { cwd: repoRoot, stdio: 'ignore' },
+  );
   process.once('exit', () => child.kill('SIGKILL'));
-  await pollUntil(async () => ((await portAccepts(port, 200)) ? true : undefined), 15_000, `the second relayguard listening on ${port}`);
+  await pollUntil(
+    async () => ((await portAccepts(port, 200)) ? true : undefined),
+    15_000,
+    `the second relayguard listening on ${port}`,
+  );
   return { port, stop: () => child.kill('SIGTERM') };
 }
 
@@ -176,7 +195,10 @@ describe('rule 8: offender ledger shared in Redis', () => {
   before(async () => {
     await ensureStack();
     // preparePolicy moves 6379 to this slot's Redis.
-    const text = readFileSync(referencePolicy, 'utf8').replace(/^server:\n/m, 'server:\n  state: redis://127.0.0.1:6379/0\n');
+    const text = readFileSync(referencePolicy, 'utf8').replace(
+      /^server:\n/m,
+      'server:\n  state: redis://127.0.0.1:6379/0\n',
+    );
     assert.match(text, /state: redis:/);
     rg = await startRelayguard({ configText: text });
     second = await startSecondGateway(text);

@@ -62,7 +62,17 @@ const ASNS: MmdbSpec = {
 /** The reference gateway's policy with an origin block. */
 function policyWith(origin: Record<string, unknown>): string {
   const doc = parseDocument(readFileSync(referencePolicy, 'utf8'));
-  doc.setIn(['rules', 'origin'], doc.createNode({ mode: 'enforce', databases: [countryDb, asnDb], reload_check: '1s', max_age: '30d', exempt: ['partner'], ...origin }));
+  doc.setIn(
+    ['rules', 'origin'],
+    doc.createNode({
+      mode: 'enforce',
+      databases: [countryDb, asnDb],
+      reload_check: '1s',
+      max_age: '30d',
+      exempt: ['partner'],
+      ...origin,
+    }),
+  );
   return doc.toString();
 }
 
@@ -105,7 +115,9 @@ describe('origin: allow DE/AT/CH, deny "*Bulletproof*" networks, refuse at MAIL'
   let rg: RelayguardProcess;
 
   before(async () => {
-    rg = await startRelayguard({ configText: policyWith({ inbound: { allow_countries: ['DE', 'AT', 'CH'], deny_asns: ['*Bulletproof*'] } }) });
+    rg = await startRelayguard({
+      configText: policyWith({ inbound: { allow_countries: ['DE', 'AT', 'CH'], deny_asns: ['*Bulletproof*'] } }),
+    });
   });
   after(async () => {
     await rg?.stop();
@@ -117,7 +129,10 @@ describe('origin: allow DE/AT/CH, deny "*Bulletproof*" networks, refuse at MAIL'
     const ref = /\(ref ([0-9a-z-]+)\)$/.exec(r.mailReply!.text)![1]!;
     // The reference finds the decision, which names the place and the list entry that decided.
     const line = await rg.waitForLog(new RegExp(`"ref":"${ref}"`));
-    const decision = JSON.parse(line) as { rule: string; trace: Array<{ rule: string; details?: Record<string, unknown> }> };
+    const decision = JSON.parse(line) as {
+      rule: string;
+      trace: Array<{ rule: string; details?: Record<string, unknown> }>;
+    };
     assert.equal(decision.rule, 'origin');
     assert.deepEqual(decision.trace.find((t) => t.rule === 'origin')?.details, {
       origin: 'RU AS64501 (Example Russian ISP)',
@@ -129,7 +144,10 @@ describe('origin: allow DE/AT/CH, deny "*Bulletproof*" networks, refuse at MAIL'
   });
 
   test('a denied network inside an allowed country is refused; an allowed country passes with its place in the trace header', async () => {
-    assertRefusedAtMail(await send('sender@outside.test', { addr: '100.64.5.9' }), /mail from country DE, AS64666 is not accepted here/);
+    assertRefusedAtMail(
+      await send('sender@outside.test', { addr: '100.64.5.9' }),
+      /mail from country DE, AS64666 is not accepted here/,
+    );
     const v4 = await assertDelivered(await send('sender@outside.test', { addr: '100.64.1.9' }));
     assert.match(v4, /^X-Relayguard: direction=inbound; .*; origin=DE\/AS64500$/m);
   });
@@ -138,7 +156,10 @@ describe('origin: allow DE/AT/CH, deny "*Bulletproof*" networks, refuse at MAIL'
     // The test Postfix speaks IPv4 only, and then refuses IPv6 XCLIENT addresses.
     const restore = await postconf({ inet_protocols: 'all' });
     try {
-      assertRefusedAtMail(await send('sender@outside.test', { addr: 'IPV6:2001:db8:ee::9' }), /Client host \[2001:db8:ee::9\] refused: mail from country RU, AS64501/);
+      assertRefusedAtMail(
+        await send('sender@outside.test', { addr: 'IPV6:2001:db8:ee::9' }),
+        /Client host \[2001:db8:ee::9\] refused: mail from country RU, AS64501/,
+      );
       const v6 = await assertDelivered(await send('sender@outside.test', { addr: 'IPV6:2001:db8:de::9' }));
       assert.match(v6, /^X-Relayguard: direction=inbound; .*; origin=DE\/AS64500$/m);
     } finally {
@@ -155,19 +176,53 @@ describe('origin: allow DE/AT/CH, deny "*Bulletproof*" networks, refuse at MAIL'
   test('relayguard check --client-ip shows the place and the same refusal', async () => {
     const eml = join(dir, 'check.eml');
     writeFileSync(eml, 'From: sender@outside.test\r\nSubject: check\r\n\r\nhello\r\n');
-    const r = await runRelayguard(['check', '--config', rg.configPath, '--client-ip', '100.64.2.9', '--from', 'sender@outside.test', '--rcpt', 'user@example.test', eml]);
+    const r = await runRelayguard([
+      'check',
+      '--config',
+      rg.configPath,
+      '--client-ip',
+      '100.64.2.9',
+      '--from',
+      'sender@outside.test',
+      '--rcpt',
+      'user@example.test',
+      eml,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^origin: RU AS64501 \(Example Russian ISP\)$/m);
-    assert.match(r.stdout, /^reply: 554 5\.7\.1 Client host \[100\.64\.2\.9\] refused: mail from country RU, AS64501 is not accepted here \(ref offline-\w+\)$/m);
-    const ok = await runRelayguard(['check', '--config', rg.configPath, '--client-ip', '2001:db8:de::1', '--from', 'sender@outside.test', '--rcpt', 'user@example.test', eml]);
+    assert.match(
+      r.stdout,
+      /^reply: 554 5\.7\.1 Client host \[100\.64\.2\.9\] refused: mail from country RU, AS64501 is not accepted here \(ref offline-\w+\)$/m,
+    );
+    const ok = await runRelayguard([
+      'check',
+      '--config',
+      rg.configPath,
+      '--client-ip',
+      '2001:db8:de::1',
+      '--from',
+      'sender@outside.test',
+      '--rcpt',
+      'user@example.test',
+      eml,
+    ]);
     assert.match(ok.stdout, /^origin: DE AS64500 \(Example Telekom AG\)$/m);
     assert.match(ok.stdout, /^action: accept$/m);
   });
 
   test('the database age is a metric', async () => {
     const raw = await (await fetch(`http://127.0.0.1:${stack.metricsPort}/metrics`)).text();
-    const m = new RegExp(`^relayguard_origin_database_age_seconds\\{database="${countryDb.replace(/[.]/g, '\\.')}"\\} (\\d+)$`, 'm').exec(raw);
-    assert.ok(m, raw.split('\n').filter((l) => l.includes('origin')).join('\n'));
+    const m = new RegExp(
+      `^relayguard_origin_database_age_seconds\\{database="${countryDb.replace(/[.]/g, '\\.')}"\\} (\\d+)$`,
+      'm',
+    ).exec(raw);
+    assert.ok(
+      m,
+      raw
+        .split('\n')
+        .filter((l) => l.includes('origin'))
+        .join('\n'),
+    );
     assert.ok(Number(m[1]) < 600, `a database written just now is ${m[1]} s old`);
     assert.match(raw, /^relayguard_origin_verdicts_total\{result="out_of_place",action="reject"\} [1-9]/m);
   });
@@ -191,7 +246,9 @@ describe('origin: action score feeds the offender ledger (threshold 5)', () => {
   let rg: RelayguardProcess;
 
   before(async () => {
-    rg = await startRelayguard({ configText: policyWith({ inbound: { allow_countries: ['DE'], action: 'score', score: 3 } }) });
+    rg = await startRelayguard({
+      configText: policyWith({ inbound: { allow_countries: ['DE'], action: 'score', score: 3 } }),
+    });
   });
   after(async () => {
     await rg?.stop();
@@ -203,13 +260,20 @@ describe('origin: action score feeds the offender ledger (threshold 5)', () => {
     await assertDelivered(await send('sender@outside.test', { addr: '100.64.2.20' }));
     const banned = await send('sender@outside.test', { addr: '100.64.2.20' });
     assert.equal(banned.xclientReply?.code, 554, banned.xclientReply?.full ?? banned.error);
-    assert.match(banned.mailReply?.text ?? '', /Client host \[100\.64\.2\.20\] banned until .* after repeated policy violations/);
+    assert.match(
+      banned.mailReply?.text ?? '',
+      /Client host \[100\.64\.2\.20\] banned until .* after repeated policy violations/,
+    );
     // An allowed client scores nothing.
     await assertDelivered(await send('sender@outside.test', { addr: '100.64.1.20' }));
 
     const r = await runRelayguard(['offenders', '--config', rg.configPath, '--country', 'RU', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const rows = (JSON.parse(r.stdout) as { offenders: Array<{ ip: string; country: string; banned: boolean; offences: number; last_kind: string }> }).offenders;
+    const rows = (
+      JSON.parse(r.stdout) as {
+        offenders: Array<{ ip: string; country: string; banned: boolean; offences: number; last_kind: string }>;
+      }
+    ).offenders;
     assert.deepEqual(
       rows.map((o) => [o.ip, o.country, o.banned, o.offences, o.last_kind]),
       [['100.64.2.20', 'RU', true, 5, 'origin']],

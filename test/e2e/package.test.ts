@@ -45,12 +45,17 @@ async function npm(args: string[], cwd: string, deadline: number): Promise<RunRe
 
 /** The lockfile's run-time packages (not dev), copied from this checkout's node_modules. */
 function copyRuntimeModules(target: string): string[] {
-  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+  };
   const copied: string[] = [];
   for (const [path, entry] of Object.entries(lock.packages)) {
     if (!path.startsWith('node_modules/') || entry.dev || entry.devOptional) continue;
     const from = join(repoRoot, path);
-    assert.ok(existsSync(from), `${path} (a run-time dependency in package-lock.json) is missing from this checkout: run npm ci`);
+    assert.ok(
+      existsSync(from),
+      `${path} (a run-time dependency in package-lock.json) is missing from this checkout: run npm ci`,
+    );
     cpSync(from, join(target, path), { recursive: true, dereference: false });
     copied.push(path);
   }
@@ -75,7 +80,9 @@ before(async () => {
   const ci = await npm(['ci', '--omit=dev', '--ignore-scripts'], pkg, deadline);
   if (ci.code !== 0) {
     // Typically ENOTCACHED (node_modules copied rather than installed here): the checkout's modules.
-    process.stderr.write(`package test: npm ci --offline failed, using this checkout's node_modules instead:\n${(ci.stderr || ci.stdout).split('\n').slice(-5).join('\n')}\n`);
+    process.stderr.write(
+      `package test: npm ci --offline failed, using this checkout's node_modules instead:\n${(ci.stderr || ci.stdout).split('\n').slice(-5).join('\n')}\n`,
+    );
     rmSync(join(pkg, 'node_modules'), { recursive: true, force: true });
     copyRuntimeModules(pkg);
   }
@@ -97,16 +104,28 @@ after(() => {
 
 describe('the npm package', () => {
   test('holds the compiled program, the policies, the examples and the docs, and no tests or sources', () => {
-    for (const p of ['dist/src/cli/main.js', 'policies/default.yaml', 'examples/postfix/relayguard.yaml', 'examples/postfix/main.cf', 'docs/operations.md', 'README.md']) {
+    for (const p of [
+      'dist/src/cli/main.js',
+      'policies/default.yaml',
+      'examples/postfix/relayguard.yaml',
+      'examples/postfix/main.cf',
+      'docs/operations.md',
+      'README.md',
+    ]) {
       assert.ok(existsSync(join(installed, p)), `${p} is in the package`);
     }
-    for (const p of ['dist/test', 'src', 'test', 'bench']) assert.equal(existsSync(join(installed, p)), false, `${p} is not in the package`);
+    for (const p of ['dist/test', 'src', 'test', 'bench'])
+      assert.equal(existsSync(join(installed, p)), false, `${p} is not in the package`);
   });
 
   test('ships its licence and changelog, and no source maps (their sources are not shipped)', () => {
-    for (const f of ['package/LICENSE', 'package/CHANGELOG.md', 'package/package.json']) assert.ok(tarballFiles.includes(f), `${f} is in the tarball`);
+    for (const f of ['package/LICENSE', 'package/CHANGELOG.md', 'package/package.json'])
+      assert.ok(tarballFiles.includes(f), `${f} is in the tarball`);
     assert.match(readFileSync(join(installed, 'LICENSE'), 'utf8'), /^MIT License/);
-    assert.deepEqual(tarballFiles.filter((f) => f.endsWith('.map')), []);
+    assert.deepEqual(
+      tarballFiles.filter((f) => f.endsWith('.map')),
+      [],
+    );
   });
 
   test('the installed binary answers --version and --help, and refuses a file it would not check', async () => {
@@ -124,20 +143,31 @@ describe('the npm package', () => {
     const r = await run(bin, ['validate'], { timeoutMs: 30_000, cwd: work });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /policies\/default\.yaml: ok/);
-    assert.match(r.stdout, new RegExp(installed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the default policy is the installed one');
+    assert.match(
+      r.stdout,
+      new RegExp(installed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+      'the default policy is the installed one',
+    );
   });
 
   test('`relayguard serve` from the global install listens and negotiates with an MTA', async () => {
     // Off every slot's port grid, so it never meets a test stack's relayguard.
     const port = stack.milterPort + 60;
     assert.equal(await portAccepts(port), false, `127.0.0.1:${port} is free`);
-    const child = spawn(bin, ['serve', '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['serve', '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      await pollUntil(async () => ((await portAccepts(port, 200)) ? true : undefined), 15_000, `relayguard serve listening on ${port}\n${output}`);
+      await pollUntil(
+        async () => ((await portAccepts(port, 200)) ? true : undefined),
+        15_000,
+        `relayguard serve listening on ${port}\n${output}`,
+      );
       const c = await TestMilterClient.open(port);
       try {
         const n = await c.negotiate();

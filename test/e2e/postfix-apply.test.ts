@@ -12,7 +12,8 @@ let copy: string;
 let policy: string;
 
 const backups = () => readdirSync(copy).filter((n) => n.startsWith('main.cf.relayguard-'));
-const pc = (args: string[]) => runRelayguard(['postfix-config', '--config', policy, ...args], { env: { MAIL_CONFIG: copy } });
+const pc = (args: string[]) =>
+  runRelayguard(['postfix-config', '--config', policy, ...args], { env: { MAIL_CONFIG: copy } });
 
 before(async () => {
   await ensureStack();
@@ -20,7 +21,10 @@ before(async () => {
   cpSync(stack.postfixConfigDir, copy, { recursive: true });
   rmSync(join(copy, 'main.cf.baseline'));
   // What the old advice ("add to main.cf, later lines win") left behind: repeated parameters.
-  appendFileSync(join(copy, 'main.cf'), '\n# added for relayguard\nmynetworks = 127.0.0.0/8, 10.0.0.0/8\nmessage_size_limit = 1000000\n');
+  appendFileSync(
+    join(copy, 'main.cf'),
+    '\n# added for relayguard\nmynetworks = 127.0.0.0/8, 10.0.0.0/8\nmessage_size_limit = 1000000\n',
+  );
   policy = preparePolicy({ stateDir: freshStateDir() });
 });
 
@@ -36,10 +40,17 @@ describe('postfix-config against a copy of the test Postfix (MAIL_CONFIG)', () =
     assert.equal(r.code, 0, r.stderr);
     const commands = r.stdout.split('\n').filter((l) => l.startsWith('postconf '));
     // The test Postfix already has VRFY off, the milter wired in, tempfail: none of that is repeated.
-    assert.ok(!commands.some((c) => /disable_vrfy_command|'smtpd_milters =|milter_default_action/.test(c)), commands.join('\n'));
+    assert.ok(
+      !commands.some((c) => /disable_vrfy_command|'smtpd_milters =|milter_default_action/.test(c)),
+      commands.join('\n'),
+    );
     // The admin's last line (1000000) is below the policy's 2 MiB: back to Postfix's default.
     assert.ok(commands.includes(`postconf -c '${copy}' -e 'message_size_limit = 10240000'`), commands.join('\n'));
-    for (const c of commands) assert.match(r.stdout, new RegExp(`^# \\S[^\\n]*\\n(# CHECK FIRST: [^\\n]*\\n)?${c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    for (const c of commands)
+      assert.match(
+        r.stdout,
+        new RegExp(`^# \\S[^\\n]*\\n(# CHECK FIRST: [^\\n]*\\n)?${c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'),
+      );
     assert.match(r.stdout, /# CHECK FIRST: replaces Postfix's default smtpd_tls_protocols = >=TLSv1/);
   });
 
@@ -51,7 +62,10 @@ describe('postfix-config against a copy of the test Postfix (MAIL_CONFIG)', () =
     assert.ok(backup && /^main\.cf\.relayguard-\d{8}-\d{6}$/.test(backup), backups().join(' '));
     assert.equal(readFileSync(join(copy, backup), 'utf8'), original);
     assert.match(r.stdout, new RegExp(`backup: ${join(copy, backup).replace(/\./g, '\\.')}`));
-    assert.match(r.stdout, /^set more than once, now once \(the value Postfix used\): mynetworks, message_size_limit$/m);
+    assert.match(
+      r.stdout,
+      /^set more than once, now once \(the value Postfix used\): mynetworks, message_size_limit$/m,
+    );
     assert.match(r.stdout, new RegExp(`^--- ${copy}/main\\.cf\\.relayguard-`, 'm'));
     assert.match(r.stdout, /^\+message_size_limit = 10240000$/m);
     assert.match(r.stdout, /^-message_size_limit = 1000000$/m);
@@ -76,7 +90,9 @@ describe('postfix-config against a copy of the test Postfix (MAIL_CONFIG)', () =
   });
 
   test('--apply where postconf cannot run: exit 1, nothing written', async () => {
-    const r = await runRelayguard(['postfix-config', '--config', policy, '--apply'], { env: { MAIL_CONFIG: join(copy, 'missing') } });
+    const r = await runRelayguard(['postfix-config', '--config', policy, '--apply'], {
+      env: { MAIL_CONFIG: join(copy, 'missing') },
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /postconf -c .*missing -n/);
   });

@@ -69,7 +69,10 @@ describe('postfix-config applied to a fresh Postfix instance', () => {
   test('after --apply: lint-mta finds nothing', async () => {
     const out = await runRelayguard(['postfix-config', '--config', rg.configPath, '--apply']);
     assert.equal(out.code, 0, out.stdout + out.stderr);
-    assert.match(out.stdout, new RegExp(`^\\+smtpd_milters = \\{ inet:127\\.0\\.0\\.1:${stack.milterPort}, default_action=tempfail \\}$`, 'm'));
+    assert.match(
+      out.stdout,
+      new RegExp(`^\\+smtpd_milters = \\{ inet:127\\.0\\.0\\.1:${stack.milterPort}, default_action=tempfail \\}$`, 'm'),
+    );
     assert.match(out.stdout, /^\+disable_vrfy_command = yes$/m);
     assert.equal(backups().length, 1);
     // The one site-specific value postfix-config leaves to the admin: the certificate.
@@ -82,13 +85,20 @@ describe('postfix-config applied to a fresh Postfix instance', () => {
 
   test('after: mail flows through relayguard (outside client to example.test is delivered)', async () => {
     const data = message({ from: 'sender@outside.test', to: 'user@example.test', body: 'postfix-config e2e' });
-    const s = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, xclient: { addr: '203.0.113.20' } });
+    const s = await smtp({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data,
+      xclient: { addr: '203.0.113.20' },
+    });
     assert.equal(s.ok, true, s.dataReply?.full ?? s.error);
     assert.match(await waitForDelivery(s.queueId!), /^X-Relayguard:/m);
   });
 
   test('after: the audit passes every probe', async () => {
-    const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', rg.configPath], { timeoutMs: 150_000 });
+    const r = await runRelayguard(['audit', '--smtp', `${stack.host}:${stack.smtpPort}`, '--config', rg.configPath], {
+      timeoutMs: 150_000,
+    });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^all \d+ probes passed$/m);
   });

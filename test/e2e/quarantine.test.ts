@@ -64,7 +64,13 @@ async function sendInfectedOutbound(label: string, xclient?: SmtpOptions['xclien
   const r = await smtp({
     from: 'alice@example.test',
     to: ['bob@outside.test'],
-    data: message({ from: 'alice@example.test', to: 'bob@outside.test', subject: label, body: 'report attached', attachments: [{ content: eicar(), filename: 'report.txt', contentType: 'text/plain' }] }),
+    data: message({
+      from: 'alice@example.test',
+      to: 'bob@outside.test',
+      subject: label,
+      body: 'report attached',
+      attachments: [{ content: eicar(), filename: 'report.txt', contentType: 'text/plain' }],
+    }),
     ...(xclient ? { xclient } : {}),
   });
   // Accepted (250): the hold is silent for the sender, Postfix keeps the message.

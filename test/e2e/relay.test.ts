@@ -48,14 +48,18 @@ async function assertRelayClosed(r: SmtpResult): Promise<void> {
 
 describe('rule 1: no open relay', () => {
   test('external client: elsewhere.test refused at RCPT, example.test in the same transaction delivered', async () => {
-    const r = await send('sender@outside.test', ['someone@elsewhere.test', 'user@example.test'], { addr: '203.0.113.9' });
+    const r = await send('sender@outside.test', ['someone@elsewhere.test', 'user@example.test'], {
+      addr: '203.0.113.9',
+    });
     await assertRelayClosed(r);
   });
 
   test('with Postfix as an open relay, relayguard alone refuses the relay', async () => {
     await postconf({ smtpd_relay_restrictions: OPEN_RELAY_RESTRICTIONS });
     try {
-      const r = await send('sender@outside.test', ['someone@elsewhere.test', 'user@example.test'], { addr: '203.0.113.9' });
+      const r = await send('sender@outside.test', ['someone@elsewhere.test', 'user@example.test'], {
+        addr: '203.0.113.9',
+      });
       await assertRelayClosed(r);
       // The refusal is relayguard's (Postfix's own has no reference).
       assert.match(r.rcptReplies[0]!.text, /\(ref [0-9a-z-]+\)/);

@@ -6,7 +6,18 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.js';
-import { clearQueues, ensureStack, message, referencePolicy, smtp, stack, startRelayguard, waitForDelivery, type RelayguardProcess, type SmtpResult } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  referencePolicy,
+  smtp,
+  stack,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+  type SmtpResult,
+} from './harness.js';
 
 const LOAD_MESSAGES = 24;
 const LOAD_CONCURRENCY = 4;
@@ -29,7 +40,12 @@ after(async () => {
 
 function send(from: string, tag: string): Promise<SmtpResult> {
   const to = 'user@example.test';
-  return smtp({ from, to: [to], data: message({ from, to, subject: tag, body: `reload load ${tag}` }), xclient: { addr: '203.0.113.9' } });
+  return smtp({
+    from,
+    to: [to],
+    data: message({ from, to, subject: tag, body: `reload load ${tag}` }),
+    xclient: { addr: '203.0.113.9' },
+  });
 }
 
 /** Sends `n` messages, `concurrency` at a time, while `during` runs; resolves with every result. */
@@ -47,10 +63,16 @@ async function underLoad(n: number, concurrency: number, during: () => Promise<v
 
 /** SIGHUP, then the log line that says how it went. */
 async function reloadAndWait(pattern: RegExp): Promise<string> {
-  const seen = rg.logs().split('\n').filter((l) => pattern.test(l)).length;
+  const seen = rg
+    .logs()
+    .split('\n')
+    .filter((l) => pattern.test(l)).length;
   rg.signal('SIGHUP');
   for (let i = 0; i < 200; i++) {
-    const lines = rg.logs().split('\n').filter((l) => pattern.test(l));
+    const lines = rg
+      .logs()
+      .split('\n')
+      .filter((l) => pattern.test(l));
     if (lines.length > seen) return lines[lines.length - 1]!;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -88,8 +110,15 @@ describe('hot reload under load', () => {
   });
 
   test('a changed file: new connections get the new policy, a connection from before keeps the old one, no message lost', async () => {
-    assert.equal((await send(`x@${NEW_BLOCKED}`, 'before')).ok, true, `${NEW_BLOCKED} is not blocked before the reload`);
-    const changed = goodText.replace(/blocked_domains: \[\s*blocked\.test\s*\]/, `blocked_domains: [blocked.test, ${NEW_BLOCKED}]`);
+    assert.equal(
+      (await send(`x@${NEW_BLOCKED}`, 'before')).ok,
+      true,
+      `${NEW_BLOCKED} is not blocked before the reload`,
+    );
+    const changed = goodText.replace(
+      /blocked_domains: \[\s*blocked\.test\s*\]/,
+      `blocked_domains: [blocked.test, ${NEW_BLOCKED}]`,
+    );
     assert.notEqual(changed, goodText, 'the reference policy still has the blocked_domains line this test edits');
     const early = await openMilterConnection();
     try {
@@ -104,10 +133,18 @@ describe('hot reload under load', () => {
       const after = await send(`x@${NEW_BLOCKED}`, 'after');
       assert.equal(after.mailReply?.code, 554, after.mailReply?.full ?? after.error);
       assert.match(after.mailReply.text, new RegExp(NEW_BLOCKED.replace('.', '\\.')));
-      assert.equal(await mailVerdict(early, `x@${NEW_BLOCKED}`), 'c', 'the connection opened before the reload runs on the old policy');
+      assert.equal(
+        await mailVerdict(early, `x@${NEW_BLOCKED}`),
+        'c',
+        'the connection opened before the reload runs on the old policy',
+      );
       const late = await openMilterConnection();
       try {
-        assert.notEqual(await mailVerdict(late, `x@${NEW_BLOCKED}`), 'c', 'a connection opened after the reload runs on the new policy');
+        assert.notEqual(
+          await mailVerdict(late, `x@${NEW_BLOCKED}`),
+          'c',
+          'a connection opened after the reload runs on the new policy',
+        );
       } finally {
         late.close();
       }

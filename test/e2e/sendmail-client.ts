@@ -58,7 +58,10 @@ export class NetnsSmtpClient {
       serialization: 'advanced',
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`SMTP helper did not start in ${netns} within ${HELPER_START_MS} ms`)), HELPER_START_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`SMTP helper did not start in ${netns} within ${HELPER_START_MS} ms`)),
+        HELPER_START_MS,
+      );
       child.once('message', (m) => {
         clearTimeout(timer);
         if (m === 'ready') resolve();
@@ -96,7 +99,10 @@ function serve(): void {
     queue = queue.then(async () => {
       let res: SessionResponse;
       try {
-        res = { id: req.id, result: await smtpSession(req.host, req.port, { ...req.opts, localAddress: req.localAddress }) };
+        res = {
+          id: req.id,
+          result: await smtpSession(req.host, req.port, { ...req.opts, localAddress: req.localAddress }),
+        };
       } catch (err) {
         res = { id: req.id, error: (err as Error).message };
       }

@@ -17,7 +17,13 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument } from 'yaml';
 import { QuarantineStore } from '../../src/deps/quarantine-store.js';
-import { deleteQuarantined, listQuarantined, quarantinedContent, quarantinedMessage, type SendmailQueueOptions } from '../../src/deps/mta-sendmail.js';
+import {
+  deleteQuarantined,
+  listQuarantined,
+  quarantinedContent,
+  quarantinedMessage,
+  type SendmailQueueOptions,
+} from '../../src/deps/mta-sendmail.js';
 import {
   eicar,
   ensureStack,
@@ -49,7 +55,23 @@ const SETTLE_MS = 500;
 const OVER_LIMIT = 2_097_152 + 100_000;
 
 /** `sendmail-stack.sh env`: RG_SM_NAME=value lines. */
-type SendmailStack = Record<'NETNS' | 'SMTP_PORT' | 'MILTER_PORT' | 'CF' | 'QUEUE_DIR' | 'SINK_DIR' | 'SENDMAIL' | 'OUTSIDE_IP' | 'LISTED_IP' | 'PARTNER_IP' | 'DENIED_IP' | 'OUTSIDE_IP6' | 'INTERNAL_IP' | 'AUDIT_IPS', string>;
+type SendmailStack = Record<
+  | 'NETNS'
+  | 'SMTP_PORT'
+  | 'MILTER_PORT'
+  | 'CF'
+  | 'QUEUE_DIR'
+  | 'SINK_DIR'
+  | 'SENDMAIL'
+  | 'OUTSIDE_IP'
+  | 'LISTED_IP'
+  | 'PARTNER_IP'
+  | 'DENIED_IP'
+  | 'OUTSIDE_IP6'
+  | 'INTERNAL_IP'
+  | 'AUDIT_IPS',
+  string
+>;
 
 let sm: SendmailStack;
 let client: NetnsSmtpClient;
@@ -59,7 +81,10 @@ let queueOpts: SendmailQueueOptions;
 // ------------------------------------------------------------------ setup
 
 async function stackCommand(args: string[], timeoutMs: number): Promise<string> {
-  const r = await run('bash', [STACK_SCRIPT, ...args], { timeoutMs, env: { ...process.env, RG_E2E_SLOT: String(stack.slot) } });
+  const r = await run('bash', [STACK_SCRIPT, ...args], {
+    timeoutMs,
+    env: { ...process.env, RG_E2E_SLOT: String(stack.slot) },
+  });
   if (r.code !== 0) throw new Error(`sendmail-stack.sh ${args.join(' ')} failed (${r.code}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
@@ -103,10 +128,14 @@ async function startRelayguardForSendmail(stateDir: string): Promise<SendmailRel
   doc.setIn(['server', 'listen'], `inet:127.0.0.1:${port}`);
   doc.setIn(['logging', 'format'], 'json');
   const configPath = preparePolicy({ configText: doc.toString(), stateDir });
-  const child: ChildProcess = spawn(process.execPath, [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [relayguardMain, 'serve', '--config', configPath, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
@@ -196,7 +225,11 @@ function sinkFileWith(needle: string): string | undefined {
 
 /** The message Sendmail delivered to smtp-sink for queue ID `id` (its Received header names it). */
 async function delivered(id: string): Promise<Delivery> {
-  const file = await pollUntil(() => sinkFileWith(` id ${id}`), DELIVERY_TIMEOUT_MS, `delivery of ${id} to ${sm.SINK_DIR}`);
+  const file = await pollUntil(
+    () => sinkFileWith(` id ${id}`),
+    DELIVERY_TIMEOUT_MS,
+    `delivery of ${id} to ${sm.SINK_DIR}`,
+  );
   await sleep(50); // smtp-sink writes the file before it answers the final dot; be sure it is complete
   return parseSinkFile(readFileSync(file), file);
 }
@@ -232,7 +265,13 @@ function decisions(): Array<Record<string, unknown>> {
     .filter((o) => typeof o.message === 'string' && o.message.startsWith('decision '));
 }
 
-function assertReply(r: SmtpResult, reply: 'mailReply' | 'dataReply', code: RegExp, enhanced: RegExp | null, what: string): void {
+function assertReply(
+  r: SmtpResult,
+  reply: 'mailReply' | 'dataReply',
+  code: RegExp,
+  enhanced: RegExp | null,
+  what: string,
+): void {
   const got = r[reply];
   assert.ok(got, `${what}: no ${reply} (${r.error ?? r.replies.map((x) => x.full).join(' | ')})`);
   assert.match(String(got.code), code, `${what}: ${got.full}`);
@@ -244,7 +283,12 @@ function assertReply(r: SmtpResult, reply: 'mailReply' | 'dataReply', code: RegE
 describe('Sendmail: relay (rule 1)', () => {
   test('an outside client gets 5xx for a foreign recipient; its example.test recipient is delivered with the queue ID Sendmail gave at MAIL', async () => {
     const t = token();
-    const r = await send({ ip: sm.OUTSIDE_IP, from: 'sender@outside.test', to: ['user@example.test', 'victim@elsewhere.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', subject: t, body: 'hello' }) });
+    const r = await send({
+      ip: sm.OUTSIDE_IP,
+      from: 'sender@outside.test',
+      to: ['user@example.test', 'victim@elsewhere.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', subject: t, body: 'hello' }),
+    });
     assert.equal(r.rcptReplies[0]?.code, 250, r.rcptReplies[0]?.full);
     assert.equal(r.rcptReplies[1]?.code, 554, r.rcptReplies[1]?.full);
     assert.equal(r.rcptReplies[1]?.enhanced, '5.7.1');
@@ -257,7 +301,12 @@ describe('Sendmail: relay (rule 1)', () => {
   });
 
   test('a reply text with "%" reaches the client intact (Sendmail reads it as a format: relayguard sends "%%")', async () => {
-    const r = await send({ ip: sm.OUTSIDE_IP, from: 'sender@outside.test', to: ['user%elsewhere.test@example.test'], data: 'x' });
+    const r = await send({
+      ip: sm.OUTSIDE_IP,
+      from: 'sender@outside.test',
+      to: ['user%elsewhere.test@example.test'],
+      data: 'x',
+    });
     const refusal = r.rcptReplies[0];
     assert.equal(refusal?.code, 554, refusal?.full ?? r.error);
     // A lone % would make Sendmail drop the text and answer with its default reply.
@@ -265,14 +314,23 @@ describe('Sendmail: relay (rule 1)', () => {
   });
 
   test('an internal client may relay anywhere', async () => {
-    const r = await send({ from: 'alice@example.test', to: ['someone@elsewhere.test'], data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: 'out' }) });
+    const r = await send({
+      from: 'alice@example.test',
+      to: ['someone@elsewhere.test'],
+      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: 'out' }),
+    });
     const m = await delivered(queueIdOf(r));
     assert.deepEqual(m.rcpts, ['someone@elsewhere.test']);
     assert.match(headerValues(m, 'X-Relayguard')[0] ?? '', /direction=outbound/);
   });
 
   test('an IPv6 client ("IPv6:2001:db8:0:0:0:0:0:9" from Sendmail) is recognised as outside and logged as 2001:db8::9', async () => {
-    const r = await send({ ip: sm.OUTSIDE_IP6, from: 'sender@outside.test', to: ['user@example.test', 'victim@elsewhere.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'v6' }) });
+    const r = await send({
+      ip: sm.OUTSIDE_IP6,
+      from: 'sender@outside.test',
+      to: ['user@example.test', 'victim@elsewhere.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'v6' }),
+    });
     assert.equal(r.rcptReplies[0]?.code, 250, r.rcptReplies[0]?.full);
     assert.equal(r.rcptReplies[1]?.code, 554, r.rcptReplies[1]?.full);
     await delivered(queueIdOf(r));
@@ -285,7 +343,13 @@ describe('Sendmail: relay (rule 1)', () => {
 
 describe('Sendmail: size (rule 3)', () => {
   test('MAIL FROM with SIZE= over 2 MiB gets 552 5.3.4 at MAIL', async () => {
-    const r = await send({ ip: sm.OUTSIDE_IP, from: 'sender@outside.test', to: ['user@example.test'], size: 3_000_000, data: 'x' });
+    const r = await send({
+      ip: sm.OUTSIDE_IP,
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      size: 3_000_000,
+      data: 'x',
+    });
     assertReply(r, 'mailReply', /^552$/, /^5\.3\.4$/, 'SIZE=3000000');
   });
 
@@ -293,7 +357,12 @@ describe('Sendmail: size (rule 3)', () => {
     const t = token();
     const line = 'y'.repeat(998);
     const body = `${t}\r\n` + `${line}\r\n`.repeat(Math.ceil(OVER_LIMIT / 1000));
-    const r = await send({ ip: sm.OUTSIDE_IP, from: 'sender@outside.test', to: ['user@example.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', body }) });
+    const r = await send({
+      ip: sm.OUTSIDE_IP,
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', body }),
+    });
     assertReply(r, 'dataReply', /^552$/, /^5\.3\.4$/, 'oversized data');
     await assertNothingKept(t, 'oversized message');
   });
@@ -302,9 +371,14 @@ describe('Sendmail: size (rule 3)', () => {
 // ------------------------------------------------------------------ rule 4: access (connect stage)
 
 describe('Sendmail: denied network (rule 4, connect stage)', () => {
-  test('a client from 192.0.2.0/24 is refused at connect: Sendmail greets with 554 and drops relayguard\'s text', async () => {
+  test("a client from 192.0.2.0/24 is refused at connect: Sendmail greets with 554 and drops relayguard's text", async () => {
     const t = token();
-    const r = await send({ ip: sm.DENIED_IP, from: 'sender@denied.test', to: ['user@example.test'], data: message({ from: 'sender@denied.test', to: 'user@example.test', subject: t }) });
+    const r = await send({
+      ip: sm.DENIED_IP,
+      from: 'sender@denied.test',
+      to: ['user@example.test'],
+      data: message({ from: 'sender@denied.test', to: 'user@example.test', subject: t }),
+    });
     assert.equal(r.banner?.code, 554, r.banner?.full);
     assert.match(r.banner.text, /not accepting messages/);
     assert.equal(r.ok, false);
@@ -334,7 +408,13 @@ describe('Sendmail: TLS for partners (rule 9)', () => {
   });
 
   test('a partner with STARTTLS is accepted: Sendmail sends the TLS macros with the second HELO and with MAIL', async () => {
-    const r = await send({ ip: sm.PARTNER_IP, tls: true, from: 'p@partner.test', to: ['user@example.test'], data: message({ from: 'p@partner.test', to: 'user@example.test', body: 'encrypted' }) });
+    const r = await send({
+      ip: sm.PARTNER_IP,
+      tls: true,
+      from: 'p@partner.test',
+      to: ['user@example.test'],
+      data: message({ from: 'p@partner.test', to: 'user@example.test', body: 'encrypted' }),
+    });
     assert.equal(r.encrypted, true);
     const m = await delivered(queueIdOf(r));
     assert.match(headerValues(m, 'X-Relayguard-TLS')[0] ?? '', /TLSv1\.[23]/);
@@ -350,23 +430,35 @@ describe('Sendmail: antivirus (rule 5)', () => {
       ip: sm.OUTSIDE_IP,
       from: 'sender@outside.test',
       to: ['user@example.test'],
-      data: message({ from: 'sender@outside.test', to: 'user@example.test', subject: t, body: 'see attachment', attachments: [{ filename: 'readme.txt', content: eicar() }] }),
+      data: message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        subject: t,
+        body: 'see attachment',
+        attachments: [{ filename: 'readme.txt', content: eicar() }],
+      }),
     });
     assertReply(r, 'dataReply', /^5\d\d$/, /^5\./, 'inbound EICAR');
     await assertNothingKept(t, 'inbound EICAR');
   });
 
-  test('outbound EICAR is accepted into Sendmail\'s quarantine (hf file with the reason), not delivered; release delivers it', async () => {
+  test("outbound EICAR is accepted into Sendmail's quarantine (hf file with the reason), not delivered; release delivers it", async () => {
     const t = token();
     const r = await send({
       from: 'alice@example.test',
       to: ['someone@elsewhere.test'],
-      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', subject: t, body: 'oops', attachments: [{ filename: 'tool.txt', content: eicar() }] }),
+      data: message({
+        from: 'alice@example.test',
+        to: 'someone@elsewhere.test',
+        subject: t,
+        body: 'oops',
+        attachments: [{ filename: 'tool.txt', content: eicar() }],
+      }),
     });
     const id = queueIdOf(r);
     const held = await quarantinedMessage(queueOpts, id);
     assert.match(held.reason, /EICAR/i);
-    assert.match(held.reason, /\(ref [0-9a-z-]+\)/, 'the quarantine reason carries relayguard\'s reference');
+    assert.match(held.reason, /\(ref [0-9a-z-]+\)/, "the quarantine reason carries relayguard's reference");
     assert.deepEqual(held.recipients, ['someone@elsewhere.test']);
     assert.ok((await listQuarantined(queueOpts)).some((m) => m.queueId === id));
     const content = (await quarantinedContent(held)).toString('latin1');
@@ -379,13 +471,23 @@ describe('Sendmail: antivirus (rule 5)', () => {
     assert.equal(sinkFileWith(` id ${id}`), undefined, 'a quarantined message is not delivered');
 
     // The administrator's view: `relayguard quarantine list` and `release` on the Sendmail policy.
-    const listed = await run(process.execPath, [relayguardMain, 'quarantine', 'list', '--json', '--config', rg.configPath], { timeoutMs: 30_000 });
+    const listed = await run(
+      process.execPath,
+      [relayguardMain, 'quarantine', 'list', '--json', '--config', rg.configPath],
+      { timeoutMs: 30_000 },
+    );
     assert.equal(listed.code, 0, listed.stderr);
-    const row = (JSON.parse(listed.stdout) as { messages: Array<{ queue_id: string; rule: string | null; reason: string }> }).messages.find((x) => x.queue_id === id);
+    const row = (
+      JSON.parse(listed.stdout) as { messages: Array<{ queue_id: string; rule: string | null; reason: string }> }
+    ).messages.find((x) => x.queue_id === id);
     assert.ok(row, `quarantine list shows ${id}: ${listed.stdout}`);
     assert.equal(row.rule, 'antivirus');
     assert.match(row.reason, /EICAR/i);
-    const released = await run(process.execPath, [relayguardMain, 'quarantine', 'release', id, '--json', '--config', rg.configPath], { timeoutMs: 60_000 });
+    const released = await run(
+      process.execPath,
+      [relayguardMain, 'quarantine', 'release', id, '--json', '--config', rg.configPath],
+      { timeoutMs: 60_000 },
+    );
     assert.equal(released.code, 0, released.stdout + released.stderr);
     assert.deepEqual(JSON.parse(released.stdout), { ok: true, queue_id: id, action: 'released' });
     const m = await delivered(id);
@@ -398,7 +500,13 @@ describe('Sendmail: antivirus (rule 5)', () => {
     const r = await send({
       from: 'alice@example.test',
       to: ['someone@elsewhere.test'],
-      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', subject: t, body: 'oops again', attachments: [{ filename: 'tool.txt', content: eicar() }] }),
+      data: message({
+        from: 'alice@example.test',
+        to: 'someone@elsewhere.test',
+        subject: t,
+        body: 'oops again',
+        attachments: [{ filename: 'tool.txt', content: eicar() }],
+      }),
     });
     const id = queueIdOf(r);
     await quarantinedMessage(queueOpts, id);
@@ -408,11 +516,16 @@ describe('Sendmail: antivirus (rule 5)', () => {
     await assertNothingKept(t, 'deleted quarantined message');
   });
 
-  test('the quarantine index records the hold under Sendmail\'s queue ID (known from MAIL on)', async () => {
+  test("the quarantine index records the hold under Sendmail's queue ID (known from MAIL on)", async () => {
     const r = await send({
       from: 'alice@example.test',
       to: ['someone@elsewhere.test'],
-      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: 'indexed', attachments: [{ filename: 'tool.txt', content: eicar() }] }),
+      data: message({
+        from: 'alice@example.test',
+        to: 'someone@elsewhere.test',
+        body: 'indexed',
+        attachments: [{ filename: 'tool.txt', content: eicar() }],
+      }),
     });
     const id = queueIdOf(r);
     try {
@@ -440,7 +553,15 @@ describe('Sendmail: antivirus (rule 5)', () => {
       ip: sm.OUTSIDE_IP,
       from: 'sender@outside.test',
       to: ['user@example.test'],
-      data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'clean', headers: [['X-Virus-Scanned', 'clean (forged 1)'], ['X-Virus-Scanned', 'clean (forged 2)']] }),
+      data: message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        body: 'clean',
+        headers: [
+          ['X-Virus-Scanned', 'clean (forged 1)'],
+          ['X-Virus-Scanned', 'clean (forged 2)'],
+        ],
+      }),
     });
     const m = await delivered(queueIdOf(r));
     assert.deepEqual(headerValues(m, 'X-Virus-Scanned'), ['clean']);
@@ -456,7 +577,13 @@ describe('Sendmail: blocked attachments (rule 6)', () => {
       ip: sm.OUTSIDE_IP,
       from: 'sender@outside.test',
       to: ['user@example.test'],
-      data: message({ from: 'sender@outside.test', to: 'user@example.test', subject: t, body: 'invoice attached', attachments: [{ filename: 'Invoice.EXE', content: Buffer.from('MZ not really a program') }] }),
+      data: message({
+        from: 'sender@outside.test',
+        to: 'user@example.test',
+        subject: t,
+        body: 'invoice attached',
+        attachments: [{ filename: 'Invoice.EXE', content: Buffer.from('MZ not really a program') }],
+      }),
     });
     assertReply(r, 'dataReply', /^5\d\d$/, /^5\./, 'blocked attachment');
     await assertNothingKept(t, 'blocked attachment');
@@ -470,7 +597,12 @@ describe('Sendmail: disclaimer (rule 7)', () => {
     const r = await send({
       from: 'alice@example.test',
       to: ['someone@elsewhere.test'],
-      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: 'Plain text here.\n', html: '<html><body><p>HTML here.</p></body></html>\n' }),
+      data: message({
+        from: 'alice@example.test',
+        to: 'someone@elsewhere.test',
+        body: 'Plain text here.\n',
+        html: '<html><body><p>HTML here.</p></body></html>\n',
+      }),
     });
     const m = await delivered(queueIdOf(r));
     const parts = bodyOf(m).split(/^--=_rg_[0-9a-f]+/m);
@@ -481,15 +613,24 @@ describe('Sendmail: disclaimer (rule 7)', () => {
   });
 
   test('inbound: the notice "This message came from outside example.test" is added', async () => {
-    const r = await send({ ip: sm.OUTSIDE_IP, from: 'sender@outside.test', to: ['user@example.test'], data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'Hello from outside.\n' }) });
+    const r = await send({
+      ip: sm.OUTSIDE_IP,
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'sender@outside.test', to: 'user@example.test', body: 'Hello from outside.\n' }),
+    });
     const m = await delivered(queueIdOf(r));
     assert.match(bodyOf(m), /Hello from outside\.[\s\S]*This message came from outside example\.test/);
   });
 
-  test('a body over 64 KiB is replaced in several REPLBODY packets, each within Sendmail\'s 64 KiB limit', async () => {
+  test("a body over 64 KiB is replaced in several REPLBODY packets, each within Sendmail's 64 KiB limit", async () => {
     const line = 'Long outbound text, line after line, to pass the milter packet size.\n';
     const text = line.repeat(Math.ceil((200 * 1024) / line.length));
-    const r = await send({ from: 'alice@example.test', to: ['someone@elsewhere.test'], data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: text }) });
+    const r = await send({
+      from: 'alice@example.test',
+      to: ['someone@elsewhere.test'],
+      data: message({ from: 'alice@example.test', to: 'someone@elsewhere.test', body: text }),
+    });
     const m = await delivered(queueIdOf(r));
     const body = bodyOf(m);
     assert.ok(body.startsWith(text.slice(0, 1000)), 'the original text comes first');
@@ -528,7 +669,11 @@ describe('Sendmail: disclaimer (rule 7)', () => {
       'MIME-Version: 1.0',
       `Content-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="${b}"`,
     ].join('\r\n');
-    const r = await send({ from: 'alice@example.test', to: ['someone@elsewhere.test'], data: `${head}\r\n\r\n${body}` });
+    const r = await send({
+      from: 'alice@example.test',
+      to: ['someone@elsewhere.test'],
+      data: `${head}\r\n\r\n${body}`,
+    });
     const m = await delivered(queueIdOf(r));
     assert.equal(bodyOf(m), body.replace(/\r\n/g, '\n'));
   });
@@ -546,7 +691,10 @@ describe('Sendmail: relayguard down', () => {
     try {
       const r = await send(opts);
       assert.equal(r.banner?.code, 220, 'Sendmail still greets');
-      assert.ok(r.mailReply && r.mailReply.code >= 400 && r.mailReply.code < 500, `4xx expected at MAIL: ${r.mailReply?.full ?? r.error}`);
+      assert.ok(
+        r.mailReply && r.mailReply.code >= 400 && r.mailReply.code < 500,
+        `4xx expected at MAIL: ${r.mailReply?.full ?? r.error}`,
+      );
       assert.equal(r.ok, false);
       await assertNothingKept(t, 'message sent while relayguard was down');
     } finally {
@@ -590,7 +738,21 @@ describe('Sendmail: the output of postfix-config --mta sendmail, applied; relayg
     const sinkBefore = readdirSync(sm.SINK_DIR).length;
     const r = await run(
       'ip',
-      ['netns', 'exec', sm.NETNS, process.execPath, relayguardMain, 'audit', '--smtp', `127.0.0.1:${sm.SMTP_PORT}`, '--config', rg.configPath, '--bind', sm.AUDIT_IPS, '--json'],
+      [
+        'netns',
+        'exec',
+        sm.NETNS,
+        process.execPath,
+        relayguardMain,
+        'audit',
+        '--smtp',
+        `127.0.0.1:${sm.SMTP_PORT}`,
+        '--config',
+        rg.configPath,
+        '--bind',
+        sm.AUDIT_IPS,
+        '--json',
+      ],
       { timeoutMs: AUDIT_TIMEOUT_MS },
     );
     let report: { ok: boolean; probes: Array<{ name: string; ok: boolean; detail: string; verified?: boolean }> };
@@ -605,10 +767,28 @@ describe('Sendmail: the output of postfix-config --mta sendmail, applied; relayg
     const by = new Map(report.probes.map((p) => [p.name, p]));
     assert.deepEqual(
       [...by.keys()],
-      ['banner', 'ehlo', 'vrfy-refused', 'expn-refused', 'open-relay-refused', 'size-limit-enforced', 'spoofed-sender-refused', 'starttls', 'virus-refused-inbound', 'virus-held-outbound', 'clamd', 'blocked-attachment-refused', 'dnsbl:bl.test', 'milter'],
+      [
+        'banner',
+        'ehlo',
+        'vrfy-refused',
+        'expn-refused',
+        'open-relay-refused',
+        'size-limit-enforced',
+        'spoofed-sender-refused',
+        'starttls',
+        'virus-refused-inbound',
+        'virus-held-outbound',
+        'clamd',
+        'blocked-attachment-refused',
+        'dnsbl:bl.test',
+        'milter',
+      ],
     );
     // Sendmail itself refuses the relay now (access map), before relayguard sees the recipient.
-    assert.match(by.get('open-relay-refused')!.detail, /refused for this host's address 203\.0\.113\.1[0-2] \(--bind.*Relaying denied/);
+    assert.match(
+      by.get('open-relay-refused')!.detail,
+      /refused for this host's address 203\.0\.113\.1[0-2] \(--bind.*Relaying denied/,
+    );
     assert.match(by.get('vrfy-refused')!.detail, /252 2\.5\.2 Cannot VRFY user/);
     assert.match(by.get('size-limit-enforced')!.detail, /SIZE=2097153 refused: 552 5\.3\.4/);
     // The outbound EICAR was found in Sendmail's quarantine and deleted again.

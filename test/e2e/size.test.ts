@@ -2,7 +2,16 @@
 // without SIZE= is refused at end of data, by relayguard (Postfix's own limit is higher).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, postconfValue, smtp, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  postconfValue,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 const LIMIT = 2_097_152;
 const OUTSIDE = { addr: '203.0.113.9' };
@@ -30,7 +39,13 @@ describe('rule 3: size limit', () => {
   });
 
   test('SIZE= over 2 MiB: 552 5.3.4 at MAIL', async () => {
-    const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data: 'x', size: LIMIT + 1, xclient: OUTSIDE });
+    const r = await smtp({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data: 'x',
+      size: LIMIT + 1,
+      xclient: OUTSIDE,
+    });
     assert.equal(r.mailReply?.code, 552, r.mailReply?.full ?? r.error);
     assert.equal(r.mailReply?.enhanced, '5.3.4');
     assert.match(r.mailReply.text, /\(ref [0-9a-z-]+\)/);
@@ -52,7 +67,13 @@ describe('rule 3: size limit', () => {
 
   test('SIZE= under the limit with a message under the limit is delivered', async () => {
     const data = message({ from: 'sender@outside.test', to: 'user@example.test', body: bigBody(1_000_000) });
-    const r = await smtp({ from: 'sender@outside.test', to: ['user@example.test'], data, size: Buffer.byteLength(data), xclient: OUTSIDE });
+    const r = await smtp({
+      from: 'sender@outside.test',
+      to: ['user@example.test'],
+      data,
+      size: Buffer.byteLength(data),
+      xclient: OUTSIDE,
+    });
     assert.equal(r.ok, true, r.dataReply?.full ?? r.error);
     assert.match(await waitForDelivery(r.queueId!), /relayguard e2e test/);
   });

@@ -104,7 +104,14 @@ function xclientCommand(x: XclientAttributes): string {
 /** The tests' view of a reply: every line's text (enhanced code included), the lines as received, UTF-8. */
 function testReply(command: string, r: WireReply): SmtpReply {
   const lines = r.lines.map((l) => Buffer.from(l, 'latin1').toString('utf8'));
-  return { command, code: r.code, enhanced: r.enhanced, text: lines.map((l) => l.slice(4)).join('\n'), full: lines.join('\n'), lines };
+  return {
+    command,
+    code: r.code,
+    enhanced: r.enhanced,
+    text: lines.map((l) => l.slice(4)).join('\n'),
+    full: lines.join('\n'),
+    lines,
+  };
 }
 
 function is2xx(r: SmtpReply | undefined): boolean {

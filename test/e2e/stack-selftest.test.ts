@@ -37,7 +37,9 @@ function clamd(command: string, data?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port: stack.clamdPort });
     const chunks: Buffer[] = [];
-    s.setTimeout(CLAMD_TIMEOUT_MS, () => s.destroy(new Error(`clamd ${command}: no answer within ${CLAMD_TIMEOUT_MS} ms`)));
+    s.setTimeout(CLAMD_TIMEOUT_MS, () =>
+      s.destroy(new Error(`clamd ${command}: no answer within ${CLAMD_TIMEOUT_MS} ms`)),
+    );
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('error', reject);
     s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1').replace(/\0/g, '').trim()));
@@ -68,7 +70,12 @@ before(() => ensureStack());
 test('the harness derives the same ports and paths as stack.sh env', async () => {
   const r = await run('bash', [stackScript, 'env'], { env: { ...process.env, RG_E2E_SLOT: String(stack.slot) } });
   assert.equal(r.code, 0, r.stderr);
-  const env = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
+  const env = Object.fromEntries(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=', 2) as [string, string]),
+  );
   assert.equal(Number(env.RG_E2E_SMTPD_PORT), stack.smtpPort);
   assert.equal(Number(env.RG_E2E_SINK_PORT), stack.sinkPort);
   assert.equal(Number(env.RG_E2E_MILTER_PORT), stack.milterPort);
@@ -80,7 +87,10 @@ test('the harness derives the same ports and paths as stack.sh env', async () =>
   assert.equal(env.RG_E2E_MAILLOG, stack.maillog);
   assert.equal(env.RG_E2E_SINK_DIR, stack.sinkDir);
   if (stack.slot === 0) {
-    assert.deepEqual([stack.smtpPort, stack.sinkPort, stack.milterPort, stack.clamdPort, stack.rblPort], [2525, 2526, 10025, 3310, 5353]);
+    assert.deepEqual(
+      [stack.smtpPort, stack.sinkPort, stack.milterPort, stack.clamdPort, stack.rblPort],
+      [2525, 2526, 10025, 3310, 5353],
+    );
   }
 });
 
@@ -111,7 +121,12 @@ test('Postfix greets on its smtpd port and runs the reference gateway settings',
 test('clamd answers PING and finds the EICAR test file, raw and inside a message', async () => {
   assert.equal(await clamd('PING'), 'PONG');
   assert.match(await clamd('INSTREAM', Buffer.from(eicar())), /^stream: RG\.Test\.EICAR-(NDB|HDB)\.UNOFFICIAL FOUND$/);
-  const mail = message({ from: 'a@outside.test', to: 'b@example.test', body: 'see attachment', attachments: [{ filename: 'test.txt', content: eicar() }] });
+  const mail = message({
+    from: 'a@outside.test',
+    to: 'b@example.test',
+    body: 'see attachment',
+    attachments: [{ filename: 'test.txt', content: eicar() }],
+  });
   assert.match(await clamd('INSTREAM', Buffer.from(mail)), /FOUND$/);
   assert.equal(await clamd('INSTREAM', Buffer.from('a perfectly clean message\r\n')), 'stream: OK');
 });
@@ -121,7 +136,10 @@ test('rbldnsd serves the reference zones bl.test and dbl.test', async () => {
   assert.deepEqual(await dns.resolve4('2.0.0.127.bl.test'), ['127.0.0.2']);
   assert.deepEqual(await dns.resolve4('66.113.0.203.bl.test'), ['127.0.0.2']);
   const txt = (await dns.resolveTxt('66.113.0.203.bl.test')).map((parts) => parts.join(''));
-  assert.ok(txt.some((t) => /203\.0\.113\.66/.test(t)), `TXT reason names the IP: ${JSON.stringify(txt)}`);
+  assert.ok(
+    txt.some((t) => /203\.0\.113\.66/.test(t)),
+    `TXT reason names the IP: ${JSON.stringify(txt)}`,
+  );
   // A Spamhaus-style error answer, which is not a listing.
   assert.deepEqual(await dns.resolve4('4.0.0.127.bl.test'), ['127.255.255.254']);
   assert.deepEqual(await dns.resolve4('spam.example.dbl.test'), ['127.0.1.2']);
@@ -142,7 +160,12 @@ test('redis answers PING on the slot port', async () => {
 test('smtp-sink writes one file per message, and the harness strips its header block', async () => {
   const marker = `sink-selftest-${Date.now()}`;
   const body = `Subject: ${marker}\r\n\r\nline one\r\n.leading dot\r\n`;
-  const r = await smtp({ port: stack.sinkPort, from: 'a@e2e.test', to: ['b@example.test', 'c@example.test'], data: body });
+  const r = await smtp({
+    port: stack.sinkPort,
+    from: 'a@e2e.test',
+    to: ['b@example.test', 'c@example.test'],
+    data: body,
+  });
   assert.equal(r.dataReply?.code, 250, JSON.stringify(r.replies));
   const found = await pollUntil(
     () => {
@@ -170,7 +193,12 @@ test('the SMTP client encodes data and XCLIENT values as SMTP wants them', () =>
 
 test('without relayguard, Postfix refuses mail with 451 4.7.1 (milter_default_action = tempfail)', async () => {
   assert.equal(await portAccepts(stack.milterPort), false, `something listens on the milter port ${stack.milterPort}`);
-  const r = await smtp({ from: 'a@outside.test', to: ['b@example.test'], data: 'Subject: x\r\n\r\nx\r\n', xclient: { addr: '203.0.113.9' } });
+  const r = await smtp({
+    from: 'a@outside.test',
+    to: ['b@example.test'],
+    data: 'Subject: x\r\n\r\nx\r\n',
+    xclient: { addr: '203.0.113.9' },
+  });
   assert.equal(r.banner?.code, 220);
   assert.equal(r.mailReply?.code, 451, r.mailReply?.full);
   assert.equal(r.mailReply?.enhanced, '4.7.1');
@@ -186,14 +214,27 @@ after(async () => {
 test('a message goes through Postfix and relayguard to the sink; postconf() changes Postfix for one test', async () => {
   rg = await startRelayguard({ config: join(fixturesDir, 'miltertest.yaml') });
   await rg.waitForLog(/listening on/);
-  const text = message({ from: 'sender@outside.test', to: 'bob@example.test', subject: 'selftest', body: 'first\n.dot line\nlast\n' });
-  const r = await smtp({ from: 'sender@outside.test', to: ['bob@example.test', 'x@elsewhere.test'], data: text, xclient: { addr: '203.0.113.9' } });
+  const text = message({
+    from: 'sender@outside.test',
+    to: 'bob@example.test',
+    subject: 'selftest',
+    body: 'first\n.dot line\nlast\n',
+  });
+  const r = await smtp({
+    from: 'sender@outside.test',
+    to: ['bob@example.test', 'x@elsewhere.test'],
+    data: text,
+    xclient: { addr: '203.0.113.9' },
+  });
   assert.equal(r.rcptReplies[0]?.code, 250, r.rcptReplies[0]?.full);
   assert.equal(r.rcptReplies[1]?.code, 554, r.rcptReplies[1]?.full);
   assert.ok(r.ok && r.queueId, JSON.stringify(r.replies.map((x) => x.full)));
   const delivered = await waitForDelivery(r.queueId);
   assert.match(delivered, /^Received: from client\.e2e\.test \(unknown \[203\.0\.113\.9\]\)/);
-  assert.match(delivered, new RegExp(`^X-Relayguard: direction=inbound; conn=\\S+; queue-id=${r.queueId}; host=mx\\.e2e\\.test$`, 'm'));
+  assert.match(
+    delivered,
+    new RegExp(`^X-Relayguard: direction=inbound; conn=\\S+; queue-id=${r.queueId}; host=mx\\.e2e\\.test$`, 'm'),
+  );
   assert.ok(delivered.endsWith('\n\nfirst\n.dot line\nlast\n'), delivered);
   await waitForMaillog(new RegExp(`${r.queueId}: to=<bob@example\\.test>.*status=sent`), 1_000);
 

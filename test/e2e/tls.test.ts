@@ -2,7 +2,15 @@
 // 530 5.7.0; with STARTTLS the mail is delivered and records the TLS in X-Relayguard-TLS.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { clearQueues, ensureStack, message, smtp, startRelayguard, waitForDelivery, type RelayguardProcess } from './harness.js';
+import {
+  clearQueues,
+  ensureStack,
+  message,
+  smtp,
+  startRelayguard,
+  waitForDelivery,
+  type RelayguardProcess,
+} from './harness.js';
 
 const PARTNER = { addr: '198.51.100.7' };
 let rg: RelayguardProcess;
@@ -17,7 +25,8 @@ after(async () => {
   await rg?.stop();
 });
 
-const mail = (headers: Record<string, string> = {}) => message({ from: 'someone@partner.test', to: 'user@example.test', body: 'partner mail', headers });
+const mail = (headers: Record<string, string> = {}) =>
+  message({ from: 'someone@partner.test', to: 'user@example.test', body: 'partner mail', headers });
 
 describe('rule 9: TLS policy', () => {
   test('partner without TLS: 530 5.7.0 at MAIL', async () => {
@@ -29,7 +38,13 @@ describe('rule 9: TLS policy', () => {
   });
 
   test('partner with STARTTLS: delivered with the TLS header; a forged one is removed', async () => {
-    const r = await smtp({ from: 'someone@partner.test', to: ['user@example.test'], data: mail({ 'X-Relayguard-TLS': 'version=TLSv1.3 forged' }), xclient: PARTNER, tls: true });
+    const r = await smtp({
+      from: 'someone@partner.test',
+      to: ['user@example.test'],
+      data: mail({ 'X-Relayguard-TLS': 'version=TLSv1.3 forged' }),
+      xclient: PARTNER,
+      tls: true,
+    });
     assert.equal(r.encrypted, true);
     assert.equal(r.ok, true, r.dataReply?.full ?? r.mailReply?.full ?? r.error);
     const delivered = await waitForDelivery(r.queueId!);
@@ -40,7 +55,12 @@ describe('rule 9: TLS policy', () => {
   });
 
   test('an outside client needs no TLS; its mail records "none"', async () => {
-    const r = await smtp({ from: 'someone@outside.test', to: ['user@example.test'], data: message({ from: 'someone@outside.test', to: 'user@example.test', body: 'hi' }), xclient: { addr: '203.0.113.9' } });
+    const r = await smtp({
+      from: 'someone@outside.test',
+      to: ['user@example.test'],
+      data: message({ from: 'someone@outside.test', to: 'user@example.test', body: 'hi' }),
+      xclient: { addr: '203.0.113.9' },
+    });
     assert.equal(r.ok, true, r.dataReply?.full ?? r.mailReply?.full ?? r.error);
     assert.match(await waitForDelivery(r.queueId!), /^X-Relayguard-TLS: none$/m);
   });

@@ -52,7 +52,6 @@ export type FailureClass = (typeof FAILURE_CLASSES)[number];
  */
 export const TODAY: Partial<Record<FailureClass, number>> = {};
 
-
 export interface MessageOutcome {
   name: string;
   direction: Direction;
@@ -97,7 +96,10 @@ function ruleWords(rules: Array<{ rule: string; details?: Record<string, unknown
 }
 
 /** Both passes of every message in both directions, then the Python verdicts. */
-export async function runCorpusDisclaimer(entries: CorpusEntry[], directions: Direction[] = ['outbound', 'inbound']): Promise<MessageOutcome[]> {
+export async function runCorpusDisclaimer(
+  entries: CorpusEntry[],
+  directions: Direction[] = ['outbound', 'inbound'],
+): Promise<MessageOutcome[]> {
   const policy = loadDisclaimerPolicy();
   const dir = mkdtempSync(join(tmpdir(), 'rg-corpus-disclaimer-'));
   const jobs: string[] = [];
@@ -113,13 +115,23 @@ export async function runCorpusDisclaimer(entries: CorpusEntry[], directions: Di
         const outcome: MessageOutcome = { name: e.name, direction, failures: [], rewritten: 0, ruleSays: '' };
         outcomes.set(id, outcome);
         try {
-          const first = await runCheck(policy, { clientIp: env.clientIp, from: env.from, rcpts: env.rcpts, message: raw });
+          const first = await runCheck(policy, {
+            clientIp: env.clientIp,
+            from: env.from,
+            rcpts: env.rcpts,
+            message: raw,
+          });
           outcome.ruleSays = ruleWords(first.rules);
           if (first.action !== 'accept' || !first.output) {
             outcome.failures.push({ class: 'check-refused', detail: `${first.action}: ${first.reason ?? ''}` });
             continue;
           }
-          const second = await runCheck(policy, { clientIp: env.clientIp, from: env.from, rcpts: env.rcpts, message: first.output });
+          const second = await runCheck(policy, {
+            clientIp: env.clientIp,
+            from: env.from,
+            rcpts: env.rcpts,
+            message: first.output,
+          });
           const base = join(dir, `${n}.base.eml`);
           const out = join(dir, `${n}.out.eml`);
           const again = join(dir, `${n}.second.eml`);

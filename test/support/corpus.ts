@@ -21,9 +21,14 @@ export function corpusDir(): string {
 /** Builds the corpus if needed and lists its messages; throws with collect.sh's output if it cannot. */
 export function loadCorpus(): CorpusEntry[] {
   const dir = corpusDir();
-  const r = spawnSync('bash', [join(repoRoot(), 'test/corpus/collect.sh'), dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('bash', [join(repoRoot(), 'test/corpus/collect.sh'), dir], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.status !== 0) {
-    throw new Error(`test/corpus/collect.sh failed (exit ${r.status}; it needs root and Debian 12's apt):\n${(r.stderr ?? '').slice(-3000)}`);
+    throw new Error(
+      `test/corpus/collect.sh failed (exit ${r.status}; it needs root and Debian 12's apt):\n${(r.stderr ?? '').slice(-3000)}`,
+    );
   }
   const rows = readFileSync(join(dir, 'manifest.tsv'), 'utf8').trim().split('\n').slice(1);
   return rows.map((row) => {

@@ -72,7 +72,8 @@ export function runtimeImportsOf(file: string, text: string): string[] {
       if (!typeOnlyImport(node.importClause)) add(node.moduleSpecifier);
     } else if (ts.isExportDeclaration(node)) {
       const named = node.exportClause && ts.isNamedExports(node.exportClause) ? node.exportClause.elements : undefined;
-      if (!node.isTypeOnly && !(named && named.length > 0 && named.every((e) => e.isTypeOnly))) add(node.moduleSpecifier);
+      if (!node.isTypeOnly && !(named && named.length > 0 && named.every((e) => e.isTypeOnly)))
+        add(node.moduleSpecifier);
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       add(node.arguments[0]);
     }
@@ -87,7 +88,12 @@ function typeOnlyImport(clause: ts.ImportClause | undefined): boolean {
   if (clause.isTypeOnly) return true;
   if (clause.name) return false; // a default import
   const bindings = clause.namedBindings;
-  return !!bindings && ts.isNamedImports(bindings) && bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly);
+  return (
+    !!bindings &&
+    ts.isNamedImports(bindings) &&
+    bindings.elements.length > 0 &&
+    bindings.elements.every((e) => e.isTypeOnly)
+  );
 }
 
 /** Every breach of the layer order in `sources` (path relative to src/ -> text), readable. */

@@ -70,7 +70,9 @@ export function parseDumps(text: string, who: string): Map<string, MimeDump> {
     try {
       d = JSON.parse(line) as MimeDump;
     } catch (e) {
-      throw new Error(`${who} dump line ${i + 1} is not JSON (${(e as Error).message}): ${line.slice(0, 200)}`, { cause: e });
+      throw new Error(`${who} dump line ${i + 1} is not JSON (${(e as Error).message}): ${line.slice(0, 200)}`, {
+        cause: e,
+      });
     }
     if (typeof d.file !== 'string' || (!Array.isArray(d.parts) && typeof d.error !== 'string')) {
       throw new Error(`${who} dump line ${i + 1} has neither parts nor error: ${line.slice(0, 200)}`);
@@ -90,9 +92,19 @@ export interface Dumper {
 
 export function dumpers(root = repoRoot()): Record<'python' | 'perl' | 'relayguard', Dumper> {
   return {
-    python: { name: 'python', command: '/usr/bin/python3', args: [join(root, 'test/corpus/dump_python.py'), '-'], stdin: true },
+    python: {
+      name: 'python',
+      command: '/usr/bin/python3',
+      args: [join(root, 'test/corpus/dump_python.py'), '-'],
+      stdin: true,
+    },
     perl: { name: 'perl', command: 'perl', args: [join(root, 'test/corpus/dump_perl.pl'), '-'], stdin: true },
-    relayguard: { name: 'relayguard', command: process.execPath, args: [join(root, 'dist/test/support/mime-dump.js')], stdin: false },
+    relayguard: {
+      name: 'relayguard',
+      command: process.execPath,
+      args: [join(root, 'dist/test/support/mime-dump.js')],
+      stdin: false,
+    },
   };
 }
 
@@ -199,7 +211,9 @@ export function sideBySide(a: MimeDump, b: MimeDump, names: [string, string]): s
     const m = sa.length;
     const n = sb.length;
     const lcs: number[][] = Array.from({ length: m + 1 }, () => new Array<number>(n + 1).fill(0));
-    for (let i = m - 1; i >= 0; i--) for (let j = n - 1; j >= 0; j--) lcs[i]![j] = sa[i] === sb[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    for (let i = m - 1; i >= 0; i--)
+      for (let j = n - 1; j >= 0; j--)
+        lcs[i]![j] = sa[i] === sb[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
     let i = 0;
     let j = 0;
     while (i < m || j < n) {
@@ -229,5 +243,10 @@ export function formatReport(title: string, ds: Disagreement[]): string {
 /** Quotes left unbalanced around a file name (a truncated field) are not part of it. */
 export function unquotedName(name: string | null | undefined): string | null {
   if (!name) return null;
-  return name.trim().replace(/^["']+|["']+$/g, '').trim() || null;
+  return (
+    name
+      .trim()
+      .replace(/^["']+|["']+$/g, '')
+      .trim() || null
+  );
 }

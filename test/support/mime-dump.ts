@@ -27,7 +27,14 @@ export function dumpParts(message: Buffer, parse: MimeParse = parseMessage(messa
     // A multipart without parts reads as its preamble (Python's email package: the payload).
     const range = p.kind === 'multipart' ? { ...p, bodyEnd: p.preambleEnd } : p;
     const body = decodedBody(message, range);
-    return { depth: p.depth, type: p.contentType, size: body.length, sha256: createHash('sha256').update(body).digest('hex'), filename: p.filename, names: p.names };
+    return {
+      depth: p.depth,
+      type: p.contentType,
+      size: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      filename: p.filename,
+      names: p.names,
+    };
   });
 }
 

@@ -36,7 +36,8 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
       'MIME::Parser shows nothing, Python the raw body (it never transfer-decodes a multipart), relayguard the ' +
       'body decoded with the declared Content-Transfer-Encoding (so its content rule sees what the body says; ' +
       'a duplicate Content-Type gives a reading with the other type too). Nothing is hidden.',
-    applies: (_m, rg, py) => onlyDiffering(rg, py, (x, y) => x.type === y.type && x.type.startsWith('multipart/') && isLeaf(x)),
+    applies: (_m, rg, py) =>
+      onlyDiffering(rg, py, (x, y) => x.type === y.type && x.type.startsWith('multipart/') && isLeaf(x)),
   },
   {
     id: 'invalid-content-type',
@@ -44,7 +45,8 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
     reason:
       'A Content-Type that is not type/subtype (parameters without ";", junk): each parser writes its own type ' +
       'string; the bytes and file names are the same.',
-    applies: (_m, rg, py) => onlyDiffering(rg, py, (x, y) => (!VALID_TYPE.test(x.type) || !VALID_TYPE.test(y.type)) && x.sha256 === y.sha256),
+    applies: (_m, rg, py) =>
+      onlyDiffering(rg, py, (x, y) => (!VALID_TYPE.test(x.type) || !VALID_TYPE.test(y.type)) && x.sha256 === y.sha256),
   },
   {
     id: 'message-headers-nested',
@@ -54,7 +56,10 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
       'relayguard parses them as an embedded message (a node with a header-only child), Perl and clients show ' +
       'one text leaf, Python parses them into header blocks (dump_python.py: an opaque leaf). The same as ' +
       'RELAYGUARD_KNOWN in the corpus test; nothing in them is an attachment.',
-    applies: (_m, rg) => (rg.parts ?? []).some((n) => !isLeaf(n) && /^message\//.test(n.type) && n.type !== 'message/rfc822' && n.type !== 'message/global'),
+    applies: (_m, rg) =>
+      (rg.parts ?? []).some(
+        (n) => !isLeaf(n) && /^message\//.test(n.type) && n.type !== 'message/rfc822' && n.type !== 'message/global',
+      ),
   },
   {
     id: 'unterminated-quoted-filename',
@@ -62,7 +67,15 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
     reason:
       'A quoted file name that is never closed (the mutant ends inside a header): Python keeps the opening quote ' +
       'in the name, relayguard drops it; the name is the same otherwise.',
-    applies: (_m, rg, py) => onlyDiffering(rg, py, (x, y) => x.sha256 === y.sha256 && x.type === y.type && (x.filename ?? '').replace(/^"/, '') === (y.filename ?? '').replace(/^"/, '')),
+    applies: (_m, rg, py) =>
+      onlyDiffering(
+        rg,
+        py,
+        (x, y) =>
+          x.sha256 === y.sha256 &&
+          x.type === y.type &&
+          (x.filename ?? '').replace(/^"/, '') === (y.filename ?? '').replace(/^"/, ''),
+      ),
   },
   {
     id: 'inner-boundary-conflicts-with-outer',
@@ -76,14 +89,18 @@ export const FUZZ_EXPLANATIONS: Explanation[] = [
       'never inspected (e.g. cpython msg_15 with a stray line before the image/gif part: xx.gif).',
     applies: (m) => {
       // Every boundary parameter in order, repeats kept (boundariesOf drops them).
-      const bs = [...m.toString('latin1').matchAll(/boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))/gi)].map((x) => (x[1] ?? x[2])!);
+      const bs = [...m.toString('latin1').matchAll(/boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))/gi)].map(
+        (x) => (x[1] ?? x[2])!,
+      );
       return bs.some((outer, i) => bs.some((inner, j) => j > i && (inner === outer || inner === `${outer}--`)));
     },
   },
-
 ];
 
 /** The explanation that applies, open bugs first (a shape can look like a harmless one too). */
 export function explain(message: Buffer, rg: MimeDump, py: MimeDump, pl: MimeDump): Explanation | undefined {
-  return FUZZ_EXPLANATIONS.filter((e) => e.open).find((e) => e.applies(message, rg, py, pl)) ?? FUZZ_EXPLANATIONS.find((e) => e.applies(message, rg, py, pl));
+  return (
+    FUZZ_EXPLANATIONS.filter((e) => e.open).find((e) => e.applies(message, rg, py, pl)) ??
+    FUZZ_EXPLANATIONS.find((e) => e.applies(message, rg, py, pl))
+  );
 }

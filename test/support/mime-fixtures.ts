@@ -10,16 +10,23 @@ import { fileURLToPath } from 'node:url';
 import { dumpers, repoRoot, runDumper, type MimeNode } from './mime-compare.js';
 
 export const ABOUT: Record<string, string> = {
-  'boundary-trailing-blanks': 'Blanks and tabs after delimiter lines (RFC 2046 allows them); issue 16 finding 1: relayguard missed evil.exe.',
-  'boundary-prefix': 'The inner boundary "b-inner" starts with the outer one "b": "--b-inner" is not an outer delimiter.',
-  'unterminated-inner-multipart': 'An inner multipart without its close delimiter, then the outer delimiter and invoice.exe (issue 15): the outer delimiter closes the inner part.',
+  'boundary-trailing-blanks':
+    'Blanks and tabs after delimiter lines (RFC 2046 allows them); issue 16 finding 1: relayguard missed evil.exe.',
+  'boundary-prefix':
+    'The inner boundary "b-inner" starts with the outer one "b": "--b-inner" is not an outer delimiter.',
+  'unterminated-inner-multipart':
+    'An inner multipart without its close delimiter, then the outer delimiter and invoice.exe (issue 15): the outer delimiter closes the inner part.',
   'missing-final-boundary': 'The message ends without a close delimiter; the last part (a.zip) still counts.',
-  'header-without-colon': 'A line without a colon in a part header block: Python ends the headers there (evil.exe becomes text), Perl skips it and shows evil.exe.',
-  'duplicate-content-type': 'Two Content-Type fields in one part; both parsers take the first (text/plain) for a body that is an executable.',
+  'header-without-colon':
+    'A line without a colon in a part header block: Python ends the headers there (evil.exe becomes text), Perl skips it and shows evil.exe.',
+  'duplicate-content-type':
+    'Two Content-Type fields in one part; both parsers take the first (text/plain) for a body that is an executable.',
   'urlsafe-base64': 'Base64 written with "-" and "_" (issue 16 finding 2): standard decoders skip those characters.',
   'x-uuencode': 'An attachment in Content-Transfer-Encoding: x-uuencode (issue 16 finding 2); both parsers decode it.',
-  'case-changes': 'Upper-case header names, types, parameter names and encoding names; the boundary value keeps its case.',
-  'header-folding': 'Content-Type, Content-Disposition and Content-Transfer-Encoding folded over lines: Python does not unfold the encoding name and shows the base64 text undecoded; Perl decodes it.',
+  'case-changes':
+    'Upper-case header names, types, parameter names and encoding names; the boundary value keeps its case.',
+  'header-folding':
+    'Content-Type, Content-Disposition and Content-Transfer-Encoding folded over lines: Python does not unfold the encoding name and shows the base64 text undecoded; Perl decodes it.',
   'crlf-lf-mix': 'CRLF in the top-level header, bare LF inside the parts, a CRLF delimiter in between.',
 };
 

@@ -71,7 +71,12 @@ export function runFuzz(seeds: Seed[], count: number, seed: number, keepDir?: st
     const py = runDumper(d.python, [...seedFiles, ...files]);
     const pl = runDumper(d.perl, [...seedFiles, ...files]);
     const ambiguousSeeds = new Set(
-      seeds.filter((_s, i) => !tolerated(compareDumps(py.get(seedFiles[i]!)!, pl.get(seedFiles[i]!)!, ['python', 'perl']), ['text-eol'])).map((s) => s.name),
+      seeds
+        .filter(
+          (_s, i) =>
+            !tolerated(compareDumps(py.get(seedFiles[i]!)!, pl.get(seedFiles[i]!)!, ['python', 'perl']), ['text-eol']),
+        )
+        .map((s) => s.name),
     );
     const pythonPerl: Disagreement[] = [];
     const pythonPerlNew: Disagreement[] = [];
@@ -114,7 +119,17 @@ export function runFuzz(seeds: Seed[], count: number, seed: number, keepDir?: st
         relayguard.push({ ...vsPy, file: `${label} vs python` }, { ...vsPl, file: `${label} vs perl` });
       }
     });
-    return { mutants, changed, pythonPerl, pythonPerlNew, relayguard, missedAttachments, explained, relayguardMatched: matched, dir };
+    return {
+      mutants,
+      changed,
+      pythonPerl,
+      pythonPerlNew,
+      relayguard,
+      missedAttachments,
+      explained,
+      relayguardMatched: matched,
+      dir,
+    };
   } finally {
     if (!keepDir) rmSync(dir, { recursive: true, force: true });
   }

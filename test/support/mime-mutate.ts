@@ -117,16 +117,27 @@ export const MUTATIONS: Record<string, Mutation> = {
     const hs = headerLines(msg, /^content-type\s*:/i);
     if (!hs.length) return null;
     const at = pick(r, hs);
-    return msg.slice(0, at) + pick(r, ['X-Junk header line', 'name="evil.exe"', 'Content-Type text/plain', '>From nowhere']) + eol(msg) + msg.slice(at);
+    return (
+      msg.slice(0, at) +
+      pick(r, ['X-Junk header line', 'name="evil.exe"', 'Content-Type text/plain', '>From nowhere']) +
+      eol(msg) +
+      msg.slice(at)
+    );
   },
   'duplicate-content-type': (msg, r) => {
     const hs = headerLines(msg, /^content-type\s*:/i);
     if (!hs.length) return null;
     const at = pick(r, hs);
-    const extra = pick(r, ['Content-Type: text/plain', 'Content-Type: application/octet-stream; name="evil.exe"', 'Content-Type: multipart/mixed; boundary="dup"']);
+    const extra = pick(r, [
+      'Content-Type: text/plain',
+      'Content-Type: application/octet-stream; name="evil.exe"',
+      'Content-Type: multipart/mixed; boundary="dup"',
+    ]);
     const before = r() < 0.5;
     const end = msg.indexOf('\n', at) + 1;
-    return before ? msg.slice(0, at) + extra + eol(msg) + msg.slice(at) : msg.slice(0, end) + extra + eol(msg) + msg.slice(end);
+    return before
+      ? msg.slice(0, at) + extra + eol(msg) + msg.slice(at)
+      : msg.slice(0, end) + extra + eol(msg) + msg.slice(end);
   },
   'fold-content-type': (msg, r) => {
     const hs = headerLines(msg, /^content-type\s*:[^\r\n]*;/i);
@@ -144,8 +155,14 @@ export const MUTATIONS: Record<string, Mutation> = {
     // Change the case of the name and value but never of a boundary value (case-sensitive).
     const changed = line.replace(/^([^:]*):(.*)$/, (_m, n: string, v: string) => {
       const up = r() < 0.5;
-      const value = v.replace(/(boundary\s*=\s*)("[^"]*"|[^\s;]+)|([^=";]+)/gi, (all, bp: string | undefined, bv: string | undefined) =>
-        bp !== undefined ? (up ? bp.toUpperCase() : bp.toLowerCase()) + bv : up ? all.toUpperCase() : all.toLowerCase(),
+      const value = v.replace(
+        /(boundary\s*=\s*)("[^"]*"|[^\s;]+)|([^=";]+)/gi,
+        (all, bp: string | undefined, bv: string | undefined) =>
+          bp !== undefined
+            ? (up ? bp.toUpperCase() : bp.toLowerCase()) + bv
+            : up
+              ? all.toUpperCase()
+              : all.toLowerCase(),
       );
       return `${up ? n.toUpperCase() : n.toLowerCase()}:${value}`;
     });
@@ -173,7 +190,9 @@ export const MUTATIONS: Record<string, Mutation> = {
     if (!re.test(msg)) return null;
     const sprinkle = r() < 0.5;
     return msg.replace(re, (line: string) =>
-      sprinkle ? line.replace(/(.{8})/g, (s) => (r() < 0.3 ? s + pick(r, ['-', '_']) : s)) : line.replace(/\+/g, '-').replace(/\//g, '_'),
+      sprinkle
+        ? line.replace(/(.{8})/g, (s) => (r() < 0.3 ? s + pick(r, ['-', '_']) : s))
+        : line.replace(/\+/g, '-').replace(/\//g, '_'),
     );
   },
   'encoding-name': (msg, r) => {
@@ -183,7 +202,15 @@ export const MUTATIONS: Record<string, Mutation> = {
     const end = msg.indexOf('\n', at);
     const lineEnd = end < 0 ? msg.length : msg[end - 1] === '\r' ? end - 1 : end;
     const value = msg.slice(at, lineEnd).replace(/^[^:]*:\s*/, '');
-    const odd = pick(r, [value.toUpperCase(), ` ${value} `, value === 'base64' ? 'x-uuencode' : '8bits', 'quoted printable', 'binary', `"${value}"`, `${value} (comment)`]);
+    const odd = pick(r, [
+      value.toUpperCase(),
+      ` ${value} `,
+      value === 'base64' ? 'x-uuencode' : '8bits',
+      'quoted printable',
+      'binary',
+      `"${value}"`,
+      `${value} (comment)`,
+    ]);
     return msg.slice(0, at) + `Content-Transfer-Encoding: ${odd}` + msg.slice(lineEnd);
   },
   'drop-part-blank-line': (msg, r) => {
@@ -200,7 +227,11 @@ export const MUTATIONS: Record<string, Mutation> = {
     const m = /boundary\s*=\s*("?)([^"\s;]+)\1/i.exec(msg);
     if (!m) return null;
     const replacement = m[1] ? `boundary=${m[2]}` : `boundary="${m[2]}"`;
-    return msg.slice(0, m.index) + (r() < 0.5 ? replacement : replacement.replace('boundary=', 'boundary = ')) + msg.slice(m.index + m[0].length);
+    return (
+      msg.slice(0, m.index) +
+      (r() < 0.5 ? replacement : replacement.replace('boundary=', 'boundary = ')) +
+      msg.slice(m.index + m[0].length)
+    );
   },
   'truncate-tail': (msg, r) => {
     if (msg.length < 200) return null;

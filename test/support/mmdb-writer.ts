@@ -24,7 +24,10 @@ export function writeMmdb(spec: MmdbSpec, out: string): string {
   writeFileSync(specFile, JSON.stringify(spec));
   const tmp = join(dirname(out), `.${Date.now()}.${process.pid}.tmp`);
   const r = spawnSync('perl', [WRITER, specFile, tmp], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`write-mmdb.pl failed (is libmaxmind-db-writer-perl installed? run test/e2e/stack.sh packages): ${r.stderr || r.error?.message}`);
+  if (r.status !== 0)
+    throw new Error(
+      `write-mmdb.pl failed (is libmaxmind-db-writer-perl installed? run test/e2e/stack.sh packages): ${r.stderr || r.error?.message}`,
+    );
   renameSync(tmp, out);
   return out;
 }
@@ -32,7 +35,10 @@ export function writeMmdb(spec: MmdbSpec, out: string): string {
 /** `mmdblookup --file F --ip IP PATH...` as a string, or null when the address is not in the file. */
 export function mmdblookup(file: string, ip: string, ...path: string[]): string | null {
   try {
-    const out = execFileSync('mmdblookup', ['--file', file, '--ip', ip, ...path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('mmdblookup', ['--file', file, '--ip', ip, ...path], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const m = /"([^"]*)" <utf8_string>|(\d+) <uint32>/.exec(out);
     return m ? (m[1] ?? m[2]!) : out.trim();
   } catch (err) {
@@ -41,7 +47,10 @@ export function mmdblookup(file: string, ip: string, ...path: string[]): string 
   }
 }
 
-const country = (iso: string) => ({ country: { iso_code: iso, names: { en: iso } }, registered_country: { iso_code: iso } });
+const country = (iso: string) => ({
+  country: { iso_code: iso, names: { en: iso } },
+  registered_country: { iso_code: iso },
+});
 const as = (n: number, org: string) => ({ autonomous_system_number: n, autonomous_system_organization: org });
 
 /** The test world, IPv4 and IPv6 (documentation and test ranges, and a few public blocks). */

@@ -14,7 +14,8 @@ export function relayguardReadings(file: string): MimeDump[] {
     const message = readFileSync(file);
     const first = parseMessage(message);
     const all = [first];
-    for (let todo = nextReadings(all); todo.length; todo = nextReadings(all)) all.push(...todo.map((reading) => parseMessage(message, { reading })));
+    for (let todo = nextReadings(all); todo.length; todo = nextReadings(all))
+      all.push(...todo.map((reading) => parseMessage(message, { reading })));
     return all.map((p) => ({ file, parts: dumpParts(message, p) }));
   } catch (err) {
     return [{ file, error: (err as Error).message }];
@@ -37,4 +38,3 @@ export function leafNames(dumps: MimeDump[]): Set<string> {
     ),
   );
 }
-

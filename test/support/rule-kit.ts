@@ -11,7 +11,15 @@ import { parseEnvelopeAddress } from '../../src/primitives/address.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { PolicyEngine } from '../../src/engine/engine.js';
 import type { Outcome, PhaseResult } from '../../src/policy/decision.js';
-import type { ConnectionContext, Direction, MessageContext, Phase, PhaseInput, Recipient, Rule } from '../../src/policy/types.js';
+import type {
+  ConnectionContext,
+  Direction,
+  MessageContext,
+  Phase,
+  PhaseInput,
+  Recipient,
+  Rule,
+} from '../../src/policy/types.js';
 import type { RuleEnv } from '../../src/policy/rule-env.js';
 import { Conversation } from '../../src/session/conversation.js';
 import { splitMessage } from '../../src/session/offline-message.js';
@@ -37,7 +45,9 @@ export function kitPolicy(
 }
 
 /** What a rule factory gets: real settings, a silent logger, services made once per key. */
-export function kitEnv(over: { settings?: PolicySettings; policy?: Record<string, unknown>; offline?: boolean; log?: Logger } = {}): RuleEnv {
+export function kitEnv(
+  over: { settings?: PolicySettings; policy?: Record<string, unknown>; offline?: boolean; log?: Logger } = {},
+): RuleEnv {
   const settings = over.settings ?? kitConfig({}, over.policy);
   const services = new Map<string, unknown>();
   return {
@@ -70,7 +80,12 @@ export function kitConnection(o: KitConnectionOptions = {}): ConnectionContext {
   const macros = o.macros ?? {};
   return {
     id: o.id ?? 'kit-1',
-    client: { ip, hostname: o.hostname ?? 'client.test', port: 40000, family: ip === null ? 'unknown' : ip.includes(':') ? 'inet6' : 'inet' },
+    client: {
+      ip,
+      hostname: o.hostname ?? 'client.test',
+      port: 40000,
+      family: ip === null ? 'unknown' : ip.includes(':') ? 'inet6' : 'inet',
+    },
     ...(o.helo ? { helo: o.helo } : {}),
     ...(o.authUser ? { authUser: o.authUser } : {}),
     macros: { get: (name) => macros[name] ?? macros[`{${name}}`] },
@@ -113,7 +128,10 @@ function pieces(bytes: Buffer, size: number): Buffer[] {
 export function kitMessage(raw: Buffer | string, o: KitMessageOptions = {}): MessageContext {
   const bytes = typeof raw === 'string' ? Buffer.from(raw.replace(/\r?\n/g, '\r\n'), 'utf8') : raw;
   const { headers, body } = splitMessage(bytes);
-  const headerBlock = Buffer.from(headers.map((h) => `${h.name}:${h.value.replace(/\n/g, '\r\n')}\r\n`).join('') + '\r\n', 'latin1');
+  const headerBlock = Buffer.from(
+    headers.map((h) => `${h.name}:${h.value.replace(/\n/g, '\r\n')}\r\n`).join('') + '\r\n',
+    'latin1',
+  );
   const chunk = o.chunkSize ?? 65_535;
   return {
     ...(o.queueId ? { queueId: o.queueId } : {}),
@@ -136,9 +154,21 @@ export function kitMessage(raw: Buffer | string, o: KitMessageOptions = {}): Mes
 }
 
 /** The input of one phase (the deadline 30 s unless given). */
-export function kitInput(conn: ConnectionContext, msg: MessageContext, extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>): PhaseInput & { msg: MessageContext };
-export function kitInput(conn: ConnectionContext, msg?: MessageContext, extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>): PhaseInput;
-export function kitInput(conn: ConnectionContext, msg?: MessageContext, extra: Partial<Omit<PhaseInput, 'conn' | 'msg'>> = {}): PhaseInput {
+export function kitInput(
+  conn: ConnectionContext,
+  msg: MessageContext,
+  extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>,
+): PhaseInput & { msg: MessageContext };
+export function kitInput(
+  conn: ConnectionContext,
+  msg?: MessageContext,
+  extra?: Partial<Omit<PhaseInput, 'conn' | 'msg'>>,
+): PhaseInput;
+export function kitInput(
+  conn: ConnectionContext,
+  msg?: MessageContext,
+  extra: Partial<Omit<PhaseInput, 'conn' | 'msg'>> = {},
+): PhaseInput {
   return { conn, ...(msg ? { msg } : {}), signal: AbortSignal.timeout(30_000), ...extra };
 }
 
@@ -163,10 +193,18 @@ export interface KitClientOptions {
  * One SMTP client through the real Conversation (the session's protocol-free core): the
  * connect outcome, and the conversation to go on with (helo done unless `helo: null`).
  */
-export async function kitClient(policy: CompiledPolicy, o: KitClientOptions = {}): Promise<{ c: Conversation; connect: Outcome }> {
+export async function kitClient(
+  policy: CompiledPolicy,
+  o: KitClientOptions = {},
+): Promise<{ c: Conversation; connect: Outcome }> {
   const ip = o.ip ?? '203.0.113.9';
   const c = new Conversation({ policy, log: silentLogger() });
-  const connect = await c.connect({ hostname: o.hostname ?? 'client.test', family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
+  const connect = await c.connect({
+    hostname: o.hostname ?? 'client.test',
+    family: ip.includes(':') ? 'inet6' : 'inet',
+    port: 40000,
+    address: ip,
+  });
   if (o.heloMacros) c.macros.set('H', o.heloMacros);
   if (o.helo !== null) await c.helo(o.helo ?? 'client.test');
   if (o.auth) c.macros.set('M', [['{auth_authen}', o.auth]]);
@@ -174,7 +212,11 @@ export async function kitClient(policy: CompiledPolicy, o: KitClientOptions = {}
 }
 
 /** kitClient, then MAIL FROM:<from> with `args`: the MAIL outcome. */
-export async function kitMail(policy: CompiledPolicy, from: string, o: KitClientOptions & { args?: string[] } = {}): Promise<{ c: Conversation; connect: Outcome; mail: Outcome }> {
+export async function kitMail(
+  policy: CompiledPolicy,
+  from: string,
+  o: KitClientOptions & { args?: string[] } = {},
+): Promise<{ c: Conversation; connect: Outcome; mail: Outcome }> {
   const { c, connect } = await kitClient(policy, o);
   const mail = await c.mail([from, ...(o.args ?? [])]);
   return { c, connect, mail };

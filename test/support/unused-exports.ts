@@ -33,12 +33,16 @@ export function isNeedless(u: UnusedExport): boolean {
 }
 
 export function unusedExports(root: string, tsconfigPath: string): UnusedExport[] {
-  const parsed = ts.getParsedCommandLineOfConfigFile(tsconfigPath, {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    tsconfigPath,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  });
+  );
   if (!parsed) throw new Error(`cannot read ${tsconfigPath}`);
   const program = ts.createProgram({ rootNames: parsed.fileNames, options: { ...parsed.options, noEmit: true } });
   const checker = program.getTypeChecker();
@@ -148,7 +152,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const found = unusedExports(root, join(root, 'tsconfig.json')).filter(isNeedless);
   const fixed = process.argv.includes('--fix') ? new Set(dropNeedlessExports(root, found)) : new Set<UnusedExport>();
   for (const u of found) {
-    const what = fixed.has(u) ? 'export dropped' : u.usedLocally ? 'used in its file only: drop `export`' : 'unused: remove it';
+    const what = fixed.has(u)
+      ? 'export dropped'
+      : u.usedLocally
+        ? 'used in its file only: drop `export`'
+        : 'unused: remove it';
     process.stdout.write(`${u.file}: ${u.name} (${what})\n`);
   }
   if (found.length > fixed.size) process.exitCode = 1;

@@ -5,8 +5,12 @@ import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { headerAddresses } from '../../src/rules/access.js';
 import { kitClient, kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } } };
-const compile = (access: Record<string, unknown> = { deny_networks: ['192.0.2.0/24', '2001:db8:bad::/48'] }): CompiledPolicy => kitPolicy({ access }, NETWORKS);
+const NETWORKS = {
+  networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } },
+};
+const compile = (
+  access: Record<string, unknown> = { deny_networks: ['192.0.2.0/24', '2001:db8:bad::/48'] },
+): CompiledPolicy => kitPolicy({ access }, NETWORKS);
 
 async function connect(policy: CompiledPolicy, ip: string) {
   const { c, connect: out } = await kitClient(policy, { ip, helo: null });
@@ -41,7 +45,10 @@ test('denied network refused at connect with 554 5.7.1 (IPv4 and IPv6)', async (
 });
 
 test('allow list: only listed and internal networks may connect; deny wins', async () => {
-  const policy = compile({ allow_networks: ['198.51.100.0/24', '2001:db8:1::/64'], deny_networks: ['198.51.100.66/32'] });
+  const policy = compile({
+    allow_networks: ['198.51.100.0/24', '2001:db8:1::/64'],
+    deny_networks: ['198.51.100.66/32'],
+  });
   assert.equal((await connect(policy, '198.51.100.7')).out.action, 'continue');
   assert.equal((await connect(policy, '2001:db8:1::7')).out.action, 'continue');
   assert.equal((await connect(policy, '10.9.9.9')).out.action, 'continue');
@@ -69,14 +76,24 @@ test('external client with a local-domain envelope sender: 5xx at MAIL; internal
 
 test('external client with a local-domain From: refused at end of headers', async () => {
   const policy = compile();
-  for (const from of ['CEO <ceo@example.test>', 'ceo@example.test', '"Boss" <ceo@EXAMPLE.test>', 'ceo @ example.test (obsolete)', 'x@outside.test, y@example.test']) {
+  for (const from of [
+    'CEO <ceo@example.test>',
+    'ceo@example.test',
+    '"Boss" <ceo@EXAMPLE.test>',
+    'ceo @ example.test (obsolete)',
+    'x@outside.test, y@example.test',
+  ]) {
     const { out } = await withFrom(policy, '203.0.113.9', from);
     assert.equal(out.action, 'reject', from);
     assert.equal(out.reply?.code, 550, from);
   }
   // A second From: header counts as much as the first.
   assert.equal((await withFrom(policy, '203.0.113.9', 'a@outside.test', 'b@example.test')).out.action, 'reject');
-  for (const from of ['Friend <friend@outside.test>', '"Alice (alice@example.test) via List" <list@lists.test>', 'x@example.test.evil']) {
+  for (const from of [
+    'Friend <friend@outside.test>',
+    '"Alice (alice@example.test) via List" <list@lists.test>',
+    'x@example.test.evil',
+  ]) {
     assert.equal((await withFrom(policy, '203.0.113.9', from)).out.action, 'continue', from);
   }
   assert.equal((await withFrom(policy, '127.0.0.1', 'ceo@example.test')).out.action, 'continue');

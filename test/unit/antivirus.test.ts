@@ -130,7 +130,9 @@ describe('antivirus rule', () => {
     const v = await deliver(makeRule({}, scanner), conversation('outbound'));
     assert.equal(v.action, 'quarantine');
     assert.match(v.reason!, /Eicar-Test-Signature/);
-    assert.deepEqual(v.mods, [{ type: 'addHeader', name: 'X-Virus-Scanned', value: 'infected (Eicar-Test-Signature)' }]);
+    assert.deepEqual(v.mods, [
+      { type: 'addHeader', name: 'X-Virus-Scanned', value: 'infected (Eicar-Test-Signature)' },
+    ]);
   });
 
   test('configured actions per direction, discard only when asked for', async () => {
@@ -139,11 +141,21 @@ describe('antivirus rule', () => {
     const rule = makeRule({ actions: { inbound: 'quarantine', outbound: 'discard' } }, scanner);
     assert.equal((await deliver(rule, conversation('inbound'))).action, 'quarantine');
     assert.equal((await deliver(rule, conversation('outbound'))).action, 'discard');
-    assert.equal((await deliver(makeRule({ actions: 'tempfail' }, scanner), conversation('outbound'))).action, 'tempfail');
+    assert.equal(
+      (await deliver(makeRule({ actions: 'tempfail' }, scanner), conversation('outbound'))).action,
+      'tempfail',
+    );
   });
 
   test('scanner error: tempfail 4xx with cause dependency, never accepted as clean', async () => {
-    for (const reason of ['connect', 'timeout', 'clamd-error', 'unknown-reply', 'size-limit', 'circuit-open'] as const) {
+    for (const reason of [
+      'connect',
+      'timeout',
+      'clamd-error',
+      'unknown-reply',
+      'size-limit',
+      'circuit-open',
+    ] as const) {
       const scanner = new FakeScanner();
       scanner.results = [{ status: 'error', reason }];
       const v = await deliver(makeRule({}, scanner), conversation('inbound'));
@@ -155,7 +167,10 @@ describe('antivirus rule', () => {
 
   test('a broken stream is retried once from the stored message', async () => {
     const scanner = new FakeScanner();
-    scanner.results = [{ status: 'error', reason: 'io' }, { status: 'infected', signature: 'Late' }];
+    scanner.results = [
+      { status: 'error', reason: 'io' },
+      { status: 'infected', signature: 'Late' },
+    ];
     const v = await deliver(makeRule({}, scanner), conversation('inbound'));
     assert.equal(scanner.sessions.length, 2);
     assert.equal(Buffer.concat(scanner.sessions[1]!.data).toString(), HEADERS + BODY.join(''));
@@ -201,7 +216,10 @@ describe('antivirus rule', () => {
 
   test('declared SIZE above max_size: not streamed, on_oversize decides', async () => {
     const scanner = new FakeScanner();
-    const rule = makeRule({ clamd: { address: 'tcp:127.0.0.1:3310', max_size: '1K' }, on_oversize: 'accept-with-header' }, scanner);
+    const rule = makeRule(
+      { clamd: { address: 'tcp:127.0.0.1:3310', max_size: '1K' }, on_oversize: 'accept-with-header' },
+      scanner,
+    );
     const c = conversation('inbound');
     (c.msg as { senderParams: Record<string, string> }).senderParams = { SIZE: '5000' };
     const v = await deliver(rule, c);
@@ -251,10 +269,19 @@ describe('antivirus rule', () => {
   });
 
   test('schema is strict and checks the address', () => {
-    assert.equal(antivirusSchema.safeParse({ clamd: { address: 'tcp:127.0.0.1:3310' }, actions: { inbound: 'reject' } }).success, false);
+    assert.equal(
+      antivirusSchema.safeParse({ clamd: { address: 'tcp:127.0.0.1:3310' }, actions: { inbound: 'reject' } }).success,
+      false,
+    );
     assert.equal(antivirusSchema.safeParse({ clamd: { address: 'nowhere' } }).success, false);
-    assert.equal(antivirusSchema.safeParse({ clamd: { address: 'unix:/run/clamd.ctl' }, colour: 'red' }).success, false);
-    assert.equal(antivirusSchema.safeParse({ clamd: { address: 'unix:/run/clamd.ctl' }, on_failure: 'discard' }).success, false);
+    assert.equal(
+      antivirusSchema.safeParse({ clamd: { address: 'unix:/run/clamd.ctl' }, colour: 'red' }).success,
+      false,
+    );
+    assert.equal(
+      antivirusSchema.safeParse({ clamd: { address: 'unix:/run/clamd.ctl' }, on_failure: 'discard' }).success,
+      false,
+    );
     const d = antivirusSchema.parse({ clamd: { address: 'unix:/run/clamd.ctl', timeout: '10s' } });
     assert.equal(d.clamd.timeout, 10_000);
     assert.deepEqual(d.actions, { inbound: 'reject', outbound: 'quarantine' });

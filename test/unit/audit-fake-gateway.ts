@@ -41,7 +41,8 @@ export interface Transaction {
 const LOCAL_DOMAIN = 'example.test';
 // 127.0.0.1 only: another loopback address (127.0.0.2) stands for an outside address of the
 // auditing host (the audit's --bind).
-const isInternal = (ip: string) => ip === '127.0.0.1' || ip.startsWith('10.') || ip === '::1' || ip === '::ffff:127.0.0.1';
+const isInternal = (ip: string) =>
+  ip === '127.0.0.1' || ip.startsWith('10.') || ip === '::1' || ip === '::ffff:127.0.0.1';
 
 export class FakeGateway {
   readonly transactions: Transaction[] = [];
@@ -97,8 +98,15 @@ export class FakeGateway {
         const arg = line.slice(verb.length).trim();
         switch (verb) {
           case 'EHLO': {
-            const ext = [`SIZE ${this.opts.sizeLimit ?? 0}`, ...(this.opts.xclient ? ['XCLIENT NAME ADDR PROTO HELO'] : []), ...(this.opts.starttls ? ['STARTTLS'] : []), 'ENHANCEDSTATUSCODES'];
-            s.write(['fake.test', ...ext].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}\r\n`).join(''));
+            const ext = [
+              `SIZE ${this.opts.sizeLimit ?? 0}`,
+              ...(this.opts.xclient ? ['XCLIENT NAME ADDR PROTO HELO'] : []),
+              ...(this.opts.starttls ? ['STARTTLS'] : []),
+              'ENHANCEDSTATUSCODES',
+            ];
+            s.write(
+              ['fake.test', ...ext].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}\r\n`).join(''),
+            );
             break;
           }
           case 'XCLIENT': {
@@ -120,8 +128,10 @@ export class FakeGateway {
           case 'MAIL': {
             const from = /^FROM:<([^>]*)>/i.exec(arg)?.[1] ?? '';
             const size = Number(/SIZE=(\d+)/i.exec(arg)?.[1] ?? 0);
-            if (this.opts.sizeLimit !== null && size > this.opts.sizeLimit) say('552 5.3.4 Message size exceeds fixed limit');
-            else if (this.opts.spoofing === 'refuse' && !isInternal(client) && from.endsWith(`@${LOCAL_DOMAIN}`)) say('550 5.7.1 Sender address rejected');
+            if (this.opts.sizeLimit !== null && size > this.opts.sizeLimit)
+              say('552 5.3.4 Message size exceeds fixed limit');
+            else if (this.opts.spoofing === 'refuse' && !isInternal(client) && from.endsWith(`@${LOCAL_DOMAIN}`))
+              say('550 5.7.1 Sender address rejected');
             else {
               tx = { client, from, rcpts: [] };
               this.transactions.push(tx);
@@ -132,7 +142,8 @@ export class FakeGateway {
           case 'RCPT': {
             const rcpt = /^TO:<([^>]*)>/i.exec(arg)?.[1] ?? '';
             if (!tx) say('503 5.5.1 Error: need MAIL command');
-            else if (!rcpt.endsWith(`@${LOCAL_DOMAIN}`) && !isInternal(client) && !this.opts.openRelay) say(`554 5.7.1 <${rcpt}>: Relay access denied`);
+            else if (!rcpt.endsWith(`@${LOCAL_DOMAIN}`) && !isInternal(client) && !this.opts.openRelay)
+              say(`554 5.7.1 <${rcpt}>: Relay access denied`);
             else {
               tx.rcpts.push(rcpt);
               say('250 2.1.5 Ok');
@@ -163,7 +174,8 @@ export class FakeGateway {
 
   private verdict(tx: Transaction): string {
     const d = tx.data ?? '';
-    if (d.includes('relayguard-audit-eicar.txt')) return isInternal(tx.client) ? this.opts.virusOutbound : this.opts.virusInbound;
+    if (d.includes('relayguard-audit-eicar.txt'))
+      return isInternal(tx.client) ? this.opts.virusOutbound : this.opts.virusInbound;
     if (d.includes('relayguard-audit.exe')) return this.opts.exe;
     return '250 2.0.0 Ok: queued as PLAIN1';
   }
@@ -181,7 +193,10 @@ export async function fakeClamd(dbDate: string | null): Promise<{ port: number; 
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, stop: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    port: (server.address() as { port: number }).port,
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 /** A milter that answers OPTNEG (version 6, some actions) and closes on QUIT. */
@@ -199,5 +214,8 @@ export async function fakeMilter(): Promise<{ port: number; stop(): Promise<void
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, stop: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    port: (server.address() as { port: number }).port,
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }

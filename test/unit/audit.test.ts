@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eicarTestFile, auditMessage, AUDIT_HEADER } from '../../src/audit/messages.js';
-import { DEFAULT_OUTSIDE_IPS, parseHostPort, runAudit, type AuditReport, type ProbeResult } from '../../src/audit/probes.js';
+import {
+  DEFAULT_OUTSIDE_IPS,
+  parseHostPort,
+  runAudit,
+  type AuditReport,
+  type ProbeResult,
+} from '../../src/audit/probes.js';
 import { formatJson, formatJunit, formatTable, xmlEscape } from '../../src/audit/report.js';
 import type { Mta } from '../../src/deps/mta.js';
 import { PostfixMta, type PostfixTools } from '../../src/deps/mta-postfix.js';
@@ -56,11 +62,26 @@ ${extra}`;
   return r.config;
 }
 
-async function audit(gw: FakeGatewayOptions, config: PolicyConfig, held: Mta | null = null, bindIps?: string[]): Promise<{ report: AuditReport; gateway: FakeGateway }> {
+async function audit(
+  gw: FakeGatewayOptions,
+  config: PolicyConfig,
+  held: Mta | null = null,
+  bindIps?: string[],
+): Promise<{ report: AuditReport; gateway: FakeGateway }> {
   const gateway = new FakeGateway(gw);
   const port = await gateway.start();
   try {
-    const report = await runAudit({ host: '127.0.0.1', port, config, rcpt: 'postmaster@example.test', id: 'test-1', held, ...(bindIps ? { bindIps } : {}), timeouts: TIMEOUTS, now: () => NOW });
+    const report = await runAudit({
+      host: '127.0.0.1',
+      port,
+      config,
+      rcpt: 'postmaster@example.test',
+      id: 'test-1',
+      held,
+      ...(bindIps ? { bindIps } : {}),
+      timeouts: TIMEOUTS,
+      now: () => NOW,
+    });
     return { report, gateway };
   } finally {
     await gateway.stop();
@@ -100,14 +121,35 @@ describe('audit probes against a scripted gateway', () => {
       report.probes.map((p) => p.name),
       // The gateway's own probes, then each rule's in the registry's order (relay, size, access, tls,
       // antivirus, content, blocklists), then relayguard's milter.
-      ['banner', 'ehlo', 'vrfy-refused', 'expn-refused', 'open-relay-refused', 'size-limit-enforced', 'spoofed-sender-refused', 'starttls', 'virus-refused-inbound', 'virus-held-outbound', 'clamd', 'blocked-attachment-refused', 'dnsbl:bl.test', 'milter'],
+      [
+        'banner',
+        'ehlo',
+        'vrfy-refused',
+        'expn-refused',
+        'open-relay-refused',
+        'size-limit-enforced',
+        'spoofed-sender-refused',
+        'starttls',
+        'virus-refused-inbound',
+        'virus-held-outbound',
+        'clamd',
+        'blocked-attachment-refused',
+        'dnsbl:bl.test',
+        'milter',
+      ],
     );
     const failed = report.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
     assert.deepEqual(failed, ['starttls: EHLO does not offer STARTTLS: mail crosses the network in clear']);
     assert.equal(report.ok, false);
-    assert.match(probe(report, 'open-relay-refused').detail, /554 5\.7\.1 <relayguard-audit@relay-test\.invalid>: Relay access denied.*accepted/);
+    assert.match(
+      probe(report, 'open-relay-refused').detail,
+      /554 5\.7\.1 <relayguard-audit@relay-test\.invalid>: Relay access denied.*accepted/,
+    );
     assert.match(probe(report, 'size-limit-enforced').detail, /SIZE=1001 refused: 552 5\.3\.4/);
-    assert.match(probe(report, 'dnsbl:bl.test').detail, /127\.0\.0\.2 listed \(127\.0\.0\.2\); 127\.0\.0\.1 not listed/);
+    assert.match(
+      probe(report, 'dnsbl:bl.test').detail,
+      /127\.0\.0\.2 listed \(127\.0\.0\.2\); 127\.0\.0\.1 not listed/,
+    );
     assert.match(probe(report, 'clamd').detail, /signatures 1\.1 day\(s\) old/);
     // The held message could not be looked for (no Postfix tools): said so, not silently passed.
     const held = probe(report, 'virus-held-outbound');
@@ -117,7 +159,8 @@ describe('audit probes against a scripted gateway', () => {
     const outsideClients = gateway.commands.filter((c) => c.startsWith('XCLIENT')).map((c) => /ADDR=(\S+)/.exec(c)![1]);
     assert.deepEqual(outsideClients, [...DEFAULT_OUTSIDE_IPS]);
     // Every message the audit sent carries the marker header.
-    for (const t of gateway.transactions.filter((x) => x.data)) assert.match(t.data!, new RegExp(`^${AUDIT_HEADER}: test-1 `, 'm'));
+    for (const t of gateway.transactions.filter((x) => x.data))
+      assert.match(t.data!, new RegExp(`^${AUDIT_HEADER}: test-1 `, 'm'));
   });
 
   it('a weakened gateway fails exactly the probes for what was weakened', async () => {
@@ -133,8 +176,19 @@ describe('audit probes against a scripted gateway', () => {
     const cfg = policy({ ...env, clamdPort: oldClamd.port });
     const { report, gateway } = await audit(weak, cfg);
     const failed = report.probes.filter((p) => !p.ok).map((p) => p.name);
-    assert.deepEqual(failed, ['vrfy-refused', 'open-relay-refused', 'size-limit-enforced', 'starttls', 'virus-refused-inbound', 'virus-held-outbound', 'clamd']);
-    assert.match(probe(report, 'open-relay-refused').detail, /^OPEN RELAY: RCPT TO:<relayguard-audit@relay-test\.invalid> accepted/);
+    assert.deepEqual(failed, [
+      'vrfy-refused',
+      'open-relay-refused',
+      'size-limit-enforced',
+      'starttls',
+      'virus-refused-inbound',
+      'virus-held-outbound',
+      'clamd',
+    ]);
+    assert.match(
+      probe(report, 'open-relay-refused').detail,
+      /^OPEN RELAY: RCPT TO:<relayguard-audit@relay-test\.invalid> accepted/,
+    );
     // The open relay was only detected, never used: no message went to the foreign recipient.
     const relayTx = gateway.transactions.filter((t) => t.rcpts.includes('relayguard-audit@relay-test.invalid'));
     assert.equal(relayTx.length, 1);
@@ -149,7 +203,10 @@ describe('audit probes against a scripted gateway', () => {
     for (const name of ['open-relay-refused', 'spoofed-sender-refused', 'virus-refused-inbound']) {
       const p = probe(report, name);
       assert.equal(p.ok, false);
-      assert.match(p.detail, /^not tested: the gateway offers no XCLIENT to us and this host \(127\.0\.0\.1\) is internal/);
+      assert.match(
+        p.detail,
+        /^not tested: the gateway offers no XCLIENT to us and this host \(127\.0\.0\.1\) is internal/,
+      );
     }
     // These work as an internal client too.
     assert.match(probe(report, 'size-limit-enforced').detail, /outbound limit/);
@@ -159,7 +216,10 @@ describe('audit probes against a scripted gateway', () => {
   });
 
   it('DNSBL: a list that answers its test point with an error code, or lists 127.0.0.1, fails', async () => {
-    const bad = new FakeDns({ '2.0.0.127.bl.test': { a: ['127.255.255.254'] }, '1.0.0.127.bl.test': { a: ['127.0.0.2'] } });
+    const bad = new FakeDns({
+      '2.0.0.127.bl.test': { a: ['127.255.255.254'] },
+      '1.0.0.127.bl.test': { a: ['127.0.0.2'] },
+    });
     const server = await bad.start();
     try {
       const { report } = await audit(GOOD_GATEWAY, policy({ ...env, dns: server }));
@@ -182,19 +242,38 @@ describe('audit probes against a scripted gateway', () => {
     const noAv = parsePolicyText('local_domains: [example.test]\nnetworks:\n  internal: [127.0.0.0/8]\n', 'x.yaml');
     assert.ok(noAv.ok);
     const r2 = (await audit(GOOD_GATEWAY, noAv.config)).report;
-    assert.equal(r2.probes.some((p) => p.name === 'clamd' || p.name.startsWith('dnsbl:')), false);
+    assert.equal(
+      r2.probes.some((p) => p.name === 'clamd' || p.name.startsWith('dnsbl:')),
+      false,
+    );
   });
 
   describe('the held outbound message, with Postfix queue tools', () => {
     function tools(queueName: string): { tools: PostfixTools; calls: string } {
       const dir = mkdtempSync(join(tmpdir(), 'rg-audit-'));
       const calls = join(dir, 'calls');
-      writeFileSync(join(dir, 'postqueue'), `#!/bin/sh\necho "$@" >> ${calls}\necho '{"queue_name": "${queueName}", "queue_id": "HELD1", "sender": "x"}'\n`);
+      writeFileSync(
+        join(dir, 'postqueue'),
+        `#!/bin/sh\necho "$@" >> ${calls}\necho '{"queue_name": "${queueName}", "queue_id": "HELD1", "sender": "x"}'\n`,
+      );
       // Like Postfix's: postsuper reports what it did on stderr.
-      writeFileSync(join(dir, 'postsuper'), `#!/bin/sh\necho "postsuper $@" >> ${calls}\necho 'postsuper: Deleted: 1 message' >&2\n`);
+      writeFileSync(
+        join(dir, 'postsuper'),
+        `#!/bin/sh\necho "postsuper $@" >> ${calls}\necho 'postsuper: Deleted: 1 message' >&2\n`,
+      );
       chmodSync(join(dir, 'postqueue'), 0o755);
       chmodSync(join(dir, 'postsuper'), 0o755);
-      return { tools: { postqueue: join(dir, 'postqueue'), postsuper: join(dir, 'postsuper'), postcat: '/bin/false', postconf: '/bin/false', configDir: '/etc/pf-test', timeoutMs: 5000 }, calls };
+      return {
+        tools: {
+          postqueue: join(dir, 'postqueue'),
+          postsuper: join(dir, 'postsuper'),
+          postcat: '/bin/false',
+          postconf: '/bin/false',
+          configDir: '/etc/pf-test',
+          timeoutMs: 5000,
+        },
+        calls,
+      };
     }
 
     it('found in the hold queue: verified and removed with postsuper -d ID hold', async () => {
@@ -220,13 +299,19 @@ describe('audit probes against a scripted gateway', () => {
     assert.equal(outsideOnly, 1);
     // 127.0.0.2 is inside 127.0.0.0/8: refused as a source for outside probes.
     const inside = (await audit({ ...GOOD_GATEWAY, xclient: false }, policy(env), null, ['127.0.0.2'])).report;
-    assert.match(probe(inside, 'open-relay-refused').detail, /^not tested: --bind 127\.0\.0\.2 is inside the policy's internal networks/);
+    assert.match(
+      probe(inside, 'open-relay-refused').detail,
+      /^not tested: --bind 127\.0\.0\.2 is inside the policy's internal networks/,
+    );
     const cfg = parsePolicyText(
       `server:\n  listen: inet:127.0.0.1:${env.milterPort}\nlocal_domains: [example.test]\nnetworks:\n  internal: [127.0.0.1/32]\n`,
       'bind.yaml',
     );
     assert.ok(cfg.ok);
-    const { report, gateway } = await audit({ ...GOOD_GATEWAY, xclient: false }, cfg.config, null, ['127.0.0.2', '127.0.0.3']);
+    const { report, gateway } = await audit({ ...GOOD_GATEWAY, xclient: false }, cfg.config, null, [
+      '127.0.0.2',
+      '127.0.0.3',
+    ]);
     for (const name of ['open-relay-refused', 'spoofed-sender-refused', 'virus-refused-inbound']) {
       const p = probe(report, name);
       assert.equal(p.ok, true, `${name}: ${p.detail}`);
@@ -235,18 +320,27 @@ describe('audit probes against a scripted gateway', () => {
     // The outside transactions came from the --bind addresses in turn, the outbound one from 127.0.0.1.
     const clients = new Set(gateway.transactions.map((t) => t.client.replace(/^::ffff:/, '')));
     assert.deepEqual([...clients].sort(), ['127.0.0.1', '127.0.0.2', '127.0.0.3']);
-    assert.equal(gateway.commands.some((c) => c.startsWith('XCLIENT')), false);
+    assert.equal(
+      gateway.commands.some((c) => c.startsWith('XCLIENT')),
+      false,
+    );
   });
 
-  describe('the held outbound message, in Sendmail\'s quarantine', () => {
+  describe("the held outbound message, in Sendmail's quarantine", () => {
     /** Sendmail's answer at end of data names the job; its queue IDs have 8 or more characters. */
-    const SENDMAIL_GATEWAY: FakeGatewayOptions = { ...GOOD_GATEWAY, virusOutbound: '250 2.0.0 5B4DqRkL012345 Message accepted for delivery' };
+    const SENDMAIL_GATEWAY: FakeGatewayOptions = {
+      ...GOOD_GATEWAY,
+      virusOutbound: '250 2.0.0 5B4DqRkL012345 Message accepted for delivery',
+    };
     /** A queue directory as Sendmail keeps it, with the job quarantined (hf) or queued (qf). */
     function queue(prefix: 'hf' | 'qf'): { cf: string; dir: string } {
       const base = mkdtempSync(join(tmpdir(), 'rg-audit-sm-'));
       const dir = join(base, 'mqueue');
       mkdirSync(dir);
-      writeFileSync(join(dir, `${prefix}5B4DqRkL012345`), 'V8\nT1764331200\nS<postmaster@example.test>\nqvirus Eicar-Signature (ref abc-1)\nRpostmaster@example.test\nH?D?Date: x\n.\n');
+      writeFileSync(
+        join(dir, `${prefix}5B4DqRkL012345`),
+        'V8\nT1764331200\nS<postmaster@example.test>\nqvirus Eicar-Signature (ref abc-1)\nRpostmaster@example.test\nH?D?Date: x\n.\n',
+      );
       writeFileSync(join(dir, 'df5B4DqRkL012345'), 'body\n');
       const cf = join(base, 'sendmail.cf');
       writeFileSync(cf, `O QueueDirectory=${dir}\n`);
@@ -287,7 +381,16 @@ describe('audit messages', () => {
   });
 
   it('builds a MIME message with the marker header and a base64 attachment', () => {
-    const m = auditMessage({ id: 'ID', probe: 'p', from: 'a@x.test', to: 'b@y.test', subject: 's', text: 't', host: 'h', attachment: { filename: 'f.exe', contentType: 'application/octet-stream', content: Buffer.from('MZ') } }).toString('latin1');
+    const m = auditMessage({
+      id: 'ID',
+      probe: 'p',
+      from: 'a@x.test',
+      to: 'b@y.test',
+      subject: 's',
+      text: 't',
+      host: 'h',
+      attachment: { filename: 'f.exe', contentType: 'application/octet-stream', content: Buffer.from('MZ') },
+    }).toString('latin1');
     assert.match(m, /^X-Relayguard-Audit: ID p\r$/m);
     assert.match(m, /Content-Disposition: attachment; filename="f\.exe"\r\n\r\nTVo=\r\n/);
     assert.doesNotMatch(m.replace(/\r\n/g, ''), /\n/);
@@ -310,7 +413,13 @@ describe('audit report formats', () => {
     started: '2026-11-28T12:00:00.000Z',
     probes: [
       { name: 'banner', ok: true, detail: '220 mx ESMTP', ms: 3 },
-      { name: 'open-relay-refused', ok: false, detail: 'OPEN RELAY: RCPT TO:<a@b> accepted & "sent" \u0001', ms: 1500, foreign: '250 2.1.5 Ok' },
+      {
+        name: 'open-relay-refused',
+        ok: false,
+        detail: 'OPEN RELAY: RCPT TO:<a@b> accepted & "sent" \u0001',
+        ms: 1500,
+        foreign: '250 2.1.5 Ok',
+      },
     ],
   };
 
@@ -331,9 +440,18 @@ describe('audit report formats', () => {
 
   it('JUnit XML: a testcase per probe, failures marked, text escaped', () => {
     const x = formatJunit(report);
-    assert.match(x, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="relayguard audit" tests="2" failures="1"/);
-    assert.match(x, /<testcase classname="relayguard\.audit" name="banner" time="0\.003"><system-out>220 mx ESMTP<\/system-out><\/testcase>/);
-    assert.match(x, /<testcase classname="relayguard\.audit" name="open-relay-refused" time="1\.500"><failure message="OPEN RELAY: RCPT TO:&lt;a@b&gt; accepted &amp; &quot;sent&quot; " type="ProbeFailed">/);
+    assert.match(
+      x,
+      /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="relayguard audit" tests="2" failures="1"/,
+    );
+    assert.match(
+      x,
+      /<testcase classname="relayguard\.audit" name="banner" time="0\.003"><system-out>220 mx ESMTP<\/system-out><\/testcase>/,
+    );
+    assert.match(
+      x,
+      /<testcase classname="relayguard\.audit" name="open-relay-refused" time="1\.500"><failure message="OPEN RELAY: RCPT TO:&lt;a@b&gt; accepted &amp; &quot;sent&quot; " type="ProbeFailed">/,
+    );
     assert.equal(xmlEscape('a\u0000b\u{1F600}'), 'ab\u{1F600}');
     // Balanced: every opened testcase is closed.
     assert.equal((x.match(/<testcase /g) ?? []).length, (x.match(/<\/testcase>/g) ?? []).length);

@@ -34,7 +34,9 @@ const split = (s: string) => s.match(/.{1,255}/g)!;
 
 const keyDir = mkdtempSync(join(tmpdir(), 'relayguard-auth-'));
 after(() => rmSync(keyDir, { recursive: true, force: true }));
-const sealPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const sealPem = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
 const SEAL_KEY = join(keyDir, 'arc.pem');
 writeFileSync(SEAL_KEY, sealPem);
 const SEAL = { domain: 'gw.example.test', selector: 'arc', private_key_file: SEAL_KEY };
@@ -43,8 +45,14 @@ const dns = new FakeDns();
 let server = '';
 before(async () => {
   server = await dns.start();
-  dns.set('ed._domainkey.outside.test', { a: [], txt: [`v=DKIM1; k=ed25519; p=${spki(ed.publicKey).subarray(12).toString('base64')}`] });
-  dns.set('rsa._domainkey.outside.test', { a: [], txt: split(`v=DKIM1; k=rsa; p=${spki(rsa.publicKey).toString('base64')}`) });
+  dns.set('ed._domainkey.outside.test', {
+    a: [],
+    txt: [`v=DKIM1; k=ed25519; p=${spki(ed.publicKey).subarray(12).toString('base64')}`],
+  });
+  dns.set('rsa._domainkey.outside.test', {
+    a: [],
+    txt: split(`v=DKIM1; k=rsa; p=${spki(rsa.publicKey).toString('base64')}`),
+  });
   dns.set('outside.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
   dns.set('_dmarc.outside.test', { a: [], txt: ['v=DMARC1; p=reject'] });
   dns.set('_dmarc.relaxed.test', { a: [], txt: ['v=DMARC1; p=none'] });
@@ -55,14 +63,22 @@ before(async () => {
 after(() => dns.stop());
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
-const plain = (from = 'a@outside.test', extra = '') => crlf(`From: ${from}\nTo: u@example.test\nSubject: hello\nMessage-ID: <1@outside.test>\n${extra}\nHello.\n`);
+const plain = (from = 'a@outside.test', extra = '') =>
+  crlf(`From: ${from}\nTo: u@example.test\nSubject: hello\nMessage-ID: <1@outside.test>\n${extra}\nHello.\n`);
 
 async function sign(raw: Buffer, headerKeys?: string): Promise<Buffer> {
   const s = await dkimSign(raw, {
     canonicalization: 'relaxed/relaxed',
     // mailauth 4.13.3 reads a colon-separated string here (its types say string[]).
     ...(headerKeys ? { headerList: headerKeys } : {}),
-    signatureData: [{ signingDomain: 'outside.test', selector: 'ed', privateKey: ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'ed25519-sha256' }],
+    signatureData: [
+      {
+        signingDomain: 'outside.test',
+        selector: 'ed',
+        privateKey: ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        algorithm: 'ed25519-sha256',
+      },
+    ],
   } as Parameters<typeof dkimSign>[1]);
   assert.deepEqual(s.errors, []);
   return Buffer.concat([Buffer.from(s.signatures), raw]);
@@ -88,11 +104,30 @@ interface Run {
   output: string;
 }
 
-async function run(raw: Buffer, opts: { notice?: string; direction?: 'inbound' | 'outbound'; from?: string; auth?: Record<string, unknown> | null } = {}): Promise<Run> {
+async function run(
+  raw: Buffer,
+  opts: {
+    notice?: string;
+    direction?: 'inbound' | 'outbound';
+    from?: string;
+    auth?: Record<string, unknown> | null;
+  } = {},
+): Promise<Run> {
   const env = fakeEnv(settings);
   const rules = [];
-  if (opts.auth !== null) rules.push(authenticationRule.create(authenticationSchema.parse({ dns_servers: [server], dns_timeout: '500ms', ...opts.auth }), env));
-  rules.push(disclaimerRule.create(disclaimerSchema.parse({ inbound: { text: 'This message came from outside.', notice: opts.notice ?? 'body' } }), env));
+  if (opts.auth !== null)
+    rules.push(
+      authenticationRule.create(
+        authenticationSchema.parse({ dns_servers: [server], dns_timeout: '500ms', ...opts.auth }),
+        env,
+      ),
+    );
+  rules.push(
+    disclaimerRule.create(
+      disclaimerSchema.parse({ inbound: { text: 'This message came from outside.', notice: opts.notice ?? 'body' } }),
+      env,
+    ),
+  );
   const engine = new PolicyEngine(rules);
   const from = opts.from ?? 'a@outside.test';
   const msg = fakeMessage(raw, opts.direction ?? 'inbound', from);
@@ -151,7 +186,12 @@ describe('rule authentication', () => {
     const ins = r.mods.find((x) => x.type === 'insertHeader');
     assert.equal(ins && ins.type === 'insertHeader' ? ins.index : -1, 0);
     assert.deepEqual(
-      { dkim: r.trace.authentication?.dkim, spf: r.trace.authentication?.spf, dmarc: r.trace.authentication?.dmarc, p: r.trace.authentication?.dmarc_policy },
+      {
+        dkim: r.trace.authentication?.dkim,
+        spf: r.trace.authentication?.spf,
+        dmarc: r.trace.authentication?.dmarc,
+        p: r.trace.authentication?.dmarc_policy,
+      },
       { dkim: 'pass(outside.test,aligned)', spf: 'pass', dmarc: 'pass', p: 'reject' },
     );
   });
@@ -219,7 +259,10 @@ describe('rule authentication', () => {
     const addr = await silent.start();
     try {
       const t0 = Date.now();
-      const r = await run(await sign(plain()), { notice: 'header', auth: { dns_servers: [addr], dns_timeout: '200ms' } });
+      const r = await run(await sign(plain()), {
+        notice: 'header',
+        auth: { dns_servers: [addr], dns_timeout: '200ms' },
+      });
       assert.ok(Date.now() - t0 < 8_000);
       assert.match(arValue(r), /dkim=(temperror|neutral)/);
       assert.match(arValue(r), /spf=temperror/);
@@ -238,7 +281,10 @@ describe('rule authentication', () => {
       const r = await run(raw, { notice: 'header', auth: { dns_servers: [addr], dns_timeout: '5s', budget: '300ms' } });
       assert.ok(Date.now() - t0 < 3_000, `took ${Date.now() - t0} ms`);
       assert.equal(arValue(r), '');
-      assert.deepEqual(r.mods.find((m) => m.type === 'changeHeader'), { type: 'changeHeader', name: 'Authentication-Results', index: 1, value: '' });
+      assert.deepEqual(
+        r.mods.find((m) => m.type === 'changeHeader'),
+        { type: 'changeHeader', name: 'Authentication-Results', index: 1, value: '' },
+      );
       assert.equal(r.trace.authentication?.error, 'took longer than the budget of 300 ms');
     } finally {
       await silent.stop();
@@ -248,8 +294,21 @@ describe('rule authentication', () => {
   it('parses authserv-ids and builds a folded value', () => {
     assert.equal(authservIdOf('  (x) Example.COM; spf=pass'), 'example.com');
     assert.equal(authservIdOf('example.com 1; none'), 'example.com');
-    assert.deepEqual(forgedIndexes([{ name: 'authentication-results', value: 'a.test; none' }, { name: 'Subject', value: 'x' }, { name: 'Authentication-Results', value: 'b.test;\n none' }], 'B.test'), [2]);
-    assert.equal(authenticationResultsValue({ authservId: 'a.test', lines: ['dkim=none', 'spf=none'] }), 'a.test;\n\tdkim=none;\n\tspf=none');
+    assert.deepEqual(
+      forgedIndexes(
+        [
+          { name: 'authentication-results', value: 'a.test; none' },
+          { name: 'Subject', value: 'x' },
+          { name: 'Authentication-Results', value: 'b.test;\n none' },
+        ],
+        'B.test',
+      ),
+      [2],
+    );
+    assert.equal(
+      authenticationResultsValue({ authservId: 'a.test', lines: ['dkim=none', 'spf=none'] }),
+      'a.test;\n\tdkim=none;\n\tspf=none',
+    );
     assert.equal(authenticationSchema.safeParse({ authserv_id: 'bad id;' }).success, false);
     assert.equal(authenticationSchema.safeParse({ dns_servers: ['127.0.0.1:53; rm'] }).success, false);
   });
@@ -339,17 +398,36 @@ describe('ARC seal', () => {
     assert.equal(r.trace.authentication?.arc_sealed, 'gw.example.test/arc');
     assert.match(r.output, /^ARC-Seal: i=1; a=rsa-sha256; .*cv=none/m);
     assert.match(r.output, /^ARC-Authentication-Results: i=1; gw\.example\.test;/m);
-    const names = r.output.split('\r\n').filter((l) => /^[A-Za-z-]+:/.test(l)).map((l) => l.slice(0, l.indexOf(':')));
-    assert.deepEqual(names.slice(0, 4), ['ARC-Seal', 'ARC-Message-Signature', 'ARC-Authentication-Results', 'Authentication-Results']);
+    const names = r.output
+      .split('\r\n')
+      .filter((l) => /^[A-Za-z-]+:/.test(l))
+      .map((l) => l.slice(0, l.indexOf(':')));
+    assert.deepEqual(names.slice(0, 4), [
+      'ARC-Seal',
+      'ARC-Message-Signature',
+      'ARC-Authentication-Results',
+      'Authentication-Results',
+    ]);
     // Another hop checks the chain (mailauth here; dkimpy in the e2e test).
-    const next = await authenticate(Buffer.from(r.output, 'latin1'), { ip: '192.0.2.1', helo: 'x', sender: 'a@outside.test', mta: 'next.test', resolver: async (name: string, type: string) => {
-      const { Resolver } = await import('node:dns/promises');
-      const res = new Resolver();
-      res.setServers([server]);
-      return res.resolve(name, type) as Promise<string[][]>;
-    }, disableBimi: true });
+    const next = await authenticate(Buffer.from(r.output, 'latin1'), {
+      ip: '192.0.2.1',
+      helo: 'x',
+      sender: 'a@outside.test',
+      mta: 'next.test',
+      resolver: async (name: string, type: string) => {
+        const { Resolver } = await import('node:dns/promises');
+        const res = new Resolver();
+        res.setServers([server]);
+        return res.resolve(name, type) as Promise<string[][]>;
+      },
+      disableBimi: true,
+    });
     assert.equal((next.arc as { status: { result: string } }).status.result, 'pass');
-    assert.equal((next.dkim.results as Array<{ status: { result: string } }>)[0]!.status.result, 'neutral', 'the original signature is broken: that is why we seal');
+    assert.equal(
+      (next.dkim.results as Array<{ status: { result: string } }>)[0]!.status.result,
+      'neutral',
+      'the original signature is broken: that is why we seal',
+    );
   });
 
   it('is not added when relayguard only adds header fields', async () => {
@@ -358,14 +436,24 @@ describe('ARC seal', () => {
   });
 
   it('a missing, unreadable or wrong key is a policy error naming the file', () => {
-    const check = (extra: string) => parsePolicyText(`rules:\n  authentication:\n    arc_seal: { domain: gw.example.test, selector: arc, ${extra} }\n`, 'p.yaml');
+    const check = (extra: string) =>
+      parsePolicyText(
+        `rules:\n  authentication:\n    arc_seal: { domain: gw.example.test, selector: arc, ${extra} }\n`,
+        'p.yaml',
+      );
     const missing = check(`private_key_file: ${join(keyDir, 'nope.pem')}`);
     assert.equal(missing.ok, false);
     assert.match(JSON.stringify(missing.ok ? '' : missing.errors), /cannot read private key file .*nope\.pem: ENOENT/);
     const notKey = join(keyDir, 'not.pem');
     writeFileSync(notKey, 'hello');
-    assert.match(JSON.stringify((check(`private_key_file: ${notKey}`) as { errors: unknown }).errors), /is not a PEM private key/);
-    assert.match(JSON.stringify((check(`private_key_file: ${SEAL_KEY}, algorithm: ed25519-sha256`) as { errors: unknown }).errors), /holds a rsa key, ed25519-sha256 needs ed25519/);
+    assert.match(
+      JSON.stringify((check(`private_key_file: ${notKey}`) as { errors: unknown }).errors),
+      /is not a PEM private key/,
+    );
+    assert.match(
+      JSON.stringify((check(`private_key_file: ${SEAL_KEY}, algorithm: ed25519-sha256`) as { errors: unknown }).errors),
+      /holds a rsa key, ed25519-sha256 needs ed25519/,
+    );
     assert.equal(check(`private_key_file: ${SEAL_KEY}`).ok, true);
   });
 });

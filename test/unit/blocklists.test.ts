@@ -6,7 +6,6 @@ import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { kitClient, kitPolicy } from '../support/rule-kit.js';
 import { blackHole, FakeDns } from './dnsbl-fake-server.js';
 
-
 const dns = new FakeDns({
   '66.113.0.203.bl.test': { a: ['127.0.0.2'], txt: ['203.0.113.66 is listed in bl.test (test DNSBL)'] },
   '67.113.0.203.bl.test': { a: ['127.255.255.254'], txt: ['query refused'] },
@@ -39,14 +38,26 @@ after(async () => {
 function compile(rule: Record<string, unknown> = {}, dnsSettings: Record<string, unknown> = {}): CompiledPolicy {
   const p = kitPolicy(
     { blocklists: { ...LISTS, ...rule } },
-    { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] }, dns: { servers: [server], timeout: '500ms', budget: '2s', ...dnsSettings } },
+    {
+      networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] },
+      dns: { servers: [server], timeout: '500ms', budget: '2s', ...dnsSettings },
+    },
   );
   policies.push(p);
   return p;
 }
 
-async function mailFrom(policy: CompiledPolicy, ip: string, sender: string, opts: { auth?: string; helo?: string } = {}) {
-  const { c, connect: atConnect } = await kitClient(policy, { ip, helo: opts.helo ?? 'client.test', ...(opts.auth ? { auth: opts.auth } : {}) });
+async function mailFrom(
+  policy: CompiledPolicy,
+  ip: string,
+  sender: string,
+  opts: { auth?: string; helo?: string } = {},
+) {
+  const { c, connect: atConnect } = await kitClient(policy, {
+    ip,
+    helo: opts.helo ?? 'client.test',
+    ...(opts.auth ? { auth: opts.auth } : {}),
+  });
   assert.equal(atConnect.action, 'continue', 'lists never refuse at connect');
   const out = await c.mail([`<${sender}>`]);
   return { c, out, trace: c.currentTrace.find((t) => t.rule === 'blocklists') };
@@ -58,7 +69,10 @@ describe('blocklists rule', () => {
     assert.equal(out.action, 'reject');
     assert.equal(out.reply?.code, 554);
     assert.equal(out.reply?.enhanced, '5.7.1');
-    assert.match(out.reply?.text ?? '', /^Client host \[203\.0\.113\.66\] blocked using bl\.test; 203\.0\.113\.66 is listed in bl\.test \(test DNSBL\) \(ref /);
+    assert.match(
+      out.reply?.text ?? '',
+      /^Client host \[203\.0\.113\.66\] blocked using bl\.test; 203\.0\.113\.66 is listed in bl\.test \(test DNSBL\) \(ref /,
+    );
   });
 
   it('the client lookup starts at connect, before MAIL', async () => {
@@ -69,7 +83,11 @@ describe('blocklists rule', () => {
     const before = dns.seen.length;
     assert.equal((await c.mail(['<a@outside.test>'])).action, 'reject');
     assert.equal((await c.mail(['<b@outside.test>'])).action, 'reject', 'every MAIL of the connection');
-    assert.equal(dns.seen.filter((s, i) => i >= before && s.endsWith('.bl.test A')).length, 0, 'no second client query');
+    assert.equal(
+      dns.seen.filter((s, i) => i >= before && s.endsWith('.bl.test A')).length,
+      0,
+      'no second client query',
+    );
   });
 
   it('an authenticated listed client is accepted', async () => {
@@ -99,7 +117,10 @@ describe('blocklists rule', () => {
   it('a sender domain in a domain list is refused at MAIL', async () => {
     const { out } = await mailFrom(compile(), '203.0.113.9', 'x@Spam.Example');
     assert.equal(out.action, 'reject');
-    assert.match(out.reply?.text ?? '', /^Sender address <x@Spam\.Example> rejected: domain spam\.example blocked using dbl\.test; Domain listed in dbl\.test: spam\.example/);
+    assert.match(
+      out.reply?.text ?? '',
+      /^Sender address <x@Spam\.Example> rejected: domain spam\.example blocked using dbl\.test; Domain listed in dbl\.test: spam\.example/,
+    );
   });
 
   it('a HELO name in a domain list is refused when the list checks HELO', async () => {
@@ -107,7 +128,10 @@ describe('blocklists rule', () => {
     assert.equal(out.action, 'reject');
     assert.match(out.reply?.text ?? '', /^Helo command rejected: bad-helo\.example blocked using dbl\.test/);
     const senderOnly = compile({ domain_lists: [{ zone: 'dbl.test', codes: ['127.0.1.2'] }] });
-    assert.equal((await mailFrom(senderOnly, '203.0.113.9', 'x@outside.test', { helo: 'bad-helo.example' })).out.action, 'continue');
+    assert.equal(
+      (await mailFrom(senderOnly, '203.0.113.9', 'x@outside.test', { helo: 'bad-helo.example' })).out.action,
+      'continue',
+    );
   });
 
   it('static blocked domains cover the domain and its subdomains, nothing else', async () => {
@@ -143,14 +167,22 @@ describe('blocklists rule', () => {
     const all = compile({ allowlist: [{ ip: '203.0.113.66', reason: 'ticket 43' }] });
     const r = await mailFrom(all, '203.0.113.66', 'a@outside.test');
     assert.equal(r.out.action, 'continue');
-    assert.deepEqual(r.trace?.details?.allowlisted, [{ list: 'bl.test', subject: '203.0.113.66', reason: 'ticket 43' }]);
+    assert.deepEqual(r.trace?.details?.allowlisted, [
+      { list: 'bl.test', subject: '203.0.113.66', reason: 'ticket 43' },
+    ]);
   });
 
   it('a domain allowlist entry exempts the sender domain from blocked_domains and domain lists', async () => {
-    const p = compile({ allowlist: [{ domain: 'blocked.test', lists: ['blocked_domains'] }, { domain: 'spam.example' }] });
+    const p = compile({
+      allowlist: [{ domain: 'blocked.test', lists: ['blocked_domains'] }, { domain: 'spam.example' }],
+    });
     assert.equal((await mailFrom(p, '203.0.113.9', 'a@sub.blocked.test')).out.action, 'continue');
     assert.equal((await mailFrom(p, '203.0.113.9', 'a@spam.example')).out.action, 'continue');
-    assert.equal((await mailFrom(p, '203.0.113.66', 'a@spam.example')).out.action, 'reject', 'the client list still applies');
+    assert.equal(
+      (await mailFrom(p, '203.0.113.66', 'a@spam.example')).out.action,
+      'reject',
+      'the client list still applies',
+    );
   });
 
   it('an expired allowlist entry no longer applies', async () => {
@@ -166,7 +198,9 @@ describe('blocklists rule', () => {
   });
 
   it('a custom reply text with placeholders', async () => {
-    const p = compile({ ip_lists: [{ zone: 'bl.test', name: 'public-name', codes: ['127.0.0.2'], reply: 'Go away {ip}, see {list}' }] });
+    const p = compile({
+      ip_lists: [{ zone: 'bl.test', name: 'public-name', codes: ['127.0.0.2'], reply: 'Go away {ip}, see {list}' }],
+    });
     const { out } = await mailFrom(p, '203.0.113.66', 'a@outside.test');
     assert.match(out.reply?.text ?? '', /^Go away 203\.0\.113\.66, see public-name \(ref /);
   });
@@ -203,18 +237,49 @@ describe('blocklists schema', () => {
 
   it('accepts the reference configuration', () => {
     const r = parsePolicyText(
-      ['rules:', '  blocklists:', '    ip_lists:', '      - zone: bl.test', '        codes: [127.0.0.2]', '    domain_lists:', '      - zone: dbl.test', '        codes: [127.0.1.2]', '    blocked_domains: [blocked.test]', ''].join('\n'),
+      [
+        'rules:',
+        '  blocklists:',
+        '    ip_lists:',
+        '      - zone: bl.test',
+        '        codes: [127.0.0.2]',
+        '    domain_lists:',
+        '      - zone: dbl.test',
+        '        codes: [127.0.1.2]',
+        '    blocked_domains: [blocked.test]',
+        '',
+      ].join('\n'),
       'p.yaml',
     );
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   });
 
   it('refuses error-range and non-loopback codes, unknown keys and unknown allowlist lists', () => {
-    assert.match(errorsOf('    ip_lists:\n      - zone: bl.test\n        codes: [127.255.255.254]\n').join(), /5: .*error answers/);
-    assert.match(errorsOf('    ip_lists:\n      - zone: bl.test\n        codes: [10.0.0.2]\n').join(), /127\.0\.0\.0\/8/);
-    assert.match(errorsOf('    ip_lists:\n      - zone: bl.test\n        code: [127.0.0.2]\n').join(), /unknown key "code"/);
-    assert.match(errorsOf('    allowlist:\n      - ip: 203.0.113.1\n        lists: [nope]\n').join(), /no list named "nope"/);
-    assert.match(errorsOf('    allowlist:\n      - ip: 203.0.113.1\n        domain: a.test\n').join(), /exactly one of ip or domain/);
-    assert.match(errorsOf('    ip_lists:\n      - zone: bl.test\n        codes: [127.0.0.2]\n      - zone: bl.test\n        codes: [127.0.0.3]\n').join(), /used twice/);
+    assert.match(
+      errorsOf('    ip_lists:\n      - zone: bl.test\n        codes: [127.255.255.254]\n').join(),
+      /5: .*error answers/,
+    );
+    assert.match(
+      errorsOf('    ip_lists:\n      - zone: bl.test\n        codes: [10.0.0.2]\n').join(),
+      /127\.0\.0\.0\/8/,
+    );
+    assert.match(
+      errorsOf('    ip_lists:\n      - zone: bl.test\n        code: [127.0.0.2]\n').join(),
+      /unknown key "code"/,
+    );
+    assert.match(
+      errorsOf('    allowlist:\n      - ip: 203.0.113.1\n        lists: [nope]\n').join(),
+      /no list named "nope"/,
+    );
+    assert.match(
+      errorsOf('    allowlist:\n      - ip: 203.0.113.1\n        domain: a.test\n').join(),
+      /exactly one of ip or domain/,
+    );
+    assert.match(
+      errorsOf(
+        '    ip_lists:\n      - zone: bl.test\n        codes: [127.0.0.2]\n      - zone: bl.test\n        codes: [127.0.0.3]\n',
+      ).join(),
+      /used twice/,
+    );
   });
 });

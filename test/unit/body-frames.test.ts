@@ -10,7 +10,8 @@ import { BodyFrames, FRAME_HEAD_BYTES } from '../../src/session/body-frames.js';
 /** The plain way: the joined body cut into REPLBODY frames of MAX_BODY_CHUNK, one empty frame for none. */
 function expectedFrames(body: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let off = 0; off < body.length || off === 0; off += MAX_BODY_CHUNK) out.push(encodeFrame(Reply.REPLBODY, body.subarray(off, off + MAX_BODY_CHUNK)));
+  for (let off = 0; off < body.length || off === 0; off += MAX_BODY_CHUNK)
+    out.push(encodeFrame(Reply.REPLBODY, body.subarray(off, off + MAX_BODY_CHUNK)));
   return out;
 }
 

@@ -49,7 +49,10 @@ describe('message source', () => {
     const { silentLogger } = await import('../../src/ops/logging.js');
     const r = parsePolicyText('server: { body_memory_bytes: 1024 }', 'x.yaml');
     assert.ok(r.ok);
-    const conv = new Conversation({ policy: new CompiledPolicy(r.config, 'x.yaml', silentLogger()), log: silentLogger() });
+    const conv = new Conversation({
+      policy: new CompiledPolicy(r.config, 'x.yaml', silentLogger()),
+      log: silentLogger(),
+    });
     await conv.connect({ hostname: 'h', family: 'inet', port: 1, address: '203.0.113.9' });
     await conv.mail(['<a@b.test>']);
     await conv.rcpt(['<c@d.test>']);

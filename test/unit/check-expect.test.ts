@@ -19,17 +19,40 @@ describe('check --expect', () => {
     const dir = caseDir({ 'e.yaml': 'action: reject\nsmtp: "^554 5\\\\.7\\\\.1 "\n' });
     const exp = loadExpectation(join(dir, 'e.yaml'));
     assert.deepEqual(compareExpectation(exp, { action: 'reject', smtp: '554 5.7.1 <x@y>: Relay access denied' }), []);
-    assert.deepEqual(compareExpectation(exp, { action: 'accept', smtp: null }), ['-action: reject\n+action: accept', '-smtp: /^554 5\\.7\\.1 /\n+smtp: (no reply)']);
+    assert.deepEqual(compareExpectation(exp, { action: 'accept', smtp: null }), [
+      '-action: reject\n+action: accept',
+      '-smtp: /^554 5\\.7\\.1 /\n+smtp: (no reply)',
+    ]);
   });
 
   it('reads JSON too, and compares the delivered message relative to the expectation file (CRLF = LF)', () => {
-    const dir = caseDir({ 'e.json': '{"action": "accept", "output": "out.eml"}', 'out.eml': 'Subject: a\n\nline 1\nline 2\n' });
+    const dir = caseDir({
+      'e.json': '{"action": "accept", "output": "out.eml"}',
+      'out.eml': 'Subject: a\n\nline 1\nline 2\n',
+    });
     const file = join(dir, 'e.json');
-    assert.equal(expectationReport(file, { action: 'accept', smtp: null, output: Buffer.from('Subject: a\r\n\r\nline 1\r\nline 2\r\n') }), null);
-    const report = expectationReport(file, { action: 'accept', smtp: null, output: Buffer.from('Subject: a\r\n\r\nline 1\r\nline two\r\n') });
-    assert.match(report!, /result differs from the expectation\n--- .*out\.eml\n\+\+\+ delivered message\n@@ line 4 @@\n Subject: a\n \n line 1\n-line 2\n/);
+    assert.equal(
+      expectationReport(file, {
+        action: 'accept',
+        smtp: null,
+        output: Buffer.from('Subject: a\r\n\r\nline 1\r\nline 2\r\n'),
+      }),
+      null,
+    );
+    const report = expectationReport(file, {
+      action: 'accept',
+      smtp: null,
+      output: Buffer.from('Subject: a\r\n\r\nline 1\r\nline two\r\n'),
+    });
+    assert.match(
+      report!,
+      /result differs from the expectation\n--- .*out\.eml\n\+\+\+ delivered message\n@@ line 4 @@\n Subject: a\n \n line 1\n-line 2\n/,
+    );
     assert.match(report!, /\n\+line two\n/);
-    assert.match(expectationReport(file, { action: 'reject', smtp: '550 x' })!, /-output: .*out\.eml\n\+output: \(none: the message is not delivered\)/);
+    assert.match(
+      expectationReport(file, { action: 'reject', smtp: '550 x' })!,
+      /-output: .*out\.eml\n\+output: \(none: the message is not delivered\)/,
+    );
   });
 
   it('refuses an expectation it cannot read', () => {
@@ -50,7 +73,22 @@ describe('relayguard check --expect (the command)', () => {
     'accepted.yaml': 'action: accept\n',
   });
   const check = (expect: string) => {
-    const args = [join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'check', '--config', join(dir, 'policy.yaml'), '--client-ip', '203.0.113.9', '--from', 'a@outside.test', '--rcpt', 'b@elsewhere.test', '--expect', join(dir, expect), '--json', join(dir, 'm.eml')];
+    const args = [
+      join(PACKAGE_ROOT, 'dist/src/cli/main.js'),
+      'check',
+      '--config',
+      join(dir, 'policy.yaml'),
+      '--client-ip',
+      '203.0.113.9',
+      '--from',
+      'a@outside.test',
+      '--rcpt',
+      'b@elsewhere.test',
+      '--expect',
+      join(dir, expect),
+      '--json',
+      join(dir, 'm.eml'),
+    ];
     try {
       execFileSync(process.execPath, args, { stdio: 'pipe' });
       return { code: 0, stderr: '' };

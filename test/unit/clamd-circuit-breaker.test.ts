@@ -5,7 +5,12 @@ import { CircuitBreaker, type BreakerState } from '../../src/deps/circuit-breake
 function breaker(failures = 3, cooldownMs = 1000) {
   const clock = { now: 0 };
   const changes: string[] = [];
-  const b = new CircuitBreaker({ failures, cooldownMs, now: () => clock.now, onStateChange: (to: BreakerState, from: BreakerState) => changes.push(`${from}->${to}`) });
+  const b = new CircuitBreaker({
+    failures,
+    cooldownMs,
+    now: () => clock.now,
+    onStateChange: (to: BreakerState, from: BreakerState) => changes.push(`${from}->${to}`),
+  });
   return { b, clock, changes };
 }
 

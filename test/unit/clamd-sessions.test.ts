@@ -101,7 +101,8 @@ async function fakeClamd(answer?: (c: Command, f: FakeClamd) => void): Promise<F
 function defaultAnswer(c: Command): void {
   const prefix = c.id ? `${c.id}: ` : '';
   if (c.name === 'PING') c.sock.write(`${prefix}PONG\0`);
-  else if (c.name === 'INSTREAM') c.sock.write(`${prefix}${c.data.includes('EICAR') ? 'stream: Eicar-Test FOUND' : 'stream: OK'}\0`);
+  else if (c.name === 'INSTREAM')
+    c.sock.write(`${prefix}${c.data.includes('EICAR') ? 'stream: Eicar-Test FOUND' : 'stream: OK'}\0`);
 }
 
 const POOL: SessionPoolOptions = { maxIdle: 4, idleMs: 10_000, checkAfterMs: 60_000, pingTimeoutMs: 300 };
@@ -177,7 +178,8 @@ describe('clamd sessions (IDSESSION)', () => {
     let instreams = 0;
     const f = await fakeClamd((cmd) => {
       if (cmd.name !== 'INSTREAM') return defaultAnswer(cmd);
-      if (++instreams === 2) cmd.sock.destroy(); // second scan on the reused session: no reply
+      if (++instreams === 2)
+        cmd.sock.destroy(); // second scan on the reused session: no reply
       else defaultAnswer(cmd);
     });
     const c = client(f);
@@ -199,7 +201,10 @@ describe('clamd sessions (IDSESSION)', () => {
     assert.deepEqual(await scan(c, 'one'), { status: 'clean' });
     const r = await scan(c, 'two');
     assert.equal(r.status, 'error');
-    assert.ok(r.status === 'error' && r.reason === 'unknown-reply' && /request 1, expected 2/.test(r.message ?? ''), JSON.stringify(r));
+    assert.ok(
+      r.status === 'error' && r.reason === 'unknown-reply' && /request 1, expected 2/.test(r.message ?? ''),
+      JSON.stringify(r),
+    );
     assert.deepEqual(await scan(c, 'three'), { status: 'clean' });
     assert.deepEqual(
       f.commands.filter((x) => x.name === 'INSTREAM').map((x) => [x.conn, x.id]),
@@ -335,7 +340,8 @@ describe('clamd sessions (IDSESSION)', () => {
 
   test('an error reply in a session is an error and closes the session', async () => {
     const f = await fakeClamd((cmd) => {
-      if (cmd.name === 'INSTREAM' && cmd.conn === 1) return void cmd.sock.write('1: INSTREAM size limit exceeded. ERROR\0');
+      if (cmd.name === 'INSTREAM' && cmd.conn === 1)
+        return void cmd.sock.write('1: INSTREAM size limit exceeded. ERROR\0');
       defaultAnswer(cmd);
     });
     const c = client(f);
@@ -348,7 +354,8 @@ describe('clamd sessions (IDSESSION)', () => {
 
   test('behind the breaker: session failures count, and an open breaker refuses without a connection', async () => {
     const f = await fakeClamd((cmd) => {
-      if (cmd.name === 'INSTREAM') cmd.sock.write(`${cmd.id + 100}: stream: OK\0`); // always the wrong id
+      if (cmd.name === 'INSTREAM')
+        cmd.sock.write(`${cmd.id + 100}: stream: OK\0`); // always the wrong id
       else defaultAnswer(cmd);
     });
     const breaker = new CircuitBreaker({ failures: 2, cooldownMs: 60_000 });

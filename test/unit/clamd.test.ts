@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { CircuitBreaker } from '../../src/deps/circuit-breaker.js';
-import { ClamdClient, ClamdService, MAX_INSTREAM_CHUNK, parseClamdAddress, parseScanReply, parseVersion } from '../../src/deps/clamd.js';
+import {
+  ClamdClient,
+  ClamdService,
+  MAX_INSTREAM_CHUNK,
+  parseClamdAddress,
+  parseScanReply,
+  parseVersion,
+} from '../../src/deps/clamd.js';
 
 interface Received {
   command: string;
@@ -57,7 +64,9 @@ after(() => {
 async function fakeClamd(handler: (sock: Socket) => void, listenOn?: string): Promise<string> {
   const server = createServer(handler);
   servers.push(server);
-  await new Promise<void>((resolve) => (listenOn ? server.listen(listenOn, resolve) : server.listen(0, '127.0.0.1', resolve)));
+  await new Promise<void>((resolve) =>
+    listenOn ? server.listen(listenOn, resolve) : server.listen(0, '127.0.0.1', resolve),
+  );
   return listenOn ? `unix:${listenOn}` : `tcp:127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -83,10 +92,13 @@ const EICAR_MARK = ['EICAR-STANDARD-', 'ANTIVIRUS-TEST-FILE'].join(''); // split
 describe('reply parsing', () => {
   test('known replies', () => {
     assert.deepEqual(parseScanReply('stream: OK'), { status: 'clean' });
-    assert.deepEqual(parseScanReply('stream: Eicar-Signature FOUND\0'), { status: 'infected', signature: 'Eicar-Signature' });
+    assert.deepEqual(parseScanReply('stream: Eicar-Signature FOUND\0'), {
+      status: 'infected',
+      signature: 'Eicar-Signature',
+    });
     assert.equal(parseScanReply('INSTREAM size limit exceeded. ERROR').status, 'error');
     assert.equal((parseScanReply('INSTREAM size limit exceeded. ERROR') as { reason: string }).reason, 'size-limit');
-    assert.equal((parseScanReply('stream: Can\'t allocate memory ERROR') as { reason: string }).reason, 'clamd-error');
+    assert.equal((parseScanReply("stream: Can't allocate memory ERROR") as { reason: string }).reason, 'clamd-error');
     assert.equal((parseScanReply('') as { reason: string }).reason, 'empty-reply');
     assert.equal((parseScanReply('hello there') as { reason: string }).reason, 'unknown-reply');
     // "OK" somewhere in a strange line is not clean.
@@ -118,7 +130,12 @@ describe('reply parsing', () => {
 describe('INSTREAM against fake servers', () => {
   test('clean message, sent in chunks of at most 64 KiB', async () => {
     let got: Received | undefined;
-    const address = await fakeClamd(answering(() => 'stream: OK', (r) => (got = r)));
+    const address = await fakeClamd(
+      answering(
+        () => 'stream: OK',
+        (r) => (got = r),
+      ),
+    );
     const client = new ClamdClient({ address, timeoutMs: 2000 });
     const body = Buffer.alloc(200 * 1024, 'a');
     const result = await client.scanStream(Readable.from([body.subarray(0, 150_000), body.subarray(150_000)]));
@@ -129,7 +146,9 @@ describe('INSTREAM against fake servers', () => {
   });
 
   test('infected: the signature name comes back', async () => {
-    const address = await fakeClamd(answering((r) => (r.data.includes(EICAR_MARK) ? 'stream: Test.EICAR.UNOFFICIAL FOUND' : 'stream: OK')));
+    const address = await fakeClamd(
+      answering((r) => (r.data.includes(EICAR_MARK) ? 'stream: Test.EICAR.UNOFFICIAL FOUND' : 'stream: OK')),
+    );
     const client = new ClamdClient({ address, timeoutMs: 2000 });
     const scan = client.instream();
     await scan.write(Buffer.from('Subject: x\r\n\r\n'));
@@ -187,7 +206,9 @@ describe('INSTREAM against fake servers', () => {
 
   test('garbage reply is an error, not clean', async () => {
     const address = await fakeClamd(answering(() => 'OK maybe'));
-    const result = await new ClamdClient({ address, timeoutMs: 2000 }).scanStream(Readable.from([Buffer.from('hello')]));
+    const result = await new ClamdClient({ address, timeoutMs: 2000 }).scanStream(
+      Readable.from([Buffer.from('hello')]),
+    );
     assert.equal(result.status, 'error');
     assert.equal((result as { reason: string; raw?: string }).reason, 'unknown-reply');
   });
@@ -195,10 +216,21 @@ describe('INSTREAM against fake servers', () => {
   test('connection closed without a reply is an error', async () => {
     const address = await fakeClamd((sock) => {
       sock.on('error', () => undefined);
-      sock.on('data', instreamReader(() => undefined, () => sock.end()));
+      sock.on(
+        'data',
+        instreamReader(
+          () => undefined,
+          () => sock.end(),
+        ),
+      );
     });
-    const result = await new ClamdClient({ address, timeoutMs: 2000 }).scanStream(Readable.from([Buffer.from('hello')]));
-    assert.deepEqual({ status: result.status, reason: (result as { reason: string }).reason }, { status: 'error', reason: 'empty-reply' });
+    const result = await new ClamdClient({ address, timeoutMs: 2000 }).scanStream(
+      Readable.from([Buffer.from('hello')]),
+    );
+    assert.deepEqual(
+      { status: result.status, reason: (result as { reason: string }).reason },
+      { status: 'error', reason: 'empty-reply' },
+    );
   });
 
   test('a server that accepts and stalls: the AbortSignal ends the wait', async () => {
@@ -251,14 +283,21 @@ describe('INSTREAM against fake servers', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
-    const result = await new ClamdClient({ address: `127.0.0.1:${port}`, timeoutMs: 2000 }).scanStream(Readable.from([Buffer.from('x')]));
+    const result = await new ClamdClient({ address: `127.0.0.1:${port}`, timeoutMs: 2000 }).scanStream(
+      Readable.from([Buffer.from('x')]),
+    );
     assert.equal(result.status, 'error');
     assert.equal((result as { reason: string }).reason, 'connect');
   });
 
   test('client-side max_size: too-large, and the rest is not sent', async () => {
     let got: Received | undefined;
-    const address = await fakeClamd(answering(() => 'stream: OK', (r) => (got = r)));
+    const address = await fakeClamd(
+      answering(
+        () => 'stream: OK',
+        (r) => (got = r),
+      ),
+    );
     const client = new ClamdClient({ address, timeoutMs: 2000, maxSize: 1000 });
     const scan = client.instream();
     await scan.write(Buffer.alloc(600));
@@ -271,15 +310,18 @@ describe('INSTREAM against fake servers', () => {
   test('unix socket, PING and VERSION', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'clamd-test-'));
     try {
-      const address = await fakeClamd((sock) => {
-        sock.on('error', () => undefined);
-        sock.on('data', (d) => {
-          const cmd = d.toString();
-          if (cmd === 'zPING\0') sock.end('PONG\0');
-          else if (cmd === 'zVERSION\0') sock.end('ClamAV 1.4.6/27000/Sat Nov 28 09:24:02 2025\0');
-          else sock.end('UNKNOWN COMMAND\0');
-        });
-      }, join(dir, 'clamd.sock'));
+      const address = await fakeClamd(
+        (sock) => {
+          sock.on('error', () => undefined);
+          sock.on('data', (d) => {
+            const cmd = d.toString();
+            if (cmd === 'zPING\0') sock.end('PONG\0');
+            else if (cmd === 'zVERSION\0') sock.end('ClamAV 1.4.6/27000/Sat Nov 28 09:24:02 2025\0');
+            else sock.end('UNKNOWN COMMAND\0');
+          });
+        },
+        join(dir, 'clamd.sock'),
+      );
       const client = new ClamdClient({ address, timeoutMs: 2000 });
       assert.equal(await client.ping(), true);
       const v = await client.version();
@@ -309,7 +351,13 @@ describe('ClamdService: breaker in front of the client', () => {
     await new Promise((r) => probe.close(r));
     const client = new ClamdClient({ address: `127.0.0.1:${port}`, timeoutMs: 1000 });
     let now = 0;
-    const service = new ClamdService({ client, breaker: new CircuitBreaker({ failures: 2, cooldownMs: 60_000, now: () => now }), probeIntervalMs: 1000, probeTimeoutMs: 1000, now: () => now });
+    const service = new ClamdService({
+      client,
+      breaker: new CircuitBreaker({ failures: 2, cooldownMs: 60_000, now: () => now }),
+      probeIntervalMs: 1000,
+      probeTimeoutMs: 1000,
+      now: () => now,
+    });
     for (let i = 0; i < 2; i++) {
       const r = await service.instream().end();
       assert.equal((r as { reason: string }).reason, 'connect');
@@ -333,12 +381,20 @@ describe('ClamdService: breaker in front of the client', () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     pong = true;
-    assert.equal(await service.available(AbortSignal.timeout(1000)), false, 'no second probe within the probe interval');
+    assert.equal(
+      await service.available(AbortSignal.timeout(1000)),
+      false,
+      'no second probe within the probe interval',
+    );
     now += 1000;
     assert.equal(await service.available(AbortSignal.timeout(1000)), true);
     assert.equal(service.breakerState, 'half-open');
     const trial = service.instream();
-    assert.equal((await service.instream().end() as { reason: string }).reason, 'circuit-open', 'only one trial at a time');
+    assert.equal(
+      ((await service.instream().end()) as { reason: string }).reason,
+      'circuit-open',
+      'only one trial at a time',
+    );
     await trial.write(Buffer.from('x'));
     assert.deepEqual(await trial.end(), { status: 'clean' });
     assert.equal(service.breakerState, 'closed');
@@ -351,9 +407,14 @@ describe('ClamdService: breaker in front of the client', () => {
       sock.on('data', () => undefined);
     });
     const client = new ClamdClient({ address, timeoutMs: 60_000 });
-    const service = new ClamdService({ client, breaker: new CircuitBreaker({ failures: 1, cooldownMs: 60_000 }), probeIntervalMs: 0, probeTimeoutMs: 200 });
+    const service = new ClamdService({
+      client,
+      breaker: new CircuitBreaker({ failures: 1, cooldownMs: 60_000 }),
+      probeIntervalMs: 0,
+      probeTimeoutMs: 200,
+    });
     const s = service.instream(AbortSignal.timeout(100));
-    assert.equal((await s.end() as { reason: string }).reason, 'timeout');
+    assert.equal(((await s.end()) as { reason: string }).reason, 'timeout');
     assert.equal(service.breakerState, 'open');
     const started = Date.now();
     assert.equal(await service.available(AbortSignal.timeout(20_000)), false);
@@ -364,10 +425,15 @@ describe('ClamdService: breaker in front of the client', () => {
   test('a message that is too large does not count against clamd', async () => {
     const address = await fakeClamd(answering(() => 'stream: OK'));
     const client = new ClamdClient({ address, timeoutMs: 1000, maxSize: 10 });
-    const service = new ClamdService({ client, breaker: new CircuitBreaker({ failures: 1, cooldownMs: 60_000 }), probeIntervalMs: 1000, probeTimeoutMs: 1000 });
+    const service = new ClamdService({
+      client,
+      breaker: new CircuitBreaker({ failures: 1, cooldownMs: 60_000 }),
+      probeIntervalMs: 1000,
+      probeTimeoutMs: 1000,
+    });
     const s = service.instream();
     await s.write(Buffer.alloc(20));
-    assert.equal((await s.end() as { reason: string }).reason, 'too-large');
+    assert.equal(((await s.end()) as { reason: string }).reason, 'too-large');
     assert.equal(service.breakerState, 'closed');
   });
 });

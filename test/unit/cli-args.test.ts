@@ -30,8 +30,8 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   let out = '';
   let err = '';
   const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string) => ((out += chunk), true));
-  process.stderr.write = ((chunk: string) => ((err += chunk), true));
+  process.stdout.write = (chunk: string) => ((out += chunk), true);
+  process.stderr.write = (chunk: string) => ((err += chunk), true);
   try {
     return { code: await main(argv), out, err };
   } finally {
@@ -61,14 +61,24 @@ describe('every command', () => {
       const r = await cli(cmd.name, '--no-such-option');
       assert.equal(r.code, 2, `${cmd.name}: ${r.err}`);
       assert.equal(r.out, '');
-      assert.deepEqual(r.err.split('\n'), [`relayguard ${cmd.name}: unknown option --no-such-option`, `usage: relayguard ${cmd.usage}`, '']);
+      assert.deepEqual(r.err.split('\n'), [
+        `relayguard ${cmd.name}: unknown option --no-such-option`,
+        `usage: relayguard ${cmd.usage}`,
+        '',
+      ]);
     }
   });
 
   it('refuses a policy file given as an argument instead of checking another file', async () => {
     for (const cmd of COMMANDS) {
       // One more argument than the command takes (check, milter-check and unban take one, quarantine two).
-      const before = { check: ['--client-ip', '192.0.2.1', '--rcpt', 'a@b.test', 'm.eml'], 'milter-check': ['--client-ip', '192.0.2.1', '--rcpt', 'a@b.test', 'm.eml'], unban: ['192.0.2.1'], quarantine: ['show', 'ID'] }[cmd.name] ?? [];
+      const before =
+        {
+          check: ['--client-ip', '192.0.2.1', '--rcpt', 'a@b.test', 'm.eml'],
+          'milter-check': ['--client-ip', '192.0.2.1', '--rcpt', 'a@b.test', 'm.eml'],
+          unban: ['192.0.2.1'],
+          quarantine: ['show', 'ID'],
+        }[cmd.name] ?? [];
       const r = await cli(cmd.name, ...before, badPolicy);
       assert.equal(r.code, 2, `${cmd.name}: ${r.out}${r.err}`);
       assert.match(r.err, new RegExp(`unexpected argument "${badPolicy.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
@@ -124,7 +134,14 @@ describe('relayguard', () => {
     assert.deepEqual(out, {
       ok: false,
       file: badPolicy,
-      errors: [{ line: 3, col: 5, path: 'rules.size.max_byte', message: 'rules.size: unknown key "max_byte" (did you mean "max_bytes"?)' }],
+      errors: [
+        {
+          line: 3,
+          col: 5,
+          path: 'rules.size.max_byte',
+          message: 'rules.size: unknown key "max_byte" (did you mean "max_bytes"?)',
+        },
+      ],
     });
   });
 });
@@ -147,7 +164,11 @@ describe('validate --json', () => {
 
 describe('parseArgs', () => {
   it('collects repeated options, keeps "-" and everything after "--" as arguments', () => {
-    const p = parseArgs(['--rcpt', 'a', '--rcpt=b', '-', '--', '--odd'], { rcpt: { value: true, repeat: true } }, { min: 0, max: 2 });
+    const p = parseArgs(
+      ['--rcpt', 'a', '--rcpt=b', '-', '--', '--odd'],
+      { rcpt: { value: true, repeat: true } },
+      { min: 0, max: 2 },
+    );
     assert.deepEqual(p, { flags: { rcpt: ['a', 'b'] }, positional: ['-', '--odd'] });
     assert.throws(() => parseArgs(['x'], {}), UsageError);
   });

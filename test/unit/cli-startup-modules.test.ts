@@ -54,6 +54,7 @@ describe('CLI start-up: what a command that only reads the policy loads', () => 
 
   test('the probe sees a serving package when one is loaded', () => {
     const r = run(['validate', '-c', policy], ['prom-client', 'mailauth']);
-    for (const p of ['prom-client', 'mailauth']) assert.ok(r.loaded.includes(p), `${p} not seen: ${r.loaded.join(', ')}`);
+    for (const p of ['prom-client', 'mailauth'])
+      assert.ok(r.loaded.includes(p), `${p} not seen: ${r.loaded.join(', ')}`);
   });
 });

@@ -2,13 +2,24 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { Action, ALL_ACTIONS, ALL_PROTOCOL_V6, Cmd, DEFAULT_MAX_FRAME_LENGTH, MAX_BODY_CHUNK, Proto, Reply } from '../../src/protocol/constants.js';
+import {
+  Action,
+  ALL_ACTIONS,
+  ALL_PROTOCOL_V6,
+  Cmd,
+  DEFAULT_MAX_FRAME_LENGTH,
+  MAX_BODY_CHUNK,
+  Proto,
+  Reply,
+} from '../../src/protocol/constants.js';
 import { decodeCommand } from '../../src/protocol/decode.js';
 import * as enc from '../../src/protocol/encode.js';
 import { encodeFrame, FrameDecoder, FrameError } from '../../src/protocol/frame.js';
 import { formatReply, isValidReply } from '../../src/protocol/smtp-reply.js';
 
-const golden = JSON.parse(readFileSync(new URL('../../../test/golden/frames/postfix-3.7.11.json', import.meta.url), 'utf8')) as {
+const golden = JSON.parse(
+  readFileSync(new URL('../../../test/golden/frames/postfix-3.7.11.json', import.meta.url), 'utf8'),
+) as {
   mta_to_milter: Record<string, string>;
   milter_to_mta: Record<string, string>;
 };
@@ -40,8 +51,20 @@ describe('decoding Postfix frames', () => {
     assert.deepEqual(decodeOne(hex('optneg')), { type: 'optneg', version: 6, actions: 0x1ff, protocol: 0x1fffff });
   });
   it('CONNECT over IPv4 and IPv6', () => {
-    assert.deepEqual(decodeOne(hex('connect_v4')), { type: 'connect', hostname: 'localhost', family: 'inet', port: 38324, address: '127.0.0.1' });
-    assert.deepEqual(decodeOne(hex('connect_v6')), { type: 'connect', hostname: '[::1]', family: 'inet6', port: 43828, address: '::1' });
+    assert.deepEqual(decodeOne(hex('connect_v4')), {
+      type: 'connect',
+      hostname: 'localhost',
+      family: 'inet',
+      port: 38324,
+      address: '127.0.0.1',
+    });
+    assert.deepEqual(decodeOne(hex('connect_v6')), {
+      type: 'connect',
+      hostname: '[::1]',
+      family: 'inet6',
+      port: 43828,
+      address: '::1',
+    });
   });
   it('an empty macro packet and a queue id macro', () => {
     assert.deepEqual(decodeOne(hex('macro_helo_empty')), { type: 'macro', stage: 'H', macros: [] });

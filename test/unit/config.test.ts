@@ -30,7 +30,17 @@ describe('policy files', () => {
     assert.equal(dup.ok, false);
     if (!dup.ok) assert.deepEqual([dup.errors[0]!.line, dup.errors[0]!.col], [3, 3]);
 
-    const bad = parsePolicyText(['rules:', '  trace_header:', '    mode: enforced', '    colour: blue', 'networks:', '  internal: [10.0.0.0/33]'].join('\n'), 'b.yaml');
+    const bad = parsePolicyText(
+      [
+        'rules:',
+        '  trace_header:',
+        '    mode: enforced',
+        '    colour: blue',
+        'networks:',
+        '  internal: [10.0.0.0/33]',
+      ].join('\n'),
+      'b.yaml',
+    );
     assert.equal(bad.ok, false);
     if (!bad.ok) {
       const where = bad.errors.map((e) => `${e.line}:${e.col}`);
@@ -40,7 +50,17 @@ describe('policy files', () => {
   });
 
   it('reports references to things the policy does not define (cross checks)', () => {
-    const r = parsePolicyText(['networks:', '  groups: { partner: [198.51.100.0/24] }', 'rules:', '  tls:', '    require:', '      networks: [partnr]'].join('\n'), 'x.yaml');
+    const r = parsePolicyText(
+      [
+        'networks:',
+        '  groups: { partner: [198.51.100.0/24] }',
+        'rules:',
+        '  tls:',
+        '    require:',
+        '      networks: [partnr]',
+      ].join('\n'),
+      'x.yaml',
+    );
     assert.equal(r.ok, false);
     if (!r.ok) {
       assert.deepEqual([r.errors[0]!.line, r.errors[0]!.col], [6, 18]);
@@ -54,7 +74,10 @@ describe('policy files', () => {
     writeFileSync(f, 'rules:\n  trace_header:\n    mode: sometimes\n');
     const r = spawnSync(process.execPath, [CLI, 'validate', '--config', f], { encoding: 'utf8' });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:11: rules\\.trace_header\\.mode`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:11: rules\\.trace_header\\.mode`),
+    );
     const ok = execFileSync(process.execPath, [CLI, 'validate'], { encoding: 'utf8' });
     assert.match(ok, /default\.yaml: ok/);
   });

@@ -30,14 +30,21 @@ const exePart = `Content-Type: application/octet-stream\nContent-Disposition: at
 
 test('blanks after a delimiter line still delimit: the .exe behind "--M   " is refused', async () => {
   for (const pad of ['   ', '\t', ' \t ']) {
-    const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l + pad, exePart));
+    const v = await runContent(
+      REFERENCE_CONTENT,
+      mixedWith((l) => l + pad, exePart),
+    );
     assert.equal(v.action, 'reject', `padding ${JSON.stringify(pad)}`);
     assert.match(v.reason!, /evil\.exe/);
   }
 });
 
 test('blanks after a delimiter line do not hide the outbound marker', async () => {
-  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l + '   ', `Content-Type: text/plain\n\n${MARKER}`), 'outbound');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith((l) => l + '   ', `Content-Type: text/plain\n\n${MARKER}`),
+    'outbound',
+  );
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /confidential-marker/);
 });
@@ -85,7 +92,13 @@ test('base64 with "-" and "_" is decoded as readers decode it (they skip those b
     .toString('base64')
     .replace(/(.{8})/g, '$1-_')
     .replace(/.{76}/g, '$&\n');
-  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l, `Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: base64\n\n${noisy}`));
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith(
+      (l) => l,
+      `Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: base64\n\n${noisy}`,
+    ),
+  );
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /invoice\.exe/);
 });
@@ -108,13 +121,26 @@ function uuencode(data: Buffer, name: string): string {
 
 test('x-uuencode bodies are decoded: the zipped .exe inside is found', async () => {
   const zip = pythonZip([{ name: 'invoice.exe', data: 'MZ...' }]);
-  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l, `Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: x-uuencode\n\n${uuencode(zip, 'files.zip')}`));
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith(
+      (l) => l,
+      `Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: x-uuencode\n\n${uuencode(zip, 'files.zip')}`,
+    ),
+  );
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /invoice\.exe/);
 });
 
 test('a card number in an x-uuencode text part is found outbound', async () => {
-  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l, `Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n${uuencode(Buffer.from(`card ${CARD}\n`), 'a.txt')}`), 'outbound');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith(
+      (l) => l,
+      `Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n${uuencode(Buffer.from(`card ${CARD}\n`), 'a.txt')}`,
+    ),
+    'outbound',
+  );
   assert.equal(v.action, 'quarantine');
   assert.match(v.reason!, /card-numbers/);
 });
@@ -184,13 +210,19 @@ test('a card number inside a base64-encoded attached message is found outbound; 
   const v = await runContent(REFERENCE_CONTENT, leak, 'outbound');
   assert.equal(v.action, 'quarantine');
   assert.match(v.reason!, /card-numbers/);
-  const clean = mixedWith((l) => l, encodedMessage(forwarded('Content-Type: text/plain\r\n\r\nno numbers here'), 'base64'));
+  const clean = mixedWith(
+    (l) => l,
+    encodedMessage(forwarded('Content-Type: text/plain\r\n\r\nno numbers here'), 'base64'),
+  );
   assert.equal((await runContent(REFERENCE_CONTENT, clean, 'outbound')).action, 'continue');
 });
 
 test('an encoded attached message that is not really encoded is still read as it is', async () => {
   // Declared base64 but written plain: readers that do not decode (Python) show the .exe.
-  const raw = mixedWith((l) => l, `Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n${forwarded(exePart)}`);
+  const raw = mixedWith(
+    (l) => l,
+    `Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n${forwarded(exePart)}`,
+  );
   const v = await runContent(REFERENCE_CONTENT, raw);
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /evil\.exe/);
@@ -198,11 +230,26 @@ test('an encoded attached message that is not really encoded is still read as it
 
 test(`an encoded attached message over ${ENCODED_MESSAGE_MAX_BYTES} bytes decoded is refused by the structure limits`, async () => {
   const filler = 'x'.repeat(76) + '\r\n';
-  const inner = forwarded(`Content-Type: text/plain\r\n\r\n${filler.repeat(Math.ceil(ENCODED_MESSAGE_MAX_BYTES / filler.length))}`);
-  const v = await runContent(REFERENCE_CONTENT, mixedWith((l) => l, encodedMessage(inner, 'base64')));
+  const inner = forwarded(
+    `Content-Type: text/plain\r\n\r\n${filler.repeat(Math.ceil(ENCODED_MESSAGE_MAX_BYTES / filler.length))}`,
+  );
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith((l) => l, encodedMessage(inner, 'base64')),
+  );
   assert.equal(v.action, 'reject');
   assert.match(v.reason!, /encoded attached message larger than 16777216 bytes/);
   // Just under the limit it is read and passes.
-  const small = forwarded(`Content-Type: text/plain\r\n\r\n${filler.repeat(Math.floor((ENCODED_MESSAGE_MAX_BYTES - 1024) / filler.length))}`);
-  assert.equal((await runContent(REFERENCE_CONTENT, mixedWith((l) => l, encodedMessage(small, 'base64')))).action, 'continue');
+  const small = forwarded(
+    `Content-Type: text/plain\r\n\r\n${filler.repeat(Math.floor((ENCODED_MESSAGE_MAX_BYTES - 1024) / filler.length))}`,
+  );
+  assert.equal(
+    (
+      await runContent(
+        REFERENCE_CONTENT,
+        mixedWith((l) => l, encodedMessage(small, 'base64')),
+      )
+    ).action,
+    'continue',
+  );
 });

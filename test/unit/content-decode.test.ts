@@ -14,7 +14,8 @@ function decodeSplit(encoding: string, encoded: string, at: number): string {
 test('quoted-printable: escapes, soft breaks (also after padding), any split point', () => {
   const encoded = 'Gr=C3=BC=C3=9Fe, this line is soft=\r\nly broken, =3D sign, pad=  \r\nded, bare=\nLF, 50=25 off=';
   const want = 'Grüße, this line is softly broken, = sign, padded, bareLF, 50% off=';
-  for (let at = 0; at <= encoded.length; at++) assert.equal(decodeSplit('quoted-printable', encoded, at), want, `split at ${at}`);
+  for (let at = 0; at <= encoded.length; at++)
+    assert.equal(decodeSplit('quoted-printable', encoded, at), want, `split at ${at}`);
 });
 
 test('quoted-printable: invalid escapes are kept', () => {
@@ -24,15 +25,18 @@ test('quoted-printable: invalid escapes are kept', () => {
 test('base64: line breaks and any split point', () => {
   const text = 'CONFIDENTIAL - INTERNAL ONLY, Grüße! '.repeat(5);
   const encoded = Buffer.from(text).toString('base64').replace(/.{76}/g, '$&\r\n');
-  for (let at = 0; at <= encoded.length; at += 3) assert.equal(decodeSplit('base64', encoded, at), text, `split at ${at}`);
+  for (let at = 0; at <= encoded.length; at += 3)
+    assert.equal(decodeSplit('base64', encoded, at), text, `split at ${at}`);
 });
 
 test('7bit/8bit/binary/unknown pass through', () => {
-  for (const enc of ['7bit', '8bit', 'binary', '', '8bits', 'quoted printable']) assert.equal(decodeSplit(enc, 'a=3Db', 2), 'a=3Db');
+  for (const enc of ['7bit', '8bit', 'binary', '', '8bits', 'quoted printable'])
+    assert.equal(decodeSplit(enc, 'a=3Db', 2), 'a=3Db');
 });
 
 test('HTML to text: tags, entities, hidden elements, comments, inline tags join', () => {
-  const html = '<html><head><style>p{}</style><title>T</title></head><body><p>Hello&nbsp;<b>Wor</b>ld &amp; &#x41;&#66; &bogus; 3 < 4</p><!-- hidden --><script>x()</script><div>next</div></body></html>';
+  const html =
+    '<html><head><style>p{}</style><title>T</title></head><body><p>Hello&nbsp;<b>Wor</b>ld &amp; &#x41;&#66; &bogus; 3 < 4</p><!-- hidden --><script>x()</script><div>next</div></body></html>';
   assert.equal(normalizeSpace(htmlToText(html)), 'Hello World & AB &bogus; 3 < 4 next');
 });
 

@@ -55,7 +55,10 @@ test('a zip in a zip in a zip (deeper than is opened): refused by default', asyn
 
 test('a zip over max_size: refused by default; `accept` lets it through uninspected only when configured', async () => {
   const zip = pythonZip([{ name: 'big.txt', data: 'A'.repeat(20_000) }]);
-  const small = (unreadable?: unknown) => ({ ...REFERENCE_CONTENT, attachments: { ...REFERENCE_CONTENT.attachments, zip: { max_size: '10K', ...(unreadable ? { unreadable } : {}) } } });
+  const small = (unreadable?: unknown) => ({
+    ...REFERENCE_CONTENT,
+    attachments: { ...REFERENCE_CONTENT.attachments, zip: { max_size: '10K', ...(unreadable ? { unreadable } : {}) } },
+  });
   const msg = mixed([zipAttachment(zip, 'big.zip')]);
   assert.equal((await runContent(small(), msg, 'inbound')).action, 'reject');
   assert.equal((await runContent(small(), msg, 'outbound')).action, 'quarantine');
@@ -63,7 +66,10 @@ test('a zip over max_size: refused by default; `accept` lets it through uninspec
 });
 
 test('a plain zip that can be listed is still accepted', async () => {
-  const zip = pythonZip([{ name: 'report.pdf', data: '%PDF' }, { name: 'inner.zip', data_b64: pythonZip([{ name: 'a.txt', data: 'x' }]).toString('base64') }]);
+  const zip = pythonZip([
+    { name: 'report.pdf', data: '%PDF' },
+    { name: 'inner.zip', data_b64: pythonZip([{ name: 'a.txt', data: 'x' }]).toString('base64') },
+  ]);
   assert.equal((await runContent(REFERENCE_CONTENT, mixed([zipAttachment(zip)]), 'inbound')).action, 'continue');
 });
 
@@ -77,12 +83,19 @@ const disguised: Array<[string, string]> = [
   ['a Cyrillic O and E', 'C\u041eNFID\u0415NTIAL - INTERNAL ONLY'],
   ['a Greek I and N', 'CONF\u0399DENTIAL - \u0399\u039dTERNAL ONLY'],
   ['full-width letters', '\uff23\uff2f\uff2e\uff26\uff29\uff24\uff25\uff2e\uff34\uff29\uff21\uff2c - INTERNAL ONLY'],
-  ['mathematical bold letters', '\u{1d402}\u{1d40e}\u{1d40d}\u{1d405}\u{1d408}\u{1d403}\u{1d404}\u{1d40d}\u{1d413}\u{1d408}\u{1d400}\u{1d40b} - INTERNAL ONLY'],
+  [
+    'mathematical bold letters',
+    '\u{1d402}\u{1d40e}\u{1d40d}\u{1d405}\u{1d408}\u{1d403}\u{1d404}\u{1d40d}\u{1d413}\u{1d408}\u{1d400}\u{1d40b} - INTERNAL ONLY',
+  ],
 ];
 
 for (const [what, text] of disguised) {
   test(`the marker written with ${what} is found in a text part`, async () => {
-    const v = await runContent(REFERENCE_CONTENT, plain(`Figures attached.\n${text}\n`, ['Content-Type: text/plain; charset=utf-8']), 'outbound');
+    const v = await runContent(
+      REFERENCE_CONTENT,
+      plain(`Figures attached.\n${text}\n`, ['Content-Type: text/plain; charset=utf-8']),
+      'outbound',
+    );
     assert.equal(v.action, 'reject', what);
     assert.match(v.reason!, /confidential-marker/);
   });
@@ -93,7 +106,10 @@ const hiddenSplits: Array<[string, string]> = [
   ['a visibility:hidden span', 'CONFIDENTIAL <span style="visibility: hidden">zz</span>- INTERNAL ONLY'],
   ['a zero font size', 'CONFIDENTIAL - INTER<font style="font-size:0px">zz</font>NAL ONLY'],
   ['the hidden attribute', 'CONFIDENTIAL - <div hidden>zz<div>nested</div>zz</div>INTERNAL ONLY'],
-  ['an en dash entity and a hidden span', 'CONFIDENTIAL &#8211;<span style="display: none !important">x</span> INTERNAL ONLY'],
+  [
+    'an en dash entity and a hidden span',
+    'CONFIDENTIAL &#8211;<span style="display: none !important">x</span> INTERNAL ONLY',
+  ],
 ];
 
 for (const [what, html] of hiddenSplits) {
@@ -106,23 +122,46 @@ for (const [what, html] of hiddenSplits) {
 
 test('text hidden from the reader is still searched (it leaks all the same)', async () => {
   const body = `<html><body><p>Hello</p><div style="display:none">${MARKER}</div></body></html>`;
-  assert.equal((await runContent(REFERENCE_CONTENT, plain(body, ['Content-Type: text/html; charset=utf-8']), 'outbound')).action, 'reject');
+  assert.equal(
+    (await runContent(REFERENCE_CONTENT, plain(body, ['Content-Type: text/html; charset=utf-8']), 'outbound')).action,
+    'reject',
+  );
 });
 
 test('the marker in a subject with a Cyrillic letter is found', async () => {
-  const v = await runContent(REFERENCE_CONTENT, plain('hello', []).replace('Subject: test', 'Subject: =?UTF-8?B?' + Buffer.from('CONFIDENTIAL \u2013 INTERNAL \u041eNLY').toString('base64') + '?='), 'outbound');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    plain('hello', []).replace(
+      'Subject: test',
+      'Subject: =?UTF-8?B?' + Buffer.from('CONFIDENTIAL \u2013 INTERNAL \u041eNLY').toString('base64') + '?=',
+    ),
+    'outbound',
+  );
   assert.equal(v.action, 'reject');
 });
 
 test('a card number in full-width digits or with en dashes is found (outbound: held)', async () => {
-  for (const card of ['\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11', '4111\u20131111\u20131111\u20131111']) {
-    const v = await runContent(REFERENCE_CONTENT, plain(`card: ${card}\n`, ['Content-Type: text/plain; charset=utf-8']), 'outbound');
+  for (const card of [
+    '\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11',
+    '4111\u20131111\u20131111\u20131111',
+  ]) {
+    const v = await runContent(
+      REFERENCE_CONTENT,
+      plain(`card: ${card}\n`, ['Content-Type: text/plain; charset=utf-8']),
+      'outbound',
+    );
     assert.equal(v.action, 'quarantine', card);
   }
 });
 
 test('ordinary mail with dashes and Cyrillic words passes', async () => {
-  const v = await runContent(REFERENCE_CONTENT, plain('Meeting 10\u201312 \u2014 \u041f\u0440\u0438\u0432\u0435\u0442, see you.\n', ['Content-Type: text/plain; charset=utf-8']), 'outbound');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    plain('Meeting 10\u201312 \u2014 \u041f\u0440\u0438\u0432\u0435\u0442, see you.\n', [
+      'Content-Type: text/plain; charset=utf-8',
+    ]),
+    'outbound',
+  );
   assert.equal(v.action, 'continue');
 });
 
@@ -132,8 +171,16 @@ test('a marker or card number cut by a window boundary is found (windows overlap
   const cfg = { ...REFERENCE_CONTENT, limits: { max_text_per_part: '1K' } };
   for (let shift = 0; shift < 40; shift += 3) {
     const filler = 'y'.repeat(1024 - 10 + shift);
-    assert.equal((await runContent(cfg, plain(`${filler}\n${MARKER}\n`), 'outbound')).action, 'reject', `marker at ${filler.length}`);
-    assert.equal((await runContent(cfg, plain(`${filler} 4111 1111 1111 1111\n`), 'outbound')).action, 'quarantine', `card at ${filler.length}`);
+    assert.equal(
+      (await runContent(cfg, plain(`${filler}\n${MARKER}\n`), 'outbound')).action,
+      'reject',
+      `marker at ${filler.length}`,
+    );
+    assert.equal(
+      (await runContent(cfg, plain(`${filler} 4111 1111 1111 1111\n`), 'outbound')).action,
+      'quarantine',
+      `card at ${filler.length}`,
+    );
   }
 });
 
@@ -147,15 +194,25 @@ test('a blocked uuencoded file named past the first window is found once', async
 test('fold and hidden-element removal, directly', () => {
   assert.equal(foldForMatch('\u0421\u0430t \u2013 d\u043eg'), 'Cat - dog');
   assert.equal(foldForMatch('plain ascii'), 'plain ascii');
-  assert.equal(withoutHiddenElements('a<span style="display:none">b<span>c</span>d</span>e<br hidden>f'), 'ae<br hidden>f');
+  assert.equal(
+    withoutHiddenElements('a<span style="display:none">b<span>c</span>d</span>e<br hidden>f'),
+    'ae<br hidden>f',
+  );
   assert.equal(withoutHiddenElements('x<div hidden>never closed'), 'x');
   assert.equal(withoutHiddenElements('<p style="color:red">shown</p>'), '<p style="color:red">shown</p>');
 });
 
 test('hidden-element removal stays linear on hostile nesting (1 MB in well under 2 s each)', () => {
-  for (const html of ['<div hidden>' + '<div>'.repeat(200_000) + '</div>', '<div hidden>' + '<divx>'.repeat(200_000) + '</div>', '<b hidden>x</b>y'.repeat(60_000)]) {
+  for (const html of [
+    '<div hidden>' + '<div>'.repeat(200_000) + '</div>',
+    '<div hidden>' + '<divx>'.repeat(200_000) + '</div>',
+    '<b hidden>x</b>y'.repeat(60_000),
+  ]) {
     const started = performance.now();
     withoutHiddenElements(html);
-    assert.ok(performance.now() - started < 2000, `${html.slice(0, 20)}…: ${Math.round(performance.now() - started)} ms`);
+    assert.ok(
+      performance.now() - started < 2000,
+      `${html.slice(0, 20)}…: ${Math.round(performance.now() - started)} ms`,
+    );
   }
 });

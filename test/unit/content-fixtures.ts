@@ -14,7 +14,13 @@ export const REFERENCE_CONTENT = {
   attachments: { blocked_extensions: ['exe', 'scr', 'js', 'vbs', 'bat', 'cmd', 'com', 'ps1'], action: 'reject' },
   rules: [
     { name: 'card-numbers', direction: 'outbound', detector: 'payment_card', action: 'quarantine' },
-    { name: 'confidential-marker', direction: 'outbound', phrase: 'CONFIDENTIAL - INTERNAL ONLY', where: ['subject', 'body'], action: 'reject' },
+    {
+      name: 'confidential-marker',
+      direction: 'outbound',
+      phrase: 'CONFIDENTIAL - INTERNAL ONLY',
+      where: ['subject', 'body'],
+      action: 'reject',
+    },
   ],
 };
 
@@ -25,7 +31,11 @@ export function contentRuleFor(config: unknown) {
 }
 
 /** Runs the content rule's eom handler on `raw` (CRLF line ends are added). */
-export async function runContent(config: unknown, raw: string | Buffer, direction: Direction = 'inbound'): Promise<Verdict> {
+export async function runContent(
+  config: unknown,
+  raw: string | Buffer,
+  direction: Direction = 'inbound',
+): Promise<Verdict> {
   const rule = contentRuleFor(config);
   const bytes = typeof raw === 'string' ? Buffer.from(crlf(raw), 'utf8') : raw;
   // The content rule reads the whole message as a stream (source.message()), as given.
@@ -46,7 +56,10 @@ export function b64(data: Buffer | string): string {
 /** A multipart/mixed message: a text part plus the given extra parts (each a header block + body). */
 export function mixed(extraParts: string[], opts: { subject?: string; text?: string } = {}): string {
   const boundary = 'b1_relayguard_test';
-  const parts = [`Content-Type: text/plain; charset=utf-8\n\n${opts.text ?? 'Hello, please find the file attached.'}`, ...extraParts];
+  const parts = [
+    `Content-Type: text/plain; charset=utf-8\n\n${opts.text ?? 'Hello, please find the file attached.'}`,
+    ...extraParts,
+  ];
   return [
     'From: alice@example.test',
     'To: bob@partner.test',
@@ -84,5 +97,8 @@ export function pythonZip(entries: ZipEntrySpec[]): Buffer {
     '        z.writestr(zipfile.ZipInfo(e["name"]) if not e.get("deflate") else e["name"], data, compress_type=zipfile.ZIP_DEFLATED if e.get("deflate") else zipfile.ZIP_STORED)',
     'sys.stdout.buffer.write(buf.getvalue())',
   ].join('\n');
-  return execFileSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify(entries), maxBuffer: 64 * 1024 * 1024 });
+  return execFileSync('/usr/bin/python3', ['-c', script], {
+    input: JSON.stringify(entries),
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }

@@ -12,29 +12,48 @@ const FILLER = 'x'.repeat(20_000);
 
 describe('content walk with a probe cut', () => {
   it('lists a large zip and finds the blocked member at its end', async () => {
-    const zip = pythonZip([{ name: 'filler.txt', data: FILLER }, { name: 'run.exe', data: 'MZ' }]);
-    const v = await runContent(REFERENCE_CONTENT, mixed([`Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: base64\n\n${b64(zip)}`]));
+    const zip = pythonZip([
+      { name: 'filler.txt', data: FILLER },
+      { name: 'run.exe', data: 'MZ' },
+    ]);
+    const v = await runContent(
+      REFERENCE_CONTENT,
+      mixed([`Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: base64\n\n${b64(zip)}`]),
+    );
     assert.equal(v.action, 'reject');
     assert.match(v.reason ?? '', /run\.exe/);
   });
 
   it('finds a phrase behind the cut in a long text part', async () => {
-    const v = await runContent(REFERENCE_CONTENT, mixed([], { text: `${FILLER}\nCONFIDENTIAL - INTERNAL ONLY\n` }), 'outbound');
+    const v = await runContent(
+      REFERENCE_CONTENT,
+      mixed([], { text: `${FILLER}\nCONFIDENTIAL - INTERNAL ONLY\n` }),
+      'outbound',
+    );
     assert.equal(v.action, 'reject');
   });
 
   it('measures a large non-zip attachment to the byte', async () => {
     const config = { ...REFERENCE_CONTENT, attachments: { ...REFERENCE_CONTENT.attachments, max_size: 15_000 } };
     const pdf = Buffer.alloc(15_001, 7);
-    const over = await runContent(config, mixed([`Content-Type: application/pdf; name="a.pdf"\nContent-Transfer-Encoding: base64\n\n${b64(pdf)}`]));
+    const over = await runContent(
+      config,
+      mixed([`Content-Type: application/pdf; name="a.pdf"\nContent-Transfer-Encoding: base64\n\n${b64(pdf)}`]),
+    );
     assert.match(over.reason ?? '', /larger than 15000 bytes/);
-    const exact = await runContent(config, mixed([`Content-Type: application/pdf; name="a.pdf"\nContent-Transfer-Encoding: base64\n\n${b64(pdf.subarray(1))}`]));
+    const exact = await runContent(
+      config,
+      mixed([
+        `Content-Type: application/pdf; name="a.pdf"\nContent-Transfer-Encoding: base64\n\n${b64(pdf.subarray(1))}`,
+      ]),
+    );
     assert.equal(exact.action, 'continue');
   });
 });
 
 describe('content walk of a part whose size does not matter', () => {
-  const partOf = (body: string) => `--b\r\nContent-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n--b--\r\n`;
+  const partOf = (body: string) =>
+    `--b\r\nContent-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n--b--\r\n`;
   const message = (body: string) => Buffer.from(`Content-Type: multipart/mixed; boundary="b"\r\n\r\n${partOf(body)}`);
 
   /** A sink that takes the first piece, then wants neither bytes nor (if told) the size. */
@@ -49,7 +68,12 @@ describe('content walk of a part whose size does not matter', () => {
         end: () => void (seen.ended = true),
       }),
     };
-    const result = await walkMime(() => Readable.from([message(body)]), { maxDepth: 5, maxParts: 10, maxHeaderBytes: 4096 }, visitor, new AbortController().signal);
+    const result = await walkMime(
+      () => Readable.from([message(body)]),
+      { maxDepth: 5, maxParts: 10, maxHeaderBytes: 4096 },
+      visitor,
+      new AbortController().signal,
+    );
     return { seen, result };
   };
 

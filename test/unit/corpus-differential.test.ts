@@ -81,7 +81,10 @@ describe('MIME parts of the real-world corpus: relayguard, Python, Perl', () => 
       // Where Python and Perl agree, relayguard's default reading must be theirs; where they
       // do not, any of its readings may be the one that matches.
       const candidates = agree ? readings.slice(0, 1) : readings;
-      const verdicts = candidates.map((r) => ({ py: same(compareDumps(r, py, ['relayguard', 'python']), []), pl: same(compareDumps(r, pl, ['relayguard', 'perl']), ['text-eol']) }));
+      const verdicts = candidates.map((r) => ({
+        py: same(compareDumps(r, py, ['relayguard', 'python']), []),
+        pl: same(compareDumps(r, pl, ['relayguard', 'perl']), ['text-eol']),
+      }));
       const known = RELAYGUARD_KNOWN.find((k) => k.files.includes(e.name));
       if (verdicts.some((v) => v.py || v.pl)) {
         if (known && !known.attachmentsOnly) stale.push(e.name);
@@ -96,10 +99,17 @@ describe('MIME parts of the real-world corpus: relayguard, Python, Perl', () => 
         continue;
       }
       const tag = agree ? 'python and perl agree' : 'python and perl disagree';
-      failures.push({ ...vsPy, file: `${e.name} (vs python; ${tag}; ${readings.length} readings)` }, { ...vsPl, file: `${e.name} (vs perl; ${tag})` });
+      failures.push(
+        { ...vsPy, file: `${e.name} (vs python; ${tag}; ${readings.length} readings)` },
+        { ...vsPl, file: `${e.name} (vs perl; ${tag})` },
+      );
     }
     t.diagnostic(`relayguard: ${JSON.stringify(matched)}`);
-    assert.deepEqual(stale, [], 'listed in RELAYGUARD_KNOWN but relayguard now reads them as Python or Perl: update the table');
+    assert.deepEqual(
+      stale,
+      [],
+      'listed in RELAYGUARD_KNOWN but relayguard now reads them as Python or Perl: update the table',
+    );
     assert.equal(failures.length, 0, formatReport('relayguard reads differently', failures));
   });
 
@@ -113,7 +123,10 @@ describe('MIME parts of the real-world corpus: relayguard, Python, Perl', () => 
       const known = RELAYGUARD_KNOWN.find((k) => k.files.includes(e.name) && k.attachmentsMissed);
       if (lost.length && known) open.push(`${e.name}: ${lost.join(', ')} (${known.reason.slice(0, 80)}...)`);
       else if (lost.length) missed.push(`${e.name}: ${lost.join(', ')}`);
-      else if (known) missed.push(`${e.name}: listed as missing attachments in RELAYGUARD_KNOWN but none is missed now: update the table`);
+      else if (known)
+        missed.push(
+          `${e.name}: listed as missing attachments in RELAYGUARD_KNOWN but none is missed now: update the table`,
+        );
     }
     if (open.length) t.diagnostic(`OPEN (issue 15/16, listed in RELAYGUARD_KNOWN): ${open.join('; ')}`);
     assert.deepEqual(missed, []);

@@ -9,7 +9,14 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { loadCorpus } from '../support/corpus.js';
-import { disclaimerShapes, FAILURE_CLASSES, runCorpusDisclaimer, TODAY, type Direction, type MessageOutcome } from '../support/corpus-disclaimer.js';
+import {
+  disclaimerShapes,
+  FAILURE_CLASSES,
+  runCorpusDisclaimer,
+  TODAY,
+  type Direction,
+  type MessageOutcome,
+} from '../support/corpus-disclaimer.js';
 
 const DIRECTIONS: Direction[] = ['outbound', 'inbound'];
 
@@ -17,7 +24,13 @@ let outcomes: MessageOutcome[] = [];
 let seconds = 0;
 
 function report(list: MessageOutcome[], cls: string): string {
-  const lines = list.map((o) => `  ${o.name}: ${o.failures.filter((f) => f.class === cls).map((f) => f.detail).join('; ')}`);
+  const lines = list.map(
+    (o) =>
+      `  ${o.name}: ${o.failures
+        .filter((f) => f.class === cls)
+        .map((f) => f.detail)
+        .join('; ')}`,
+  );
   return `${list.length} messages: ${cls}\n${lines.slice(0, 40).join('\n')}${lines.length > 40 ? `\n  ... and ${lines.length - 40} more` : ''}`;
 }
 
@@ -30,9 +43,11 @@ describe('disclaimer over the real-world corpus (offline check path, judged by P
 
   it('ran every message in both directions, and the disclaimer was added to most', (t) => {
     const counts: Record<string, number> = {};
-    for (const o of outcomes) for (const f of o.failures) counts[`${o.direction} ${f.class}`] = (counts[`${o.direction} ${f.class}`] ?? 0) + 1;
+    for (const o of outcomes)
+      for (const f of o.failures) counts[`${o.direction} ${f.class}`] = (counts[`${o.direction} ${f.class}`] ?? 0) + 1;
     const skips: Record<string, number> = {};
-    for (const o of outcomes) if (o.rewritten === 0) skips[`${o.direction} ${o.ruleSays}`] = (skips[`${o.direction} ${o.ruleSays}`] ?? 0) + 1;
+    for (const o of outcomes)
+      if (o.rewritten === 0) skips[`${o.direction} ${o.ruleSays}`] = (skips[`${o.direction} ${o.ruleSays}`] ?? 0) + 1;
     t.diagnostic(`${outcomes.length} runs in ${seconds.toFixed(1)} s; failures by class: ${JSON.stringify(counts)}`);
     t.diagnostic(`messages without a disclaimer, by what the rule said: ${JSON.stringify(skips)}`);
     assert.ok(outcomes.length >= 500, `only ${outcomes.length} runs`);
@@ -40,7 +55,10 @@ describe('disclaimer over the real-world corpus (offline check path, judged by P
       const mine = outcomes.filter((o) => o.direction === d);
       const withText = mine.filter((o) => o.rewritten > 0).length;
       // A rule that silently gave up on everything would pass every other test here.
-      assert.ok(withText >= mine.length * 0.5, `${d}: the disclaimer reached only ${withText} of ${mine.length} messages`);
+      assert.ok(
+        withText >= mine.length * 0.5,
+        `${d}: the disclaimer reached only ${withText} of ${mine.length} messages`,
+      );
     }
   });
 
@@ -49,8 +67,15 @@ describe('disclaimer over the real-world corpus (offline check path, judged by P
       const allowed = TODAY[cls] ?? 0;
       it(`${d}: no ${cls}${allowed ? ` (at most today's ${allowed}, issue 15)` : ''}`, (t) => {
         const bad = outcomes.filter((o) => o.direction === d && o.failures.some((f) => f.class === cls));
-        if (bad.length && bad.length <= allowed) t.diagnostic(`${bad.length} messages (today's ratchet: ${allowed}), e.g. ${bad.slice(0, 3).map((o) => o.name).join(', ')}`);
-        if (bad.length < allowed) t.diagnostic(`${cls}: ${bad.length}, below today's ${allowed}: lower TODAY['${cls}']`);
+        if (bad.length && bad.length <= allowed)
+          t.diagnostic(
+            `${bad.length} messages (today's ratchet: ${allowed}), e.g. ${bad
+              .slice(0, 3)
+              .map((o) => o.name)
+              .join(', ')}`,
+          );
+        if (bad.length < allowed)
+          t.diagnostic(`${cls}: ${bad.length}, below today's ${allowed}: lower TODAY['${cls}']`);
         assert.ok(bad.length <= allowed, report(bad, cls));
       });
     }

@@ -76,7 +76,11 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
       '(MIME::Parser keeps it, Python drops it, as it would before a delimiter); with quoted-printable CRLF text ' +
       'the line-ending rule above adds to it.',
     kinds: ['bytes'],
-    files: ['enmime/parts_badboundary.raw.eml', 'enmime/parts_multimixed-no-closing-boundary.raw.eml', 'flufl-bounce/dsn_03.txt.eml'],
+    files: [
+      'enmime/parts_badboundary.raw.eml',
+      'enmime/parts_multimixed-no-closing-boundary.raw.eml',
+      'flufl-bounce/dsn_03.txt.eml',
+    ],
   },
   {
     reason:
@@ -84,10 +88,7 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
       'falls back to text/plain (or keeps the junk in the type when the ";" is missing), MIME::Parser keeps the ' +
       'word as the type. The bytes agree.',
     kinds: ['tree'],
-    files: [
-      'cpython/msg_14.txt.eml',
-      'enmime/parts_empty-ctype-bad-content.raw.eml',
-    ],
+    files: ['cpython/msg_14.txt.eml', 'enmime/parts_empty-ctype-bad-content.raw.eml'],
   },
   {
     reason:
@@ -97,7 +98,8 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
     files: ['cpython/msg_17.txt.eml', 'cpython/msg_31.txt.eml'],
   },
   {
-    reason: 'The boundary given as an RFC 2231 parameter (boundary*=): Python decodes it, MIME::Parser does not see a boundary and shows no parts.',
+    reason:
+      'The boundary given as an RFC 2231 parameter (boundary*=): Python decodes it, MIME::Parser does not see a boundary and shows no parts.',
     kinds: ['tree'],
     files: ['cpython/msg_33.txt.eml'],
   },
@@ -105,7 +107,7 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
     reason:
       'An inner multipart with the same boundary as the outer one: Python closes the inner multipart at once ' +
       '(an empty leaf) and loses the part after the inner close (msg_15: the image/gif attachment), ' +
-      'MIME::Parser nests them and shows every part. The dangerous reading is Perl\'s.',
+      "MIME::Parser nests them and shows every part. The dangerous reading is Perl's.",
     kinds: ['tree'],
     files: ['cpython/msg_15.txt.eml', 'cpython/msg_39.txt.eml'],
   },
@@ -117,7 +119,8 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
     files: ['cpython/msg_38.txt.eml'],
   },
   {
-    reason: 'Two delimiter lines in a row: MIME::Parser shows an empty text/plain part between them, Python shows none.',
+    reason:
+      'Two delimiter lines in a row: MIME::Parser shows an empty text/plain part between them, Python shows none.',
     kinds: ['tree'],
     files: ['cpython/msg_37.txt.eml'],
   },
@@ -137,7 +140,7 @@ export const PYTHON_PERL_KNOWN: KnownDifference[] = [
   },
   {
     reason:
-      'x-uuencode: Python\'s uu decoder returns every line at its full length (549 bytes), MIME::Parser honours the ' +
+      "x-uuencode: Python's uu decoder returns every line at its full length (549 bytes), MIME::Parser honours the " +
       'length character of each line (544 bytes, the same as the base64 twin of this message).',
     kinds: ['bytes'],
     files: ['clamav/clam.exe.mbox.uu.eml'],
@@ -161,7 +164,7 @@ export const RELAYGUARD_KNOWN: KnownDifference[] = [
   {
     reason:
       'A Content-Type that is garbage (quotes and percent signs around the type): the parsers write different ' +
-      'type strings for it (Python keeps a quote that relayguard\'s RFC 2045 token reading drops); the bytes ' +
+      "type strings for it (Python keeps a quote that relayguard's RFC 2045 token reading drops); the bytes " +
       'and the file name agree, and the type is not a valid type in any of them.',
     kinds: ['tree'],
     files: ['hyperkitty/unconvertable_msg-2.txt.eml'],

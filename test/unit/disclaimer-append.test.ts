@@ -24,19 +24,30 @@ async function run(raw: Buffer): Promise<{ result: DisclaimerResult; out: Buffer
 function leaves(message: Buffer): Map<string, { type: string; body: Buffer; raw: Buffer }> {
   const parse = parseMessage(message);
   const out = new Map<string, { type: string; body: Buffer; raw: Buffer }>();
-  for (const p of parse.parts) if (p.kind === 'leaf') out.set(p.path || 'TEXT', { type: p.contentType, body: decodedBody(message, p), raw: message.subarray(p.bodyStart, p.bodyEnd) });
+  for (const p of parse.parts)
+    if (p.kind === 'leaf')
+      out.set(p.path || 'TEXT', {
+        type: p.contentType,
+        body: decodedBody(message, p),
+        raw: message.subarray(p.bodyStart, p.bodyEnd),
+      });
   return out;
 }
 
 describe('the disclaimer appends: failure classes from real mail', () => {
   for (const [charset, text] of [
-    ['utf-8', 'Hallo Bob,\r\nanbei die Zahlen f\u00fcr Q3. Das ist ein langer Absatz, der im Flie\u00dftext \r\numgebrochen wurde.\r\n'],
+    [
+      'utf-8',
+      'Hallo Bob,\r\nanbei die Zahlen f\u00fcr Q3. Das ist ein langer Absatz, der im Flie\u00dftext \r\numgebrochen wurde.\r\n',
+    ],
     ['euc-kr', '\uC548\uB155\uD558\uC138\uC694,\r\n\uC790\uB8CC\uB97C \uBCF4\uB0C5\uB2C8\uB2E4.\r\n'],
   ] as const) {
     it(`format=flowed sent as base64 (${charset}): the sender's text stays, the disclaimer follows in base64`, async () => {
       const { default: iconv } = await import('iconv-lite');
       const bytes = iconv.encode(text, charset);
-      const raw = crlf(`From: a@example.test\nMIME-Version: 1.0\nContent-Type: text/plain; charset=${charset}; format=flowed; delsp=yes\nContent-Transfer-Encoding: base64\n\n${bytes.toString('base64').replace(/.{76}/g, '$&\n')}\n`);
+      const raw = crlf(
+        `From: a@example.test\nMIME-Version: 1.0\nContent-Type: text/plain; charset=${charset}; format=flowed; delsp=yes\nContent-Transfer-Encoding: base64\n\n${bytes.toString('base64').replace(/.{76}/g, '$&\n')}\n`,
+      );
       const { result, out } = await run(raw);
       assert.equal(result.kind, 'rewritten');
       const after = leaves(out).get('TEXT')!;
@@ -81,8 +92,11 @@ inner
   });
 
   it('format=flowed quoted reply: no stray ">" in the unwrapped text, quotes untouched, CRLF only', async () => {
-    const body = 'Thanks, see below. \r\nMore text here.\r\n\r\n> Quoted line one that was \r\n> wrapped by the client.\r\n>> Older quote.\r\n';
-    const raw = crlf(`From: a@example.test\nContent-Type: text/plain; charset=utf-8; format=flowed\nContent-Transfer-Encoding: 7bit\n\n`);
+    const body =
+      'Thanks, see below. \r\nMore text here.\r\n\r\n> Quoted line one that was \r\n> wrapped by the client.\r\n>> Older quote.\r\n';
+    const raw = crlf(
+      `From: a@example.test\nContent-Type: text/plain; charset=utf-8; format=flowed\nContent-Transfer-Encoding: 7bit\n\n`,
+    );
     const msg = Buffer.concat([raw, Buffer.from(body)]);
     const { result, out } = await run(msg);
     assert.equal(result.kind, 'rewritten');
@@ -94,7 +108,9 @@ inner
 
   it('7bit US-ASCII stays 7bit: the original bytes, then the disclaimer lines; 8bit stays 8bit', async () => {
     for (const cte of ['7bit', '8bit']) {
-      const raw = crlf(`From: a@example.test\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: ${cte}\n\nHello Bob,\nsee you.\n`);
+      const raw = crlf(
+        `From: a@example.test\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: ${cte}\n\nHello Bob,\nsee you.\n`,
+      );
       const { result, out } = await run(raw);
       assert.equal(result.kind, 'rewritten');
       assert.equal(out.toString('latin1'), `${raw.toString('latin1')}\r\n${TEXT}\r\n`);
@@ -103,7 +119,13 @@ inner
   });
 
   it('quoted-printable is continued, raw 8-bit bytes inside it untouched', async () => {
-    const raw = Buffer.concat([crlf('From: a@example.test\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nGr=FC=DFe, Anna '), Buffer.from([0xe9]), crlf(' raw=\nsoft\n')]);
+    const raw = Buffer.concat([
+      crlf(
+        'From: a@example.test\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nGr=FC=DFe, Anna ',
+      ),
+      Buffer.from([0xe9]),
+      crlf(' raw=\nsoft\n'),
+    ]);
     const { result, out } = await run(raw);
     assert.equal(result.kind, 'rewritten');
     assert.ok(out.subarray(0, raw.length).equals(raw), 'every original byte stays');
@@ -115,7 +137,9 @@ inner
     const padded = Buffer.from('Hello there, this is a short note!!\r\n'); // 37 bytes: "==" padding
     for (const content of [text, padded]) {
       const b64 = content.toString('base64');
-      const raw = crlf(`From: a@example.test\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: base64\n\n${b64}\n`);
+      const raw = crlf(
+        `From: a@example.test\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: base64\n\n${b64}\n`,
+      );
       const { result, out } = await run(raw);
       assert.equal(result.kind, 'rewritten');
       const keep = b64.endsWith('=') ? b64.slice(0, -4) : b64;
@@ -137,7 +161,11 @@ inner
   });
 
   it('Content-Type "text" without a subtype is text/plain; unknown transfer-encoding names take an ASCII line as it is', async () => {
-    for (const headers of ['Content-Type: text', 'Content-Type: text/plain\nContent-Transfer-Encoding: 8bits', 'Content-Type: text/plain\nContent-Transfer-Encoding: quoted printable']) {
+    for (const headers of [
+      'Content-Type: text',
+      'Content-Type: text/plain\nContent-Transfer-Encoding: 8bits',
+      'Content-Type: text/plain\nContent-Transfer-Encoding: quoted printable',
+    ]) {
       const raw = crlf(`From: a@example.test\n${headers}\n\nplain body\n`);
       const { result, out } = await run(raw);
       assert.equal(result.kind, 'rewritten', headers);
@@ -146,7 +174,9 @@ inner
   });
 
   it('an x-uuencode text part gets no disclaimer (it would be read as part of the encoded file)', async () => {
-    const raw = crlf('From: a@example.test\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 a.txt\n#86)C\n`\nend\n');
+    const raw = crlf(
+      'From: a@example.test\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 a.txt\n#86)C\n`\nend\n',
+    );
     const { result } = await run(raw);
     assert.equal(result.kind, 'skipped');
     assert.equal(result.kind === 'skipped' && result.code, 'encoding');
@@ -158,7 +188,9 @@ inner
     const second = await run(first.out);
     assert.equal(second.result.kind, 'skipped');
     assert.equal(second.result.kind === 'skipped' && second.result.code, 'already-present');
-    const signed = crlf('From: a@example.test\nContent-Type: multipart/signed; protocol="application/pgp-signature"; boundary="s"\n\n--s\nContent-Type: text/plain\n\nsigned text\n--s\nContent-Type: application/pgp-signature\n\nsig\n--s--\n');
+    const signed = crlf(
+      'From: a@example.test\nContent-Type: multipart/signed; protocol="application/pgp-signature"; boundary="s"\n\n--s\nContent-Type: text/plain\n\nsigned text\n--s\nContent-Type: application/pgp-signature\n\nsig\n--s--\n',
+    );
     const s = await run(signed);
     assert.equal(s.result.kind === 'skipped' && s.result.code, 'signed');
   });
@@ -166,20 +198,44 @@ inner
 
 describe('verification checks what matters', () => {
   it('an edit that would break a delimiter, lose text or add a bare LF is refused', async () => {
-    const raw = crlf('From: a@example.test\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhello\n--b\nContent-Type: application/pdf\n\n%PDF\n--b--\n');
+    const raw = crlf(
+      'From: a@example.test\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhello\n--b\nContent-Type: application/pdf\n\n%PDF\n--b--\n',
+    );
     const parse = parseMessage(raw);
     const text = parse.parts[1]!;
     const cut = raw.indexOf('\r\n\r\n') + 4;
     const attempt = async (bytes: string, from = text.bodyEnd, to = text.bodyEnd) => {
-      const body = new SplicedBody(() => pieces(raw.subarray(cut)), raw.length - cut, [{ from: from - cut, to: to - cut, bytes: Buffer.from(bytes, 'latin1') }]);
+      const body = new SplicedBody(() => pieces(raw.subarray(cut)), raw.length - cut, [
+        { from: from - cut, to: to - cut, bytes: Buffer.from(bytes, 'latin1') },
+      ]);
       const added = Buffer.from(bytes, 'latin1');
-      const edit = { part: text, kind: 'plain' as const, from, to, bytes: added, expect: { before: raw.subarray(text.bodyStart, text.bodyEnd), added, after: Buffer.alloc(0) }, text: TEXT, ascii: false };
-      return verifyEdits({ parse, edits: [edit], texts: DEFAULT_TEXTS, htmlText: TEXT, headerBlock: raw.subarray(0, cut), body, signal: AbortSignal.timeout(5000) });
+      const edit = {
+        part: text,
+        kind: 'plain' as const,
+        from,
+        to,
+        bytes: added,
+        expect: { before: raw.subarray(text.bodyStart, text.bodyEnd), added, after: Buffer.alloc(0) },
+        text: TEXT,
+        ascii: false,
+      };
+      return verifyEdits({
+        parse,
+        edits: [edit],
+        texts: DEFAULT_TEXTS,
+        htmlText: TEXT,
+        headerBlock: raw.subarray(0, cut),
+        body,
+        signal: AbortSignal.timeout(5000),
+      });
     };
     assert.deepEqual(await attempt(`\r\n\r\n${TEXT}`), []);
     assert.match((await attempt(`\r\n${TEXT}\r\n--b--\r\nx`)).join(), /MIME parts|moved|did not come back/);
     assert.match((await attempt(`\n\n${TEXT}`)).join(), /bare LF/);
-    assert.match((await attempt(`\r\n\r\n${TEXT}`, text.bodyStart + 1, text.bodyEnd)).join(), /did not come back|moved/);
+    assert.match(
+      (await attempt(`\r\n\r\n${TEXT}`, text.bodyStart + 1, text.bodyEnd)).join(),
+      /did not come back|moved/,
+    );
     assert.match((await attempt(`\r\n\r\n${TEXT} ${TEXT}`)).join(), /appears 2 times/);
   });
 });

@@ -31,7 +31,10 @@ describe('disclaimer golden corpus, in-process', () => {
       if (WRITE) writeFileSync(join(CORPUS, `${name}.out.eml`), output);
       assert.equal(verdict.action, 'continue');
       if (c.expect === 'rewritten') {
-        assert.ok(verdict.mods?.some((m) => m.type === 'replaceBody'), `no new body: ${JSON.stringify(verdict.details)}`);
+        assert.ok(
+          verdict.mods?.some((m) => m.type === 'replaceBody'),
+          `no new body: ${JSON.stringify(verdict.details)}`,
+        );
       } else {
         assert.equal(verdict.mods, undefined);
         assert.ok(verdict.details?.skipped, `a skip must say why: ${JSON.stringify(verdict.details)}`);
@@ -61,7 +64,17 @@ describe('disclaimer golden corpus, through relayguard check', () => {
   for (const [name, c] of Object.entries(cases)) {
     it(name, async () => {
       const out = join(dir, `${name}.eml`);
-      const args = [cli, 'check', '--config', policy, '--client-ip', c.client_ip, '--from', c.from, ...c.rcpt.flatMap((r) => ['--rcpt', r])];
+      const args = [
+        cli,
+        'check',
+        '--config',
+        policy,
+        '--client-ip',
+        c.client_ip,
+        '--from',
+        c.from,
+        ...c.rcpt.flatMap((r) => ['--rcpt', r]),
+      ];
       await run(process.execPath, [...args, '--out', out, join(CORPUS, `${name}.in.eml`)]);
       assert.equal(readFileSync(out).toString('latin1'), readCase(name, '.out.eml').toString('latin1'));
     });

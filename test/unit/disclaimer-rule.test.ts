@@ -18,13 +18,18 @@ after(() => rmSync(spool, { recursive: true, force: true }));
 const local = { ...settings, server: { ...settings.server, spool_dir: spool } };
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
-const PLAIN = (extraHeaders = '') => crlf(`From: a@example.test\nSubject: hi\n${extraHeaders}Content-Type: text/plain; charset=utf-8\n\nHello.\n`);
+const PLAIN = (extraHeaders = '') =>
+  crlf(`From: a@example.test\nSubject: hi\n${extraHeaders}Content-Type: text/plain; charset=utf-8\n\nHello.\n`);
 const config = (over: Partial<DisclaimerConfig> = {}): DisclaimerConfig => ({ ...corpusRule, ...over });
 const bodyOf = (mods: Modification[] | undefined) => mods?.find((m) => m.type === 'replaceBody');
 
 describe('disclaimer YAML', () => {
   it('parses sizes, defaults and per-domain texts', () => {
-    const c = disclaimerSchema.parse({ outbound: { text: 'x' }, max_part_size: '1MiB', per_domain: { 'example.test': { text: 'y', html: '<p>y</p>' } } });
+    const c = disclaimerSchema.parse({
+      outbound: { text: 'x' },
+      max_part_size: '1MiB',
+      per_domain: { 'example.test': { text: 'y', html: '<p>y</p>' } },
+    });
     assert.equal(c.max_part_size, 1024 * 1024);
     assert.equal(c.marker_header, 'X-Relayguard-Disclaimer');
     assert.equal(c.skip_if_dkim_signed, true);
@@ -54,7 +59,10 @@ describe('which text', () => {
     assert.match(marker && marker.type === 'addHeader' ? marker.value : '', /^inbound; id=[0-9a-f]{12}$/);
     // A 7bit ASCII part stays 7bit: the body only grows, no header is changed.
     assert.ok(!inb.verdict.mods?.some((m) => m.type !== 'addHeader' && m.type !== 'replaceBody'));
-    assert.ok(inb.output.includes(PLAIN().subarray(PLAIN().indexOf('\r\n\r\n') + 4)), 'the original body bytes come first');
+    assert.ok(
+      inb.output.includes(PLAIN().subarray(PLAIN().indexOf('\r\n\r\n') + 4)),
+      'the original body bytes come first',
+    );
   });
 
   it('a sender domain (or subdomain) with its own text gets that text', async () => {
@@ -74,23 +82,50 @@ describe('reasons to leave a message alone', () => {
     const first = await runDisclaimer(config(), local, PLAIN(), 'outbound', 'a@example.test');
     const marker = first.verdict.mods!.find((m) => m.type === 'addHeader' && m.name === 'X-Relayguard-Disclaimer');
     assert.ok(marker && marker.type === 'addHeader');
-    const again = await runDisclaimer(config(), local, PLAIN(`X-Relayguard-Disclaimer: ${marker.value}\n`), 'outbound', 'a@example.test');
+    const again = await runDisclaimer(
+      config(),
+      local,
+      PLAIN(`X-Relayguard-Disclaimer: ${marker.value}\n`),
+      'outbound',
+      'a@example.test',
+    );
     assert.equal(again.verdict.mods, undefined);
     assert.equal(again.verdict.details?.code, 'already-present');
     // Forged on inbound mail: ignored, the notice is still added.
-    const forged = await runDisclaimer(config(), local, PLAIN('X-Relayguard-Disclaimer: inbound; id=whatever\n'), 'inbound', 'c@example.org');
+    const forged = await runDisclaimer(
+      config(),
+      local,
+      PLAIN('X-Relayguard-Disclaimer: inbound; id=whatever\n'),
+      'inbound',
+      'c@example.org',
+    );
     assert.ok(bodyOf(forged.verdict.mods));
   });
 
   it('a DKIM signature of a local domain on outbound mail, unless configured otherwise', async () => {
-    const dkim = 'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\n d=Mail.Example.Test; s=sel; h=from:to; bh=abc=; b=def=\n';
-    assert.deepEqual(dkimDomains(fakeMessage(PLAIN(dkim), 'outbound', 'a@example.test').headers), ['mail.example.test']);
+    const dkim =
+      'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\n d=Mail.Example.Test; s=sel; h=from:to; bh=abc=; b=def=\n';
+    assert.deepEqual(dkimDomains(fakeMessage(PLAIN(dkim), 'outbound', 'a@example.test').headers), [
+      'mail.example.test',
+    ]);
     const signed = await runDisclaimer(config(), local, PLAIN(dkim), 'outbound', 'a@example.test');
     assert.equal(signed.verdict.details?.code, 'dkim-signed');
     assert.equal(signed.verdict.mods, undefined);
-    const foreign = await runDisclaimer(config(), local, PLAIN(dkim.replace('Mail.Example.Test', 'example.org')), 'outbound', 'a@example.test');
+    const foreign = await runDisclaimer(
+      config(),
+      local,
+      PLAIN(dkim.replace('Mail.Example.Test', 'example.org')),
+      'outbound',
+      'a@example.test',
+    );
     assert.ok(bodyOf(foreign.verdict.mods));
-    const allowed = await runDisclaimer(config({ skip_if_dkim_signed: false }), local, PLAIN(dkim), 'outbound', 'a@example.test');
+    const allowed = await runDisclaimer(
+      config({ skip_if_dkim_signed: false }),
+      local,
+      PLAIN(dkim),
+      'outbound',
+      'a@example.test',
+    );
     assert.ok(bodyOf(allowed.verdict.mods));
     // Inbound: a (forged) signature of ours does not hide the external-sender notice.
     const forged = await runDisclaimer(config(), local, PLAIN(dkim), 'inbound', 'c@example.org');
@@ -103,9 +138,22 @@ describe('modes, failures, spool', () => {
     const rule = disclaimerRule.create(config({ mode: 'monitor' }), fakeEnv(local));
     // The rule itself does not know its mode: it plans the change as in enforce mode.
     const verdicts: Verdict[] = [];
-    const watched: Rule = { ...rule, handlers: { eom: async (input) => { const v = await rule.handlers.eom!(input); verdicts.push(v); return v; } } };
+    const watched: Rule = {
+      ...rule,
+      handlers: {
+        eom: async (input) => {
+          const v = await rule.handlers.eom!(input);
+          verdicts.push(v);
+          return v;
+        },
+      },
+    };
     const msg = fakeMessage(PLAIN(), 'outbound', 'a@example.test');
-    const result = await runPhase(watched, 'eom', kitInput(kitConnection({ log: msg.log }), msg, { signal: AbortSignal.timeout(5000) }));
+    const result = await runPhase(
+      watched,
+      'eom',
+      kitInput(kitConnection({ log: msg.log }), msg, { signal: AbortSignal.timeout(5000) }),
+    );
     assert.deepEqual(result.mods, []);
     assert.equal(result.trace[0]!.monitor, true);
     assert.ok(result.trace[0]!.details?.parts);
@@ -117,7 +165,18 @@ describe('modes, failures, spool', () => {
   it('a message that cannot be read is delivered as it is, with the error in the verdict', async () => {
     const rule = disclaimerRule.create(config(), fakeEnv(local));
     const msg = fakeMessage(PLAIN(), 'outbound', 'a@example.test');
-    const broken = { ...msg, source: { ...msg.source, message: () => new Readable({ read() { this.destroy(new Error('disk on fire')); } }) } };
+    const broken = {
+      ...msg,
+      source: {
+        ...msg.source,
+        message: () =>
+          new Readable({
+            read() {
+              this.destroy(new Error('disk on fire'));
+            },
+          }),
+      },
+    };
     const conn = kitConnection({ log: msg.log });
     const v = await rule.handlers.eom!({ conn, msg: broken, signal: AbortSignal.timeout(5000) });
     assert.equal(v.action, 'continue');

@@ -22,7 +22,9 @@ const { settings } = loadCorpusPolicy();
 const dir = mkdtempSync(join(tmpdir(), 'relayguard-dkim-sign-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const pem = (type: 'rsa' | 'ed25519') =>
-  (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey
+    .export({ type: 'pkcs8', format: 'pem' })
+    .toString();
 const files = { rsa: join(dir, 'rsa.pem'), ed: join(dir, 'ed.pem'), sub: join(dir, 'sub.pem') };
 const pems = { rsa: pem('rsa'), ed: pem('ed25519'), sub: pem('rsa') };
 for (const k of ['rsa', 'ed', 'sub'] as const) writeFileSync(files[k], pems[k]);
@@ -48,25 +50,46 @@ before(async () => {
 after(() => dns.stop());
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
-const conn = { id: 'c', client: { ip: '10.0.0.5', hostname: 'x', port: 1, family: 'inet' }, macros: { get: () => undefined }, internalNetwork: true, networkGroups: [], state: new Map(), log: silentLogger() } as ConnectionContext;
+const conn = {
+  id: 'c',
+  client: { ip: '10.0.0.5', hostname: 'x', port: 1, family: 'inet' },
+  macros: { get: () => undefined },
+  internalNetwork: true,
+  networkGroups: [],
+  state: new Map(),
+  log: silentLogger(),
+} as ConnectionContext;
 
-async function send(raw: Buffer): Promise<{ output: Buffer; trace: Record<string, Record<string, unknown> | undefined> }> {
+async function send(
+  raw: Buffer,
+): Promise<{ output: Buffer; trace: Record<string, Record<string, unknown> | undefined> }> {
   const env = fakeEnv(settings);
   const engine = new PolicyEngine([
     disclaimerRule.create(disclaimerSchema.parse({ outbound: { text: 'Confidential.' } }), env),
     dkimSignRule.create(dkimSignSchema.parse({ keys: KEYS }), env),
   ]);
-  const r = await engine.run('eom', { conn, msg: fakeMessage(raw, 'outbound', 'a@example.test'), signal: AbortSignal.timeout(10_000) });
+  const r = await engine.run('eom', {
+    conn,
+    msg: fakeMessage(raw, 'outbound', 'a@example.test'),
+    signal: AbortSignal.timeout(10_000),
+  });
   const { headers, body } = splitMessage(raw);
-  return { output: await applyModifications(headers, body, r.mods), trace: Object.fromEntries(r.trace.map((t) => [t.rule, t.details])) };
+  return {
+    output: await applyModifications(headers, body, r.mods),
+    trace: Object.fromEntries(r.trace.map((t) => [t.rule, t.details])),
+  };
 }
 
 async function verify(message: Buffer) {
   const { Resolver } = await import('node:dns/promises');
   const res = new Resolver();
   res.setServers([server]);
-  const r = await dkimVerify(message, { resolver: (name: string, type: string) => res.resolve(name, type) as Promise<string[][]> });
-  return (r.results as Array<{ signingDomain: string; selector: string; status: { result: string } }>).map((x) => `${x.selector}.${x.signingDomain}=${x.status.result}`);
+  const r = await dkimVerify(message, {
+    resolver: (name: string, type: string) => res.resolve(name, type) as Promise<string[][]>,
+  });
+  return (r.results as Array<{ signingDomain: string; selector: string; status: { result: string } }>).map(
+    (x) => `${x.selector}.${x.signingDomain}=${x.status.result}`,
+  );
 }
 
 describe('rule dkim_sign', () => {
@@ -86,9 +109,19 @@ describe('rule dkim_sign', () => {
   });
 
   it('reads the From domain carefully', () => {
-    assert.deepEqual(fromDomain([{ name: 'From', value: '"x@evil.test" <a@Example.TEST>' }]), { domain: 'example.test' });
-    assert.deepEqual(fromDomain([{ name: 'From', value: 'a@example.test' }, { name: 'from', value: 'b@example.test' }]), { skip: 'several From headers' });
-    assert.deepEqual(fromDomain([{ name: 'From', value: 'a@example.test, b@evil.test' }]), { skip: 'From has addresses in several domains' });
+    assert.deepEqual(fromDomain([{ name: 'From', value: '"x@evil.test" <a@Example.TEST>' }]), {
+      domain: 'example.test',
+    });
+    assert.deepEqual(
+      fromDomain([
+        { name: 'From', value: 'a@example.test' },
+        { name: 'from', value: 'b@example.test' },
+      ]),
+      { skip: 'several From headers' },
+    );
+    assert.deepEqual(fromDomain([{ name: 'From', value: 'a@example.test, b@evil.test' }]), {
+      skip: 'From has addresses in several domains',
+    });
     assert.deepEqual(keysFor([], 'x.test'), []);
   });
 });

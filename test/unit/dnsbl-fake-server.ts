@@ -58,7 +58,8 @@ export class FakeDns {
     const records: Buffer[] = [];
     let rcode: number = RCODES.NOERROR;
     if ('rcode' in entry) rcode = RCODES[entry.rcode];
-    else if (qtype === TYPE_A) for (const a of entry.a) records.push(rr(TYPE_A, entry.ttl ?? 300, Buffer.from(a.split('.').map(Number))));
+    else if (qtype === TYPE_A)
+      for (const a of entry.a) records.push(rr(TYPE_A, entry.ttl ?? 300, Buffer.from(a.split('.').map(Number))));
     else if (qtype === TYPE_TXT && entry.txt) records.push(rr(TYPE_TXT, entry.ttl ?? 300, txtData(entry.txt)));
     const header = Buffer.alloc(12);
     header.writeUInt16BE(msg.readUInt16BE(0), 0); // id

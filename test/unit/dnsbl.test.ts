@@ -13,8 +13,16 @@ import {
 } from '../../src/deps/dnsbl.js';
 import { blackHole, FakeDns } from './dnsbl-fake-server.js';
 
-const BL: DnsblList = { zone: 'bl.test', name: 'bl.test', codes: new ListingCodes(['127.0.0.2', '127.0.0.4-127.0.0.11']) };
-const ip = (subject: string, list: DnsblList = BL): DnsblQuery => ({ list, subject, name: ipQueryName(subject, list.zone)! });
+const BL: DnsblList = {
+  zone: 'bl.test',
+  name: 'bl.test',
+  codes: new ListingCodes(['127.0.0.2', '127.0.0.4-127.0.0.11']),
+};
+const ip = (subject: string, list: DnsblList = BL): DnsblQuery => ({
+  list,
+  subject,
+  name: ipQueryName(subject, list.zone)!,
+});
 
 describe('query names', () => {
   it('reverses IPv4 octets and normalises v4-mapped IPv6', () => {
@@ -24,7 +32,10 @@ describe('query names', () => {
   });
 
   it('reverses the 32 nibbles of IPv6', () => {
-    assert.equal(ipQueryName('2001:db8::1', 'bl.test'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test');
+    assert.equal(
+      ipQueryName('2001:db8::1', 'bl.test'),
+      '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test',
+    );
   });
 
   it('refuses non-addresses', () => {
@@ -115,7 +126,12 @@ describe('DnsblClient against a fake DNS server', () => {
   after(async () => {
     await dns.stop();
   });
-  const client = (now?: () => number) => new DnsblClient({ servers: [server], timeout: 300, budget: 1000 }, { minTtl: 1000, maxTtl: 60_000, negativeTtl: 5000 }, now);
+  const client = (now?: () => number) =>
+    new DnsblClient(
+      { servers: [server], timeout: 300, budget: 1000 },
+      { minTtl: 1000, maxTtl: 60_000, negativeTtl: 5000 },
+      now,
+    );
 
   it('listed, with the TXT reason', async () => {
     const [a] = await client().lookup([ip('203.0.113.66')]);

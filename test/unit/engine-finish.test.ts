@@ -16,7 +16,10 @@ function signer(seen: Array<readonly Modification[]>, mode: Rule['mode'] = 'enfo
     async finish(_input, mods) {
       if (fail) throw new Error('key gone');
       seen.push([...mods]);
-      return { mods: [{ type: 'insertHeader', index: 0, name: 'X-Sig', value: String(mods.length) }], details: { signed: true } };
+      return {
+        mods: [{ type: 'insertHeader', index: 0, name: 'X-Sig', value: String(mods.length) }],
+        details: { signed: true },
+      };
     },
   };
 }
@@ -40,7 +43,10 @@ describe('engine finish step', () => {
   });
 
   it('a failing step adds nothing and the message is still accepted', async () => {
-    const r = await run([signer([], 'enforce', true), changer(modify([{ type: 'addHeader', name: 'X-A', value: '1' }]))]);
+    const r = await run([
+      signer([], 'enforce', true),
+      changer(modify([{ type: 'addHeader', name: 'X-A', value: '1' }])),
+    ]);
     assert.equal(r.action, 'continue');
     assert.deepEqual(r.mods, [{ type: 'addHeader', name: 'X-A', value: '1' }]);
   });

@@ -4,7 +4,15 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/ops/logging.js';
 import { PolicyEngine } from '../../src/engine/engine.js';
 import { DEFAULT_DEPENDENCY_TEMPFAIL, DEFAULT_REJECT, toSmtpReply } from '../../src/policy/reply.js';
-import { pass, quarantine, reject, tempfail, type ConnectionContext, type Rule, type Verdict } from '../../src/policy/types.js';
+import {
+  pass,
+  quarantine,
+  reject,
+  tempfail,
+  type ConnectionContext,
+  type Rule,
+  type Verdict,
+} from '../../src/policy/types.js';
 
 const conn = (): ConnectionContext => ({
   id: 'c1',
@@ -22,11 +30,17 @@ const rule = (name: string, v: Verdict | (() => Promise<Verdict>), mode: Rule['m
   handlers: { connect: typeof v === 'function' ? v : async () => v },
 });
 
-const run = (rules: Rule[], ms = 1000) => new PolicyEngine(rules).run('connect', { conn: conn(), signal: AbortSignal.timeout(ms) });
+const run = (rules: Rule[], ms = 1000) =>
+  new PolicyEngine(rules).run('connect', { conn: conn(), signal: AbortSignal.timeout(ms) });
 
 describe('engine', () => {
   it('merges by precedence: reject > tempfail > quarantine > continue', async () => {
-    const r = await run([rule('a', quarantine('hold')), rule('b', tempfail('dns down')), rule('c', reject('bad')), rule('d', pass())]);
+    const r = await run([
+      rule('a', quarantine('hold')),
+      rule('b', tempfail('dns down')),
+      rule('c', reject('bad')),
+      rule('d', pass()),
+    ]);
     assert.equal(r.action, 'reject');
     assert.equal(r.rule, 'c');
     assert.equal(r.trace.length, 4);
@@ -47,10 +61,14 @@ describe('engine', () => {
   it('off rules never run', async () => {
     let ran = false;
     const r = await run([
-      rule('off', async () => {
-        ran = true;
-        return reject('x');
-      }, 'off'),
+      rule(
+        'off',
+        async () => {
+          ran = true;
+          return reject('x');
+        },
+        'off',
+      ),
     ]);
     assert.equal(r.action, 'continue');
     assert.equal(ran, false);
@@ -91,9 +109,12 @@ describe('engine', () => {
     let removed = 0;
     const add = signal.addEventListener.bind(signal);
     const remove = signal.removeEventListener.bind(signal);
-    signal.addEventListener = ((...a: Parameters<typeof add>) => (added++, add(...a)));
-    signal.removeEventListener = ((...a: Parameters<typeof remove>) => (removed++, remove(...a)));
-    await new PolicyEngine([rule('a', pass()), rule('b', pass()), rule('c', pass())]).run('connect', { conn: conn(), signal });
+    signal.addEventListener = (...a: Parameters<typeof add>) => (added++, add(...a));
+    signal.removeEventListener = (...a: Parameters<typeof remove>) => (removed++, remove(...a));
+    await new PolicyEngine([rule('a', pass()), rule('b', pass()), rule('c', pass())]).run('connect', {
+      conn: conn(),
+      signal,
+    });
     assert.equal(added, 1, 'one listener for the whole phase');
     assert.equal(removed, added);
   });
@@ -121,14 +142,22 @@ describe('engine', () => {
 describe('outcome to SMTP reply (the one place)', () => {
   it('policy refusal is 5xx, dependency failure 4xx, both with a reference', () => {
     const rj = toSmtpReply('reject', 'policy', 'Relay access denied', 'abc-1');
-    assert.deepEqual(rj, { code: DEFAULT_REJECT.code, enhanced: DEFAULT_REJECT.enhanced, text: 'Relay access denied (ref abc-1)' });
+    assert.deepEqual(rj, {
+      code: DEFAULT_REJECT.code,
+      enhanced: DEFAULT_REJECT.enhanced,
+      text: 'Relay access denied (ref abc-1)',
+    });
     const tf = toSmtpReply('tempfail', 'dependency', 'clamd unreachable', 'abc-2');
     assert.equal(tf!.code, DEFAULT_DEPENDENCY_TEMPFAIL.code);
     assert.equal(tf!.enhanced, DEFAULT_DEPENDENCY_TEMPFAIL.enhanced);
     assert.equal(toSmtpReply('continue', undefined, undefined, 'x'), null);
   });
   it('keeps overrides of the right class and repairs the wrong class', () => {
-    assert.deepEqual(toSmtpReply('reject', 'policy', 'too big', 'r', { code: 552, enhanced: '5.3.4' }), { code: 552, enhanced: '5.3.4', text: 'too big (ref r)' });
+    assert.deepEqual(toSmtpReply('reject', 'policy', 'too big', 'r', { code: 552, enhanced: '5.3.4' }), {
+      code: 552,
+      enhanced: '5.3.4',
+      text: 'too big (ref r)',
+    });
     const wrong = toSmtpReply('tempfail', 'dependency', 'x', 'r', { code: 554, enhanced: '5.7.1' })!;
     assert.equal(Math.floor(wrong.code / 100), 4, 'a dependency failure never becomes a 5xx');
     assert.match(wrong.enhanced, /^4\./);

@@ -14,7 +14,7 @@ import { MilterClient as TestMilterClient } from '../../src/audit/milter-client.
 
 /** Deterministic PRNG so a failure can be replayed. */
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  return () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 }
 
 describe('decoder fuzz', () => {
@@ -43,7 +43,11 @@ describe('decoder fuzz', () => {
     assert.ok(r.ok);
     const policy = new CompiledPolicy(r.config, 't.yaml', silentLogger());
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 50, log: silentLogger() });
+    const server = new MilterServer(policy, {
+      listen: { kind: 'inet', host: '127.0.0.1', port },
+      maxConnections: 50,
+      log: silentLogger(),
+    });
     await server.start();
     try {
       for (let i = 0; i < 40; i++) {

@@ -39,7 +39,9 @@ describe('hostile MIME', () => {
       const msg = Buffer.from(`${head}From: a@b.test\r\n\r\nbody\r\n`);
       const walk = await walkMime(() => pieces(msg), LIMITS, { onHeaders() {}, onPart: () => null }, never);
       assert.notEqual(walk.status, 'stopped');
-      const d = await addDisclaimer(disclaimerJob(msg, { texts: { text: 'Disclaimer', html: '<p>Disclaimer</p>' }, maxParts: 500 }, 65536));
+      const d = await addDisclaimer(
+        disclaimerJob(msg, { texts: { text: 'Disclaimer', html: '<p>Disclaimer</p>' }, maxParts: 500 }, 65536),
+      );
       if (d.kind === 'rewritten') d.body.dispose();
       assert.ok(['rewritten', 'skipped', 'unchanged'].includes(d.kind));
     });
@@ -47,9 +49,16 @@ describe('hostile MIME', () => {
 
   for (const [name, body] of BODIES) {
     it(`content walk completes and sees the whole part: ${name}`, { timeout: 30_000 }, async () => {
-      const msg = Buffer.from(`Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n${body}--b--\r\n`);
+      const msg = Buffer.from(
+        `Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n${body}--b--\r\n`,
+      );
       let bytes = 0;
-      const walk = await walkMime(() => pieces(msg), LIMITS, { onPart: () => ({ write: (b: Buffer) => void (bytes += b.length), end() {} }) }, never);
+      const walk = await walkMime(
+        () => pieces(msg),
+        LIMITS,
+        { onPart: () => ({ write: (b: Buffer) => void (bytes += b.length), end() {} }) },
+        never,
+      );
       assert.equal(walk.status, 'complete');
       // The part's content is the body minus the line break that belongs to the closing delimiter.
       assert.equal(bytes, Buffer.byteLength(body) - 2);

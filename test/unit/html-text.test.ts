@@ -26,7 +26,8 @@ describe('html-text', () => {
   }
 
   it('shows text, hides comments, scripts, styles and head, breaks at block elements', () => {
-    const html = '<html><head><title>T</title><style>p{}</style></head><body><p>One</p><div>Two<!-- hidden --></div><script>x()</script>three</body></html>';
+    const html =
+      '<html><head><title>T</title><style>p{}</style></head><body><p>One</p><div>Two<!-- hidden --></div><script>x()</script>three</body></html>';
     assert.equal(disclaimerText(html).replace(/\s+/g, ' ').trim(), 'One Two three');
   });
 

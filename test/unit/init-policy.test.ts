@@ -26,7 +26,10 @@ describe('relayguard init', () => {
   });
 
   it('reads clamd.conf: LocalSocket first, else TCPSocket on a reachable address; the sample is not a config', () => {
-    assert.deepEqual(parseClamdConf('# LocalSocket /nope\nLocalSocket /run/clamav/clamd.ctl\nTCPSocket 3310\nStreamMaxLength 25M\n'), { address: 'unix:/run/clamav/clamd.ctl', streamMaxLength: '25M' });
+    assert.deepEqual(
+      parseClamdConf('# LocalSocket /nope\nLocalSocket /run/clamav/clamd.ctl\nTCPSocket 3310\nStreamMaxLength 25M\n'),
+      { address: 'unix:/run/clamav/clamd.ctl', streamMaxLength: '25M' },
+    );
     assert.deepEqual(parseClamdConf('TCPSocket 3310\nTCPAddr 0.0.0.0\n'), { address: 'tcp:127.0.0.1:3310' });
     assert.deepEqual(parseClamdConf('TCPSocket 3310\nTCPAddr ::1\n'), { address: 'tcp:[::1]:3310' });
     assert.equal(parseClamdConf('Example\nLocalSocket /tmp/x\n'), null);
@@ -39,19 +42,32 @@ describe('relayguard init', () => {
   });
 
   it('writes a valid policy, every rule monitor, size 10240000 when Postfix has no limit', () => {
-    const text = initPolicyText(debian, { configDir: '/etc/postfix', clamdConf: '/etc/clamav/clamd.conf', clamd: { found: { address: 'unix:/run/clamav/clamd.ctl' } } });
+    const text = initPolicyText(debian, {
+      configDir: '/etc/postfix',
+      clamdConf: '/etc/clamav/clamd.conf',
+      clamd: { found: { address: 'unix:/run/clamav/clamd.ctl' } },
+    });
     const r = parsePolicyText(text, 'init.yaml');
     assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => `${e.line}:${e.message}`).join('\n'));
-    for (const [name, c] of Object.entries(r.config.rules)) if (c) assert.equal((c as { mode: string }).mode, 'monitor', name);
+    for (const [name, c] of Object.entries(r.config.rules))
+      if (c) assert.equal((c as { mode: string }).mode, 'monitor', name);
     assert.match(text, /max_bytes: 10240000/);
-    assert.match(text, /# not read \(a table or file; add its domains by hand\): relay_domains: hash:\/etc\/postfix\/relay_domains/);
+    assert.match(
+      text,
+      /# not read \(a table or file; add its domains by hand\): relay_domains: hash:\/etc\/postfix\/relay_domains/,
+    );
     assert.doesNotMatch(text, /^\s+mode: enforce/m);
   });
 });
 
 describe('relayguard init with a chrooted smtpd', () => {
   it('says how to listen inside the jail, and stays valid', () => {
-    const text = initPolicyText(new Map(), { configDir: '/etc/postfix', clamdConf: '/x', clamd: { found: null, why: 'x' }, chrootedSmtpd: '/var/spool/postfix' });
+    const text = initPolicyText(new Map(), {
+      configDir: '/etc/postfix',
+      clamdConf: '/x',
+      clamd: { found: null, why: 'x' },
+      chrootedSmtpd: '/var/spool/postfix',
+    });
     assert.match(text, /^ {2}# listen: unix:\/var\/spool\/postfix\/relayguard\/milter\.sock/m);
     assert.ok(parsePolicyText(text, 'init.yaml').ok);
   });

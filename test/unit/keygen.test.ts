@@ -18,8 +18,8 @@ async function capture(argv: string[]): Promise<{ code: number; out: string; err
   let err = '';
   const w1 = process.stdout.write.bind(process.stdout);
   const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true));
-  process.stderr.write = ((s: string) => ((err += s), true));
+  process.stdout.write = (s: string) => ((out += s), true);
+  process.stderr.write = (s: string) => ((err += s), true);
   try {
     return { code: await keygenCommand.run(argv), out, err };
   } finally {
@@ -45,7 +45,16 @@ describe('relayguard keygen', () => {
   });
 
   it('ed25519 keys and their k=ed25519 record', async () => {
-    const r = await capture(['--domain', 'example.test', '--selector', 'ed', '--key', join(dir, 'ed.pem'), '--algorithm', 'ed25519-sha256']);
+    const r = await capture([
+      '--domain',
+      'example.test',
+      '--selector',
+      'ed',
+      '--key',
+      join(dir, 'ed.pem'),
+      '--algorithm',
+      'ed25519-sha256',
+    ]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /^ed\._domainkey\.example\.test\. IN TXT \( "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=" \)$/m);
   });
@@ -53,10 +62,33 @@ describe('relayguard keygen', () => {
   it('refuses a key of the wrong type, a file that is no key, and bad arguments', async () => {
     const notKey = join(dir, 'junk.pem');
     writeFileSync(notKey, 'junk');
-    assert.match((await capture(['--domain', 'example.test', '--selector', 's', '--key', notKey])).err, /not a PEM private key/);
-    assert.match((await capture(['--domain', 'example.test', '--selector', 'arc2026', '--key', join(dir, 'arc.pem'), '--algorithm', 'ed25519-sha256'])).err, /holds a rsa key/);
-    await assert.rejects(capture(['--domain', 'bad domain', '--selector', 's', '--key', join(dir, 'x.pem')]), UsageError);
-    await assert.rejects(capture(['--domain', 'example.test', '--selector', 's', '--key', join(dir, 'x.pem'), '--bits', '512']), UsageError);
+    assert.match(
+      (await capture(['--domain', 'example.test', '--selector', 's', '--key', notKey])).err,
+      /not a PEM private key/,
+    );
+    assert.match(
+      (
+        await capture([
+          '--domain',
+          'example.test',
+          '--selector',
+          'arc2026',
+          '--key',
+          join(dir, 'arc.pem'),
+          '--algorithm',
+          'ed25519-sha256',
+        ])
+      ).err,
+      /holds a rsa key/,
+    );
+    await assert.rejects(
+      capture(['--domain', 'bad domain', '--selector', 's', '--key', join(dir, 'x.pem')]),
+      UsageError,
+    );
+    await assert.rejects(
+      capture(['--domain', 'example.test', '--selector', 's', '--key', join(dir, 'x.pem'), '--bits', '512']),
+      UsageError,
+    );
     assert.equal(zoneLine('a.b', 'x'.repeat(300)), `a.b. IN TXT ( "${'x'.repeat(255)}" "${'x'.repeat(45)}" )`);
   });
 });

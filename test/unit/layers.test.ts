@@ -38,7 +38,13 @@ describe('the layer check itself', () => {
       "import { z } from 'zod';",
       "import { readFileSync } from 'node:fs';",
     ].join('\n');
-    assert.deepEqual(importsOf('session/x.ts', text), ['session/a.ts', 'policy/b.ts', 'policy/c.ts', 'ops/d.ts', 'deps/e.ts']);
+    assert.deepEqual(importsOf('session/x.ts', text), [
+      'session/a.ts',
+      'policy/b.ts',
+      'policy/c.ts',
+      'ops/d.ts',
+      'deps/e.ts',
+    ]);
   });
 
   test('an upward type import is reported with both files and both layers', () => {
@@ -61,7 +67,9 @@ describe('the layer check itself', () => {
   test('a sibling import is reported unless it is listed', () => {
     const tree = new Map(clean);
     tree.set('mta/lint.ts', "import { probe } from '../audit/probes.js';");
-    assert.deepEqual(layerViolations(tree), ['mta/lint.ts imports audit/probes.ts: mta may not import audit (same layer)']);
+    assert.deepEqual(layerViolations(tree), [
+      'mta/lint.ts imports audit/probes.ts: mta may not import audit (same layer)',
+    ]);
   });
 
   test('a file outside every layer folder is reported', () => {
@@ -76,7 +84,10 @@ describe('the layer check itself', () => {
 
   test('files of one folder that import each other round about are reported, with one way round', () => {
     const tree = new Map(clean);
-    tree.set('deps/offender-ledger.ts', "import { RedisLedger } from './offender-ledger-redis.js';\nimport { s } from './state-file.js';");
+    tree.set(
+      'deps/offender-ledger.ts',
+      "import { RedisLedger } from './offender-ledger-redis.js';\nimport { s } from './state-file.js';",
+    );
     tree.set('deps/offender-ledger-redis.ts', "import { shortReason, type Ledger } from './offender-ledger.js';");
     tree.set('deps/state-file.ts', 'export const s = 1;');
     tree.set('deps/a.ts', "import { b } from './b.js';");
@@ -92,8 +103,14 @@ describe('the layer check itself', () => {
 
   test("a part that only names its unit's types is no cycle: type imports are erased; a value import back is one", () => {
     const tree = new Map(clean);
-    tree.set('rules/size.ts', "import { sizeAudit } from './size/audit.js';\nexport type SizeConfig = { max: number };");
-    tree.set('rules/size/audit.ts', "import type { SizeConfig } from '../size.js';\nimport { type SizeConfig as S } from '../size.js';\nexport type { SizeConfig } from '../size.js';");
+    tree.set(
+      'rules/size.ts',
+      "import { sizeAudit } from './size/audit.js';\nexport type SizeConfig = { max: number };",
+    );
+    tree.set(
+      'rules/size/audit.ts',
+      "import type { SizeConfig } from '../size.js';\nimport { type SizeConfig as S } from '../size.js';\nexport type { SizeConfig } from '../size.js';",
+    );
     assert.deepEqual(layerViolations(tree), []);
     tree.set('rules/size/audit.ts', "import { DEFAULT_MAX_BYTES, type SizeConfig } from '../size.js';");
     assert.deepEqual(layerViolations(tree), [

@@ -4,7 +4,14 @@ import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostconfText, lowestAllowedProtocol, tlsLevel, type Finding } from '../../src/mta/lint.js';
-import { compatibilityLevel, expandParam, parseMilterEntry, parsePostconf, parsePostfixTime, splitList } from '../../src/mta/postconf.js';
+import {
+  compatibilityLevel,
+  expandParam,
+  parseMilterEntry,
+  parsePostconf,
+  parsePostfixTime,
+  splitList,
+} from '../../src/mta/postconf.js';
 
 const POLICY = `
 local_domains: [example.test]
@@ -71,7 +78,9 @@ describe('postconf parsing', () => {
 
   it('splits lists on commas and spaces but keeps { } groups', () => {
     assert.deepEqual(splitList('a, b c,d'), ['a', 'b', 'c', 'd']);
-    const items = splitList('{ inet:127.0.0.1:10025, default_action=tempfail, command_timeout=45s }, inet:127.0.0.1:8891');
+    const items = splitList(
+      '{ inet:127.0.0.1:10025, default_action=tempfail, command_timeout=45s }, inet:127.0.0.1:8891',
+    );
     assert.equal(items.length, 2);
     const m = parseMilterEntry(items[0]!);
     assert.equal(m.address, 'inet:127.0.0.1:10025');
@@ -113,7 +122,11 @@ describe('lint-mta findings', () => {
     assert.equal(f.fix, 'default_process_limit = 250');
     assert.deepEqual(lint(variant({ default_process_limit: '250' })), [], "250 fits relayguard's defaults");
     const unix = config(`${POLICY}server:\n  listen: unix:/run/relayguard/milter.sock\n`);
-    const g = only(lint(variant({ default_process_limit: '600', smtpd_milters: 'unix:/run/relayguard/milter.sock' }), unix), 'default_process_limit', 'warning');
+    const g = only(
+      lint(variant({ default_process_limit: '600', smtpd_milters: 'unix:/run/relayguard/milter.sock' }), unix),
+      'default_process_limit',
+      'warning',
+    );
     assert.match(g.message, /takes max_connections \(500\)/, 'over a unix socket only the total counts');
   });
 
@@ -131,9 +144,16 @@ describe('lint-mta findings', () => {
   });
 
   it('an open relay is an error, also when written as check_client_access static:OK', () => {
-    const f = only(lint(variant({ smtpd_relay_restrictions: 'check_client_access static:OK, reject_unauth_destination' })), 'smtpd_relay_restrictions', 'error');
+    const f = only(
+      lint(variant({ smtpd_relay_restrictions: 'check_client_access static:OK, reject_unauth_destination' })),
+      'smtpd_relay_restrictions',
+      'error',
+    );
     assert.match(f.message, /open relay/);
-    assert.equal(f.fix, 'smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination');
+    assert.equal(
+      f.fix,
+      'smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+    );
     const plain = lint(variant({ smtpd_relay_restrictions: 'permit' }));
     assert.ok(plain.some((x) => x.severity === 'error' && x.parameter === 'smtpd_relay_restrictions'));
   });
@@ -141,7 +161,12 @@ describe('lint-mta findings', () => {
   it('no reject_unauth_destination anywhere is an error; the pre-2.10 place counts', () => {
     const none = lint(variant({ smtpd_relay_restrictions: 'permit_mynetworks, permit_sasl_authenticated' }));
     assert.ok(none.some((x) => x.severity === 'error' && /no reject_unauth_destination/.test(x.message)));
-    const old = lint(variant({ smtpd_relay_restrictions: '', smtpd_recipient_restrictions: 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination' }));
+    const old = lint(
+      variant({
+        smtpd_relay_restrictions: '',
+        smtpd_recipient_restrictions: 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+      }),
+    );
     assert.deepEqual(old, []);
   });
 
@@ -171,15 +196,28 @@ describe('lint-mta findings', () => {
     assert.match(low.message, /below the policy's limit of 2097152/);
     only(lint(variant({ message_size_limit: '0' })), 'message_size_limit', 'error');
     // Without a size rule, 0 is still an error (nothing limits the size at all).
-    assert.ok(lint(variant({ message_size_limit: '0' }), config('local_domains: [example.test]\nnetworks:\n  internal: [127.0.0.0/8, 10.0.0.0/8]\n')).some((x) => x.parameter === 'message_size_limit'));
+    assert.ok(
+      lint(
+        variant({ message_size_limit: '0' }),
+        config('local_domains: [example.test]\nnetworks:\n  internal: [127.0.0.0/8, 10.0.0.0/8]\n'),
+      ).some((x) => x.parameter === 'message_size_limit'),
+    );
   });
 
   it('relayguard missing from smtpd_milters, or after a DKIM signer, is an error', () => {
     only(lint(variant({ smtpd_milters: 'inet:127.0.0.1:8891' })), 'smtpd_milters', 'error');
-    const after = only(lint(variant({ smtpd_milters: 'inet:127.0.0.1:8891, inet:127.0.0.1:10025' })), 'smtpd_milters', 'error');
+    const after = only(
+      lint(variant({ smtpd_milters: 'inet:127.0.0.1:8891, inet:127.0.0.1:10025' })),
+      'smtpd_milters',
+      'error',
+    );
     assert.match(after.message, /after the DKIM milter inet:127\.0\.0\.1:8891/);
     assert.equal(after.fix, 'smtpd_milters = { inet:127.0.0.1:10025, default_action=tempfail }, inet:127.0.0.1:8891');
-    only(lint(variant({ smtpd_milters: 'unix:/run/opendkim/opendkim.sock, inet:localhost:10025' })), 'smtpd_milters', 'error');
+    only(
+      lint(variant({ smtpd_milters: 'unix:/run/opendkim/opendkim.sock, inet:localhost:10025' })),
+      'smtpd_milters',
+      'error',
+    );
     assert.deepEqual(lint(variant({ smtpd_milters: 'inet:localhost:10025, unix:/run/opendkim/opendkim.sock' })), []);
   });
 
@@ -188,7 +226,15 @@ describe('lint-mta findings', () => {
     assert.match(f.message, /fail-open/);
     only(lint(variant({ smtpd_milters: '{ inet:127.0.0.1:10025, default_action=accept }' })), 'smtpd_milters', 'error');
     // The per-milter setting overrides the global one.
-    assert.deepEqual(lint(variant({ milter_default_action: 'accept', smtpd_milters: '{ inet:127.0.0.1:10025, default_action=tempfail }' })), []);
+    assert.deepEqual(
+      lint(
+        variant({
+          milter_default_action: 'accept',
+          smtpd_milters: '{ inet:127.0.0.1:10025, default_action=tempfail }',
+        }),
+      ),
+      [],
+    );
     only(lint(variant({ milter_default_action: 'reject' })), 'milter_default_action', 'warning');
   });
 
@@ -201,19 +247,26 @@ describe('lint-mta findings', () => {
 
   it('no STARTTLS while rule 9 requires TLS is an error; without that requirement a warning', () => {
     only(lint(variant({ smtpd_tls_security_level: null })), 'smtpd_tls_security_level', 'error');
-    const noRequirement = config('local_domains: [example.test]\nnetworks:\n  internal: [127.0.0.0/8, 10.0.0.0/8]\nrules:\n  size:\n    max_bytes: 2MiB\n');
+    const noRequirement = config(
+      'local_domains: [example.test]\nnetworks:\n  internal: [127.0.0.0/8, 10.0.0.0/8]\nrules:\n  size:\n    max_bytes: 2MiB\n',
+    );
     only(lint(variant({ smtpd_tls_security_level: 'none' }), noRequirement), 'smtpd_tls_security_level', 'warning');
   });
 
   it('TLS offered without a certificate, or with protocols below min_version, is a warning', () => {
     only(lint(variant({ smtpd_tls_chain_files: null })), 'smtpd_tls_chain_files', 'warning');
-    assert.deepEqual(lint(variant({ smtpd_tls_chain_files: null, smtpd_tls_cert_file: '/c.pem', smtpd_tls_key_file: '/k.pem' })), []);
+    assert.deepEqual(
+      lint(variant({ smtpd_tls_chain_files: null, smtpd_tls_cert_file: '/c.pem', smtpd_tls_key_file: '/k.pem' })),
+      [],
+    );
     const f = only(lint(variant({ smtpd_tls_protocols: null })), 'smtpd_tls_protocols', 'warning');
     assert.match(f.message, /allows TLSv1, below rule 9's min_version TLSv1\.2/);
   });
 
   it('every finding names the line that fixes it', () => {
-    const all = lint('disable_vrfy_command = no\nmessage_size_limit = 0\nmilter_default_action = accept\nsmtpd_milters = inet:127.0.0.1:8891\n');
+    const all = lint(
+      'disable_vrfy_command = no\nmessage_size_limit = 0\nmilter_default_action = accept\nsmtpd_milters = inet:127.0.0.1:8891\n',
+    );
     assert.ok(all.length >= 5);
     for (const f of all) assert.match(f.fix, /^[a-z_]+ = /);
   });

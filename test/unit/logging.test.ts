@@ -53,7 +53,11 @@ describe('logging', () => {
       log.debug('d');
       const got = lines();
       assert.equal(got.length, 4, got.join('\n')); // the line break in a message does not split it
-      assert.deepEqual(got.map((l) => l.slice(0, 3)), ['<3>', '<4>', '<6>', '<7>'], format);
+      assert.deepEqual(
+        got.map((l) => l.slice(0, 3)),
+        ['<3>', '<4>', '<6>', '<7>'],
+        format,
+      );
     }
   });
 
@@ -79,8 +83,20 @@ describe('logging', () => {
       lines()[0],
       '<6>4dX9kT2b1Qz: reject: RCPT from mail.outside.test[203.0.113.9]: 554 5.7.1 Relay access denied; from=<a@outside.test> to=<x@elsewhere.test> direction=inbound rule=relay ref=3b9bb212-1 trace=relay:reject,content:would-reject conn=3b9bb212',
     );
-    log.info('decision reject ref=3b9bb212-2', { conn: '3b9bb212', phase: 'connect', action: 'reject', client: '192.0.2.7', reply: '554 5.7.1', reason: 'denied network', ref: '3b9bb212-2', rule: 'access' });
-    assert.equal(lines()[1], '<6>NOQUEUE: reject: CONNECT from unknown[192.0.2.7]: 554 5.7.1 denied network; rule=access ref=3b9bb212-2 conn=3b9bb212');
+    log.info('decision reject ref=3b9bb212-2', {
+      conn: '3b9bb212',
+      phase: 'connect',
+      action: 'reject',
+      client: '192.0.2.7',
+      reply: '554 5.7.1',
+      reason: 'denied network',
+      ref: '3b9bb212-2',
+      rule: 'access',
+    });
+    assert.equal(
+      lines()[1],
+      '<6>NOQUEUE: reject: CONNECT from unknown[192.0.2.7]: 554 5.7.1 denied network; rule=access ref=3b9bb212-2 conn=3b9bb212',
+    );
     log.warn('clamd unreachable', { qid: '4dX9kT2b1Qz', conn: 'c1', address: 'tcp:127.0.0.1:3310' });
     assert.equal(lines()[2], '<4>warning: 4dX9kT2b1Qz: clamd unreachable address=tcp:127.0.0.1:3310');
   });
@@ -98,7 +114,10 @@ describe('logging', () => {
       const nfd = openSync(named, 'a');
       const st = fstatSync(nfd);
       closeSync(nfd);
-      execFileSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', fd], env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` } });
+      execFileSync(process.execPath, ['-e', script], {
+        stdio: ['ignore', 'ignore', fd],
+        env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+      });
       closeSync(fd);
       const out = readFileSync(stderrFile, 'utf8');
       if (prefixed) assert.equal(out, '<4>warning: to the journal?\n');

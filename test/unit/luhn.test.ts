@@ -6,10 +6,18 @@ import { findCardNumbers, luhnValid, maskCard } from '../../src/rules/content/de
 const found = (text: string) => findCardNumbers(text).map((m) => m.masked);
 
 test('Luhn: well-known test numbers pass, a changed digit fails', () => {
-  for (const n of ['4111111111111111', '5555555555554444', '378282246310005', '6011111111111117', '30569309025904', '4222222222222']) {
+  for (const n of [
+    '4111111111111111',
+    '5555555555554444',
+    '378282246310005',
+    '6011111111111117',
+    '30569309025904',
+    '4222222222222',
+  ]) {
     assert.equal(luhnValid(n), true, n);
   }
-  for (const n of ['4111111111111112', '5555555555554445', '378282246310006', '12ab', '']) assert.equal(luhnValid(n), false, n);
+  for (const n of ['4111111111111112', '5555555555554445', '378282246310006', '12ab', ''])
+    assert.equal(luhnValid(n), false, n);
 });
 
 test('mask keeps only the last four digits', () => {

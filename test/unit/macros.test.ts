@@ -5,8 +5,14 @@ import { MacroStore } from '../../src/session/macros.js';
 describe('macro store', () => {
   it('finds names with and without braces, most recent stage first', () => {
     const m = new MacroStore();
-    m.set('C', [['j', 'mx.test'], ['{client_addr}', '203.0.113.9']]);
-    m.set('M', [['{auth_authen}', 'alice'], ['i', 'OLD']]);
+    m.set('C', [
+      ['j', 'mx.test'],
+      ['{client_addr}', '203.0.113.9'],
+    ]);
+    m.set('M', [
+      ['{auth_authen}', 'alice'],
+      ['i', 'OLD'],
+    ]);
     m.set('T', [['i', 'QID1']]);
     assert.equal(m.get('j'), 'mx.test');
     assert.equal(m.get('{j}'), 'mx.test');

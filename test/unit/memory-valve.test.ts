@@ -10,7 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import { silentLogger } from '../../src/ops/logging.js';
-import { gcCollector, MemoryValve, VALVE_INTERVAL_MS, VALVE_STEP_BYTES, type CollectionKind } from '../../src/ops/memory-valve.js';
+import {
+  gcCollector,
+  MemoryValve,
+  VALVE_INTERVAL_MS,
+  VALVE_STEP_BYTES,
+  type CollectionKind,
+} from '../../src/ops/memory-valve.js';
 import { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { MilterServer } from '../../src/session/server.js';
 
@@ -19,7 +25,12 @@ const MIB = 1024 * 1024;
 /** A valve over a fake ArrayBuffer total; `collected` counts the collections it asked for. */
 function fakeValve(step = 4 * MIB) {
   const state = { total: 10 * MIB, collected: 0, kinds: [] as CollectionKind[] };
-  const valve = new MemoryValve({ collect: (kind) => (state.collected++, state.kinds.push(kind)), sample: () => state.total, stepBytes: step, intervalMs: 1000 });
+  const valve = new MemoryValve({
+    collect: (kind) => (state.collected++, state.kinds.push(kind)),
+    sample: () => state.total,
+    stepBytes: step,
+    intervalMs: 1000,
+  });
   return { state, valve };
 }
 
@@ -54,10 +65,18 @@ describe('memory valve: when it collects', () => {
       for (let i = 0; i < 5; i++) assert.equal(valve.tick(), false);
       assert.equal(state.collected, 1);
       state.total += 4 * MIB;
-      assert.equal(valve.tick(), 'major', 'growth on top counts again; the young collection freed nothing, so a full one');
+      assert.equal(
+        valve.tick(),
+        'major',
+        'growth on top counts again; the young collection freed nothing, so a full one',
+      );
       assert.equal(valve.tick(), false);
       state.total += 4 * MIB;
-      assert.equal(valve.tick(), 'minor', 'the full one freed nothing either: the Buffers are alive, back to young collections');
+      assert.equal(
+        valve.tick(),
+        'minor',
+        'the full one freed nothing either: the Buffers are alive, back to young collections',
+      );
       assert.deepEqual(state.kinds, ['minor', 'major', 'minor']);
     } finally {
       valve.stop();
@@ -123,7 +142,12 @@ describe('memory valve: when it collects', () => {
 
   it('samples on its own timer while running', async () => {
     const state = { total: 0, collected: 0 };
-    const valve = new MemoryValve({ collect: () => state.collected++, sample: () => state.total, stepBytes: 1, intervalMs: 5 });
+    const valve = new MemoryValve({
+      collect: () => state.collected++,
+      sample: () => state.total,
+      stepBytes: 1,
+      intervalMs: 5,
+    });
     valve.start();
     state.total = 10;
     for (let i = 0; i < 200 && state.collected === 0; i++) await sleep(5);
@@ -168,7 +192,12 @@ describe('memory valve: the server says when it is busy', () => {
     const dir = mkdtempSync(join(tmpdir(), 'relayguard-valve-'));
     const path = join(dir, 'milter.sock');
     const seen: boolean[] = [];
-    const server = new MilterServer(policy, { listen: { kind: 'unix', path }, maxConnections: 5, log: silentLogger(), onBusy: (b) => seen.push(b) });
+    const server = new MilterServer(policy, {
+      listen: { kind: 'unix', path },
+      maxConnections: 5,
+      log: silentLogger(),
+      onBusy: (b) => seen.push(b),
+    });
     await server.start();
     const open = () =>
       new Promise<ReturnType<typeof connect>>((resolve, reject) => {

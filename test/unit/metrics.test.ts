@@ -57,7 +57,13 @@ describe('metrics', () => {
       if (type !== 'counter') assert.doesNotMatch(name, /_total$/, `${name} is a ${type}`);
       if (type === 'counter') assert.match(name, /_total$/, name);
     }
-    for (const expected of ['relayguard_process_cpu_seconds_total', 'relayguard_clamd_circuit_open', 'relayguard_clamd_scans_in_progress', 'relayguard_offenders_banned']) assert.ok(t.has(expected), expected);
+    for (const expected of [
+      'relayguard_process_cpu_seconds_total',
+      'relayguard_clamd_circuit_open',
+      'relayguard_clamd_scans_in_progress',
+      'relayguard_offenders_banned',
+    ])
+      assert.ok(t.has(expected), expected);
   });
 
   it('passes promtool check metrics', { skip: promtool ? false : NO_PROMTOOL }, () => {
@@ -65,18 +71,24 @@ describe('metrics', () => {
     assert.equal(r.status, 0, r.stdout + r.stderr);
   });
 
-  it('examples/prometheus/alerts.yml passes promtool check rules and its unit tests', { skip: promtool ? false : NO_PROMTOOL }, () => {
-    const dirP = join(PACKAGE_ROOT, 'examples', 'prometheus');
-    const check = spawnSync('promtool', ['check', 'rules', join(dirP, 'alerts.yml')], { encoding: 'utf8' });
-    assert.equal(check.status, 0, check.stdout + check.stderr);
-    const unit = spawnSync('promtool', ['test', 'rules', join(dirP, 'alerts.test.yml')], { encoding: 'utf8' });
-    assert.equal(unit.status, 0, unit.stdout + unit.stderr);
-  });
+  it(
+    'examples/prometheus/alerts.yml passes promtool check rules and its unit tests',
+    { skip: promtool ? false : NO_PROMTOOL },
+    () => {
+      const dirP = join(PACKAGE_ROOT, 'examples', 'prometheus');
+      const check = spawnSync('promtool', ['check', 'rules', join(dirP, 'alerts.yml')], { encoding: 'utf8' });
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+      const unit = spawnSync('promtool', ['test', 'rules', join(dirP, 'alerts.test.yml')], { encoding: 'utf8' });
+      assert.equal(unit.status, 0, unit.stdout + unit.stderr);
+    },
+  );
 
   it('the alert rules and the Grafana dashboard name only metrics that exist', () => {
     const known = types(exposition);
     const alerts = readFileSync(join(PACKAGE_ROOT, 'examples', 'prometheus', 'alerts.yml'), 'utf8');
-    const dashboard = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'examples', 'grafana', 'relayguard.json'), 'utf8')) as {
+    const dashboard = JSON.parse(
+      readFileSync(join(PACKAGE_ROOT, 'examples', 'grafana', 'relayguard.json'), 'utf8'),
+    ) as {
       panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
       templating: { list: Array<{ query?: unknown }> };
     };
@@ -90,6 +102,12 @@ describe('metrics', () => {
     for (const name of used) assert.ok(known.has(name), `${name} is not a metric relayguard exports`);
     // The dashboard covers what the issue asks: decisions per rule and verdict, phase latency, clamd, bans.
     const all = exprs.join('\n');
-    for (const m of ['relayguard_rule_verdicts_total', 'relayguard_phase_duration_seconds_bucket', 'relayguard_clamd_circuit_open', 'relayguard_offender_bans_total']) assert.ok(all.includes(m), m);
+    for (const m of [
+      'relayguard_rule_verdicts_total',
+      'relayguard_phase_duration_seconds_bucket',
+      'relayguard_clamd_circuit_open',
+      'relayguard_offender_bans_total',
+    ])
+      assert.ok(all.includes(m), m);
   });
 });

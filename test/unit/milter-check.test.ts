@@ -32,14 +32,15 @@ rules:
       - { name: marker, direction: both, phrase: "CONFIDENTIAL - INTERNAL ONLY", where: [body], action: reject }
 `;
 
-const message = (body: string) => Buffer.from(`From: a@partner.test\r\nTo: b@example.test\r\nSubject: test\r\n\r\n${body}\r\n`);
+const message = (body: string) =>
+  Buffer.from(`From: a@partner.test\r\nTo: b@example.test\r\nSubject: test\r\n\r\n${body}\r\n`);
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string) => ((out += chunk), true));
-  process.stderr.write = ((chunk: string) => ((err += chunk), true));
+  process.stdout.write = (chunk: string) => ((out += chunk), true);
+  process.stderr.write = (chunk: string) => ((err += chunk), true);
   try {
     return { code: await main(argv), out, err };
   } finally {
@@ -57,7 +58,11 @@ describe('milter-check against relayguard', () => {
     const r = parsePolicyText(POLICY, 'p.yaml');
     assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.errors));
     policy = new CompiledPolicy(r.config, 'p.yaml', silentLogger());
-    server = new MilterServer(policy, { listen: { kind: 'unix', path: socket }, maxConnections: 10, log: silentLogger() });
+    server = new MilterServer(policy, {
+      listen: { kind: 'unix', path: socket },
+      maxConnections: 10,
+      log: silentLogger(),
+    });
     await server.start();
   });
   after(async () => {
@@ -66,17 +71,42 @@ describe('milter-check against relayguard', () => {
   });
 
   const cases: Array<{ name: string; input: Omit<MilterCheckInput, 'milter'>; action: string; phase: string }> = [
-    { name: 'clean inbound mail', input: { clientIp: '203.0.113.9', from: 'a@partner.test', rcpts: ['b@example.test'], message: message('hello') }, action: 'accept', phase: 'eom' },
     {
-      name: 'an open-relay attempt next to a local recipient',
-      input: { clientIp: '203.0.113.9', from: 'a@partner.test', rcpts: ['x@elsewhere.test', 'b@example.test'], message: message('hello') },
+      name: 'clean inbound mail',
+      input: { clientIp: '203.0.113.9', from: 'a@partner.test', rcpts: ['b@example.test'], message: message('hello') },
       action: 'accept',
       phase: 'eom',
     },
-    { name: 'relay only', input: { clientIp: '203.0.113.9', from: 'a@partner.test', rcpts: ['x@elsewhere.test'], message: message('hello') }, action: 'reject', phase: 'envrcpt' },
+    {
+      name: 'an open-relay attempt next to a local recipient',
+      input: {
+        clientIp: '203.0.113.9',
+        from: 'a@partner.test',
+        rcpts: ['x@elsewhere.test', 'b@example.test'],
+        message: message('hello'),
+      },
+      action: 'accept',
+      phase: 'eom',
+    },
+    {
+      name: 'relay only',
+      input: {
+        clientIp: '203.0.113.9',
+        from: 'a@partner.test',
+        rcpts: ['x@elsewhere.test'],
+        message: message('hello'),
+      },
+      action: 'reject',
+      phase: 'envrcpt',
+    },
     {
       name: 'the content marker',
-      input: { clientIp: '203.0.113.9', from: 'a@partner.test', rcpts: ['b@example.test'], message: message('this is CONFIDENTIAL - INTERNAL ONLY') },
+      input: {
+        clientIp: '203.0.113.9',
+        from: 'a@partner.test',
+        rcpts: ['b@example.test'],
+        message: message('this is CONFIDENTIAL - INTERNAL ONLY'),
+      },
       action: 'reject',
       phase: 'eom',
     },
@@ -96,7 +126,10 @@ describe('milter-check against relayguard', () => {
         offline.recipients.map((r) => [r.address, r.action, unref(r.smtp)]),
       );
       if (c.action === 'accept') {
-        assert.ok(live.modifications.some((m) => m.startsWith('add header X-Relayguard:')), live.modifications.join('\n'));
+        assert.ok(
+          live.modifications.some((m) => m.startsWith('add header X-Relayguard:')),
+          live.modifications.join('\n'),
+        );
         assert.match(live.output!.toString('latin1'), /\r\nX-Relayguard: /);
       }
     });
@@ -105,19 +138,49 @@ describe('milter-check against relayguard', () => {
   it('relayguard milter-check prints the steps and the reply; --json; --config takes the milter from the policy', async () => {
     const eml = join(dir, 'relay.eml');
     writeFileSync(eml, message('hello'));
-    const text = await cli('milter-check', '--milter', `unix:${socket}`, '--client-ip', '203.0.113.9', '--from', 'a@partner.test', '--rcpt', 'x@elsewhere.test', eml);
+    const text = await cli(
+      'milter-check',
+      '--milter',
+      `unix:${socket}`,
+      '--client-ip',
+      '203.0.113.9',
+      '--from',
+      'a@partner.test',
+      '--rcpt',
+      'x@elsewhere.test',
+      eml,
+    );
     assert.equal(text.code, 0, text.err);
     assert.match(text.out, /^ {2}envrcpt +<x@elsewhere\.test> +reject: 5\d\d /m);
     assert.match(text.out, /^action: reject \(at envrcpt\)\nreply: 5\d\d 5\.7\.1 /m);
 
     const policyFile = join(dir, 'listen.yaml');
     writeFileSync(policyFile, `server: { listen: "unix:${socket}" }\n`);
-    const json = await cli('milter-check', '-c', policyFile, '--json', '--client-ip', '127.0.0.1', '--rcpt', 'x@elsewhere.test', '--out', join(dir, 'out.eml'), eml);
+    const json = await cli(
+      'milter-check',
+      '-c',
+      policyFile,
+      '--json',
+      '--client-ip',
+      '127.0.0.1',
+      '--rcpt',
+      'x@elsewhere.test',
+      '--out',
+      join(dir, 'out.eml'),
+      eml,
+    );
     assert.equal(json.code, 0, json.err);
-    const out = JSON.parse(json.out) as { action: string; negotiated: { version: number }; steps: Array<{ phase: string }> };
+    const out = JSON.parse(json.out) as {
+      action: string;
+      negotiated: { version: number };
+      steps: Array<{ phase: string }>;
+    };
     assert.equal(out.action, 'accept');
     assert.equal(out.negotiated.version, 6);
-    assert.deepEqual([...new Set(out.steps.map((s) => s.phase))], ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'header', 'eoh', 'body', 'eom']);
+    assert.deepEqual(
+      [...new Set(out.steps.map((s) => s.phase))],
+      ['connect', 'helo', 'envfrom', 'envrcpt', 'data', 'header', 'eoh', 'body', 'eom'],
+    );
     assert.match(readFileSync(join(dir, 'out.eml'), 'latin1'), /^X-Relayguard: /m);
   });
 });
@@ -129,9 +192,15 @@ describe('milter-check against the C milter on libmilter (bench/cmilter)', () =>
   before(async () => {
     let binary: string;
     try {
-      binary = execFileSync('bash', [join(ROOT, 'bench', 'cmilter', 'build.sh'), dir], { encoding: 'utf8' }).trim().split('\n').pop()!;
+      binary = execFileSync('bash', [join(ROOT, 'bench', 'cmilter', 'build.sh'), dir], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()!;
     } catch (err) {
-      throw new Error(`cannot build bench/cmilter (needs gcc and libmilter-dev: bash test/e2e/stack.sh packages): ${(err as Error).message}`, { cause: err });
+      throw new Error(
+        `cannot build bench/cmilter (needs gcc and libmilter-dev: bash test/e2e/stack.sh packages): ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     milter = spawn(binary, ['-p', `unix:${socket}`, '-b'], { stdio: 'ignore' });
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
@@ -144,11 +213,23 @@ describe('milter-check against the C milter on libmilter (bench/cmilter)', () =>
 
   it('every step continues; the added header and the replaced body are in the delivered message', async () => {
     const body = 'x'.repeat(150_000);
-    const r = await runMilterCheck({ milter: { kind: 'unix', path: socket }, clientIp: '192.0.2.7', from: 'a@b.test', rcpts: ['c@d.test'], message: message(body) });
+    const r = await runMilterCheck({
+      milter: { kind: 'unix', path: socket },
+      clientIp: '192.0.2.7',
+      from: 'a@b.test',
+      rcpts: ['c@d.test'],
+      message: message(body),
+    });
     assert.equal(r.action, 'accept');
     assert.equal(r.steps.filter((s) => s.phase === 'body').length, 3, '150 kB go in 64 KiB chunks');
-    assert.ok(r.steps.every((s) => s.reply === 'continue'), JSON.stringify(r.steps));
-    assert.deepEqual(r.modifications, ['add header X-Bench-Milter: body', `replace body (${body.length + 2 + 46} bytes)`]);
+    assert.ok(
+      r.steps.every((s) => s.reply === 'continue'),
+      JSON.stringify(r.steps),
+    );
+    assert.deepEqual(r.modifications, [
+      'add header X-Bench-Milter: body',
+      `replace body (${body.length + 2 + 46} bytes)`,
+    ]);
     const out = r.output!.toString('latin1');
     assert.match(out, /\r\nX-Bench-Milter: body\r\n\r\n/);
     assert.ok(out.endsWith(`${body}\r\n\r\n-- appended by the benchmark's C milter --\r\n`));
@@ -157,7 +238,16 @@ describe('milter-check against the C milter on libmilter (bench/cmilter)', () =>
   it('a milter that is not there: exit 1 with the address and the reason', async () => {
     const eml = join(dir, 'm.eml');
     writeFileSync(eml, message('hi'));
-    const r = await cli('milter-check', '--milter', `unix:${dir}/nothing.sock`, '--client-ip', '192.0.2.7', '--rcpt', 'c@d.test', eml);
+    const r = await cli(
+      'milter-check',
+      '--milter',
+      `unix:${dir}/nothing.sock`,
+      '--client-ip',
+      '192.0.2.7',
+      '--rcpt',
+      'c@d.test',
+      eml,
+    );
     assert.equal(r.code, 1);
     assert.match(r.err, /^relayguard milter-check: unix:.*nothing\.sock: .*ENOENT/);
     const bad = await cli('milter-check', '--milter', 'tcp:1', '--client-ip', '192.0.2.7', '--rcpt', 'c@d.test', eml);

@@ -30,7 +30,11 @@ describe('attack-shape fixtures (test/fixtures/mime)', () => {
     assert.ok(now.size >= 11, `only ${now.size} fixtures`);
     for (const [name, r] of now) {
       const rec = loadReadings(name);
-      assert.deepEqual({ python: r.python, perl: r.perl, must_see: r.must_see }, { python: rec.python, perl: rec.perl, must_see: rec.must_see }, `${name}: the recorded readings are out of date (node dist/test/support/mime-fixtures.js --record)`);
+      assert.deepEqual(
+        { python: r.python, perl: r.perl, must_see: r.must_see },
+        { python: rec.python, perl: rec.perl, must_see: rec.must_see },
+        `${name}: the recorded readings are out of date (node dist/test/support/mime-fixtures.js --record)`,
+      );
     }
   });
 
@@ -70,30 +74,53 @@ describe(`differential MIME fuzzing (${MUTANTS} mutants, seed ${SEED})`, () => {
     const seeds = attackSeeds();
     const a = mutate(seeds, 50, SEED);
     const b = mutate(seeds, 50, SEED);
-    assert.deepEqual(a.map((m) => m.message.toString('latin1')), b.map((m) => m.message.toString('latin1')));
+    assert.deepEqual(
+      a.map((m) => m.message.toString('latin1')),
+      b.map((m) => m.message.toString('latin1')),
+    );
     assert.ok(result.changed >= MUTANTS * 0.9, `only ${result.changed} of ${MUTANTS} mutants differ from their seed`);
   });
 
   it('reaches shapes where Python and Perl disagree (the fuzzer finds ambiguity)', (t) => {
-    t.diagnostic(`Python/Perl disagree on ${result.pythonPerl.length} of ${MUTANTS} mutants, ${result.pythonPerlNew.length} of them from a seed they read alike`);
+    t.diagnostic(
+      `Python/Perl disagree on ${result.pythonPerl.length} of ${MUTANTS} mutants, ${result.pythonPerlNew.length} of them from a seed they read alike`,
+    );
     t.diagnostic(`made by the mutation, by operation: ${JSON.stringify(countByOps(result.pythonPerlNew))}`);
-    assert.ok(result.pythonPerlNew.length > 0, 'no mutation made Python and Perl disagree: the mutations do not reach the hard cases');
+    assert.ok(
+      result.pythonPerlNew.length > 0,
+      'no mutation made Python and Perl disagree: the mutations do not reach the hard cases',
+    );
   });
 
   it('relayguard reads every mutant as Python or Perl does, in one of its readings, or an explanation covers it', (t) => {
-    t.diagnostic(`relayguard matches both on ${result.relayguardMatched.both}, only python on ${result.relayguardMatched.python}, only perl on ${result.relayguardMatched.perl}`);
+    t.diagnostic(
+      `relayguard matches both on ${result.relayguardMatched.both}, only python on ${result.relayguardMatched.python}, only perl on ${result.relayguardMatched.perl}`,
+    );
     for (const e of FUZZ_EXPLANATIONS) {
       const hits = result.explained[e.id] ?? [];
-      if (hits.length) t.diagnostic(`${e.open ? 'OPEN ' : ''}${e.id}: ${hits.length} mutants, e.g. ${hits.slice(0, 3).join('; ')}`);
+      if (hits.length)
+        t.diagnostic(`${e.open ? 'OPEN ' : ''}${e.id}: ${hits.length} mutants, e.g. ${hits.slice(0, 3).join('; ')}`);
     }
     if (STRICT) {
       const open = FUZZ_EXPLANATIONS.filter((e) => e.open && result.explained[e.id]?.length);
-      assert.deepEqual(open.map((e) => `${e.id}: ${result.explained[e.id]!.length}`), [], 'RG_FUZZ_STRICT=1: open bugs found by the fuzzer');
+      assert.deepEqual(
+        open.map((e) => `${e.id}: ${result.explained[e.id]!.length}`),
+        [],
+        'RG_FUZZ_STRICT=1: open bugs found by the fuzzer',
+      );
     }
-    assert.equal(result.relayguard.length, 0, formatReport(`relayguard reads differently (replay: RG_FUZZ_SEED=${SEED})`, result.relayguard));
+    assert.equal(
+      result.relayguard.length,
+      0,
+      formatReport(`relayguard reads differently (replay: RG_FUZZ_SEED=${SEED})`, result.relayguard),
+    );
   });
 
   it('no reading of relayguard misses an attachment that Python or Perl shows', () => {
-    assert.deepEqual(result.missedAttachments, [], `attachment names a client shows that the content rule never sees (replay: RG_FUZZ_SEED=${SEED})`);
+    assert.deepEqual(
+      result.missedAttachments,
+      [],
+      `attachment names a client shows that the content rule never sees (replay: RG_FUZZ_SEED=${SEED})`,
+    );
   });
 });

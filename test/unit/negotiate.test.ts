@@ -31,13 +31,21 @@ describe('negotiation', () => {
   });
   it('never asks for more than offered and reports what is missing', () => {
     const rules = [rule({ actions: ['replaceBody', 'quarantine'] }, ['eom'])];
-    const n = negotiate({ version: 6, actions: Action.ADDHDRS | Action.SETSYMLIST, protocol: Proto.NR_HDR }, rules, handlesOf(rules));
+    const n = negotiate(
+      { version: 6, actions: Action.ADDHDRS | Action.SETSYMLIST, protocol: Proto.NR_HDR },
+      rules,
+      handlesOf(rules),
+    );
     assert.equal(n.actions, Action.SETSYMLIST);
     assert.equal(n.protocol, Proto.NR_HDR);
     assert.equal(n.missingActions, Action.CHGBODY | Action.QUARANTINE);
   });
   it('turns the words of needs.actions and needs.protocol into milter bits', () => {
-    const rules = [rule({ actions: ['addHeader', 'changeHeader', 'replaceBody', 'quarantine'], protocol: ['refusedRecipients'] }, ['envrcpt'])];
+    const rules = [
+      rule({ actions: ['addHeader', 'changeHeader', 'replaceBody', 'quarantine'], protocol: ['refusedRecipients'] }, [
+        'envrcpt',
+      ]),
+    ];
     const n = negotiate(offer, rules, handlesOf(rules));
     assert.equal(n.actions, Action.ADDHDRS | Action.CHGHDRS | Action.CHGBODY | Action.QUARANTINE | Action.SETSYMLIST);
     assert.ok(n.protocol & Proto.RCPT_REJ);
@@ -59,7 +67,8 @@ describe('negotiation', () => {
   it('does not ask for HELO, DATA, headers, EOH or the body when the rules declare they read none', () => {
     const rules = [rule({ actions: ['addHeader'], events: [] }, ['eom'])];
     const n = negotiate(offer, rules, handlesOf(rules));
-    for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY]) assert.ok(n.protocol & bit, `bit 0x${bit.toString(16)}`);
+    for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY])
+      assert.ok(n.protocol & bit, `bit 0x${bit.toString(16)}`);
     assert.equal(eventNeeds(rules, handlesOf(rules)).storeBody, false);
   });
   it('without a declaration a content rule gets HELO, headers and body; DATA and EOH only when handled', () => {
@@ -75,18 +84,31 @@ describe('negotiation', () => {
     const envelopeOnly = rule({}, ['envrcpt']);
     const bodyReader = rule({ events: ['body'] }, ['eom']);
     const n = negotiate(offer, [envelopeOnly, bodyReader], handlesOf([envelopeOnly, bodyReader]));
-    assert.equal(n.protocol & (Proto.NOHELO | Proto.NOBODY), 0, 'HELO for the undeclared rule, the body for the reader');
+    assert.equal(
+      n.protocol & (Proto.NOHELO | Proto.NOBODY),
+      0,
+      'HELO for the undeclared rule, the body for the reader',
+    );
     assert.ok(n.protocol & Proto.NOHDRS, 'nobody reads headers');
   });
   it('no-reply bits for unjudged events over a unix socket only', () => {
     const rules = [rule({ events: [] }, ['envrcpt', 'eom'])];
     const unix = negotiate(offer, rules, handlesOf(rules), 'unix');
-    for (const bit of [Proto.NR_CONN, Proto.NR_HELO, Proto.NR_MAIL, Proto.NR_DATA, Proto.NR_EOH, Proto.NR_BODY]) assert.ok(unix.protocol & bit, `bit 0x${bit.toString(16)}`);
+    for (const bit of [Proto.NR_CONN, Proto.NR_HELO, Proto.NR_MAIL, Proto.NR_DATA, Proto.NR_EOH, Proto.NR_BODY])
+      assert.ok(unix.protocol & bit, `bit 0x${bit.toString(16)}`);
     assert.equal(unix.protocol & Proto.NR_RCPT, 0, 'a judged event keeps its reply');
     const tcp = negotiate(offer, rules, handlesOf(rules), 'inet');
-    assert.equal(tcp.protocol & (Proto.NR_CONN | Proto.NR_HELO | Proto.NR_MAIL | Proto.NR_RCPT | Proto.NR_DATA | Proto.NR_EOH | Proto.NR_BODY), 0);
+    assert.equal(
+      tcp.protocol &
+        (Proto.NR_CONN | Proto.NR_HELO | Proto.NR_MAIL | Proto.NR_RCPT | Proto.NR_DATA | Proto.NR_EOH | Proto.NR_BODY),
+      0,
+    );
     const headerRule = [rule({}, ['header', 'eom'])];
-    assert.equal(negotiate(offer, headerRule, handlesOf(headerRule), 'unix').protocol & Proto.NR_EOH, 0, 'refusals from headers are answered at EOH');
+    assert.equal(
+      negotiate(offer, headerRule, handlesOf(headerRule), 'unix').protocol & Proto.NR_EOH,
+      0,
+      'refusals from headers are answered at EOH',
+    );
   });
   it('caches one negotiation per policy, offer and transport', () => {
     const rules = [rule({ actions: ['addHeader'] }, ['eom'])];
@@ -95,7 +117,11 @@ describe('negotiation', () => {
     assert.equal(negotiateCached(engine, { ...offer }, 'unix'), a);
     assert.notEqual(negotiateCached(engine, offer, 'inet'), a);
     assert.notEqual(negotiateCached(engine, { ...offer, protocol: Proto.NR_HDR }, 'unix'), a);
-    assert.notEqual(negotiateCached({ activeRules: () => rules, handles: handlesOf(rules) }, offer, 'unix'), a, 'another policy');
+    assert.notEqual(
+      negotiateCached({ activeRules: () => rules, handles: handlesOf(rules) }, offer, 'unix'),
+      a,
+      'another policy',
+    );
     assert.deepEqual(a.negotiated, negotiate(offer, rules, handlesOf(rules), 'unix'));
     assert.throws(() => negotiateCached(engine, { ...offer, version: 1 }, 'unix'), NegotiationError);
   });

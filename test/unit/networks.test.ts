@@ -34,7 +34,11 @@ describe('IP normalisation and CIDR sets', () => {
 
 describe('envelope addresses', () => {
   it('parses brackets, null sender, source routes and case', () => {
-    assert.deepEqual(parseEnvelopeAddress('<Alice@Example.TEST>'), { raw: 'Alice@Example.TEST', local: 'Alice', domain: 'example.test' });
+    assert.deepEqual(parseEnvelopeAddress('<Alice@Example.TEST>'), {
+      raw: 'Alice@Example.TEST',
+      local: 'Alice',
+      domain: 'example.test',
+    });
     assert.deepEqual(parseEnvelopeAddress('<>'), { raw: '', local: '', domain: '' });
     assert.equal(parseEnvelopeAddress('<@relay.test:bob@example.test>').domain, 'example.test');
     assert.equal(parseEnvelopeAddress('<"a@b"@c.test>').domain, 'c.test');
@@ -45,6 +49,10 @@ describe('envelope addresses', () => {
     assert.equal(domainMatches('notblocked.test', 'blocked.test'), false);
   });
   it('parses ESMTP parameters', () => {
-    assert.deepEqual(parseEsmtpParams(['SIZE=123', 'body=8BITMIME', 'SMTPUTF8']), { SIZE: '123', BODY: '8BITMIME', SMTPUTF8: '' });
+    assert.deepEqual(parseEsmtpParams(['SIZE=123', 'body=8BITMIME', 'SMTPUTF8']), {
+      SIZE: '123',
+      BODY: '8BITMIME',
+      SMTPUTF8: '',
+    });
   });
 });

@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { createOffenderLedger, openExistingOffenderLedger, SqliteOffenderLedger, type LedgerPolicy, type OffenderLedger } from '../../src/deps/offender-ledger.js';
+import {
+  createOffenderLedger,
+  openExistingOffenderLedger,
+  SqliteOffenderLedger,
+  type LedgerPolicy,
+  type OffenderLedger,
+} from '../../src/deps/offender-ledger.js';
 import { RedisOffenderLedger } from '../../src/deps/offender-ledger-redis.js';
 import { stateDbPath } from '../../src/deps/state-file.js';
 
@@ -57,13 +63,10 @@ function behaviour(name: string, make: (clock: Clock) => OffenderLedger) {
         await l.record('198.51.100.30', 'rejection', 'relay: denied');
         await l.record('198.51.100.31', 'expn', 'EXPN attempt');
         const rows = await l.list();
-        assert.deepEqual(
-          rows.map((r) => [r.ip, r.country, r.lastKind]).sort(),
-          [
-            ['198.51.100.30', 'RU', 'rejection'],
-            ['198.51.100.31', null, 'expn'],
-          ],
-        );
+        assert.deepEqual(rows.map((r) => [r.ip, r.country, r.lastKind]).sort(), [
+          ['198.51.100.30', 'RU', 'rejection'],
+          ['198.51.100.31', null, 'expn'],
+        ]);
       } finally {
         await l.close();
       }
@@ -181,20 +184,24 @@ describe('sqlite ledger on disk', () => {
     db.exec(`CREATE TABLE offenders (ip TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, last_kind TEXT, last_reason TEXT,
                total INTEGER NOT NULL DEFAULT 0, bans INTEGER NOT NULL DEFAULT 0, banned_until INTEGER);
              CREATE TABLE offender_events (id INTEGER PRIMARY KEY, ip TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, reason TEXT);`);
-    db.prepare('INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total) VALUES (?, ?, ?, ?, ?, 1)').run('203.0.113.40', T0, T0, 'expn', 'EXPN attempt');
-    db.prepare('INSERT INTO offender_events (ip, at, kind, reason) VALUES (?, ?, ?, ?)').run('203.0.113.40', T0, 'expn', 'EXPN attempt');
+    db.prepare(
+      'INSERT INTO offenders (ip, first_seen, last_seen, last_kind, last_reason, total) VALUES (?, ?, ?, ?, ?, 1)',
+    ).run('203.0.113.40', T0, T0, 'expn', 'EXPN attempt');
+    db.prepare('INSERT INTO offender_events (ip, at, kind, reason) VALUES (?, ?, ?, ?)').run(
+      '203.0.113.40',
+      T0,
+      'expn',
+      'EXPN attempt',
+    );
     db.close();
     const clock = { now: T0 + 1000 };
     const l = createOffenderLedger(where, POLICY, { now: () => clock.now });
     try {
       await l.record('203.0.113.41', 'origin', 'origin: KP', 'KP');
-      assert.deepEqual(
-        (await l.list()).map((r) => [r.ip, r.country]).sort(),
-        [
-          ['203.0.113.40', null],
-          ['203.0.113.41', 'KP'],
-        ],
-      );
+      assert.deepEqual((await l.list()).map((r) => [r.ip, r.country]).sort(), [
+        ['203.0.113.40', null],
+        ['203.0.113.41', 'KP'],
+      ]);
     } finally {
       await l.close();
     }
@@ -227,7 +234,10 @@ describe('redis client loading', () => {
       const l = m.createOffenderLedger({ state_dir: '/nonexistent', state: 'redis://127.0.0.1:1' }, { threshold: 1, window: 1, ban: 1 });
       await l.close();
       console.log(JSON.stringify({ afterImport, afterOpen: loaded() }));`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.deepEqual(JSON.parse(out.trim()), { afterImport: false, afterOpen: true });
   });
 });
@@ -238,7 +248,9 @@ describe('redis', () => {
   let n = 0;
   before(async () => {
     const port = await freePort();
-    proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     url = `redis://127.0.0.1:${port}`;
     const deadline = Date.now() + 5000;
     for (;;) {

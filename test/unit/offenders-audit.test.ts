@@ -36,8 +36,8 @@ async function offend(policy: CompiledPolicy, ip: string, hostname: string) {
   return mail;
 }
 
-describe('offenders: the audit\'s own probes', () => {
-  it('ten audits\' worth of refusals from one probe address: never counted, never banned', async () => {
+describe("offenders: the audit's own probes", () => {
+  it("ten audits' worth of refusals from one probe address: never counted, never banned", async () => {
     const policy = compile();
     for (let i = 0; i < 10; i++) {
       const r = await offend(policy, '203.0.113.10', AUDIT_CLIENT_NAME);
@@ -52,7 +52,8 @@ describe('offenders: the audit\'s own probes', () => {
 
   it('matches the name exactly (case aside), not a suffix an attacker could own', async () => {
     const policy = compile();
-    for (let i = 0; i < 5; i++) await offend(policy, '203.0.113.11', `x.${AUDIT_CLIENT_NAME.replace(/^probe\./, '')}.example.org`);
+    for (let i = 0; i < 5; i++)
+      await offend(policy, '203.0.113.11', `x.${AUDIT_CLIENT_NAME.replace(/^probe\./, '')}.example.org`);
     assert.equal((await offend(policy, '203.0.113.11', '[UNAVAILABLE]')).rule, 'offenders'); // the look-alike names were counted
     // The audit's probe is exempt from the ban too (any case): its own checks still run.
     assert.equal((await offend(policy, '203.0.113.11', AUDIT_CLIENT_NAME.toUpperCase())).rule, 'blocklists');

@@ -12,15 +12,18 @@ const dir = mkdtempSync(join(tmpdir(), 'rg-offenders-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const stateDir = join(dir, 'state');
 const policyFile = join(dir, 'policy.yaml');
-writeFileSync(policyFile, `server:\n  state_dir: ${stateDir}\nrules:\n  offenders:\n    threshold: 2\n    window: 5m\n    ban: 2h\n`);
+writeFileSync(
+  policyFile,
+  `server:\n  state_dir: ${stateDir}\nrules:\n  offenders:\n    threshold: 2\n    window: 5m\n    ban: 2h\n`,
+);
 
 /** Runs a command with stdout and stderr captured. */
 async function run(cmd: Command, argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string) => ((out += chunk), true));
-  process.stderr.write = ((chunk: string) => ((err += chunk), true));
+  process.stdout.write = (chunk: string) => ((out += chunk), true);
+  process.stderr.write = (chunk: string) => ((err += chunk), true);
   try {
     return { code: await cmd.run(argv), out, err };
   } finally {
@@ -59,7 +62,9 @@ describe('offenders / unban commands', () => {
     assert.match(lines[2]!, /^203\.0\.113\.9\s+2\s+2\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+.*EXPN attempt$/);
     assert.match(lines[3]!, /^203\.0\.113\.10\s+1\s+1\s+-\s+.*Relay access denied$/);
 
-    const json = JSON.parse((await run(offendersCommand, ['--config', policyFile, '--json'])).out) as { offenders: Array<{ ip: string; banned: boolean; offences: number }> };
+    const json = JSON.parse((await run(offendersCommand, ['--config', policyFile, '--json'])).out) as {
+      offenders: Array<{ ip: string; banned: boolean; offences: number }>;
+    };
     assert.deepEqual(
       json.offenders.map((o) => [o.ip, o.banned, o.offences]),
       [
@@ -85,7 +90,10 @@ describe('offenders / unban commands', () => {
   it('the country the origin rule placed an address in: a column, a filter, a count per country', async () => {
     const geoDir = join(dir, 'geo');
     const geoPolicy = join(dir, 'geo.yaml');
-    writeFileSync(geoPolicy, `server:\n  state_dir: ${geoDir}\nrules:\n  offenders:\n    threshold: 2\n    window: 5m\n    ban: 2h\n`);
+    writeFileSync(
+      geoPolicy,
+      `server:\n  state_dir: ${geoDir}\nrules:\n  offenders:\n    threshold: 2\n    window: 5m\n    ban: 2h\n`,
+    );
     const ledger = createOffenderLedger({ state_dir: geoDir }, { threshold: 2, window: 300_000, ban: 7_200_000 });
     await ledger.record('198.51.100.1', 'origin', 'origin: RU AS64501', 'RU');
     await ledger.record('198.51.100.1', 'rejection', 'relay: denied'); // no country this time: the one known stays
@@ -96,16 +104,32 @@ describe('offenders / unban commands', () => {
 
     const table = (await run(offendersCommand, ['--config', geoPolicy])).out.trim().split('\n');
     assert.match(table[1]!, /^IP\s+COUNTRY\s+OFFENCES\s+TOTAL\s+BANNED UNTIL\s+LAST SEEN\s+LAST OFFENCE$/);
-    assert.match(table.find((l) => l.startsWith('198.51.100.1 '))!, /^198\.51\.100\.1\s+RU\s+2\s+2\s+\d{4}-/);
-    assert.match(table.find((l) => l.startsWith('203.0.113.50 '))!, /^203\.0\.113\.50\s+-\s+1\s+/);
+    assert.match(
+      table.find((l) => l.startsWith('198.51.100.1 '))!,
+      /^198\.51\.100\.1\s+RU\s+2\s+2\s+\d{4}-/,
+    );
+    assert.match(
+      table.find((l) => l.startsWith('203.0.113.50 '))!,
+      /^203\.0\.113\.50\s+-\s+1\s+/,
+    );
 
-    const ru = JSON.parse((await run(offendersCommand, ['--config', geoPolicy, '--country', 'ru', '--json'])).out) as { offenders: Array<{ ip: string; country: string }> };
-    assert.deepEqual(ru.offenders.map((o) => [o.ip, o.country]).sort(), [['198.51.100.1', 'RU'], ['198.51.100.2', 'RU']]);
-    const two = JSON.parse((await run(offendersCommand, ['--config', geoPolicy, '--country', 'RU', '--country', 'KP', '--json'])).out) as { offenders: unknown[] };
+    const ru = JSON.parse((await run(offendersCommand, ['--config', geoPolicy, '--country', 'ru', '--json'])).out) as {
+      offenders: Array<{ ip: string; country: string }>;
+    };
+    assert.deepEqual(ru.offenders.map((o) => [o.ip, o.country]).sort(), [
+      ['198.51.100.1', 'RU'],
+      ['198.51.100.2', 'RU'],
+    ]);
+    const two = JSON.parse(
+      (await run(offendersCommand, ['--config', geoPolicy, '--country', 'RU', '--country', 'KP', '--json'])).out,
+    ) as { offenders: unknown[] };
     assert.equal(two.offenders.length, 3);
 
     const counts = (await run(offendersCommand, ['--config', geoPolicy, '--by-country'])).out;
     assert.match(counts, /^COUNTRY\s+ADDRESSES\s+BANNED\nRU\s+2\s+1\n-\s+1\s+0\nKP\s+1\s+0\n$/);
-    await assert.rejects(run(offendersCommand, ['--config', geoPolicy, '--country', 'Russia']), /--country RUSSIA: use a two-letter ISO 3166 code/);
+    await assert.rejects(
+      run(offendersCommand, ['--config', geoPolicy, '--country', 'Russia']),
+      /--country RUSSIA: use a two-letter ISO 3166 code/,
+    );
   });
 });

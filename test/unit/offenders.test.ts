@@ -22,7 +22,11 @@ after(async () => {
 
 let dirs = 0;
 /** A stand-in for a content rule: refuses every message at end of data. */
-const refuseAtEom: Rule = { name: 'content_stub', mode: 'enforce', handlers: { eom: async () => reject('bad attachment') } };
+const refuseAtEom: Rule = {
+  name: 'content_stub',
+  mode: 'enforce',
+  handlers: { eom: async () => reject('bad attachment') },
+};
 
 function compile(offenders: Record<string, unknown> = {}, extraRules: Rule[] = []) {
   const stateDir = join(root, `s${++dirs}`);
@@ -54,13 +58,17 @@ async function offend(policy: CompiledPolicy, ip: string, auth?: string) {
 describe('offenders rule', () => {
   it('five refusals within the window ban the client: refused at connect with 554 5.7.1 and the end of the ban', async () => {
     const { policy } = compile();
-    for (let i = 0; i < 5; i++) assert.equal((await offend(policy, '203.0.113.20')).action, 'reject', `offence ${i + 1}`);
+    for (let i = 0; i < 5; i++)
+      assert.equal((await offend(policy, '203.0.113.20')).action, 'reject', `offence ${i + 1}`);
     const { out } = await connect(policy, '203.0.113.20');
     assert.equal(out.action, 'reject');
     assert.equal(out.rule, 'offenders');
     assert.equal(out.reply?.code, 554);
     assert.equal(out.reply?.enhanced, '5.7.1');
-    assert.match(out.reply?.text ?? '', /^Client host \[203\.0\.113\.20\] banned until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after repeated policy violations/);
+    assert.match(
+      out.reply?.text ?? '',
+      /^Client host \[203\.0\.113\.20\] banned until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after repeated policy violations/,
+    );
     // Other clients are not affected.
     assert.equal((await connect(policy, '203.0.113.21')).out.action, 'continue');
   });
@@ -191,7 +199,12 @@ describe('offenders rule', () => {
     const stateDir = join(root, 'offline-none');
     const env = kitEnv({ policy: { server: { state_dir: stateDir } }, offline: true });
     const rule = offendersRule.create(offendersSchema.parse({}), env);
-    await rule.onOutcome!({ conn: kitConnection({ ip: '203.0.113.31' }), phase: 'envfrom', action: 'reject', rule: 'relay' });
+    await rule.onOutcome!({
+      conn: kitConnection({ ip: '203.0.113.31' }),
+      phase: 'envfrom',
+      action: 'reject',
+      rule: 'relay',
+    });
     const { existsSync } = await import('node:fs');
     assert.equal(existsSync(stateDir), false);
   });

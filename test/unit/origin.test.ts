@@ -26,7 +26,9 @@ import { ASNS, COUNTRIES, mmdblookup, writeMmdb, type MmdbSpec } from '../suppor
 
 /** The audit's probes of the origin rule (no gateway is contacted to build or run them). */
 const originProbes = (config: PolicyConfig) =>
-  new Auditor({ host: '127.0.0.1', port: 25, config, rcpt: 'audit@example.test', id: 'test', held: null }).ruleProbes().filter((p) => p.name.startsWith('origin-db:'));
+  new Auditor({ host: '127.0.0.1', port: 25, config, rcpt: 'audit@example.test', id: 'test', held: null })
+    .ruleProbes()
+    .filter((p) => p.name.startsWith('origin-db:'));
 
 const root = mkdtempSync(join(tmpdir(), 'rg-origin-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -51,11 +53,17 @@ after(async () => {
 });
 let dirs = 0;
 
-function compile(origin: Record<string, unknown>, opts: { offenders?: Record<string, unknown>; log?: winston.Logger } = {}) {
+function compile(
+  origin: Record<string, unknown>,
+  opts: { offenders?: Record<string, unknown>; log?: winston.Logger } = {},
+) {
   const stateDir = join(root, `s${++dirs}`);
   const policy = kitPolicy(
     { origin: { databases: [countryDb, asnDb], ...origin }, ...(opts.offenders ? { offenders: opts.offenders } : {}) },
-    { server: { state_dir: stateDir }, networks: { internal: ['127.0.0.0/8'], groups: { partner: ['198.51.100.128/25'] } } },
+    {
+      server: { state_dir: stateDir },
+      networks: { internal: ['127.0.0.0/8'], groups: { partner: ['198.51.100.128/25'] } },
+    },
     opts.log ? { log: opts.log } : {},
   );
   policies.push(policy);
@@ -73,7 +81,19 @@ async function session(policy: CompiledPolicy, ip: string, auth?: string) {
 }
 
 describe('origin databases: mmdb-lib agrees with libmaxminddb on files from the Perl writer', () => {
-  const samples = ['192.0.2.1', '198.51.100.7', '198.51.100.200', '203.0.113.5', '203.0.113.200', '100.64.3.4', '2001:db8:de::25', '2001:db8:ee:1::1', '::ffff:192.0.2.9', '8.8.8.8', '2001:db8:ff::1'];
+  const samples = [
+    '192.0.2.1',
+    '198.51.100.7',
+    '198.51.100.200',
+    '203.0.113.5',
+    '203.0.113.200',
+    '100.64.3.4',
+    '2001:db8:de::25',
+    '2001:db8:ee:1::1',
+    '::ffff:192.0.2.9',
+    '8.8.8.8',
+    '2001:db8:ff::1',
+  ];
   for (const ip of samples) {
     it(`${ip}`, () => {
       const c = new MmdbFile(countryDb, 60_000);
@@ -90,13 +110,30 @@ describe('origin databases: mmdb-lib agrees with libmaxminddb on files from the 
   it('the file metadata gives the type and build date', () => {
     const f = new MmdbFile(writeMmdb({ ...COUNTRIES, build_epoch: 1_700_000_000 }, join(root, 'dated.mmdb')), 60_000);
     f.load();
-    assert.deepEqual(f.status(), { path: join(root, 'dated.mmdb'), type: 'GeoLite2-Country', builtAt: 1_700_000_000_000, error: null });
+    assert.deepEqual(f.status(), {
+      path: join(root, 'dated.mmdb'),
+      type: 'GeoLite2-Country',
+      builtAt: 1_700_000_000_000,
+      error: null,
+    });
   });
 
   it('reads the IPinfo lite layout (country_code, asn "AS…", as_name) from one file', () => {
     const spec: MmdbSpec = {
       type: 'ipinfo lite',
-      networks: [{ network: '192.0.2.0/24', data: { country: 'Germany', country_code: 'DE', continent_code: 'EU', asn: 'AS64500', as_name: 'Example Telekom AG', as_domain: 'example.test' } }],
+      networks: [
+        {
+          network: '192.0.2.0/24',
+          data: {
+            country: 'Germany',
+            country_code: 'DE',
+            continent_code: 'EU',
+            asn: 'AS64500',
+            as_name: 'Example Telekom AG',
+            as_domain: 'example.test',
+          },
+        },
+      ],
     };
     const f = new MmdbFile(writeMmdb(spec, join(root, 'ipinfo.mmdb')), 60_000);
     f.load();
@@ -120,8 +157,16 @@ describe('origin judge: the order of the lists', () => {
   const judge = (cfg: Record<string, unknown>) => new OriginJudge(directionSchema.parse(cfg));
 
   it('deny_asns wins over an allowed country; allow_asns wins over a denied country', () => {
-    const j = judge({ allow_countries: ['DE'], deny_countries: ['RU'], allow_asns: [64502], deny_asns: ['*bulletproof*'] });
-    assert.deepEqual(j.judge({ country: 'DE', asn: 64501, org: 'Bulletproof Hosting Ltd' }), { outOfPlace: true, because: 'deny_asns: *bulletproof*' });
+    const j = judge({
+      allow_countries: ['DE'],
+      deny_countries: ['RU'],
+      allow_asns: [64502],
+      deny_asns: ['*bulletproof*'],
+    });
+    assert.deepEqual(j.judge({ country: 'DE', asn: 64501, org: 'Bulletproof Hosting Ltd' }), {
+      outOfPlace: true,
+      because: 'deny_asns: *bulletproof*',
+    });
     assert.deepEqual(j.judge({ country: 'RU', asn: 64502 }), { outOfPlace: false, because: 'allow_asns: AS64502' });
     assert.deepEqual(j.judge({ country: 'RU', asn: 1 }), { outOfPlace: true, because: 'deny_countries: RU' });
     assert.deepEqual(j.judge({ country: 'DE', asn: 1 }), { outOfPlace: false, because: 'allow_countries: DE' });
@@ -162,9 +207,15 @@ describe('origin judge: the order of the lists', () => {
       'inbound.deny_countries.1: "XX" is not an assigned ISO 3166 country code',
       'inbound.deny_countries.2: "GERMANY" is not a two-letter ISO 3166 country code',
     ]);
-    assert.deepEqual(issues({ allow_countries: ['de'], deny_countries: ['DE'] }), ['inbound.deny_countries: DE is both allowed and denied']);
+    assert.deepEqual(issues({ allow_countries: ['de'], deny_countries: ['DE'] }), [
+      'inbound.deny_countries: DE is both allowed and denied',
+    ]);
     assert.deepEqual(issues({ deny_asns: ['AS99999999999'] }), ['inbound.deny_asns.0: AS numbers go up to 4294967295']);
-    assert.deepEqual(originSchema.parse({ databases: ['x'], inbound: { deny_asns: ['as64500', 64501, 'Some Org*'] } }).inbound.deny_asns, [64500, 64501, 'Some Org*']);
+    assert.deepEqual(
+      originSchema.parse({ databases: ['x'], inbound: { deny_asns: ['as64500', 64501, 'Some Org*'] } }).inbound
+        .deny_asns,
+      [64500, 64501, 'Some Org*'],
+    );
     assert.deepEqual(issues({ action: 'drop' }).length, 1);
     assert.deepEqual(issues({ score: 0 }).length, 1);
   });
@@ -178,12 +229,20 @@ describe('origin rule through the engine', () => {
     const { connect, mail, connectTrace } = await session(policy, '203.0.113.5');
     assert.equal(connect.action, 'continue');
     const trace = connectTrace.find((t) => t.rule === 'origin');
-    assert.deepEqual(trace?.details, { origin: 'KP AS64503 (Example Cloud Hosting LLC)', country: 'KP', asn: 64503, as_org: 'Example Cloud Hosting LLC' });
+    assert.deepEqual(trace?.details, {
+      origin: 'KP AS64503 (Example Cloud Hosting LLC)',
+      country: 'KP',
+      asn: 64503,
+      as_org: 'Example Cloud Hosting LLC',
+    });
     assert.equal(mail.action, 'reject');
     assert.equal(mail.rule, 'origin');
     assert.equal(mail.reply?.code, 554);
     assert.equal(mail.reply?.enhanced, '5.7.1');
-    assert.match(mail.reply.text, /^Client host \[203\.0\.113\.5\] refused: mail from country KP, AS64503 is not accepted here \(ref [\w-]+\)$/);
+    assert.match(
+      mail.reply.text,
+      /^Client host \[203\.0\.113\.5\] refused: mail from country KP, AS64503 is not accepted here \(ref [\w-]+\)$/,
+    );
   });
 
   it('IPv6: a denied network in an allowed country is refused, an allowed one passes', async () => {
@@ -224,22 +283,42 @@ describe('origin rule through the engine', () => {
     const mail = await c.mail(['<a@outside.test>']);
     assert.equal(mail.action, 'continue');
     assert.equal(c.currentTrace.find((t) => t.rule === 'origin')?.details?.out_of_place, true);
-    assert.ok(lines.some((l) => /origin: 198\.51\.100\.7 from RU AS64501 .* is out of place \(deny_countries: RU\); action monitor/.test(l.message)));
+    assert.ok(
+      lines.some((l) =>
+        /origin: 198\.51\.100\.7 from RU AS64501 .* is out of place \(deny_countries: RU\); action monitor/.test(
+          l.message,
+        ),
+      ),
+    );
   });
 
   it('a custom reply text gets the placeholders', async () => {
-    const { policy } = compile({ inbound: { deny_countries: ['RU'], reply: 'No mail from {country} ({asn}) for [{ip}], see https://example.test/geo' } });
-    assert.match((await session(policy, '198.51.100.7')).mail.reply!.text, /^No mail from RU \(AS64501\) for \[198\.51\.100\.7\], see https:\/\/example\.test\/geo \(ref /);
+    const { policy } = compile({
+      inbound: {
+        deny_countries: ['RU'],
+        reply: 'No mail from {country} ({asn}) for [{ip}], see https://example.test/geo',
+      },
+    });
+    assert.match(
+      (await session(policy, '198.51.100.7')).mail.reply!.text,
+      /^No mail from RU \(AS64501\) for \[198\.51\.100\.7\], see https:\/\/example\.test\/geo \(ref /,
+    );
   });
 
   it('score: offences in the offender ledger with the country, once per connection; enough of them ban the address', async () => {
-    const { policy, stateDir } = compile({ inbound: { allow_countries: ['DE'], action: 'score', score: 2 } }, { offenders: { threshold: 4 } });
+    const { policy, stateDir } = compile(
+      { inbound: { allow_countries: ['DE'], action: 'score', score: 2 } },
+      { offenders: { threshold: 4 } },
+    );
     const first = await session(policy, '203.0.113.200');
     assert.equal(first.mail.action, 'continue');
     assert.equal(first.mailTrace.find((t) => t.rule === 'origin')?.details?.score, 2);
     // A second MAIL on the same connection does not score again.
     await first.c.mail(['<again@outside.test>']);
-    const ledger = (await openExistingOffenderLedger({ state_dir: stateDir }, ledgerPolicyOf(offendersSchema.parse({ threshold: 4 }))))!;
+    const ledger = (await openExistingOffenderLedger(
+      { state_dir: stateDir },
+      ledgerPolicyOf(offendersSchema.parse({ threshold: 4 })),
+    ))!;
     try {
       let rows = await ledger.list();
       assert.deepEqual(
@@ -263,7 +342,13 @@ describe('origin rule through the engine', () => {
   });
 
   it('score: the trace header carries the place and the score for a downstream filter', async () => {
-    const config = policySchema.parse({ local_domains: ['example.test'], rules: { trace_header: {}, origin: { databases: [countryDb, asnDb], inbound: { allow_countries: ['DE'], action: 'score' } } } });
+    const config = policySchema.parse({
+      local_domains: ['example.test'],
+      rules: {
+        trace_header: {},
+        origin: { databases: [countryDb, asnDb], inbound: { allow_countries: ['DE'], action: 'score' } },
+      },
+    });
     const p = new CompiledPolicy(config, 't.yaml', winston.createLogger({ silent: true }));
     policies.push(p);
     const c = new Conversation({ policy: p, log: winston.createLogger({ silent: true }) });
@@ -273,7 +358,8 @@ describe('origin rule through the engine', () => {
     await c.data();
     await c.eoh();
     const eom = await c.eom(Buffer.from('x\r\n'));
-    const header = eom.mods.find((m) => m.type === 'addHeader' && m.name === 'X-Relayguard') as { value: string } | undefined;
+    const header = eom.mods.find((m) => m.type === 'addHeader' && m.name === 'X-Relayguard') as
+      { value: string } | undefined;
     assert.match(header?.value ?? '', /; origin=RU\/AS64501; origin-score=1$/);
   });
 
@@ -284,7 +370,11 @@ describe('origin rule through the engine', () => {
       policySchema.parse({
         server: { state_dir: stateDir },
         local_domains: ['example.test'],
-        rules: { blocklists: { blocked_domains: ['blocked.test'] }, offenders: { threshold: 1 }, origin: { mode: 'monitor', databases: [countryDb, asnDb], inbound: {} } },
+        rules: {
+          blocklists: { blocked_domains: ['blocked.test'] },
+          offenders: { threshold: 1 },
+          origin: { mode: 'monitor', databases: [countryDb, asnDb], inbound: {} },
+        },
       }),
       't.yaml',
       winston.createLogger({ silent: true }),
@@ -294,7 +384,10 @@ describe('origin rule through the engine', () => {
     await c.connect({ hostname: 'x', family: 'inet6', port: 1, address: '2001:db8:ee::77' });
     assert.equal((await c.mail(['<x@blocked.test>'])).action, 'reject');
     await new Promise((r) => setImmediate(r));
-    const ledger = (await openExistingOffenderLedger({ state_dir: stateDir }, ledgerPolicyOf(offendersSchema.parse({ threshold: 1 }))))!;
+    const ledger = (await openExistingOffenderLedger(
+      { state_dir: stateDir },
+      ledgerPolicyOf(offendersSchema.parse({ threshold: 1 })),
+    ))!;
     try {
       assert.deepEqual(
         (await ledger.list()).map((r) => [r.ip, r.country, r.bannedUntil !== null]),
@@ -314,7 +407,10 @@ describe('origin databases: missing, replaced, old', () => {
       new RegExp(`rule origin: database ${missing}: file not found \\(download it first, see docs/rules/origin.md\\)`),
     );
     const { log, lines } = capturingLog();
-    const { policy } = compile({ mode: 'monitor', databases: [missing], reload_check: 0, inbound: { deny_countries: ['RU'] } }, { log });
+    const { policy } = compile(
+      { mode: 'monitor', databases: [missing], reload_check: 0, inbound: { deny_countries: ['RU'] } },
+      { log },
+    );
     assert.ok(lines.some((l) => l.level === 'warn' && l.message.includes(`database ${missing} not loaded`)));
     const before = await session(policy, '198.51.100.7');
     assert.deepEqual(before.connectTrace.find((t) => t.rule === 'origin')?.details, { origin: 'unknown' });
@@ -341,8 +437,14 @@ describe('origin databases: missing, replaced, old', () => {
         [8, 'rules.origin.databases.2'],
       ],
     );
-    assert.equal(r.errors[0]!.message, `rules.origin.databases.1: ${join(root, 'absent.mmdb')}: file not found (download it first, see docs/rules/origin.md)`);
-    assert.match(r.errors[1]!.message, new RegExp(`^rules\\.origin\\.databases\\.2: ${bad}: not a MaxMind DB file \\(.+\\)$`));
+    assert.equal(
+      r.errors[0]!.message,
+      `rules.origin.databases.1: ${join(root, 'absent.mmdb')}: file not found (download it first, see docs/rules/origin.md)`,
+    );
+    assert.match(
+      r.errors[1]!.message,
+      new RegExp(`^rules\\.origin\\.databases\\.2: ${bad}: not a MaxMind DB file \\(.+\\)$`),
+    );
     assert.equal(parsePolicyText(text('monitor'), 'p.yaml').ok, true);
   });
 
@@ -358,7 +460,14 @@ describe('origin databases: missing, replaced, old', () => {
     // A truncated download renamed into place: logged, the data before stays.
     writeFileSync(file, 'garbage');
     assert.equal((await session(policy, '192.0.2.10')).mail.action, 'reject');
-    assert.ok(lines.some((l) => l.level === 'error' && l.message.startsWith(`origin: ${file}: cannot use the new version (not a MaxMind DB file (`) && l.message.endsWith('); keeping the data loaded before')));
+    assert.ok(
+      lines.some(
+        (l) =>
+          l.level === 'error' &&
+          l.message.startsWith(`origin: ${file}: cannot use the new version (not a MaxMind DB file (`) &&
+          l.message.endsWith('); keeping the data loaded before'),
+      ),
+    );
   });
 
   it('a damaged data section places nobody: the client is unknown (not a 4xx for our broken file), said once', async () => {
@@ -387,7 +496,10 @@ describe('origin databases: missing, replaced, old', () => {
     const huge = join(root, 'huge.mmdb');
     writeFileSync(huge, '');
     truncateSync(huge, MAX_DATABASE_BYTES + 1); // sparse: no disk, no memory
-    assert.throws(() => new MmdbFile(huge, 0).load(), new RegExp(`${huge}: ${MAX_DATABASE_BYTES + 1} bytes, more than the ${MAX_DATABASE_BYTES} a database may have`));
+    assert.throws(
+      () => new MmdbFile(huge, 0).load(),
+      new RegExp(`${huge}: ${MAX_DATABASE_BYTES + 1} bytes, more than the ${MAX_DATABASE_BYTES} a database may have`),
+    );
     // At the limit a file is read (a smaller limit, so the test does not read 512 MiB).
     const size = statSync(countryDb).size;
     assert.doesNotThrow(() => new MmdbFile(countryDb, 0, {}, Date.now, size).load());
@@ -407,12 +519,24 @@ describe('origin databases: missing, replaced, old', () => {
   });
 
   it('data older than max_age is a warning; the age is a metric', async () => {
-    const old = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 50 * 86_400 }, join(root, 'old.mmdb'));
+    const old = writeMmdb(
+      { ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 50 * 86_400 },
+      join(root, 'old.mmdb'),
+    );
     const { log, lines } = capturingLog();
     compile({ databases: [old], max_age: '30d', inbound: { deny_countries: ['RU'] } }, { log });
-    assert.ok(lines.some((l) => l.level === 'warn' && l.message.includes(`origin: ${old} was built`) && l.message.includes('older than max_age (30 days)')));
+    assert.ok(
+      lines.some(
+        (l) =>
+          l.level === 'warn' &&
+          l.message.includes(`origin: ${old} was built`) &&
+          l.message.includes('older than max_age (30 days)'),
+      ),
+    );
     const metrics = await registry.getSingleMetricAsString('relayguard_origin_database_age_seconds');
-    const m = new RegExp(`relayguard_origin_database_age_seconds\\{database="${old.replace(/[.]/g, '\\.')}"\\} (\\d+)`).exec(metrics);
+    const m = new RegExp(
+      `relayguard_origin_database_age_seconds\\{database="${old.replace(/[.]/g, '\\.')}"\\} (\\d+)`,
+    ).exec(metrics);
     assert.ok(m, metrics);
     assert.ok(Math.abs(Number(m[1]) - 50 * 86_400) < 120, m[1]);
   });
@@ -431,11 +555,22 @@ describe('origin databases: missing, replaced, old', () => {
   });
 
   it('audit: one probe per file with its type and age; old or missing fails', async () => {
-    const fresh = writeMmdb({ ...ASNS, build_epoch: Math.floor(Date.now() / 1000) - 2 * 86_400 }, join(root, 'fresh-asn.mmdb'));
-    const stale = writeMmdb({ ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 }, join(root, 'stale.mmdb'));
+    const fresh = writeMmdb(
+      { ...ASNS, build_epoch: Math.floor(Date.now() / 1000) - 2 * 86_400 },
+      join(root, 'fresh-asn.mmdb'),
+    );
+    const stale = writeMmdb(
+      { ...COUNTRIES, build_epoch: Math.floor(Date.now() / 1000) - 40 * 86_400 },
+      join(root, 'stale.mmdb'),
+    );
     const gone = join(root, 'gone.mmdb');
-    const config = policySchema.parse({ local_domains: ['example.test'], rules: { origin: { mode: 'monitor', max_age: '30d', databases: [fresh, stale, gone], inbound: {} } } });
-    const results: Array<ProbeOutcome & { name: string }> = await Promise.all(originProbes(config).map(async (p) => ({ name: p.name, ...(await p.run()) })));
+    const config = policySchema.parse({
+      local_domains: ['example.test'],
+      rules: { origin: { mode: 'monitor', max_age: '30d', databases: [fresh, stale, gone], inbound: {} } },
+    });
+    const results: Array<ProbeOutcome & { name: string }> = await Promise.all(
+      originProbes(config).map(async (p) => ({ name: p.name, ...(await p.run()) })),
+    );
     assert.deepEqual(
       results.map((r) => [r.name, r.ok]),
       [

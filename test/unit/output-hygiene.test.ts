@@ -33,10 +33,17 @@ describe('header values', () => {
   });
 
   it('a newline in the queue-id macro does not add a Bcc header (the trace header, through the milter)', async () => {
-    const r = parsePolicyText('local_domains: [example.test]\nnetworks: { internal: [127.0.0.0/8] }\nrules:\n  trace_header: { mode: enforce, header: X-Relayguard }\n', 'h.yaml');
+    const r = parsePolicyText(
+      'local_domains: [example.test]\nnetworks: { internal: [127.0.0.0/8] }\nrules:\n  trace_header: { mode: enforce, header: X-Relayguard }\n',
+      'h.yaml',
+    );
     assert.ok(r.ok);
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const server = new MilterServer(new CompiledPolicy(r.config, 'h.yaml', silentLogger()), { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 5, log: silentLogger() });
+    const server = new MilterServer(new CompiledPolicy(r.config, 'h.yaml', silentLogger()), {
+      listen: { kind: 'inet', host: '127.0.0.1', port },
+      maxConnections: 5,
+      log: silentLogger(),
+    });
     await server.start();
     const c = await TestMilterClient.open(port);
     try {
@@ -57,7 +64,9 @@ describe('header values', () => {
       await c.next();
       c.eom();
       const replies = await c.until('acdrty');
-      const added = replies.filter((f) => f.code === 'h' || f.code === 'i').map((f) => (f.code === 'i' ? f.payload.subarray(4) : f.payload).toString('latin1').split('\0'));
+      const added = replies
+        .filter((f) => f.code === 'h' || f.code === 'i')
+        .map((f) => (f.code === 'i' ? f.payload.subarray(4) : f.payload).toString('latin1').split('\0'));
       assert.equal(added.length, 1);
       assert.equal(added[0]![0], 'X-Relayguard');
       assert.doesNotMatch(added[0]![1]!, /[\r\n]/);
@@ -80,7 +89,11 @@ describe('log lines', () => {
   }
 
   it('text format: a newline in a MAIL FROM cannot forge a line, ESC is shown, not sent', async () => {
-    const out = logged('text', (log) => log.child({ conn: 'c1', qid: 'Q\n2026 error: forged' }).info('mail from <evil@x.test>\n2026-01-01 error: forged line \x1b[2J', { from: 'a\rb\u2028c' }));
+    const out = logged('text', (log) =>
+      log
+        .child({ conn: 'c1', qid: 'Q\n2026 error: forged' })
+        .info('mail from <evil@x.test>\n2026-01-01 error: forged line \x1b[2J', { from: 'a\rb\u2028c' }),
+    );
     await new Promise((r) => setImmediate(r));
     const lines = out.split('\n').filter(Boolean);
     assert.equal(lines.length, 1, out);
@@ -113,7 +126,7 @@ describe('terminal: relayguard offenders', () => {
     await ledger.close();
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => ((out += chunk), true));
+    process.stdout.write = (chunk: string) => ((out += chunk), true);
     try {
       assert.equal(await offendersCommand.run(['--config', policyFile]), 0);
     } finally {
@@ -126,10 +139,20 @@ describe('terminal: relayguard offenders', () => {
 
 describe('terminal: relayguard quarantine list and show', () => {
   it('an escape sequence in a held sender or reason is shown escaped', () => {
-    const row = { queue_id: 'ABC123', arrival_time: new Date(0).toISOString(), size: 10, sender: 'x\x1b[2J@evil.test', recipients: ['a\nforged@x.test'], rule: 'content', reason: 'r\x9b31m', direction: 'inbound', ref: null };
+    const row = {
+      queue_id: 'ABC123',
+      arrival_time: new Date(0).toISOString(),
+      size: 10,
+      sender: 'x\x1b[2J@evil.test',
+      recipients: ['a\nforged@x.test'],
+      rule: 'content',
+      reason: 'r\x9b31m',
+      direction: 'inbound',
+      ref: null,
+    };
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => ((out += chunk), true));
+    process.stdout.write = (chunk: string) => ((out += chunk), true);
     try {
       printHeldRows({ json: false } as unknown as Ctx, [row], { empty: '', noun: 'on hold', unknownWhy: () => '' });
     } finally {

@@ -20,19 +20,48 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** Nine aliases of nine of nine ...: 9^10 nodes once expanded. */
 function aliasBomb(): string {
   const lines = ['local_domains: [example.test]', 'x0: &x0 [a, a, a, a, a, a, a, a, a]'];
-  for (let i = 1; i < 10; i++) lines.push(`x${i}: &x${i} [${Array(9).fill(`*x${i - 1}`).join(', ')}]`);
+  for (let i = 1; i < 10; i++)
+    lines.push(
+      `x${i}: &x${i} [${Array(9)
+        .fill(`*x${i - 1}`)
+        .join(', ')}]`,
+    );
   return lines.join('\n') + '\n';
 }
 
 /** Each hostile file: how to make it at `path`, and what the error says. */
 const HOSTILE: Array<{ name: string; make: (path: string) => void; error: RegExp }> = [
-  { name: 'an alias bomb', make: (p) => writeFileSync(p, aliasBomb()), error: new RegExp(`^${escape(dir)}/[^:]+:3:\\d+: aliases expand to too much \\(more than ${MAX_YAML_ALIASES}`) },
-  { name: '/dev/zero', make: (p) => symlinkSync('/dev/zero', p), error: /: cannot read: not a regular file \(a character device\)$/ },
-  { name: '/dev/urandom', make: (p) => symlinkSync('/dev/urandom', p), error: /: cannot read: not a regular file \(a character device\)$/ },
-  { name: 'a FIFO with no writer', make: (p) => spawnSync('mkfifo', [p]), error: /: cannot read: not a regular file \(a FIFO\)$/ },
+  {
+    name: 'an alias bomb',
+    make: (p) => writeFileSync(p, aliasBomb()),
+    error: new RegExp(`^${escape(dir)}/[^:]+:3:\\d+: aliases expand to too much \\(more than ${MAX_YAML_ALIASES}`),
+  },
+  {
+    name: '/dev/zero',
+    make: (p) => symlinkSync('/dev/zero', p),
+    error: /: cannot read: not a regular file \(a character device\)$/,
+  },
+  {
+    name: '/dev/urandom',
+    make: (p) => symlinkSync('/dev/urandom', p),
+    error: /: cannot read: not a regular file \(a character device\)$/,
+  },
+  {
+    name: 'a FIFO with no writer',
+    make: (p) => spawnSync('mkfifo', [p]),
+    error: /: cannot read: not a regular file \(a FIFO\)$/,
+  },
   { name: 'a directory', make: (p) => mkdirSync(p), error: /: cannot read: not a regular file \(a directory\)$/ },
-  { name: 'a file over the size limit', make: (p) => writeFileSync(p, `local_domains: [example.test]\n#${'x'.repeat(MAX_POLICY_BYTES)}\n`), error: new RegExp(`: cannot read: \\d+ bytes, more than the ${MAX_POLICY_BYTES}`) },
-  { name: 'bytes that are not UTF-8', make: (p) => writeFileSync(p, Buffer.from([0x61, 0x3a, 0x20, 0xff, 0xfe, 0x0a])), error: /: cannot read: not UTF-8 text$/ },
+  {
+    name: 'a file over the size limit',
+    make: (p) => writeFileSync(p, `local_domains: [example.test]\n#${'x'.repeat(MAX_POLICY_BYTES)}\n`),
+    error: new RegExp(`: cannot read: \\d+ bytes, more than the ${MAX_POLICY_BYTES}`),
+  },
+  {
+    name: 'bytes that are not UTF-8',
+    make: (p) => writeFileSync(p, Buffer.from([0x61, 0x3a, 0x20, 0xff, 0xfe, 0x0a])),
+    error: /: cannot read: not UTF-8 text$/,
+  },
 ];
 
 function escape(s: string): string {
@@ -56,7 +85,10 @@ describe('validate', () => {
       assert.ok(!r.ok && r.errors.length === 1);
       assert.match(formatError(r.errors[0]!), h.error);
       assert.ok(Date.now() - started < 2000, 'refused at once');
-      const cli = spawnSync(process.execPath, [MAIN, 'validate', '--config', file], { encoding: 'utf8', timeout: 20_000 });
+      const cli = spawnSync(process.execPath, [MAIN, 'validate', '--config', file], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
       assert.equal(cli.status, 1, cli.stderr);
       assert.match(cli.stderr.trim(), h.error);
       assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
@@ -69,12 +101,17 @@ describe('SIGHUP with a hostile file', () => {
   let output = '';
   let port = 0;
   const policy = join(dir, 'live.yaml');
-  const GOOD = (header: string) => `local_domains: [example.test]\nnetworks: { internal: [127.0.0.0/8] }\nserver: { state_dir: ${dir}/state }\nrules:\n  trace_header: { mode: enforce, header: ${header} }\n`;
+  const GOOD = (header: string) =>
+    `local_domains: [example.test]\nnetworks: { internal: [127.0.0.0/8] }\nserver: { state_dir: ${dir}/state }\nrules:\n  trace_header: { mode: enforce, header: ${header} }\n`;
 
   before(async () => {
     writeFileSync(policy, GOOD('X-Old-Policy'));
     port = 20000 + Math.floor(Math.random() * 20000);
-    child = spawn(process.execPath, [MAIN, 'serve', '--config', policy, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(
+      process.execPath,
+      [MAIN, 'serve', '--config', policy, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     await waitFor(() => output.includes('listening'), 15_000, 'serve to listen');
@@ -119,10 +156,16 @@ describe('SIGHUP with a hostile file', () => {
       h.make(policy);
       const mark = output.length;
       child.kill('SIGHUP');
-      const reported = () => messagesOf(output.slice(mark)).some((m) => m.startsWith('reload: ') && h.error.test(m.slice('reload: '.length)));
+      const reported = () =>
+        messagesOf(output.slice(mark)).some(
+          (m) => m.startsWith('reload: ') && h.error.test(m.slice('reload: '.length)),
+        );
       await waitFor(reported, 10_000, `the reload to be refused with ${h.error}`);
       const logged = output.slice(mark);
-      assert.ok(messagesOf(logged).some((m) => /keeping the running policy/.test(m)), logged);
+      assert.ok(
+        messagesOf(logged).some((m) => /keeping the running policy/.test(m)),
+        logged,
+      );
       assert.doesNotMatch(logged, /\n\s+at /, 'no stack trace');
       assert.equal(child.exitCode, null, 'still running');
       assert.equal(await traceHeaderName(), 'X-Old-Policy');

@@ -9,7 +9,14 @@ import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { lintPostfix } from '../../src/mta/lint.js';
 import { backupName, repeatedParameters } from '../../src/mta/postfix-apply.js';
 import { chrootInfo, insideJail } from '../../src/mta/master-cf.js';
-import { chrootView, formatChanges, postconfCommand, postfixChanges, shellQuote, type PostfixChange } from '../../src/mta/postfix-changes.js';
+import {
+  chrootView,
+  formatChanges,
+  postconfCommand,
+  postfixChanges,
+  shellQuote,
+  type PostfixChange,
+} from '../../src/mta/postfix-changes.js';
 import { postfixSizeLimit } from '../../src/rules/size/mta.js';
 import { parsePostconf } from '../../src/mta/postconf.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
@@ -51,7 +58,14 @@ describe('postfix-config changes against the live settings', () => {
 
   it('against Postfix defaults: every setting the policy needs, the certificate as a suggestion', () => {
     const cs = postfixChanges(req, new Map());
-    for (const n of ['disable_vrfy_command', 'mynetworks', 'relay_domains', 'smtpd_relay_restrictions', 'smtpd_milters', 'smtpd_tls_security_level']) {
+    for (const n of [
+      'disable_vrfy_command',
+      'mynetworks',
+      'relay_domains',
+      'smtpd_relay_restrictions',
+      'smtpd_milters',
+      'smtpd_tls_security_level',
+    ]) {
       assert.ok(byName(cs, n), n);
     }
     assert.equal(byName(cs, 'smtpd_tls_chain_files')?.suggestion, true);
@@ -66,16 +80,24 @@ describe('postfix-config changes against the live settings', () => {
     for (const start of [new Map<string, string>(), ADMIN]) {
       const after = applied(start, postfixChanges(req, start));
       assert.deepEqual(
-        postfixChanges(req, after).filter((c) => !c.suggestion).map((c) => c.name),
+        postfixChanges(req, after)
+          .filter((c) => !c.suggestion)
+          .map((c) => c.name),
         [],
       );
-      assert.deepEqual(lintPostfix(after, req).filter((f) => f.severity === 'error'), []);
+      assert.deepEqual(
+        lintPostfix(after, req).filter((f) => f.severity === 'error'),
+        [],
+      );
     }
   });
 
-  it('keeps the admin\'s own values where it can: other milters after relayguard, their macros, their domains', () => {
+  it("keeps the admin's own values where it can: other milters after relayguard, their macros, their domains", () => {
     const cs = postfixChanges(req, ADMIN);
-    assert.equal(byName(cs, 'smtpd_milters')?.value, '{ inet:127.0.0.1:10025, default_action=tempfail }, inet:127.0.0.1:8891');
+    assert.equal(
+      byName(cs, 'smtpd_milters')?.value,
+      '{ inet:127.0.0.1:10025, default_action=tempfail }, inet:127.0.0.1:8891',
+    );
     const macros = byName(cs, 'milter_mail_macros')!.value.split(' ');
     assert.ok(macros.includes('{my_own}') && macros.includes('{mail_addr}'), macros.join(' '));
     assert.equal(byName(cs, 'relay_domains')?.value, 'other.test, example.test');
@@ -83,13 +105,22 @@ describe('postfix-config changes against the live settings', () => {
     assert.equal(byName(cs, 'smtpd_tls_chain_files'), undefined);
   });
 
-  it('flags what widens or replaces the admin\'s settings and says what it does', () => {
+  it("flags what widens or replaces the admin's settings and says what it does", () => {
     const cs = postfixChanges(req, ADMIN);
     const net = byName(cs, 'mynetworks')!;
-    assert.match(net.flag!, /^replaces your mynetworks = 127\.0\.0\.0\/8, 192\.168\.1\.0\/24: 192\.168\.1\.0\/24 would no longer relay by address; widens: 10\.0\.0\.0\/8 may relay/);
+    assert.match(
+      net.flag!,
+      /^replaces your mynetworks = 127\.0\.0\.0\/8, 192\.168\.1\.0\/24: 192\.168\.1\.0\/24 would no longer relay by address; widens: 10\.0\.0\.0\/8 may relay/,
+    );
     assert.match(byName(cs, 'relay_domains')!.flag!, /widens relay_domains: .*example\.test.*keeps other\.test/);
-    assert.match(byName(cs, 'smtpd_relay_restrictions')!.flag!, /^replaces your smtpd_relay_restrictions = .*defer_unauth_destination/);
-    assert.match(byName(cs, 'smtpd_tls_protocols')!.flag!, /replaces Postfix's default smtpd_tls_protocols = >=TLSv1: clients that only speak TLSv1 or TLSv1\.1/);
+    assert.match(
+      byName(cs, 'smtpd_relay_restrictions')!.flag!,
+      /^replaces your smtpd_relay_restrictions = .*defer_unauth_destination/,
+    );
+    assert.match(
+      byName(cs, 'smtpd_tls_protocols')!.flag!,
+      /replaces Postfix's default smtpd_tls_protocols = >=TLSv1: clients that only speak TLSv1 or TLSv1\.1/,
+    );
     // 10240000 is above the policy's 2 MiB: the admin's limit stays.
     assert.equal(byName(cs, 'message_size_limit'), undefined);
     // Below it, or 0 (unlimited): a plain change, not flagged.
@@ -113,11 +144,20 @@ describe('postfix-config changes against the live settings', () => {
   it('prints postconf -e commands a shell runs as written, with the reason and the flag above', () => {
     const cs = postfixChanges(req, ADMIN);
     const text = formatChanges(cs, '/etc/postfix', ['hdr']);
-    assert.match(text, /^# rule 1: .*\n# CHECK FIRST: replaces your mynetworks .*\npostconf -e 'mynetworks = 127\.0\.0\.0\/8, 10\.0\.0\.0\/8'$/m);
-    assert.equal(postconfCommand('/srv/pf', { name: 'non_smtpd_milters', value: '$smtpd_milters' }), "postconf -c '/srv/pf' -e 'non_smtpd_milters = $smtpd_milters'");
+    assert.match(
+      text,
+      /^# rule 1: .*\n# CHECK FIRST: replaces your mynetworks .*\npostconf -e 'mynetworks = 127\.0\.0\.0\/8, 10\.0\.0\.0\/8'$/m,
+    );
+    assert.equal(
+      postconfCommand('/srv/pf', { name: 'non_smtpd_milters', value: '$smtpd_milters' }),
+      "postconf -c '/srv/pf' -e 'non_smtpd_milters = $smtpd_milters'",
+    );
     assert.equal(shellQuote("it's"), `'it'\\''s'`);
     // What is already right is listed too, as comments: the whole picture, nothing to run.
-    assert.match(formatChanges([], '/etc/postfix', ['hdr'], [{ name: 'disable_vrfy_command', value: 'yes' }]), /^# Already as the policy needs \(no change\):\n# {3}disable_vrfy_command = yes$/m);
+    assert.match(
+      formatChanges([], '/etc/postfix', ['hdr'], [{ name: 'disable_vrfy_command', value: 'yes' }]),
+      /^# Already as the policy needs \(no change\):\n# {3}disable_vrfy_command = yes$/m,
+    );
   });
 });
 
@@ -127,13 +167,19 @@ describe('--apply helpers', () => {
   });
 
   it('names the backup after the UTC time', () => {
-    assert.equal(backupName('/etc/postfix/main.cf', new Date('2026-12-07T05:04:03Z')), '/etc/postfix/main.cf.relayguard-20261207-050403');
+    assert.equal(
+      backupName('/etc/postfix/main.cf', new Date('2026-12-07T05:04:03Z')),
+      '/etc/postfix/main.cf.relayguard-20261207-050403',
+    );
   });
 
   it('diffs main.cf like diff -u, removals first', () => {
     const a = 'one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n';
     const b = 'one\ntwo\nTHREE\nfour\nfive\nsix\nseven\neight\nnine\n';
-    assert.equal(unifiedDiff(a, b, 'a', 'b'), '--- a\n+++ b\n@@ -1,5 +1,5 @@\n one\n two\n-three\n+THREE\n four\n five\n@@ -7,2 +7,3 @@\n seven\n eight\n+nine\n');
+    assert.equal(
+      unifiedDiff(a, b, 'a', 'b'),
+      '--- a\n+++ b\n@@ -1,5 +1,5 @@\n one\n two\n-three\n+THREE\n four\n five\n@@ -7,2 +7,3 @@\n seven\n eight\n+nine\n',
+    );
     assert.equal(unifiedDiff(a, a, 'a', 'b'), '');
   });
 });
@@ -152,9 +198,20 @@ cleanup   unix  n       -       y       -       0       cleanup
   };
 
   it('reads the chroot column; "-" is "n" on Postfix 3', () => {
-    assert.deepEqual(chrootInfo(DEBIAN_MASTER, '/var/spool/postfix'), { smtpd: true, cleanup: true, queueDirectory: '/var/spool/postfix' });
-    assert.deepEqual(chrootInfo('smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n', '/q'), { smtpd: false, cleanup: false, queueDirectory: '/q' });
-    assert.equal(insideJail('/var/spool/postfix/relayguard/milter.sock', '/var/spool/postfix/'), '/relayguard/milter.sock');
+    assert.deepEqual(chrootInfo(DEBIAN_MASTER, '/var/spool/postfix'), {
+      smtpd: true,
+      cleanup: true,
+      queueDirectory: '/var/spool/postfix',
+    });
+    assert.deepEqual(chrootInfo('smtp inet n - - - - smtpd\ncleanup unix n - n - 0 cleanup\n', '/q'), {
+      smtpd: false,
+      cleanup: false,
+      queueDirectory: '/q',
+    });
+    assert.equal(
+      insideJail('/var/spool/postfix/relayguard/milter.sock', '/var/spool/postfix/'),
+      '/relayguard/milter.sock',
+    );
     assert.equal(insideJail('/run/relayguard/milter.sock', '/var/spool/postfix'), null);
   });
 
@@ -165,8 +222,14 @@ cleanup   unix  n       -       y       -       0       cleanup
     assert.equal(byName(cs, 'smtpd_milters')?.value, '{ unix:/relayguard/milter.sock, default_action=tempfail }');
     assert.equal(byName(cs, 'non_smtpd_milters')?.value, '$smtpd_milters');
     const after = applied(new Map(), cs);
-    assert.deepEqual(lintPostfix(after, req).filter((f) => f.parameter === 'smtpd_milters'), []);
-    assert.deepEqual(postfixChanges(req, after, chroot).filter((c) => !c.suggestion), []);
+    assert.deepEqual(
+      lintPostfix(after, req).filter((f) => f.parameter === 'smtpd_milters'),
+      [],
+    );
+    assert.deepEqual(
+      postfixChanges(req, after, chroot).filter((c) => !c.suggestion),
+      [],
+    );
   });
 
   it('gives cleanup its own address when only smtpd is chrooted; says so when the socket is outside the jail', () => {
@@ -174,8 +237,14 @@ cleanup   unix  n       -       y       -       0       cleanup
     const onlySmtpd = chrootInfo('smtp inet n - y - - smtpd\ncleanup unix n - n - 0 cleanup\n', '/var/spool/postfix');
     const cs = postfixChanges(req, new Map(), onlySmtpd);
     assert.equal(byName(cs, 'smtpd_milters')?.value, '{ unix:/relayguard/milter.sock, default_action=tempfail }');
-    assert.equal(byName(cs, 'non_smtpd_milters')?.value, '{ unix:/var/spool/postfix/relayguard/milter.sock, default_action=tempfail }');
+    assert.equal(
+      byName(cs, 'non_smtpd_milters')?.value,
+      '{ unix:/var/spool/postfix/relayguard/milter.sock, default_action=tempfail }',
+    );
     const outside = chrootView(unixPolicy('/run/relayguard/milter.sock'), onlySmtpd);
-    assert.match(outside.note!, /smtpd runs chrooted in \/var\/spool\/postfix .* cannot reach \/run\/relayguard\/milter\.sock: .*unix:\/var\/spool\/postfix\/relayguard\/milter\.sock/);
+    assert.match(
+      outside.note!,
+      /smtpd runs chrooted in \/var\/spool\/postfix .* cannot reach \/run\/relayguard\/milter\.sock: .*unix:\/var\/spool\/postfix\/relayguard\/milter\.sock/,
+    );
   });
 });

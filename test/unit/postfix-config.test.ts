@@ -9,7 +9,13 @@ import { lintPostfix } from '../../src/mta/lint.js';
 import { parsePostconf, parseMilterEntry, splitList } from '../../src/mta/postconf.js';
 import { formatConfigLines, postfixConfigLines } from '../../src/mta/postfix-config.js';
 import { mtaRequirements } from '../../src/mta/requirements.js';
-import { accessMapPath, accessMapPrefix, formatAccessMap, formatSendmailConfig, sendmailAccessEntries } from '../../src/mta/sendmail-config.js';
+import {
+  accessMapPath,
+  accessMapPrefix,
+  formatAccessMap,
+  formatSendmailConfig,
+  sendmailAccessEntries,
+} from '../../src/mta/sendmail-config.js';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { SIZE_HEADROOM_BYTES } from '../../src/rules/size/mta.js';
 import { excludedProtocols } from '../../src/rules/tls/mta.js';
@@ -38,7 +44,10 @@ describe('postfix-config for the reference policy', () => {
 
   it('closes VRFY, relaying and wires relayguard in first, fail closed', () => {
     assert.equal(cf.get('disable_vrfy_command'), 'yes');
-    assert.equal(cf.get('smtpd_relay_restrictions'), 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination');
+    assert.equal(
+      cf.get('smtpd_relay_restrictions'),
+      'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+    );
     assert.equal(cf.get('mynetworks'), '127.0.0.0/8, 10.0.0.0/8');
     assert.equal(cf.get('relay_domains'), 'example.test');
     const milters = splitList(cf.get('smtpd_milters')!).map(parseMilterEntry);
@@ -83,7 +92,10 @@ describe('postfix-config for the reference policy', () => {
 
   it('passes lint-mta: no errors, and only the certificate warning', () => {
     const findings = lintPostfix(cf, mtaRequirements(reference()));
-    assert.deepEqual(findings.filter((f) => f.severity === 'error'), []);
+    assert.deepEqual(
+      findings.filter((f) => f.severity === 'error'),
+      [],
+    );
     assert.deepEqual(
       findings.map((f) => f.parameter),
       ['smtpd_tls_chain_files'],
@@ -94,7 +106,7 @@ describe('postfix-config for the reference policy', () => {
 });
 
 describe('postfix-config derives each value from the policy', () => {
-  it('takes the largest of per-direction limits, plus headroom above Postfix\'s default', () => {
+  it("takes the largest of per-direction limits, plus headroom above Postfix's default", () => {
     const cf = generated(policy('rules:\n  size:\n    max_bytes: { inbound: 1MiB, outbound: 15MiB }\n'));
     assert.equal(Number(cf.get('message_size_limit')), 15 * 1024 * 1024 + SIZE_HEADROOM_BYTES);
     assert.equal(cf.has('mailbox_size_limit'), false);
@@ -110,9 +122,18 @@ describe('postfix-config derives each value from the policy', () => {
   });
 
   it('turns a wildcard or unix listen address into one the MTA can reach', () => {
-    assert.match(generated(policy('server:\n  listen: inet:0.0.0.0:11000\n')).get('smtpd_milters')!, /\{ inet:127\.0\.0\.1:11000, default_action=tempfail \}/);
-    assert.match(generated(policy('server:\n  listen: unix:/run/relayguard/milter.sock\n')).get('smtpd_milters')!, /unix:\/run\/relayguard\/milter\.sock/);
-    assert.match(generated(policy('server:\n  listen: inet:[::1]:10025\n')).get('smtpd_milters')!, /inet:\[::1\]:10025/);
+    assert.match(
+      generated(policy('server:\n  listen: inet:0.0.0.0:11000\n')).get('smtpd_milters')!,
+      /\{ inet:127\.0\.0\.1:11000, default_action=tempfail \}/,
+    );
+    assert.match(
+      generated(policy('server:\n  listen: unix:/run/relayguard/milter.sock\n')).get('smtpd_milters')!,
+      /unix:\/run\/relayguard\/milter\.sock/,
+    );
+    assert.match(
+      generated(policy('server:\n  listen: inet:[::1]:10025\n')).get('smtpd_milters')!,
+      /inet:\[::1\]:10025/,
+    );
   });
 
   it('writes IPv6 networks in brackets and adds the relay rule networks and domains', () => {
@@ -133,11 +154,21 @@ describe('postfix-config derives each value from the policy', () => {
 
   it('follows rule 9: min_version and partner domains reached over TLS', () => {
     assert.equal(excludedProtocols('TLSv1.3'), '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1, !TLSv1.2');
-    const cf = generated(policy('rules:\n  tls:\n    min_version: TLSv1.3\n    require:\n      sender_domains: [partner.test]\n'));
+    const cf = generated(
+      policy('rules:\n  tls:\n    min_version: TLSv1.3\n    require:\n      sender_domains: [partner.test]\n'),
+    );
     assert.equal(cf.get('smtpd_tls_protocols'), '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1, !TLSv1.2');
     assert.equal(cf.get('smtp_tls_policy_maps'), 'inline:{ partner.test=encrypt, .partner.test=encrypt }');
-    const findings = lintPostfix(cf, mtaRequirements(policy('rules:\n  tls:\n    min_version: TLSv1.3\n    require:\n      sender_domains: [partner.test]\n')));
-    assert.deepEqual(findings.filter((f) => f.severity === 'error'), []);
+    const findings = lintPostfix(
+      cf,
+      mtaRequirements(
+        policy('rules:\n  tls:\n    min_version: TLSv1.3\n    require:\n      sender_domains: [partner.test]\n'),
+      ),
+    );
+    assert.deepEqual(
+      findings.filter((f) => f.severity === 'error'),
+      [],
+    );
   });
 
   it('adds the macros a rule declares', () => {
@@ -149,23 +180,41 @@ describe('postfix-config derives each value from the policy', () => {
 });
 
 describe('postfix-config --mta sendmail', () => {
-  const mc = formatSendmailConfig(mtaRequirements(reference()), ['hdr'], { accessMap: accessMapPath('/etc/mail/sendmail.cf') });
+  const mc = formatSendmailConfig(mtaRequirements(reference()), ['hdr'], {
+    accessMap: accessMapPath('/etc/mail/sendmail.cf'),
+  });
 
   it('writes the privacy flags, size and the milter with fail-closed flags and timeouts', () => {
     assert.match(mc, /^define\(`confPRIVACY_FLAGS', `goaway,noexpn,novrfy'\)dnl$/m);
-    assert.match(mc, new RegExp(`^define\\(\`confMAX_MESSAGE_SIZE', \`${2 * 1024 * 1024 + SIZE_HEADROOM_BYTES}'\\)dnl$`, 'm'));
-    assert.match(mc, /^INPUT_MAIL_FILTER\(`relayguard', `S=inet:10025@127\.0\.0\.1, F=T, T=C:30s;S:30s;R:30s;E:5m'\)dnl$/m);
+    assert.match(
+      mc,
+      new RegExp(`^define\\(\`confMAX_MESSAGE_SIZE', \`${2 * 1024 * 1024 + SIZE_HEADROOM_BYTES}'\\)dnl$`, 'm'),
+    );
+    assert.match(
+      mc,
+      /^INPUT_MAIL_FILTER\(`relayguard', `S=inet:10025@127\.0\.0\.1, F=T, T=C:30s;S:30s;R:30s;E:5m'\)dnl$/m,
+    );
   });
 
   it('lists macros with m4 double quotes, keeping Sendmail defaults', () => {
     const line = mc.split('\n').find((l) => l.startsWith("define(`confMILTER_MACROS_CONNECT'"))!;
-    assert.match(line, /^define\(`confMILTER_MACROS_CONNECT', ``j, _, \{daemon_name\}, \{if_name\}, \{if_addr\}, .*\{client_addr\}.*''\)dnl$/);
+    assert.match(
+      line,
+      /^define\(`confMILTER_MACROS_CONNECT', ``j, _, \{daemon_name\}, \{if_name\}, \{if_addr\}, .*\{client_addr\}.*''\)dnl$/,
+    );
     assert.match(mc, /^define\(`confMILTER_MACROS_EOM', ``\{msg_id\}, i''\)dnl$/m);
   });
 
   it('turns TLS minimum into OpenSSL options and describes relaying as access entries', () => {
-    assert.match(mc, /confSERVER_SSL_OPTIONS', `\+SSL_OP_NO_SSLv2 \+SSL_OP_NO_SSLv3 \+SSL_OP_NO_TLSv1 \+SSL_OP_NO_TLSv1_1'/);
-    assert.deepEqual(sendmailAccessEntries(mtaRequirements(reference()), { accessMap: '/etc/mail/access' }), ['Connect:127\tRELAY', 'Connect:10\tRELAY', 'To:example.test\tRELAY']);
+    assert.match(
+      mc,
+      /confSERVER_SSL_OPTIONS', `\+SSL_OP_NO_SSLv2 \+SSL_OP_NO_SSLv3 \+SSL_OP_NO_TLSv1 \+SSL_OP_NO_TLSv1_1'/,
+    );
+    assert.deepEqual(sendmailAccessEntries(mtaRequirements(reference()), { accessMap: '/etc/mail/access' }), [
+      'Connect:127\tRELAY',
+      'Connect:10\tRELAY',
+      'To:example.test\tRELAY',
+    ]);
     assert.equal(accessMapPrefix('192.168.5.0/24'), '192.168.5');
     assert.equal(accessMapPrefix('10.1.0.0/20'), null);
     assert.doesNotMatch(mc, /^FEATURE\(`promiscuous_relay'\)/m);
@@ -174,7 +223,10 @@ describe('postfix-config --mta sendmail', () => {
   it('names the access map beside sendmail.cf; a failed lookup is a temporary failure; --access-map prints the file', () => {
     assert.match(mc, /^FEATURE\(`access_db', `hash -T<TMPF> \/etc\/mail\/access'\)dnl$/m);
     assert.equal(accessMapPath('/srv/mail/sendmail.cf'), '/srv/mail/access');
-    assert.equal(formatAccessMap(mtaRequirements(reference()), ['hdr'], { accessMap: '/etc/mail/access' }), '# hdr\nConnect:127\tRELAY\nConnect:10\tRELAY\nTo:example.test\tRELAY\n');
+    assert.equal(
+      formatAccessMap(mtaRequirements(reference()), ['hdr'], { accessMap: '/etc/mail/access' }),
+      '# hdr\nConnect:127\tRELAY\nConnect:10\tRELAY\nTo:example.test\tRELAY\n',
+    );
   });
 
   it('keeps every non-m4 line a dnl comment', () => {

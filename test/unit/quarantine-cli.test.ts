@@ -63,8 +63,23 @@ function setup(): void {
     chmodSync(p, 0o755);
   }
   const now = Math.floor(Date.now() / 1000);
-  const msg = (id: string, queue: string, age = 0) => ({ queue_name: queue, queue_id: id, arrival_time: now - age, message_size: 321, sender: 'alice@example.test', recipients: [{ address: 'bob@outside.test' }] });
-  writeFileSync(join(root, 'queue.json'), JSON.stringify([msg('AAA111BBB', 'hold'), msg('CCC222DDD', 'hold'), msg('EEE333FFF', 'deferred'), msg('OLD444GGG', 'hold', 2 * 86400)]));
+  const msg = (id: string, queue: string, age = 0) => ({
+    queue_name: queue,
+    queue_id: id,
+    arrival_time: now - age,
+    message_size: 321,
+    sender: 'alice@example.test',
+    recipients: [{ address: 'bob@outside.test' }],
+  });
+  writeFileSync(
+    join(root, 'queue.json'),
+    JSON.stringify([
+      msg('AAA111BBB', 'hold'),
+      msg('CCC222DDD', 'hold'),
+      msg('EEE333FFF', 'deferred'),
+      msg('OLD444GGG', 'hold', 2 * 86400),
+    ]),
+  );
   writeFileSync(join(root, 'calls.log'), '');
   policy = join(root, 'policy.yaml');
   writeFileSync(
@@ -82,19 +97,36 @@ function setup(): void {
     ].join('\n'),
   );
   const store = QuarantineStore.open(stateDir());
-  store.record({ queueId: 'AAA111BBB', rule: 'antivirus', reason: 'virus Eicar-Test', direction: 'outbound', sender: 'alice@example.test', recipients: ['bob@outside.test'], ref: 'abcd-1' });
+  store.record({
+    queueId: 'AAA111BBB',
+    rule: 'antivirus',
+    reason: 'virus Eicar-Test',
+    direction: 'outbound',
+    sender: 'alice@example.test',
+    recipients: ['bob@outside.test'],
+    ref: 'abcd-1',
+  });
   store.close();
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, 'quarantine', ...args, '--config', policy], { env: { ...process.env, FAKE_POSTFIX_STATE: root, MAIL_CONFIG: '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, 'quarantine', ...args, '--config', policy],
+      { env: { ...process.env, FAKE_POSTFIX_STATE: root, MAIL_CONFIG: '', ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-const queueNow = () => JSON.parse(readFileSync(join(root, 'queue.json'), 'utf8')) as Array<{ queue_id: string; queue_name: string }>;
+const queueNow = () =>
+  JSON.parse(readFileSync(join(root, 'queue.json'), 'utf8')) as Array<{ queue_id: string; queue_name: string }>;
 const calls = () => readFileSync(join(root, 'calls.log'), 'utf8').trim().split('\n').filter(Boolean);
 const storeState = (id: string) => {
   const s = QuarantineStore.openExisting(stateDir())!;

@@ -28,7 +28,14 @@ function decision(overrides: Partial<Decision['outcome']> = {}, trace: Decision[
     conn: kitConnection({ id: 'c1' }),
     msg,
     phase: 'eom',
-    outcome: { action: 'quarantine', quarantine: 'virus Eicar', rule: 'antivirus', ref: 'c1-1', mods: [], ...overrides },
+    outcome: {
+      action: 'quarantine',
+      quarantine: 'virus Eicar',
+      rule: 'antivirus',
+      ref: 'c1-1',
+      mods: [],
+      ...overrides,
+    },
     trace,
   };
 }
@@ -60,9 +67,26 @@ describe('quarantine store', () => {
   test('state changes touch the newest held record of that queue ID only', () => {
     const dir = tempDir();
     const store = QuarantineStore.open(dir);
-    store.record({ queueId: 'Q1', rule: 'a', reason: 'old', direction: 'inbound', sender: '', recipients: [], ref: 'r1', time: new Date(1000) });
+    store.record({
+      queueId: 'Q1',
+      rule: 'a',
+      reason: 'old',
+      direction: 'inbound',
+      sender: '',
+      recipients: [],
+      ref: 'r1',
+      time: new Date(1000),
+    });
     store.setState('Q1', 'released');
-    store.record({ queueId: 'Q1', rule: 'a', reason: 'new', direction: 'inbound', sender: '', recipients: [], ref: 'r2' });
+    store.record({
+      queueId: 'Q1',
+      rule: 'a',
+      reason: 'new',
+      direction: 'inbound',
+      sender: '',
+      recipients: [],
+      ref: 'r2',
+    });
     assert.equal(store.latest('Q1')!.reason, 'new');
     assert.equal(store.setState('Q1', 'deleted'), true);
     assert.equal(store.setState('Q1', 'deleted'), false, 'nothing held any more');

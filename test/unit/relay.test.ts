@@ -6,7 +6,9 @@ import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import type { Conversation } from '../../src/session/conversation.js';
 import { kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } } };
+const NETWORKS = {
+  networks: { internal: ['127.0.0.0/8', '10.0.0.0/8', 'fd00::/8'], groups: { partner: ['198.51.100.0/24'] } },
+};
 const compile = (relay: Record<string, unknown> = {}): CompiledPolicy => kitPolicy({ relay }, NETWORKS);
 
 async function session(policy: CompiledPolicy, ip: string, auth?: string): Promise<Conversation> {
@@ -53,7 +55,15 @@ test('IPv6: internal range relays, outside v6 and v4-mapped outside addresses do
 
 test('routing tricks in the local part and look-alike domains are refused from outside', async () => {
   const c = await session(compile(), '203.0.113.9');
-  for (const rcpt of ['<x%elsewhere.test@example.test>', '<elsewhere.test!x@example.test>', '<"x@elsewhere.test"@example.test>', '<x@example.test.evil>', '<x@notexample.test>', '<x@[192.0.2.1]>', '<nobody>']) {
+  for (const rcpt of [
+    '<x%elsewhere.test@example.test>',
+    '<elsewhere.test!x@example.test>',
+    '<"x@elsewhere.test"@example.test>',
+    '<x@example.test.evil>',
+    '<x@notexample.test>',
+    '<x@[192.0.2.1]>',
+    '<nobody>',
+  ]) {
     assert.equal((await c.rcpt([rcpt])).action, 'reject', rcpt);
   }
   for (const rcpt of ['<X@EXAMPLE.TEST>', '<x@example.test.>', '<@relay.test:x@example.test>', '<Postmaster>']) {

@@ -14,7 +14,11 @@ const FOLDERS = ['src/mta', 'src/audit'];
 const ALLOWED_RULE_IMPORTS = new Set(['index.js', 'policy-schema.js']);
 /** Text that looks like a rule name and is something else. Each entry says what it is. */
 const NOT_A_RULE: ReadonlyArray<{ file: string; text: string; why: string }> = [
-  { file: 'src/mta/sendmail-config.ts', text: "const ACCESS_MAP_NAME = 'access';", why: "the file name of Sendmail's access map" },
+  {
+    file: 'src/mta/sendmail-config.ts',
+    text: "const ACCESS_MAP_NAME = 'access';",
+    why: "the file name of Sendmail's access map",
+  },
 ];
 
 function sources(dir: string): string[] {
@@ -37,7 +41,9 @@ function mentions(text: string, rule: string): string[] {
 }
 
 function lineOf(text: string, index: number): string {
-  return text.slice(text.lastIndexOf('\n', index) + 1, text.indexOf('\n', index) === -1 ? undefined : text.indexOf('\n', index)).trim();
+  return text
+    .slice(text.lastIndexOf('\n', index) + 1, text.indexOf('\n', index) === -1 ? undefined : text.indexOf('\n', index))
+    .trim();
 }
 
 describe('a rule is one unit: src/mta and src/audit name no rule', () => {
@@ -57,7 +63,8 @@ describe('a rule is one unit: src/mta and src/audit name no rule', () => {
       for (const m of text.matchAll(/from '(?:\.\.\/)+rules\/([^']+)'/g)) {
         if (!ALLOWED_RULE_IMPORTS.has(m[1]!)) problems.push(`imports rules/${m[1]}`);
       }
-      for (const rule of RULES) for (const m of mentions(text, rule.name)) problems.push(`names the ${rule.name} rule: ${m}`);
+      for (const rule of RULES)
+        for (const m of mentions(text, rule.name)) problems.push(`names the ${rule.name} rule: ${m}`);
       assert.deepEqual(problems, [], `${file}: move this into the rule's own mta or audit part`);
     });
   }

@@ -25,7 +25,12 @@ const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).statu
 /** A service manager's notify socket: every datagram received, in order. */
 async function notifySocket(path: string): Promise<{ messages: string[] }> {
   const got = { messages: [] as string[] };
-  const py = spawn('python3', ['-u', '-c', `
+  const py = spawn(
+    'python3',
+    [
+      '-u',
+      '-c',
+      `
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -33,7 +38,11 @@ print("BOUND", flush=True)
 while True:
     data = s.recv(65536)  # passed fds (systemd-notify's barrier) are closed with the message
     print(data.decode().replace("\\n", "|"), flush=True)
-`, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+`,
+      path,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   children.push(py);
   let buf = '';
   py.stdout.on('data', (c: Buffer) => {
@@ -61,7 +70,13 @@ const canRun = have('python3') && have('systemd-notify');
 describe('systemd notification (Type=notify)', { skip: canRun ? false : 'needs python3 and systemd-notify' }, () => {
   it('without NOTIFY_SOCKET nothing is sent; a missing systemd-notify is reported, not thrown', async () => {
     assert.equal(await notifySystemd(['READY=1'], { env: {} }), null);
-    assert.match((await notifySystemd(['READY=1'], { env: { NOTIFY_SOCKET: '/nonexistent' }, program: join(dir, 'no-such-program') }))!, /not found/);
+    assert.match(
+      (await notifySystemd(['READY=1'], {
+        env: { NOTIFY_SOCKET: '/nonexistent' },
+        program: join(dir, 'no-such-program'),
+      }))!,
+      /not found/,
+    );
   });
 
   it('serve: READY=1 only after it listens, STOPPING=1 when SIGTERM starts the drain', async () => {

@@ -74,30 +74,48 @@ exit 0
 }
 
 function addJob(dir: string, id: string, kind: 'hf' | 'qf', time: number, body = 'body\n'): void {
-  writeFileSync(join(dir, `${kind}${id}`), controlFile({ time, reason: `virus Test.EICAR (ref ab12cd34-5) for ${id}`, sender: 'a@example.test', rcpts: ['x@elsewhere.test', 'y@elsewhere.test'] }));
+  writeFileSync(
+    join(dir, `${kind}${id}`),
+    controlFile({
+      time,
+      reason: `virus Test.EICAR (ref ab12cd34-5) for ${id}`,
+      sender: 'a@example.test',
+      rcpts: ['x@elsewhere.test', 'y@elsewhere.test'],
+    }),
+  );
   writeFileSync(join(dir, `df${id}`), body);
 }
 
 describe('sendmail queue: control files', () => {
   test('parseControlFile reads the reason, envelope, arrival time and the unconditional headers', () => {
-    const p = parseControlFile(controlFile({ time: 1795840141, reason: 'virus RG.Test.EICAR (ref 53d85b82-5)', sender: 'a@example.test', rcpts: ['u@elsewhere.test'] }));
+    const p = parseControlFile(
+      controlFile({
+        time: 1795840141,
+        reason: 'virus RG.Test.EICAR (ref 53d85b82-5)',
+        sender: 'a@example.test',
+        rcpts: ['u@elsewhere.test'],
+      }),
+    );
     assert.equal(p.reason, 'virus RG.Test.EICAR (ref 53d85b82-5)');
     assert.equal(p.sender, 'a@example.test');
     assert.deepEqual(p.recipients, ['u@elsewhere.test']);
     assert.equal(p.arrivalTime.getTime(), 1795840141 * 1000);
     // The conditional Return-Path (?P?, an unexpanded macro) is not part of the message.
-    assert.deepEqual(p.headers, [
-      '??Received: from client.e2e.test (localhost [127.0.0.1])\n\tby mta.sm-e2e.test (8.17.1.9/8.17.1.9) with ESMTP id 6AS4T1XU021373',
-      '??From: a@example.test',
-      '??Subject: held',
-    ].map((h) => h.slice(2)));
+    assert.deepEqual(
+      p.headers,
+      [
+        '??Received: from client.e2e.test (localhost [127.0.0.1])\n\tby mta.sm-e2e.test (8.17.1.9/8.17.1.9) with ESMTP id 6AS4T1XU021373',
+        '??From: a@example.test',
+        '??Subject: held',
+      ].map((h) => h.slice(2)),
+    );
   });
 
   test('old-style recipient lines without flags are read too', () => {
     assert.deepEqual(parseControlFile('V8\nRother@elsewhere.test\n.\n').recipients, ['other@elsewhere.test']);
   });
 
-  test('QueueDirectory comes from sendmail.cf, with Sendmail\'s default when absent; q* expands to the directories', async () => {
+  test("QueueDirectory comes from sendmail.cf, with Sendmail's default when absent; q* expands to the directories", async () => {
     assert.equal(queueDirectoryOption('O SevenBitInput=False\nO QueueDirectory=/srv/mqueue\n'), '/srv/mqueue');
     assert.equal(queueDirectoryOption('O SevenBitInput=False\n'), '/var/spool/mqueue');
     const base = join(work, 'multi');
@@ -110,7 +128,8 @@ describe('sendmail queue: control files', () => {
 
   test('queue IDs are letters and digits only', () => {
     assert.equal(checkQueueId('6AS4T1XU021373'), '6AS4T1XU021373');
-    for (const bad of ['', 'ALL', '6AS4T1XU/../x', '-qQ', '6AS4 T1XU']) assert.throws(() => checkQueueId(bad), MtaError, bad);
+    for (const bad of ['', 'ALL', '6AS4T1XU/../x', '-qQ', '6AS4 T1XU'])
+      assert.throws(() => checkQueueId(bad), MtaError, bad);
   });
 });
 
@@ -132,7 +151,7 @@ describe('sendmail queue: operations', () => {
     assert.deepEqual(list[0]!.recipients, ['x@elsewhere.test', 'y@elsewhere.test']);
   });
 
-  test('a queued but not quarantined job, an unknown ID and an ID that is part of another job\'s ID are refused', async () => {
+  test("a queued but not quarantined job, an unknown ID and an ID that is part of another job's ID are refused", async () => {
     const { dir, opts } = freshQueue();
     addJob(dir, '6AS4T1XU213731', 'hf', 1000);
     addJob(dir, '6AS4T1XU2137310', 'qf', 1000); // pid 2137310: the first ID is a prefix of it
@@ -150,7 +169,10 @@ describe('sendmail queue: operations', () => {
     addJob(dir, '6AS4T1XU000010', 'hf', 1000);
     const r = await releaseQuarantined(opts, '6AS4T1XU000010');
     assert.deepEqual(r, { queueId: '6AS4T1XU000010' });
-    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), [`-C ${opts.cf} -Q -qQ -qI6AS4T1XU000010`, `-C ${opts.cf} -qI6AS4T1XU000010`]);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), [
+      `-C ${opts.cf} -Q -qQ -qI6AS4T1XU000010`,
+      `-C ${opts.cf} -qI6AS4T1XU000010`,
+    ]);
     assert.ok(existsSync(join(dir, 'qf6AS4T1XU000010')));
   });
 
@@ -166,7 +188,7 @@ describe('sendmail queue: operations', () => {
     assert.ok(existsSync(join(dir, 'hf6AS4T1XU000011')));
   });
 
-  test('delete removes the job\'s control, data and transcript files and nothing else', async () => {
+  test("delete removes the job's control, data and transcript files and nothing else", async () => {
     const { dir, opts } = freshQueue();
     addJob(dir, '6AS4T1XU000020', 'hf', 1000);
     writeFileSync(join(dir, 'xf6AS4T1XU000020'), 'transcript');
@@ -182,7 +204,10 @@ describe('sendmail queue: operations', () => {
     const { dir, opts } = freshQueue();
     mkdirSync(join(dir, 'qf'));
     mkdirSync(join(dir, 'df'));
-    writeFileSync(join(dir, 'qf', 'hf6AS4T1XU000030'), controlFile({ time: 1000, reason: 'held', sender: 's@example.test', rcpts: ['r@elsewhere.test'] }));
+    writeFileSync(
+      join(dir, 'qf', 'hf6AS4T1XU000030'),
+      controlFile({ time: 1000, reason: 'held', sender: 's@example.test', rcpts: ['r@elsewhere.test'] }),
+    );
     writeFileSync(join(dir, 'df', 'df6AS4T1XU000030'), 'abc');
     const [m] = await listQuarantined(opts);
     assert.equal(m?.queueId, '6AS4T1XU000030');

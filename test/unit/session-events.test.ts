@@ -53,10 +53,18 @@ before(async () => {
   sink.on('data', (c: Buffer) => (logText += c.toString()));
   const log = createLogger({ format: 'json', level: 'info' }, sink);
   const policy = new CompiledPolicy(r.config, 'test.yaml', silentLogger(), { extraRules: [sizeTag] });
-  server = new MilterServer(policy, { listen: { kind: 'unix', path: join(dir, 'milter.sock') }, maxConnections: 10, log });
+  server = new MilterServer(policy, {
+    listen: { kind: 'unix', path: join(dir, 'milter.sock') },
+    maxConnections: 10,
+    log,
+  });
   await server.start();
   tcpPort = 20000 + Math.floor(Math.random() * 20000);
-  tcpServer = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port: tcpPort }, maxConnections: 10, log: silentLogger() });
+  tcpServer = new MilterServer(policy, {
+    listen: { kind: 'inet', host: '127.0.0.1', port: tcpPort },
+    maxConnections: 10,
+    log: silentLogger(),
+  });
   await tcpServer.start();
 });
 
@@ -70,15 +78,39 @@ describe('session: events nobody reads', () => {
   it('over a unix socket: no HELO, DATA, headers, EOH or body, no replies before end of message', async () => {
     const c = await MilterClient.open({ kind: 'unix', path: join(dir, 'milter.sock') });
     const neg = await c.negotiate();
-    for (const bit of [Proto.NOHELO, Proto.NODATA, Proto.NOHDRS, Proto.NOEOH, Proto.NOBODY, Proto.NR_CONN, Proto.NR_MAIL, Proto.NR_RCPT]) {
+    for (const bit of [
+      Proto.NOHELO,
+      Proto.NODATA,
+      Proto.NOHDRS,
+      Proto.NOEOH,
+      Proto.NOBODY,
+      Proto.NR_CONN,
+      Proto.NR_MAIL,
+      Proto.NR_RCPT,
+    ]) {
       assert.ok(neg.protocol & bit, `bit 0x${bit.toString(16)} in 0x${neg.protocol.toString(16)}`);
     }
     const message = Buffer.from('Subject: hi\r\nFrom: a@example.test\r\n\r\nhello\r\n');
     for (const qid of ['QIDA1', 'QIDA2']) {
-      const envelope = { clientIp: '192.0.2.1', clientName: 'client.test', helo: 'client.test', from: 'a@example.test', rcpts: ['b@example.test'] };
-      const r = await checkMessage(c, neg, { ...envelope, message, queueId: qid }, { timeouts: { command: 5000, content: 5000 } });
+      const envelope = {
+        clientIp: '192.0.2.1',
+        clientName: 'client.test',
+        helo: 'client.test',
+        from: 'a@example.test',
+        rcpts: ['b@example.test'],
+      };
+      const r = await checkMessage(
+        c,
+        neg,
+        { ...envelope, message, queueId: qid },
+        { timeouts: { command: 5000, content: 5000 } },
+      );
       assert.equal(r.action, 'accept');
-      assert.deepEqual(r.headerChanges, [{ name: 'X-Size', value: ' 0/0' }], 'the body was never sent (the value keeps its LEADSPC space)');
+      assert.deepEqual(
+        r.headerChanges,
+        [{ name: 'X-Size', value: ' 0/0' }],
+        'the body was never sent (the value keeps its LEADSPC space)',
+      );
       const replies = r.steps.filter((s) => s.phase !== 'eom').map((s) => s.reply);
       assert.ok(
         replies.every((x) => x.startsWith('not sent') || x.startsWith('no reply')),
@@ -96,7 +128,8 @@ describe('session: events nobody reads', () => {
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
-    while (lines().filter((l) => l.message === 'decision continue').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (lines().filter((l) => l.message === 'decision continue').length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     const mine = lines().filter((l) => l.message === 'size_tag: tagging' || l.message === 'decision continue');
     assert.equal(mine.length, 4, logText);
     const conn = mine[0]!.conn;

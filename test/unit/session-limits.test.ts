@@ -22,14 +22,21 @@ after(async () => {
   for (const s of servers) await s.close(50);
 });
 
-async function startServer(serverYaml: string, opts: { maxConnections?: number; log?: ReturnType<typeof silentLogger>; extra?: string } = {}) {
+async function startServer(
+  serverYaml: string,
+  opts: { maxConnections?: number; log?: ReturnType<typeof silentLogger>; extra?: string } = {},
+) {
   const yaml = `local_domains: [example.test]\nnetworks: { internal: [127.0.0.0/8] }\nserver: { ${serverYaml} }\n${opts.extra?.split('\n')[0] ?? ''}\nrules:\n  trace_header: { mode: enforce, header: X-Relayguard }\n${opts.extra?.split('\n').slice(1).join('\n') ?? ''}\n`;
   const r = parsePolicyText(yaml, 'limits.yaml');
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   const log = opts.log ?? silentLogger();
   const policy = new CompiledPolicy(r.config, 'limits.yaml', log);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: opts.maxConnections ?? 20, log });
+  const server = new MilterServer(policy, {
+    listen: { kind: 'inet', host: '127.0.0.1', port },
+    maxConnections: opts.maxConnections ?? 20,
+    log,
+  });
   await server.start();
   servers.push(server);
   return { server, port };
@@ -115,7 +122,12 @@ describe('pending bytes', () => {
     });
     const c = await TestMilterClient.open(port);
     await c.negotiate();
-    const conn = Buffer.concat([Buffer.from('h\0'), Buffer.from('4'), Buffer.from([0x9c, 0x40]), Buffer.from('203.0.113.9\0')]);
+    const conn = Buffer.concat([
+      Buffer.from('h\0'),
+      Buffer.from('4'),
+      Buffer.from([0x9c, 0x40]),
+      Buffer.from('203.0.113.9\0'),
+    ]);
     const pair = Buffer.concat([encodeFrame(Cmd.QUIT_NC), encodeFrame(Cmd.CONNECT, conn)]);
     const N = 4_000;
     let replies = 0;
@@ -132,7 +144,10 @@ describe('pending bytes', () => {
       peak = Math.max(peak, process.memoryUsage().heapUsed - base);
     }
     assert.equal(replies, N, 'every CONNECT answered');
-    assert.ok(peak < 8 * 1024 * 1024, `live heap grew by ${(peak / 2 ** 20).toFixed(1)} MiB while ${N} pairs were pipelined`);
+    assert.ok(
+      peak < 8 * 1024 * 1024,
+      `live heap grew by ${(peak / 2 ** 20).toFixed(1)} MiB while ${N} pairs were pipelined`,
+    );
     c.close();
   });
 });
@@ -227,7 +242,9 @@ describe('timeouts', () => {
 describe('connection table', () => {
   it('max_connections_per_peer refuses one address its next connection, not another address', async () => {
     const { port, server } = await startServer('max_connections_per_peer: 3');
-    const held = await Promise.all([1, 2, 3].map(() => TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.7')));
+    const held = await Promise.all(
+      [1, 2, 3].map(() => TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.7')),
+    );
     const refusedBefore = await refusals('per_peer');
     const fourth = await TestMilterClient.open(port, '127.0.0.1', undefined, '127.0.0.7');
     assert.equal(await fourth.closedWithin(2000), true, 'the 4th from 127.0.0.7 is refused');

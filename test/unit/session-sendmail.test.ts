@@ -69,7 +69,11 @@ before(async () => {
   const logStream = new PassThrough();
   logStream.on('data', (c: Buffer) => (logText += c.toString('utf8')));
   port = 20000 + Math.floor(Math.random() * 20000);
-  server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 10, log: createLogger({ format: 'json', level: 'info' }, logStream) });
+  server = new MilterServer(policy, {
+    listen: { kind: 'inet', host: '127.0.0.1', port },
+    maxConnections: 10,
+    log: createLogger({ format: 'json', level: 'info' }, logStream),
+  });
   await server.start();
 });
 
@@ -81,7 +85,19 @@ after(async () => {
 async function sendmailConnection(addr: string): Promise<TestMilterClient> {
   const c = await TestMilterClient.open(port);
   await c.negotiate(0x1ff, 0x1fffff);
-  c.macro('C', 'j', 'mta.sm-e2e.test', '_', `[${addr}]`, '{daemon_name}', 'MTA', '{client_addr}', addr, '{client_name}', `[${addr}]`);
+  c.macro(
+    'C',
+    'j',
+    'mta.sm-e2e.test',
+    '_',
+    `[${addr}]`,
+    '{daemon_name}',
+    'MTA',
+    '{client_addr}',
+    addr,
+    '{client_name}',
+    `[${addr}]`,
+  );
   c.connectCmd(`[${addr}]`, addr);
   assert.equal((await c.next()).code, 'c');
   return c;
@@ -120,7 +136,17 @@ describe('milter session with Sendmail 8.17 frames', () => {
     c.macro('H'); // Sendmail sends an empty HELO macro packet before STARTTLS
     c.helo('client.e2e.test');
     assert.equal((await c.next()).code, 'c');
-    c.macro('H', '{tls_version}', 'TLSv1.3', '{cipher}', 'TLS_AES_256_GCM_SHA384', '{cipher_bits}', '256', '{verify}', 'NO');
+    c.macro(
+      'H',
+      '{tls_version}',
+      'TLSv1.3',
+      '{cipher}',
+      'TLS_AES_256_GCM_SHA384',
+      '{cipher_bits}',
+      '256',
+      '{verify}',
+      'NO',
+    );
     c.helo('client.e2e.test');
     assert.equal((await c.next()).code, 'c');
 
@@ -151,7 +177,7 @@ describe('milter session with Sendmail 8.17 frames', () => {
         ['Subject: first', 'From: a@outside.test'],
         ['Subject: second', 'From: a@outside.test'],
       ],
-      'the second message does not see the first one\'s headers',
+      "the second message does not see the first one's headers",
     );
     assert.match(first, /queue-id=6AS4SUOp014956/);
     assert.match(second, /queue-id=6AS4SUOp014957/);
@@ -173,7 +199,7 @@ describe('milter session with Sendmail 8.17 frames', () => {
     assert.equal(line.qid, '6AS4SUOp020001');
   });
 
-  it('passes Sendmail\'s whole UNKNOWN command line to the rules', async () => {
+  it("passes Sendmail's whole UNKNOWN command line to the rules", async () => {
     seen.length = 0;
     const c = await sendmailConnection('203.0.113.9');
     c.send(0x55 /* 'U' */, Buffer.from('FOO bar baz\0', 'latin1'));

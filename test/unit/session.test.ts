@@ -38,8 +38,10 @@ const testRule: Rule = {
     async eom({ msg }) {
       const subject = msg.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '';
       if (subject.includes('slow')) await new Promise((r) => setTimeout(r, 300));
-      if (subject.includes('small body')) return modify([{ type: 'replaceBody', body: { size: SMALL.length, stream: () => Readable.from([SMALL]) } }]);
-      if (subject.includes('replace')) return modify([{ type: 'replaceBody', body: { size: BIG.length, stream: () => Readable.from([BIG]) } }]);
+      if (subject.includes('small body'))
+        return modify([{ type: 'replaceBody', body: { size: SMALL.length, stream: () => Readable.from([SMALL]) } }]);
+      if (subject.includes('replace'))
+        return modify([{ type: 'replaceBody', body: { size: BIG.length, stream: () => Readable.from([BIG]) } }]);
       return pass();
     },
   },
@@ -53,7 +55,11 @@ before(async () => {
   assert.ok(r.ok);
   const policy = new CompiledPolicy(r.config, 'test.yaml', silentLogger(), { extraRules: [testRule] });
   port = 20000 + Math.floor(Math.random() * 20000);
-  server = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port }, maxConnections: 10, log: silentLogger() });
+  server = new MilterServer(policy, {
+    listen: { kind: 'inet', host: '127.0.0.1', port },
+    maxConnections: 10,
+    log: silentLogger(),
+  });
   await server.start();
 });
 
@@ -94,7 +100,11 @@ describe('milter session', () => {
     const c = await TestMilterClient.open(port);
     const n = await c.negotiate(Action.ADDHDRS | Action.CHGBODY | Action.SETSYMLIST | Action.QUARANTINE, 0x1fffff);
     assert.equal(n.version, 6);
-    assert.equal(n.actions & ~(Action.ADDHDRS | Action.CHGBODY | Action.SETSYMLIST | Action.QUARANTINE), 0, 'never more than offered');
+    assert.equal(
+      n.actions & ~(Action.ADDHDRS | Action.CHGBODY | Action.SETSYMLIST | Action.QUARANTINE),
+      0,
+      'never more than offered',
+    );
     assert.ok(n.actions & Action.ADDHDRS);
     assert.ok(n.protocol & Proto.HDR_LEADSPC);
     assert.ok(n.protocol & Proto.NR_HDR);
@@ -221,7 +231,11 @@ describe('milter session', () => {
 
   it('closes only the offending connection on a malformed frame', async () => {
     const good = await opened();
-    for (const bad of [Buffer.from([0, 0, 0, 0]), Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x42]), Buffer.from([0, 0, 0, 1, 0x5a])]) {
+    for (const bad of [
+      Buffer.from([0, 0, 0, 0]),
+      Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x42]),
+      Buffer.from([0, 0, 0, 1, 0x5a]),
+    ]) {
       const c = await TestMilterClient.open(port);
       await c.negotiate();
       c.socket.write(bad);
@@ -240,7 +254,11 @@ describe('resource bounds', () => {
     assert.ok(r.ok);
     const policy = new CompiledPolicy(r.config, 'limits.yaml', silentLogger());
     const p = 20000 + Math.floor(Math.random() * 20000);
-    const s = new MilterServer(policy, { listen: { kind: 'inet', host: '127.0.0.1', port: p }, maxConnections: 5, log: silentLogger() });
+    const s = new MilterServer(policy, {
+      listen: { kind: 'inet', host: '127.0.0.1', port: p },
+      maxConnections: 5,
+      log: silentLogger(),
+    });
     await s.start();
     try {
       const c = await TestMilterClient.open(p);

@@ -12,7 +12,8 @@ const LIMIT = 2 * MiB;
 /** Milter body chunks are at most 65535 bytes. */
 const CHUNK = 65535;
 
-const compile = (size: Record<string, unknown> = { max_bytes: '2MiB' }): CompiledPolicy => kitPolicy({ size }, { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] } });
+const compile = (size: Record<string, unknown> = { max_bytes: '2MiB' }): CompiledPolicy =>
+  kitPolicy({ size }, { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] } });
 
 async function session(policy: CompiledPolicy, ip: string, mailArgs: string[] = []) {
   const { c, mail } = await kitMail(policy, '<sender@outside.test>', { ip, args: mailArgs });
@@ -112,7 +113,9 @@ test('per-direction limits: outbound may be bigger than inbound', async () => {
 });
 
 test('monitor mode: the refusal is recorded, nothing is refused', async () => {
-  const { c, mail } = await session(compile({ mode: 'monitor', max_bytes: '2MiB' }), '203.0.113.9', [`SIZE=${3 * MiB}`]);
+  const { c, mail } = await session(compile({ mode: 'monitor', max_bytes: '2MiB' }), '203.0.113.9', [
+    `SIZE=${3 * MiB}`,
+  ]);
   assert.equal(mail.action, 'continue');
   const atMail = c.currentTrace.find((t) => t.rule === 'size' && t.phase === 'envfrom');
   assert.equal(atMail?.action, 'reject');
@@ -132,6 +135,9 @@ test('SIZE= parsing: absent or malformed values are ignored', () => {
 test('schema: units and defaults', () => {
   assert.equal(sizeRule.schema.parse({}).max_bytes, 10_240_000);
   assert.equal(sizeRule.schema.parse({ max_bytes: '2MiB' }).max_bytes, LIMIT);
-  assert.deepEqual(sizeRule.schema.parse({ max_bytes: { inbound: '2M', outbound: 4096 } }).max_bytes, { inbound: LIMIT, outbound: 4096 });
+  assert.deepEqual(sizeRule.schema.parse({ max_bytes: { inbound: '2M', outbound: 4096 } }).max_bytes, {
+    inbound: LIMIT,
+    outbound: 4096,
+  });
   assert.equal(policySchema.safeParse({ rules: { size: { max_bytes: 'huge' } } }).success, false);
 });

@@ -22,29 +22,41 @@ describe('socket ownership', () => {
     assert.deepEqual(socketGroup('0'), { gid: 0, name: '0' });
   });
 
-  it('creates the directory 2750 for the group and gives the socket that group and its mode', { skip: root ? false : 'needs root to chgrp' }, () => {
-    const gid = groupId('nogroup') ?? 65534;
-    const sock = join(dir, 'jail', 'relayguard', 'milter.sock');
-    assert.deepEqual(prepareSocketDir(sock, gid), { created: true, warning: null });
-    const st = statSync(join(dir, 'jail', 'relayguard'));
-    assert.equal(st.gid, gid);
-    assert.equal(st.mode & 0o7777, 0o2750);
-    assert.deepEqual(prepareSocketDir(sock, gid), { created: false, warning: null }); // an existing directory is left alone
-    writeFileSync(sock, ''); // stands in for the socket: ownership works the same
-    chmodSync(sock, 0o644);
-    assert.equal(setSocketOwner(sock, 0o660, gid), null);
-    assert.equal(statSync(sock).gid, gid); // inherited from the set-gid directory, or chgrp'ed
-    assert.equal(statSync(sock).mode & 0o777, 0o660);
-  });
+  it(
+    'creates the directory 2750 for the group and gives the socket that group and its mode',
+    { skip: root ? false : 'needs root to chgrp' },
+    () => {
+      const gid = groupId('nogroup') ?? 65534;
+      const sock = join(dir, 'jail', 'relayguard', 'milter.sock');
+      assert.deepEqual(prepareSocketDir(sock, gid), { created: true, warning: null });
+      const st = statSync(join(dir, 'jail', 'relayguard'));
+      assert.equal(st.gid, gid);
+      assert.equal(st.mode & 0o7777, 0o2750);
+      assert.deepEqual(prepareSocketDir(sock, gid), { created: false, warning: null }); // an existing directory is left alone
+      writeFileSync(sock, ''); // stands in for the socket: ownership works the same
+      chmodSync(sock, 0o644);
+      assert.equal(setSocketOwner(sock, 0o660, gid), null);
+      assert.equal(statSync(sock).gid, gid); // inherited from the set-gid directory, or chgrp'ed
+      assert.equal(statSync(sock).mode & 0o777, 0o660);
+    },
+  );
 
-  it('a user who may not give the file that group gets a warning, not a crash', { skip: root ? false : 'needs root to switch user' }, () => {
-    const file = join(dir, 'plain');
-    writeFileSync(file, '');
-    chmodSync(dir, 0o777);
-    execFileSync('chown', ['nobody', file]);
-    const script = `import(${JSON.stringify(new URL('../../src/session/socket-owner.js', import.meta.url).pathname)}).then((m) => process.stdout.write(String(m.setSocketOwner(${JSON.stringify(file)}, 0o660, 1))))`; // gid 1 (daemon): nobody is not in it
-    const out = execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
-    assert.match(out, /cannot give .*plain group 1 \(EPERM: relayguard is neither root nor in that group\)/);
-    assert.equal(statSync(file).mode & 0o777, 0o660);
-  });
+  it(
+    'a user who may not give the file that group gets a warning, not a crash',
+    { skip: root ? false : 'needs root to switch user' },
+    () => {
+      const file = join(dir, 'plain');
+      writeFileSync(file, '');
+      chmodSync(dir, 0o777);
+      execFileSync('chown', ['nobody', file]);
+      const script = `import(${JSON.stringify(new URL('../../src/session/socket-owner.js', import.meta.url).pathname)}).then((m) => process.stdout.write(String(m.setSocketOwner(${JSON.stringify(file)}, 0o660, 1))))`; // gid 1 (daemon): nobody is not in it
+      const out = execFileSync(
+        'setpriv',
+        ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script],
+        { encoding: 'utf8' },
+      );
+      assert.match(out, /cannot give .*plain group 1 \(EPERM: relayguard is neither root nor in that group\)/);
+      assert.equal(statSync(file).mode & 0o777, 0o660);
+    },
+  );
 });

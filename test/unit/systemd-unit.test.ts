@@ -21,12 +21,16 @@ describe('examples/systemd/relayguard.service', () => {
     assert.match(unit, /^NotifyAccess=all$/m);
   });
 
-  it(`scores ${DOCUMENTED_EXPOSURE} or better in systemd-analyze security, as the docs say`, { skip: analyze ? false : 'no systemd-analyze' }, () => {
-    const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', UNIT], { encoding: 'utf8' });
-    const m = /Overall exposure level for relayguard\.service: ([\d.]+)/.exec(r.stdout + r.stderr);
-    assert.ok(m, r.stdout + r.stderr);
-    assert.ok(Number(m[1]) <= DOCUMENTED_EXPOSURE, `exposure ${m[1]}`);
-    const docs = readFileSync(join(PACKAGE_ROOT, 'docs', 'operations.md'), 'utf8');
-    assert.match(docs, new RegExp(`Overall exposure level for relayguard\\.service: ${m[1]!.replace('.', '\\.')}`));
-  });
+  it(
+    `scores ${DOCUMENTED_EXPOSURE} or better in systemd-analyze security, as the docs say`,
+    { skip: analyze ? false : 'no systemd-analyze' },
+    () => {
+      const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', UNIT], { encoding: 'utf8' });
+      const m = /Overall exposure level for relayguard\.service: ([\d.]+)/.exec(r.stdout + r.stderr);
+      assert.ok(m, r.stdout + r.stderr);
+      assert.ok(Number(m[1]) <= DOCUMENTED_EXPOSURE, `exposure ${m[1]}`);
+      const docs = readFileSync(join(PACKAGE_ROOT, 'docs', 'operations.md'), 'utf8');
+      assert.match(docs, new RegExp(`Overall exposure level for relayguard\\.service: ${m[1]!.replace('.', '\\.')}`));
+    },
+  );
 });

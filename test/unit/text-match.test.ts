@@ -7,8 +7,30 @@ import { containsAnyText, containsText, normalizeForMatch } from '../../src/mime
 import { xorshift32 } from '../../bench/lib/stats.js';
 import { normalizeSpace } from '../../src/rules/content/text.js';
 
-const NEEDLES = ['This email is confidential. Please delete it.', 'Vertraulich – nur für den Empfänger', 'ΣΊΣΥΦΟΣ keeps rolling', '機密情報です'];
-const NOISE = [' ', '\r\n', '\r\n> ', '\n>> ', '\t', '\u00a0', '\u200b', '\u2028', 'K', '\u212a', '\u0130', 'ς', 'Σ', '>', 'x', '  \r\n  > > '];
+const NEEDLES = [
+  'This email is confidential. Please delete it.',
+  'Vertraulich – nur für den Empfänger',
+  'ΣΊΣΥΦΟΣ keeps rolling',
+  '機密情報です',
+];
+const NOISE = [
+  ' ',
+  '\r\n',
+  '\r\n> ',
+  '\n>> ',
+  '\t',
+  '\u00a0',
+  '\u200b',
+  '\u2028',
+  'K',
+  '\u212a',
+  '\u0130',
+  'ς',
+  'Σ',
+  '>',
+  'x',
+  '  \r\n  > > ',
+];
 const ROUNDS = 3000;
 
 function haystack(rand: () => number, needle: string): string {
@@ -63,7 +85,23 @@ const referenceSpace = (t: string) =>
     .trim();
 
 describe('white space normalisation', () => {
-  const SPACES = [' ', '  ', '\t', '\r\n', '\n', '\r', '\u00a0', '\u200b', '\u2028', '\u3000', '\ufeff', '\u00ad', ' \u200b ', '\u000b', '\u000c'];
+  const SPACES = [
+    ' ',
+    '  ',
+    '\t',
+    '\r\n',
+    '\n',
+    '\r',
+    '\u00a0',
+    '\u200b',
+    '\u2028',
+    '\u3000',
+    '\ufeff',
+    '\u00ad',
+    ' \u200b ',
+    '\u000b',
+    '\u000c',
+  ];
   it('gives what replacing every run gives, on random text', () => {
     const rand = xorshift32(11);
     for (let i = 0; i < ROUNDS; i++) {
@@ -71,7 +109,17 @@ describe('white space normalisation', () => {
       const n = Math.floor(rand() * 20);
       for (let k = 0; k < n; k++) {
         const r = rand();
-        parts.push(r < 0.4 ? SPACES[Math.floor(rand() * SPACES.length)]! : r < 0.5 ? '>' : r < 0.55 ? ' > ' : r < 0.6 ? 'Σ' : 'Word');
+        parts.push(
+          r < 0.4
+            ? SPACES[Math.floor(rand() * SPACES.length)]!
+            : r < 0.5
+              ? '>'
+              : r < 0.55
+                ? ' > '
+                : r < 0.6
+                  ? 'Σ'
+                  : 'Word',
+        );
       }
       const t = parts.join('');
       assert.equal(normalizeForMatch(t), referenceMatch(t), JSON.stringify(t));

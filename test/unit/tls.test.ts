@@ -12,8 +12,12 @@ const TLS13: Array<[string, string]> = [
   ['{cipher_bits}', '256'],
 ];
 
-const NETWORKS = { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'], groups: { partner: ['198.51.100.0/24', '2001:db8:100::/48'] } } };
-const compile = (tls: Record<string, unknown> = { require: { networks: ['partner', '2001:db8:7::/48'] } }): CompiledPolicy => kitPolicy({ tls }, NETWORKS);
+const NETWORKS = {
+  networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'], groups: { partner: ['198.51.100.0/24', '2001:db8:100::/48'] } },
+};
+const compile = (
+  tls: Record<string, unknown> = { require: { networks: ['partner', '2001:db8:7::/48'] } },
+): CompiledPolicy => kitPolicy({ tls }, NETWORKS);
 
 async function mail(policy: CompiledPolicy, ip: string, tls?: Array<[string, string]>, from = '<x@partner.test>') {
   // Postfix sends the TLS macros with HELO once STARTTLS is done.
@@ -47,12 +51,31 @@ test('other clients need no TLS', async () => {
 
 test('minimum version and cipher bits', async () => {
   const policy = compile({ require: { networks: ['partner'] }, min_version: 'TLSv1.2', min_cipher_bits: 128 });
-  const old = await mail(policy, '198.51.100.7', [['{tls_version}', 'TLSv1.1'], ['{cipher_bits}', '256']]);
+  const old = await mail(policy, '198.51.100.7', [
+    ['{tls_version}', 'TLSv1.1'],
+    ['{cipher_bits}', '256'],
+  ]);
   assert.equal(old.out.action, 'reject');
   assert.equal(old.out.reply?.code, 530);
   assert.match(old.out.reply?.text ?? '', /TLSv1\.1 is below TLSv1\.2/);
-  assert.equal((await mail(policy, '198.51.100.7', [['{tls_version}', 'TLSv1.2'], ['{cipher_bits}', '256']])).out.action, 'continue');
-  assert.equal((await mail(policy, '198.51.100.7', [['{tls_version}', 'TLSv1.3'], ['{cipher_bits}', '56']])).out.action, 'reject');
+  assert.equal(
+    (
+      await mail(policy, '198.51.100.7', [
+        ['{tls_version}', 'TLSv1.2'],
+        ['{cipher_bits}', '256'],
+      ])
+    ).out.action,
+    'continue',
+  );
+  assert.equal(
+    (
+      await mail(policy, '198.51.100.7', [
+        ['{tls_version}', 'TLSv1.3'],
+        ['{cipher_bits}', '56'],
+      ])
+    ).out.action,
+    'reject',
+  );
   assert.equal((await mail(policy, '198.51.100.7', [['{tls_version}', 'weird']])).out.action, 'reject');
 });
 
@@ -63,7 +86,12 @@ test('sender domains that must come encrypted, from any network', async () => {
   assert.equal((await mail(policy, '203.0.113.9', undefined, '<a@notbank.test>')).out.action, 'continue');
 });
 
-async function deliver(policy: CompiledPolicy, ip: string, tls: Array<[string, string]> | undefined, headers: Array<[string, string]> = []) {
+async function deliver(
+  policy: CompiledPolicy,
+  ip: string,
+  tls: Array<[string, string]> | undefined,
+  headers: Array<[string, string]> = [],
+) {
   const { c } = await mail(policy, ip, tls);
   await c.rcpt(['<user@example.test>']);
   await c.data();
@@ -76,7 +104,9 @@ async function deliver(policy: CompiledPolicy, ip: string, tls: Array<[string, s
 test('TLS header added at end of message; forged copies removed', async () => {
   const policy = compile();
   const secure = await deliver(policy, '198.51.100.7', TLS13);
-  assert.deepEqual(secure.mods, [{ type: 'addHeader', name: 'X-Relayguard-TLS', value: 'version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256' }]);
+  assert.deepEqual(secure.mods, [
+    { type: 'addHeader', name: 'X-Relayguard-TLS', value: 'version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256' },
+  ]);
   const plain = await deliver(policy, '203.0.113.9', undefined, [
     ['x-relayguard-tls', 'version=TLSv1.3 forged'],
     ['X-Relayguard-TLS', 'forged again'],
@@ -117,7 +147,10 @@ test('an unknown network group is refused when the policy is compiled', () => {
 
 test('tlsRank orders protocol names; describeTls', () => {
   const order = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'].map((v) => tlsRank(v)!);
-  assert.deepEqual([...order].sort((a, b) => a - b), order);
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    order,
+  );
   assert.equal(tlsRank('TLSv1'), tlsRank('TLSv1.0'));
   assert.equal(tlsRank('bogus'), null);
   assert.equal(describeTls(undefined), 'none');

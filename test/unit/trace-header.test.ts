@@ -6,7 +6,8 @@ import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { traceHeaderRule } from '../../src/rules/trace-header.js';
 import { kitEnv, kitMail, kitPolicy } from '../support/rule-kit.js';
 
-const compile = (trace: Record<string, unknown>): CompiledPolicy => kitPolicy({ trace_header: trace }, { networks: { internal: ['127.0.0.0/8'] } });
+const compile = (trace: Record<string, unknown>): CompiledPolicy =>
+  kitPolicy({ trace_header: trace }, { networks: { internal: ['127.0.0.0/8'] } });
 
 /** One inbound message with two forged X-Relayguard headers among others. */
 async function deliver(policy: CompiledPolicy) {
@@ -24,8 +25,18 @@ test('copies of the header that came with the message are deleted, last first, b
   const out = await deliver(compile({ mode: 'enforce' }));
   assert.equal(out.action, 'continue');
   assert.deepEqual(
-    out.mods.map((m) => (m.type === 'changeHeader' ? `delete ${m.name} #${m.index} "${m.value}"` : m.type === 'addHeader' ? `add ${m.name}: ${m.value}` : m.type)),
-    ['delete X-Relayguard #2 ""', 'delete X-Relayguard #1 ""', 'add X-Relayguard: ' + (out.mods[2] as { value: string }).value],
+    out.mods.map((m) =>
+      m.type === 'changeHeader'
+        ? `delete ${m.name} #${m.index} "${m.value}"`
+        : m.type === 'addHeader'
+          ? `add ${m.name}: ${m.value}`
+          : m.type,
+    ),
+    [
+      'delete X-Relayguard #2 ""',
+      'delete X-Relayguard #1 ""',
+      'add X-Relayguard: ' + (out.mods[2] as { value: string }).value,
+    ],
   );
   assert.match((out.mods[2] as { value: string }).value, /^direction=inbound; conn=[0-9a-f]+(-\d+)?$/);
 });
@@ -36,7 +47,8 @@ test('remove_incoming: false adds ours and leaves incoming copies alone; then no
     out.mods.map((m) => m.type),
     ['addHeader'],
   );
-  const needs = (config: Record<string, unknown>) => traceHeaderRule.create(traceHeaderRule.schema.parse(config), kitEnv()).needs;
+  const needs = (config: Record<string, unknown>) =>
+    traceHeaderRule.create(traceHeaderRule.schema.parse(config), kitEnv()).needs;
   const keeping = needs({ remove_incoming: false });
   assert.deepEqual(keeping?.events, []);
   assert.ok(!keeping?.actions?.includes('changeHeader'));

@@ -15,7 +15,9 @@ const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 
 test('every export of src/ is used outside its file (by src, test or bench)', () => {
   const found = unusedExports(ROOT, join(ROOT, 'tsconfig.json')).filter(isNeedless);
-  const lines = found.map((u) => `${u.file}: ${u.name} (${u.usedLocally ? 'used in its file only: drop `export`' : 'unused: remove it'})`);
+  const lines = found.map(
+    (u) => `${u.file}: ${u.name} (${u.usedLocally ? 'used in its file only: drop `export`' : 'unused: remove it'})`,
+  );
   assert.deepEqual(lines, [], `exports nothing outside their file uses:\n${lines.join('\n')}`);
 });
 
@@ -27,7 +29,10 @@ test('the checker tells dead, local-only and used exports apart, whatever way th
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
     writeFileSync(
       join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'es2023', module: 'nodenext', strict: true, noEmit: true, types: [] }, include: ['src/*.ts', 'test/*.ts'] }),
+      JSON.stringify({
+        compilerOptions: { target: 'es2023', module: 'nodenext', strict: true, noEmit: true, types: [] },
+        include: ['src/*.ts', 'test/*.ts'],
+      }),
     );
     writeFileSync(
       join(dir, 'src', 'a.ts'),
@@ -45,10 +50,23 @@ test('the checker tells dead, local-only and used exports apart, whatever way th
         '',
       ].join('\n'),
     );
-    writeFileSync(join(dir, 'src', 'b.ts'), "export { reExported } from './a.js';\nimport { byAlias as other } from './a.js';\nimport * as a from './a.js';\nexport const sum = other + a.byNamespace + a.viaLocalType.n;\nexport const later = () => import('./a.js').then((m) => m.byDynamic);\n");
-    writeFileSync(join(dir, 'test', 't.ts'), "import { byTest } from '../src/a.js';\nimport { reExported } from '../src/b.js';\nimport { later, sum } from '../src/b.js';\nexport const all = [byTest, reExported(), sum, later];\n");
-    const found = unusedExports(dir, join(dir, 'tsconfig.json')).map((u) => `${u.file}:${u.name}:${u.usedLocally ? 'local' : 'dead'}:${u.typeOnly ? 'type' : 'value'}`);
-    assert.deepEqual(found, ['src/a.ts:dead:dead:value', 'src/a.ts:DeadType:dead:type', 'src/a.ts:localOnly:local:value', 'src/a.ts:LocalType:local:type']);
+    writeFileSync(
+      join(dir, 'src', 'b.ts'),
+      "export { reExported } from './a.js';\nimport { byAlias as other } from './a.js';\nimport * as a from './a.js';\nexport const sum = other + a.byNamespace + a.viaLocalType.n;\nexport const later = () => import('./a.js').then((m) => m.byDynamic);\n",
+    );
+    writeFileSync(
+      join(dir, 'test', 't.ts'),
+      "import { byTest } from '../src/a.js';\nimport { reExported } from '../src/b.js';\nimport { later, sum } from '../src/b.js';\nexport const all = [byTest, reExported(), sum, later];\n",
+    );
+    const found = unusedExports(dir, join(dir, 'tsconfig.json')).map(
+      (u) => `${u.file}:${u.name}:${u.usedLocally ? 'local' : 'dead'}:${u.typeOnly ? 'type' : 'value'}`,
+    );
+    assert.deepEqual(found, [
+      'src/a.ts:dead:dead:value',
+      'src/a.ts:DeadType:dead:type',
+      'src/a.ts:localOnly:local:value',
+      'src/a.ts:LocalType:local:type',
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,8 @@ import { listZip, looksLikeZip } from '../../src/mime/zip-listing.js';
 import { pythonZip } from './content-fixtures.js';
 
 const OPTS = { maxEntries: 100, nested: true, maxNestedBytes: 1024 * 1024 };
-const names = (buf: Buffer, opts = OPTS) => listZip(buf, opts).members.map((m) => (m.container ? `${m.container}!${m.name}` : m.name));
+const names = (buf: Buffer, opts = OPTS) =>
+  listZip(buf, opts).members.map((m) => (m.container ? `${m.container}!${m.name}` : m.name));
 
 test('lists stored and deflated members with their paths', () => {
   const zip = pythonZip([
@@ -31,7 +32,10 @@ test('members of a nested zip are listed with their container', () => {
   ]);
   const all = names(outer);
   assert.ok(all.includes('docs/inner.zip!payload.js'), all.join(','));
-  assert.deepEqual(names(outer, { ...OPTS, nested: false }).filter((n) => n.includes('!')), []);
+  assert.deepEqual(
+    names(outer, { ...OPTS, nested: false }).filter((n) => n.includes('!')),
+    [],
+  );
 });
 
 test('a nested zip too large to inflate is reported, not inflated', () => {
@@ -68,7 +72,10 @@ test('truncated and empty archives', () => {
   const cut = listZip(zip.subarray(0, zip.length - 30), OPTS);
   assert.equal(cut.incomplete, true);
   // The local header still gives the name away.
-  assert.deepEqual(cut.members.map((m) => m.name), ['x.bat']);
+  assert.deepEqual(
+    cut.members.map((m) => m.name),
+    ['x.bat'],
+  );
   const empty = pythonZip([]);
   assert.equal(looksLikeZip(empty), true);
   assert.deepEqual(listZip(empty, OPTS), { members: [], incomplete: false, problems: [] });

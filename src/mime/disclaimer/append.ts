@@ -45,12 +45,24 @@ const SEVEN_BIT = new Set(['', '7bit']);
  * The edit that adds the disclaimer to `part`, whose encoded body is `raw` and decoded content
  * `decoded`. `messageBreak` is the message's line break, for a part that has none of its own.
  */
-export function editPart(part: MimePart, raw: Buffer, decoded: Buffer, kind: TargetKind, texts: DisclaimerTexts, messageBreak: string): EditOutcome {
+export function editPart(
+  part: MimePart,
+  raw: Buffer,
+  decoded: Buffer,
+  kind: TargetKind,
+  texts: DisclaimerTexts,
+  messageBreak: string,
+): EditOutcome {
   const enc = part.encoding;
   const label = part.path || 'TEXT';
   if (UUENCODE.has(enc)) return { ok: false, code: 'encoding', reason: `part ${label} is uuencoded` };
   const charset = declaredCharset(part.charset);
-  if (!isByteSafe(charset)) return { ok: false, code: 'charset', reason: `cannot add the disclaimer to charset "${part.charset}" in part ${label}` };
+  if (!isByteSafe(charset))
+    return {
+      ok: false,
+      code: 'charset',
+      reason: `cannot add the disclaimer to charset "${part.charset}" in part ${label}`,
+    };
   const eol = lineBreakOf(raw) ?? messageBreak;
 
   const at = kind === 'html' ? htmlInsertionPoint(decoded, charset) : decoded.length;
@@ -65,17 +77,29 @@ export function editPart(part: MimePart, raw: Buffer, decoded: Buffer, kind: Tar
     text = [...text].map((ch) => (encodeIfRepresentable(ch, carries) ? ch : asciiForm(ch))).join('');
     added = plainBlock(decoded, part, text, eol, carries);
   }
-  if (!added) return { ok: false, code: 'charset', reason: `the disclaimer cannot be written in charset "${part.charset}" (part ${label})` };
+  if (!added)
+    return {
+      ok: false,
+      code: 'charset',
+      reason: `the disclaimer cannot be written in charset "${part.charset}" (part ${label})`,
+    };
   const ascii = text !== texts.text;
   const block = Buffer.concat([asciiReturn(decoded.subarray(0, at), charset), added]);
   const expect = { before: decoded.subarray(0, at), added: block, after: decoded.subarray(at) };
 
   if (IDENTITY.has(enc) || !KNOWN.has(enc)) {
     let bytes = block;
-    if (at === decoded.length && part.delimiterAtEnd && !endsWithBreak(bytes)) bytes = Buffer.concat([bytes, Buffer.from(eol)]);
-    return { ok: true, edit: { part, kind, from: part.bodyStart + at, to: part.bodyStart + at, bytes, expect, text, ascii } };
+    if (at === decoded.length && part.delimiterAtEnd && !endsWithBreak(bytes))
+      bytes = Buffer.concat([bytes, Buffer.from(eol)]);
+    return {
+      ok: true,
+      edit: { part, kind, from: part.bodyStart + at, to: part.bodyStart + at, bytes, expect, text, ascii },
+    };
   }
-  const out = enc === 'quoted-printable' ? { ok: true as const, edit: quotedPrintableEdit(part, raw, decoded, at, block, eol, kind, expect) } : base64Edit(part, raw, decoded, at, block, eol, kind, expect);
+  const out =
+    enc === 'quoted-printable'
+      ? { ok: true as const, edit: quotedPrintableEdit(part, raw, decoded, at, block, eol, kind, expect) }
+      : base64Edit(part, raw, decoded, at, block, eol, kind, expect);
   return out.ok ? { ok: true, edit: { ...out.edit, text, ascii } } : out;
 }
 
@@ -122,7 +146,16 @@ function htmlInsertionPoint(decoded: Buffer, charset: string): number {
   return decoded.length;
 }
 
-function quotedPrintableEdit(part: MimePart, raw: Buffer, decoded: Buffer, at: number, block: Buffer, eol: string, kind: TargetKind, expect: PartEdit['expect']): Omit<PartEdit, 'text' | 'ascii'> {
+function quotedPrintableEdit(
+  part: MimePart,
+  raw: Buffer,
+  decoded: Buffer,
+  at: number,
+  block: Buffer,
+  eol: string,
+  kind: TargetKind,
+  expect: PartEdit['expect'],
+): Omit<PartEdit, 'text' | 'ascii'> {
   // Cut at the start of the encoded line that holds the insertion point (at the end: after the
   // last byte); everything from there is the decoded tail with the disclaimer, encoded anew.
   let rawCut = raw.length;
@@ -158,7 +191,8 @@ function base64Edit(
   const scan = scanBase64(raw);
   // Readers disagree on what such a part says (some show it undecoded): leave it as it is.
   if (scan.afterPad) return { ok: false, code: 'encoding', reason: `part ${label} has data after its base64 padding` };
-  if (scan.foreign || scan.chars % 4 === 1) return { ok: false, code: 'encoding', reason: `part ${label} is not valid base64` };
+  if (scan.foreign || scan.chars % 4 === 1)
+    return { ok: false, code: 'encoding', reason: `part ${label} is not valid base64` };
   let rawCut: number;
   let decodedCut: number;
   let used = 0;
@@ -187,13 +221,23 @@ function base64Edit(
   const lead = rawCut === raw.length && raw.length && !rawEndsWithBreak ? eol : '';
   let text = lead + encodeBase64Lines(tail, eol, scan.width, lead ? 0 : used);
   if ((rawEndsWithBreak || part.delimiterAtEnd) && !text.endsWith(eol)) text += eol;
-  return { ok: true, edit: { part, kind, from: part.bodyStart + rawCut, to: part.bodyEnd, bytes: Buffer.from(text, 'latin1'), expect } };
+  return {
+    ok: true,
+    edit: { part, kind, from: part.bodyStart + rawCut, to: part.bodyEnd, bytes: Buffer.from(text, 'latin1'), expect },
+  };
 }
 
 const B64 = new Uint8Array(256);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') B64[c.charCodeAt(0)] = 1;
 
-function scanBase64(raw: Buffer): { chars: number; padded: boolean; afterPad: boolean; foreign: boolean; width: number; charOffset: (n: number) => number } {
+function scanBase64(raw: Buffer): {
+  chars: number;
+  padded: boolean;
+  afterPad: boolean;
+  foreign: boolean;
+  width: number;
+  charOffset: (n: number) => number;
+} {
   const offsets: number[] = [];
   let padded = false;
   let afterPad = false;
@@ -208,7 +252,8 @@ function scanBase64(raw: Buffer): { chars: number; padded: boolean; afterPad: bo
   }
   const firstBreak = raw.indexOf(LF);
   const firstLine = firstBreak < 0 ? raw.length : firstBreak - (raw[firstBreak - 1] === CR ? 1 : 0);
-  const width = firstBreak > 0 && firstLine >= 4 && firstLine <= BASE64_WIDTH && firstLine % 4 === 0 ? firstLine : BASE64_WIDTH;
+  const width =
+    firstBreak > 0 && firstLine >= 4 && firstLine <= BASE64_WIDTH && firstLine % 4 === 0 ? firstLine : BASE64_WIDTH;
   return { chars: offsets.length, padded, afterPad, foreign, width, charOffset: (n) => offsets[n] ?? raw.length };
 }
 
@@ -242,4 +287,3 @@ function lineBreakOf(raw: Buffer): string | null {
   if (lf < 0) return null;
   return lf > 0 && raw[lf - 1] === CR ? '\r\n' : '\n';
 }
-

@@ -34,7 +34,14 @@ export interface DisclaimerJob extends DisclaimerLimits {
 }
 
 export type DisclaimerResult =
-  | { kind: 'rewritten'; body: SplicedBody; headerMods: Modification[]; parts: string[]; bytesAdded: number; asciiForm: string[] }
+  | {
+      kind: 'rewritten';
+      body: SplicedBody;
+      headerMods: Modification[];
+      parts: string[];
+      bytesAdded: number;
+      asciiForm: string[];
+    }
   | { kind: 'unchanged'; reason: string }
   | { kind: 'skipped'; code: SkipCode | 'invariants'; reason: string; details: Record<string, unknown> };
 
@@ -44,9 +51,20 @@ const TEXT_BUDGET_PARTS = 4;
 
 export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResult> {
   const parse = await sharedParse(job.source, job.signal);
-  if (parse.limit) return { kind: 'skipped', code: 'limit', reason: `not parsed: ${parse.limit.detail}`, details: { limit: parse.limit.kind } };
+  if (parse.limit)
+    return {
+      kind: 'skipped',
+      code: 'limit',
+      reason: `not parsed: ${parse.limit.detail}`,
+      details: { limit: parse.limit.kind },
+    };
   if (parse.parts.length > job.maxParts) {
-    return { kind: 'skipped', code: 'limit', reason: `not parsed: more than ${job.maxParts} MIME parts`, details: { limit: 'parts' } };
+    return {
+      kind: 'skipped',
+      code: 'limit',
+      reason: `not parsed: more than ${job.maxParts} MIME parts`,
+      details: { limit: 'parts' },
+    };
   }
 
   // The encoded bytes of the text a reader sees (bounded), read in one pass.
@@ -71,10 +89,15 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
     });
   await readRanges(messagePieces(job.source), readers);
   const texts = new Map<number, Buffer>();
-  for (const [i, raw] of raws) texts.set(i, decodedBody(raw, { bodyStart: 0, bodyEnd: raw.length, encoding: parse.parts[i]!.encoding }));
+  for (const [i, raw] of raws)
+    texts.set(i, decodedBody(raw, { bodyStart: 0, bodyEnd: raw.length, encoding: parse.parts[i]!.encoding }));
 
   const htmlText = htmlToText(job.texts.html);
-  const plan = planDisclaimer(parse, texts, truncated, { text: job.texts.text, htmlText, maxPartBytes: job.maxPartBytes });
+  const plan = planDisclaimer(parse, texts, truncated, {
+    text: job.texts.text,
+    htmlText,
+    maxPartBytes: job.maxPartBytes,
+  });
   if (plan.kind === 'nothing') return { kind: 'unchanged', reason: plan.reason };
   if (plan.kind === 'skip') return { kind: 'skipped', code: plan.code, reason: plan.reason, details: plan.details };
 
@@ -82,10 +105,16 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
   for (const t of plan.targets) {
     const raw = raws.get(t.part.index)!;
     if (longestLine(raw) > job.maxLineLength) {
-      return { kind: 'skipped', code: 'limit', reason: `a line longer than ${job.maxLineLength} bytes in part ${t.part.path || 'TEXT'}`, details: { limit: 'line' } };
+      return {
+        kind: 'skipped',
+        code: 'limit',
+        reason: `a line longer than ${job.maxLineLength} bytes in part ${t.part.path || 'TEXT'}`,
+        details: { limit: 'line' },
+      };
     }
     const out = editPart(t.part, raw, texts.get(t.part.index)!, t.kind, job.texts, parse.lineBreak);
-    if (!out.ok) return { kind: 'skipped', code: out.code, reason: out.reason, details: { part: t.part.path || 'TEXT' } };
+    if (!out.ok)
+      return { kind: 'skipped', code: out.code, reason: out.reason, details: { part: t.part.path || 'TEXT' } };
     edits.push(out.edit);
   }
   edits.sort((a, b) => a.from - b.from);
@@ -94,10 +123,23 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
     parse.size - job.headerBlock.length,
     edits.map((e) => ({ from: e.from - job.headerBlock.length, to: e.to - job.headerBlock.length, bytes: e.bytes })),
   );
-  const problems = await verifyEdits({ parse, edits, texts: job.texts, htmlText, headerBlock: job.headerBlock, body, signal: job.signal });
+  const problems = await verifyEdits({
+    parse,
+    edits,
+    texts: job.texts,
+    htmlText,
+    headerBlock: job.headerBlock,
+    body,
+    signal: job.signal,
+  });
   if (problems.length) {
     body.dispose();
-    return { kind: 'skipped', code: 'invariants', reason: `disclaimer verify failed: ${problems.join('; ')}`, details: { problems } };
+    return {
+      kind: 'skipped',
+      code: 'invariants',
+      reason: `disclaimer verify failed: ${problems.join('; ')}`,
+      details: { problems },
+    };
   }
   return {
     kind: 'rewritten',

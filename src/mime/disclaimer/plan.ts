@@ -48,13 +48,21 @@ export function ownParts(parse: MimeParse): MimePart[] {
 }
 
 /** `texts`: the decoded content of the inline text leaves that were read (see index.ts). */
-export function planDisclaimer(parse: MimeParse, texts: ReadonlyMap<number, Buffer>, truncated: ReadonlySet<number>, input: PlanInput): Plan {
+export function planDisclaimer(
+  parse: MimeParse,
+  texts: ReadonlyMap<number, Buffer>,
+  truncated: ReadonlySet<number>,
+  input: PlanInput,
+): Plan {
   const root = parse.parts[0];
   if (!root) return { kind: 'nothing', reason: 'empty message' };
   const own = ownParts(parse);
   for (const p of own) {
     if (isProtectedType(p.contentType)) {
-      return skip('signed', `signed or encrypted content (${p.contentType} in part ${label(p)})`, { part: label(p), contentType: p.contentType });
+      return skip('signed', `signed or encrypted content (${p.contentType} in part ${label(p)})`, {
+        part: label(p),
+        contentType: p.contentType,
+      });
     }
   }
   for (const p of own) {
@@ -65,22 +73,35 @@ export function planDisclaimer(parse: MimeParse, texts: ReadonlyMap<number, Buff
   const present = containsAnyText(input.htmlText ? [input.text, input.htmlText] : [input.text]);
   for (const p of own) {
     const text = texts.get(p.index);
-    if (text && present(visibleText(p, text))) return skip('already-present', `disclaimer already present in part ${label(p)}`, { part: label(p) });
+    if (text && present(visibleText(p, text)))
+      return skip('already-present', `disclaimer already present in part ${label(p)}`, { part: label(p) });
   }
 
   const chosen = bodyLeaves(parse, root);
   if (chosen.length === 0) return { kind: 'nothing', reason: 'no text part a reader would see' };
   for (const p of chosen) {
     if (truncated.has(p.index) || (texts.get(p.index)?.length ?? 0) > input.maxPartBytes) {
-      return skip('too-large', `text part ${label(p)} larger than ${input.maxPartBytes} bytes`, { part: label(p), bytes: p.bodyEnd - p.bodyStart });
+      return skip('too-large', `text part ${label(p)} larger than ${input.maxPartBytes} bytes`, {
+        part: label(p),
+        bytes: p.bodyEnd - p.bodyStart,
+      });
     }
     const charset = declaredCharset(p.charset);
     const convertible = classifyCharset(charset) !== 'iso-2022-jp';
-    if (!isSupported(charset) || (!convertible && p.contentType !== 'text/html' && !encodeIfRepresentable(input.text, charset))) {
-      return skip('charset', `cannot add the disclaimer to charset "${p.charset}" in part ${label(p)}`, { part: label(p), charset: p.charset });
+    if (
+      !isSupported(charset) ||
+      (!convertible && p.contentType !== 'text/html' && !encodeIfRepresentable(input.text, charset))
+    ) {
+      return skip('charset', `cannot add the disclaimer to charset "${p.charset}" in part ${label(p)}`, {
+        part: label(p),
+        charset: p.charset,
+      });
     }
   }
-  return { kind: 'rewrite', targets: chosen.map((p) => ({ part: p, kind: p.contentType === 'text/html' ? 'html' : 'plain' })) };
+  return {
+    kind: 'rewrite',
+    targets: chosen.map((p) => ({ part: p, kind: p.contentType === 'text/html' ? 'html' : 'plain' })),
+  };
 }
 
 function label(p: MimePart): string {

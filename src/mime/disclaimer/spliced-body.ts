@@ -88,7 +88,8 @@ class Splicer {
   /** Edits at the very end of the body. */
   end(): Buffer[] {
     const out: Buffer[] = [];
-    for (; this.k < this.splices.length; this.k++) if (this.inserted < this.k && this.splices[this.k]!.bytes.length) out.push(this.splices[this.k]!.bytes);
+    for (; this.k < this.splices.length; this.k++)
+      if (this.inserted < this.k && this.splices[this.k]!.bytes.length) out.push(this.splices[this.k]!.bytes);
     return out;
   }
 }

@@ -30,7 +30,8 @@ const CR = 0x0d;
 export async function verifyEdits(v: VerifyInput): Promise<string[]> {
   const before = v.parse;
   const label = (p: MimePart) => p.path || 'TEXT';
-  const shift = (offset: number) => v.edits.reduce((n, e) => (e.to <= offset && e.from < offset ? n + e.bytes.length - (e.to - e.from) : n), 0);
+  const shift = (offset: number) =>
+    v.edits.reduce((n, e) => (e.to <= offset && e.from < offset ? n + e.bytes.length - (e.to - e.from) : n), 0);
   // One pass over the new message: it is parsed, and the edited parts' bytes are taken where
   // they must now be (checked against the parse below).
   const raws = new Map<number, Buffer[]>();
@@ -40,7 +41,12 @@ export async function verifyEdits(v: VerifyInput): Promise<string[]> {
       const pieces: Buffer[] = [];
       raws.set(e.part.index, pieces);
       const start = e.part.bodyStart + shift(e.part.bodyStart);
-      return { start, end: start + (e.part.bodyEnd - e.part.bodyStart) + e.bytes.length - (e.to - e.from), data: (b: Buffer) => void pieces.push(Buffer.from(b)), done: () => undefined };
+      return {
+        start,
+        end: start + (e.part.bodyEnd - e.part.bodyStart) + e.bytes.length - (e.to - e.from),
+        data: (b: Buffer) => void pieces.push(Buffer.from(b)),
+        done: () => undefined,
+      };
     });
   const feed = new RangeFeed(readers);
   const parser = new MimeParser();
@@ -67,12 +73,19 @@ export async function verifyEdits(v: VerifyInput): Promise<string[]> {
   const edited = new Map(v.edits.map((e) => [e.part.index, e]));
   for (const b of before.parts) {
     const a = after.parts[b.index]!;
-    if (a.kind !== b.kind || a.contentType !== b.contentType || a.path !== b.path || a.encoding !== b.encoding || a.charset !== b.charset) {
+    if (
+      a.kind !== b.kind ||
+      a.contentType !== b.contentType ||
+      a.path !== b.path ||
+      a.encoding !== b.encoding ||
+      a.charset !== b.charset
+    ) {
       problems.push(`part ${label(b)} reads back as ${a.contentType} (${a.encoding || '7bit'}) at ${label(a)}`);
       continue;
     }
     if (a.bodyStart !== b.bodyStart + shift(b.bodyStart)) problems.push(`part ${label(b)} moved`);
-    else if (!edited.has(b.index) && b.kind === 'leaf' && a.bodyEnd - a.bodyStart !== b.bodyEnd - b.bodyStart) problems.push(`part ${label(b)} changed size`);
+    else if (!edited.has(b.index) && b.kind === 'leaf' && a.bodyEnd - a.bodyStart !== b.bodyEnd - b.bodyStart)
+      problems.push(`part ${label(b)} changed size`);
   }
   if (problems.length) return problems;
 
@@ -100,7 +113,8 @@ export async function verifyEdits(v: VerifyInput): Promise<string[]> {
 function checkText(e: PartEdit, now: Buffer, htmlText: string): string | null {
   const { before, added, after } = e.expect;
   const head = Buffer.concat([before, added]);
-  if (now.length < head.length + after.length || !now.subarray(0, head.length).equals(head)) return 'the original text or the disclaimer did not come back';
+  if (now.length < head.length + after.length || !now.subarray(0, head.length).equals(head))
+    return 'the original text or the disclaimer did not come back';
   if (!now.subarray(now.length - after.length).equals(after)) return 'the text after the disclaimer changed';
   const between = now.subarray(head.length, now.length - after.length);
   if (between.some((c) => c !== LF && c !== CR)) return 'unexpected text around the disclaimer';
@@ -112,7 +126,8 @@ function checkText(e: PartEdit, now: Buffer, htmlText: string): string | null {
     const original = unflow(decodeText(before, charset), e.part.delsp).replace(/\s+$/, '');
     if (!visible.startsWith(original)) return 'the flowed text reads differently';
     const first = e.text.split('\r\n')[0]!.replace(/[ \t]+$/, '');
-    if (!visible.split('\n').some((l) => l.replace(/[ \t]+$/, '') === first)) return 'the disclaimer does not read as lines of its own';
+    if (!visible.split('\n').some((l) => l.replace(/[ \t]+$/, '') === first))
+      return 'the disclaimer does not read as lines of its own';
   }
   const needle = normalizeForMatch(e.kind === 'html' ? htmlText : e.text);
   const count = needle ? normalizeForMatch(visible).split(needle).length - 1 : 1;

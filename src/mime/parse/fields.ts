@@ -11,14 +11,34 @@ const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.me
 
 export type PartFacts = Pick<
   MimePart,
-  'kind' | 'contentType' | 'params' | 'boundary' | 'charset' | 'encoding' | 'disposition' | 'filename' | 'names' | 'flowed' | 'delsp'
+  | 'kind'
+  | 'contentType'
+  | 'params'
+  | 'boundary'
+  | 'charset'
+  | 'encoding'
+  | 'disposition'
+  | 'filename'
+  | 'names'
+  | 'flowed'
+  | 'delsp'
 >;
 
 const DIGEST = 'multipart/digest';
 /** message/* types that hold one message; these hold report fields, read as text (as clients and MIME::Parser do). */
-const NOT_A_MESSAGE = new Set(['message/delivery-status', 'message/disposition-notification', 'message/rfc822-headers', 'message/feedback-report']);
+const NOT_A_MESSAGE = new Set([
+  'message/delivery-status',
+  'message/disposition-notification',
+  'message/rfc822-headers',
+  'message/feedback-report',
+]);
 
-export function partFacts(headers: readonly HeaderField[], parentType: string | null, reading: Reading, noted: Set<Ambiguity>): PartFacts {
+export function partFacts(
+  headers: readonly HeaderField[],
+  parentType: string | null,
+  reading: Reading,
+  noted: Set<Ambiguity>,
+): PartFacts {
   const ctFields = headers.filter((h) => h.key === 'content-type');
   const cteFields = headers.filter((h) => h.key === 'content-transfer-encoding');
   if (differ(ctFields, (v) => v.replace(/\s+/g, '').toLowerCase())) noted.add('duplicate-content-type');
@@ -131,7 +151,10 @@ function cleanName(raw: string | undefined): string | null {
     // An unknown charset in an encoded word: keep it as written.
   }
   // A quote left unbalanced (a truncated or broken field) is no part of the name a client saves.
-  name = name.trim().replace(/^["']+|["']+$/g, '').trim();
+  name = name
+    .trim()
+    .replace(/^["']+|["']+$/g, '')
+    .trim();
   return name ? name : null;
 }
 

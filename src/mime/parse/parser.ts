@@ -15,7 +15,15 @@
 //   readers differ, so it is reported as an ambiguity along with duplicate content fields.
 // Lines that cannot be delimiters are skipped with one indexOf per run, not looked at one by one.
 import { partFacts, headerField } from './fields.js';
-import { DEFAULT_READING, type Ambiguity, type LimitKind, type MimeParse, type MimePart, type ParseLimits, type Reading } from './types.js';
+import {
+  DEFAULT_READING,
+  type Ambiguity,
+  type LimitKind,
+  type MimeParse,
+  type MimePart,
+  type ParseLimits,
+  type Reading,
+} from './types.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -252,7 +260,14 @@ export class MimeParser {
       const o = this.stack.pop()!;
       if (o.frame) this.frames--;
       // Two delimiter lines in a row: no part between them.
-      if (o.header && !o.header.sawLine && o.part.headerStart === this.lineStart && !close && this.stack.length - 1 === k) dropped = o.part;
+      if (
+        o.header &&
+        !o.header.sawLine &&
+        o.part.headerStart === this.lineStart &&
+        !close &&
+        this.stack.length - 1 === k
+      )
+        dropped = o.part;
       this.closePart(o, end, this.lineStart);
     }
     const m = this.stack[k]!;
@@ -320,7 +335,14 @@ export class MimeParser {
     // of the multipart whose header block just ended, or begin an embedded message's header block.
     this.flushField(o);
     this.endHeader(o, this.lineStart, false);
-    if (content.length >= 2 && content[0] === DASH && content[1] === DASH && this.frames && this.delimiter(content, lineEnd)) return;
+    if (
+      content.length >= 2 &&
+      content[0] === DASH &&
+      content[1] === DASH &&
+      this.frames &&
+      this.delimiter(content, lineEnd)
+    )
+      return;
     const next = this.top();
     if (next?.header) this.headerLine(next, content, lineEnd);
   }
@@ -357,7 +379,8 @@ export class MimeParser {
     const index = this.parts.length;
     if (index >= this.limits.maxParts) throw new LimitReached('parts', `more than ${this.limits.maxParts} MIME parts`);
     const depth = parent ? parent.depth + 1 : 0;
-    if (depth > this.limits.maxDepth) throw new LimitReached('depth', `MIME nesting deeper than ${this.limits.maxDepth}`);
+    if (depth > this.limits.maxDepth)
+      throw new LimitReached('depth', `MIME nesting deeper than ${this.limits.maxDepth}`);
     let path = '';
     if (parent) {
       if (parent.kind === 'message') path = parent.path;
@@ -460,7 +483,10 @@ function matchDelimiter(content: Buffer, dashBoundary: Buffer): boolean | null {
 }
 
 /** Parses a message held in memory. */
-export function parseMessage(message: Buffer, opts: { limits?: Partial<ParseLimits>; reading?: Reading } = {}): MimeParse {
+export function parseMessage(
+  message: Buffer,
+  opts: { limits?: Partial<ParseLimits>; reading?: Reading } = {},
+): MimeParse {
   const p = new MimeParser(opts);
   p.write(message);
   return p.end();

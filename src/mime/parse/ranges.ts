@@ -36,7 +36,11 @@ export interface RangeReader {
  * Goes over `pieces` once and feeds every reader its range. Readers must be sorted by start and
  * must not overlap. `stop()` is asked after every piece: true ends the pass early.
  */
-export async function readRanges(pieces: Pieces, readers: readonly RangeReader[], stop: () => boolean = () => false): Promise<void> {
+export async function readRanges(
+  pieces: Pieces,
+  readers: readonly RangeReader[],
+  stop: () => boolean = () => false,
+): Promise<void> {
   const feed = new RangeFeed(readers, stop);
   if (isSync(pieces)) {
     for (const chunk of pieces) if (!feed.push(chunk)) return;

@@ -13,13 +13,21 @@ export interface ParseSource extends MessageInput {
 }
 
 /** The ParseSource of a message in a session (a MessageContext of the policy contract). */
-export function messageInput(msg: { readonly source: MessageInput; readonly state: Map<string, unknown> }): ParseSource {
+export function messageInput(msg: {
+  readonly source: MessageInput;
+  readonly state: Map<string, unknown>;
+}): ParseSource {
   return { message: () => msg.source.message(), inMemory: () => msg.source.inMemory?.() ?? null, state: msg.state };
 }
 
 const keyOf = (r: Reading) => `mime.parse:${r.duplicates}:${r.strayHeaderLine}:${r.sharedBoundary}`;
 
-export function sharedParse(src: ParseSource, signal: AbortSignal, reading: Reading = DEFAULT_READING, limits?: Partial<ParseLimits>): Promise<MimeParse> {
+export function sharedParse(
+  src: ParseSource,
+  signal: AbortSignal,
+  reading: Reading = DEFAULT_READING,
+  limits?: Partial<ParseLimits>,
+): Promise<MimeParse> {
   const key = keyOf(reading);
   let p = src.state.get(key) as Promise<MimeParse> | undefined;
   if (!p) {
@@ -31,7 +39,12 @@ export function sharedParse(src: ParseSource, signal: AbortSignal, reading: Read
   return p;
 }
 
-export async function parseStream(pieces: Pieces, signal: AbortSignal, reading: Reading = DEFAULT_READING, limits?: Partial<ParseLimits>): Promise<MimeParse> {
+export async function parseStream(
+  pieces: Pieces,
+  signal: AbortSignal,
+  reading: Reading = DEFAULT_READING,
+  limits?: Partial<ParseLimits>,
+): Promise<MimeParse> {
   const parser = new MimeParser({ reading, ...(limits ? { limits } : {}) });
   if (isSync(pieces)) {
     for (const chunk of pieces) parser.write(chunk);
@@ -48,9 +61,12 @@ export async function parseStream(pieces: Pieces, signal: AbortSignal, reading: 
 function otherReadings(parse: MimeParse): Reading[] {
   const flips: Array<(r: Reading) => Reading> = [];
   const has = (a: string) => (parse.ambiguities as string[]).includes(a);
-  if (has('duplicate-content-type') || has('duplicate-transfer-encoding')) flips.push((r) => ({ ...r, duplicates: r.duplicates === 'first' ? 'last' : 'first' }));
-  if (has('stray-header-line')) flips.push((r) => ({ ...r, strayHeaderLine: r.strayHeaderLine === 'starts-body' ? 'skipped' : 'starts-body' }));
-  if (has('shared-boundary')) flips.push((r) => ({ ...r, sharedBoundary: r.sharedBoundary === 'outer' ? 'inner' : 'outer' }));
+  if (has('duplicate-content-type') || has('duplicate-transfer-encoding'))
+    flips.push((r) => ({ ...r, duplicates: r.duplicates === 'first' ? 'last' : 'first' }));
+  if (has('stray-header-line'))
+    flips.push((r) => ({ ...r, strayHeaderLine: r.strayHeaderLine === 'starts-body' ? 'skipped' : 'starts-body' }));
+  if (has('shared-boundary'))
+    flips.push((r) => ({ ...r, sharedBoundary: r.sharedBoundary === 'outer' ? 'inner' : 'outer' }));
   // Every combination of the flips, the parse's own reading left out.
   let readings: Reading[] = [parse.reading];
   for (const flip of flips) readings = readings.flatMap((r) => [r, flip(r)]);

@@ -77,10 +77,15 @@ export interface Reading {
   sharedBoundary: 'outer' | 'inner';
 }
 
-export const DEFAULT_READING: Reading = { duplicates: 'first', strayHeaderLine: 'starts-body', sharedBoundary: 'outer' };
+export const DEFAULT_READING: Reading = {
+  duplicates: 'first',
+  strayHeaderLine: 'starts-body',
+  sharedBoundary: 'outer',
+};
 
 /** Constructs where known readers (mail clients, Python's email, MIME::Parser) disagree. */
-export type Ambiguity = 'duplicate-content-type' | 'duplicate-transfer-encoding' | 'stray-header-line' | 'shared-boundary';
+export type Ambiguity =
+  'duplicate-content-type' | 'duplicate-transfer-encoding' | 'stray-header-line' | 'shared-boundary';
 
 export interface ParseLimits {
   /** Most nodes (containers included). */

@@ -13,10 +13,15 @@ export const accessAudit: RuleAuditPart<AccessConfig> = {
         const spoofed = `relayguard-audit@${domain.replace(/^\*?\./, '')}`;
         const s = await ctx.outside();
         try {
-          const { step, reply } = await s.transaction(spoofed, ctx.message('spoofed-sender-refused', spoofed, 'spoofed internal sender'));
+          const { step, reply } = await s.transaction(
+            spoofed,
+            ctx.message('spoofed-sender-refused', spoofed, 'spoofed internal sender'),
+          );
           const r = ctx.formatReply(reply);
-          if (reply.code >= 500 && reply.code < 600) return { ok: true, detail: `MAIL FROM:<${spoofed}> from ${s.as} refused at ${step}: ${r}`, step, reply: r };
-          if (reply.code >= 400 && reply.code < 500) return { ok: false, detail: `only deferred at ${step}, not refused: ${r} (${s.as})`, step, reply: r };
+          if (reply.code >= 500 && reply.code < 600)
+            return { ok: true, detail: `MAIL FROM:<${spoofed}> from ${s.as} refused at ${step}: ${r}`, step, reply: r };
+          if (reply.code >= 400 && reply.code < 500)
+            return { ok: false, detail: `only deferred at ${step}, not refused: ${r} (${s.as})`, step, reply: r };
           const id = ctx.queueIdOf(reply);
           return {
             ok: false,

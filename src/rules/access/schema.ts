@@ -25,4 +25,3 @@ export const accessSchema = z
   })
   .strict();
 export type AccessConfig = z.infer<typeof accessSchema>;
-

@@ -22,7 +22,12 @@ export const antivirusMta: RuleMtaPart<AntivirusConfig> = {
       '    clamd:',
       `      address: ${JSON.stringify(clamd.address)}`,
       '      timeout: 30s',
-      ...(clamd.streamMaxLength ? ["      # clamd's StreamMaxLength: larger messages are not sent to it.", `      max_size: ${JSON.stringify(clamd.streamMaxLength)}`] : []),
+      ...(clamd.streamMaxLength
+        ? [
+            "      # clamd's StreamMaxLength: larger messages are not sent to it.",
+            `      max_size: ${JSON.stringify(clamd.streamMaxLength)}`,
+          ]
+        : []),
       '    actions:',
       '      inbound: reject',
       '      outbound: quarantine',

@@ -1,6 +1,13 @@
 // Rule 8 in the self-audit: every IP list answers its RFC 5782 test points as relayguard reads
 // them (127.0.0.2 listed with one of the configured codes, 127.0.0.1 never).
-import { DnsblClient, ipQueryName, ListingCodes, type DnsblList, type DnsblQuery, type ListResult } from '../../deps/dnsbl.js';
+import {
+  DnsblClient,
+  ipQueryName,
+  ListingCodes,
+  type DnsblList,
+  type DnsblQuery,
+  type ListResult,
+} from '../../deps/dnsbl.js';
 import type { AuditProbe, RuleAuditPart } from '../../policy/rule-parts.js';
 import type { BlocklistsConfig } from './schema.js';
 
@@ -26,9 +33,15 @@ export const blocklistsAudit: RuleAuditPart<BlocklistsConfig> = {
         name: `dnsbl:${list.name}`,
         async run() {
           // No cache: every audit asks the list afresh.
-          const client = new DnsblClient({ servers: dns.servers, timeout: dns.timeout, budget: dns.budget }, { maxEntries: 0 });
+          const client = new DnsblClient(
+            { servers: dns.servers, timeout: dns.timeout, budget: dns.budget },
+            { maxEntries: 0 },
+          );
           const query = (ip: string): DnsblQuery => ({ list, subject: ip, name: ipQueryName(ip, list.zone)! });
-          const answers = await client.lookup([query(DNSBL_LISTED_TEST_POINT), query(DNSBL_UNLISTED_TEST_POINT)], ctx.signal ? { signal: ctx.signal } : {});
+          const answers = await client.lookup(
+            [query(DNSBL_LISTED_TEST_POINT), query(DNSBL_UNLISTED_TEST_POINT)],
+            ctx.signal ? { signal: ctx.signal } : {},
+          );
           const [listed, unlisted] = answers.map((a) => a.result) as [ListResult, ListResult];
           const evidence = { test_point: describeAnswer(listed), unlisted_point: describeAnswer(unlisted) };
           if (listed.status !== 'listed') {
@@ -39,9 +52,17 @@ export const blocklistsAudit: RuleAuditPart<BlocklistsConfig> = {
             };
           }
           if (unlisted.status === 'listed') {
-            return { ok: false, detail: `${where}: ${DNSBL_UNLISTED_TEST_POINT} (never listed, RFC 5782) reads as listed: the list or resolver answers for everything`, ...evidence };
+            return {
+              ok: false,
+              detail: `${where}: ${DNSBL_UNLISTED_TEST_POINT} (never listed, RFC 5782) reads as listed: the list or resolver answers for everything`,
+              ...evidence,
+            };
           }
-          return { ok: true, detail: `${where}: ${DNSBL_LISTED_TEST_POINT} ${describeAnswer(listed)}; ${DNSBL_UNLISTED_TEST_POINT} ${describeAnswer(unlisted)} (not a listing)`, ...evidence };
+          return {
+            ok: true,
+            detail: `${where}: ${DNSBL_LISTED_TEST_POINT} ${describeAnswer(listed)}; ${DNSBL_UNLISTED_TEST_POINT} ${describeAnswer(unlisted)} (not a listing)`,
+            ...evidence,
+          };
         },
       };
     });

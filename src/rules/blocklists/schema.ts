@@ -65,7 +65,10 @@ export const blocklistsSchema = z
           .object({
             ...listFields,
             /** Which names are looked up: the envelope sender's domain and/or the HELO name. */
-            check: z.array(z.enum(['sender', 'helo'])).min(1).default(['sender']),
+            check: z
+              .array(z.enum(['sender', 'helo']))
+              .min(1)
+              .default(['sender']),
           })
           .strict(),
       )
@@ -89,16 +92,29 @@ export const blocklistsSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
-    const lists = [...cfg.ip_lists.map((l, i) => ['ip_lists', i, l] as const), ...cfg.domain_lists.map((l, i) => ['domain_lists', i, l] as const)];
+    const lists = [
+      ...cfg.ip_lists.map((l, i) => ['ip_lists', i, l] as const),
+      ...cfg.domain_lists.map((l, i) => ['domain_lists', i, l] as const),
+    ];
     for (const [key, i, l] of lists) {
       const name = l.name ?? l.zone;
-      if (names.has(name)) ctx.addIssue({ code: 'custom', path: [key, i, 'name'], message: `list name "${name}" is used twice; give one a name:` });
+      if (names.has(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key, i, 'name'],
+          message: `list name "${name}" is used twice; give one a name:`,
+        });
       names.add(name);
     }
     names.add(STATIC_BLOCKED_DOMAINS).add(STATIC_BLOCKED_IPS);
     cfg.allowlist.forEach((e, i) =>
       e.lists?.forEach((n, j) => {
-        if (!names.has(n)) ctx.addIssue({ code: 'custom', path: ['allowlist', i, 'lists', j], message: `no list named "${n}" (known: ${[...names].join(', ')})` });
+        if (!names.has(n))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['allowlist', i, 'lists', j],
+            message: `no list named "${n}" (known: ${[...names].join(', ')})`,
+          });
       }),
     );
   });

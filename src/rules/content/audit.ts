@@ -18,11 +18,24 @@ export const contentAudit: RuleAuditPart<ContentConfig> = {
           });
           const { step, reply } = await s.transaction(from, msg);
           const r = ctx.formatReply(reply);
-          if (step !== 'end of data') return { ok: false, detail: `not tested: refused at ${step} before the content was seen: ${r} (${s.as})`, step, reply: r };
-          if (reply.code >= 500) return { ok: true, detail: `relayguard-audit.exe from ${s.as} refused at end of data: ${r}`, reply: r };
-          if (reply.code >= 400) return { ok: false, detail: `relayguard-audit.exe from ${s.as} only deferred: ${r}`, reply: r };
+          if (step !== 'end of data')
+            return {
+              ok: false,
+              detail: `not tested: refused at ${step} before the content was seen: ${r} (${s.as})`,
+              step,
+              reply: r,
+            };
+          if (reply.code >= 500)
+            return { ok: true, detail: `relayguard-audit.exe from ${s.as} refused at end of data: ${r}`, reply: r };
+          if (reply.code >= 400)
+            return { ok: false, detail: `relayguard-audit.exe from ${s.as} only deferred: ${r}`, reply: r };
           const id = ctx.queueIdOf(reply);
-          return { ok: false, detail: `.exe ATTACHMENT ACCEPTED from ${s.as}${id ? ` as ${id}` : ''} for <${ctx.rcpt}>: ${r}`, reply: r, ...(id ? { queue_id: id } : {}) };
+          return {
+            ok: false,
+            detail: `.exe ATTACHMENT ACCEPTED from ${s.as}${id ? ` as ${id}` : ''} for <${ctx.rcpt}>: ${r}`,
+            reply: r,
+            ...(id ? { queue_id: id } : {}),
+          };
         } finally {
           await s.quit();
         }

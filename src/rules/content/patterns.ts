@@ -47,7 +47,9 @@ export function phraseMatcher(phrases: string[], caseSensitive: boolean): Matche
     match(text, lowerText) {
       const hay = caseSensitive ? text : lowerText();
       const index = wanted.findIndex((forms) => forms.some((p) => hay.includes(p)));
-      return index < 0 ? null : { kind: 'phrase', what: phrases.length > 1 ? `phrase #${index + 1}` : 'phrase', count: 1 };
+      return index < 0
+        ? null
+        : { kind: 'phrase', what: phrases.length > 1 ? `phrase #${index + 1}` : 'phrase', count: 1 };
     },
   };
 }
@@ -58,7 +60,9 @@ export function regexMatcher(sources: string[], caseSensitive: boolean): Matcher
     kind: 'regex',
     match(text) {
       const index = compiled.findIndex((re) => re.test(text));
-      return index < 0 ? null : { kind: 'regex', what: sources.length > 1 ? `pattern #${index + 1}` : 'pattern', count: 1 };
+      return index < 0
+        ? null
+        : { kind: 'regex', what: sources.length > 1 ? `pattern #${index + 1}` : 'pattern', count: 1 };
     },
   };
 }
@@ -75,7 +79,10 @@ export function detectorMatcher(name: DetectorName): Matcher {
           const cards = findCardNumbers(text, MAX_CARDS_REPORTED);
           if (cards.length === 0) return null;
           const first = cards[0]!.masked;
-          const what = cards.length === 1 ? `payment card number ${first}` : `${cards.length}${cards.length >= MAX_CARDS_REPORTED ? '+' : ''} payment card numbers (first ${first})`;
+          const what =
+            cards.length === 1
+              ? `payment card number ${first}`
+              : `${cards.length}${cards.length >= MAX_CARDS_REPORTED ? '+' : ''} payment card numbers (first ${first})`;
           return { kind: name, what, count: cards.length };
         },
       };

@@ -91,7 +91,12 @@ const isAttachment = (part: PartInfo) => part.names.length > 0 || part.dispositi
  * reading is scanned too (or the message is refused, by limits.ambiguous), so that no part a
  * client may show goes unseen.
  */
-export async function scanMessage(source: ParseSource, compiled: CompiledContent, direction: Direction, signal: AbortSignal): Promise<ScanReport> {
+export async function scanMessage(
+  source: ParseSource,
+  compiled: CompiledContent,
+  direction: Direction,
+  signal: AbortSignal,
+): Promise<ScanReport> {
   const scan = new MessageScan(compiled, direction);
   const { limits } = compiled.config;
   const mimeLimits = { maxDepth: limits.max_depth, maxParts: limits.max_parts, maxHeaderBytes: limits.max_header_size };
@@ -102,7 +107,11 @@ export async function scanMessage(source: ParseSource, compiled: CompiledContent
   if (walk.status === 'limit') {
     scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${walk.detail}` });
   } else if (ambiguities.length && limits.ambiguous === 'reject') {
-    scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ambiguous MIME (${ambiguities.join(', ')})` });
+    scan.findings.push({
+      rule: 'limits',
+      action: limits.action,
+      reason: `Message structure refused: ambiguous MIME (${ambiguities.join(', ')})`,
+    });
   } else if (walk.status === 'complete' && ambiguities.length) {
     const readings = [parse];
     for (let todo = nextReadings(readings); todo.length; todo = nextReadings(readings)) {
@@ -111,7 +120,11 @@ export async function scanMessage(source: ParseSource, compiled: CompiledContent
     for (const other of readings.slice(1)) {
       const again = await walkMime(open, mimeLimits, scan, signal, other);
       if (again.status === 'limit') {
-        scan.findings.push({ rule: 'limits', action: limits.action, reason: `Message structure refused: ${again.detail}` });
+        scan.findings.push({
+          rule: 'limits',
+          action: limits.action,
+          reason: `Message structure refused: ${again.detail}`,
+        });
       }
       if (again.status !== 'complete') break;
     }
@@ -144,7 +157,9 @@ class MessageScan {
 
   onHeaders(headers: DecodedHeader[]): void {
     const lines = headers.flatMap((h) => readings(normalizeSpace(`${h.name}: ${h.value}`)));
-    const subjects = headers.filter((h) => h.name.toLowerCase() === 'subject').flatMap((h) => readings(normalizeSpace(h.value)));
+    const subjects = headers
+      .filter((h) => h.name.toLowerCase() === 'subject')
+      .flatMap((h) => readings(normalizeSpace(h.value)));
     for (const rule of this.rules) {
       if (rule.where.includes('headers')) this.search(rule, lines, 'headers');
       if (rule.where.includes('subject')) this.search(rule, subjects, 'subject');
@@ -160,7 +175,8 @@ class MessageScan {
 
   add(finding: Finding): void {
     // The same finding twice (a uuencoded name in the overlap of two windows) is one finding.
-    if (this.findings.some((f) => f.rule === finding.rule && f.reason === finding.reason && f.part === finding.part)) return;
+    if (this.findings.some((f) => f.rule === finding.rule && f.reason === finding.reason && f.part === finding.part))
+      return;
     this.findings.push(finding);
   }
 
@@ -195,13 +211,23 @@ class MessageScan {
     for (const name of part.names) {
       const ext = blockedExtension(name, this.compiled.blockedExtensions);
       if (ext) {
-        this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment "${shownName(name)}" (file type .${ext})`, part: part.id });
+        this.add({
+          rule: 'attachments',
+          action: this.attachmentAction,
+          reason: `Blocked attachment "${shownName(name)}" (file type .${ext})`,
+          part: part.id,
+        });
         return;
       }
     }
     if (typeBlocked(part.contentType, a.blocked_types)) {
       const named = part.names[0] ? ` ("${shownName(part.names[0])}")` : '';
-      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment type ${part.contentType}${named}`, part: part.id });
+      this.add({
+        rule: 'attachments',
+        action: this.attachmentAction,
+        reason: `Blocked attachment type ${part.contentType}${named}`,
+        part: part.id,
+      });
     }
   }
 
@@ -216,14 +242,23 @@ class MessageScan {
     const a = this.config.attachments;
     const name = part.names[0] ?? `part ${part.id}`;
     if (this.sizeMatters(part) && size > a.max_size!) {
-      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Attachment "${shownName(name)}" is larger than ${a.max_size} bytes`, part: part.id });
+      this.add({
+        rule: 'attachments',
+        action: this.attachmentAction,
+        reason: `Attachment "${shownName(name)}" is larger than ${a.max_size} bytes`,
+        part: part.id,
+      });
     }
     if (zip === null) return;
     if (zip === 'too-large') {
       this.unreadableZip(part, name, `larger than ${a.zip.max_size} bytes`);
       return;
     }
-    const listing = listZip(zip, { maxEntries: a.zip.max_entries, nested: a.zip.nested, maxNestedBytes: a.zip.max_size });
+    const listing = listZip(zip, {
+      maxEntries: a.zip.max_entries,
+      nested: a.zip.nested,
+      maxNestedBytes: a.zip.max_size,
+    });
     for (const member of listing.members) {
       const ext = blockedExtension(member.name, this.compiled.blockedExtensions);
       if (!ext) continue;
@@ -242,7 +277,12 @@ class MessageScan {
   private unreadableZip(part: PartInfo, name: string, why: string): void {
     const action = pickDirection(this.config.attachments.zip.unreadable, this.direction);
     if (action === 'accept') return;
-    this.add({ rule: 'attachments', action, reason: `Archive "${shownName(name)}" cannot be inspected (${why})`, part: part.id });
+    this.add({
+      rule: 'attachments',
+      action,
+      reason: `Archive "${shownName(name)}" cannot be inspected (${why})`,
+      part: part.id,
+    });
   }
 
   /** uuencoded files inside a text part ("begin 644 name"): Outlook and others still open them. */
@@ -252,7 +292,12 @@ class MessageScan {
       const name = m[1]!.trim();
       const ext = blockedExtension(name, this.compiled.blockedExtensions);
       if (!ext) continue;
-      this.add({ rule: 'attachments', action: this.attachmentAction, reason: `Blocked attachment "${shownName(name)}" (uuencoded, file type .${ext})`, part: part.id });
+      this.add({
+        rule: 'attachments',
+        action: this.attachmentAction,
+        reason: `Blocked attachment "${shownName(name)}" (uuencoded, file type .${ext})`,
+        part: part.id,
+      });
       return;
     }
   }
@@ -339,7 +384,8 @@ class TextPart implements PartSink {
     if (this.rules.length === 0) return;
     // Every reading a person could get: the HTML as shown (hidden elements removed) and with
     // everything in it, each as written and with look-alike letters and dashes folded.
-    const shown = this.part.contentType === 'text/html' ? [htmlToText(withoutHiddenElements(raw)), htmlToText(raw)] : [raw];
+    const shown =
+      this.part.contentType === 'text/html' ? [htmlToText(withoutHiddenElements(raw)), htmlToText(raw)] : [raw];
     const texts = [...new Set(shown.map(normalizeSpace).flatMap(readings))];
     for (const rule of this.rules) this.scan.search(rule, texts, 'body', this.part.id);
   }

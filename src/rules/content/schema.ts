@@ -19,10 +19,17 @@ const DEFAULT_LIMITS = {
   max_text_per_part: 1024 * 1024,
 } as const;
 /** Fail closed: an archive that cannot be looked into completely is refused inbound and held outbound. */
-const DEFAULT_ZIP = { scan: true, max_size: 8 * 1024 * 1024, max_entries: 1000, nested: true, unreadable: { inbound: 'reject', outbound: 'quarantine' } } as const;
+const DEFAULT_ZIP = {
+  scan: true,
+  max_size: 8 * 1024 * 1024,
+  max_entries: 1000,
+  nested: true,
+  unreadable: { inbound: 'reject', outbound: 'quarantine' },
+} as const;
 
 const direction = () => z.enum(['inbound', 'outbound', 'both']).default('both');
-const oneOrMany = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const oneOrMany = () =>
+  z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** "exe", ".EXE" -> "exe". */
 const extension = () =>
@@ -35,7 +42,10 @@ const extension = () =>
 const mediaType = () =>
   z
     .string()
-    .regex(/^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/, 'not a media type (e.g. application/x-msdownload or application/*)')
+    .regex(
+      /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/,
+      'not a media type (e.g. application/x-msdownload or application/*)',
+    )
     .transform((t) => t.toLowerCase());
 
 const zipSchema = z
@@ -117,7 +127,10 @@ export const contentSchema = z
   .object({
     mode: modeField(),
     /** Header added by `tag` actions; its value lists the rules that matched. */
-    tag_header: z.string().regex(/^[!-9;-~]+$/, 'not a header field name').default(DEFAULT_TAG_HEADER),
+    tag_header: z
+      .string()
+      .regex(/^[!-9;-~]+$/, 'not a header field name')
+      .default(DEFAULT_TAG_HEADER),
     attachments: attachmentsSchema.default(attachmentsSchema.parse({})),
     limits: limitsSchema.default(limitsSchema.parse({})),
     rules: z.array(patternRuleSchema).default([]),
@@ -126,7 +139,8 @@ export const contentSchema = z
   .superRefine((c, ctx) => {
     const seen = new Set<string>();
     c.rules.forEach((r, i) => {
-      if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${r.name}"` });
+      if (seen.has(r.name))
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${r.name}"` });
       seen.add(r.name);
     });
   });

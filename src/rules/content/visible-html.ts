@@ -7,7 +7,21 @@
 import { asciiLowerCase } from '../../mime/html-text.js';
 
 /** Elements that have no end tag: hiding one hides nothing after it. */
-const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr']);
+const VOID = new Set([
+  'area',
+  'base',
+  'br',
+  'col',
+  'embed',
+  'hr',
+  'img',
+  'input',
+  'link',
+  'meta',
+  'source',
+  'track',
+  'wbr',
+]);
 
 /** A style (or attribute) that keeps the element's text from being seen. */
 const HIDING_STYLE =

@@ -18,7 +18,10 @@ export const originAudit: RuleAuditPart<OriginConfig> = {
         try {
           f.load();
         } catch (err) {
-          return { ok: false, detail: `${(err as NodeJS.ErrnoException).code === 'ENOENT' ? `${path}: file not found` : (err as Error).message}; the origin rule judges nobody with it` };
+          return {
+            ok: false,
+            detail: `${(err as NodeJS.ErrnoException).code === 'ENOENT' ? `${path}: file not found` : (err as Error).message}; the origin rule judges nobody with it`,
+          };
         }
         const s = f.status();
         const age = ctx.now() - s.builtAt!;

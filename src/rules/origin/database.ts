@@ -14,7 +14,8 @@ import type { Reader, Response } from 'mmdb-lib';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
 let mmdbModule: typeof import('mmdb-lib') | undefined;
-const mmdb = (): typeof import('mmdb-lib') => (mmdbModule ??= createRequire(import.meta.url)('mmdb-lib') as typeof import('mmdb-lib'));
+const mmdb = (): typeof import('mmdb-lib') =>
+  (mmdbModule ??= createRequire(import.meta.url)('mmdb-lib') as typeof import('mmdb-lib'));
 
 /** What the databases say about one address. */
 export interface OriginFacts {
@@ -140,7 +141,12 @@ export class MmdbFile {
 
   status(): DatabaseStatus {
     const meta = this.current?.reader.metadata;
-    return { path: this.path, type: meta?.databaseType ?? null, builtAt: meta ? meta.buildEpoch.getTime() : null, error: this.lastError };
+    return {
+      path: this.path,
+      type: meta?.databaseType ?? null,
+      builtAt: meta ? meta.buildEpoch.getTime() : null,
+      error: this.lastError,
+    };
   }
 
   /**
@@ -155,7 +161,9 @@ export class MmdbFile {
       const record = this.current.reader.get(ip);
       return record === null ? null : readOrigin(record);
     } catch (err) {
-      this.fail(`lookup of ${ip} failed, the file is damaged (${(err as Error).message}); such addresses count as unknown`);
+      this.fail(
+        `lookup of ${ip} failed, the file is damaged (${(err as Error).message}); such addresses count as unknown`,
+      );
       return null;
     }
   }
@@ -170,7 +178,9 @@ export class MmdbFile {
       st = statSync(this.path);
     } catch (err) {
       // A file that is gone for a moment (between unlink and rename) keeps the old data.
-      this.fail(`cannot stat it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); keeping the data loaded before`);
+      this.fail(
+        `cannot stat it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); keeping the data loaded before`,
+      );
       return;
     }
     const c = this.current;
@@ -181,7 +191,9 @@ export class MmdbFile {
       this.events.loaded?.(this.path, this.status(), c !== null);
     } catch (err) {
       const m = (err as Error).message;
-      this.fail(`cannot use the new version (${m.startsWith(`${this.path}: `) ? m.slice(this.path.length + 2) : m}); keeping the data loaded before`);
+      this.fail(
+        `cannot use the new version (${m.startsWith(`${this.path}: `) ? m.slice(this.path.length + 2) : m}); keeping the data loaded before`,
+      );
     }
   }
 
@@ -193,7 +205,8 @@ export class MmdbFile {
 
   private parse(st: Stats): Loaded {
     if (!st.isFile()) throw new Error(`${this.path}: not a regular file`);
-    if (st.size > this.maxBytes) throw new Error(`${this.path}: ${st.size} bytes, more than the ${this.maxBytes} a database may have`);
+    if (st.size > this.maxBytes)
+      throw new Error(`${this.path}: ${st.size} bytes, more than the ${this.maxBytes} a database may have`);
     const buf = readFileSync(this.path);
     let reader: Reader<Response>;
     try {

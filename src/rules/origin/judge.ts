@@ -65,7 +65,8 @@ export const directionSchema = z
   .strict()
   .superRefine((d, ctx) => {
     for (const c of d.allow_countries) {
-      if (d.deny_countries.includes(c)) ctx.addIssue({ code: 'custom', path: ['deny_countries'], message: `${c} is both allowed and denied` });
+      if (d.deny_countries.includes(c))
+        ctx.addIssue({ code: 'custom', path: ['deny_countries'], message: `${c} is both allowed and denied` });
     }
   });
 
@@ -103,7 +104,9 @@ class AsnList {
 
   constructor(entries: ReadonlyArray<number | string>) {
     this.numbers = new Set(entries.filter((e): e is number => typeof e === 'number'));
-    this.patterns = entries.filter((e): e is string => typeof e === 'string').map((text) => ({ text, test: orgPattern(text) }));
+    this.patterns = entries
+      .filter((e): e is string => typeof e === 'string')
+      .map((text) => ({ text, test: orgPattern(text) }));
   }
 
   get size(): number {
@@ -149,10 +152,12 @@ export class OriginJudge {
     if (denyAs) return { outOfPlace: true, because: `deny_asns: ${denyAs}` };
     const allowAs = this.allowAsns.match(f);
     if (allowAs) return { outOfPlace: false, because: `allow_asns: ${allowAs}` };
-    if (f.country !== undefined && this.denyCountries.has(f.country)) return { outOfPlace: true, because: `deny_countries: ${f.country}` };
+    if (f.country !== undefined && this.denyCountries.has(f.country))
+      return { outOfPlace: true, because: `deny_countries: ${f.country}` };
     const allowLists = this.allowCountries.size + this.allowAsns.size > 0;
     if (!allowLists) return { outOfPlace: false, because: 'not denied' };
-    if (f.country !== undefined && this.allowCountries.has(f.country)) return { outOfPlace: false, because: `allow_countries: ${f.country}` };
+    if (f.country !== undefined && this.allowCountries.has(f.country))
+      return { outOfPlace: false, because: `allow_countries: ${f.country}` };
     // "Unknown" relative to the lists in use: without a country, allow_countries cannot say.
     const placed = this.allowCountries.size > 0 ? f.country !== undefined : f.asn !== undefined || f.org !== undefined;
     if (!placed) return { outOfPlace: this.config.unknown === 'deny', because: `unknown: ${this.config.unknown}` };

@@ -19,7 +19,11 @@ export const originSchema = z
     max_age: duration().default(45 * 86_400_000),
     /** CIDR ranges or network group names never judged (partners). */
     exempt: z
-      .array(z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' }))
+      .array(
+        z
+          .string()
+          .refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' }),
+      )
       .default([]),
     /** Only inbound mail is judged: internal and authenticated clients (outbound) never are. */
     inbound: directionSchema,

@@ -17,15 +17,34 @@ export const relayAudit: RuleAuditPart<RelayConfig> = {
         const r = ctx.formatReply;
         try {
           const mail = await s.command(`MAIL FROM:<${ctx.outsideFrom}>`);
-          if (!is2xx(mail.code)) return { ok: false, detail: `not tested: MAIL FROM:<${ctx.outsideFrom}> was refused first (${r(mail)}) as ${s.as}` };
+          if (!is2xx(mail.code))
+            return {
+              ok: false,
+              detail: `not tested: MAIL FROM:<${ctx.outsideFrom}> was refused first (${r(mail)}) as ${s.as}`,
+            };
           const foreign = await s.command(`RCPT TO:<${RELAY_TEST_RCPT}>`);
           const local = await s.command(`RCPT TO:<${ctx.rcpt}>`);
           await s.command('RSET');
           const evidence = { foreign: r(foreign), local: r(local) };
-          if (is2xx(foreign.code)) return { ok: false, detail: `OPEN RELAY: RCPT TO:<${RELAY_TEST_RCPT}> accepted from ${s.as}: ${r(foreign)} (nothing was sent)`, ...evidence };
-          if (!(foreign.code >= 500 && foreign.code < 600)) return { ok: false, detail: `relaying only deferred, not refused: ${r(foreign)} as ${s.as}`, ...evidence };
-          if (!is2xx(local.code)) return { ok: false, detail: `inconclusive: the local recipient <${ctx.rcpt}> was refused too (${r(local)}) as ${s.as}`, ...evidence };
-          return { ok: true, detail: `refused for ${s.as}: ${r(foreign)}; <${ctx.rcpt}> in the same transaction accepted`, ...evidence };
+          if (is2xx(foreign.code))
+            return {
+              ok: false,
+              detail: `OPEN RELAY: RCPT TO:<${RELAY_TEST_RCPT}> accepted from ${s.as}: ${r(foreign)} (nothing was sent)`,
+              ...evidence,
+            };
+          if (!(foreign.code >= 500 && foreign.code < 600))
+            return { ok: false, detail: `relaying only deferred, not refused: ${r(foreign)} as ${s.as}`, ...evidence };
+          if (!is2xx(local.code))
+            return {
+              ok: false,
+              detail: `inconclusive: the local recipient <${ctx.rcpt}> was refused too (${r(local)}) as ${s.as}`,
+              ...evidence,
+            };
+          return {
+            ok: true,
+            detail: `refused for ${s.as}: ${r(foreign)}; <${ctx.rcpt}> in the same transaction accepted`,
+            ...evidence,
+          };
         } finally {
           await s.quit();
         }

@@ -21,7 +21,13 @@ function relayNetworks(config: RelayConfig | null, ctx: MtaContext): string[] {
 /** Domains we accept mail for from anyone (local_domains plus the rule's relay_domains). */
 function relayDomains(config: RelayConfig | null, ctx: MtaContext): Array<{ domain: string; subdomains: boolean }> {
   const subdomains = config?.include_subdomains ?? false;
-  const domains = [...new Set([...ctx.policy.local_domains, ...(config?.relay_domains ?? [])].map((d) => normalizeDomain(d.replace(/^\*?\./, ''))))];
+  const domains = [
+    ...new Set(
+      [...ctx.policy.local_domains, ...(config?.relay_domains ?? [])].map((d) =>
+        normalizeDomain(d.replace(/^\*?\./, '')),
+      ),
+    ),
+  ];
   return domains.map((domain) => ({ domain, subdomains }));
 }
 
@@ -36,7 +42,9 @@ function cidrCovered(inner: string, outer: readonly string[]): boolean {
   return outer.some((o) => {
     try {
       const b = parseCidr(o);
-      return a[0].kind() === b[0].kind() && a[1] >= b[1] && (a[0] as { match(range: [unknown, number]): boolean }).match(b);
+      return (
+        a[0].kind() === b[0].kind() && a[1] >= b[1] && (a[0] as { match(range: [unknown, number]): boolean }).match(b)
+      );
     } catch {
       return false;
     }
@@ -47,13 +55,15 @@ const setting = (name: string, value: string) => `${name} = ${value}`;
 
 function lintRelay(config: RelayConfig | null, view: PostfixView, ctx: MtaContext): LintFinding[] {
   const findings: LintFinding[] = [];
-  const add = (severity: LintFinding['severity'], parameter: string, message: string, fix: string) => findings.push({ severity, parameter, message, fix });
+  const add = (severity: LintFinding['severity'], parameter: string, message: string, fix: string) =>
+    findings.push({ severity, parameter, message, fix });
   const networks = relayNetworks(config, ctx);
   const domains = relayDomains(config, ctx);
   const relay = view.list('smtpd_relay_restrictions');
   const recipient = view.list('smtpd_recipient_restrictions');
   // Postfix < 2.10 style: the relay check in smtpd_recipient_restrictions.
-  const lists: Array<[string, string[]]> = view.has('smtpd_relay_restrictions') || relay.length ? [['smtpd_relay_restrictions', relay]] : [];
+  const lists: Array<[string, string[]]> =
+    view.has('smtpd_relay_restrictions') || relay.length ? [['smtpd_relay_restrictions', relay]] : [];
   lists.push(['smtpd_recipient_restrictions', recipient]);
   const fix = setting('smtpd_relay_restrictions', RELAY_RESTRICTIONS);
   let stopped = false;
@@ -61,42 +71,92 @@ function lintRelay(config: RelayConfig | null, view: PostfixView, ctx: MtaContex
     const stop = items.findIndex((i) => RELAY_STOPPERS.has(i.toLowerCase()));
     const open = items.findIndex((i) => OPEN_RELAY.some((re) => re.test(i)));
     if (open >= 0 && (stop < 0 || open < stop)) {
-      add('error', name, `"${items[open]}" comes before any reject_unauth_destination: Postfix relays for anyone (open relay; only relayguard stands in the way)`, fix);
+      add(
+        'error',
+        name,
+        `"${items[open]}" comes before any reject_unauth_destination: Postfix relays for anyone (open relay; only relayguard stands in the way)`,
+        fix,
+      );
       return findings;
     }
     if (stop >= 0) {
       stopped = true;
       if (items[stop]!.toLowerCase() === 'defer_unauth_destination') {
-        add('warning', name, 'defer_unauth_destination answers relay attempts with 4xx, so they are retried; reject_unauth_destination refuses them for good', fix);
+        add(
+          'warning',
+          name,
+          'defer_unauth_destination answers relay attempts with 4xx, so they are retried; reject_unauth_destination refuses them for good',
+          fix,
+        );
       }
       break;
     }
   }
-  if (!stopped) add('error', 'smtpd_relay_restrictions', 'no reject_unauth_destination: Postfix relays for anyone (open relay)', fix);
-  if (!relay.some((i) => i.toLowerCase() === 'permit_mynetworks') && !recipient.some((i) => i.toLowerCase() === 'permit_mynetworks')) {
+  if (!stopped)
+    add(
+      'error',
+      'smtpd_relay_restrictions',
+      'no reject_unauth_destination: Postfix relays for anyone (open relay)',
+      fix,
+    );
+  if (
+    !relay.some((i) => i.toLowerCase() === 'permit_mynetworks') &&
+    !recipient.some((i) => i.toLowerCase() === 'permit_mynetworks')
+  ) {
     add('warning', 'smtpd_relay_restrictions', 'no permit_mynetworks: internal clients cannot send outbound mail', fix);
   }
-  if (!relay.some((i) => i.toLowerCase() === 'permit_sasl_authenticated') && !recipient.some((i) => i.toLowerCase() === 'permit_sasl_authenticated')) {
-    add('warning', 'smtpd_relay_restrictions', 'no permit_sasl_authenticated: authenticated clients cannot send outbound mail', fix);
+  if (
+    !relay.some((i) => i.toLowerCase() === 'permit_sasl_authenticated') &&
+    !recipient.some((i) => i.toLowerCase() === 'permit_sasl_authenticated')
+  ) {
+    add(
+      'warning',
+      'smtpd_relay_restrictions',
+      'no permit_sasl_authenticated: authenticated clients cannot send outbound mail',
+      fix,
+    );
   }
 
   // Who permit_mynetworks lets relay.
   const wantNetworks = setting('mynetworks', networks.map((n) => ctx.postfixCidr(n)).join(', '));
   if (!view.has('mynetworks')) {
     if (view.raw('mynetworks_style') !== 'host') {
-      add('error', 'mynetworks', `mynetworks_style = ${view.raw('mynetworks_style')}: every client in this host's subnets may relay`, wantNetworks);
+      add(
+        'error',
+        'mynetworks',
+        `mynetworks_style = ${view.raw('mynetworks_style')}: every client in this host's subnets may relay`,
+        wantNetworks,
+      );
     } else if (networks.length) {
-      add('warning', 'mynetworks', 'mynetworks is not set: only this host may relay, not the policy\'s internal networks', wantNetworks);
+      add(
+        'warning',
+        'mynetworks',
+        "mynetworks is not set: only this host may relay, not the policy's internal networks",
+        wantNetworks,
+      );
     }
   } else {
     const cidrs = view.networks('mynetworks');
     for (const { entry, cidr } of cidrs) {
-      if (cidr === null) add('warning', 'mynetworks', `mynetworks entry "${entry}" cannot be checked against the policy`, wantNetworks);
-      else if (!cidrCovered(cidr, networks)) add('error', 'mynetworks', `mynetworks has ${entry}, which the policy does not treat as internal: Postfix lets it relay`, wantNetworks);
+      if (cidr === null)
+        add('warning', 'mynetworks', `mynetworks entry "${entry}" cannot be checked against the policy`, wantNetworks);
+      else if (!cidrCovered(cidr, networks))
+        add(
+          'error',
+          'mynetworks',
+          `mynetworks has ${entry}, which the policy does not treat as internal: Postfix lets it relay`,
+          wantNetworks,
+        );
     }
     const known = cidrs.flatMap((c) => (c.cidr ? [c.cidr] : []));
     const missing = networks.filter((n) => !cidrCovered(n, known));
-    if (missing.length) add('warning', 'mynetworks', `mynetworks lacks the internal network(s) ${missing.join(', ')}: Postfix will not let them relay`, wantNetworks);
+    if (missing.length)
+      add(
+        'warning',
+        'mynetworks',
+        `mynetworks lacks the internal network(s) ${missing.join(', ')}: Postfix will not let them relay`,
+        wantNetworks,
+      );
   }
 
   // Mail for our domains must be accepted at all.
@@ -124,8 +184,10 @@ export const relayMta: RuleMtaPart<RelayConfig> = {
     return [
       {
         name: 'mynetworks',
-        value: relayNetworks(config, ctx).map((n) => ctx.postfixCidr(n)).join(', '),
-        why: 'rule 1: the policy\'s internal networks (networks.internal) may relay; nobody else by address',
+        value: relayNetworks(config, ctx)
+          .map((n) => ctx.postfixCidr(n))
+          .join(', '),
+        why: "rule 1: the policy's internal networks (networks.internal) may relay; nobody else by address",
       },
       {
         name: 'relay_domains',
@@ -155,7 +217,9 @@ export const relayMta: RuleMtaPart<RelayConfig> = {
     const lines: string[] = [];
     for (const cidr of relayNetworks(config, ctx)) {
       const key = ctx.accessMapKey(cidr);
-      lines.push(key ? `Connect:${key}\tRELAY` : `# ${cidr}: not on an octet boundary; list its addresses or prefixes by hand`);
+      lines.push(
+        key ? `Connect:${key}\tRELAY` : `# ${cidr}: not on an octet boundary; list its addresses or prefixes by hand`,
+      );
     }
     for (const d of relayDomains(config, ctx)) lines.push(`To:${d.domain}\tRELAY`);
     return lines;

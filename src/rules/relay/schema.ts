@@ -18,4 +18,3 @@ export const relaySchema = z
   })
   .strict();
 export type RelayConfig = z.infer<typeof relaySchema>;
-

@@ -36,11 +36,16 @@ export function postfixSizeLimit(policyLimit: number | null): number {
 export const sizeMta: RuleMtaPart<SizeConfig> = {
   init({ messageSizeLimit: size }) {
     if (Number.isFinite(size) && size > 0) {
-      return ['  size:', `    # From message_size_limit (${size}). enforce: SIZE= or a message above it gets 552 5.3.4.`, '    mode: monitor', `    max_bytes: ${size}`];
+      return [
+        '  size:',
+        `    # From message_size_limit (${size}). enforce: SIZE= or a message above it gets 552 5.3.4.`,
+        '    mode: monitor',
+        `    max_bytes: ${size}`,
+      ];
     }
     return [
       '  size:',
-      '    # message_size_limit is 0 (unlimited) or unreadable: Postfix\'s default 10240000 here. enforce: 552 5.3.4 above it.',
+      "    # message_size_limit is 0 (unlimited) or unreadable: Postfix's default 10240000 here. enforce: 552 5.3.4 above it.",
       '    mode: monitor',
       `    max_bytes: ${DEFAULT_MAX_BYTES}`,
     ];
@@ -54,11 +59,16 @@ export const sizeMta: RuleMtaPart<SizeConfig> = {
         value: String(sizeLimit),
         why:
           limit === null
-            ? 'rule 3: the policy has no size rule, so Postfix\'s own limit (its default) is the only one; never 0 (unlimited)'
+            ? "rule 3: the policy has no size rule, so Postfix's own limit (its default) is the only one; never 0 (unlimited)"
             : `rule 3: above the policy's largest limit (${limit} bytes; Postfix counts envelope records too, and its default is never lowered) so relayguard decides, with its reference`,
       },
     ];
-    if (sizeLimit > POSTFIX_MAILBOX_SIZE_LIMIT) lines.push({ name: 'mailbox_size_limit', value: String(sizeLimit), why: 'rule 3: Postfix will not start with mailbox_size_limit below message_size_limit' });
+    if (sizeLimit > POSTFIX_MAILBOX_SIZE_LIMIT)
+      lines.push({
+        name: 'mailbox_size_limit',
+        value: String(sizeLimit),
+        why: 'rule 3: Postfix will not start with mailbox_size_limit below message_size_limit',
+      });
     return lines;
   },
   lintPostfix(config, view) {
@@ -66,17 +76,25 @@ export const sizeMta: RuleMtaPart<SizeConfig> = {
     const text = view.value('message_size_limit').trim();
     const have = Number(text);
     const fix = `message_size_limit = ${postfixSizeLimit(limit)}`;
-    const finding = (message: string): LintFinding[] => [{ severity: 'error', parameter: 'message_size_limit', message, fix }];
+    const finding = (message: string): LintFinding[] => [
+      { severity: 'error', parameter: 'message_size_limit', message, fix },
+    ];
     if (text === '' || !Number.isFinite(have)) return finding(`message_size_limit "${text}" is not a number`);
     if (have === 0) return finding('message_size_limit = 0: Postfix accepts messages of any size');
-    if (limit !== null && have < limit) return finding(`message_size_limit ${have} is below the policy's limit of ${limit} bytes: Postfix refuses mail the policy allows`);
+    if (limit !== null && have < limit)
+      return finding(
+        `message_size_limit ${have} is below the policy's limit of ${limit} bytes: Postfix refuses mail the policy allows`,
+      );
     return [];
   },
   sendmail(config) {
     const limit = largestLimit(config);
     return [
       {
-        why: limit === null ? 'rule 3: no size rule in the policy: a finite limit anyway (Postfix\'s default)' : `rule 3: a little above the policy's largest limit (${limit} bytes) so relayguard decides`,
+        why:
+          limit === null
+            ? "rule 3: no size rule in the policy: a finite limit anyway (Postfix's default)"
+            : `rule 3: a little above the policy's largest limit (${limit} bytes) so relayguard decides`,
         text: `define(\`confMAX_MESSAGE_SIZE', \`${sizeWithHeadroom(limit)}')dnl`,
       },
     ];

@@ -15,4 +15,3 @@ export const sizeSchema = z
   })
   .strict();
 export type SizeConfig = z.infer<typeof sizeSchema>;
-

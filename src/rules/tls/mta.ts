@@ -6,7 +6,12 @@ import { TLS_PROTOCOLS, tlsRank } from '../../primitives/tls-version.js';
 import { DEFAULT_MIN_VERSION, type TlsConfig } from './schema.js';
 
 /** Where certificates are configured in main.cf: one of them set means Postfix can offer STARTTLS. */
-const CERTIFICATE_PARAMETERS = ['smtpd_tls_chain_files', 'smtpd_tls_cert_file', 'smtpd_tls_eccert_file', 'smtpd_tls_dcert_file'];
+const CERTIFICATE_PARAMETERS = [
+  'smtpd_tls_chain_files',
+  'smtpd_tls_cert_file',
+  'smtpd_tls_eccert_file',
+  'smtpd_tls_dcert_file',
+];
 
 /** OpenSSL options that switch off every protocol below `min` (Sendmail). */
 const SSL_OP_NO: Array<[string, string]> = [
@@ -28,7 +33,8 @@ export function excludedProtocols(min: string): string {
 const minVersion = (config: TlsConfig | null) => config?.min_version ?? DEFAULT_MIN_VERSION;
 /** Partners that must send to us encrypted are reached encrypted too. */
 const encryptDomains = (config: TlsConfig | null) => (config?.require.sender_domains ?? []).map(normalizeDomain);
-const policyMap = (domains: readonly string[]) => `inline:{ ${domains.flatMap((d) => [`${d}=encrypt`, `.${d}=encrypt`]).join(', ')} }`;
+const policyMap = (domains: readonly string[]) =>
+  `inline:{ ${domains.flatMap((d) => [`${d}=encrypt`, `.${d}=encrypt`]).join(', ')} }`;
 
 export const tlsMta: RuleMtaPart<TlsConfig> = {
   init({ tlsLevel: level, tlsCertificate: hasCert, tlsFloor: floor }) {
@@ -68,21 +74,38 @@ export const tlsMta: RuleMtaPart<TlsConfig> = {
         suggestion: true,
       },
       ...(partners.length
-        ? [{ name: 'smtp_tls_policy_maps', value: policyMap(partners), why: 'rule 9: partners that must send to us over TLS are reached over TLS too (no plain-text fallback)' }]
+        ? [
+            {
+              name: 'smtp_tls_policy_maps',
+              value: policyMap(partners),
+              why: 'rule 9: partners that must send to us over TLS are reached over TLS too (no plain-text fallback)',
+            },
+          ]
         : []),
     ];
   },
   lintPostfix(config, view) {
     const findings: LintFinding[] = [];
-    const add = (severity: LintFinding['severity'], parameter: string, message: string, fix: string) => findings.push({ severity, parameter, message, fix });
+    const add = (severity: LintFinding['severity'], parameter: string, message: string, fix: string) =>
+      findings.push({ severity, parameter, message, fix });
     const min = minVersion(config);
     const required = (config?.require.networks.length ?? 0) + (config?.require.sender_domains.length ?? 0) > 0;
     const level = view.tlsLevel();
     if (level === 'none') {
       if (required) {
-        add('error', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS, but rule 9 requires TLS from some clients: they can never send', 'smtpd_tls_security_level = may');
+        add(
+          'error',
+          'smtpd_tls_security_level',
+          'Postfix offers no STARTTLS, but rule 9 requires TLS from some clients: they can never send',
+          'smtpd_tls_security_level = may',
+        );
       } else {
-        add('warning', 'smtpd_tls_security_level', 'Postfix offers no STARTTLS: mail from outside crosses the network in clear', 'smtpd_tls_security_level = may');
+        add(
+          'warning',
+          'smtpd_tls_security_level',
+          'Postfix offers no STARTTLS: mail from outside crosses the network in clear',
+          'smtpd_tls_security_level = may',
+        );
       }
     } else {
       if (!CERTIFICATE_PARAMETERS.some((c) => view.raw(c).trim() !== '')) {
@@ -105,13 +128,24 @@ export const tlsMta: RuleMtaPart<TlsConfig> = {
         const minRank = tlsRank(min) ?? 0;
         for (const p of ['smtpd_tls_protocols', 'smtpd_tls_mandatory_protocols']) {
           const lowest = view.lowestProtocol(p);
-          if ((tlsRank(lowest) ?? 0) < minRank) add('warning', p, `${p} allows ${lowest}, below rule 9's min_version ${min}`, `${p} = ${excludedProtocols(min)}`);
+          if ((tlsRank(lowest) ?? 0) < minRank)
+            add(
+              'warning',
+              p,
+              `${p} allows ${lowest}, below rule 9's min_version ${min}`,
+              `${p} = ${excludedProtocols(min)}`,
+            );
         }
       }
     }
     const partners = encryptDomains(config);
     if (partners.length && view.raw('smtp_tls_policy_maps').trim() === '') {
-      add('warning', 'smtp_tls_policy_maps', `partner domains ${partners.join(', ')} must send over TLS, but mail to them may go out in clear`, `smtp_tls_policy_maps = ${policyMap(partners)}`);
+      add(
+        'warning',
+        'smtp_tls_policy_maps',
+        `partner domains ${partners.join(', ')} must send over TLS, but mail to them may go out in clear`,
+        `smtp_tls_policy_maps = ${policyMap(partners)}`,
+      );
     }
     return findings;
   },
@@ -120,7 +154,10 @@ export const tlsMta: RuleMtaPart<TlsConfig> = {
     const minRank = tlsRank(min) ?? tlsRank('TLSv1.2')!;
     const noOps = SSL_OP_NO.filter(([p]) => tlsRank(p)! < minRank).map(([, op]) => op);
     return [
-      { why: config ? `rule 9: no protocol below its min_version ${min}` : `no TLS protocol below ${min}`, text: `define(\`confSERVER_SSL_OPTIONS', \`${noOps.join(' ')}')dnl` },
+      {
+        why: config ? `rule 9: no protocol below its min_version ${min}` : `no TLS protocol below ${min}`,
+        text: `define(\`confSERVER_SSL_OPTIONS', \`${noOps.join(' ')}')dnl`,
+      },
       {
         why: 'rule 9: offer STARTTLS (set to your certificate and key; without them Sendmail offers no STARTTLS)',
         text: "dnl define(`confSERVER_CERT', `/etc/mail/tls/cert.pem')dnl define(`confSERVER_KEY', `/etc/mail/tls/key.pem')dnl",

@@ -11,7 +11,9 @@ export const DEFAULT_MIN_VERSION = 'TLSv1.2';
 const GROUP_NAME = /^[a-z][a-z0-9_-]*$/;
 
 const networkOrGroup = () =>
-  z.string().refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' });
+  z
+    .string()
+    .refine((s) => isValidCidr(s) || GROUP_NAME.test(s), { message: 'not a CIDR range or a network group name' });
 
 export const tlsSchema = z
   .object({
@@ -33,8 +35,9 @@ export const tlsSchema = z
     /** Where TLS is required, at least this many cipher bits (0: no minimum). */
     min_cipher_bits: z.number().int().nonnegative().default(0),
     /** Header recording the connection's TLS in every delivered message; false: none. */
-    header: z.union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')]).default(DEFAULT_TLS_HEADER),
+    header: z
+      .union([z.literal(false), z.string().regex(/^[!-9;-~]+$/, 'not a header field name')])
+      .default(DEFAULT_TLS_HEADER),
   })
   .strict();
 export type TlsConfig = z.infer<typeof tlsSchema>;
-

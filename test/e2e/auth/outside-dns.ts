@@ -21,15 +21,24 @@ export interface DkimKey {
 }
 
 export function makeKey(domain: string, selector: string, algorithm: DkimKey['algorithm']): DkimKey {
-  const pair = algorithm === 'rsa-sha256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
-  return { domain, selector, algorithm, privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKey: pair.publicKey };
+  const pair =
+    algorithm === 'rsa-sha256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+  return {
+    domain,
+    selector,
+    algorithm,
+    privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKey: pair.publicKey,
+  };
 }
 
 /** The DKIM TXT record of a key (RFC 6376 / RFC 8463), as one string. */
 export function dkimRecord(key: DkimKey): string {
   const der = key.publicKey.export({ type: 'spki', format: 'der' });
   // Ed25519: the raw 32-byte key, the last bytes of the SubjectPublicKeyInfo.
-  return key.algorithm === 'rsa-sha256' ? `v=DKIM1; k=rsa; p=${der.toString('base64')}` : `v=DKIM1; k=ed25519; p=${der.subarray(der.length - 32).toString('base64')}`;
+  return key.algorithm === 'rsa-sha256'
+    ? `v=DKIM1; k=rsa; p=${der.toString('base64')}`
+    : `v=DKIM1; k=ed25519; p=${der.subarray(der.length - 32).toString('base64')}`;
 }
 
 export interface Zone {
@@ -42,7 +51,13 @@ export interface Zone {
 const txtData = (v: string) => (v.match(/.{1,255}/g) ?? ['']).map((s) => `"${s.replace(/["\\]/g, '\\$&')}"`).join(' ');
 
 function zoneText(z: Zone): string {
-  const lines = [`$ORIGIN ${z.domain}.`, '$TTL 60', `@ IN SOA ns.${z.domain}. hostmaster.${z.domain}. 1 3600 600 86400 60`, `@ IN NS ns.${z.domain}.`, 'ns IN A 127.0.0.1'];
+  const lines = [
+    `$ORIGIN ${z.domain}.`,
+    '$TTL 60',
+    `@ IN SOA ns.${z.domain}. hostmaster.${z.domain}. 1 3600 600 86400 60`,
+    `@ IN NS ns.${z.domain}.`,
+    'ns IN A 127.0.0.1',
+  ];
   for (const [owner, value] of Object.entries(z.txt)) lines.push(`${owner} IN TXT ( ${txtData(value)} )`);
   return lines.join('\n') + '\n';
 }
@@ -85,7 +100,16 @@ export class OutsideDns {
     await pollUntil(
       async () => {
         if (child.exitCode !== null) throw new Error(`nsd exited (${child.exitCode}): ${this.output}`);
-        const r = await run('dig', ['+short', '+time=1', '+tries=1', '-p', String(outsideDnsPort), '@127.0.0.1', probe.domain, 'SOA']);
+        const r = await run('dig', [
+          '+short',
+          '+time=1',
+          '+tries=1',
+          '-p',
+          String(outsideDnsPort),
+          '@127.0.0.1',
+          probe.domain,
+          'SOA',
+        ]);
         return r.stdout.includes(`ns.${probe.domain}.`) ? true : undefined;
       },
       15_000,

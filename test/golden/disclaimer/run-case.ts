@@ -56,7 +56,14 @@ export interface RunResult {
 }
 
 /** Runs the rule's eom handler on `raw` and returns the verdict and the delivered message. */
-export async function runDisclaimer(config: DisclaimerConfig, settings: PolicySettings, raw: Buffer, direction: Direction, from: string, chunkSize?: number): Promise<RunResult> {
+export async function runDisclaimer(
+  config: DisclaimerConfig,
+  settings: PolicySettings,
+  raw: Buffer,
+  direction: Direction,
+  from: string,
+  chunkSize?: number,
+): Promise<RunResult> {
   const rule = disclaimerRule.create(config, fakeEnv(settings));
   const msg = fakeMessage(raw, direction, from, chunkSize);
   const verdict = await rule.handlers.eom!(kitInput(kitConnection(), msg));

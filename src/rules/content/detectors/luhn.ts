@@ -98,7 +98,8 @@ export function findCardNumbers(text: string, limit = Number.POSITIVE_INFINITY):
     const after = text[index + run.length];
     if (isGlue(before) || isGlue(after)) continue;
     // "2024-4111..." or "...-0042": the run is one piece of a longer dashed identifier.
-    if ((before === '-' && isDigit(text[index - 2])) || (after === '-' && isDigit(text[index + run.length + 1]))) continue;
+    if ((before === '-' && isDigit(text[index - 2])) || (after === '-' && isDigit(text[index + run.length + 1])))
+      continue;
     const digits = cardIn(run.split(/[ -]/), m[1]);
     if (digits) found.push({ masked: maskCard(digits), index });
   }
