@@ -193,7 +193,7 @@ export interface AuditContext {
     attachment?: { filename: string; contentType: string; file: AuditTestFile },
   ): Buffer;
   /** "250 2.0.0 Ok: queued as 4Xyz" */
-  formatReply(r: ProbeReply): string;
+  formatReply: (r: ProbeReply) => string;
   queueIdOf(r: ProbeReply): string | undefined;
   /** Was the accepted test message `id` held for review? Then remove it (the outcome says). */
   checkHeld(id: string, as: string, reply: string): Promise<ProbeOutcome>;
