@@ -53,7 +53,7 @@ export function encodeData(data: string | Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-export function formatReply(r: SmtpReply): string {
+export function formatReply(r: Pick<SmtpReply, 'code' | 'enhanced' | 'text'>): string {
   return `${r.code}${r.enhanced ? ` ${r.enhanced}` : ''} ${r.text}`.trim();
 }
 
