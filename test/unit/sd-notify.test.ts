@@ -90,6 +90,8 @@ describe('systemd notification (Type=notify)', { skip: canRun ? false : 'needs p
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     children.push(rg);
+    // Listened for from the start: relayguard may be gone before the test looks for STOPPING=1.
+    const exited = new Promise((r) => rg.once('exit', r));
     let log = '';
     rg.stderr.on('data', (c: Buffer) => (log += c.toString()));
     await waitFor(() => got.messages.some((m) => m.includes('READY=1')), 15_000, `READY=1\n${log}`);
@@ -103,7 +105,7 @@ describe('systemd notification (Type=notify)', { skip: canRun ? false : 'needs p
     assert.match(ready, new RegExp(`STATUS=listening on unix:${milter.replace(/[.]/g, '\\.')}`));
     rg.kill('SIGTERM');
     await waitFor(() => got.messages.some((m) => m.includes('STOPPING=1')), 10_000, `STOPPING=1\n${log}`);
-    await new Promise((r) => rg.once('exit', r));
+    await exited;
     assert.doesNotMatch(log, /not sent/);
   });
 });
