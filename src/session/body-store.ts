@@ -12,8 +12,12 @@ export class BodyStore {
   private file: FileHandle | null = null;
   private dir: string | null = null;
   private path: string | null = null;
+  /** Decided at the first chunk over the threshold; the file itself is made on the write chain. */
+  private onDisk = false;
   private total = 0;
   private writing: Promise<unknown> = Promise.resolve();
+  /** Set by dispose(): the message is over (refused, aborted, connection closed); keep nothing more. */
+  private disposed = false;
 
   constructor(
     private readonly memoryLimit: number,
@@ -26,28 +30,36 @@ export class BodyStore {
   }
 
   get spilled(): boolean {
-    return this.path !== null;
+    return this.onDisk;
   }
 
   async append(chunk: Buffer): Promise<void> {
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || this.disposed) return;
     this.total += chunk.length;
-    if (!this.path && this.memBytes + chunk.length <= this.memoryLimit) {
+    if (!this.onDisk && this.memBytes + chunk.length <= this.memoryLimit) {
       // The decoder hands out views into shared read buffers; copy what we keep.
       this.chunks.push(Buffer.from(chunk));
       this.memBytes += chunk.length;
       return;
     }
-    if (!this.path) await this.spill();
-    const file = this.file!;
-    this.writing = this.writing.then(() => file.write(chunk));
+    // Spill and writes go through one chain, so dispose() can wait for whatever is under way.
+    this.writing = this.writing.then(async () => {
+      if (this.disposed) return;
+      if (!this.file) await this.spill();
+      await this.file?.write(chunk);
+    });
+    this.onDisk = true;
     await this.writing;
   }
 
   private async spill(): Promise<void> {
-    this.dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), 'relayguard-body-'));
-    this.path = join(this.dir, 'body');
-    this.file = await open(this.path, 'w+', 0o600);
+    const dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), 'relayguard-body-'));
+    this.dir = dir;
+    // A dispose() that came while the directory was made waits on this chain and removes it.
+    if (this.disposed) return;
+    const path = join(dir, 'body');
+    this.file = await open(path, 'w+', 0o600);
+    this.path = path;
     for (const c of this.chunks) await this.file.write(c);
     this.chunks = [];
     this.memBytes = 0;
@@ -55,12 +67,13 @@ export class BodyStore {
 
   /** The chunks appended so far while they are all in memory (a copy of the list), else null. */
   inMemory(): Buffer[] | null {
-    return this.path ? null : [...this.chunks];
+    return this.onDisk ? null : [...this.chunks];
   }
 
-  /** A stream over everything appended so far. */
+  /** A stream over everything appended so far (for a spilled body, call flush() first). */
   stream(): Readable {
-    if (!this.path) return Readable.from(this.chunks.length ? [...this.chunks] : [], { objectMode: false });
+    if (!this.onDisk) return Readable.from(this.chunks.length ? [...this.chunks] : [], { objectMode: false });
+    if (!this.path) return Readable.from([], { objectMode: false });
     return createReadStream(this.path, { highWaterMark: 64 * 1024 });
   }
 
@@ -70,9 +83,13 @@ export class BodyStore {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
+    this.onDisk = false;
     this.chunks = [];
     this.memBytes = 0;
     this.total = 0;
+    // A spill or write under way finishes first (its errors are the disposed message's).
+    await this.writing.catch(() => undefined);
     const file = this.file;
     const dir = this.dir;
     this.file = null;

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BodyStore } from '../../src/session/body-store.js';
 
@@ -31,6 +33,36 @@ describe('body store', () => {
     assert.ok(existsSync(path));
     await b.dispose();
     assert.equal(existsSync(path), false);
+  });
+  // The connection can close (onSocketClose -> dispose) while a chunk is still being appended:
+  // a spill begun before the dispose must not leave its directory behind in the spool.
+  it('a dispose during a spill leaves nothing in the spool directory', async () => {
+    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+    try {
+      for (const pause of [0, 1, 2, 5]) {
+        const b = new BodyStore(10, spool);
+        const appending = b.append(Buffer.alloc(64, 'a')).catch(() => undefined);
+        for (let i = 0; i < pause; i++) await new Promise((r) => setImmediate(r));
+        await b.dispose();
+        await appending;
+        assert.deepEqual(readdirSync(spool), [], `after ${pause} turns`);
+      }
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+    }
+  });
+  it('appends after a dispose keep nothing', async () => {
+    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+    try {
+      const b = new BodyStore(10, spool);
+      await b.append(Buffer.alloc(64, 'a'));
+      await b.dispose();
+      await b.append(Buffer.alloc(64, 'b'));
+      assert.equal(b.size, 0);
+      assert.deepEqual(readdirSync(spool), []);
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+    }
   });
   it('copies chunks it keeps (the decoder reuses buffers)', async () => {
     const b = new BodyStore(1024);
