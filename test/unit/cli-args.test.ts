@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { captureCommand } from '../support/capture-output.js';
 import { COMMANDS, main } from '../../src/cli/main.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { closestKey, knownKeys } from '../../src/config/suggest.js';
@@ -26,19 +27,7 @@ before(async () => {
 });
 
 /** main() with stdout and stderr captured. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = (chunk: string) => ((out += chunk), true);
-  process.stderr.write = (chunk: string) => ((err += chunk), true);
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
+const cli = (...argv: string[]) => captureCommand(() => main(argv));
 
 const badPolicy = join(dir, 'bad.yaml');
 writeFileSync(badPolicy, 'rules:\n  size:\n    max_byte: 10\n');

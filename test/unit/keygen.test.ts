@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { captureCommand } from '../support/capture-output.js';
 import { UsageError } from '../../src/cli/args.js';
 import { keygenCommand, zoneLine } from '../../src/cli/keygen.js';
 import { dkimTxtRecord } from '../../src/deps/signing-key.js';
@@ -13,20 +14,7 @@ import { dkimTxtRecord } from '../../src/deps/signing-key.js';
 const dir = mkdtempSync(join(tmpdir(), 'relayguard-keygen-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (s: string) => ((out += s), true);
-  process.stderr.write = (s: string) => ((err += s), true);
-  try {
-    return { code: await keygenCommand.run(argv), out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
+const capture = (argv: string[]) => captureCommand(() => keygenCommand.run(argv));
 
 describe('relayguard keygen', () => {
   it('writes a 0600 key once, then prints the same record for it without touching it', async () => {

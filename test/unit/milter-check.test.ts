@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { captureCommand } from '../support/capture-output.js';
 import { runMilterCheck, type MilterCheckInput } from '../../src/audit/milter-check.js';
 import { runCheck } from '../../src/cli/check.js';
 import { main } from '../../src/cli/main.js';
@@ -35,19 +37,7 @@ rules:
 const message = (body: string) =>
   Buffer.from(`From: a@partner.test\r\nTo: b@example.test\r\nSubject: test\r\n\r\n${body}\r\n`);
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = (chunk: string) => ((out += chunk), true);
-  process.stderr.write = (chunk: string) => ((err += chunk), true);
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
+const cli = (...argv: string[]) => captureCommand(() => main(argv));
 
 describe('milter-check against relayguard', () => {
   const socket = join(dir, 'relayguard.sock');
@@ -203,8 +193,18 @@ describe('milter-check against the C milter on libmilter (bench/cmilter)', () =>
       );
     }
     milter = spawn(binary, ['-p', `unix:${socket}`, '-b'], { stdio: 'ignore' });
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(existsSync(socket), 'the C milter did not open its socket');
+    // libmilter makes the socket file at bind() and listens just after: wait until it accepts.
+    const accepts = () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect(socket)
+          .once('connect', () => (s.destroy(), resolve(true)))
+          .once('error', () => resolve(false));
+      });
+    const until = Date.now() + 10_000;
+    while (!(existsSync(socket) && (await accepts())) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(await accepts(), 'the C milter did not accept connections on its socket within 10 s');
   });
   after(() => {
     milter?.kill('SIGKILL'); // libmilter takes seconds to wind down on SIGTERM

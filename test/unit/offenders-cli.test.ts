@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { captureCommand } from '../support/capture-output.js';
 import { offendersCommand, shortDuration, unbanCommand } from '../../src/cli/offenders.js';
 import type { Command } from '../../src/cli/command.js';
 import { createOffenderLedger } from '../../src/deps/offender-ledger.js';
@@ -18,19 +19,7 @@ writeFileSync(
 );
 
 /** Runs a command with stdout and stderr captured. */
-async function run(cmd: Command, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = (chunk: string) => ((out += chunk), true);
-  process.stderr.write = (chunk: string) => ((err += chunk), true);
-  try {
-    return { code: await cmd.run(argv), out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
+const run = (cmd: Command, argv: string[]) => captureCommand(() => cmd.run(argv));
 
 describe('offenders / unban commands', () => {
   it('shortDuration', () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
+import { captureOutput } from '../support/capture-output.js';
 import { offendersCommand } from '../../src/cli/offenders.js';
 import { heldSummaryLines, printHeldRows, type Ctx } from '../../src/cli/quarantine-common.js';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
@@ -124,21 +125,15 @@ describe('terminal: relayguard offenders', () => {
     const ledger = createOffenderLedger({ state_dir: stateDir }, { threshold: 2, window: 300_000, ban: 3_600_000 });
     await ledger.record('203.0.113.7', 'rejection', 'relay: <\x1b[2J\x1b]0;pwned\x07x@evil.test>\nforged row');
     await ledger.close();
-    let out = '';
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = (chunk: string) => ((out += chunk), true);
-    try {
-      assert.equal(await offendersCommand.run(['--config', policyFile]), 0);
-    } finally {
-      process.stdout.write = write;
-    }
+    const { value: code, out } = await captureOutput(() => offendersCommand.run(['--config', policyFile]));
+    assert.equal(code, 0);
     assert.doesNotMatch(out, /[\x1b\x07]/);
     assert.match(out, /relay: <\\x1b\[2J\\x1b\]0;pwned\\x07x@evil\.test>\\nforged row/);
   });
 });
 
 describe('terminal: relayguard quarantine list and show', () => {
-  it('an escape sequence in a held sender or reason is shown escaped', () => {
+  it('an escape sequence in a held sender or reason is shown escaped', async () => {
     const row = {
       queue_id: 'ABC123',
       arrival_time: new Date(0).toISOString(),
@@ -150,14 +145,9 @@ describe('terminal: relayguard quarantine list and show', () => {
       direction: 'inbound',
       ref: null,
     };
-    let out = '';
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = (chunk: string) => ((out += chunk), true);
-    try {
-      printHeldRows({ json: false } as unknown as Ctx, [row], { empty: '', noun: 'on hold', unknownWhy: () => '' });
-    } finally {
-      process.stdout.write = write;
-    }
+    const { out } = await captureOutput(() =>
+      printHeldRows({ json: false } as unknown as Ctx, [row], { empty: '', noun: 'on hold', unknownWhy: () => '' }),
+    );
     const shown = out + heldSummaryLines(row, 'hold queue', new Date(0)).join('\n');
     assert.doesNotMatch(shown, /[\x1b\x9b]/);
     assert.match(out, /from <x\\x1b\[2J@evil\.test> to <a\\nforged@x\.test>/);
