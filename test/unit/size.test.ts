@@ -1,6 +1,6 @@
 // Rule 3 (message size) through the real engine and Conversation, through the rule kit (test/support/rule-kit.ts).
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { policySchema } from '../../src/rules/policy-schema.js';
 import type { CompiledPolicy } from '../../src/rules/compiled-policy.js';
 import { declaredSize, sizeRule } from '../../src/rules/size.js';
@@ -15,8 +15,15 @@ const CHUNK = 65535;
 const compile = (size: Record<string, unknown> = { max_bytes: '2MiB' }): CompiledPolicy =>
   kitPolicy({ size }, { networks: { internal: ['127.0.0.0/8', '10.0.0.0/8'] } });
 
+/** Closed at the end: a body kept past the end of a test would stay spilled in the temporary directory. */
+const conversations: Conversation[] = [];
+after(async () => {
+  for (const c of conversations) await c.close();
+});
+
 async function session(policy: CompiledPolicy, ip: string, mailArgs: string[] = []) {
   const { c, mail } = await kitMail(policy, '<sender@outside.test>', { ip, args: mailArgs });
+  conversations.push(c);
   return { c, mail };
 }
 
