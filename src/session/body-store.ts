@@ -18,6 +18,8 @@ export class BodyStore {
   private writing: Promise<unknown> = Promise.resolve();
   /** Set by dispose(): the message is over (refused, aborted, connection closed); keep nothing more. */
   private disposed = false;
+  /** The one disposal: a second dispose() waits for the first to have removed the file. */
+  private disposal: Promise<void> | null = null;
 
   constructor(
     private readonly memoryLimit: number,
@@ -82,7 +84,12 @@ export class BodyStore {
     await this.writing;
   }
 
-  async dispose(): Promise<void> {
+  dispose(): Promise<void> {
+    this.disposal ??= this.release();
+    return this.disposal;
+  }
+
+  private async release(): Promise<void> {
     this.disposed = true;
     this.onDisk = false;
     this.chunks = [];

@@ -313,10 +313,13 @@ export class Conversation {
   }
 
   async close(): Promise<void> {
+    const body = this.body;
     this.resetMessage();
     // Work started for this session and still running (lookups begun at connect) stops now: a
     // client that pipelines QUIT_NC + CONNECT must not pile up lookups nobody will read.
     this.ended.abort(new Error('session closed'));
+    // A spilled body is gone from the spool when the close is done (serve waits for it on exit).
+    await body?.dispose();
   }
 
   // ---------------------------------------------------------------- internals

@@ -45,7 +45,8 @@ export interface SessionOptions {
   /** Default: the policy's server settings. */
   limits?: SessionLimits;
   onDecision?: (d: Decision) => void;
-  onClose?: () => void;
+  /** The socket closed; `cleanedUp` settles once the message in progress is released (its spilled body removed). */
+  onClose?: (cleanedUp: Promise<void>) => void;
   /** The kind of socket: no-reply bits are negotiated over a unix socket only. Default inet. */
   transport?: Transport;
 }
@@ -481,7 +482,9 @@ export class MilterSession {
   private onSocketClose(): void {
     this.closed = true;
     this.disarm();
-    void this.conv.close();
-    this.opts.onClose?.();
+    const cleanedUp = this.conv.close().catch((err: unknown) => {
+      this.log.warn(`releasing the message on close: ${(err as Error).message}`);
+    });
+    this.opts.onClose?.(cleanedUp);
   }
 }

@@ -108,3 +108,53 @@ describe('message source', () => {
     await conv.close();
   });
 });
+
+describe('spool and the server', () => {
+  // serve exits right after MilterServer.close(): a body cut at shutdown must be gone by then.
+  it('close() returns after the spilled bodies of the sessions it cut are removed', async () => {
+    const { parsePolicyText } = await import('../../src/rules/policy-schema.js');
+    const { CompiledPolicy } = await import('../../src/rules/compiled-policy.js');
+    const { MilterServer } = await import('../../src/session/server.js');
+    const { MilterClient } = await import('../../src/audit/milter-client.js');
+    const { silentLogger } = await import('../../src/ops/logging.js');
+    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+    try {
+      const yaml = `local_domains: [example.test]\nserver: { body_memory_bytes: 1024, spool_dir: ${spool} }\nrules:\n  content: { mode: enforce }\n`;
+      const r = parsePolicyText(yaml, 'spool.yaml');
+      assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+      const log = silentLogger();
+      const port = 20000 + Math.floor(Math.random() * 20000);
+      const server = new MilterServer(new CompiledPolicy(r.config, 'spool.yaml', log), {
+        listen: { kind: 'inet', host: '127.0.0.1', port },
+        maxConnections: 10,
+        log,
+      });
+      await server.start();
+      const clients = [];
+      for (let i = 0; i < 3; i++) {
+        const c = await MilterClient.open(port);
+        await c.negotiate();
+        c.connectCmd('client.test', '203.0.113.9');
+        assert.equal((await c.next()).code, 'c');
+        c.mail('<a@outside.test>');
+        assert.equal((await c.next()).code, 'c');
+        c.rcpt('<b@example.test>');
+        assert.equal((await c.next()).code, 'c');
+        c.header('Subject', 'half a message'); // no reply: no rule judges headers (SMFIP_NR_HDR)
+        c.eoh();
+        assert.equal((await c.next()).code, 'c');
+        for (let k = 0; k < 4; k++) {
+          c.body(Buffer.alloc(60_000, 'x'));
+          assert.equal((await c.next()).code, 'c');
+        }
+        clients.push(c);
+      }
+      assert.equal(readdirSync(spool).length, 3, 'each message spilled');
+      await server.close(0);
+      assert.deepEqual(readdirSync(spool), [], 'nothing left in the spool when close() returns');
+      for (const c of clients) c.socket.destroy();
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+    }
+  });
+});
