@@ -2,6 +2,7 @@
 // file keeps the old policy), SIGTERM/SIGINT stop accepting and let sessions finish.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import type { Logger } from 'winston';
 import type { PolicyConfig } from '../rules/policy-schema.js';
 import { formatError } from '../config/load.js';
@@ -17,6 +18,7 @@ import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsT
 import { CompiledPolicy } from '../rules/compiled-policy.js';
 import type { EngineHooks } from '../engine/engine.js';
 import type { Decision } from '../policy/decision.js';
+import { removeStaleSpills } from '../session/body-store.js';
 import { MilterServer, parseListen } from '../session/server.js';
 import { socketGroup } from '../session/socket-owner.js';
 import { parseArgs, str } from './args.js';
@@ -88,6 +90,12 @@ class Daemon {
       mkdirSync(config.server.state_dir, { recursive: true, mode: 0o750 });
     } catch (err) {
       this.log.warn(`cannot create state_dir ${config.server.state_dir}: ${(err as Error).message}`);
+    }
+    const stale = await removeStaleSpills(config.server.spool_dir);
+    if (stale.length > 0) {
+      this.log.info(
+        `removed ${stale.length} message bodies left in ${config.server.spool_dir ?? tmpdir()} by a relayguard that did not exit cleanly`,
+      );
     }
     this.policy = this.compile(config);
     this.listeners = decisionListeners.map((make) => make(this.policy));

@@ -1,10 +1,52 @@
 // Keeps a message body in memory up to a threshold, then spills it to a temporary file, so a
 // 50 MB message does not sit in memory. Readers get a fresh stream each time.
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+
+/** A spill directory is `relayguard-body-<pid of the relayguard that made it>-<random>`. */
+const SPILL_PREFIX = 'relayguard-body-';
+const SPILL_NAME = /^relayguard-body-(\d+)-[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the spill directories in `spoolDir` (default: the system's temporary directory) that a
+ * relayguard left when it died without cleaning up (SIGKILL, out of memory, power loss): those
+ * whose process is gone. Only directories this user owns, never through a symbolic link; a
+ * directory of a live process (another instance sharing the spool) stays. Returns the names removed.
+ */
+export async function removeStaleSpills(spoolDir?: string): Promise<string[]> {
+  const dir = spoolDir ?? tmpdir();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const pid = Number(SPILL_NAME.exec(name)?.[1] ?? NaN);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    const path = join(dir, name);
+    const st = await lstat(path).catch(() => null);
+    if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+    await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class BodyStore {
   private chunks: Buffer[] = [];
@@ -55,7 +97,7 @@ export class BodyStore {
   }
 
   private async spill(): Promise<void> {
-    const dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), 'relayguard-body-'));
+    const dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), `${SPILL_PREFIX}${process.pid}-`));
     this.dir = dir;
     // A dispose() that came while the directory was made waits on this chain and removes it.
     if (this.disposed) return;

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { BodyStore } from '../../src/session/body-store.js';
+import { BodyStore, removeStaleSpills } from '../../src/session/body-store.js';
 
 async function read(s: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -155,6 +157,87 @@ describe('spool and the server', () => {
       for (const c of clients) c.socket.destroy();
     } finally {
       rmSync(spool, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('spill directories of a relayguard that died', () => {
+  /** The pid of a process that has exited (and, for the moment, not been reused). */
+  const deadPid = () =>
+    spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+
+  it('are removed when their process is gone; live, linked, old-named and unrelated entries stay', async () => {
+    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+    const outside = mkdtempSync(join(tmpdir(), 'rg-spool-outside-'));
+    try {
+      const dead = deadPid();
+      const make = (name: string) => (mkdirSync(join(spool, name)), writeFileSync(join(spool, name, 'body'), 'x'));
+      make(`relayguard-body-${dead}-Ab12Cd`);
+      make(`relayguard-body-${process.pid}-Ab12Cd`); // this process: alive
+      make('relayguard-body-1-Ab12Cd'); // pid 1: alive
+      make('relayguard-body-Ab12Cd'); // the old name, without a pid: whose it is cannot be told
+      make(`other-${dead}-Ab12Cd`);
+      writeFileSync(join(outside, 'keep'), 'x');
+      symlinkSync(outside, join(spool, `relayguard-body-${dead}-Li9kEd`));
+      assert.deepEqual(await removeStaleSpills(spool), [`relayguard-body-${dead}-Ab12Cd`]);
+      assert.deepEqual(
+        readdirSync(spool).sort(),
+        [
+          `other-${dead}-Ab12Cd`,
+          'relayguard-body-1-Ab12Cd',
+          'relayguard-body-Ab12Cd',
+          `relayguard-body-${dead}-Li9kEd`,
+          `relayguard-body-${process.pid}-Ab12Cd`,
+        ].sort(),
+      );
+      assert.ok(existsSync(join(outside, 'keep')), 'a link is never followed');
+      assert.deepEqual(await removeStaleSpills(join(spool, 'missing')), []);
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('a spill directory is named with the pid of the relayguard that made it', async () => {
+    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+    try {
+      const b = new BodyStore(10, spool);
+      await b.append(Buffer.alloc(64, 'a'));
+      assert.match(readdirSync(spool)[0] ?? '', new RegExp(`^relayguard-body-${process.pid}-[A-Za-z0-9]{6}$`));
+      await b.dispose();
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+    }
+  });
+
+  it('serve removes them at start and says so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rg-spool-serve-'));
+    const spool = join(dir, 'spool');
+    mkdirSync(spool);
+    const stale = `relayguard-body-${deadPid()}-Xy34Zw`;
+    mkdirSync(join(spool, stale));
+    writeFileSync(join(spool, stale, 'body'), 'x'.repeat(1000));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(
+      policy,
+      `server:\n  listen: unix:${join(dir, 'milter.sock')}\n  state_dir: ${join(dir, 'state')}\n  spool_dir: ${spool}\nrules: {}\n`,
+    );
+    const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+    const rg = spawn(process.execPath, [main, 'serve', '--config', policy, '--metrics', 'off'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise((r) => rg.once('exit', r));
+    let log = '';
+    rg.stderr.on('data', (c: Buffer) => (log += c.toString()));
+    try {
+      const until = Date.now() + 15_000;
+      while (!/listening/.test(log) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      assert.match(log, /removed 1 message bodies left in .*spool by a relayguard that did not exit cleanly/);
+      assert.deepEqual(readdirSync(spool), []);
+    } finally {
+      rg.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
