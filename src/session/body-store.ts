@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 
 /** A spill directory is `relayguard-body-<pid of the relayguard that made it>-<random>`. */
 const SPILL_PREFIX = 'relayguard-body-';
-const SPILL_NAME = /^relayguard-body-(\d+)-[A-Za-z0-9]{6}$/;
+const SPILL_NAME = new RegExp(`^${SPILL_PREFIX}(\\d+)-[A-Za-z0-9]{6}$`);
 
 /**
  * Removes the spill directories in `spoolDir` (default: the system's temporary directory) that a
@@ -58,8 +58,6 @@ export class BodyStore {
   private onDisk = false;
   private total = 0;
   private writing: Promise<unknown> = Promise.resolve();
-  /** Set by dispose(): the message is over (refused, aborted, connection closed); keep nothing more. */
-  private disposed = false;
   /** The one disposal: a second dispose() waits for the first to have removed the file. */
   private disposal: Promise<void> | null = null;
 
@@ -68,6 +66,11 @@ export class BodyStore {
     /** Default: os.tmpdir(), looked up only when a body spills (it reads the environment). */
     private readonly spoolDir?: string,
   ) {}
+
+  /** The message is over (refused, aborted, connection closed): keep nothing more. */
+  private get disposed(): boolean {
+    return this.disposal !== null;
+  }
 
   get size(): number {
     return this.total;
@@ -132,7 +135,6 @@ export class BodyStore {
   }
 
   private async release(): Promise<void> {
-    this.disposed = true;
     this.onDisk = false;
     this.chunks = [];
     this.memBytes = 0;

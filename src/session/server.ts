@@ -54,15 +54,13 @@ export interface MilterServerOptions {
 
 /** At most one log line per this many ms about refused or evicted connections (a flood would drown the log). */
 const LOG_EVERY_MS = 10_000;
-/** After close() cuts the sessions left: how long their sockets may take to report closed. */
-const SOCKET_CLOSE_WAIT_MS = 1_000;
 
 /** `P`: the caller's own policy type, handed back by currentPolicy and swapPolicy. */
 export class MilterServer<P extends RunningPolicy = RunningPolicy> {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
-  /** Sessions closed whose message is still being released (see close()). */
-  private readonly cleanups = new Set<Promise<void>>();
+  /** Per open socket: settles once its session has closed and released its message (see close()). */
+  private readonly released = new Map<Socket, Promise<void>>();
   /** Open sessions with the peer they came from ('local' for a unix socket). */
   private readonly sessions = new Map<MilterSession, string>();
   private readonly perPeer = new Map<string, number>();
@@ -126,6 +124,8 @@ export class MilterServer<P extends RunningPolicy = RunningPolicy> {
     if (this.sockets.size === 1) this.opts.onBusy?.(true);
     connectionsTotal.inc();
     connectionsActive.set(this.sockets.size);
+    let release!: (cleanedUp: Promise<void>) => void;
+    this.released.set(socket, new Promise<void>((r) => (release = r)));
     const policy = this.policy;
     const session = new MilterSession(socket, {
       policy,
@@ -135,8 +135,8 @@ export class MilterServer<P extends RunningPolicy = RunningPolicy> {
       transport: this.opts.listen.kind,
       ...(this.opts.onDecision ? { onDecision: this.opts.onDecision } : {}),
       onClose: (cleanedUp) => {
-        this.cleanups.add(cleanedUp);
-        void cleanedUp.finally(() => this.cleanups.delete(cleanedUp));
+        release(cleanedUp);
+        void cleanedUp.finally(() => this.released.delete(socket));
         this.sockets.delete(socket);
         this.forget(session);
         connectionsActive.set(this.sockets.size);
@@ -201,11 +201,8 @@ export class MilterServer<P extends RunningPolicy = RunningPolicy> {
     const deadline = Date.now() + graceMs;
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const s of this.sockets) s.destroy();
-    await closed;
     // The sessions cut above still remove their spilled bodies: done before the process exits.
-    while (this.sockets.size > 0 && Date.now() < deadline + SOCKET_CLOSE_WAIT_MS) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await Promise.allSettled([...this.cleanups]);
+    await Promise.allSettled([...this.released.values()]);
+    await closed;
   }
 }

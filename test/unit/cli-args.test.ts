@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { captureCommand } from '../support/capture-output.js';
 import { COMMANDS, main } from '../../src/cli/main.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
@@ -19,12 +19,6 @@ const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'rg-cli-args-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-// Commands are loaded when they run (src/cli/commands.ts): load them all first, so that no test
-// runner output can land in the capture below while main() waits for a module.
-before(async () => {
-  for (const cmd of COMMANDS) await cmd.load();
-});
 
 /** main() with stdout and stderr captured. */
 const cli = (...argv: string[]) => captureCommand(() => main(argv));
