@@ -49,7 +49,7 @@ const ALL_KINDS: MilterKind[] = [
   'clamav-milter',
 ];
 /** Configurations for A/B comparisons of one lever, run only when named in --kinds. */
-const EXTRA_KINDS: MilterKind[] = ['rg-av-1conn', 'rg-full-1conn'];
+const EXTRA_KINDS: MilterKind[] = ['rg-av-1conn', 'rg-full-1conn', 'rg-full-heap-large'];
 /** A run whose queue has not drained by then is reported as failed. */
 const DRAIN_TIMEOUT_MS = 600_000;
 /** smtp-source gets this long per message at worst (a stall fails the run instead of hanging it). */
@@ -279,6 +279,7 @@ const EXPECTED: Record<MilterKind, RegExp[]> = {
   'rg-full': [/^X-Relayguard: /m, /This email is confidential/, /^X-Virus-Scanned: /m],
   'rg-av-1conn': [/^X-Relayguard: /m, /^X-Virus-Scanned: /m],
   'rg-full-1conn': [/^X-Relayguard: /m, /This email is confidential/, /^X-Virus-Scanned: /m],
+  'rg-full-heap-large': [/^X-Relayguard: /m, /This email is confidential/, /^X-Virus-Scanned: /m],
   mimedefang: [/This email is confidential/],
   'clamav-milter': [/^X-Virus-Scanned: /m],
 };
@@ -386,6 +387,14 @@ function checkTargets(rows: Row[], sizes: MessageKind[], transports: Transport[]
       add('(diagnostic) relayguard clamd-only / clamav-milter', size, t, `rg-av/${t}`, `clamav-milter/${t}`, 0.9);
       add('(lever) clamd sessions: rg-full / rg-full-1conn', size, t, `rg-full/${t}`, `rg-full-1conn/${t}`, 1);
       add('(lever) clamd sessions: rg-av / rg-av-1conn', size, t, `rg-av/${t}`, `rg-av-1conn/${t}`, 1);
+      add(
+        '(lever) heap small / large: rg-full / rg-full-heap-large',
+        size,
+        t,
+        `rg-full/${t}`,
+        `rg-full-heap-large/${t}`,
+        1,
+      );
       // Can any milter reach 2x MIMEDefang here? The C body milter only copies bytes.
       add('(diagnostic) C body milter / MIMEDefang', size, t, `c-body/${t}`, `mimedefang/${t}`, 2);
     }
@@ -507,7 +516,16 @@ async function main(): Promise<void> {
     clamdAddress: `tcp:127.0.0.1:${layout.clamdPort}`,
   };
   const policies: Partial<Record<PolicyVariant, string>> = {};
-  for (const v of ['trace', 'policy', 'disclaimer', 'antivirus', 'full', 'full-1conn', 'antivirus-1conn'] as const)
+  for (const v of [
+    'trace',
+    'policy',
+    'disclaimer',
+    'antivirus',
+    'full',
+    'full-1conn',
+    'full-heap-large',
+    'antivirus-1conn',
+  ] as const)
     policies[v] = writePolicy(v, paths);
   const policyRules = Object.fromEntries(Object.entries(policies).map(([k, p]) => [k, enabledRules(p)]));
 

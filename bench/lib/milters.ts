@@ -28,6 +28,7 @@ export type MilterKind =
   | 'rg-full'
   | 'rg-av-1conn'
   | 'rg-full-1conn'
+  | 'rg-full-heap-large'
   | 'mimedefang'
   | 'clamav-milter';
 export type Transport = 'unix' | 'tcp';
@@ -40,6 +41,7 @@ export const RELAYGUARD_VARIANT: Partial<Record<MilterKind, PolicyVariant>> = {
   'rg-full': 'full',
   'rg-av-1conn': 'antivirus-1conn',
   'rg-full-1conn': 'full-1conn',
+  'rg-full-heap-large': 'full-heap-large',
 };
 
 export const KIND_LABEL: Record<MilterKind, string> = {
@@ -53,6 +55,7 @@ export const KIND_LABEL: Record<MilterKind, string> = {
   'rg-full': 'relayguard, reference policy with clamd and disclaimer',
   'rg-av-1conn': 'relayguard, clamd scanning only, one clamd connection per scan',
   'rg-full-1conn': 'relayguard, reference policy, one clamd connection per scan',
+  'rg-full-heap-large': 'relayguard, reference policy, server.heap: large (V8 sizes its heap itself)',
   mimedefang: 'MIMEDefang 3.3 (embedded Perl), text+HTML boilerplate',
   'clamav-milter': 'clamav-milter 1.4 (same clamd)',
 };
@@ -210,7 +213,8 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
     case 'rg-av':
     case 'rg-full':
     case 'rg-av-1conn':
-    case 'rg-full-1conn': {
+    case 'rg-full-1conn':
+    case 'rg-full-heap-large': {
       const policy = ctx.policies[RELAYGUARD_VARIANT[c.kind]!];
       if (!policy) throw new Error(`no policy for ${c.kind}`);
       const args = [

@@ -19,6 +19,8 @@ export type PolicyVariant =
   | 'full'
   /** 'full' with one clamd connection per scan (clamd.sessions: 0): the before of the IDSESSION pool. */
   | 'full-1conn'
+  /** 'full' with server.heap: large (V8's own heap sizing): the before of the small heap profile. */
+  | 'full-heap-large'
   /** 'antivirus' with one clamd connection per scan. */
   | 'antivirus-1conn'
   /** 'full' with the size limit and clamd's stream limit raised for the 50 MB message. */
@@ -31,6 +33,7 @@ export function scansWithClamd(variant: PolicyVariant): boolean {
     variant === 'full' ||
     variant === 'full-large' ||
     variant === 'full-1conn' ||
+    variant === 'full-heap-large' ||
     variant === 'antivirus-1conn'
   );
 }
@@ -75,7 +78,11 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
   if (!names.includes('trace_header')) doc.setIn(['rules', 'trace_header'], { mode: 'enforce' });
   if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'address'], p.clamdAddress);
   const wantsDisclaimer =
-    variant === 'disclaimer' || variant === 'full' || variant === 'full-large' || variant === 'full-1conn';
+    variant === 'disclaimer' ||
+    variant === 'full' ||
+    variant === 'full-large' ||
+    variant === 'full-1conn' ||
+    variant === 'full-heap-large';
   if (wantsDisclaimer && !names.includes('disclaimer')) doc.setIn(['rules', 'disclaimer'], REFERENCE_DISCLAIMER);
   switch (variant) {
     case 'trace':
@@ -96,6 +103,7 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
       break;
     case 'full':
     case 'full-1conn':
+    case 'full-heap-large':
       setMode('antivirus', 'enforce');
       setMode('disclaimer', 'enforce');
       break;
@@ -106,6 +114,7 @@ export function writePolicy(variant: PolicyVariant, p: PolicyPaths): string {
       if (names.includes('antivirus')) doc.setIn(['rules', 'antivirus', 'clamd', 'max_size'], LARGE_CLAMD_LIMIT);
       break;
   }
+  if (variant === 'full-heap-large') doc.setIn(['server', 'heap'], 'large');
   if (variant.endsWith('-1conn') && names.includes('antivirus'))
     doc.setIn(['rules', 'antivirus', 'clamd', 'sessions'], 0);
   const path = join(p.outDir, `relayguard-${variant}.yaml`);

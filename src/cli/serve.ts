@@ -14,6 +14,7 @@ import { startOpsServer } from '../ops/http.js';
 import { gcCollector, MemoryValve } from '../ops/memory-valve.js';
 import { notifySystemd } from '../ops/sd-notify.js';
 import { resolveStateDir } from '../ops/state-dir.js';
+import { applyHeapProfile } from '../ops/heap-profile.js';
 import { memoryValveCollectionsTotal, messagesTotal, reloadsTotal, ruleVerdictsTotal } from '../ops/metrics.js';
 import { CompiledPolicy } from '../rules/compiled-policy.js';
 import type { EngineHooks } from '../engine/engine.js';
@@ -97,6 +98,7 @@ class Daemon {
         `removed ${stale.length} message bodies left in ${config.server.spool_dir ?? tmpdir()} by a relayguard that did not exit cleanly`,
       );
     }
+    this.heap(config);
     this.policy = this.compile(config);
     this.listeners = decisionListeners.map((make) => make(this.policy));
     // The ops endpoint first: if its port is taken we fail before taking mail.
@@ -137,7 +139,7 @@ class Daemon {
     if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
     const rules = this.policy.engine.activeRules().map((r) => `${r.name}:${r.mode}`);
     this.log.info(
-      `relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'})${this.ops ? `; metrics on ${metricsSpec}` : ''}`,
+      `relayguard listening on ${listenSpec} with policy ${this.file} (${rules.join(', ') || 'no rules'}; heap ${config.server.heap})${this.ops ? `; metrics on ${metricsSpec}` : ''}`,
     );
     void this.notify(['READY=1', `STATUS=listening on ${listenSpec}`]);
     for (const check of startupChecks) {
@@ -150,6 +152,12 @@ class Daemon {
     return notifySystemd(fields).then((why) => {
       if (why) this.log.warn(`systemd notification ${fields[0]} not sent: ${why}`);
     });
+  }
+
+  /** `server.heap` for the whole process (src/ops/heap-profile.ts); V8 refusing it is a warning, not a stop. */
+  private heap(config: PolicyConfig): void {
+    const refused = applyHeapProfile(config.server.heap);
+    if (refused) this.log.warn(`server.heap ${config.server.heap} not applied (${refused}): V8 sizes the heap itself`);
   }
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */
@@ -182,6 +190,7 @@ class Daemon {
       this.log.error(`reload: cannot start policy ${this.file}: ${(err as Error).message}; keeping the running policy`);
       return false;
     }
+    this.heap(r.config);
     const old = this.server!.swapPolicy(next);
     this.policy = next;
     this.listeners = decisionListeners.map((make) => make(next));

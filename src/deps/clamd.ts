@@ -350,12 +350,16 @@ class InstreamSession implements ScanSession {
     this.touch();
     for (let off = 0; off < chunk.length && !this.result; off += MAX_INSTREAM_CHUNK) {
       const len = Math.min(chunk.length - off, MAX_INSTREAM_CHUNK);
-      // Prefix and bytes in one buffer, one write. A copy anyway: the caller's buffer may be a
-      // view into one that gets reused.
-      const frame = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + len);
-      frame.writeUInt32BE(len, 0);
-      chunk.copy(frame, LENGTH_PREFIX_BYTES, off, off + len);
-      const flowing = this.lease!.socket.write(frame);
+      // Prefix and bytes leave in one writev (cork), the bytes as the caller's view: copying
+      // them behind the prefix was a second copy of every scanned body (no one reuses the
+      // buffers the body arrives in).
+      const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
+      prefix.writeUInt32BE(len, 0);
+      const socket = this.lease!.socket;
+      socket.cork();
+      socket.write(prefix);
+      const flowing = socket.write(off === 0 && len === chunk.length ? chunk : chunk.subarray(off, off + len));
+      socket.uncork();
       this.sent += len;
       if (!flowing) await this.drained(signal);
     }

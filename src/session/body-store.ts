@@ -48,6 +48,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The decoder hands out views into the socket's read buffers and its own frame buffers. A view
+ * kept as is holds its whole buffer alive, so it is kept only when it is at least half of that
+ * buffer (a BODY frame is most of its read): what the store holds is then at most twice what
+ * `server.body_memory_bytes` counts. A small view of a large read (a one-byte BODY frame packed
+ * behind a large header) is copied instead, so it cannot pin 64 KiB per byte counted.
+ */
+export function kept(chunk: Buffer): Buffer {
+  return chunk.byteLength * 2 >= chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
+}
+
 export class BodyStore {
   private chunks: Buffer[] = [];
   private memBytes = 0;
@@ -84,8 +95,7 @@ export class BodyStore {
     if (chunk.length === 0 || this.disposed) return;
     this.total += chunk.length;
     if (!this.onDisk && this.memBytes + chunk.length <= this.memoryLimit) {
-      // The decoder hands out views into shared read buffers; copy what we keep.
-      this.chunks.push(Buffer.from(chunk));
+      this.chunks.push(kept(chunk));
       this.memBytes += chunk.length;
       return;
     }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { BodyStore, removeStaleSpills } from '../../src/session/body-store.js';
+import { BodyStore, kept, removeStaleSpills } from '../../src/session/body-store.js';
 
 async function read(s: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -35,6 +35,34 @@ describe('body store', () => {
     assert.ok(existsSync(path));
     await b.dispose();
     assert.equal(existsSync(path), false);
+  });
+  it('keeps a BODY frame that is most of its read without copying it', async () => {
+    const read64k = Buffer.alloc(64 * 1024, 'b');
+    const frame = read64k.subarray(5); // the frame header before it
+    const b = new BodyStore(1 << 20);
+    await b.append(frame);
+    const [held] = b.inMemory()!;
+    assert.equal(held!.buffer, read64k.buffer, 'the view itself, not a copy');
+    assert.equal(kept(frame), frame);
+  });
+  it('copies a small view of a large read, so what it holds stays within twice what it counts', async () => {
+    const b = new BodyStore(1 << 20);
+    const reads: Buffer[] = [];
+    for (let i = 0; i < 50; i++) {
+      // A large frame (a header) and a one-byte BODY frame in one 64 KiB read.
+      const read = Buffer.alloc(64 * 1024, 'h');
+      read[read.length - 1] = 0x61 + (i % 26);
+      reads.push(read);
+      await b.append(read.subarray(read.length - 1));
+    }
+    const held = b.inMemory()!;
+    assert.equal(b.size, 50);
+    const buffers = new Set(held.map((c) => c.buffer));
+    for (const r of reads) assert.equal(buffers.has(r.buffer), false, 'no 64 KiB read is pinned');
+    assert.equal(Buffer.concat(held).toString(), reads.map((r) => String.fromCharCode(r[r.length - 1]!)).join(''));
+    // Pooled copies share one slab: count the slabs held, against the bytes counted.
+    const heldBytes = [...buffers].reduce((n, ab) => n + ab.byteLength, 0);
+    assert.ok(heldBytes <= Math.max(2 * b.size, 8192), `holds ${heldBytes} bytes for ${b.size} counted`);
   });
   // The connection can close (onSocketClose -> dispose) while a chunk is still being appended:
   // a spill begun before the dispose must not leave its directory behind in the spool.

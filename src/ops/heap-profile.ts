@@ -1,0 +1,35 @@
+// How much memory V8 may keep around between collections (`server.heap`), set by serve.
+//
+// Why: the live data of a busy relayguard is about 20 MiB, but V8 sizes its heap for speed: the
+// young generation grows to two 16 MiB semi-spaces and the old generation may grow to several
+// times what survived its last collection before it is collected again. Under load most of the
+// process's memory is then garbage waiting for a collection. `small` keeps the young
+// generation at the size it has when serve starts and lets the old generation grow by half of
+// what is live; `large` is V8's own sizing. The cost, in CPU per message, and the peak RSS of
+// each are in bench/RESULTS.md ("Heap profiles").
+//
+// Only flags V8 reads each time it sizes a space are used: they take effect when set at run
+// time (`--max-semi-space-size` is read once, when the heap is made, and cannot be). Every
+// profile names every flag, so a reload can go from one profile to the other.
+import { setFlagsFromString } from 'node:v8';
+
+export const HEAP_PROFILES = {
+  small: ['--semi-space-growth-factor=1', '--heap-growing-percent=50'],
+  // V8's defaults (V8 11.3 to 14.x): semi-spaces double when they fill; the growing factor is
+  // V8's own (0 = not overridden).
+  large: ['--semi-space-growth-factor=2', '--heap-growing-percent=0'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type HeapProfile = keyof typeof HEAP_PROFILES;
+
+export const HEAP_PROFILE_NAMES = Object.keys(HEAP_PROFILES) as [HeapProfile, ...HeapProfile[]];
+
+/** Sets the V8 flags of `profile` for this process; the error's message where V8 refused one. */
+export function applyHeapProfile(profile: HeapProfile): string | null {
+  try {
+    for (const flag of HEAP_PROFILES[profile]) setFlagsFromString(flag);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
