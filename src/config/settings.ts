@@ -1,6 +1,6 @@
 // The global (non-rule) part of the policy: where things are, who is internal, limits and deadlines.
 import { z } from 'zod';
-import { HEAP_PROFILE_NAMES } from '../ops/heap-profile.js';
+import { DEFAULT_HEAP_PROFILE, HEAP_PROFILE_NAMES } from '../ops/heap-profile.js';
 import { isValidCidr } from '../primitives/networks.js';
 import { byteSize, duration } from '../primitives/units.js';
 
@@ -52,7 +52,7 @@ export const serverSchema = z
     /** In a transaction (after MAIL, RCPT or DATA) until the content starts: Postfix sends the content only once the client has sent all of it, which has no fixed bound. */
     data_idle_timeout: duration().default(3_600_000),
     /** V8's heap sizing: small keeps the least garbage between collections for some more CPU per message; large is V8's own sizing, for the most messages per second (docs/configuration.md). */
-    heap: z.enum(HEAP_PROFILE_NAMES).default('small'),
+    heap: z.enum(HEAP_PROFILE_NAMES).default(DEFAULT_HEAP_PROFILE),
     /** Body bytes kept in memory per message before spilling to a temporary file. */
     body_memory_bytes: byteSize().default(1024 * 1024),
     spool_dir: z.string().optional(),

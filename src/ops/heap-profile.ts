@@ -10,7 +10,9 @@
 //
 // Only flags V8 reads each time it sizes a space are used: they take effect when set at run
 // time (`--max-semi-space-size` is read once, when the heap is made, and cannot be). Every
-// profile names every flag, so a reload can go from one profile to the other.
+// profile names every flag, so a reload can go from one profile to the other. A young generation
+// is kept at the size it has when the flags are set, so serve's loader sets the default profile
+// before serve's modules load (they grow it to 16 MiB); serve then sets the policy's.
 import { setFlagsFromString } from 'node:v8';
 
 export const HEAP_PROFILES = {
@@ -23,6 +25,8 @@ export const HEAP_PROFILES = {
 export type HeapProfile = keyof typeof HEAP_PROFILES;
 
 export const HEAP_PROFILE_NAMES = Object.keys(HEAP_PROFILES) as [HeapProfile, ...HeapProfile[]];
+
+export const DEFAULT_HEAP_PROFILE: HeapProfile = 'small';
 
 /** Sets the V8 flags of `profile` for this process; the error's message where V8 refused one. */
 export function applyHeapProfile(profile: HeapProfile): string | null {

@@ -157,6 +157,18 @@ describe('memory valve: when it collects', () => {
 });
 
 describe('memory valve: the collector', () => {
+  it('sees Buffers with its own sampling (V8 external memory), and they are what it collects for', () => {
+    const kinds: CollectionKind[] = [];
+    const valve = new MemoryValve({ collect: (kind) => kinds.push(kind), intervalMs: 60_000 });
+    valve.start();
+    const keep: Buffer[] = [];
+    for (let i = 0; i < 128; i++) keep.push(Buffer.alloc(64 * 1024, i)); // 8 MiB, twice a step
+    assert.equal(valve.tick(), 'minor');
+    valve.stop();
+    assert.deepEqual(kinds, ['minor']);
+    assert.equal(keep.length, 128);
+  });
+
   it('frees dead Buffers: a young collection, or a full one where the young one does not (as the valve does)', async () => {
     const gc = gcCollector();
     assert.ok(!('error' in gc), 'error' in gc ? gc.error : '');
