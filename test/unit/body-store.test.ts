@@ -60,9 +60,10 @@ describe('body store', () => {
     const buffers = new Set(held.map((c) => c.buffer));
     for (const r of reads) assert.equal(buffers.has(r.buffer), false, 'no 64 KiB read is pinned');
     assert.equal(Buffer.concat(held).toString(), reads.map((r) => String.fromCharCode(r[r.length - 1]!)).join(''));
-    // Pooled copies share one slab: count the slabs held, against the bytes counted.
+    // Small copies share a pool slab (Buffer.poolSize: 8 KiB on Node 20 and 22, 64 KiB on 24
+    // and 26): count the slabs held (the copies may straddle two) against the bytes counted.
     const heldBytes = [...buffers].reduce((n, ab) => n + ab.byteLength, 0);
-    assert.ok(heldBytes <= Math.max(2 * b.size, 8192), `holds ${heldBytes} bytes for ${b.size} counted`);
+    assert.ok(heldBytes <= 2 * b.size + 2 * Buffer.poolSize, `holds ${heldBytes} bytes for ${b.size} counted`);
   });
   // The connection can close (onSocketClose -> dispose) while a chunk is still being appended:
   // a spill begun before the dispose must not leave its directory behind in the spool.
@@ -94,7 +95,7 @@ describe('body store', () => {
       rmSync(spool, { recursive: true, force: true });
     }
   });
-  it('copies chunks it keeps (the decoder reuses buffers)', async () => {
+  it('keeps its own copy of a small chunk (a view into a shared pool slab)', async () => {
     const b = new BodyStore(1024);
     const src = Buffer.from('abc');
     await b.append(src);
