@@ -4,14 +4,18 @@
 import { z } from 'zod';
 import type { OriginFacts } from './database.js';
 
-const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+// Made on the first country code checked: building it pages in ICU's region data, which every
+// relayguard loading this file paid for, whether its policy lists countries or not (bench/RESULTS.md).
+let regionNames: Intl.DisplayNames | null = null;
+const regionName = (code: string) =>
+  (regionNames ??= new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' })).of(code);
 
 /** An ISO 3166-1 alpha-2 code the runtime knows; "UK" is refused with "use GB" (databases say GB). */
 function countryCodeProblem(code: string): string | null {
   if (!/^[A-Z]{2}$/.test(code)) return `"${code}" is not a two-letter ISO 3166 country code`;
   const canonical = Intl.getCanonicalLocales(`und-${code}`)[0]!.slice(4);
   if (canonical !== code) return `"${code}" is written ${canonical} in ISO 3166 and in the databases`;
-  if (code === 'ZZ' || regionNames.of(code) === undefined) return `"${code}" is not an assigned ISO 3166 country code`;
+  if (code === 'ZZ' || regionName(code) === undefined) return `"${code}" is not an assigned ISO 3166 country code`;
   return null;
 }
 
