@@ -60,6 +60,8 @@ class Daemon {
   private ops: Server | null = null;
   private stopping = false;
   private valve: MemoryValve | null = null;
+  /** The `server.heap` profile in effect (a reload that changes it says so). */
+  private heapProfile: PolicyConfig['server']['heap'] | null = null;
 
   constructor(
     private readonly file: string,
@@ -156,8 +158,11 @@ class Daemon {
 
   /** `server.heap` for the whole process (src/ops/heap-profile.ts); V8 refusing it is a warning, not a stop. */
   private heap(config: PolicyConfig): void {
-    const refused = applyHeapProfile(config.server.heap);
-    if (refused) this.log.warn(`server.heap ${config.server.heap} not applied (${refused}): V8 sizes the heap itself`);
+    const profile = config.server.heap;
+    const refused = applyHeapProfile(profile);
+    if (refused) this.log.warn(`server.heap ${profile} not applied (${refused}): V8 sizes the heap itself`);
+    else if (this.heapProfile !== null && this.heapProfile !== profile) this.log.info(`server.heap is now ${profile}`);
+    this.heapProfile = profile;
   }
 
   /** The memory valve (src/ops/memory-valve.ts), or null with a warning where gc() cannot be had. */

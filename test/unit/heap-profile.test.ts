@@ -3,9 +3,13 @@
 // Each profile runs in a fresh process: the flags are process-wide and V8's sizing depends on
 // what the heap went through before.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HEAP_PROFILE_NAMES, HEAP_PROFILES, type HeapProfile } from '../../src/ops/heap-profile.js';
 import { parsePolicyText } from '../../src/rules/policy-schema.js';
 
@@ -61,5 +65,41 @@ describe('server.heap', () => {
     const bad = read('tiny');
     assert.ok(!bad.ok);
     assert.match(bad.errors[0]!.message, /small|large/);
+  });
+
+  it("serve runs with the policy's profile and says so; a reload that changes it says so too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relayguard-heap-'));
+    const policy = join(dir, 'policy.yaml');
+    const write = (heap: string) =>
+      writeFileSync(
+        policy,
+        `server:\n  listen: unix:${join(dir, 'milter.sock')}\n  state_dir: ${join(dir, 'state')}\n  heap: ${heap}\n` +
+          'rules: { trace_header: { mode: enforce } }\n',
+      );
+    write('large');
+    const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+    const rg = spawn(process.execPath, [main, 'serve', '--config', policy, '--metrics', 'off'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    rg.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    rg.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise((r) => rg.once('exit', r));
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 750 && !re.test(out); i++) await sleep(20);
+      assert.match(out, re);
+    };
+    try {
+      await waitFor(/listening on unix:.*; heap large\)/);
+      write('small');
+      rg.kill('SIGHUP');
+      await waitFor(/server\.heap is now small/);
+      await waitFor(/reload: policy .* active/);
+      assert.doesNotMatch(out, /not applied/);
+    } finally {
+      rg.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
