@@ -51,7 +51,7 @@ export const serverSchema = z
     idle_timeout: duration().default(600_000),
     /** In a transaction (after MAIL, RCPT or DATA) until the content starts: Postfix sends the content only once the client has sent all of it, which has no fixed bound. */
     data_idle_timeout: duration().default(3_600_000),
-    /** V8's heap sizing: small keeps the least garbage between collections for some more CPU per message; large is V8's own sizing, for the most messages per second (docs/configuration.md). */
+    /** V8's heap sizing: small keeps the least garbage between collections for some more CPU per message; large is V8's own sizing, for the most messages per second (docs/operations.md, "Memory"). */
     heap: z.enum(HEAP_PROFILE_NAMES).default(DEFAULT_HEAP_PROFILE),
     /** Body bytes kept in memory per message before spilling to a temporary file. */
     body_memory_bytes: byteSize().default(1024 * 1024),

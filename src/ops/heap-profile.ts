@@ -1,18 +1,18 @@
 // How much memory V8 may keep around between collections (`server.heap`), set by serve.
 //
-// Why: the live data of a busy relayguard is about 20 MiB, but V8 sizes its heap for speed: the
-// young generation grows to two 16 MiB semi-spaces and the old generation may grow to several
-// times what survived its last collection before it is collected again. Under load most of the
-// process's memory is then garbage waiting for a collection. `small` keeps the young
-// generation at the size it has when serve starts and lets the old generation grow by half of
-// what is live; `large` is V8's own sizing. The cost, in CPU per message, and the peak RSS of
-// each are in bench/RESULTS.md ("Heap profiles").
+// Why: V8 sizes its heap for speed: the young generation grows to its largest semi-spaces and
+// the old generation may grow to several times what survived its last collection before it is
+// collected again, so under load most of a busy relayguard's memory is garbage waiting for a
+// collection. `small` keeps the young generation at the size it has when serve starts and lets
+// the old generation grow by half of what is live; `large` is V8's own sizing. What each costs
+// in CPU per message and holds at peak: bench/RESULTS.md ("Issue 22, second pass").
 //
 // Only flags V8 reads each time it sizes a space are used: they take effect when set at run
 // time (`--max-semi-space-size` is read once, when the heap is made, and cannot be). Every
 // profile names every flag, so a reload can go from one profile to the other. A young generation
 // is kept at the size it has when the flags are set, so serve's loader sets the default profile
-// before serve's modules load (they grow it to 16 MiB); serve then sets the policy's.
+// before serve's modules load (loading them grows it several times over); serve then sets the
+// policy's.
 import { setFlagsFromString } from 'node:v8';
 
 export const HEAP_PROFILES = {
