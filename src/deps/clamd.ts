@@ -358,7 +358,7 @@ class InstreamSession implements ScanSession {
       const socket = this.lease!.socket;
       socket.cork();
       socket.write(prefix);
-      const flowing = socket.write(off === 0 && len === chunk.length ? chunk : chunk.subarray(off, off + len));
+      const flowing = socket.write(chunk.subarray(off, off + len));
       socket.uncork();
       this.sent += len;
       if (!flowing) await this.drained(signal);

@@ -13,6 +13,16 @@ async function read(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** Runs `test` with a fresh spool directory, removed afterwards whatever happens. */
+async function withSpool(test: (spool: string) => Promise<void>): Promise<void> {
+  const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
+  try {
+    await test(spool);
+  } finally {
+    rmSync(spool, { recursive: true, force: true });
+  }
+}
+
 describe('body store', () => {
   it('keeps small bodies in memory', async () => {
     const b = new BodyStore(1024);
@@ -68,8 +78,7 @@ describe('body store', () => {
   // The connection can close (onSocketClose -> dispose) while a chunk is still being appended:
   // a spill begun before the dispose must not leave its directory behind in the spool.
   it('a dispose during a spill leaves nothing in the spool directory', async () => {
-    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
-    try {
+    await withSpool(async (spool) => {
       for (const pause of [0, 1, 2, 5]) {
         const b = new BodyStore(10, spool);
         const appending = b.append(Buffer.alloc(64, 'a')).catch(() => undefined);
@@ -78,22 +87,17 @@ describe('body store', () => {
         await appending;
         assert.deepEqual(readdirSync(spool), [], `after ${pause} turns`);
       }
-    } finally {
-      rmSync(spool, { recursive: true, force: true });
-    }
+    });
   });
   it('appends after a dispose keep nothing', async () => {
-    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
-    try {
+    await withSpool(async (spool) => {
       const b = new BodyStore(10, spool);
       await b.append(Buffer.alloc(64, 'a'));
       await b.dispose();
       await b.append(Buffer.alloc(64, 'b'));
       assert.equal(b.size, 0);
       assert.deepEqual(readdirSync(spool), []);
-    } finally {
-      rmSync(spool, { recursive: true, force: true });
-    }
+    });
   });
   it('keeps its own copy of a small chunk (a view into a shared pool slab)', async () => {
     const b = new BodyStore(1024);
@@ -148,8 +152,7 @@ describe('spool and the server', () => {
     const { MilterServer } = await import('../../src/session/server.js');
     const { MilterClient } = await import('../../src/audit/milter-client.js');
     const { silentLogger } = await import('../../src/ops/logging.js');
-    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
-    try {
+    await withSpool(async (spool) => {
       const yaml = `local_domains: [example.test]\nserver: { body_memory_bytes: 1024, spool_dir: ${spool} }\nrules:\n  content: { mode: enforce }\n`;
       const r = parsePolicyText(yaml, 'spool.yaml');
       assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
@@ -184,9 +187,7 @@ describe('spool and the server', () => {
       await server.close(0);
       assert.deepEqual(readdirSync(spool), [], 'nothing left in the spool when close() returns');
       for (const c of clients) c.socket.destroy();
-    } finally {
-      rmSync(spool, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -228,15 +229,12 @@ describe('spill directories of a relayguard that died', () => {
   });
 
   it('a spill directory is named with the pid of the relayguard that made it', async () => {
-    const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
-    try {
+    await withSpool(async (spool) => {
       const b = new BodyStore(10, spool);
       await b.append(Buffer.alloc(64, 'a'));
       assert.match(readdirSync(spool)[0] ?? '', new RegExp(`^relayguard-body-${process.pid}-[A-Za-z0-9]{6}$`));
       await b.dispose();
-    } finally {
-      rmSync(spool, { recursive: true, force: true });
-    }
+    });
   });
 
   it('serve removes them at start and says so', async () => {
