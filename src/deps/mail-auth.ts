@@ -5,14 +5,37 @@
 import { Resolver } from 'node:dns/promises';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import type * as MailAuth from 'mailauth';
 import { untilAborted } from './until-aborted.js';
 
-let mailauth: typeof MailAuth | undefined;
-/** mailauth is loaded on first use: its module tree costs about 0.23 s of CPU, which every
- *  command (validate, quarantine list) paid for nothing. */
-function lib(): typeof MailAuth {
-  return (mailauth ??= createRequire(import.meta.url)('mailauth') as typeof MailAuth);
+type Verifiers = Pick<typeof MailAuth, 'dkimVerify' | 'spf' | 'arc' | 'dmarc'>;
+type Signers = Pick<typeof MailAuth, 'dkimSign' | 'sealMessage'>;
+let verifiers: Verifiers | undefined;
+let signers: Signers | undefined;
+
+// mailauth is loaded on first use, and only the parts that run: its index also loads BIMI's
+// certificate and HTTP code (which relayguard never runs), about as much again as DKIM, SPF,
+// ARC and DMARC together (bench/RESULTS.md). These module paths are the ones mailauth's README
+// names for its parts; test/unit/mail-auth-parts.test.ts holds the results to authenticate()'s.
+function verifyParts(): Verifiers {
+  if (verifiers) return verifiers;
+  const load = createRequire(import.meta.url);
+  return (verifiers = {
+    dkimVerify: (load('mailauth/lib/dkim/verify') as Pick<Verifiers, 'dkimVerify'>).dkimVerify,
+    spf: (load('mailauth/lib/spf') as Pick<Verifiers, 'spf'>).spf,
+    arc: (load('mailauth/lib/arc') as Pick<Verifiers, 'arc'>).arc,
+    dmarc: (load('mailauth/lib/dmarc') as Pick<Verifiers, 'dmarc'>).dmarc,
+  });
+}
+
+function signParts(): Signers {
+  if (signers) return signers;
+  const load = createRequire(import.meta.url);
+  return (signers = {
+    dkimSign: (load('mailauth/lib/dkim/sign') as Pick<Signers, 'dkimSign'>).dkimSign,
+    sealMessage: (load('mailauth/lib/arc') as Pick<Signers, 'sealMessage'>).sealMessage,
+  });
 }
 
 export type AuthResult = 'pass' | 'fail' | 'neutral' | 'none' | 'policy' | 'softfail' | 'temperror' | 'permerror';
@@ -144,6 +167,66 @@ interface MailauthDkimRow {
   signingHeaders?: { keys?: string };
 }
 
+export interface VerifyOptions {
+  ip: string | null;
+  helo: string;
+  sender: string;
+  /** The name SPF's result comments give for the receiving host (our authserv-id). */
+  mta: string;
+  resolver: (name: string, type: string) => Promise<DnsAnswer>;
+  minBitLength: number;
+}
+
+export interface VerifyResults {
+  dkim: Awaited<ReturnType<Verifiers['dkimVerify']>>;
+  spf: Awaited<ReturnType<Verifiers['spf']>> | false;
+  arc: Awaited<ReturnType<Verifiers['arc']>>;
+  dmarc: Awaited<ReturnType<Verifiers['dmarc']>>;
+}
+
+/**
+ * DKIM, SPF, the ARC chain, then DMARC over the first three: the checks mailauth's
+ * authenticate() runs with BIMI off and no seal, in its order and with its inputs to each.
+ */
+export async function verifyMessage(message: Readable | Buffer, o: VerifyOptions): Promise<VerifyResults> {
+  const parts = verifyParts();
+  const dkim = await parts.dkimVerify(message, {
+    resolver: o.resolver,
+    sender: o.sender,
+    minBitLength: o.minBitLength,
+  });
+  // The HELO name SPF checks: the address for a client that gave none, an address literal in brackets.
+  const helo = o.helo || o.ip || '';
+  const spf = await parts.spf({
+    ...(o.ip ? { ip: o.ip } : {}),
+    helo: helo && isIP(helo) ? `[${helo}]` : helo,
+    sender: o.sender,
+    mta: o.mta,
+    resolver: o.resolver,
+  } as Parameters<Verifiers['spf']>[0]);
+  const arc = await parts.arc(dkim.arc as Parameters<Verifiers['arc']>[0], {
+    resolver: o.resolver,
+    minBitLength: o.minBitLength,
+  });
+  const dmarc = dkim.headerFrom
+    ? await parts.dmarc({
+        headerFrom: dkim.headerFrom,
+        spfDomains: spf && spf.status?.result === 'pass' && spf.domain ? [spf.domain] : [],
+        dkimDomains: (dkim.results ?? [])
+          .filter((r) => r.status?.result === 'pass')
+          .map((r) => ({
+            id: (r as { id?: string }).id,
+            domain: r.signingDomain,
+            aligned: r.status.aligned,
+            underSized: (r.status as { underSized?: boolean }).underSized,
+          })),
+        arcResult: arc,
+        resolver: o.resolver,
+      })
+    : false;
+  return { dkim, spf, arc, dmarc };
+}
+
 /** Checks the message. DNS trouble shows as temperror results, never as an exception. */
 export async function checkAuthentication(input: AuthInput, opts: MailAuthOptions): Promise<AuthFacts> {
   const dns = makeResolver(opts);
@@ -151,14 +234,13 @@ export async function checkAuthentication(input: AuthInput, opts: MailAuthOption
   input.signal.addEventListener('abort', onAbort, { once: true });
   try {
     const r = await untilAborted(
-      lib().authenticate(input.message, {
-        ...(input.ip ? { ip: input.ip } : {}),
+      verifyMessage(input.message, {
+        ip: input.ip,
         helo: input.helo,
         sender: input.sender,
         mta: input.authservId,
         resolver: dns.resolve,
         minBitLength: opts.minKeyBits,
-        disableBimi: true,
       }),
       input.signal,
     );
@@ -247,7 +329,7 @@ export async function arcSet(
   authResults: string,
   cv: AuthResult,
 ): Promise<Array<{ name: string; value: string }>> {
-  const raw = await lib().sealMessage(message, {
+  const raw = await signParts().sealMessage(message, {
     // One time for the whole set (see SIGN_TIME_NOTE).
     signTime: new Date(),
     signingDomain: key.domain,
@@ -265,7 +347,7 @@ export async function dkimSignatures(
   message: Readable,
   keys: readonly SealKey[],
 ): Promise<Array<{ name: string; value: string }>> {
-  const r = await lib().dkimSign(message, {
+  const r = await signParts().dkimSign(message, {
     // One time for every signature (see SIGN_TIME_NOTE).
     signTime: new Date(),
     canonicalization: 'relaxed/relaxed',
