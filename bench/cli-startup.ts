@@ -1,29 +1,38 @@
 // Start-up time of CLI commands, one build against another on a busy machine: fresh processes
-// of build A and build B in alternating rounds, each reporting its own wall time from process
-// start to exit and its CPU time (user + system), so the medians and B/A per round can be read
-// while other work shares the cores. CPU time is the steadier figure under load.
+// of build A and build B in alternating rounds, each timed by bash's `time` (wall, and the CPU
+// time, user + system, of the process and its children), so the medians and B/A per round can
+// be read while other work shares the cores. CPU time is the steadier figure under load.
 //
-//   node dist/bench/cli-startup.js --a OLD/dist/src/cli/main.js [--b dist/src/cli/main.js]
+// A side is a main.js (run as `node [--node-arg ...] main.js COMMAND`) or an executable such as
+// bin/relayguard, which then finds --node's directory first in PATH (so it picks that Node's
+// start-up snapshot, tools/cli-snapshot.ts).
+//
+//   node dist/bench/cli-startup.js --a OLD/dist/src/cli/main.js [--b bin/relayguard]
 //        [--rounds 15] [--node /opt/relayguard-node/24/bin/node] -- validate -c examples/postfix/relayguard.yaml
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fmt, max, median, min } from './lib/stats.js';
-
-/** Printed by every measured process when it exits: ms since it started, CPU ms. */
-const PROBE =
-  'data:text/javascript,process.on("exit",()=>{const c=process.cpuUsage();process.stderr.write("\\nRG_STARTUP "+performance.now().toFixed(1)+" "+((c.user+c.system)/1000).toFixed(1)+"\\n")})';
 
 interface Sample {
   wall: number;
   cpu: number;
 }
 
-function runOnce(node: string, main: string, args: string[], nodeArgs: string[]): Sample {
-  const r = spawnSync(node, [...nodeArgs, '--import', PROBE, main, ...args], { encoding: 'utf8', timeout: 60_000 });
-  const m = /RG_STARTUP ([\d.]+) ([\d.]+)/.exec(r.stderr ?? '');
-  if (!m) throw new Error(`${main} ${args.join(' ')}: no timing (exit ${r.status}): ${(r.stderr ?? '').slice(0, 400)}`);
-  return { wall: Number(m[1]), cpu: Number(m[2]) };
+/** `time` in bash: wall, user and system seconds with three decimals. */
+const TIMED = 'TIMEFORMAT="RG_TIME %3R %3U %3S"; { time "$@" >/dev/null 2>&1; } 2>&1';
+
+function runOnce(node: string, side: string, args: string[], nodeArgs: string[]): Sample {
+  const argv = side.endsWith('.js') ? [node, ...nodeArgs, side, ...args] : [side, ...args];
+  const r = spawnSync('bash', ['-c', TIMED, 'bash', ...argv], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` },
+  });
+  const m = /RG_TIME ([\d.]+) ([\d.]+) ([\d.]+)/.exec(r.stdout ?? '');
+  if (!m)
+    throw new Error(`${side} ${args.join(' ')}: no timing (exit ${r.status}): ${(r.stdout + r.stderr).slice(0, 400)}`);
+  return { wall: Number(m[1]) * 1000, cpu: (Number(m[2]) + Number(m[3])) * 1000 };
 }
 
 function main(): void {

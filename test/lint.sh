@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # The TypeScript that Prettier formats (the same files the lint rules and tsc cover).
-readonly FORMATTED=('src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' 'eslint.config.js')
+readonly FORMATTED=('src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' 'tools/**/*.ts' 'eslint.config.js')
 
 what=${1:-all}
 case $what in all | rules | format) ;; *) echo "usage: $0 [all|rules|format]" >&2; exit 2 ;; esac
@@ -17,7 +17,7 @@ case $what in all | rules | format) ;; *) echo "usage: $0 [all|rules|format]" >&
 failed=0
 if [[ $what == all || $what == rules ]]; then
   started=$SECONDS
-  if npx --no-install eslint --max-warnings=0 src test bench; then
+  if npx --no-install eslint --max-warnings=0 src test bench tools; then
     echo "== lint rules: passed in $((SECONDS - started)) s"
   else
     echo "== lint rules: FAILED in $((SECONDS - started)) s (the findings are above; eslint.config.js says why each rule is on)" >&2

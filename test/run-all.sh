@@ -32,6 +32,10 @@ started=$(date +%s)
 # `npm run typecheck`, which writes nothing).
 echo "== typecheck and build (tsc -p .)"
 npx tsc -p . || { echo "run-all: typecheck FAILED (the tsc errors are above); no test ran" >&2; exit 1; }
+# The CLI's start-up snapshot for this Node (tools/cli-snapshot.ts): bin/relayguard and its tests
+# use it, and tsc has just made any earlier one stale.
+echo "== CLI start-up snapshot"
+node dist/tools/cli-snapshot.js || { echo "run-all: the CLI start-up snapshot could not be built; no test ran" >&2; exit 1; }
 
 failed=0
 # The lint rules and the format check (test/lint.sh, `npm run lint`) once per full run, before the

@@ -14,8 +14,11 @@ export { COMMANDS };
 // Node 22.1 and later keep V8's compiled code of the modules between runs (in the directory of
 // NODE_COMPILE_CACHE, else the system's temporary directory): the commands, loaded after this
 // line, start faster from the second run on. Node 20 has no such cache; a failure only costs time.
+// Not while `node --build-snapshot` evaluates this file for the CLI's start-up snapshot
+// (src/cli/snapshot-entry.ts): the snapshot holds compiled code already.
 try {
-  (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+  if (!process.execArgv.includes('--build-snapshot'))
+    (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 } catch {
   /* no cache */
 }

@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument } from 'yaml';
@@ -36,6 +36,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 export const repoRoot = resolve(here, basename(resolve(here, '../..')) === 'dist' ? '../../..' : '../..');
 export const stackScript = join(repoRoot, 'test', 'e2e', 'stack.sh');
 export const relayguardMain = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+export const relayguardBin = join(repoRoot, 'bin', 'relayguard');
 export const fixturesDir = join(repoRoot, 'test', 'e2e', 'fixtures');
 /** The reference gateway's policy, the default for startRelayguard(). */
 export const referencePolicy = join(repoRoot, 'examples', 'postfix', 'relayguard.yaml');
@@ -381,13 +382,18 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
 }
 
 /** Runs a relayguard command (check, quarantine, unban ...) with MAIL_CONFIG set to the test Postfix. */
+/**
+ * A command as an administrator runs it: bin/relayguard, which starts this Node (first in PATH)
+ * from the CLI's start-up snapshot that test/run-all.sh built for it.
+ */
 export function runRelayguard(
   args: string[],
   opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string | Buffer } = {},
 ): Promise<RunResult> {
-  return run(process.execPath, [relayguardMain, ...args], {
+  const env = childEnv(opts.env);
+  return run(relayguardBin, args, {
     timeoutMs: opts.timeoutMs ?? 30_000,
-    env: childEnv(opts.env),
+    env: { ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? ''}` },
     input: opts.input,
   });
 }

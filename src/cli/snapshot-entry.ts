@@ -1,0 +1,67 @@
+// The CLI's start-up snapshot. `npm run build` bundles this file with everything it imports into
+// one script and runs it under `node --build-snapshot` (tools/cli-snapshot.ts): the imports
+// below are evaluated then, so zod, the YAML reader and every rule's schema are in the snapshot,
+// already made. bin/relayguard starts Node from that snapshot for every command but serve, and
+// the function below runs the command line as main.ts would (what it saves: bench/RESULTS.md,
+// "CLI start-up from a snapshot").
+import { readFileSync, realpathSync } from 'node:fs';
+import nodeModule from 'node:module';
+import { join } from 'node:path';
+import v8 from 'node:v8';
+import { runAttachedSync } from '../ops/exec.js';
+import { PACKAGE_ROOT } from './command.js';
+import { main } from './main.js';
+// The commands' code, evaluated into the snapshot (main.ts would import each on first use).
+import './quarantine.js';
+import './validate.js';
+import { parsePolicyText } from '../rules/policy-schema.js';
+
+/** The main.js this snapshot was built from: bin/relayguard passes its own as argv[1]. */
+const BUILT_FROM = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function samePath(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+function runFromSnapshot(): void {
+  const [, script = '', ...args] = process.argv;
+  // A checkout moved after its build: the paths inside the snapshot (the default policy, the
+  // package's modules) are the old ones. Run the command without the snapshot instead.
+  if (!samePath(script, BUILT_FROM)) {
+    process.exitCode = runAttachedSync(process.execPath, [script, ...args]);
+    return;
+  }
+  main(args).then(
+    (code) => {
+      if (code !== -1) process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(String(err) + '\n');
+      process.exitCode = 1;
+    },
+  );
+}
+
+/**
+ * Reads the shipped policies once while the snapshot is made, so the code that reads a policy (the
+ * YAML parser, zod's checks and the fast paths zod compiles for each schema) is compiled in it.
+ * These policies name no file and no regular expression, so no native addon loads.
+ */
+function warmUp(): void {
+  for (const file of ['policies/default.yaml', 'examples/postfix/relayguard.yaml']) {
+    const r = parsePolicyText(readFileSync(join(PACKAGE_ROOT, file), 'utf8'), file);
+    if (!r.ok) throw new Error(`${file}: ${r.errors.map((e) => e.message).join('; ')}`);
+  }
+  parsePolicyText('server: {listen: 1}\nrules: {nope: {}}\n', 'wrong.yaml');
+  const loaded = Object.keys(nodeModule.createRequire(BUILT_FROM).cache);
+  if (loaded.length > 0) throw new Error(`loaded from node_modules while warming up: ${loaded.join(', ')}`);
+}
+
+if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  warmUp();
+  v8.startupSnapshot.setDeserializeMainFunction(runFromSnapshot);
+}
