@@ -77,6 +77,9 @@ async function buildSnapshot(): Promise<string> {
     format: 'cjs',
     target: 'node20',
     plugins: [ownModuleUrls, zodEnglishOnly],
+    // No comments and no indentation: the script's source is kept in the snapshot, and one
+    // character outside Latin-1 in a comment would store all of it as UTF-16, twice the size.
+    minifyWhitespace: true,
     logLevel: 'warning',
   });
   const blob = snapshotPath(process.execPath);

@@ -33,7 +33,9 @@ function describe(m: HeldMessage, rec: QuarantineRecord | undefined) {
 
 async function list(ctx: Ctx): Promise<number> {
   const held = await ctx.mta.listHeld();
-  const rows = withStore(ctx, (store) => held.map((m) => describe(m, store?.latest(m.queueId))));
+  // The index only adds reasons to held messages: with none, SQLite is not even loaded.
+  const rows =
+    held.length === 0 ? [] : withStore(ctx, (store) => held.map((m) => describe(m, store?.latest(m.queueId))));
   const text =
     ctx.mta.kind === 'sendmail'
       ? { empty: "Sendmail's quarantine is empty.", noun: 'quarantined' }
