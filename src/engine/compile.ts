@@ -54,7 +54,9 @@ export class CompiledPolicyBase<C extends PolicyDocument> implements RunningPoli
     const rules: Rule[] = [];
     for (const def of registry) {
       const ruleConfig = config.rules[def.name];
-      if (ruleConfig === undefined) continue;
+      // A rule that is off is not made at all: making one opens what it would use (the offender
+      // ledger's database, the origin rule's files, clamd sessions) for nothing.
+      if (ruleConfig === undefined || (ruleConfig as { mode?: string }).mode === 'off') continue;
       const rule = def.create(ruleConfig, env);
       if (rule.mode !== 'off') rules.push(rule);
     }

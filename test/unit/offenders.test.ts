@@ -1,7 +1,7 @@
 // Rule 8 (offender ledger) through the real engine and Conversation, with a SQLite ledger in a
 // temporary state directory. The blocklists rule (static lists, no DNS) supplies the refusals.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
@@ -195,6 +195,17 @@ describe('offenders rule', () => {
     assert.equal((await connect(policy, '203.0.113.30')).out.action, 'reject');
   });
 
+  it('mode off: no rule and no ledger (no state directory, no database)', () => {
+    const { policy, stateDir } = compile({ mode: 'off' });
+    assert.equal(
+      policy.engine.rules.some((r) => r.name === 'offenders'),
+      false,
+    );
+    assert.equal(existsSync(stateDir), false, 'the ledger was not opened');
+    const on = compile({ mode: 'monitor' });
+    assert.equal(existsSync(on.stateDir), true, 'a rule that is on opens it when the policy is made');
+  });
+
   it('offline (relayguard check): reads bans, records nothing, creates no state', async () => {
     const stateDir = join(root, 'offline-none');
     const env = kitEnv({ policy: { server: { state_dir: stateDir } }, offline: true });
@@ -205,7 +216,6 @@ describe('offenders rule', () => {
       action: 'reject',
       rule: 'relay',
     });
-    const { existsSync } = await import('node:fs');
     assert.equal(existsSync(stateDir), false);
   });
 });
