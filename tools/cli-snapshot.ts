@@ -9,8 +9,10 @@
 //
 // KEY names the Node binary as bin/relayguard sees it without starting Node: size, modification
 // time (seconds) and inode of the file (`stat -L -c %s-%Y-%i`). Node refuses a snapshot made by
-// another Node version or with other V8 flags, so bin/relayguard uses it only for the same binary
-// and an empty NODE_OPTIONS. Every build removes the snapshots of earlier builds: they hold
+// another Node version or with other V8 flags, so the snapshot is made without NODE_OPTIONS and
+// bin/relayguard uses it only for the same binary and an empty NODE_OPTIONS. It is tried (a
+// `validate` of the default policy) before it is renamed into place, and dist/snapshot/root names
+// the checkout it belongs to. Every build removes the snapshots of earlier builds: they hold
 // earlier code.
 //
 //   node dist/tools/cli-snapshot.js [--optional]
@@ -18,20 +20,23 @@
 // --optional (npm's prepare step): a failure is a warning and exit 0; the CLI works without a
 // snapshot, only slower to start.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The checkout, as bin/relayguard sees it (`readlink -f`): symbolic links resolved. */
+const ROOT = realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 const DIST_SRC = join(ROOT, 'dist', 'src');
+const MAIN = join(DIST_SRC, 'cli', 'main.js');
 const OUT_DIR = join(ROOT, 'dist', 'snapshot');
 const BUNDLE = join(OUT_DIR, 'cli.cjs');
+const BUILT_FOR = join(OUT_DIR, 'root');
 
 /** The name bin/relayguard computes for this Node binary (see above). */
 export function snapshotKey(nodeBinary: string): string {
-  const st = statSync(nodeBinary);
-  return `${st.size}-${Math.floor(st.mtimeMs / 1000)}-${st.ino}`;
+  const st = statSync(nodeBinary, { bigint: true });
+  return `${st.size}-${st.mtimeNs / 1_000_000_000n}-${st.ino}`;
 }
 
 export function snapshotPath(nodeBinary: string): string {
@@ -83,14 +88,35 @@ async function buildSnapshot(): Promise<string> {
     logLevel: 'warning',
   });
   const blob = snapshotPath(process.execPath);
-  const r = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', BUNDLE], {
+  // Made and tried without NODE_OPTIONS, as bin/relayguard runs it: V8 flags there (an
+  // --max-old-space-size in a build environment) would make a snapshot Node refuses at run time.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const partial = `${blob}.partial`;
+  const r = spawnSync(process.execPath, ['--snapshot-blob', partial, '--build-snapshot', BUNDLE], {
     encoding: 'utf8',
     timeout: 120_000,
+    env,
   });
   if (r.status !== 0) {
-    rmSync(blob, { force: true });
+    rmSync(partial, { force: true });
     throw new Error(`node --build-snapshot exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
   }
+  const trial = spawnSync(
+    process.execPath,
+    ['--snapshot-blob', partial, MAIN, 'validate', '-c', join(ROOT, 'policies', 'default.yaml')],
+    { encoding: 'utf8', timeout: 60_000, env },
+  );
+  if (trial.status !== 0 || !/: ok$/m.test(trial.stdout)) {
+    rmSync(partial, { force: true });
+    throw new Error(
+      `the new snapshot does not run validate (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
+    );
+  }
+  // Renamed into place whole: a command started meanwhile never reads half a file.
+  renameSync(partial, blob);
+  // Which checkout it belongs to: bin/relayguard does not use it from a copy elsewhere.
+  writeFileSync(BUILT_FOR, `${ROOT}\n`);
   return blob;
 }
 
@@ -110,6 +136,6 @@ async function cli(argv: string[]): Promise<number> {
   }
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
   process.exitCode = await cli(process.argv.slice(2));
 }

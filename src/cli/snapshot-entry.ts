@@ -8,7 +8,6 @@ import { readFileSync, realpathSync } from 'node:fs';
 import nodeModule from 'node:module';
 import { join } from 'node:path';
 import v8 from 'node:v8';
-import { runAttachedSync } from '../ops/exec.js';
 import { PACKAGE_ROOT } from './command.js';
 import { main } from './main.js';
 // The commands' code, evaluated into the snapshot (main.ts would import each on first use).
@@ -29,10 +28,14 @@ function samePath(a: string, b: string): boolean {
 
 function runFromSnapshot(): void {
   const [, script = '', ...args] = process.argv;
-  // A checkout moved after its build: the paths inside the snapshot (the default policy, the
-  // package's modules) are the old ones. Run the command without the snapshot instead.
+  // bin/relayguard starts the snapshot only in the checkout it was made in (dist/snapshot/root):
+  // the paths inside it (the default policy, the package's modules) are that checkout's.
   if (!samePath(script, BUILT_FROM)) {
-    process.exitCode = runAttachedSync(process.execPath, [script, ...args]);
+    process.stderr.write(
+      `relayguard: this start-up snapshot was made for ${BUILT_FROM}, not ${script}: ` +
+        'start relayguard with bin/relayguard, or run npm run build in this checkout\n',
+    );
+    process.exitCode = 1;
     return;
   }
   main(args).then(
@@ -49,7 +52,9 @@ function runFromSnapshot(): void {
 /**
  * Reads the shipped policies once while the snapshot is made, so the code that reads a policy (the
  * YAML parser, zod's checks and the fast paths zod compiles for each schema) is compiled in it.
- * These policies name no file and no regular expression, so no native addon loads.
+ * These policies name no file and no regular expression, so no native addon loads. Whatever runs
+ * here is frozen into every start: nothing that must differ per run (an ID from randomUUID, the
+ * clock, the environment) may be kept.
  */
 function warmUp(): void {
   for (const file of ['policies/default.yaml', 'examples/postfix/relayguard.yaml']) {

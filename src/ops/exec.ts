@@ -2,7 +2,7 @@
 // sendmail, systemd-notify, getent): no shell, a deadline, a cap on what it may print, and errors that
 // name the command line and say what went wrong. A non-zero exit is a result, not an error
 // (postsuper reports on stderr and the caller judges); `runChecked` turns it into one.
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 
 /** Default deadline for one run. */
@@ -156,16 +156,4 @@ export function runProgramSync(
   } catch {
     return null;
   }
-}
-
-/**
- * Runs `program args` on this process's stdin, stdout and stderr and returns its exit status (1
- * when it could not run or was killed). No deadline and no cap: it is the command the user asked
- * for, run another way (the CLI's start-up snapshot hands a command over to a plain start when
- * its checkout has moved, src/cli/snapshot-entry.ts).
- */
-export function runAttachedSync(program: string, args: readonly string[]): number {
-  const r = spawnSync(program, [...args], { stdio: 'inherit' });
-  if (r.error) process.stderr.write(`${commandLine(program, args)}: cannot run ${program} (${r.error.message})\n`);
-  return r.status ?? 1;
 }

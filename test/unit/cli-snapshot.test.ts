@@ -3,13 +3,25 @@
 // must print and exit exactly as the same command run on dist/src/cli/main.js, including the
 // code the snapshot holds but did not run while it was made (check, offenders, lint-mta) and
 // the native addon and packages it loads from node_modules (re2, better-sqlite3). bin/relayguard
-// must use the snapshot only when it was made from this code, by this Node binary, with no
-// V8 flags in NODE_OPTIONS, and a moved checkout must read its own files.
+// must use the snapshot only when it was made from this code, by this Node binary, completely,
+// in this checkout, with no V8 flags in NODE_OPTIONS; a moved checkout must read its own files.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createOffenderLedger } from '../../src/deps/offender-ledger.js';
@@ -159,30 +171,93 @@ describe('the CLI start-up snapshot', () => {
     assert.match(out(COMMANDS[12]!), /^0 \{.*"203\.0\.113\.9"/s);
   });
 
-  it('is not used once the code is newer (tsc ran after the build)', () => {
-    const root = join(work, 'stale');
-    copyCheckout(root);
+  it('is not used once anything it holds is newer: a module of dist/src, the installed packages', () => {
+    const root = copyCheckout(join(work, 'stale'), { adopt: true });
+    const copyBin = join(root, 'bin', 'relayguard');
+    assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used before');
     const later = new Date(Date.now() + 60_000);
-    utimesSync(join(root, 'dist', 'src', 'cli', 'main.js'), later, later);
-    assert.ok(!execLine(['validate'], env(), join(root, 'bin', 'relayguard')).includes('--snapshot-blob'));
+    // tsc --watch writes only the modules that changed.
+    utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), later, later);
+    assert.ok(!execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'a module changed');
+    utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), new Date(0), new Date(0));
+    assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used again');
+    utimesSync(join(root, 'node_modules', '.package-lock.json'), later, later);
+    assert.ok(!execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'a package changed');
   });
 
-  it('a moved checkout reads its own files, not those of the checkout the snapshot was made in', () => {
-    const root = join(work, 'moved');
-    copyCheckout(root);
+  it('a snapshot that is empty or only partly written is not used', () => {
+    const root = copyCheckout(join(work, 'partial'), { adopt: true });
+    const blob = join(root, 'dist', 'snapshot', basename(snapshotPath(process.execPath)));
+    assert.ok(
+      execLine(['validate'], env(), join(root, 'bin', 'relayguard')).includes('--snapshot-blob'),
+      'used before',
+    );
+    writeFileSync(blob, '');
+    assert.ok(!execLine(['validate'], env(), join(root, 'bin', 'relayguard')).includes('--snapshot-blob'));
+    assert.equal(run([join(root, 'bin', 'relayguard'), 'validate', '-c', examplePolicy]).status, 0);
+  });
+
+  it('a moved checkout reads its own files: its bin/relayguard does not use the snapshot made elsewhere', () => {
+    const root = copyCheckout(join(work, 'moved'));
     const movedBin = join(root, 'bin', 'relayguard');
-    assert.ok(execLine(['validate'], env(), movedBin).includes('--snapshot-blob'), 'the copied snapshot is used');
+    assert.ok(!execLine(['validate'], env(), movedBin).includes('--snapshot-blob'));
     // The moved checkout's default policy differs from the original's: validate must read it.
     writeFileSync(join(root, 'policies', 'default.yaml'), 'server:\n  listen: 12\n');
     const r = run([movedBin, 'validate']);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`${root}/policies/default\\.yaml:2:\\d+: .*listen`));
+    // Started from that snapshot by hand, it refuses rather than read the other checkout's files.
+    const blob = join(root, 'dist', 'snapshot', basename(snapshotPath(process.execPath)));
+    const direct = run([
+      process.execPath,
+      '--snapshot-blob',
+      blob,
+      join(root, 'dist', 'src', 'cli', 'main.js'),
+      'validate',
+    ]);
+    assert.equal(direct.status, 1);
+    assert.match(direct.stderr, /this start-up snapshot was made for .*, not .*moved/);
+  });
+
+  it('made with V8 flags in NODE_OPTIONS (a build environment), it still runs without them', () => {
+    const root = copyCheckout(join(work, 'flags'));
+    const b = spawnSync(process.execPath, [join(root, 'dist', 'tools', 'cli-snapshot.js')], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: env({ NODE_OPTIONS: '--max-old-space-size=2048 --stack-trace-limit=50' }),
+    });
+    assert.equal(b.status, 0, b.stderr);
+    const copyBin = join(root, 'bin', 'relayguard');
+    assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'its own checkout uses it');
+    const r = run([copyBin, 'validate', '-c', examplePolicy]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /relayguard\.yaml: ok/);
   });
 });
 
-/** What a checkout needs to run the CLI, with the snapshot, its mtimes kept (cp -a). */
-function copyCheckout(root: string): void {
-  for (const part of ['bin', 'policies', 'examples', 'package.json', join('dist', 'src'), join('dist', 'snapshot')])
+/**
+ * A copy of what a checkout needs to run the CLI, with the snapshot and its mtimes (cp -a); its
+ * node_modules holds links to this checkout's packages and its own .package-lock.json. `adopt`:
+ * the copy's dist/snapshot/root names the copy, as if it had been built there.
+ */
+function copyCheckout(root: string, opts: { adopt?: boolean } = {}): string {
+  for (const part of [
+    'bin',
+    'policies',
+    'examples',
+    'package.json',
+    join('dist', 'src'),
+    join('dist', 'tools'),
+    join('dist', 'snapshot'),
+  ])
     cpSync(join(repo, part), join(root, part), { recursive: true, preserveTimestamps: true });
-  symlinkSync(join(repo, 'node_modules'), join(root, 'node_modules'));
+  const modules = join(root, 'node_modules');
+  mkdirSync(modules);
+  for (const entry of readdirSync(join(repo, 'node_modules')))
+    if (entry !== '.package-lock.json') symlinkSync(join(repo, 'node_modules', entry), join(modules, entry));
+  cpSync(join(repo, 'node_modules', '.package-lock.json'), join(modules, '.package-lock.json'), {
+    preserveTimestamps: true,
+  });
+  if (opts.adopt) writeFileSync(join(root, 'dist', 'snapshot', 'root'), `${realpathSync(root)}\n`);
+  return root;
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { authenticate, dkimSign, sealMessage } from 'mailauth';
@@ -87,7 +88,13 @@ interface Case {
   ip: string | null;
   helo: string;
   sender: string;
+  /** Every DNS question fails as a timeout does (temperror paths). */
+  dnsDown?: boolean;
 }
+
+/** A resolver whose every answer is a timeout. */
+const timingOut: VerifyOptions['resolver'] = () =>
+  Promise.reject(Object.assign(new Error('queryTxt ETIMEOUT'), { code: 'ETIMEOUT' }));
 
 const CASES: Case[] = [
   {
@@ -166,6 +173,25 @@ const CASES: Case[] = [
     sender: 'a@outside.test',
   },
   {
+    name: 'signed, every DNS answer a timeout',
+    raw: () => signed(message('a@outside.test')),
+    ip: CLIENT_IP,
+    helo: 'mx.outside.test',
+    sender: 'a@outside.test',
+    dnsDown: true,
+  },
+  {
+    name: 'Received headers and two addresses in From',
+    raw: async () =>
+      crlf(
+        'Received: from mx.elsewhere.test (mx.elsewhere.test [198.51.100.7])\n\tby gw.example.test; Mon, 7 Dec 2026 10:00:00 +0000\n' +
+          'From: a@outside.test, b@relaxed.test\nTo: u@example.test\nSubject: two\n\nbody\n',
+      ),
+    ip: CLIENT_IP,
+    helo: 'mx.outside.test',
+    sender: 'a@outside.test',
+  },
+  {
     name: 'no From header',
     raw: async () => crlf('To: u@example.test\nSubject: none\n\nbody\n'),
     ip: CLIENT_IP,
@@ -183,31 +209,37 @@ const comparable = (r: { dkim: unknown; spf: unknown; arc: unknown; dmarc: unkno
   ) as unknown;
 
 describe('verifyMessage: the same results as mailauth authenticate() with BIMI off', () => {
-  for (const c of CASES) {
-    it(c.name, async () => {
-      const raw = await c.raw();
-      const resolve = await resolver();
-      const mta = 'gw.example.test';
-      const ours = await verifyMessage(raw, {
-        ip: c.ip,
-        helo: c.helo,
-        sender: c.sender,
-        mta,
-        resolver: resolve,
-        minBitLength: 1024,
-      });
-      const theirs = await authenticate(raw, {
-        ...(c.ip ? { ip: c.ip } : {}),
-        helo: c.helo,
-        sender: c.sender,
-        mta,
-        resolver: resolve,
-        minBitLength: 1024,
-        disableBimi: true,
-      });
-      assert.deepEqual(comparable(ours), comparable(theirs));
+  /** Both on one case: the message as a Buffer, or as a stream (as relayguard passes it). */
+  async function compare(c: Case, asStream: boolean): Promise<void> {
+    const raw = await c.raw();
+    const resolve = c.dnsDown ? timingOut : await resolver();
+    const input = () => (asStream ? Readable.from([raw]) : raw);
+    const mta = 'gw.example.test';
+    const ours = await verifyMessage(input(), {
+      ip: c.ip,
+      helo: c.helo,
+      sender: c.sender,
+      mta,
+      resolver: resolve,
+      minBitLength: 1024,
     });
+    const theirs = await authenticate(input(), {
+      ...(c.ip ? { ip: c.ip } : {}),
+      helo: c.helo,
+      sender: c.sender,
+      mta,
+      resolver: resolve,
+      minBitLength: 1024,
+      disableBimi: true,
+    });
+    assert.deepEqual(comparable(ours), comparable(theirs));
   }
+
+  for (const c of CASES) it(c.name, () => compare(c, false));
+
+  it('the same results when the message comes as a stream', async () => {
+    for (const c of CASES) await compare(c, true);
+  });
 
   it('the cases are not all alike: pass, fail, none and ARC results all occur', async () => {
     const resolve = await resolver();
@@ -218,7 +250,7 @@ describe('verifyMessage: the same results as mailauth authenticate() with BIMI o
         helo: c.helo,
         sender: c.sender,
         mta: 'gw',
-        resolver: resolve,
+        resolver: c.dnsDown ? timingOut : resolve,
         minBitLength: 1024,
       });
       for (const d of r.dkim.results ?? []) seen.add(`dkim=${d.status?.result}`);
@@ -237,6 +269,8 @@ describe('verifyMessage: the same results as mailauth authenticate() with BIMI o
       'arc=pass',
       'arc=fail',
       'arc=none',
+      'spf=temperror',
+      'dkim=temperror',
     ])
       assert.ok(seen.has(want), `${want} not among ${[...seen].join(' ')}`);
   });

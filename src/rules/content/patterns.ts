@@ -32,8 +32,9 @@ const re2 = (): typeof RE2 => (re2Class ??= createRequire(import.meta.url)('re2'
 
 /** Compiles a pattern for the policy; throws an Error with a message fit for `relayguard validate`. */
 export function compileRegex(source: string, caseSensitive: boolean): RE2 {
+  // Outside the try: an addon that cannot load is not a fault of the pattern.
+  const Re2 = re2();
   try {
-    const Re2 = re2();
     return new Re2(source, caseSensitive ? 'u' : 'iu');
   } catch (err) {
     const why = (err as Error).message;
