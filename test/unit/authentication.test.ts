@@ -3,7 +3,7 @@
 // that serves the outside domain's DKIM keys, SPF and DMARC records, and messages signed here by
 // mailauth's signer.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import libmime from 'libmime';
 import { dkimSign } from 'mailauth';
@@ -28,9 +28,6 @@ const { settings } = loadCorpusPolicy();
 const CLIENT_IP = '203.0.113.9';
 const ed = generateKeyPairSync('ed25519');
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
-/** TXT strings are at most 255 bytes: a long record is split into several. */
-const split = (s: string) => s.match(/.{1,255}/g)!;
 
 const keyDir = mkdtempSync(join(tmpdir(), 'relayguard-auth-'));
 after(() => rmSync(keyDir, { recursive: true, force: true }));
@@ -45,19 +42,22 @@ const dns = new FakeDns();
 let server = '';
 before(async () => {
   server = await dns.start();
-  dns.set('ed._domainkey.outside.test', {
-    a: [],
-    txt: [`v=DKIM1; k=ed25519; p=${spki(ed.publicKey).subarray(12).toString('base64')}`],
-  });
-  dns.set('rsa._domainkey.outside.test', {
-    a: [],
-    txt: split(`v=DKIM1; k=rsa; p=${spki(rsa.publicKey).toString('base64')}`),
-  });
+  for (const [selector, key] of [
+    ['ed', ed],
+    ['rsa', rsa],
+  ] as const) {
+    const record = dkimTxtRecord(
+      key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      'outside.test',
+      selector,
+    );
+    dns.setTxt(record.name, record.value);
+  }
   dns.set('outside.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
   dns.set('_dmarc.outside.test', { a: [], txt: ['v=DMARC1; p=reject'] });
   dns.set('_dmarc.relaxed.test', { a: [], txt: ['v=DMARC1; p=none'] });
   const seal = dkimTxtRecord(sealPem, 'gw.example.test', 'arc');
-  dns.set(seal.name, { a: [], txt: split(seal.value) });
+  dns.setTxt(seal.name, seal.value);
   dns.set('relaxed.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} -all`] });
 });
 after(() => dns.stop());

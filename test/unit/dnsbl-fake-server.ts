@@ -30,6 +30,11 @@ export class FakeDns {
     this.table[name.toLowerCase()] = answer;
   }
 
+  /** A TXT record of any length (a DKIM key), split into strings of at most 255 bytes as DNS requires. */
+  setTxt(name: string, value: string): void {
+    this.set(name, { a: [], txt: value.match(/.{1,255}/g) ?? [''] });
+  }
+
   async start(): Promise<string> {
     await new Promise<void>((resolve) => this.socket.bind(0, '127.0.0.1', resolve));
     return `127.0.0.1:${this.socket.address().port}`;

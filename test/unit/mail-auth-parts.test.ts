@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { authenticate, dkimSign, sealMessage } from 'mailauth';
 import { verifyMessage, type VerifyOptions } from '../../src/deps/mail-auth.js';
+import { dkimTxtRecord } from '../../src/deps/signing-key.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 
 const CLIENT_IP = '203.0.113.9';
@@ -19,25 +20,19 @@ const ed = generateKeyPairSync('ed25519');
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const arcKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const pem = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
-const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
-const split = (s: string) => s.match(/.{1,255}/g)!;
 
 const dns = new FakeDns();
 let dnsServer = '';
 before(async () => {
   dnsServer = await dns.start();
-  dns.set('ed._domainkey.outside.test', {
-    a: [],
-    txt: [`v=DKIM1; k=ed25519; p=${spki(ed.publicKey).subarray(12).toString('base64')}`],
-  });
-  dns.set('rsa._domainkey.outside.test', {
-    a: [],
-    txt: split(`v=DKIM1; k=rsa; p=${spki(rsa.publicKey).toString('base64')}`),
-  });
-  dns.set('arc._domainkey.forwarder.test', {
-    a: [],
-    txt: split(`v=DKIM1; k=rsa; p=${spki(arcKey.publicKey).toString('base64')}`),
-  });
+  for (const [selector, domain, key] of [
+    ['ed', 'outside.test', ed],
+    ['rsa', 'outside.test', rsa],
+    ['arc', 'forwarder.test', arcKey],
+  ] as const) {
+    const record = dkimTxtRecord(pem(key.privateKey), domain, selector);
+    dns.setTxt(record.name, record.value);
+  }
   dns.set('outside.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} ip6:${CLIENT_IP6} -all`] });
   dns.set('relaxed.test', { a: [], txt: [`v=spf1 ip4:${CLIENT_IP} ~all`] });
   dns.set('_dmarc.outside.test', { a: [], txt: ['v=DMARC1; p=reject'] });
