@@ -93,28 +93,28 @@ async function buildSnapshot(): Promise<string> {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const partial = `${blob}.partial`;
-  const r = spawnSync(process.execPath, ['--snapshot-blob', partial, '--build-snapshot', BUNDLE], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env,
-  });
-  if (r.status !== 0) {
-    rmSync(partial, { force: true });
-    throw new Error(`node --build-snapshot exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
-  }
-  const trial = spawnSync(
-    process.execPath,
-    ['--snapshot-blob', partial, MAIN, 'validate', '-c', join(ROOT, 'policies', 'default.yaml')],
-    { encoding: 'utf8', timeout: 60_000, env },
-  );
-  if (trial.status !== 0 || !/: ok$/m.test(trial.stdout)) {
-    rmSync(partial, { force: true });
-    throw new Error(
-      `the new snapshot does not run validate (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
+  try {
+    const r = spawnSync(process.execPath, ['--snapshot-blob', partial, '--build-snapshot', BUNDLE], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env,
+    });
+    if (r.status !== 0)
+      throw new Error(`node --build-snapshot exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
+    const trial = spawnSync(
+      process.execPath,
+      ['--snapshot-blob', partial, MAIN, 'validate', '-c', join(ROOT, 'policies', 'default.yaml')],
+      { encoding: 'utf8', timeout: 60_000, env },
     );
+    if (trial.status !== 0 || !/: ok$/m.test(trial.stdout))
+      throw new Error(
+        `the new snapshot does not run validate (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
+      );
+    // Renamed into place whole: a command started meanwhile never reads half a file.
+    renameSync(partial, blob);
+  } finally {
+    rmSync(partial, { force: true });
   }
-  // Renamed into place whole: a command started meanwhile never reads half a file.
-  renameSync(partial, blob);
   // Which checkout it belongs to: bin/relayguard does not use it from a copy elsewhere.
   writeFileSync(BUILT_FOR, `${ROOT}\n`);
   return blob;

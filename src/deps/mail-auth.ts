@@ -18,23 +18,21 @@ let signers: Signers | undefined;
 // certificate and HTTP code (which relayguard never runs), about as much again as DKIM, SPF,
 // ARC and DMARC together (bench/RESULTS.md). These module paths are the ones mailauth's README
 // names for its parts; test/unit/mail-auth-parts.test.ts holds the results to authenticate()'s.
+const mailauthPart = <T>(path: string): T => createRequire(import.meta.url)(`mailauth/lib/${path}`) as T;
+
 function verifyParts(): Verifiers {
-  if (verifiers) return verifiers;
-  const load = createRequire(import.meta.url);
-  return (verifiers = {
-    dkimVerify: (load('mailauth/lib/dkim/verify') as Pick<Verifiers, 'dkimVerify'>).dkimVerify,
-    spf: (load('mailauth/lib/spf') as Pick<Verifiers, 'spf'>).spf,
-    arc: (load('mailauth/lib/arc') as Pick<Verifiers, 'arc'>).arc,
-    dmarc: (load('mailauth/lib/dmarc') as Pick<Verifiers, 'dmarc'>).dmarc,
+  return (verifiers ??= {
+    dkimVerify: mailauthPart<Verifiers>('dkim/verify').dkimVerify,
+    spf: mailauthPart<Verifiers>('spf').spf,
+    arc: mailauthPart<Verifiers>('arc').arc,
+    dmarc: mailauthPart<Verifiers>('dmarc').dmarc,
   });
 }
 
 function signParts(): Signers {
-  if (signers) return signers;
-  const load = createRequire(import.meta.url);
-  return (signers = {
-    dkimSign: (load('mailauth/lib/dkim/sign') as Pick<Signers, 'dkimSign'>).dkimSign,
-    sealMessage: (load('mailauth/lib/arc') as Pick<Signers, 'sealMessage'>).sealMessage,
+  return (signers ??= {
+    dkimSign: mailauthPart<Signers>('dkim/sign').dkimSign,
+    sealMessage: mailauthPart<Signers>('arc').sealMessage,
   });
 }
 

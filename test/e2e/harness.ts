@@ -381,9 +381,9 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
   return handle;
 }
 
-/** Runs a relayguard command (check, quarantine, unban ...) with MAIL_CONFIG set to the test Postfix. */
 /**
- * A command as an administrator runs it: bin/relayguard, which starts this Node (first in PATH)
+ * Runs a relayguard command (check, quarantine, unban ...) with MAIL_CONFIG set to the test
+ * Postfix, as an administrator runs it: bin/relayguard, which starts this Node (first in PATH)
  * from the CLI's start-up snapshot that test/run-all.sh built for it.
  */
 export function runRelayguard(
