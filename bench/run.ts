@@ -33,6 +33,7 @@ import {
 } from './lib/milters.js';
 import { enabledRules, writePolicy, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, runCommand, waitFor, type Daemon } from './lib/proc.js';
+import { relayguardMain } from './lib/relayguard-proc.js';
 import { fmt, max, median, min, shuffled } from './lib/stats.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -535,8 +536,6 @@ async function main(): Promise<void> {
   try {
     log('clamd');
     daemons.push(await clamdUp(layout));
-    // BENCH_RELAYGUARD_MAIN: another build of relayguard (e.g. a patched copy) for an A/B run.
-    const relayguardMain = process.env.BENCH_RELAYGUARD_MAIN ?? join(repoRoot, 'dist', 'src', 'cli', 'main.js');
     const ctx: StartContext = { layout, cMilterBinary, relayguardMain, policies };
     for (const c of configs) {
       const m = await startMilter(c, ctx);

@@ -15,7 +15,7 @@ import {
 } from './proc.js';
 import type { BenchLayout } from './bench-postfix.js';
 import type { PolicyVariant } from './policies.js';
-import { benchNodeArgs } from './relayguard-proc.js';
+import { benchNodeArgs, serveCommand } from './relayguard-proc.js';
 
 export type MilterKind =
   | 'none'
@@ -217,17 +217,13 @@ export async function startMilter(c: BenchConfig, ctx: StartContext): Promise<Ru
     case 'rg-full-heap-large': {
       const policy = ctx.policies[RELAYGUARD_VARIANT[c.kind]!];
       if (!policy) throw new Error(`no policy for ${c.kind}`);
-      const args = [
+      const serve = serveCommand(
         ctx.relayguardMain,
-        'serve',
-        '--config',
-        policy,
-        '--listen',
-        postfixSpec(c.listen),
-        '--metrics',
-        'off',
-      ];
-      const d = startDaemon(c.id, process.execPath, [...benchNodeArgs(), ...args], log(c.id));
+        benchNodeArgs(),
+        ['--config', policy, '--listen', postfixSpec(c.listen), '--metrics', 'off'],
+        join(ctx.layout.dir, 'node-shim'),
+      );
+      const d = startDaemon(c.id, serve.cmd, serve.args, log(c.id), serve.env);
       await ready(c.listen, c.id, d);
       return runningMilter(c, [d]);
     }

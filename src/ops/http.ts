@@ -1,7 +1,13 @@
 // The metrics and health endpoint (loopback by default): /metrics for Prometheus, /health for
 // load balancers and systemd (200 when listening with a policy, 503 while stopping).
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { registry } from './metrics.js';
+
+// Why require and not import: importing node:http as an ES module makes Node 22 and later build
+// its namespace, which reads http's lazy `WebSocket` export and so loads undici (fetch,
+// WebSocket), 10-15 MiB of RSS relayguard never uses (bench/RESULTS.md, "Issue 22, fourth pass").
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export interface HealthSource {
   healthy(): { ok: boolean; detail: Record<string, unknown> };

@@ -12,10 +12,27 @@ import type * as Prom from 'prom-client';
 
 export type { Gauge } from 'prom-client';
 
-let real: typeof Prom | undefined;
-/** The real prom-client. */
-function promClient(): typeof Prom {
-  return (real ??= createRequire(import.meta.url)('prom-client') as typeof Prom);
+/** The parts of prom-client relayguard uses. */
+type PromParts = Pick<typeof Prom, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>;
+
+let real: PromParts | undefined;
+/**
+ * The real prom-client, file by file: its index also loads the Pushgateway client (node:https,
+ * so TLS and all of node:crypto) and the cluster aggregator (node:cluster), which a milter never
+ * uses (bench/RESULTS.md, "Issue 22, fourth pass"). prom-client 15 has no `exports` map, so these
+ * paths are its own module files; test/unit/metrics.test.ts checks they are what the index exports.
+ */
+export function promClient(): PromParts {
+  if (real) return real;
+  const load = createRequire(import.meta.url);
+  const lib = (name: string) => load(`prom-client/lib/${name}`) as unknown;
+  return (real = {
+    Registry: lib('registry') as PromParts['Registry'],
+    Counter: lib('counter') as PromParts['Counter'],
+    Gauge: lib('gauge') as PromParts['Gauge'],
+    Histogram: lib('histogram') as PromParts['Histogram'],
+    collectDefaultMetrics: lib('defaultMetrics') as PromParts['collectDefaultMetrics'],
+  });
 }
 
 /** Stand-ins not created yet, in definition order (the registry is defined before the metrics
@@ -96,7 +113,7 @@ const client = {
 export default client;
 
 /** Runs `setup` right after the objects defined before it are created (default metrics, removals). */
-export function whenCreated(setup: (real: typeof Prom) => void): void {
+export function whenCreated(setup: (real: PromParts) => void): void {
   if (live) setup(promClient());
   else pending.push(() => setup(promClient()));
 }
