@@ -1,5 +1,8 @@
-// Builds the CLI's start-up snapshot for the Node that runs this script (`npm run build` runs it
-// after tsc; .ci/node-line.sh's trees through test/run-all.sh on each Node line):
+// Builds the daemon's bundle and the CLI's start-up snapshot for the Node that runs this script
+// (`npm run build` runs it after tsc; .ci/node-line.sh's trees through test/run-all.sh on each
+// Node line). The daemon's bundle: esbuild bundles dist/src/cli/serve-entry.js and what serve
+// imports into dist/snapshot/serve.cjs with its source map (why: src/cli/serve-entry.ts); it is
+// tried (`serve --help`) before it is renamed into place. The CLI's snapshot:
 //
 //   1. esbuild bundles dist/src/cli/snapshot-entry.js and what it imports into one CommonJS
 //      script, dist/snapshot/cli.cjs (Node's snapshot builder takes one script that requires
@@ -23,7 +26,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 /** The checkout, as bin/relayguard sees it (`readlink -f`): symbolic links resolved. */
 const ROOT = realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'));
@@ -31,6 +34,8 @@ const DIST_SRC = join(ROOT, 'dist', 'src');
 const MAIN = join(DIST_SRC, 'cli', 'main.js');
 const OUT_DIR = join(ROOT, 'dist', 'snapshot');
 const BUNDLE = join(OUT_DIR, 'cli.cjs');
+/** The daemon's bundle (bin/relayguard starts serve from it). */
+export const SERVE_BUNDLE = join(OUT_DIR, 'serve.cjs');
 const BUILT_FOR = join(OUT_DIR, 'root');
 
 /** The name bin/relayguard computes for this Node binary (see above). */
@@ -71,22 +76,47 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/** How both scripts are bundled. */
+const BUNDLING: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  plugins: [ownModuleUrls, zodEnglishOnly],
+  // No comments and no indentation: a script's source stays in the heap (in the snapshot, in the
+  // daemon) for as long as it runs, and one character outside Latin-1 in a comment would store
+  // all of it as UTF-16, twice the size.
+  minifyWhitespace: true,
+  logLevel: 'warning',
+};
+
+/** dist/snapshot/serve.cjs and its map, built next to it, tried, then renamed into place. */
+async function buildServeBundle(): Promise<string> {
+  const tmp = join(OUT_DIR, 'serve.partial');
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    const script = join(tmp, 'serve.cjs');
+    await build({
+      ...BUNDLING,
+      entryPoints: [join(DIST_SRC, 'cli', 'serve-entry.js')],
+      outfile: script,
+      sourcemap: 'linked',
+    });
+    const trial = spawnSync(process.execPath, [script, 'serve', '--help'], { encoding: 'utf8', timeout: 60_000 });
+    if (trial.status !== 0 || !trial.stdout.startsWith('usage: relayguard serve '))
+      throw new Error(
+        `the daemon's bundle does not run serve --help (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
+      );
+    renameSync(`${script}.map`, `${SERVE_BUNDLE}.map`);
+    renameSync(script, SERVE_BUNDLE);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return SERVE_BUNDLE;
+}
+
 async function buildSnapshot(): Promise<string> {
-  rmSync(OUT_DIR, { recursive: true, force: true });
-  mkdirSync(OUT_DIR, { recursive: true });
-  await build({
-    entryPoints: [join(DIST_SRC, 'cli', 'snapshot-entry.js')],
-    outfile: BUNDLE,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    plugins: [ownModuleUrls, zodEnglishOnly],
-    // No comments and no indentation: the script's source is kept in the snapshot, and one
-    // character outside Latin-1 in a comment would store all of it as UTF-16, twice the size.
-    minifyWhitespace: true,
-    logLevel: 'warning',
-  });
+  await build({ ...BUNDLING, entryPoints: [join(DIST_SRC, 'cli', 'snapshot-entry.js')], outfile: BUNDLE });
   const blob = snapshotPath(process.execPath);
   // Made and tried without NODE_OPTIONS, as bin/relayguard runs it: V8 flags there (an
   // --max-old-space-size in a build environment) would make a snapshot Node refuses at run time.
@@ -115,25 +145,38 @@ async function buildSnapshot(): Promise<string> {
   } finally {
     rmSync(partial, { force: true });
   }
-  // Which checkout it belongs to: bin/relayguard does not use it from a copy elsewhere.
-  writeFileSync(BUILT_FOR, `${ROOT}\n`);
   return blob;
 }
 
 async function cli(argv: string[]): Promise<number> {
   const optional = argv.includes('--optional');
-  try {
-    const blob = await buildSnapshot();
-    const mib = (statSync(blob).size / 1048576).toFixed(1);
-    process.stdout.write(`cli-snapshot: ${blob} (${mib} MiB) for ${process.execPath} ${process.version}\n`);
-    return 0;
-  } catch (err) {
-    process.stderr.write(
-      `cli-snapshot: no start-up snapshot for ${process.execPath} ${process.version}: ${(err as Error).message}\n` +
-        (optional ? 'cli-snapshot: relayguard works without it; its commands start more slowly\n' : ''),
-    );
-    return optional ? 0 : 1;
+  rmSync(OUT_DIR, { recursive: true, force: true });
+  mkdirSync(OUT_DIR, { recursive: true });
+  // Which checkout they belong to: bin/relayguard does not use them from a copy elsewhere.
+  writeFileSync(BUILT_FOR, `${ROOT}\n`);
+  let failed = false;
+  const steps = [
+    {
+      what: "the daemon's bundle",
+      make: buildServeBundle,
+      without: 'serve runs on dist/src instead, with more memory',
+    },
+    { what: 'a start-up snapshot', make: buildSnapshot, without: 'its commands start more slowly' },
+  ];
+  for (const step of steps) {
+    try {
+      const file = await step.make();
+      const mib = (statSync(file).size / 1048576).toFixed(1);
+      process.stdout.write(`cli-snapshot: ${file} (${mib} MiB) for ${process.execPath} ${process.version}\n`);
+    } catch (err) {
+      failed = true;
+      process.stderr.write(
+        `cli-snapshot: no ${step.what.replace(/^(the|a) /, '')} for ${process.execPath} ${process.version}: ${(err as Error).message}\n` +
+          (optional ? `cli-snapshot: relayguard works without it; ${step.without}\n` : ''),
+      );
+    }
   }
+  return failed && !optional ? 1 : 0;
 }
 
 if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {

@@ -5,9 +5,9 @@
 import { realpathSync } from 'node:fs';
 import nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { HelpRequested, UsageError } from './args.js';
-import { CommandFailed, packageVersion, type Command } from './command.js';
+import { packageVersion } from './command.js';
 import { COMMANDS } from './commands.js';
+import { commandHelp, runCommand } from './run-command.js';
 
 export { COMMANDS };
 
@@ -16,8 +16,11 @@ export { COMMANDS };
 // line, start faster from the second run on. Node 20 has no such cache; a failure only costs time.
 // Not while `node --build-snapshot` evaluates this file for the CLI's start-up snapshot
 // (src/cli/snapshot-entry.ts): the snapshot holds compiled code already.
+// Nor for serve, which starts once: the cache's code for every function compiled when it was
+// written stays in the daemon's heap (2 MiB more RSS on Node 24, bench/RESULTS.md "Issue 22,
+// fourth pass").
 try {
-  if (!process.execArgv.includes('--build-snapshot'))
+  if (!process.execArgv.includes('--build-snapshot') && process.argv[2] !== 'serve')
     (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 } catch {
   /* no cache */
@@ -30,11 +33,6 @@ function usage(): string {
     'Every command takes -c F as --config F (default: policies/default.yaml) and --help.\n' +
     'relayguard --version prints the version.\n'
   );
-}
-
-function commandHelp(cmd: Pick<Command, 'usage' | 'summary'>): string {
-  const config = cmd.usage.includes('--config') ? '\n-c F is short for --config F.' : '';
-  return `usage: relayguard ${cmd.usage}\n\n${cmd.summary}${config}\n`;
 }
 
 /** Runs one command line; the exit code, or -1 for a daemon that keeps running. */
@@ -74,21 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(commandHelp(cmd));
     return 0;
   }
-  try {
-    return await (await cmd.load()).run([...rest]);
-  } catch (err) {
-    if (err instanceof HelpRequested) {
-      process.stdout.write(commandHelp(cmd));
-      return 0;
-    }
-    if (err instanceof UsageError) {
-      process.stderr.write(`relayguard ${name}: ${err.message}\nusage: relayguard ${cmd.usage}\n`);
-      return 2;
-    }
-    if (err instanceof CommandFailed) return err.code;
-    process.stderr.write(`relayguard ${name}: ${(err as Error).stack ?? String(err)}\n`);
-    return 1;
-  }
+  return runCommand(cmd, () => cmd.load(), rest);
 }
 
 /** True when this file is the program (also through npm's bin symlink), false when imported. */

@@ -307,7 +307,6 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
   const configPath = preparePolicy({ config: opts.config, configText: opts.configText, stateDir });
   const metricsArg = metrics ? `127.0.0.1:${stack.metricsPort}` : 'off';
   const args = [
-    relayguardMain,
     'serve',
     '--config',
     configPath,
@@ -317,9 +316,12 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
     metricsArg,
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, {
+  // As systemd starts it: bin/relayguard (which sets the daemon's malloc environment and starts
+  // serve from the bundle test/run-all.sh built), with this Node first in PATH.
+  const env = childEnv(opts.env);
+  const child = spawn(relayguardBin, args, {
     cwd: repoRoot,
-    env: childEnv(opts.env),
+    env: { ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? ''}` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);

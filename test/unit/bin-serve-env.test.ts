@@ -36,7 +36,7 @@ describe('bin/relayguard: the environment serve starts with', () => {
     const line = started(['serve', '--config', '/etc/relayguard/relayguard.yaml']);
     assert.match(
       line,
-      /^arena=2 mmap=65536 args=\S+\/dist\/src\/cli\/main\.js serve --config \/etc\/relayguard\/relayguard\.yaml$/,
+      /^arena=2 mmap=65536 args=\S+\/dist\/(?:src\/cli\/main\.js|snapshot\/serve\.cjs) serve --config \/etc\/relayguard\/relayguard\.yaml$/,
     );
   });
 

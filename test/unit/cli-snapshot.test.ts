@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   realpathSync,
   rmSync,
@@ -31,6 +32,7 @@ import { snapshotPath } from '../../tools/cli-snapshot.js';
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const bin = join(repo, 'bin', 'relayguard');
 const main = join(repo, 'dist', 'src', 'cli', 'main.js');
+const serveBundle = join(repo, 'dist', 'snapshot', 'serve.cjs');
 const examplePolicy = join(repo, 'examples', 'postfix', 'relayguard.yaml');
 
 const work = mkdtempSync(join(tmpdir(), 'rg-cli-snapshot-'));
@@ -126,23 +128,58 @@ describe('the CLI start-up snapshot', () => {
     assert.ok(statSync(blob).mtimeMs > statSync(main).mtimeMs, 'the snapshot is older than dist/src/cli/main.js');
   });
 
-  it('bin/relayguard starts the commands from it, and serve, --help and --version without it', () => {
+  it('bin/relayguard starts the commands from it, serve from its bundle, --help and --version on main.js', () => {
     const blob = snapshotPath(process.execPath);
     for (const args of [['validate'], ['quarantine', 'list'], ['check', '--help']])
       assert.ok(execLine(args).includes(`--snapshot-blob ${blob} ${main}`), args.join(' '));
-    for (const args of [['serve', '--help'], ['--help'], ['--version'], []]) {
+    for (const args of [
+      ['serve', '--help'],
+      ['serve', '-c', 'x.yaml'],
+    ])
+      assert.ok(execLine(args).endsWith(` ${serveBundle} ${args.join(' ')}`), args.join(' '));
+    for (const args of [['--help'], ['--version'], []]) {
       const line = execLine(args);
       assert.ok(!line.includes('--snapshot-blob'), `${args.join(' ')}: ${line}`);
       assert.ok(line.includes(main), line);
     }
   });
 
-  it('not with V8 flags in NODE_OPTIONS, nor with RELAYGUARD_SNAPSHOT=off', () => {
-    assert.ok(!execLine(['validate'], env({ NODE_OPTIONS: '--max-old-space-size=256' })).includes('--snapshot-blob'));
+  it("not with V8 flags in NODE_OPTIONS (serve's bundle still), nor either with RELAYGUARD_SNAPSHOT=off", () => {
+    const flags = env({ NODE_OPTIONS: '--max-old-space-size=256' });
+    assert.ok(!execLine(['validate'], flags).includes('--snapshot-blob'));
+    assert.ok(execLine(['serve'], flags).includes(serveBundle), 'the bundle is plain JavaScript: any flags');
     assert.ok(!execLine(['validate'], env({ RELAYGUARD_SNAPSHOT: 'off' })).includes('--snapshot-blob'));
+    assert.ok(execLine(['serve'], env({ RELAYGUARD_SNAPSHOT: 'off' })).endsWith(`${main} serve`));
     // And the command still works there.
     const r = run([bin, 'validate', '-c', examplePolicy], env({ NODE_OPTIONS: '--max-old-space-size=256' }));
     assert.equal(r.status, 0, r.stderr);
+  });
+
+  for (const args of [
+    ['serve', '--help'],
+    ['serve', '--bogus'],
+    ['serve', '-c', badPolicy],
+    ['serve', 'extra'],
+  ]) {
+    it(`relayguard ${args.join(' ').replaceAll(work, 'TMP')} from the bundle: the same as on main.js`, () => {
+      const plain = run([process.execPath, main, ...args]);
+      const bundled = run([process.execPath, serveBundle, ...args]);
+      assert.equal(bundled.status, plain.status, `exit codes; stderr from the bundle: ${bundled.stderr}`);
+      assert.notEqual(plain.status, null);
+      assert.equal(steady(bundled.stdout), steady(plain.stdout));
+      assert.equal(steady(bundled.stderr), steady(plain.stderr));
+    });
+  }
+
+  it("serve's bundle runs serve only, and its source map leads back to src/", () => {
+    const r = run([process.execPath, serveBundle, 'validate']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /runs serve only: start relayguard with bin\/relayguard/);
+    const map = JSON.parse(readFileSync(`${serveBundle}.map`, 'utf8')) as { sources: string[] };
+    assert.ok(
+      map.sources.some((f) => f.endsWith('src/cli/serve.ts')),
+      map.sources.slice(0, 5).join(' '),
+    );
   });
 
   for (const args of COMMANDS) {
@@ -177,8 +214,10 @@ describe('the CLI start-up snapshot', () => {
     assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used before');
     const later = new Date(Date.now() + 60_000);
     // tsc --watch writes only the modules that changed.
+    assert.ok(execLine(['serve'], env(), copyBin).includes('serve.cjs'), 'the bundle used before');
     utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), later, later);
     assert.ok(!execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'a module changed');
+    assert.ok(execLine(['serve'], env(), copyBin).endsWith('main.js serve'), 'the bundle, a module changed');
     utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), new Date(0), new Date(0));
     assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used again');
     utimesSync(join(root, 'node_modules', '.package-lock.json'), later, later);
@@ -194,6 +233,8 @@ describe('the CLI start-up snapshot', () => {
     );
     writeFileSync(blob, '');
     assert.ok(!execLine(['validate'], env(), join(root, 'bin', 'relayguard')).includes('--snapshot-blob'));
+    writeFileSync(join(root, 'dist', 'snapshot', 'serve.cjs'), '');
+    assert.ok(execLine(['serve'], env(), join(root, 'bin', 'relayguard')).endsWith('main.js serve'));
     assert.equal(run([join(root, 'bin', 'relayguard'), 'validate', '-c', examplePolicy]).status, 0);
   });
 
@@ -201,6 +242,7 @@ describe('the CLI start-up snapshot', () => {
     const root = copyCheckout(join(work, 'moved'));
     const movedBin = join(root, 'bin', 'relayguard');
     assert.ok(!execLine(['validate'], env(), movedBin).includes('--snapshot-blob'));
+    assert.ok(execLine(['serve'], env(), movedBin).endsWith(`${root}/dist/src/cli/main.js serve`));
     // The moved checkout's default policy differs from the original's: validate must read it.
     writeFileSync(join(root, 'policies', 'default.yaml'), 'server:\n  listen: 12\n');
     const r = run([movedBin, 'validate']);

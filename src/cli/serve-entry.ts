@@ -1,0 +1,28 @@
+// The daemon's entry when it runs from its bundle: `npm run build` bundles this file with what
+// serve imports into one script, dist/snapshot/serve.cjs (tools/cli-snapshot.ts), and
+// bin/relayguard starts serve from it while it is as new as dist/src. Why: the modules' comments
+// and indentation, zod's translations of its messages into forty languages and the module
+// loader's records per module stay in the daemon's memory for as long as it runs, 4-7 MiB of
+// RSS (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
+// bundle (NODE_OPTIONS=--enable-source-maps maps them back to src/ through serve.cjs.map).
+import { applyHeapProfile, DEFAULT_HEAP_PROFILE } from '../ops/heap-profile.js';
+import { about } from './command-list.js';
+import { runCommand } from './run-command.js';
+
+const [, , name, ...args] = process.argv;
+if (name !== 'serve') {
+  process.stderr.write(`relayguard: ${process.argv[1]} runs serve only: start relayguard with bin/relayguard\n`);
+  process.exitCode = 2;
+} else {
+  // As commands.ts does for serve: the heap profile before serve's modules are evaluated.
+  applyHeapProfile(DEFAULT_HEAP_PROFILE);
+  runCommand(about('serve'), () => import('./serve.js').then((m) => m.serveCommand), args).then(
+    (code) => {
+      if (code !== -1) process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(String(err) + '\n');
+      process.exitCode = 1;
+    },
+  );
+}
