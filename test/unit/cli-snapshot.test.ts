@@ -80,7 +80,10 @@ function run(argv: string[], e: NodeJS.ProcessEnv = env()): Run {
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
-/** The command bin/relayguard would exec, from `sh -x` (the last `exec` line). */
+/**
+ * The command bin/relayguard execs, from `sh -x` (the last `exec` line). It runs for real: `args`
+ * must make it exit at once (a `serve` without --help would start a daemon).
+ */
 function execLine(args: string[], e: NodeJS.ProcessEnv = env(), script = bin): string {
   const r = spawnSync('sh', ['-x', script, ...args], { encoding: 'utf8', timeout: 60_000, cwd: work, env: e });
   const lines = (r.stderr ?? '').split('\n').filter((l) => l.startsWith('+ exec '));
@@ -147,9 +150,9 @@ describe('the CLI start-up snapshot', () => {
   it("not with V8 flags in NODE_OPTIONS (serve's bundle still), nor either with RELAYGUARD_SNAPSHOT=off", () => {
     const flags = env({ NODE_OPTIONS: '--max-old-space-size=256' });
     assert.ok(!execLine(['validate'], flags).includes('--snapshot-blob'));
-    assert.ok(execLine(['serve'], flags).includes(serveBundle), 'the bundle is plain JavaScript: any flags');
+    assert.ok(execLine(['serve', '--help'], flags).includes(serveBundle), 'the bundle is plain JavaScript: any flags');
     assert.ok(!execLine(['validate'], env({ RELAYGUARD_SNAPSHOT: 'off' })).includes('--snapshot-blob'));
-    assert.ok(execLine(['serve'], env({ RELAYGUARD_SNAPSHOT: 'off' })).endsWith(`${main} serve`));
+    assert.ok(execLine(['serve', '--help'], env({ RELAYGUARD_SNAPSHOT: 'off' })).endsWith(`${main} serve --help`));
     // And the command still works there.
     const r = run([bin, 'validate', '-c', examplePolicy], env({ NODE_OPTIONS: '--max-old-space-size=256' }));
     assert.equal(r.status, 0, r.stderr);
@@ -214,10 +217,13 @@ describe('the CLI start-up snapshot', () => {
     assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used before');
     const later = new Date(Date.now() + 60_000);
     // tsc --watch writes only the modules that changed.
-    assert.ok(execLine(['serve'], env(), copyBin).includes('serve.cjs'), 'the bundle used before');
+    assert.ok(execLine(['serve', '--help'], env(), copyBin).includes('serve.cjs'), 'the bundle used before');
     utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), later, later);
     assert.ok(!execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'a module changed');
-    assert.ok(execLine(['serve'], env(), copyBin).endsWith('main.js serve'), 'the bundle, a module changed');
+    assert.ok(
+      execLine(['serve', '--help'], env(), copyBin).endsWith('main.js serve --help'),
+      'the bundle, a module changed',
+    );
     utimesSync(join(root, 'dist', 'src', 'rules', 'size.js'), new Date(0), new Date(0));
     assert.ok(execLine(['validate'], env(), copyBin).includes('--snapshot-blob'), 'used again');
     utimesSync(join(root, 'node_modules', '.package-lock.json'), later, later);
@@ -234,7 +240,7 @@ describe('the CLI start-up snapshot', () => {
     writeFileSync(blob, '');
     assert.ok(!execLine(['validate'], env(), join(root, 'bin', 'relayguard')).includes('--snapshot-blob'));
     writeFileSync(join(root, 'dist', 'snapshot', 'serve.cjs'), '');
-    assert.ok(execLine(['serve'], env(), join(root, 'bin', 'relayguard')).endsWith('main.js serve'));
+    assert.ok(execLine(['serve', '--help'], env(), join(root, 'bin', 'relayguard')).endsWith('main.js serve --help'));
     assert.equal(run([join(root, 'bin', 'relayguard'), 'validate', '-c', examplePolicy]).status, 0);
   });
 
@@ -242,7 +248,7 @@ describe('the CLI start-up snapshot', () => {
     const root = copyCheckout(join(work, 'moved'));
     const movedBin = join(root, 'bin', 'relayguard');
     assert.ok(!execLine(['validate'], env(), movedBin).includes('--snapshot-blob'));
-    assert.ok(execLine(['serve'], env(), movedBin).endsWith(`${root}/dist/src/cli/main.js serve`));
+    assert.ok(execLine(['serve', '--help'], env(), movedBin).endsWith(`${root}/dist/src/cli/main.js serve --help`));
     // The moved checkout's default policy differs from the original's: validate must read it.
     writeFileSync(join(root, 'policies', 'default.yaml'), 'server:\n  listen: 12\n');
     const r = run([movedBin, 'validate']);
