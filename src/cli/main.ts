@@ -17,8 +17,7 @@ export { COMMANDS };
 // Not while `node --build-snapshot` evaluates this file for the CLI's start-up snapshot
 // (src/cli/snapshot-entry.ts): the snapshot holds compiled code already.
 // Nor for serve, which starts once: the cache's code for every function compiled when it was
-// written stays in the daemon's heap (2 MiB more RSS on Node 24, bench/RESULTS.md "Issue 22,
-// fourth pass").
+// written would stay in the daemon's heap (bench/RESULTS.md, "Issue 22, fourth pass").
 try {
   if (!process.execArgv.includes('--build-snapshot') && process.argv[2] !== 'serve')
     (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();

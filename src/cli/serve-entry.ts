@@ -2,8 +2,8 @@
 // serve imports into one script, dist/snapshot/serve.cjs (tools/cli-snapshot.ts), and
 // bin/relayguard starts serve from it while it is as new as dist/src. Why: the modules' comments
 // and indentation, zod's translations of its messages into forty languages and the module
-// loader's records per module stay in the daemon's memory for as long as it runs, 4-7 MiB of
-// RSS (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
+// loader's records per module stay in the daemon's memory for as long as it runs
+// (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
 // bundle (NODE_OPTIONS=--enable-source-maps maps them back to src/ through serve.cjs.map).
 import { applyHeapProfile, DEFAULT_HEAP_PROFILE } from '../ops/heap-profile.js';
 import { about } from './command-list.js';

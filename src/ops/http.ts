@@ -6,7 +6,8 @@ import { registry } from './metrics.js';
 
 // Why require and not import: importing node:http as an ES module makes Node 22 and later build
 // its namespace, which reads http's lazy `WebSocket` export and so loads undici (fetch,
-// WebSocket), 10-15 MiB of RSS relayguard never uses (bench/RESULTS.md, "Issue 22, fourth pass").
+// WebSocket), which relayguard never uses and which stays in memory (bench/RESULTS.md, "Issue 22,
+// fourth pass").
 const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export interface HealthSource {

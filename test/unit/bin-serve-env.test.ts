@@ -1,6 +1,5 @@
 // bin/relayguard starts serve with glibc's malloc set for a long-running daemon (two arenas, blocks
-// of 64 KiB and more mapped on their own: 6-8 MiB less peak RSS, bench/RESULTS.md "Issue 22,
-// fourth pass"), keeps what the environment already sets (an administrator's Environment= in the
+// of 64 KiB and more mapped on their own; bench/RESULTS.md "Issue 22, fourth pass"), keeps what the environment already sets (an administrator's Environment= in the
 // unit), and leaves the short commands alone. A `node` first in PATH prints what it was given.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,7 +1,8 @@
 // What `serve` loads of Node's own modules: a daemon must not pay for clients it never runs.
 // Importing node:http as an ES module made Node 22 and later load undici (fetch, WebSocket), and
 // prom-client's index loaded its Pushgateway client (node:https, so TLS) and the cluster
-// aggregator; together 10-20 MiB of peak RSS (bench/RESULTS.md, "Issue 22, fourth pass"). A real
+// aggregator, all kept in memory for as long as serve runs (bench/RESULTS.md, "Issue 22,
+// fourth pass"). A real
 // serve with its metrics endpoint runs, is scraped, and reports at exit what it loaded.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
