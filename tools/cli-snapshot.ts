@@ -23,7 +23,16 @@
 // --optional (npm's prepare step): a failure is a warning and exit 0; the CLI works without a
 // snapshot, only slower to start.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
@@ -76,6 +85,14 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/**
+ * Dates `file` to when the build began reading its inputs: bin/relayguard compares dist/src with
+ * it (`find -newer`), and a module rewritten while the build ran (tsc --watch) must count as newer.
+ */
+function stampAsOf(file: string, inputsRead: Date): void {
+  utimesSync(file, inputsRead, inputsRead);
+}
+
 /** How both scripts are bundled. */
 const BUNDLING: BuildOptions = {
   bundle: true,
@@ -96,6 +113,7 @@ async function buildServeBundle(): Promise<string> {
   rmSync(tmp, { recursive: true, force: true });
   try {
     const script = join(tmp, 'serve.cjs');
+    const inputsRead = new Date();
     await build({
       ...BUNDLING,
       entryPoints: [join(DIST_SRC, 'cli', 'serve-entry.js')],
@@ -108,6 +126,7 @@ async function buildServeBundle(): Promise<string> {
         `the daemon's bundle does not run serve --help (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
       );
     renameSync(`${script}.map`, `${SERVE_BUNDLE}.map`);
+    stampAsOf(script, inputsRead);
     renameSync(script, SERVE_BUNDLE);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -116,6 +135,7 @@ async function buildServeBundle(): Promise<string> {
 }
 
 async function buildSnapshot(): Promise<string> {
+  const inputsRead = new Date();
   await build({ ...BUNDLING, entryPoints: [join(DIST_SRC, 'cli', 'snapshot-entry.js')], outfile: BUNDLE });
   const blob = snapshotPath(process.execPath);
   // Made and tried without NODE_OPTIONS, as bin/relayguard runs it: V8 flags there (an
@@ -141,6 +161,7 @@ async function buildSnapshot(): Promise<string> {
         `the new snapshot does not run validate (exit ${trial.status ?? trial.signal}): ${trial.stderr.trim()}`,
       );
     // Renamed into place whole: a command started meanwhile never reads half a file.
+    stampAsOf(partial, inputsRead);
     renameSync(partial, blob);
   } finally {
     rmSync(partial, { force: true });

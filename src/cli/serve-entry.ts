@@ -6,12 +6,23 @@
 // (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
 // bundle (NODE_OPTIONS=--enable-source-maps maps them back to src/ through serve.cjs.map).
 import { applyHeapProfile, DEFAULT_HEAP_PROFILE } from '../ops/heap-profile.js';
+import { join } from 'node:path';
+import { PACKAGE_ROOT, startedFrom } from './command.js';
 import { about } from './command-list.js';
 import { runCommand } from './run-command.js';
 
-const [, , name, ...args] = process.argv;
-if (name !== 'serve') {
-  process.stderr.write(`relayguard: ${process.argv[1]} runs serve only: start relayguard with bin/relayguard\n`);
+/** Where the build writes this bundle (and tries it first, in a directory below). */
+const BUILT_IN = join(PACKAGE_ROOT, 'dist', 'snapshot');
+const [, script = '', name, ...args] = process.argv;
+if (!startedFrom(script, BUILT_IN, { directory: true })) {
+  // Copied elsewhere after its build, it would serve with the build checkout's policy and packages.
+  process.stderr.write(
+    `relayguard: this bundle was made in ${BUILT_IN}, not for ${script}: ` +
+      'start relayguard with bin/relayguard, or run npm run build in this checkout\n',
+  );
+  process.exitCode = 1;
+} else if (name !== 'serve') {
+  process.stderr.write(`relayguard: ${script} runs serve only: start relayguard with bin/relayguard\n`);
   process.exitCode = 2;
 } else {
   // As commands.ts does for serve: the heap profile before serve's modules are evaluated.

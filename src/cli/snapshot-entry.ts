@@ -4,11 +4,11 @@
 // already made. bin/relayguard starts Node from that snapshot for every command but serve, and
 // the function below runs the command line as main.ts would (what it saves: bench/RESULTS.md,
 // "CLI start-up from a snapshot").
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import nodeModule from 'node:module';
 import { join } from 'node:path';
 import v8 from 'node:v8';
-import { PACKAGE_ROOT } from './command.js';
+import { PACKAGE_ROOT, startedFrom } from './command.js';
 import { main } from './main.js';
 // The commands' code, evaluated into the snapshot (main.ts would import each on first use).
 import './quarantine.js';
@@ -18,19 +18,11 @@ import { parsePolicyText } from '../rules/policy-schema.js';
 /** The main.js this snapshot was built from: bin/relayguard passes its own as argv[1]. */
 const BUILT_FROM = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 
-function samePath(a: string, b: string): boolean {
-  try {
-    return realpathSync(a) === realpathSync(b);
-  } catch {
-    return false;
-  }
-}
-
 function runFromSnapshot(): void {
   const [, script = '', ...args] = process.argv;
   // bin/relayguard starts the snapshot only in the checkout it was made in (dist/snapshot/root):
   // the paths inside it (the default policy, the package's modules) are that checkout's.
-  if (!samePath(script, BUILT_FROM)) {
+  if (!startedFrom(script, BUILT_FROM)) {
     process.stderr.write(
       `relayguard: this start-up snapshot was made for ${BUILT_FROM}, not ${script}: ` +
         'start relayguard with bin/relayguard, or run npm run build in this checkout\n',

@@ -15,24 +15,37 @@ export type { Gauge } from 'prom-client';
 /** The parts of prom-client relayguard uses. */
 type PromParts = Pick<typeof Prom, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>;
 
-let real: PromParts | undefined;
+/** prom-client's files relayguard loads, by their names under prom-client/lib. */
+const PROM_FILES = {
+  Registry: 'registry',
+  Counter: 'counter',
+  Gauge: 'gauge',
+  Histogram: 'histogram',
+  collectDefaultMetrics: 'defaultMetrics',
+} as const satisfies Record<keyof PromParts, string>;
+
 /**
- * The real prom-client, file by file: its index also loads the Pushgateway client (node:https,
- * so TLS and all of node:crypto) and the cluster aggregator (node:cluster), which a milter never
- * uses (bench/RESULTS.md, "Issue 22, fourth pass"). prom-client 15 has no `exports` map, so these
- * paths are its own module files; test/unit/metrics.test.ts checks they are what the index exports.
+ * prom-client file by file, through `load` (a require): its index also loads the Pushgateway
+ * client (node:https, so TLS and all of node:crypto) and the cluster aggregator, which a milter
+ * never uses (bench/RESULTS.md, "Issue 22, fourth pass"). prom-client 15.1 has no `exports` map,
+ * so these paths are its own module files (test/unit/serve-footprint.test.ts checks they are what
+ * the index exports); a later version that closes them with one gets the index instead.
  */
+export function promParts(load: (id: string) => unknown): PromParts {
+  try {
+    const parts: Record<string, unknown> = {};
+    for (const [name, file] of Object.entries(PROM_FILES)) parts[name] = load(`prom-client/lib/${file}`);
+    return parts as unknown as PromParts;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw err;
+    return load('prom-client') as PromParts;
+  }
+}
+
+let real: PromParts | undefined;
+/** The real prom-client. */
 export function promClient(): PromParts {
-  if (real) return real;
-  const load = createRequire(import.meta.url);
-  const lib = (name: string) => load(`prom-client/lib/${name}`) as unknown;
-  return (real = {
-    Registry: lib('registry') as PromParts['Registry'],
-    Counter: lib('counter') as PromParts['Counter'],
-    Gauge: lib('gauge') as PromParts['Gauge'],
-    Histogram: lib('histogram') as PromParts['Histogram'],
-    collectDefaultMetrics: lib('defaultMetrics') as PromParts['collectDefaultMetrics'],
-  });
+  return (real ??= promParts(createRequire(import.meta.url)));
 }
 
 /** Stand-ins not created yet, in definition order (the registry is defined before the metrics

@@ -380,6 +380,13 @@ export async function startRelayguard(opts: StartRelayguardOptions = {}): Promis
     }
     await sleep(POLL_MS);
   }
+  // What the suite tests is the bundle administrators run (test/run-all.sh built it after tsc);
+  // a silent fall back to dist/src would leave it untested.
+  const cmdline = readFileSync(`/proc/${handle.pid}/cmdline`, 'utf8').split('\0');
+  if (env.RELAYGUARD_SNAPSHOT !== 'off' && !cmdline[1]?.endsWith('/dist/snapshot/serve.cjs')) {
+    await handle.stop('SIGKILL');
+    throw new Error(`serve did not start from its bundle (${cmdline.join(' ')}): run npm run build`);
+  }
   return handle;
 }
 

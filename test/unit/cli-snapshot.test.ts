@@ -265,6 +265,10 @@ describe('the CLI start-up snapshot', () => {
     ]);
     assert.equal(direct.status, 1);
     assert.match(direct.stderr, /this start-up snapshot was made for .*, not .*moved/);
+    // So does serve's bundle, started by hand from the copy.
+    const bundled = run([process.execPath, join(root, 'dist', 'snapshot', 'serve.cjs'), 'serve', '--help']);
+    assert.equal(bundled.status, 1, bundled.stdout);
+    assert.match(bundled.stderr, /this bundle was made in .*, not for .*moved/);
   });
 
   it('made with V8 flags in NODE_OPTIONS (a build environment), it still runs without them', () => {
