@@ -179,7 +179,48 @@ export interface VerifyResults {
   dkim: Awaited<ReturnType<Verifiers['dkimVerify']>>;
   spf: Awaited<ReturnType<Verifiers['spf']>> | false;
   arc: Awaited<ReturnType<Verifiers['arc']>>;
+  /** The strictest of `dmarcEach` (see dmarcForAuthors). */
   dmarc: Awaited<ReturnType<Verifiers['dmarc']>>;
+  /** DMARC for each domain of the From header (one for one author; none without a From). */
+  dmarcEach: Array<Awaited<ReturnType<Verifiers['dmarc']>>>;
+}
+
+type DmarcResult = Exclude<Awaited<ReturnType<Verifiers['dmarc']>>, false>;
+
+/** How strict a DMARC result is: a failure under the strictest policy first, a pass last. */
+function strictness(r: DmarcResult): number {
+  const result = r.status?.result;
+  const policy = (r as { policy?: string; p?: string }).policy ?? (r as { p?: string }).p;
+  if (result === 'fail') return policy === 'reject' ? 0 : policy === 'quarantine' ? 1 : 2;
+  const order = ['temperror', 'permerror', 'none', 'neutral', 'pass'];
+  const i = order.indexOf(result ?? 'none');
+  return 3 + (i < 0 ? 2 : i);
+}
+
+const domainOf = (address: string) =>
+  address
+    .slice(address.lastIndexOf('@') + 1)
+    .trim()
+    .toLowerCase();
+
+/**
+ * DMARC for a From header with one author or several. mailauth answers a From with several
+ * addresses with no result at all (`false`, so dmarc=none), which let a sender put an outside
+ * brand with p=reject next to an address of their own and have no policy apply. RFC 7489 section
+ * 6.6.1 lets a receiver check each author domain and apply the strictest policy among those that
+ * fail: each distinct domain is checked, and the strictest result stands for the message.
+ */
+async function dmarcForAuthors(
+  headerFrom: string | string[] | undefined,
+  check: (address: string) => Promise<Awaited<ReturnType<Verifiers['dmarc']>>>,
+): Promise<Pick<VerifyResults, 'dmarc' | 'dmarcEach'>> {
+  const authors = headerFrom === undefined ? [] : Array.isArray(headerFrom) ? headerFrom : [headerFrom];
+  const oneEach = [...new Map(authors.filter(Boolean).map((a) => [domainOf(a), a])).values()];
+  const each = await Promise.all(oneEach.map(check));
+  const results = each.filter((r): r is DmarcResult => r !== false);
+  if (results.length === 0) return { dmarc: false, dmarcEach: each };
+  const strictest = results.reduce((a, b) => (strictness(b) < strictness(a) ? b : a));
+  return { dmarc: strictest, dmarcEach: each };
 }
 
 /**
@@ -206,23 +247,23 @@ export async function verifyMessage(message: Readable | Buffer, o: VerifyOptions
     resolver: o.resolver,
     minBitLength: o.minBitLength,
   });
-  const dmarc = dkim.headerFrom
-    ? await parts.dmarc({
-        headerFrom: dkim.headerFrom,
-        spfDomains: spf && spf.status?.result === 'pass' && spf.domain ? [spf.domain] : [],
-        dkimDomains: (dkim.results ?? [])
-          .filter((r) => r.status?.result === 'pass')
-          .map((r) => ({
-            id: (r as { id?: string }).id,
-            domain: r.signingDomain,
-            aligned: r.status.aligned,
-            underSized: (r.status as { underSized?: boolean }).underSized,
-          })),
-        arcResult: arc,
-        resolver: o.resolver,
-      })
-    : false;
-  return { dkim, spf, arc, dmarc };
+  const { dmarc, dmarcEach } = await dmarcForAuthors(dkim.headerFrom, (headerFrom) =>
+    parts.dmarc({
+      headerFrom,
+      spfDomains: spf && spf.status?.result === 'pass' && spf.domain ? [spf.domain] : [],
+      dkimDomains: (dkim.results ?? [])
+        .filter((r) => r.status?.result === 'pass')
+        .map((r) => ({
+          id: (r as { id?: string }).id,
+          domain: r.signingDomain,
+          aligned: r.status.aligned,
+          underSized: (r.status as { underSized?: boolean }).underSized,
+        })),
+      arcResult: arc,
+      resolver: o.resolver,
+    }),
+  );
+  return { dkim, spf, arc, dmarc, dmarcEach };
 }
 
 /** Checks the message. DNS trouble shows as temperror results, never as an exception. */
@@ -265,8 +306,11 @@ export async function checkAuthentication(input: AuthInput, opts: MailAuthOption
     if (arc && arc.info) lines.push(oneLine(arc.info));
     const dmarc = r.dmarc as
       { status?: { result?: string }; policy?: string; p?: string; domain?: string; info?: string } | false | undefined;
-    if (dmarc && dmarc.info) lines.push(oneLine(dmarc.info));
-    else lines.push('dmarc=none');
+    // One line per author domain (RFC 8601 allows a method more than once).
+    const dmarcLines = (r.dmarcEach as Array<{ info?: string } | false>).flatMap((d) =>
+      d && d.info ? [oneLine(d.info)] : [],
+    );
+    lines.push(...(dmarcLines.length ? dmarcLines : ['dmarc=none']));
     return {
       authservId: input.authservId,
       dkim,

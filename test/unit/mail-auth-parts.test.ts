@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { authenticate, dkimSign, sealMessage } from 'mailauth';
-import { verifyMessage, type VerifyOptions } from '../../src/deps/mail-auth.js';
+import { checkAuthentication, verifyMessage, type VerifyOptions } from '../../src/deps/mail-auth.js';
 import { dkimTxtRecord } from '../../src/deps/signing-key.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 
@@ -176,11 +176,11 @@ const CASES: Case[] = [
     dnsDown: true,
   },
   {
-    name: 'Received headers and two addresses in From',
+    name: 'Received headers',
     raw: async () =>
       crlf(
         'Received: from mx.elsewhere.test (mx.elsewhere.test [198.51.100.7])\n\tby gw.example.test; Mon, 7 Dec 2026 10:00:00 +0000\n' +
-          'From: a@outside.test, b@relaxed.test\nTo: u@example.test\nSubject: two\n\nbody\n',
+          'From: a@outside.test\nTo: u@example.test\nSubject: one\n\nbody\n',
       ),
     ip: CLIENT_IP,
     helo: 'mx.outside.test',
@@ -268,6 +268,64 @@ describe('verifyMessage: the same results as mailauth authenticate() with BIMI o
       'dkim=temperror',
     ])
       assert.ok(seen.has(want), `${want} not among ${[...seen].join(' ')}`);
+  });
+});
+
+describe('DMARC with several authors in From (RFC 7489 section 6.6.1)', () => {
+  const twoAuthors = (from: string) =>
+    crlf(`From: ${from}\nTo: u@example.test\nSubject: two\nMessage-ID: <2@outside.test>\n\nbody\n`);
+  const verify = async (raw: Buffer) =>
+    verifyMessage(raw, {
+      ip: CLIENT_IP,
+      helo: 'mx.outside.test',
+      sender: 'a@outside.test',
+      mta: 'gw.example.test',
+      resolver: await resolver(),
+      minBitLength: 1024,
+    });
+
+  it('each author domain is checked; the strictest failing policy stands (mailauth alone: no result)', async () => {
+    // outside.test passes by SPF alignment; relaxed.test (p=quarantine) is not aligned: it fails.
+    const raw = twoAuthors('a@outside.test, b@relaxed.test');
+    const theirs = await authenticate(raw, {
+      ip: CLIENT_IP,
+      helo: 'mx.outside.test',
+      sender: 'a@outside.test',
+      mta: 'gw.example.test',
+      resolver: await resolver(),
+      disableBimi: true,
+    });
+    assert.equal(theirs.dmarc, false, 'mailauth gives several authors no DMARC result');
+    const ours = await verify(raw);
+    assert.ok(ours.dmarc);
+    assert.equal(ours.dmarc.status?.result, 'fail');
+    assert.equal((ours.dmarc as { policy?: string }).policy, 'quarantine');
+    assert.deepEqual(
+      ours.dmarcEach.map((d) => (d ? `${d.status?.result}:${(d as { domain?: string }).domain}` : 'false')),
+      ['pass:outside.test', 'fail:relaxed.test'],
+    );
+  });
+
+  it('the Authentication-Results lines name each domain; one domain twice is checked once', async () => {
+    const facts = await checkAuthentication(
+      {
+        message: twoAuthors('a@outside.test, b@relaxed.test'),
+        ip: CLIENT_IP,
+        helo: 'mx.outside.test',
+        sender: 'a@outside.test',
+        authservId: 'gw.example.test',
+        signal: new AbortController().signal,
+      },
+      { dnsServers: [dnsServer], dnsTimeoutMs: 500, minKeyBits: 1024 },
+    );
+    const dmarcLines = facts.lines.filter((l) => l.startsWith('dmarc='));
+    assert.equal(dmarcLines.length, 2, facts.lines.join('\n'));
+    assert.match(dmarcLines[0]!, /^dmarc=pass .*header\.from=outside\.test/);
+    assert.match(dmarcLines[1]!, /^dmarc=fail .*header\.from=relaxed\.test/);
+    assert.deepEqual(facts.dmarc, { result: 'fail', policy: 'quarantine', domain: 'relaxed.test' });
+    const same = await verify(twoAuthors('a@outside.test, "Other" <c@Outside.test>'));
+    assert.equal(same.dmarcEach.length, 1);
+    assert.equal(same.dmarc && same.dmarc.status?.result, 'pass');
   });
 });
 
