@@ -115,7 +115,7 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
   const r = parsePolicyText('rules: { trace_header: { mode: enforce } }', 'fuzz.yaml');
   if (!r.ok) throw new Error('fuzz policy invalid');
   const policy = new CompiledPolicy(r.config, 'fuzz.yaml', silentLogger());
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
   const server = new MilterServer(policy, {
     listen: { kind: 'inet', host: '127.0.0.1', port },
     maxConnections: 500,

@@ -39,7 +39,7 @@ describe('header values', () => {
       'h.yaml',
     );
     assert.ok(r.ok);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
     const server = new MilterServer(new CompiledPolicy(r.config, 'h.yaml', silentLogger()), {
       listen: { kind: 'inet', host: '127.0.0.1', port },
       maxConnections: 5,

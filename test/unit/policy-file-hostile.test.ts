@@ -106,7 +106,7 @@ describe('SIGHUP with a hostile file', () => {
 
   before(async () => {
     writeFileSync(policy, GOOD('X-Old-Policy'));
-    port = 20000 + Math.floor(Math.random() * 20000);
+    port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
     child = spawn(
       process.execPath,
       [MAIN, 'serve', '--config', policy, '--listen', `inet:127.0.0.1:${port}`, '--metrics', 'off'],

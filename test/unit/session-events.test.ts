@@ -59,7 +59,7 @@ before(async () => {
     log,
   });
   await server.start();
-  tcpPort = 20000 + Math.floor(Math.random() * 20000);
+  tcpPort = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
   tcpServer = new MilterServer(policy, {
     listen: { kind: 'inet', host: '127.0.0.1', port: tcpPort },
     maxConnections: 10,

@@ -31,7 +31,7 @@ async function startServer(
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   const log = opts.log ?? silentLogger();
   const policy = new CompiledPolicy(r.config, 'limits.yaml', log);
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
   const server = new MilterServer(policy, {
     listen: { kind: 'inet', host: '127.0.0.1', port },
     maxConnections: opts.maxConnections ?? 20,

@@ -68,7 +68,7 @@ before(async () => {
   const policy = new CompiledPolicy(r.config, 'test.yaml', silentLogger(), { extraRules: [observer] });
   const logStream = new PassThrough();
   logStream.on('data', (c: Buffer) => (logText += c.toString('utf8')));
-  port = 20000 + Math.floor(Math.random() * 20000);
+  port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
   server = new MilterServer(policy, {
     listen: { kind: 'inet', host: '127.0.0.1', port },
     maxConnections: 10,

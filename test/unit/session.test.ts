@@ -54,7 +54,7 @@ before(async () => {
   const r = parsePolicyText(POLICY, 'test.yaml');
   assert.ok(r.ok);
   const policy = new CompiledPolicy(r.config, 'test.yaml', silentLogger(), { extraRules: [testRule] });
-  port = 20000 + Math.floor(Math.random() * 20000);
+  port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
   server = new MilterServer(policy, {
     listen: { kind: 'inet', host: '127.0.0.1', port },
     maxConnections: 10,
@@ -253,7 +253,7 @@ describe('resource bounds', () => {
     const r = parsePolicyText('server: { max_headers: 5 }\nrules: { trace_header: { mode: enforce } }', 'limits.yaml');
     assert.ok(r.ok);
     const policy = new CompiledPolicy(r.config, 'limits.yaml', silentLogger());
-    const p = 20000 + Math.floor(Math.random() * 20000);
+    const p = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral ports (32768-60999)
     const s = new MilterServer(policy, {
       listen: { kind: 'inet', host: '127.0.0.1', port: p },
       maxConnections: 5,
