@@ -1,14 +1,12 @@
 // Where each command's code is. It is loaded only for the command that runs (importing every
 // command costs most of a second: zod, winston, re2, better-sqlite3), so --help and --version
 // answer at once. The texts are in command-list.ts.
-import { applyHeapProfile, DEFAULT_HEAP_PROFILE } from '../ops/heap-profile.js';
 import type { Command } from './command.js';
 import { COMMAND_TEXTS, type CommandText } from './command-list.js';
+import { loadServe } from './load-serve.js';
 
 const LOADERS: Readonly<Record<string, () => Promise<Command>>> = {
-  // The heap profile before serve's modules load: what they allocate would size the young
-  // generation for good (src/ops/heap-profile.ts). serve sets the policy's profile once it is read.
-  serve: () => (applyHeapProfile(DEFAULT_HEAP_PROFILE), import('./serve.js').then((m) => m.serveCommand)),
+  serve: loadServe,
   validate: () => import('./validate.js').then((m) => m.validateCommand),
   check: () => import('./check.js').then((m) => m.checkCommand),
   'milter-check': () => import('./milter-check.js').then((m) => m.milterCheckCommand),

@@ -7,7 +7,7 @@ import nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { packageVersion } from './command.js';
 import { COMMANDS } from './commands.js';
-import { commandHelp, runCommand } from './run-command.js';
+import { commandHelp, exitWhenDone, runCommand } from './run-command.js';
 
 export { COMMANDS };
 
@@ -84,13 +84,5 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      if (code !== -1) process.exitCode = code;
-    },
-    (err) => {
-      process.stderr.write(String(err) + '\n');
-      process.exitCode = 1;
-    },
-  );
+  exitWhenDone(main(process.argv.slice(2)));
 }

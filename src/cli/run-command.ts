@@ -31,3 +31,16 @@ export async function runCommand(
     return 1;
   }
 }
+
+/** Sets the exit code when a command line's run settles (not for a daemon that keeps running). */
+export function exitWhenDone(run: Promise<number>): void {
+  run.then(
+    (code) => {
+      if (code !== -1) process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(String(err) + '\n');
+      process.exitCode = 1;
+    },
+  );
+}

@@ -5,11 +5,11 @@
 // loader's records per module stay in the daemon's memory for as long as it runs
 // (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
 // bundle (NODE_OPTIONS=--enable-source-maps maps them back to src/ through serve.cjs.map).
-import { applyHeapProfile, DEFAULT_HEAP_PROFILE } from '../ops/heap-profile.js';
 import { join } from 'node:path';
 import { PACKAGE_ROOT, startedFrom } from './command.js';
 import { about } from './command-list.js';
-import { runCommand } from './run-command.js';
+import { loadServe } from './load-serve.js';
+import { exitWhenDone, runCommand } from './run-command.js';
 
 /** Where the build writes this bundle (and tries it first, in a directory below). */
 const BUILT_IN = join(PACKAGE_ROOT, 'dist', 'snapshot');
@@ -25,15 +25,5 @@ if (!startedFrom(script, BUILT_IN, { directory: true })) {
   process.stderr.write(`relayguard: ${script} runs serve only: start relayguard with bin/relayguard\n`);
   process.exitCode = 2;
 } else {
-  // As commands.ts does for serve: the heap profile before serve's modules are evaluated.
-  applyHeapProfile(DEFAULT_HEAP_PROFILE);
-  runCommand(about('serve'), () => import('./serve.js').then((m) => m.serveCommand), args).then(
-    (code) => {
-      if (code !== -1) process.exitCode = code;
-    },
-    (err) => {
-      process.stderr.write(String(err) + '\n');
-      process.exitCode = 1;
-    },
-  );
+  exitWhenDone(runCommand(about('serve'), loadServe, args));
 }

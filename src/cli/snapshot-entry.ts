@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import { PACKAGE_ROOT, startedFrom } from './command.js';
 import { main } from './main.js';
+import { exitWhenDone } from './run-command.js';
 // The commands' code, evaluated into the snapshot (main.ts would import each on first use).
 import './quarantine.js';
 import './validate.js';
@@ -30,15 +31,7 @@ function runFromSnapshot(): void {
     process.exitCode = 1;
     return;
   }
-  main(args).then(
-    (code) => {
-      if (code !== -1) process.exitCode = code;
-    },
-    (err) => {
-      process.stderr.write(String(err) + '\n');
-      process.exitCode = 1;
-    },
-  );
+  exitWhenDone(main(args));
 }
 
 /**

@@ -247,21 +247,17 @@ export async function verifyMessage(message: Readable | Buffer, o: VerifyOptions
     resolver: o.resolver,
     minBitLength: o.minBitLength,
   });
+  const spfDomains = spf && spf.status?.result === 'pass' && spf.domain ? [spf.domain] : [];
+  const dkimDomains = (dkim.results ?? [])
+    .filter((r) => r.status?.result === 'pass')
+    .map((r) => ({
+      id: (r as { id?: string }).id,
+      domain: r.signingDomain,
+      aligned: r.status.aligned,
+      underSized: (r.status as { underSized?: boolean }).underSized,
+    }));
   const { dmarc, dmarcEach } = await dmarcForAuthors(dkim.headerFrom, (headerFrom) =>
-    parts.dmarc({
-      headerFrom,
-      spfDomains: spf && spf.status?.result === 'pass' && spf.domain ? [spf.domain] : [],
-      dkimDomains: (dkim.results ?? [])
-        .filter((r) => r.status?.result === 'pass')
-        .map((r) => ({
-          id: (r as { id?: string }).id,
-          domain: r.signingDomain,
-          aligned: r.status.aligned,
-          underSized: (r.status as { underSized?: boolean }).underSized,
-        })),
-      arcResult: arc,
-      resolver: o.resolver,
-    }),
+    parts.dmarc({ headerFrom, spfDomains, dkimDomains, arcResult: arc, resolver: o.resolver }),
   );
   return { dkim, spf, arc, dmarc, dmarcEach };
 }
