@@ -5,13 +5,17 @@
 // Names come from three places and all of them are reported, because they can disagree on
 // purpose: the central directory (what Windows Explorer shows), the local file headers (what
 // streaming extractors use) and the Info-ZIP Unicode Path extra field (what 7-Zip prefers).
-import { inflateRawSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import type Iconv from 'iconv-lite';
 
-// Loaded on first use, not by the commands that only read the policy (start-up time).
+// Loaded on first use, not by the commands that only read the policy (start-up time), nor by a
+// daemon that has not yet met a nested zip (node:zlib: about 0.5 MiB, bench/RESULTS.md "Issue 22,
+// fifth pass").
 let iconvModule: typeof Iconv | undefined;
 const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
+let zlibModule: typeof import('node:zlib') | undefined;
+const zlib = (): typeof import('node:zlib') =>
+  (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'));
 
 export interface ZipListOptions {
   /** Stop after this many names (all sources together). */
@@ -255,7 +259,7 @@ function extractMember(buf: Buffer, e: CentralEntry, base: number, maxBytes: num
   if (e.method === METHOD_STORED) return data.length > maxBytes ? 'too large to inspect' : data;
   if (e.method !== METHOD_DEFLATE) return `compression method ${e.method} not supported`;
   try {
-    return inflateRawSync(data, { maxOutputLength: maxBytes });
+    return zlib().inflateRawSync(data, { maxOutputLength: maxBytes });
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'too large to inspect' : 'cannot inflate';
   }

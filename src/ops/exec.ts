@@ -2,8 +2,14 @@
 // sendmail, systemd-notify, getent): no shell, a deadline, a cap on what it may print, and errors that
 // name the command line and say what went wrong. A non-zero exit is a result, not an error
 // (postsuper reports on stderr and the caller judges); `runChecked` turns it into one.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
+
+// node:child_process is loaded when a program is first run, not by every process that imports
+// this file: the daemon runs none while it serves (bench/RESULTS.md, "Issue 22, fifth pass").
+let childProcessModule: typeof import('node:child_process') | undefined;
+const childProcess = (): typeof import('node:child_process') =>
+  (childProcessModule ??= createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process'));
 
 /** Default deadline for one run. */
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
@@ -63,7 +69,7 @@ export function runProgram(program: string, args: readonly string[], opts: ExecO
   const maxBuffer = opts.maxOutputBytes ?? DEFAULT_EXEC_MAX_OUTPUT;
   const what = commandLine(program, args);
   return new Promise((resolve, reject) => {
-    execFile(
+    childProcess().execFile(
       program,
       [...args],
       {
@@ -107,7 +113,7 @@ export function pipeProgram(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   const what = commandLine(program, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(program, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = childProcess().spawn(program, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     // Our own timer, not spawn's `timeout`: that one outlives a program that never started.
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -147,7 +153,7 @@ export function runProgramSync(
   opts: Pick<ExecOptions, 'timeoutMs' | 'maxOutputBytes'> = {},
 ): string | null {
   try {
-    return execFileSync(program, [...args], {
+    return childProcess().execFileSync(program, [...args], {
       encoding: 'utf8',
       timeout: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
       maxBuffer: opts.maxOutputBytes ?? DEFAULT_EXEC_MAX_OUTPUT,

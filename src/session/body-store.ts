@@ -1,10 +1,22 @@
 // Keeps a message body in memory up to a threshold, then spills it to a temporary file, so a
 // 50 MB message does not sit in memory. Readers get a fresh stream each time.
-import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { createReadStream, lstat as lstatCallback, readdir as readdirCallback, rm as rmCallback } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+
+// node:fs/promises (with the readline and file-watching modules it loads: about 1.1 MiB, bench/
+// RESULTS.md "Issue 22, fifth pass") is loaded at the first spill, not by every daemon: most
+// bodies never reach the disk. The rest goes through node:fs, which every process has.
+let fsPromisesModule: typeof import('node:fs/promises') | undefined;
+const fsPromises = (): typeof import('node:fs/promises') =>
+  (fsPromisesModule ??= createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises'));
+const readdir = promisify(readdirCallback);
+const lstat = promisify(lstatCallback);
+const rm = promisify(rmCallback);
 
 /** A spill directory is `relayguard-body-<pid of the relayguard that made it>-<random>`. */
 const SPILL_PREFIX = 'relayguard-body-';
@@ -110,12 +122,12 @@ export class BodyStore {
   }
 
   private async spill(): Promise<void> {
-    const dir = await mkdtemp(join(this.spoolDir ?? tmpdir(), `${SPILL_PREFIX}${process.pid}-`));
+    const dir = await fsPromises().mkdtemp(join(this.spoolDir ?? tmpdir(), `${SPILL_PREFIX}${process.pid}-`));
     this.dir = dir;
     // A dispose() that came while the directory was made waits on this chain and removes it.
     if (this.disposed) return;
     const path = join(dir, 'body');
-    this.file = await open(path, 'w+', 0o600);
+    this.file = await fsPromises().open(path, 'w+', 0o600);
     this.path = path;
     for (const c of this.chunks) await this.file.write(c);
     this.chunks = [];
