@@ -5,6 +5,7 @@
 import { realpathSync } from 'node:fs';
 import nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { writeError } from '../ops/journal-stream.js';
 import { packageVersion } from './command.js';
 import { COMMANDS } from './commands.js';
 import { commandHelp, exitWhenDone, runCommand } from './run-command.js';
@@ -40,7 +41,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (name === '--help' || name === '-h' || name === 'help') {
     const about = name === 'help' && rest[0] ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
     if (name === 'help' && rest[0] && !about) {
-      process.stderr.write(`relayguard: unknown command "${rest[0]}"\n`);
+      writeError(`relayguard: unknown command "${rest[0]}"\n`);
       return 2;
     }
     process.stdout.write(about ? commandHelp(about) : usage());
@@ -48,14 +49,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (name === '--version' || name === '-V') {
     if (rest.length) {
-      process.stderr.write(`relayguard: unexpected argument "${rest[0]}" after ${name}\n`);
+      writeError(`relayguard: unexpected argument "${rest[0]}" after ${name}\n`);
       return 2;
     }
     process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   if (!name) {
-    process.stderr.write(usage());
+    writeError(usage());
     return 2;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
@@ -63,7 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const hint = name.startsWith('-')
       ? 'the command comes first: relayguard COMMAND [OPTIONS]'
       : 'relayguard --help lists the commands';
-    process.stderr.write(`relayguard: unknown command "${name}" (${hint})\n`);
+    writeError(`relayguard: unknown command "${name}" (${hint})\n`);
     return 2;
   }
   // `COMMAND --help` alone is answered from the table, without loading the command's code.

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { formatError } from '../config/load.js';
 import { loadPolicyFile } from '../rules/policy-schema.js';
 import type { PolicyConfig } from '../rules/policy-schema.js';
+import { writeError } from '../ops/journal-stream.js';
 import { resolveStateDir } from '../ops/state-dir.js';
 import { CommandFailed, PACKAGE_ROOT } from './command.js';
 
@@ -20,7 +21,7 @@ export function loadPolicyOrExit(flag: string | undefined): { config: PolicyConf
   const file = policyPath(flag);
   const r = loadPolicyFile(file);
   if (!r.ok) {
-    for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
+    for (const e of r.errors) writeError(formatError(e) + '\n');
     throw new CommandFailed(1);
   }
   const state = resolveStateDir(r.config.server.state_dir);

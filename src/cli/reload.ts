@@ -1,6 +1,7 @@
 // relayguard reload: validate the policy here (so errors show at once), then SIGHUP the daemon.
 import { readFileSync } from 'node:fs';
 import { formatError } from '../config/load.js';
+import { writeError } from '../ops/journal-stream.js';
 import { loadPolicyFile } from '../rules/policy-schema.js';
 import { parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -14,8 +15,8 @@ export const reloadCommand: Command = {
     const file = policyPath(str(a, 'config'));
     const r = loadPolicyFile(file);
     if (!r.ok) {
-      for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
-      process.stderr.write('not reloaded: the running policy stays\n');
+      for (const e of r.errors) writeError(formatError(e) + '\n');
+      writeError('not reloaded: the running policy stays\n');
       return 1;
     }
     const pidFile = str(a, 'pid-file') ?? r.config.server.pid_file;
@@ -24,17 +25,17 @@ export const reloadCommand: Command = {
     try {
       pid = Number(readFileSync(pidFile, 'utf8').trim());
     } catch (err) {
-      process.stderr.write(`cannot read ${pidFile}: ${(err as NodeJS.ErrnoException).code}\n`);
+      writeError(`cannot read ${pidFile}: ${(err as NodeJS.ErrnoException).code}\n`);
       return 1;
     }
     if (!Number.isInteger(pid) || pid <= 1) {
-      process.stderr.write(`${pidFile} does not hold a process id\n`);
+      writeError(`${pidFile} does not hold a process id\n`);
       return 1;
     }
     try {
       process.kill(pid, 'SIGHUP');
     } catch (err) {
-      process.stderr.write(`cannot signal ${pid}: ${(err as NodeJS.ErrnoException).code}\n`);
+      writeError(`cannot signal ${pid}: ${(err as NodeJS.ErrnoException).code}\n`);
       return 1;
     }
     process.stdout.write(`reload requested (pid ${pid}, policy ${file})\n`);

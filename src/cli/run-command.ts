@@ -1,6 +1,7 @@
 // Runs one command with its arguments and turns what it throws into output and an exit code:
 // the same for the command line (main.ts) and for the daemon's bundle (serve-entry.ts).
 import { HelpRequested, UsageError } from './args.js';
+import { writeError } from '../ops/journal-stream.js';
 import { CommandFailed, type Command } from './command.js';
 
 /** `relayguard COMMAND --help`. */
@@ -23,11 +24,11 @@ export async function runCommand(
       return 0;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`relayguard ${about.name}: ${err.message}\nusage: relayguard ${about.usage}\n`);
+      writeError(`relayguard ${about.name}: ${err.message}\nusage: relayguard ${about.usage}\n`);
       return 2;
     }
     if (err instanceof CommandFailed) return err.code;
-    process.stderr.write(`relayguard ${about.name}: ${(err as Error).stack ?? String(err)}\n`);
+    writeError(`relayguard ${about.name}: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   }
 }
@@ -39,7 +40,7 @@ export function exitWhenDone(run: Promise<number>): void {
       if (code !== -1) process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(String(err) + '\n');
+      writeError(String(err) + '\n');
       process.exitCode = 1;
     },
   );

@@ -6,6 +6,7 @@
 // (bench/RESULTS.md, "Issue 22, fourth pass"). The code is the same; stack traces name the
 // bundle (NODE_OPTIONS=--enable-source-maps maps them back to src/ through serve.cjs.map).
 import { join } from 'node:path';
+import { writeError } from '../ops/journal-stream.js';
 import { PACKAGE_ROOT, startedFrom } from './command.js';
 import { about } from './command-list.js';
 import { loadServe } from './load-serve.js';
@@ -16,13 +17,13 @@ const BUILT_IN = join(PACKAGE_ROOT, 'dist', 'snapshot');
 const [, script = '', name, ...args] = process.argv;
 if (!startedFrom(script, BUILT_IN, { directory: true })) {
   // Copied elsewhere after its build, it would serve with the build checkout's policy and packages.
-  process.stderr.write(
+  writeError(
     `relayguard: this bundle was made in ${BUILT_IN}, not for ${script}: ` +
       'start relayguard with bin/relayguard, or run npm run build in this checkout\n',
   );
   process.exitCode = 1;
 } else if (name !== 'serve') {
-  process.stderr.write(`relayguard: ${script} runs serve only: start relayguard with bin/relayguard\n`);
+  writeError(`relayguard: ${script} runs serve only: start relayguard with bin/relayguard\n`);
   process.exitCode = 2;
 } else {
   exitWhenDone(runCommand(about('serve'), loadServe, args));

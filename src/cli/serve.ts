@@ -8,6 +8,7 @@ import type { PolicyConfig } from '../rules/policy-schema.js';
 import { formatError } from '../config/load.js';
 import { loadPolicyFile } from '../rules/policy-schema.js';
 import { quarantineDecisionListener } from '../deps/quarantine-store.js';
+import { writeError } from '../ops/journal-stream.js';
 import { createLogger } from '../ops/logging.js';
 import { mtaLintStartupCheck } from '../mta/lint.js';
 import { startOpsServer } from '../ops/http.js';
@@ -240,7 +241,7 @@ export const serveCommand: Command = {
     try {
       socketGroup(config.server.socket_group); // a named group that does not exist: say so, not a stack trace
     } catch (err) {
-      process.stderr.write(`relayguard serve: ${(err as Error).message}\n`);
+      writeError(`relayguard serve: ${(err as Error).message}\n`);
       return 1;
     }
     const daemon = new Daemon(file, log);

@@ -1,6 +1,7 @@
 // relayguard validate: check a policy file. Text: every error as file:line:col: message on stderr
 // (exit 1). --json: one object on stdout, {ok, file, errors: [{line, col, path, message}]}.
 import { formatError } from '../config/load.js';
+import { writeError } from '../ops/journal-stream.js';
 import { loadPolicyFile } from '../rules/policy-schema.js';
 import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
@@ -19,7 +20,7 @@ export const validateCommand: Command = {
       return r.ok ? 0 : 1;
     }
     if (!r.ok) {
-      for (const e of r.errors) process.stderr.write(formatError(e) + '\n');
+      for (const e of r.errors) writeError(formatError(e) + '\n');
       return 1;
     }
     process.stdout.write(`${file}: ok\n`);

@@ -10,8 +10,8 @@
 // root logger can run inside `logContext` to get the same fields; the milter hot path does not,
 // because AsyncLocalStorage turns on promise hooks for every promise of the process.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { fstatSync } from 'node:fs';
 import winston from 'winston';
+import { stderrIsJournal } from './journal-stream.js';
 import { showable } from '../primitives/safe-text.js';
 
 export interface LogContext {
@@ -138,21 +138,6 @@ const journalPriority = winston.format((info) => {
   record[MESSAGE] = `<${SD_PRIORITY[lvl] ?? 6}>${String(record[MESSAGE]).replace(/\r?\n/g, '\\n')}`;
   return info;
 });
-
-/**
- * True when stderr is the journal's stream: systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the
- * stream it connected to stdout/stderr; a redirected stderr (a file, a pipe) is not the journal.
- */
-function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
-  const want = env.JOURNAL_STREAM;
-  if (!want) return false;
-  try {
-    const st = fstatSync(2);
-    return want === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
-}
 
 export interface LoggerTarget {
   /** Under systemd's journal: priority prefixes, no time stamps; default: stderr is JOURNAL_STREAM. */
