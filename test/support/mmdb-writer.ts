@@ -2,7 +2,7 @@
 // (libmaxmind-db-writer-perl, installed by `test/e2e/stack.sh packages`), and looks addresses up
 // with libmaxminddb's mmdblookup (mmdb-bin) as an independent reader.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ export function writeMmdb(spec: MmdbSpec, out: string): string {
   writeFileSync(specFile, JSON.stringify(spec));
   const tmp = join(dirname(out), `.${Date.now()}.${process.pid}.tmp`);
   const r = spawnSync('perl', [WRITER, specFile, tmp], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
   if (r.status !== 0)
     throw new Error(
       `write-mmdb.pl failed (is libmaxmind-db-writer-perl installed? run test/e2e/stack.sh packages): ${r.stderr || r.error?.message}`,

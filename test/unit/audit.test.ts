@@ -1,7 +1,7 @@
 // The audit's probe logic against a scripted gateway, and its report formats.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +27,9 @@ const TIMEOUTS = { replyMs: 3000, dataMs: 3000 };
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 const FRESH_DB = 'Fri Nov 27 09:00:00 2026';
 const OLD_DB = 'Sat Oct 10 09:00:00 2026';
+/** The scripted queue tools and Sendmail queues of these tests. */
+const tmpRoot = mkdtempSync(join(tmpdir(), 'rg-audit-'));
+after(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
 interface Env {
   milterPort: number;
@@ -250,7 +253,7 @@ describe('audit probes against a scripted gateway', () => {
 
   describe('the held outbound message, with Postfix queue tools', () => {
     function tools(queueName: string): { tools: PostfixTools; calls: string } {
-      const dir = mkdtempSync(join(tmpdir(), 'rg-audit-'));
+      const dir = mkdtempSync(join(tmpRoot, 'tools-'));
       const calls = join(dir, 'calls');
       writeFileSync(
         join(dir, 'postqueue'),
@@ -334,7 +337,7 @@ describe('audit probes against a scripted gateway', () => {
     };
     /** A queue directory as Sendmail keeps it, with the job quarantined (hf) or queued (qf). */
     function queue(prefix: 'hf' | 'qf'): { cf: string; dir: string } {
-      const base = mkdtempSync(join(tmpdir(), 'rg-audit-sm-'));
+      const base = mkdtempSync(join(tmpRoot, 'sendmail-'));
       const dir = join(base, 'mqueue');
       mkdirSync(dir);
       writeFileSync(

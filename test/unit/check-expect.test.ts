@@ -1,15 +1,18 @@
 // check --expect: an offline result compared with a test case's expectation.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { PACKAGE_ROOT } from '../../src/cli/command.js';
 import { compareExpectation, expectationReport, firstDifference, loadExpectation } from '../../src/cli/check-expect.js';
 
+const root = mkdtempSync(join(tmpdir(), 'rg-expect-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
 function caseDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rg-expect-'));
+  const dir = mkdtempSync(join(root, 'case-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

@@ -1,7 +1,7 @@
 // Policy loading: every error with file:line:col, unknown keys refused, shipped files valid.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -68,8 +68,9 @@ describe('policy files', () => {
     }
   });
 
-  it('relayguard validate prints file:line:col and exits 1', () => {
+  it('relayguard validate prints file:line:col and exits 1', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'rg-validate-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const f = join(dir, 'p.yaml');
     writeFileSync(f, 'rules:\n  trace_header:\n    mode: sometimes\n');
     const r = spawnSync(process.execPath, [CLI, 'validate', '--config', f], { encoding: 'utf8' });
