@@ -1,6 +1,6 @@
 // relayguard check: runs the policy offline on one message with a given envelope, through the
 // same Conversation and engine the milter uses, and prints each rule's verdict and the result.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createLogger } from '../ops/logging.js';
 import { CompiledPolicy } from '../rules/compiled-policy.js';
@@ -10,9 +10,10 @@ import { formatReply } from '../protocol/smtp-reply.js';
 import type { Outcome } from '../policy/decision.js';
 import { Conversation } from '../session/conversation.js';
 import { applyModifications, splitMessage } from '../session/offline-message.js';
-import { bool, list, parseArgs, str, UsageError } from './args.js';
+import { bool, parseArgs, str } from './args.js';
 import type { Command } from './command.js';
 import { about } from './command-list.js';
+import { ENVELOPE_OPTIONS, envelopeOf, ONE_MESSAGE, readMessage } from './envelope-args.js';
 import { loadPolicyOrExit } from './policy-file.js';
 import { expectationReport } from './check-expect.js';
 
@@ -133,29 +134,9 @@ function dedupe(entries: TraceEntry[]): TraceEntry[] {
 export const checkCommand: Command = {
   ...about('check'),
   async run(argv) {
-    const a = parseArgs(
-      argv,
-      {
-        config: { value: true },
-        'client-ip': { value: true },
-        helo: { value: true },
-        from: { value: true },
-        rcpt: { value: true, repeat: true },
-        auth: { value: true },
-        tls: { value: true },
-        out: { value: true },
-        json: { value: false },
-        expect: { value: true },
-      },
-      { min: 0, max: 1 },
-    );
-    const clientIp = str(a, 'client-ip');
-    if (!clientIp || !isIP(clientIp)) throw new UsageError('--client-ip IP is required');
-    const rcpts = list(a, 'rcpt');
-    if (rcpts.length === 0) throw new UsageError('at least one --rcpt ADDR is required');
-    const file = a.positional[0];
-    if (!file) throw new UsageError('exactly one MESSAGE.eml is required');
-    const message = file === '-' ? readFileSync(0) : readFileSync(file);
+    const a = parseArgs(argv, { ...ENVELOPE_OPTIONS, expect: { value: true } }, ONE_MESSAGE);
+    const { envelope, messageFile } = envelopeOf(a);
+    const message = readMessage(messageFile);
     const { config, file: policyFile } = loadPolicyOrExit(str(a, 'config'));
     // Offline logs go to stderr so that stdout stays machine-readable.
     const log = createLogger(
@@ -163,16 +144,7 @@ export const checkCommand: Command = {
       process.stderr,
     );
     const policy = new CompiledPolicy(config, policyFile, log, { offline: true });
-    const input: CheckInput = { clientIp, rcpts, message };
-    for (const [k, flag] of [
-      ['helo', 'helo'],
-      ['from', 'from'],
-      ['auth', 'auth'],
-      ['tls', 'tls'],
-    ] as const) {
-      const v = str(a, flag);
-      if (v !== undefined) input[k] = v;
-    }
+    const input: CheckInput = { ...envelope, message };
     let result: CheckResult;
     try {
       result = await runCheck(policy, input);
