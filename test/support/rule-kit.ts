@@ -3,6 +3,7 @@
 // modifications and the trace. Everything here is a real object of the contract types (no
 // casts), so a test breaks when the contract changes, not when a fake drifts from it.
 import { Readable } from 'node:stream';
+import { after } from 'node:test';
 import type { Logger } from 'winston';
 import type { PolicySettings } from '../../src/config/settings.js';
 import { policySchema, type PolicyConfig } from '../../src/rules/policy-schema.js';
@@ -189,6 +190,14 @@ export interface KitClientOptions {
   heloMacros?: Array<[string, string]>;
 }
 
+/** The kit's conversations, closed as the MTA closes a session when the test file is done (their
+ *  deadlines, their bodies and spill files), unless a test closed them itself. */
+const openConversations = new Set<Conversation>();
+after(async () => {
+  for (const c of openConversations) await c.close();
+  openConversations.clear();
+});
+
 /**
  * One SMTP client through the real Conversation (the session's protocol-free core): the
  * connect outcome, and the conversation to go on with (helo done unless `helo: null`).
@@ -199,6 +208,7 @@ export async function kitClient(
 ): Promise<{ c: Conversation; connect: Outcome }> {
   const ip = o.ip ?? '203.0.113.9';
   const c = new Conversation({ policy, log: silentLogger() });
+  openConversations.add(c);
   const connect = await c.connect({
     hostname: o.hostname ?? 'client.test',
     family: ip.includes(':') ? 'inet6' : 'inet',
