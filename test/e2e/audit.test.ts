@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDocument } from 'yaml';
+import { REFERENCE_PROBES } from '../support/audit-probes.js';
 import {
   clearQueues,
   ensureStack,
@@ -24,24 +25,7 @@ import {
 } from './harness.js';
 
 const AUDIT_TIMEOUT_MS = 150_000;
-const ALL_PROBES = [
-  'banner',
-  'ehlo',
-  'vrfy-refused',
-  'expn-refused',
-  // Then each rule's probes in the registry's order (relay, size, access, tls, antivirus,
-  // content, blocklists), then relayguard's milter.
-  'open-relay-refused',
-  'size-limit-enforced',
-  'spoofed-sender-refused',
-  'starttls',
-  'virus-refused-inbound',
-  'virus-held-outbound',
-  'clamd',
-  'blocked-attachment-refused',
-  'dnsbl:bl.test',
-  'milter',
-];
+const ALL_PROBES = REFERENCE_PROBES;
 
 interface Probe {
   name: string;

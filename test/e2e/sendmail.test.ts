@@ -44,6 +44,7 @@ import {
   type SmtpResult,
 } from './harness.js';
 import { NetnsSmtpClient } from './sendmail-client.js';
+import { REFERENCE_PROBES } from '../support/audit-probes.js';
 
 const STACK_SCRIPT = join(repoRoot, 'test', 'e2e', 'sendmail-stack.sh');
 /** The policy under test: the reference gateway's, unless RG_E2E_SENDMAIL_POLICY names another. */
@@ -765,25 +766,7 @@ describe('Sendmail: the output of postfix-config --mta sendmail, applied; relayg
     assert.deepEqual(failed, [], `audit failures:\n${failed.join('\n')}`);
     assert.equal(r.code, 0);
     const by = new Map(report.probes.map((p) => [p.name, p]));
-    assert.deepEqual(
-      [...by.keys()],
-      [
-        'banner',
-        'ehlo',
-        'vrfy-refused',
-        'expn-refused',
-        'open-relay-refused',
-        'size-limit-enforced',
-        'spoofed-sender-refused',
-        'starttls',
-        'virus-refused-inbound',
-        'virus-held-outbound',
-        'clamd',
-        'blocked-attachment-refused',
-        'dnsbl:bl.test',
-        'milter',
-      ],
-    );
+    assert.deepEqual([...by.keys()], REFERENCE_PROBES);
     // Sendmail itself refuses the relay now (access map), before relayguard sees the recipient.
     assert.match(
       by.get('open-relay-refused')!.detail,

@@ -22,6 +22,7 @@ import { parsePolicyText } from '../../src/rules/policy-schema.js';
 import type { PolicyConfig } from '../../src/rules/policy-schema.js';
 import { FakeDns } from './dnsbl-fake-server.js';
 import { fakeClamd, fakeMilter, FakeGateway, GOOD_GATEWAY, type FakeGatewayOptions } from './audit-fake-gateway.js';
+import { REFERENCE_PROBES } from '../support/audit-probes.js';
 
 const TIMEOUTS = { replyMs: 3000, dataMs: 3000 };
 const NOW = Date.parse('2026-11-28T12:00:00Z');
@@ -122,24 +123,7 @@ describe('audit probes against a scripted gateway', () => {
     const { report, gateway } = await audit(GOOD_GATEWAY, policy(env));
     assert.deepEqual(
       report.probes.map((p) => p.name),
-      // The gateway's own probes, then each rule's in the registry's order (relay, size, access, tls,
-      // antivirus, content, blocklists), then relayguard's milter.
-      [
-        'banner',
-        'ehlo',
-        'vrfy-refused',
-        'expn-refused',
-        'open-relay-refused',
-        'size-limit-enforced',
-        'spoofed-sender-refused',
-        'starttls',
-        'virus-refused-inbound',
-        'virus-held-outbound',
-        'clamd',
-        'blocked-attachment-refused',
-        'dnsbl:bl.test',
-        'milter',
-      ],
+      REFERENCE_PROBES,
     );
     const failed = report.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
     assert.deepEqual(failed, ['starttls: EHLO does not offer STARTTLS: mail crosses the network in clear']);
