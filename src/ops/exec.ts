@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 
 // node:child_process is loaded when a program is first run, not by every process that imports
-// this file: the daemon runs none while it serves (bench/RESULTS.md, "Issue 22, fifth pass").
+// this file: `validate`, `check` and the other commands that run no program never load it (serve
+// does, for `postconf` at start).
 let childProcessModule: typeof import('node:child_process') | undefined;
 const childProcess = (): typeof import('node:child_process') =>
   (childProcessModule ??= createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process'));

@@ -21,7 +21,13 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   }
 }
 
+/** `text` with the error priority at the start of every line that is not empty. Lines are what
+ *  journald splits on, "\n" only: a CR or U+2028 inside a quoted value does not start one. */
+export function withErrorPriority(text: string): string {
+  return text.replace(/(^|\n)(?=[^\n])/g, `$1${ERROR_PRIORITY}`);
+}
+
 /** Writes an error to stderr; under the journal every line carries the error priority. */
 export function writeError(text: string): void {
-  process.stderr.write(stderrIsJournal() ? text.replace(/^(?=.)/gm, ERROR_PRIORITY) : text);
+  process.stderr.write(stderrIsJournal() ? withErrorPriority(text) : text);
 }

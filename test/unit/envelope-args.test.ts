@@ -44,12 +44,13 @@ describe('the envelope of check and milter-check', () => {
     });
   });
 
-  it('says what is missing: a client address, a recipient, the message', () => {
-    const usage = (argv: string[]) => assert.throws(() => parse(argv), UsageError);
-    usage(['--rcpt', 'b@example.test', 'm.eml']);
-    usage(['--client-ip', 'not-an-ip', '--rcpt', 'b@example.test', 'm.eml']);
-    usage(['--client-ip', '192.0.2.7', 'm.eml']);
-    usage(['--client-ip', '192.0.2.7', '--rcpt', 'b@example.test']);
+  it('says what is missing, in order: a client address, a recipient, the message', () => {
+    const usage = (argv: string[], message: RegExp) =>
+      assert.throws(() => parse(argv), { name: 'UsageError', message });
+    usage([], /--client-ip IP is required/);
+    usage(['--client-ip', 'not-an-ip', '--rcpt', 'b@example.test', 'm.eml'], /--client-ip IP is required/);
+    usage(['--client-ip', '192.0.2.7'], /at least one --rcpt ADDR is required/);
+    usage(['--client-ip', '192.0.2.7', '--rcpt', 'b@example.test'], /exactly one MESSAGE\.eml is required/);
     assert.throws(() => parse(['--client-ip', '192.0.2.7', '--rcpt', 'b@x.test', 'a.eml', 'b.eml']), UsageError);
   });
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { withErrorPriority } from '../../src/ops/journal-stream.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const bin = fileURLToPath(new URL('../../../bin/relayguard', import.meta.url));
@@ -72,6 +73,24 @@ describe('errors at start, validate and reload under the journal', () => {
     });
   }
 
+  it('stdout stays plain under the journal: validate --json of a bad policy', () => {
+    const file = join(dir, 'json-stdout.txt');
+    const errFd = openSync(join(dir, 'json-stderr.txt'), 'w');
+    const st = fstatSync(errFd);
+    const outFd = openSync(file, 'w');
+    const r = spawnSync(process.execPath, [main, 'validate', '--json', '--config', badPolicy], {
+      stdio: ['ignore', outFd, errFd],
+      env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+      timeout: 30_000,
+    });
+    closeSync(outFd);
+    closeSync(errFd);
+    assert.equal(r.status, 1);
+    const out = readFileSync(file, 'utf8');
+    assert.equal((JSON.parse(out) as { ok: boolean }).ok, false);
+    assert.doesNotMatch(out, /<3>/);
+  });
+
   it('through bin/relayguard as systemd starts it (the snapshot for validate, the bundle for serve)', () => {
     for (const args of [
       ['validate', '--config', badPolicy],
@@ -82,5 +101,14 @@ describe('errors at start, validate and reload under the journal', () => {
       assert.ok(lines(r.err).length > 0);
       for (const line of lines(r.err)) assert.match(line, /^<3>.*bad\.yaml:3:\d+: /, line);
     }
+  });
+});
+
+describe('withErrorPriority', () => {
+  it('marks every line journald sees, and only those', () => {
+    assert.equal(withErrorPriority('a\nb\n'), '<3>a\n<3>b\n');
+    assert.equal(withErrorPriority('a\n\nb'), '<3>a\n\n<3>b');
+    // journald splits on LF only: a CR or a line separator inside a quoted value stays in its line.
+    assert.equal(withErrorPriority('p.yaml:1:1: bad "x\ry\u2028z"\n'), '<3>p.yaml:1:1: bad "x\ry\u2028z"\n');
   });
 });
