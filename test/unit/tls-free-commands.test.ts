@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { build, type PluginBuild } from 'esbuild';
+import { build, type Metafile, type PluginBuild } from 'esbuild';
 
 const bin = fileURLToPath(new URL('../../../bin/relayguard', import.meta.url));
 const cliDir = fileURLToPath(new URL('../../src/cli/', import.meta.url));
@@ -69,8 +69,8 @@ const firstUseLoads = {
   },
 };
 
-/** The built-in TLS modules imported anywhere in the graph of `entry`, with their importers. */
-async function tlsImportsOf(entry: string): Promise<string[]> {
+/** Every module in the graph of `entry` (ours, packages, first-use loads), with its imports. */
+async function graphOf(entry: string): Promise<Metafile['inputs']> {
   const result = await build({
     plugins: [firstUseLoads],
     entryPoints: [entry],
@@ -82,8 +82,13 @@ async function tlsImportsOf(entry: string): Promise<string[]> {
     logLevel: 'silent',
     loader: { '.node': 'empty' },
   });
+  return result.metafile.inputs;
+}
+
+/** The built-in TLS modules imported anywhere in the graph of `entry`, with their importers. */
+async function tlsImportsOf(entry: string): Promise<string[]> {
   const found: string[] = [];
-  for (const [file, input] of Object.entries(result.metafile.inputs))
+  for (const [file, input] of Object.entries(await graphOf(entry)))
     for (const imp of input.imports)
       if (imp.external && TLS_MODULES.has(imp.path) && !NOT_ON_THEIR_WAY.some((re) => re.test(file)))
         found.push(`${file} -> ${imp.path}`);
@@ -123,17 +128,7 @@ describe('bin/relayguard: NODE_EXTRA_CA_CERTS for the commands without TLS', () 
       found.some((f) => f.endsWith('-> node:tls')),
       found.join('\n'),
     );
-    const result = await build({
-      entryPoints: [join(distSrc, 'deps', 'offender-ledger-redis.js')],
-      plugins: [firstUseLoads],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const redisTls = Object.entries(result.metafile.inputs).filter(
+    const redisTls = Object.entries(await graphOf(join(distSrc, 'deps', 'offender-ledger-redis.js'))).filter(
       ([file, input]) => file.includes('node_modules/@redis/') && input.imports.some((i) => TLS_MODULES.has(i.path)),
     );
     assert.ok(redisTls.length > 0, 'the Redis client imports TLS: the allowance above is for something real');
