@@ -4,7 +4,6 @@
 // gateways recording at once can neither miss a ban nor ban twice. Every key expires on its own,
 // which is the decay: nothing needs sweeping but the index of IPs.
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type * as RedisModule from 'redis';
 import {
   ROW_RETENTION_MS,
@@ -16,6 +15,7 @@ import {
   type OffenderRow,
   type RecordResult,
 } from './offender-ledger-types.js';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 const DEFAULT_KEY_PREFIX = 'relayguard:';
 /** How long a connection attempt may take before a command fails. */
@@ -72,9 +72,7 @@ type Client = ReturnType<typeof RedisModule.createClient>;
 /** The redis client is loaded on first use: every command and every start paid for loading it
  *  (bench/RESULTS.md, "Latest: every target on the final build"), while only gateways that
  *  share their ledger in Redis need it. */
-function loadRedis(): typeof RedisModule {
-  return createRequire(import.meta.url)('redis') as typeof RedisModule;
-}
+const loadRedis = loadOnFirstUse<typeof RedisModule>(import.meta.url, 'redis');
 
 export class RedisOffenderLedger implements OffenderLedger {
   private readonly client: Client;

@@ -4,7 +4,6 @@
 // storage so they survive restarts and `relayguard unban` (another process) takes effect at the
 // next connection: SQLite in the state directory by default, Redis when several gateways share it.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { RedisOffenderLedger } from './offender-ledger-redis.js';
 import {
@@ -18,13 +17,12 @@ import {
   type RecordResult,
 } from './offender-ledger-types.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 export type { LedgerPolicy, OffenceKind, OffenderLedger, OffenderRow } from './offender-ledger-types.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let sqliteModule: typeof Database | undefined;
-const sqlite = (): typeof Database =>
-  (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
+const sqlite = loadOnFirstUse<typeof Database>(import.meta.url, 'better-sqlite3');
 
 /** The file the offender ledger shares with the quarantine index (each has its own tables). */
 /** How long a writer waits for another process's lock (the CLI against the daemon). */

@@ -3,16 +3,14 @@
 // SQLite table only remembers what Postfix does not: which rule held it, why, and the reference
 // printed in the log. `relayguard quarantine` joins the two.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { Decision } from '../policy/decision.js';
 import { prepareStateDb, stateDbPath } from './state-file.js';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let sqliteModule: typeof Database | undefined;
-const sqlite = (): typeof Database =>
-  (sqliteModule ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database);
+const sqlite = loadOnFirstUse<typeof Database>(import.meta.url, 'better-sqlite3');
 
 /** serve writes while the CLI reads and updates: wait for the other's lock instead of failing. */
 const BUSY_TIMEOUT_MS = 5000;

@@ -4,12 +4,11 @@
 // ISO-2022-JP, which iconv-lite cannot convert, takes an ASCII disclaimer in its ASCII state;
 // parts in charsets that are not ASCII-compatible (UTF-16, UTF-7) get none.
 import { isAscii as isAsciiBuffer } from 'node:buffer';
-import { createRequire } from 'node:module';
 import type Iconv from 'iconv-lite';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let iconvModule: typeof Iconv | undefined;
-const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
+const iconv = loadOnFirstUse<typeof Iconv>(import.meta.url, 'iconv-lite');
 
 /** Names that mean plain ASCII (RFC 2046 default when a text part has no charset). */
 const ASCII_NAMES = new Set(['us-ascii', 'ascii', 'ansi_x3.4-1968', 'iso646-us', 'us', 'iso-ir-6', 'cp367', 'ibm367']);

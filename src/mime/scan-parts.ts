@@ -8,16 +8,15 @@
 // some clients decode it and show its parts) is read both ways: as its bytes are, like Python's
 // email package, and decoded, parsed and walked as a message of its own. The decoded copy is the
 // one thing held in memory here, up to ENCODED_MESSAGE_MAX_BYTES.
-import { createRequire } from 'node:module';
 import type LibMime from 'libmime';
 import { nextReadings, parseStream } from './parse/shared.js';
 import { readRanges, type Pieces, type RangeReader } from './parse/ranges.js';
 import { partLabel, type MimeParse, type MimePart } from './parse/types.js';
 import { transferDecoder, type TransferDecoder } from './transfer-decode.js';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let libmimeModule: typeof LibMime | undefined;
-const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
+const libmime = loadOnFirstUse<typeof LibMime>(import.meta.url, 'libmime');
 
 export interface MimeLimits {
   /** Deepest nesting of multiparts and embedded messages; the top-level message is depth 0. */

@@ -5,17 +5,14 @@
 // Names come from three places and all of them are reported, because they can disagree on
 // purpose: the central directory (what Windows Explorer shows), the local file headers (what
 // streaming extractors use) and the Info-ZIP Unicode Path extra field (what 7-Zip prefers).
-import { createRequire } from 'node:module';
 import type Iconv from 'iconv-lite';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time), nor by a
 // daemon that has not yet met a nested zip (node:zlib: about 0.5 MiB, bench/RESULTS.md "Issue 22,
 // fifth pass").
-let iconvModule: typeof Iconv | undefined;
-const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
-let zlibModule: typeof import('node:zlib') | undefined;
-const zlib = (): typeof import('node:zlib') =>
-  (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'));
+const iconv = loadOnFirstUse<typeof Iconv>(import.meta.url, 'iconv-lite');
+const zlib = loadOnFirstUse<typeof import('node:zlib')>(import.meta.url, 'node:zlib');
 
 export interface ZipListOptions {
   /** Stop after this many names (all sources together). */

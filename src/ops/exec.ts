@@ -2,15 +2,13 @@
 // sendmail, systemd-notify, getent): no shell, a deadline, a cap on what it may print, and errors that
 // name the command line and say what went wrong. A non-zero exit is a result, not an error
 // (postsuper reports on stderr and the caller judges); `runChecked` turns it into one.
-import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // node:child_process is loaded when a program is first run, not by every process that imports
 // this file: `validate`, `check` and the other commands that run no program never load it (serve
 // does, for `postconf` at start).
-let childProcessModule: typeof import('node:child_process') | undefined;
-const childProcess = (): typeof import('node:child_process') =>
-  (childProcessModule ??= createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process'));
+const childProcess = loadOnFirstUse<typeof import('node:child_process')>(import.meta.url, 'node:child_process');
 
 /** Default deadline for one run. */
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;

@@ -6,15 +6,14 @@
 // From domain publishes DMARC p=reject or p=quarantine is never changed in a way that breaks its
 // valid aligned signature: it gets the banner header instead (the receiver would otherwise
 // reject or junk it) unless rule authentication ARC-seals what relayguard changes.
-import { createRequire } from 'node:module';
 import type LibMime from 'libmime';
 import { z } from 'zod';
 import type { Header, MessageContext, Modification } from '../policy/types.js';
 import { authFacts, type AuthFacts } from './auth-facts.js';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let libmimeModule: typeof LibMime | undefined;
-const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
+const libmime = loadOnFirstUse<typeof LibMime>(import.meta.url, 'libmime');
 
 const NOTICE_MODES = ['body', 'subject', 'header', 'auto'] as const;
 export type NoticeMode = (typeof NOTICE_MODES)[number];

@@ -2,18 +2,16 @@
 // 50 MB message does not sit in memory. Readers get a fresh stream each time.
 import { createReadStream, lstat as lstatCallback, readdir as readdirCallback, rm as rmCallback } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { loadOnFirstUse } from '../primitives/first-use.js';
 
 // node:fs/promises (with the readline and file-watching modules it loads: about 1.1 MiB, bench/
 // RESULTS.md "Issue 22, fifth pass") is loaded at the first spill, not by every daemon: most
 // bodies never reach the disk. The rest goes through node:fs, which every process has.
-let fsPromisesModule: typeof import('node:fs/promises') | undefined;
-const fsPromises = (): typeof import('node:fs/promises') =>
-  (fsPromisesModule ??= createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises'));
+const fsPromises = loadOnFirstUse<typeof import('node:fs/promises')>(import.meta.url, 'node:fs/promises');
 const readdir = promisify(readdirCallback);
 const lstat = promisify(lstatCallback);
 const rm = promisify(rmCallback);

@@ -53,8 +53,9 @@ function caSeenBy(args: string[]): string {
 }
 
 /**
- * Follows what our modules load on first use (`createRequire(import.meta.url)('redis')`), which a
- * bundler does not see as an import, by reading it as a require.
+ * Follows what our modules load on first use (`loadOnFirstUse(import.meta.url, 'redis')`, or
+ * `createRequire(import.meta.url)('node:http')`), which a bundler does not see as an import, by
+ * reading it as a require.
  */
 const firstUseLoads = {
   name: 'first-use-loads',
@@ -62,9 +63,10 @@ const firstUseLoads = {
     b.onLoad({ filter: /\.js$/ }, (args) => {
       if (!args.path.startsWith(distSrc)) return undefined;
       const text = readFileSync(args.path, 'utf8');
-      return text.includes('createRequire(import.meta.url)(')
-        ? { contents: text.replaceAll('createRequire(import.meta.url)(', 'require('), loader: 'js' }
-        : undefined;
+      const followed = text
+        .replace(/\bloadOnFirstUse\(import\.meta\.url, ('[^']+')\)/g, '(() => require($1))')
+        .replaceAll('createRequire(import.meta.url)(', 'require(');
+      return followed === text ? undefined : { contents: followed, loader: 'js' };
     });
   },
 };

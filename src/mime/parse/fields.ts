@@ -1,13 +1,12 @@
 // What a part's header fields say about it: media type and parameters, transfer encoding,
 // disposition and file names. Where a reader could pick one of several copies (two
 // Content-Type fields), the Reading decides and the disagreement is reported.
-import { createRequire } from 'node:module';
 import type LibMime from 'libmime';
 import type { Ambiguity, HeaderField, MimePart, Reading } from './types.js';
+import { loadOnFirstUse } from '../../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let libmimeModule: typeof LibMime | undefined;
-const libmime = (): typeof LibMime => (libmimeModule ??= createRequire(import.meta.url)('libmime') as typeof LibMime);
+const libmime = loadOnFirstUse<typeof LibMime>(import.meta.url, 'libmime');
 
 export type PartFacts = Pick<
   MimePart,

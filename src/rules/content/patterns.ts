@@ -2,10 +2,10 @@
 // expressions are compiled with RE2, which runs in time linear in the input whatever the
 // pattern, so a policy author cannot create a ReDoS by accident; the price is that RE2 has no
 // backreferences and no lookaround, and such patterns are refused when the policy is loaded.
-import { createRequire } from 'node:module';
 import type RE2 from 're2';
 import { findCardNumbers } from './detectors/luhn.js';
 import { foldForMatch } from './fold.js';
+import { loadOnFirstUse } from '../../primitives/first-use.js';
 
 export const DETECTORS = ['payment_card'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -25,10 +25,9 @@ export interface Matcher {
   match(text: string, lowerText: () => string): Hit | null;
 }
 
-let re2Class: typeof RE2 | undefined;
 /** RE2 is a native addon, loaded on the first pattern: the CLI's start-up snapshot
  *  (src/cli/snapshot-entry.ts) can hold only JavaScript. */
-const re2 = (): typeof RE2 => (re2Class ??= createRequire(import.meta.url)('re2') as typeof RE2);
+const re2 = loadOnFirstUse<typeof RE2>(import.meta.url, 're2');
 
 /** Compiles a pattern for the policy; throws an Error with a message fit for `relayguard validate`. */
 export function compileRegex(source: string, caseSensitive: boolean): RE2 {

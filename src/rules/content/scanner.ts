@@ -3,7 +3,6 @@
 // parts are converted to UTF-8 and searched by the pattern rules of the message's direction.
 // What is kept in memory is bounded: one window of a text part (max_text_per_part; the whole
 // part is searched, window by window), one zip up to zip.max_size.
-import { createRequire } from 'node:module';
 import type Iconv from 'iconv-lite';
 import { messagePieces } from '../../mime/parse/ranges.js';
 import { nextReadings, sharedParse, type ParseSource } from '../../mime/parse/shared.js';
@@ -17,10 +16,10 @@ import type { ContentConfig, PatternRuleConfig, Target } from './schema.js';
 import { readings } from './fold.js';
 import { htmlToText, normalizeSpace } from './text.js';
 import { withoutHiddenElements } from './visible-html.js';
+import { loadOnFirstUse } from '../../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let iconvModule: typeof Iconv | undefined;
-const iconv = (): typeof Iconv => (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof Iconv);
+const iconv = loadOnFirstUse<typeof Iconv>(import.meta.url, 'iconv-lite');
 
 export type FindingAction = 'reject' | 'tempfail' | 'quarantine' | 'tag';
 

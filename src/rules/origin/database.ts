@@ -9,13 +9,11 @@
 // not parse is logged and the old data stays in use: an update must never leave the gateway
 // without data.
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Reader, Response } from 'mmdb-lib';
+import { loadOnFirstUse } from '../../primitives/first-use.js';
 
 // Loaded on first use, not by the commands that only read the policy (start-up time).
-let mmdbModule: typeof import('mmdb-lib') | undefined;
-const mmdb = (): typeof import('mmdb-lib') =>
-  (mmdbModule ??= createRequire(import.meta.url)('mmdb-lib') as typeof import('mmdb-lib'));
+const mmdb = loadOnFirstUse<typeof import('mmdb-lib')>(import.meta.url, 'mmdb-lib');
 
 /** What the databases say about one address. */
 export interface OriginFacts {
