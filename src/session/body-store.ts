@@ -19,14 +19,25 @@ const rm = promisify(rmCallback);
 /** A spill directory is `relayguard-body-<pid of the relayguard that made it>-<random>`. */
 const SPILL_PREFIX = 'relayguard-body-';
 const SPILL_NAME = new RegExp(`^${SPILL_PREFIX}(\\d+)-[A-Za-z0-9]{6}$`);
+/**
+ * The name builds before 19fce35 gave them, without the pid: whose directory it is cannot be
+ * told, so only its age says it is stale.
+ */
+const PIDLESS_SPILL_NAME = new RegExp(`^${SPILL_PREFIX}[A-Za-z0-9]{6}$`);
+/**
+ * A pid-less spill directory untouched for this long is left over: a body lives as long as its
+ * message is in the milter, and Postfix gives a milter minutes (milter_content_timeout), not a day.
+ */
+export const PIDLESS_SPILL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Removes the spill directories in `spoolDir` (default: the system's temporary directory) that a
  * relayguard left when it died without cleaning up (SIGKILL, out of memory, power loss): those
- * whose process is gone. Only directories this user owns, never through a symbolic link; a
+ * whose process is gone, and those named without a pid that are older than
+ * PIDLESS_SPILL_MAX_AGE_MS. Only directories this user owns, never through a symbolic link; a
  * directory of a live process (another instance sharing the spool) stays. Returns the names removed.
  */
-export async function removeStaleSpills(spoolDir?: string): Promise<string[]> {
+export async function removeStaleSpills(spoolDir?: string, now = Date.now()): Promise<string[]> {
   const dir = spoolDir ?? tmpdir();
   let names: string[];
   try {
@@ -37,11 +48,15 @@ export async function removeStaleSpills(spoolDir?: string): Promise<string[]> {
   const removed: string[] = [];
   const uid = process.getuid?.();
   for (const name of names) {
-    const pid = Number(SPILL_NAME.exec(name)?.[1] ?? NaN);
-    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    const pidless = PIDLESS_SPILL_NAME.test(name);
+    if (!pidless) {
+      const pid = Number(SPILL_NAME.exec(name)?.[1] ?? NaN);
+      if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    }
     const path = join(dir, name);
     const st = await lstat(path).catch(() => null);
     if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+    if (pidless && now - st.mtimeMs < PIDLESS_SPILL_MAX_AGE_MS) continue;
     await rm(path, { recursive: true, force: true }).catch(() => undefined);
     removed.push(name);
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { BodyStore, kept, removeStaleSpills } from '../../src/session/body-store.js';
+import { BodyStore, kept, PIDLESS_SPILL_MAX_AGE_MS, removeStaleSpills } from '../../src/session/body-store.js';
 
 async function read(s: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -196,7 +196,7 @@ describe('spill directories of a relayguard that died', () => {
   const deadPid = () =>
     spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
 
-  it('are removed when their process is gone; live, linked, old-named and unrelated entries stay', async () => {
+  it('are removed when their process is gone, or a day old when named without a pid; live, linked and unrelated entries stay', async () => {
     const spool = mkdtempSync(join(tmpdir(), 'rg-spool-test-'));
     const outside = mkdtempSync(join(tmpdir(), 'rg-spool-outside-'));
     try {
@@ -222,6 +222,14 @@ describe('spill directories of a relayguard that died', () => {
       );
       assert.ok(existsSync(join(outside, 'keep')), 'a link is never followed');
       assert.deepEqual(await removeStaleSpills(join(spool, 'missing')), []);
+
+      // The old name without a pid: removed once it has not been touched for a day, not before.
+      symlinkSync(outside, join(spool, 'relayguard-body-Li9kEd'));
+      const dayLater = Date.now() + PIDLESS_SPILL_MAX_AGE_MS + 60_000;
+      assert.deepEqual(await removeStaleSpills(spool, dayLater - 120_000), []);
+      assert.deepEqual(await removeStaleSpills(spool, dayLater), ['relayguard-body-Ab12Cd']);
+      assert.ok(existsSync(join(spool, 'relayguard-body-Li9kEd')), 'nor is an old-named link');
+      assert.ok(existsSync(join(outside, 'keep')));
     } finally {
       rmSync(spool, { recursive: true, force: true });
       rmSync(outside, { recursive: true, force: true });
