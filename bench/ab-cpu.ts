@@ -5,15 +5,17 @@
 //   node dist/bench/ab-cpu.js --a /path/to/old/dist/src/cli/main.js [--b NEW (default: this build)]
 //        [--policy disclaimer] [--size text-5k|multipart-100k] [--rounds 6] [--messages 600]
 //        [--concurrency 20] [--warmup 600] [--dir /tmp/rg-ab] [--cpu-prof DIR (profiles B)]
-//        [--a-node-args '--max-semi-space-size=4'] [--b-node-args ...] (one build against itself with other V8 flags)
+//        [--a-node-args='--max-semi-space-size=4'] [--b-node-args=...] (one build against itself with other
+//        V8 flags; with `=`, since the value starts with a dash)
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
-import { multipartMessage, textMessage, type MessageKind } from './lib/messages.js';
+import { multipartMessage, textMessage, MESSAGE_KINDS, type MessageKind } from './lib/messages.js';
 import { crlf } from './lib/milter-send.js';
-import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
+import { oneOf, readOptions, UsageError, whole, words } from './lib/options.js';
+import { POLICY_VARIANTS, scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { relayguardMain, startBenchRelayguard, type BenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, median } from './lib/stats.js';
@@ -38,66 +40,43 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = {
-    a: '',
-    b: relayguardMain,
-    policy: 'disclaimer',
-    size: 'text-5k',
-    rounds: 6,
-    messages: 600,
-    concurrency: 20,
-    warmup: 600,
-    dir: '/tmp/rg-ab',
-    cpuProf: '',
-    aNodeArgs: [],
-    bNodeArgs: [],
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => argv[++i] ?? '';
-    switch (a) {
-      case '--a':
-        o.a = v();
-        break;
-      case '--b':
-        o.b = v();
-        break;
-      case '--policy':
-        o.policy = v() as PolicyVariant;
-        break;
-      case '--size':
-        o.size = v() as MessageKind;
-        break;
-      case '--rounds':
-        o.rounds = Number(v());
-        break;
-      case '--messages':
-        o.messages = Number(v());
-        break;
-      case '--concurrency':
-        o.concurrency = Number(v());
-        break;
-      case '--warmup':
-        o.warmup = Number(v());
-        break;
-      case '--dir':
-        o.dir = v();
-        break;
-      case '--cpu-prof':
-        o.cpuProf = v();
-        break;
-      case '--a-node-args':
-        o.aNodeArgs = v().split(/\s+/).filter(Boolean);
-        break;
-      case '--b-node-args':
-        o.bNodeArgs = v().split(/\s+/).filter(Boolean);
-        break;
-      default:
-        throw new Error(`unknown option ${a}`);
-    }
-  }
-  if (!o.a) throw new Error("--a (the other build's main.js) is required");
-  return o;
+  return readOptions(
+    'ab-cpu',
+    {
+      args: argv,
+      options: {
+        a: { type: 'string' },
+        b: { type: 'string', default: relayguardMain },
+        policy: { type: 'string', default: 'disclaimer' },
+        size: { type: 'string', default: 'text-5k' },
+        rounds: { type: 'string', default: '6' },
+        messages: { type: 'string', default: '600' },
+        concurrency: { type: 'string', default: '20' },
+        warmup: { type: 'string', default: '600' },
+        dir: { type: 'string', default: '/tmp/rg-ab' },
+        'cpu-prof': { type: 'string', default: '' },
+        'a-node-args': { type: 'string', default: '' },
+        'b-node-args': { type: 'string', default: '' },
+      },
+    },
+    ({ values: v }) => {
+      if (!v.a) throw new UsageError("--a (the other build's main.js) is required");
+      return {
+        a: v.a,
+        b: v.b,
+        policy: oneOf(v.policy, 'policy', POLICY_VARIANTS),
+        size: oneOf(v.size, 'size', MESSAGE_KINDS),
+        rounds: whole(v.rounds, 'rounds'),
+        messages: whole(v.messages, 'messages'),
+        concurrency: whole(v.concurrency, 'concurrency'),
+        warmup: whole(v.warmup, 'warmup', 0),
+        dir: v.dir,
+        cpuProf: v['cpu-prof'],
+        aNodeArgs: words(v['a-node-args']),
+        bNodeArgs: words(v['b-node-args']),
+      };
+    },
+  );
 }
 
 interface RoundResult {

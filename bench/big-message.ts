@@ -12,6 +12,7 @@ import { BENCH_RECIPIENT, BENCH_SENDER, prose } from './lib/messages.js';
 import { closeMilter, crlf, openMilter, sendMessage } from './lib/milter-send.js';
 import { killDaemonsOnExit, procUsage, type Daemon } from './lib/proc.js';
 import { benchNodeArgs, startBenchRelayguard } from './lib/relayguard-proc.js';
+import { amount, readOptions } from './lib/options.js';
 
 const MIB = 1024 * 1024;
 const WARMUP_MESSAGES = 20;
@@ -61,15 +62,24 @@ export function bigMessage(bytes: number): Buffer {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string, def: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1]! : def;
-  };
-  const mb = Number(opt('--mb', '50'));
-  const limitMb = Number(opt('--limit-mb', '32'));
-  const listen = opt('--listen', 'unix:/tmp/rg-bench/sock/big.sock');
-  const dir = opt('--dir', '/tmp/rg-bench');
+  const { mb, limitMb, listen, dir } = readOptions(
+    'big-message',
+    {
+      args: process.argv.slice(2),
+      options: {
+        mb: { type: 'string', default: '50' },
+        'limit-mb': { type: 'string', default: '32' },
+        listen: { type: 'string', default: 'unix:/tmp/rg-bench/sock/big.sock' },
+        dir: { type: 'string', default: '/tmp/rg-bench' },
+      },
+    },
+    ({ values: v }) => ({
+      mb: amount(v.mb, 'mb'),
+      limitMb: amount(v['limit-mb'], 'limit-mb'),
+      listen: v.listen,
+      dir: v.dir,
+    }),
+  );
   killDaemonsOnExit();
   const layout = benchLayout(dir, 3230);
   mkdirSync(layout.logDir, { recursive: true });

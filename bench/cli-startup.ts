@@ -8,10 +8,12 @@
 // start-up snapshot, tools/cli-snapshot.ts).
 //
 //   node dist/bench/cli-startup.js --a OLD/dist/src/cli/main.js [--b bin/relayguard]
-//        [--rounds 15] [--node /opt/relayguard-node/24/bin/node] -- validate -c examples/postfix/relayguard.yaml
+//        [--rounds 15] [--node /opt/relayguard-node/24/bin/node] [--node-arg=--jitless ...]
+//        -- validate -c examples/postfix/relayguard.yaml
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { readOptions, whole } from './lib/options.js';
 import { fmt, max, median, min } from './lib/stats.js';
 
 interface Sample {
@@ -38,35 +40,27 @@ function runOnce(node: string, side: string, args: string[], nodeArgs: string[])
 function main(): void {
   const argv = process.argv.slice(2);
   const dash = argv.indexOf('--');
-  const opts = dash >= 0 ? argv.slice(0, dash) : argv;
   const command = dash >= 0 ? argv.slice(dash + 1) : ['validate'];
-  let a = '';
-  let b = resolve('dist/src/cli/main.js');
-  let rounds = 15;
-  let node = process.execPath;
-  const nodeArgs: string[] = [];
-  for (let i = 0; i < opts.length; i++) {
-    const v = () => opts[++i] ?? '';
-    switch (opts[i]) {
-      case '--a':
-        a = resolve(v());
-        break;
-      case '--b':
-        b = resolve(v());
-        break;
-      case '--rounds':
-        rounds = Number(v());
-        break;
-      case '--node':
-        node = v();
-        break;
-      case '--node-arg':
-        nodeArgs.push(v());
-        break;
-      default:
-        throw new Error(`unknown option ${opts[i]}`);
-    }
-  }
+  const { a, b, rounds, node, nodeArgs } = readOptions(
+    'cli-startup',
+    {
+      args: dash >= 0 ? argv.slice(0, dash) : argv,
+      options: {
+        a: { type: 'string', default: '' },
+        b: { type: 'string', default: 'dist/src/cli/main.js' },
+        rounds: { type: 'string', default: '15' },
+        node: { type: 'string', default: process.execPath },
+        'node-arg': { type: 'string', multiple: true, default: [] },
+      },
+    },
+    ({ values: v }) => ({
+      a: v.a ? resolve(v.a) : '',
+      b: resolve(v.b),
+      rounds: whole(v.rounds, 'rounds'),
+      node: v.node,
+      nodeArgs: v['node-arg'],
+    }),
+  );
   const builds = a ? [a, b] : [b];
   const samples: Sample[][] = builds.map(() => []);
   const load = [loadavg()[0]!];

@@ -16,6 +16,7 @@ import { decodeCommand } from '../src/protocol/decode.js';
 import { FrameDecoder, FrameError } from '../src/protocol/frame.js';
 import { MilterServer } from '../src/session/server.js';
 import { closeMilter, openMilter, sendMessage } from './lib/milter-send.js';
+import { readOptions, whole } from './lib/options.js';
 import { xorshift32 } from './lib/stats.js';
 
 const KNOWN = Object.values(Cmd) as number[];
@@ -159,14 +160,22 @@ export async function fuzzLive(frames: number, seed: number): Promise<{ frames: 
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string, def: number) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? Number(args[i + 1]) : def;
-  };
-  const frames = opt('--frames', 1_000_000);
-  const live = opt('--live', 100_000);
-  const seed = opt('--seed', 20261128);
+  const { frames, live, seed } = readOptions(
+    'fuzz-decoder',
+    {
+      args: process.argv.slice(2),
+      options: {
+        frames: { type: 'string', default: '1000000' },
+        live: { type: 'string', default: '100000' },
+        seed: { type: 'string', default: '20261128' },
+      },
+    },
+    ({ values: v }) => ({
+      frames: whole(v.frames, 'frames'),
+      live: whole(v.live, 'live', 0),
+      seed: whole(v.seed, 'seed', 0),
+    }),
+  );
   const t0 = performance.now();
   const a = fuzzInProcess(frames, seed);
   const t1 = performance.now();

@@ -14,16 +14,26 @@ import { join } from 'node:path';
 import { loadCorpus } from '../test/support/corpus.js';
 import { formatReport } from '../test/support/mime-compare.js';
 import { attackSeeds, corpusSeeds, countByOps, runFuzz } from '../test/support/mime-fuzz.js';
+import { readOptions, whole } from './lib/options.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
-}
-
-const count = Number(arg('count', '5000'));
-const seed = Number(arg('seed', '1'));
-const batch = Number(arg('batch', '1000'));
-const keep = process.argv.includes('--keep') ? arg('keep', '/tmp/rg-fuzz-keep') : undefined;
+const { count, seed, batch, keep } = readOptions(
+  'fuzz-mime',
+  {
+    args: process.argv.slice(2),
+    options: {
+      count: { type: 'string', default: '5000' },
+      seed: { type: 'string', default: '1' },
+      batch: { type: 'string', default: '1000' },
+      keep: { type: 'string' },
+    },
+  },
+  ({ values: v }) => ({
+    count: whole(v.count, 'count'),
+    seed: whole(v.seed, 'seed', 0),
+    batch: whole(v.batch, 'batch'),
+    keep: v.keep,
+  }),
+);
 const seeds = [...attackSeeds(), ...corpusSeeds(loadCorpus(), 200)];
 const started = Date.now();
 let ambiguous = 0;

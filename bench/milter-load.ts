@@ -8,9 +8,17 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { benchLayout, clamdUp } from './lib/bench-postfix.js';
-import { multipartMessage, textMessage, BENCH_RECIPIENT, BENCH_SENDER, type MessageKind } from './lib/messages.js';
+import {
+  multipartMessage,
+  textMessage,
+  BENCH_RECIPIENT,
+  BENCH_SENDER,
+  MESSAGE_KINDS,
+  type MessageKind,
+} from './lib/messages.js';
 import { closeMilter, crlf, openMilter, sendMessage, type MessageResult } from './lib/milter-send.js';
-import { scansWithClamd, type PolicyVariant } from './lib/policies.js';
+import { oneOf, readOptions, whole } from './lib/options.js';
+import { POLICY_VARIANTS, scansWithClamd, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, procUsage, type Daemon, type SocketAddress } from './lib/proc.js';
 import { benchNodeArgs, parseAddress, startBenchRelayguard } from './lib/relayguard-proc.js';
 import { fmt, max, median } from './lib/stats.js';
@@ -32,54 +40,35 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = {
-    connections: 500,
-    messages: 4,
-    size: 'text-5k',
-    policy: 'full',
-    listen: 'unix:/tmp/rg-bench/sock/load.sock',
-    connect: '',
-    stallMs: 5000,
-    cpuProf: '',
-    dir: '/tmp/rg-bench',
-    basePort: 3230,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => argv[++i] ?? '';
-    switch (a) {
-      case '--connections':
-        o.connections = Number(v());
-        break;
-      case '--messages':
-        o.messages = Number(v());
-        break;
-      case '--size':
-        o.size = v() as MessageKind;
-        break;
-      case '--policy':
-        o.policy = v() as PolicyVariant;
-        break;
-      case '--listen':
-        o.listen = v();
-        break;
-      case '--connect':
-        o.connect = v();
-        break;
-      case '--stall-ms':
-        o.stallMs = Number(v());
-        break;
-      case '--cpu-prof':
-        o.cpuProf = v();
-        break;
-      case '--dir':
-        o.dir = v();
-        break;
-      default:
-        throw new Error(`unknown option ${a}`);
-    }
-  }
-  return o;
+  return readOptions(
+    'milter-load',
+    {
+      args: argv,
+      options: {
+        connections: { type: 'string', default: '500' },
+        messages: { type: 'string', default: '4' },
+        size: { type: 'string', default: 'text-5k' },
+        policy: { type: 'string', default: 'full' },
+        listen: { type: 'string', default: 'unix:/tmp/rg-bench/sock/load.sock' },
+        connect: { type: 'string', default: '' },
+        'stall-ms': { type: 'string', default: '5000' },
+        'cpu-prof': { type: 'string', default: '' },
+        dir: { type: 'string', default: '/tmp/rg-bench' },
+      },
+    },
+    ({ values: v }) => ({
+      connections: whole(v.connections, 'connections'),
+      messages: whole(v.messages, 'messages'),
+      size: oneOf(v.size, 'size', MESSAGE_KINDS),
+      policy: oneOf(v.policy, 'policy', POLICY_VARIANTS),
+      listen: v.listen,
+      connect: v.connect,
+      stallMs: whole(v['stall-ms'], 'stall-ms'),
+      cpuProf: v['cpu-prof'],
+      dir: v.dir,
+      basePort: 3230,
+    }),
+  );
 }
 
 export interface LoadReport {

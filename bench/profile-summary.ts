@@ -3,6 +3,7 @@
 //
 //   node dist/bench/profile-summary.js PROFILE.cpuprofile [--top 30]
 import { readFileSync } from 'node:fs';
+import { amount, readOptions, UsageError, whole } from './lib/options.js';
 
 interface ProfileNode {
   id: number;
@@ -90,23 +91,33 @@ export function inclusiveShare(profile: Profile, re: RegExp): number {
 }
 
 if (process.argv[1]?.endsWith('profile-summary.js')) {
-  const file = process.argv[2];
-  if (!file) {
-    process.stderr.write(
-      'usage: profile-summary.js PROFILE.cpuprofile [--top N] [--skip-ms MS] [--inclusive REGEX]...\n',
-    );
-    process.exit(2);
-  }
-  const args = process.argv.slice(3);
-  const skipAt = args.indexOf('--skip-ms');
+  const { file, top, skipMs, inclusive } = readOptions(
+    'profile-summary',
+    {
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: {
+        top: { type: 'string', default: '30' },
+        'skip-ms': { type: 'string', default: '0' },
+        inclusive: { type: 'string', multiple: true, default: [] },
+      },
+    },
+    ({ values: v, positionals }) => {
+      if (positionals.length !== 1)
+        throw new UsageError(
+          'usage: profile-summary.js PROFILE.cpuprofile [--top N] [--skip-ms MS] [--inclusive REGEX]...',
+        );
+      return {
+        file: positionals[0]!,
+        top: whole(v.top, 'top'),
+        skipMs: amount(v['skip-ms'], 'skip-ms'),
+        inclusive: v.inclusive.map((re) => new RegExp(re)),
+      };
+    },
+  );
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const profile = skipAt >= 0 ? skipStart(raw, Number(args[skipAt + 1])) : raw;
-  const topAt = args.indexOf('--top');
-  process.stdout.write(summarise(profile, topAt >= 0 ? Number(args[topAt + 1]) : 30) + '\n');
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--inclusive') {
-      const re = new RegExp(args[++i]!);
-      process.stdout.write(`inclusive ${re}: ${(100 * inclusiveShare(profile, re)).toFixed(1)}%\n`);
-    }
-  }
+  const profile = skipMs > 0 ? skipStart(raw, skipMs) : raw;
+  process.stdout.write(summarise(profile, top) + '\n');
+  for (const re of inclusive)
+    process.stdout.write(`inclusive ${re}: ${(100 * inclusiveShare(profile, re)).toFixed(1)}%\n`);
 }

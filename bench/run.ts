@@ -29,8 +29,10 @@ import {
   type MilterKind,
   type RunningMilter,
   type StartContext,
+  TRANSPORTS,
   type Transport,
 } from './lib/milters.js';
+import { listOf, readOptions, whole } from './lib/options.js';
 import { enabledRules, writePolicy, type PolicyVariant } from './lib/policies.js';
 import { killDaemonsOnExit, runCommand, waitFor, type Daemon } from './lib/proc.js';
 import { relayguardMain } from './lib/relayguard-proc.js';
@@ -73,74 +75,44 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = {
-    messages: 2000,
-    repeats: 3,
-    concurrency: 20,
-    warmup: 200,
-    kinds: ALL_KINDS,
-    transports: ['unix', 'tcp'],
-    sizes: [...MESSAGE_KINDS],
-    dir: '/tmp/rg-bench',
-    basePort: 3230,
-    out: '',
-    verify: true,
-    seed: 20261128,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    switch (a) {
-      case '--messages':
-        o.messages = Number(v());
-        break;
-      case '--repeats':
-        o.repeats = Number(v());
-        break;
-      case '--concurrency':
-        o.concurrency = Number(v());
-        break;
-      case '--warmup':
-        o.warmup = Number(v());
-        break;
-      case '--kinds':
-        o.kinds = v().split(',') as MilterKind[];
-        break;
-      case '--transports':
-        o.transports = v().split(',') as Transport[];
-        break;
-      case '--sizes':
-        o.sizes = v().split(',') as MessageKind[];
-        break;
-      case '--dir':
-        o.dir = v();
-        break;
-      case '--base-port':
-        o.basePort = Number(v());
-        break;
-      case '--out':
-        o.out = v();
-        break;
-      case '--no-verify':
-        o.verify = false;
-        break;
-      case '--seed':
-        o.seed = Number(v());
-        break;
-      default:
-        throw new Error(`unknown option ${a} (see bench/README.md)`);
-    }
-  }
-  for (const k of o.kinds)
-    if (!ALL_KINDS.includes(k) && !EXTRA_KINDS.includes(k))
-      throw new Error(`unknown configuration ${k}; known: ${ALL_KINDS.join(', ')}`);
-  if (!o.kinds.includes('none')) o.kinds = ['none', ...o.kinds]; // the ceiling is always measured
-  o.out ||= join(o.dir, 'results');
-  return o;
+  return readOptions(
+    'bench',
+    {
+      args: argv,
+      options: {
+        messages: { type: 'string', default: '2000' },
+        repeats: { type: 'string', default: '3' },
+        concurrency: { type: 'string', default: '20' },
+        warmup: { type: 'string', default: '200' },
+        kinds: { type: 'string', default: ALL_KINDS.join(',') },
+        transports: { type: 'string', default: 'unix,tcp' },
+        sizes: { type: 'string', default: MESSAGE_KINDS.join(',') },
+        dir: { type: 'string', default: '/tmp/rg-bench' },
+        'base-port': { type: 'string', default: '3230' },
+        out: { type: 'string', default: '' },
+        'no-verify': { type: 'boolean', default: false },
+        seed: { type: 'string', default: '20261128' },
+      },
+    },
+    ({ values: v }) => {
+      const kinds = listOf(v.kinds, 'kinds', [...ALL_KINDS, ...EXTRA_KINDS]);
+      return {
+        messages: whole(v.messages, 'messages'),
+        repeats: whole(v.repeats, 'repeats'),
+        concurrency: whole(v.concurrency, 'concurrency'),
+        warmup: whole(v.warmup, 'warmup', 0),
+        // The ceiling is always measured.
+        kinds: kinds.includes('none') ? kinds : ['none', ...kinds],
+        transports: listOf(v.transports, 'transports', TRANSPORTS),
+        sizes: listOf(v.sizes, 'sizes', MESSAGE_KINDS),
+        dir: v.dir,
+        basePort: whole(v['base-port'], 'base-port'),
+        out: v.out || join(v.dir, 'results'),
+        verify: !v['no-verify'],
+        seed: whole(v.seed, 'seed', 0),
+      };
+    },
+  );
 }
 
 interface RunSample {

@@ -5,29 +5,30 @@
 //
 // Prints one line per run: sent, delivered, refused 5xx, tempfailed 4xx, held, lost. Exit 1
 // when any run lost a message, delivered EICAR or delivered something unscanned.
-import {
-  DEFAULT_FAULT_OPTIONS,
-  FAULT_KINDS,
-  formatReports,
-  passed,
-  runFault,
-  type FaultKind,
-  type FaultReport,
-} from './fault-run.js';
+import { DEFAULT_FAULT_OPTIONS, FAULT_KINDS, formatReports, passed, runFault, type FaultReport } from './fault-run.js';
+import { listOf, readOptions, whole } from '../lib/options.js';
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const messages = Number(opt('--messages') ?? DEFAULT_FAULT_OPTIONS.messages);
-  const concurrency = Number(opt('--concurrency') ?? DEFAULT_FAULT_OPTIONS.concurrency);
-  const outageMs = Number(opt('--outage-ms') ?? DEFAULT_FAULT_OPTIONS.outageMs);
-  const only = (opt('--only')?.split(',') ?? FAULT_KINDS) as FaultKind[];
+  const { messages, concurrency, outageMs, only } = readOptions(
+    'faults',
+    {
+      args: process.argv.slice(2),
+      options: {
+        messages: { type: 'string', default: String(DEFAULT_FAULT_OPTIONS.messages) },
+        concurrency: { type: 'string', default: String(DEFAULT_FAULT_OPTIONS.concurrency) },
+        'outage-ms': { type: 'string', default: String(DEFAULT_FAULT_OPTIONS.outageMs) },
+        only: { type: 'string', default: FAULT_KINDS.join(',') },
+      },
+    },
+    ({ values: v }) => ({
+      messages: whole(v.messages, 'messages'),
+      concurrency: whole(v.concurrency, 'concurrency'),
+      outageMs: whole(v['outage-ms'], 'outage-ms'),
+      only: listOf(v.only, 'only', FAULT_KINDS),
+    }),
+  );
   const reports: FaultReport[] = [];
   for (const kind of only) {
-    if (!FAULT_KINDS.includes(kind)) throw new Error(`unknown fault ${kind}; known: ${FAULT_KINDS.join(', ')}`);
     const r = await runFault(kind, {
       messages,
       concurrency,

@@ -32,6 +32,7 @@ export type MilterKind =
   | 'mimedefang'
   | 'clamav-milter';
 export type Transport = 'unix' | 'tcp';
+export const TRANSPORTS: readonly Transport[] = ['unix', 'tcp'];
 
 export const RELAYGUARD_VARIANT: Partial<Record<MilterKind, PolicyVariant>> = {
   'rg-trace': 'trace',

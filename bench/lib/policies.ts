@@ -26,6 +26,20 @@ export type PolicyVariant =
   /** 'full' with the size limit and clamd's stream limit raised for the 50 MB message. */
   | 'full-large';
 
+/** Every variant once (a Record, so the compiler refuses a list that misses one). */
+const VARIANTS: Record<PolicyVariant, true> = {
+  trace: true,
+  policy: true,
+  disclaimer: true,
+  antivirus: true,
+  full: true,
+  'full-1conn': true,
+  'full-heap-large': true,
+  'antivirus-1conn': true,
+  'full-large': true,
+};
+export const POLICY_VARIANTS = Object.keys(VARIANTS) as readonly PolicyVariant[];
+
 /** Does the variant scan with clamd (so a benchmark tool has to start one)? */
 export function scansWithClamd(variant: PolicyVariant): boolean {
   return (
