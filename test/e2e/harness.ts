@@ -409,9 +409,20 @@ export function runRelayguard(
 
 // ------------------------------------------------------------------ SMTP
 
+/**
+ * Where the maillog stood, and when, as each accepted message was sent. Postfix's short queue
+ * ids come back (the queue file's inode and the microsecond), and a slot's maillog and sink
+ * directory keep every earlier run's messages: a lookup by queue id alone can find an older
+ * message that had the same id.
+ */
+const submitted = new Map<string, { maillog: number; at: number }>();
+
 /** One SMTP session with this slot's Postfix (see smtp-client.ts for the options). */
-export function smtp(opts: SmtpOptions): Promise<SmtpResult> {
-  return smtpSession(opts.host ?? stack.host, opts.port ?? stack.smtpPort, opts);
+export async function smtp(opts: SmtpOptions): Promise<SmtpResult> {
+  const mark = { maillog: maillogMark(), at: Date.now() };
+  const r = await smtpSession(opts.host ?? stack.host, opts.port ?? stack.smtpPort, opts);
+  if (r.queueId) submitted.set(r.queueId, mark);
+  return r;
 }
 
 // ------------------------------------------------------------------ maillog
@@ -479,8 +490,14 @@ export interface Delivery {
 }
 
 const sinkQueueIds = new Map<string, string>(); // sink file name -> Postfix queue id in it
+/** A file's time stamp comes from the kernel's coarse clock, which may trail Date.now() by a tick. */
+const FILE_CLOCK_SLACK_MS = 100;
 
-function findSinkFile(queueId: string): string | undefined {
+/**
+ * The sink file of the message with this queue id; with `notBefore` (ms since the epoch), only
+ * one written since then (an older message may have had the same id).
+ */
+export function sinkFileOf(queueId: string, notBefore?: number): string | undefined {
   let names: string[];
   try {
     names = readdirSync(stack.sinkDir);
@@ -501,7 +518,9 @@ function findSinkFile(queueId: string): string | undefined {
       qid = m[1]!;
       sinkQueueIds.set(name, qid);
     }
-    if (qid === queueId) return join(stack.sinkDir, name);
+    if (qid !== queueId) continue;
+    const path = join(stack.sinkDir, name);
+    if (notBefore === undefined || statSync(path).mtimeMs >= notBefore - FILE_CLOCK_SLACK_MS) return path;
   }
   return undefined;
 }
@@ -539,7 +558,8 @@ export function parseSinkFile(raw: Buffer, file = ''): Delivery {
  */
 export async function waitForDeliveryDetails(queueId: string, ms = 15_000): Promise<Delivery> {
   if (!queueId) throw new Error('waitForDelivery: no queue id (was the message accepted?)');
-  const cursor = new MaillogCursor(0);
+  const since = submitted.get(queueId);
+  const cursor = new MaillogCursor(since?.maillog ?? 0);
   const sent = new RegExp(`\\b${queueId}: to=<[^>]*>.*status=sent\\b`);
   const failed = new RegExp(
     `\\b${queueId}: (?:to=<[^>]*>.*status=(?:deferred|bounced|expired)\\b|milter-(?:reject|hold|discard)\\b)`,
@@ -557,7 +577,7 @@ export async function waitForDeliveryDetails(queueId: string, ms = 15_000): Prom
   );
   // smtp-sink closes the file before it answers the final dot, so it is complete now.
   const file = await pollUntil(
-    () => findSinkFile(queueId),
+    () => sinkFileOf(queueId, since?.at),
     5_000,
     `the smtp-sink file of ${queueId} in ${stack.sinkDir}`,
   );

@@ -2,7 +2,7 @@
 // reference gateway describes, and the harness reads Postfix, smtp-sink and the maillog right.
 import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,6 +20,7 @@ import {
   run,
   smtp,
   stack,
+  sinkFileOf,
   stackScript,
   startRelayguard,
   waitForDelivery,
@@ -249,4 +250,27 @@ test('a message goes through Postfix and relayguard to the sink; postconf() chan
   assert.equal(readFileSync(stack.mainCf, 'utf8'), readFileSync(stack.mainCfBaseline, 'utf8'));
   const back = await smtp({ from: 'a@example.test', to: ['b@example.test'], data: 'Subject: z\r\n\r\nz\r\n' });
   assert.equal(back.banner?.full, '220 mx.e2e.test ESMTP Postfix');
+});
+
+test("a queue id an older message had is not mistaken for it (Postfix's short ids come back)", async () => {
+  const marker = `reused-id-${Date.now()}`;
+  const r = await smtp({ from: 'a@example.test', to: ['b@example.test'], data: `Subject: ${marker}\r\n\r\nfresh\r\n` });
+  assert.ok(r.ok && r.queueId, JSON.stringify(r.replies.map((x) => x.full)));
+  await waitForDelivery(r.queueId);
+  const real = sinkFileOf(r.queueId, Date.now() - 60_000);
+  assert.ok(real);
+  // An older message that had the same id, as a slot's sink directory keeps them from earlier
+  // runs: smtp-sink names its files by the time, so it is listed first.
+  const older = join(stack.sinkDir, `20000101000000.${marker}`);
+  const dayAgo = new Date(Date.now() - 86_400_000);
+  try {
+    writeFileSync(older, readFileSync(real).toString('latin1').replace('fresh', 'OLDER'), 'latin1');
+    utimesSync(older, dayAgo, dayAgo);
+    const delivered = await waitForDelivery(r.queueId);
+    assert.match(delivered, new RegExp(`^Subject: ${marker}$`, 'm'));
+    assert.ok(delivered.endsWith('\n\nfresh\n'), delivered);
+    assert.equal(sinkFileOf(r.queueId, Date.now() + 60_000), undefined, 'nothing from the future');
+  } finally {
+    rmSync(older, { force: true });
+  }
 });
