@@ -2,7 +2,7 @@
 // real mail showed (issue 15), each checked on the bytes that would be delivered.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addDisclaimer, type DisclaimerResult } from '../../src/mime/disclaimer/index.js';
+import { addDisclaimer, textFacts, type DisclaimerResult } from '../../src/mime/disclaimer/index.js';
 import { unflow } from '../../src/mime/disclaimer/flowed.js';
 import { verifyEdits } from '../../src/mime/disclaimer/verify.js';
 import { SplicedBody } from '../../src/mime/disclaimer/spliced-body.js';
@@ -13,8 +13,8 @@ import { DEFAULT_TEXTS, disclaimerJob, pieces, rewritten } from '../support/disc
 const TEXT = DEFAULT_TEXTS.text;
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'latin1');
 
-async function run(raw: Buffer): Promise<{ result: DisclaimerResult; out: Buffer }> {
-  const job = disclaimerJob(raw);
+async function run(raw: Buffer, texts = DEFAULT_TEXTS): Promise<{ result: DisclaimerResult; out: Buffer }> {
+  const job = disclaimerJob(raw, { texts });
   const result = await addDisclaimer(job);
   const out = result.kind === 'rewritten' ? await rewritten(job, result.body) : raw;
   return { result, out };
@@ -193,6 +193,21 @@ inner
     );
     const s = await run(signed);
     assert.equal(s.result.kind === 'skipped' && s.result.code, 'signed');
+  });
+
+  it("what follows from a policy's texts alone is worked out once per texts object, and only for it", async () => {
+    assert.equal(textFacts(DEFAULT_TEXTS), textFacts(DEFAULT_TEXTS));
+    const other = { text: 'Sent from the legal department.', html: '<p>Sent from the <b>legal</b> department.</p>' };
+    assert.notEqual(textFacts(other), textFacts(DEFAULT_TEXTS));
+    assert.equal(textFacts(other).htmlText.replace(/\s+/g, ' ').trim(), 'Sent from the legal department.');
+    // A message that carries one text is "already present" for that text, not for another.
+    const raw = crlf('From: a@example.test\nContent-Type: text/plain\n\nHello\n');
+    const first = await run(raw);
+    assert.equal((await run(first.out)).result.kind, 'skipped');
+    const withOther = await run(first.out, other);
+    assert.equal(withOther.result.kind, 'rewritten', 'another text is still added');
+    assert.equal((await run(withOther.out, other)).result.kind, 'skipped');
+    assert.equal((await run(withOther.out)).result.kind, 'skipped');
   });
 });
 

@@ -8,7 +8,7 @@ import type { Modification } from '../../policy/types.js';
 import { decodedBody } from '../parse/decode.js';
 import { messagePieces, readRanges, type Pieces } from '../parse/ranges.js';
 import { sharedParse, type ParseSource } from '../parse/shared.js';
-import { htmlToText } from '../text-match.js';
+import { containsAnyText, htmlToText } from '../text-match.js';
 import { editPart, type DisclaimerTexts, type PartEdit } from './append.js';
 import { isInlineText, ownParts, planDisclaimer, type SkipCode } from './plan.js';
 import { SplicedBody } from './spliced-body.js';
@@ -44,6 +44,28 @@ export type DisclaimerResult =
     }
   | { kind: 'unchanged'; reason: string }
   | { kind: 'skipped'; code: SkipCode | 'invariants'; reason: string; details: Record<string, unknown> };
+
+/** What is derived from a disclaimer's texts alone. */
+export interface TextFacts {
+  /** The visible text of the HTML version. */
+  htmlText: string;
+  /** Does a text part already show the disclaimer (plain or HTML version, however re-wrapped)? */
+  present: (visibleText: string) => boolean;
+}
+
+// A policy's texts are made once, when it is compiled, and live as long as it does: what follows
+// from them alone is worked out once per texts object, not for every message.
+const factsOf = new WeakMap<DisclaimerTexts, TextFacts>();
+
+export function textFacts(texts: DisclaimerTexts): TextFacts {
+  let facts = factsOf.get(texts);
+  if (!facts) {
+    const htmlText = htmlToText(texts.html);
+    facts = { htmlText, present: containsAnyText(htmlText ? [texts.text, htmlText] : [texts.text]) };
+    factsOf.set(texts, facts);
+  }
+  return facts;
+}
 
 /** Encoded bytes of text parts kept for the plan, in multiples of max_part_size (base64 is 4/3 larger). */
 const RAW_PER_PART = 2;
@@ -92,10 +114,10 @@ export async function addDisclaimer(job: DisclaimerJob): Promise<DisclaimerResul
   for (const [i, raw] of raws)
     texts.set(i, decodedBody(raw, { bodyStart: 0, bodyEnd: raw.length, encoding: parse.parts[i]!.encoding }));
 
-  const htmlText = htmlToText(job.texts.html);
+  const { htmlText, present } = textFacts(job.texts);
   const plan = planDisclaimer(parse, texts, truncated, {
     text: job.texts.text,
-    htmlText,
+    present,
     maxPartBytes: job.maxPartBytes,
   });
   if (plan.kind === 'nothing') return { kind: 'unchanged', reason: plan.reason };

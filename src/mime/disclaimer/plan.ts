@@ -6,7 +6,7 @@
 import { classifyCharset, declaredCharset, decodeText, encodeIfRepresentable, isSupported } from '../charset.js';
 import type { MimeParse, MimePart } from '../parse/types.js';
 import { findInlinePgp, isProtectedType } from '../signed.js';
-import { containsAnyText, htmlToText } from '../text-match.js';
+import { htmlToText } from '../text-match.js';
 import type { TargetKind } from './append.js';
 
 export interface Target {
@@ -23,9 +23,10 @@ export type Plan =
   | { kind: 'skip'; code: SkipCode; reason: string; details: Record<string, unknown> };
 
 export interface PlanInput {
-  /** The disclaimer as plain text, and the visible text of its HTML version. */
+  /** The disclaimer as plain text. */
   text: string;
-  htmlText: string;
+  /** Does a part's visible text already show the disclaimer (index.ts, textFacts)? */
+  present: (visibleText: string) => boolean;
   /** Largest decoded text part that may be rewritten. */
   maxPartBytes: number;
 }
@@ -70,10 +71,9 @@ export function planDisclaimer(
     const armour = text && findInlinePgp(text);
     if (armour) return skip('inline-pgp', `inline PGP (${armour} in part ${label(p)})`, { part: label(p) });
   }
-  const present = containsAnyText(input.htmlText ? [input.text, input.htmlText] : [input.text]);
   for (const p of own) {
     const text = texts.get(p.index);
-    if (text && present(visibleText(p, text)))
+    if (text && input.present(visibleText(p, text)))
       return skip('already-present', `disclaimer already present in part ${label(p)}`, { part: label(p) });
   }
 
