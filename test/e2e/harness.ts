@@ -493,9 +493,38 @@ const sinkQueueIds = new Map<string, string>(); // sink file name -> Postfix que
 /** A file's time stamp comes from the kernel's coarse clock, which may trail Date.now() by a tick. */
 const FILE_CLOCK_SLACK_MS = 100;
 
+/** The queue id in a sink file's first 8 KiB (our Postfix's Received header), if it is there yet. */
+function sinkQueueId(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const head = Buffer.alloc(8192);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return /\(Postfix\) with \S+ id ([0-9A-Za-z]+)\b/.exec(head.toString('latin1', 0, n))?.[1];
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Sink file name -> its time stamp when first seen (a file being written only gets newer). */
+const sinkTimes = new Map<string, number>();
+function sinkTime(name: string): number {
+  let t = sinkTimes.get(name);
+  if (t === undefined) {
+    t = statSync(join(stack.sinkDir, name), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    sinkTimes.set(name, t);
+  }
+  return t;
+}
+
 /**
  * The sink file of the message with this queue id; with `notBefore` (ms since the epoch), only
- * one written since then (an older message may have had the same id).
+ * one written since then (an older message may have had the same id), and older files are not
+ * even opened (a slot's sink directory keeps every earlier run's messages).
  */
 export function sinkFileOf(queueId: string, notBefore?: number): string | undefined {
   let names: string[];
@@ -504,23 +533,17 @@ export function sinkFileOf(queueId: string, notBefore?: number): string | undefi
   } catch {
     return undefined;
   }
+  const recent = (name: string) => notBefore === undefined || sinkTime(name) >= notBefore - FILE_CLOCK_SLACK_MS;
   for (const name of names) {
+    const path = join(stack.sinkDir, name);
     let qid = sinkQueueIds.get(name);
     if (qid === undefined) {
-      let head: string;
-      try {
-        head = readFileSync(join(stack.sinkDir, name), 'latin1').slice(0, 8192);
-      } catch {
-        continue;
-      }
-      const m = /\(Postfix\) with \S+ id ([0-9A-Za-z]+)\b/.exec(head);
-      if (!m) continue; // still being written, or not from our Postfix
-      qid = m[1]!;
+      if (!recent(name)) continue;
+      qid = sinkQueueId(path);
+      if (qid === undefined) continue; // still being written, or not from our Postfix
       sinkQueueIds.set(name, qid);
     }
-    if (qid !== queueId) continue;
-    const path = join(stack.sinkDir, name);
-    if (notBefore === undefined || statSync(path).mtimeMs >= notBefore - FILE_CLOCK_SLACK_MS) return path;
+    if (qid === queueId && recent(name)) return path;
   }
   return undefined;
 }
