@@ -4,7 +4,7 @@
 // before it acts, so a typo can never release or delete anything else.
 import { MtaError, type HeldMessage } from '../deps/mta.js';
 import { openMta } from '../deps/open-mta.js';
-import type { QuarantineRecord } from '../deps/quarantine-store.js';
+import type { QuarantineRecord, QuarantineStore } from '../deps/quarantine-store.js';
 import { bool, parseArgs, str, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { about } from './command-list.js';
@@ -31,11 +31,21 @@ function describe(m: HeldMessage, rec: QuarantineRecord | undefined) {
   };
 }
 
+/**
+ * How far before a held message's arrival time relayguard's record of it may be stamped: the
+ * arrival time is in whole seconds, and a small step of the clock must not hide the record.
+ */
+const ARRIVAL_CLOCK_SLACK_MS = 2000;
+
+/** relayguard's record of this held message: one made since it arrived (not an earlier message's with the same ID). */
+function recordOf(store: QuarantineStore | null, m: HeldMessage): QuarantineRecord | undefined {
+  return store?.latest(m.queueId, new Date(m.arrivalTime.getTime() - ARRIVAL_CLOCK_SLACK_MS));
+}
+
 async function list(ctx: Ctx): Promise<number> {
   const held = await ctx.mta.listHeld();
   // The index only adds reasons to held messages: with none, SQLite is not even loaded.
-  const rows =
-    held.length === 0 ? [] : withStore(ctx, (store) => held.map((m) => describe(m, store?.latest(m.queueId))));
+  const rows = held.length === 0 ? [] : withStore(ctx, (store) => held.map((m) => describe(m, recordOf(store, m))));
   const text =
     ctx.mta.kind === 'sendmail'
       ? { empty: "Sendmail's quarantine is empty.", noun: 'quarantined' }
@@ -50,7 +60,7 @@ async function show(ctx: Ctx, id: string): Promise<number> {
   const m = await ctx.mta.held(id);
   const info = describe(
     m,
-    withStore(ctx, (s) => s?.latest(id)),
+    withStore(ctx, (s) => recordOf(s, m)),
   );
   if (ctx.json) {
     process.stdout.write(JSON.stringify({ ...info, content: await ctx.mta.contentText(id) }, null, 2) + '\n');

@@ -100,10 +100,14 @@ export class QuarantineStore {
     return { ...r, time, id: Number(info.lastInsertRowid), state: 'held' };
   }
 
-  /** The newest record of a queue ID (Postfix's short IDs can come back after a long time). */
-  latest(queueId: string): QuarantineRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM quarantine WHERE queue_id = ? ORDER BY id DESC LIMIT 1').get(queueId) as
-      Row | undefined;
+  /**
+   * The newest record of a queue ID, made at `since` or later. Postfix's short IDs come back: a
+   * record made before the message now queued under the ID arrived is of an earlier message.
+   */
+  latest(queueId: string, since?: Date): QuarantineRecord | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM quarantine WHERE queue_id = ? AND time >= ? ORDER BY id DESC LIMIT 1')
+      .get(queueId, since?.getTime() ?? 0) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 

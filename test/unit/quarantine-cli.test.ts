@@ -157,6 +157,50 @@ describe('relayguard quarantine (fake Postfix tools)', () => {
     assert.match(text.stdout, /3 messages on hold/);
   });
 
+  test('list and show: a record made before the held message arrived is an earlier message that had its queue ID', async () => {
+    // Postfix's short queue IDs come back: CCC222DDD (held now, arrived now) had been relayguard's
+    // quarantine of another message yesterday.
+    const store = QuarantineStore.open(stateDir());
+    store.record({
+      queueId: 'CCC222DDD',
+      rule: 'content',
+      reason: 'an earlier message',
+      direction: 'inbound',
+      sender: 'mallory@outside.test',
+      recipients: ['bob@example.test'],
+      ref: 'old-1',
+      time: new Date(Date.now() - 86_400_000),
+    });
+    store.close();
+    const r = await cli(['list', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = (JSON.parse(r.stdout) as { messages: Array<Record<string, unknown>> }).messages;
+    assert.deepEqual(
+      rows.map((m) => [m.queue_id, m.rule, m.ref]),
+      [
+        ['AAA111BBB', 'antivirus', 'abcd-1'],
+        ['CCC222DDD', null, null],
+        ['OLD444GGG', null, null],
+      ],
+    );
+    const show = await cli(['show', 'CCC222DDD']);
+    assert.equal(show.code, 0, show.stderr);
+    assert.doesNotMatch(show.stdout, /an earlier message|old-1/);
+    // A record made since the message arrived is its own.
+    const later = QuarantineStore.open(stateDir());
+    later.record({
+      queueId: 'CCC222DDD',
+      rule: 'antivirus',
+      reason: 'virus Eicar-Test',
+      direction: 'inbound',
+      sender: 'alice@example.test',
+      recipients: ['bob@outside.test'],
+      ref: 'new-2',
+    });
+    later.close();
+    assert.match((await cli(['show', 'CCC222DDD'])).stdout, /Reason: +virus Eicar-Test/);
+  });
+
   test('the Postfix directory comes from the policy, MAIL_CONFIG overrides it', async () => {
     await cli(['list']);
     assert.match(calls()[0]!, /^postqueue -c \/etc\/postfix-from-policy -j$/);

@@ -88,6 +88,7 @@ describe('quarantine store', () => {
       ref: 'r2',
     });
     assert.equal(store.latest('Q1')!.reason, 'new');
+    assert.equal(store.latest('Q1', new Date(Date.now() + 60_000)), undefined, 'none made since then');
     assert.equal(store.setState('Q1', 'deleted'), true);
     assert.equal(store.setState('Q1', 'deleted'), false, 'nothing held any more');
     assert.deepEqual(
