@@ -37,9 +37,11 @@ function describe(m: HeldMessage, rec: QuarantineRecord | undefined) {
  */
 const ARRIVAL_CLOCK_SLACK_MS = 2000;
 
-/** relayguard's record of this held message: one made since it arrived (not an earlier message's with the same ID). */
+/** relayguard's records of this held message are those made since it arrived (not an earlier message's with the same ID). */
+const recordedSince = (m: HeldMessage) => new Date(m.arrivalTime.getTime() - ARRIVAL_CLOCK_SLACK_MS);
+
 function recordOf(store: QuarantineStore | null, m: HeldMessage): QuarantineRecord | undefined {
-  return store?.latest(m.queueId, new Date(m.arrivalTime.getTime() - ARRIVAL_CLOCK_SLACK_MS));
+  return store?.latest(m.queueId, recordedSince(m));
 }
 
 async function list(ctx: Ctx): Promise<number> {
@@ -72,12 +74,13 @@ async function show(ctx: Ctx, id: string): Promise<number> {
 }
 
 async function release(ctx: Ctx, id: string): Promise<number> {
+  const m = await ctx.mta.held(id);
   const r = await ctx.mta.release(id);
   if (r.warning)
     process.stderr.write(
       `relayguard quarantine: warning: ${r.warning}; ${ctx.mta.product} will deliver it at its next queue run\n`,
     );
-  withStore(ctx, (s) => s?.setState(id, 'released'));
+  withStore(ctx, (s) => s?.setState(id, 'released', new Date(), recordedSince(m)));
   if (ctx.json)
     process.stdout.write(
       JSON.stringify({ ok: true, queue_id: id, action: 'released', ...(r.warning ? { warning: r.warning } : {}) }) +
@@ -88,8 +91,9 @@ async function release(ctx: Ctx, id: string): Promise<number> {
 }
 
 async function remove(ctx: Ctx, id: string): Promise<number> {
+  const m = await ctx.mta.held(id);
   await ctx.mta.remove(id);
-  withStore(ctx, (s) => s?.setState(id, 'deleted'));
+  withStore(ctx, (s) => s?.setState(id, 'deleted', new Date(), recordedSince(m)));
   if (ctx.json) process.stdout.write(JSON.stringify({ ok: true, queue_id: id, action: 'deleted' }) + '\n');
   else process.stdout.write(`${id}: deleted\n`);
   return 0;

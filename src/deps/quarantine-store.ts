@@ -120,14 +120,15 @@ export class QuarantineStore {
     return rows.map(fromRow);
   }
 
-  /** Marks the newest held record of `queueId`; false when there is none. */
-  setState(queueId: string, state: QuarantineState, when: Date = new Date()): boolean {
+  /** Marks the newest held record of `queueId` made at `since` or later (see latest); false when there is none. */
+  setState(queueId: string, state: QuarantineState, when: Date = new Date(), since?: Date): boolean {
     const info = this.db
       .prepare(
         `UPDATE quarantine SET state = ?, state_time = ?
-         WHERE id = (SELECT id FROM quarantine WHERE queue_id = ? AND state = 'held' ORDER BY id DESC LIMIT 1)`,
+         WHERE id = (SELECT id FROM quarantine WHERE queue_id = ? AND state = 'held' AND time >= ?
+                     ORDER BY id DESC LIMIT 1)`,
       )
-      .run(state, when.getTime(), queueId);
+      .run(state, when.getTime(), queueId, since?.getTime() ?? 0);
     return info.changes > 0;
   }
 

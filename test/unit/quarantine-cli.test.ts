@@ -201,6 +201,41 @@ describe('relayguard quarantine (fake Postfix tools)', () => {
     assert.match((await cli(['show', 'CCC222DDD'])).stdout, /Reason: +virus Eicar-Test/);
   });
 
+  test("release and delete mark the held message's own record, never an earlier message's with its queue ID", async () => {
+    // Yesterday's quarantine under CCC222DDD was never released through relayguard (postsuper by
+    // hand): its record still says held. Today's CCC222DDD was held by something else.
+    const store = QuarantineStore.open(stateDir());
+    const old = (queueId: string) =>
+      store.record({
+        queueId,
+        rule: 'content',
+        reason: 'an earlier message',
+        direction: 'inbound',
+        sender: 'mallory@outside.test',
+        recipients: ['bob@example.test'],
+        ref: `old-${queueId}`,
+        time: new Date(Date.now() - 86_400_000),
+      });
+    old('CCC222DDD');
+    old('AAA111BBB'); // and before relayguard's record of today's AAA111BBB (made in setup)
+    store.close();
+    assert.equal((await cli(['release', 'CCC222DDD'])).code, 0);
+    assert.equal((await cli(['delete', 'AAA111BBB'])).code, 0);
+    const after = QuarantineStore.openExisting(stateDir())!;
+    try {
+      assert.deepEqual(
+        after.list().map((r) => [r.queueId, r.ref, r.state]),
+        [
+          ['AAA111BBB', 'abcd-1', 'deleted'],
+          ['CCC222DDD', 'old-CCC222DDD', 'held'],
+          ['AAA111BBB', 'old-AAA111BBB', 'held'],
+        ],
+      );
+    } finally {
+      after.close();
+    }
+  });
+
   test('the Postfix directory comes from the policy, MAIL_CONFIG overrides it', async () => {
     await cli(['list']);
     assert.match(calls()[0]!, /^postqueue -c \/etc\/postfix-from-policy -j$/);
