@@ -100,41 +100,46 @@ class Base64Decoder implements TransferDecoder {
     return rest > 1 ? rest - 1 : 0;
   }
 
-  /** A pad that completes a group was seen: the data is over (readers decode nothing after it). */
+  /** Pads that complete a group were seen: the data is over (readers decode nothing after them). */
   private done = false;
 
   write(chunk: Buffer): Buffer {
     if (this.done) return EMPTY;
-    let s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
-    const pad = s.indexOf('=');
-    if (pad >= 0) s = this.untilPad(s);
-    const whole = this.done ? s.length : s.length - (s.length % 4);
-    this.carry = s.slice(whole);
-    return whole ? decodeGroups(s.slice(0, whole)) : EMPTY;
+    const s = this.carry + chunk.toString('latin1').replace(NOT_BASE64, '');
+    const { data, undecided } = s.includes('=') ? this.untilPad(s) : { data: s, undecided: '' };
+    const whole = this.done ? data.length : data.length - (data.length % 4);
+    this.carry = data.slice(whole) + undecided;
+    return whole ? decodeGroups(data.slice(0, whole)) : EMPTY;
   }
 
   end(): Buffer {
-    const rest = this.carry;
+    // A "=" still undecided ends the data here, as it would have.
+    const rest = this.carry.replace('=', '');
     this.carry = '';
     return rest.length > 1 ? decodeGroups(rest) : EMPTY;
   }
 
   /**
-   * The characters before the pad that ends the data, pads removed. A "=" where a group has
-   * fewer than two characters pads nothing and is skipped, as Python's decoder does.
+   * The characters up to the pads that end the data, pads removed. As Python's decoder (binascii,
+   * not strict) and Perl's MIME::Parser read it: pads end the data only when they complete a
+   * group (one "=" after three characters, two after two); any other "=" is skipped and the data
+   * goes on, so text after a stray "=" is text a reader sees. A "=" after two characters at the
+   * end of `s` waits in `undecided` for the next piece to say whether a second one follows.
    */
-  private untilPad(s: string): string {
+  private untilPad(s: string): { data: string; undecided: string } {
     let out = '';
     let from = 0;
     for (let at = s.indexOf('='); at >= 0; at = s.indexOf('=', from)) {
       out += s.slice(from, at);
       from = at + 1;
-      if (out.length % 4 >= 2) {
+      const inGroup = out.length % 4;
+      if (inGroup === 3 || (inGroup === 2 && s[at + 1] === '=')) {
         this.done = true;
-        return out;
+        return { data: out, undecided: '' };
       }
+      if (inGroup === 2 && from === s.length) return { data: out, undecided: '=' };
     }
-    return out + s.slice(from);
+    return { data: out + s.slice(from), undecided: '' };
   }
 }
 

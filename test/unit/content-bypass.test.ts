@@ -103,6 +103,49 @@ test('base64 with "-" and "_" is decoded as readers decode it (they skip those b
   assert.match(v.reason!, /invoice\.exe/);
 });
 
+test('a lone "=" inside base64 data does not end it (only pads that complete a group do): the zipped .exe is found', async () => {
+  const zip = pythonZip([{ name: 'invoice.exe', data: 'MZ...' }]);
+  const encoded = zip.toString('base64');
+  // After 6 characters (two into a group) one "=" cannot complete the group: Python's decoder
+  // and Perl's MIME::Parser skip it and decode the rest, so a reader gets the whole zip.
+  const broken = `${encoded.slice(0, 6)}=${encoded.slice(6)}`.replace(/.{76}/g, '$&\n');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith(
+      (l) => l,
+      `Content-Type: application/zip; name="files.zip"\nContent-Transfer-Encoding: base64\n\n${broken}`,
+    ),
+  );
+  assert.equal(v.action, 'reject', v.reason);
+  assert.match(v.reason!, /invoice\.exe/);
+});
+
+test('a lone "=" inside base64 text does not hide what follows it from the outbound marker check', async () => {
+  const encoded = Buffer.from(`Quarterly figures attached.\n${MARKER}\n`).toString('base64');
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith(
+      (l) => l,
+      `Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n${encoded.slice(0, 6)}=${encoded.slice(6)}`,
+    ),
+    'outbound',
+  );
+  assert.equal(v.action, 'reject');
+  assert.match(v.reason!, /confidential-marker/);
+});
+
+test('an unquoted name with a comment in it is also read as a strict parser reads it: "evil.exe(1).pdf" is refused', async () => {
+  // RFC 2045 allows only a token unquoted: Perl's MIME::Parser shows "evil.exe" here, Python
+  // the whole value. Without a quoted filename in Content-Disposition both are names to check.
+  const part = `Content-Type: application/octet-stream; name=evil.exe(1).pdf\nContent-Transfer-Encoding: base64\n\n${b64(MZ)}`;
+  const v = await runContent(
+    REFERENCE_CONTENT,
+    mixedWith((l) => l, part),
+  );
+  assert.equal(v.action, 'reject');
+  assert.match(v.reason!, /evil\.exe/);
+});
+
 function uuencode(data: Buffer, name: string): string {
   const lines = [`begin 644 ${name}`];
   const ch = (n: number) => String.fromCharCode(n === 0 ? 0x60 : n + 0x20);

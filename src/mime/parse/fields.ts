@@ -61,7 +61,7 @@ export function partFacts(
   for (const h of headers) {
     if (h.key !== 'content-type' && h.key !== 'content-disposition') continue;
     const p = parseValue(h.value).params;
-    for (const raw of [p.filename, p.name]) {
+    for (const raw of [p.filename, p.name, ...tokenNames(h.value)]) {
       const n = cleanName(raw);
       if (n) names.add(n);
     }
@@ -103,6 +103,27 @@ const MEDIA_TYPE = /^\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*\/\s*([!#$%&'*+\-.^_`|~
 function mediaType(value: string): string {
   const m = MEDIA_TYPE.exec(value);
   return m ? `${m[1]}/${m[2]}`.toLowerCase() : 'text/plain';
+}
+
+/** An unquoted name= or filename= value, as written (up to the next ";"). */
+const UNQUOTED_NAME = /;\s*(?:file)?name\s*=\s*([^"\s;][^;]*)/gi;
+/** An RFC 2045 token: what a strict parser takes of an unquoted value. */
+const TOKEN = /^[^\x00-\x20\x7f()<>@,;:\\"/[\]?=]+/;
+
+/**
+ * The names a strict reader takes from unquoted values that hold tspecials. RFC 2045 allows
+ * only a token there: Perl's MIME::Parser reads `name=evil.exe(1).pdf` as "evil.exe" (the rest
+ * is a comment and junk) where Python and most clients keep the whole value, so both are names
+ * the filters must see.
+ */
+function tokenNames(value: string): string[] {
+  const out: string[] = [];
+  for (const m of value.matchAll(UNQUOTED_NAME)) {
+    const whole = m[1]!.trim();
+    const token = TOKEN.exec(whole)?.[0];
+    if (token && token !== whole) out.push(token);
+  }
+  return out;
 }
 
 function parseValue(value: string): { value: string; params: Record<string, string> } {
