@@ -74,13 +74,12 @@ async function show(ctx: Ctx, id: string): Promise<number> {
 }
 
 async function release(ctx: Ctx, id: string): Promise<number> {
-  const m = await ctx.mta.held(id);
   const r = await ctx.mta.release(id);
   if (r.warning)
     process.stderr.write(
       `relayguard quarantine: warning: ${r.warning}; ${ctx.mta.product} will deliver it at its next queue run\n`,
     );
-  withStore(ctx, (s) => s?.setState(id, 'released', new Date(), recordedSince(m)));
+  withStore(ctx, (s) => s?.setState(id, 'released', new Date(), recordedSince(r.message)));
   if (ctx.json)
     process.stdout.write(
       JSON.stringify({ ok: true, queue_id: id, action: 'released', ...(r.warning ? { warning: r.warning } : {}) }) +
@@ -91,8 +90,7 @@ async function release(ctx: Ctx, id: string): Promise<number> {
 }
 
 async function remove(ctx: Ctx, id: string): Promise<number> {
-  const m = await ctx.mta.held(id);
-  await ctx.mta.remove(id);
+  const m = await ctx.mta.remove(id);
   withStore(ctx, (s) => s?.setState(id, 'deleted', new Date(), recordedSince(m)));
   if (ctx.json) process.stdout.write(JSON.stringify({ ok: true, queue_id: id, action: 'deleted' }) + '\n');
   else process.stdout.write(`${id}: deleted\n`);

@@ -200,7 +200,10 @@ export class PostfixMta implements Mta {
       // postsuper's own advice for mail held a long time: requeue it. It gets a new queue ID and
       // arrival time; pickup and cleanup deliver it at once (milters are not run again).
       await this.act(this.tools.postsuper, ['-r', id, HOLD], /Requeued: 1 message/);
-      return { how: 'requeued for delivery (new queue ID; it was held longer than half the queue lifetime)' };
+      return {
+        how: 'requeued for delivery (new queue ID; it was held longer than half the queue lifetime)',
+        message: m,
+      };
     }
     await this.act(this.tools.postsuper, ['-H', id], /Released from hold: 1 message/);
     // Out of the hold queue it is in the deferred queue: ask for delivery now. If that fails the
@@ -209,13 +212,16 @@ export class PostfixMta implements Mta {
       () => undefined,
       (err: Error) => err.message,
     );
-    return flush ? { how: 'released from hold', warning: flush } : { how: 'released from hold, delivery requested' };
+    return flush
+      ? { how: 'released from hold', warning: flush, message: m }
+      : { how: 'released from hold, delivery requested', message: m };
   }
 
-  async remove(id: string, signal?: AbortSignal): Promise<void> {
-    await this.held(id, signal);
+  async remove(id: string, signal?: AbortSignal): Promise<HeldMessage> {
+    const m = await this.held(id, signal);
     // "hold": postsuper only looks in the hold queue, so a message that was released meanwhile is kept.
     await this.act(this.tools.postsuper, ['-d', id, HOLD], /Deleted: 1 message/, signal);
+    return m;
   }
 
   async locate(id: string, signal?: AbortSignal): Promise<Whereabouts> {

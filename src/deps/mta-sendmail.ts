@@ -327,14 +327,15 @@ export class SendmailMta implements Mta {
   }
 
   async release(id: string): Promise<ReleaseResult> {
+    const message = await this.held(id);
     const r = await releaseQuarantined(this.opts, id);
     return r.warning
-      ? { how: 'quarantine lifted', warning: r.warning }
-      : { how: 'quarantine lifted, delivery requested' };
+      ? { how: 'quarantine lifted', warning: r.warning, message }
+      : { how: 'quarantine lifted, delivery requested', message };
   }
 
-  async remove(id: string): Promise<void> {
-    await deleteQuarantined(this.opts, id);
+  async remove(id: string): Promise<HeldMessage> {
+    return heldMessage(await deleteQuarantined(this.opts, id));
   }
 
   async locate(id: string): Promise<Whereabouts> {

@@ -30,6 +30,8 @@ export interface ReleaseResult {
   how: string;
   /** Set when the message left the hold but asking for delivery now failed (a queue run sends it). */
   warning?: string;
+  /** The message as it was held. */
+  message: HeldMessage;
 }
 
 export interface Mta {
@@ -48,8 +50,8 @@ export interface Mta {
   writeContent(id: string, out: Writable): Promise<void>;
   /** Lets the held message `id` go to delivery. */
   release(id: string): Promise<ReleaseResult>;
-  /** Deletes the held message `id` (and only a held one). */
-  remove(id: string, signal?: AbortSignal): Promise<void>;
+  /** Deletes the held message `id` (and only a held one); returns it as it was held. */
+  remove(id: string, signal?: AbortSignal): Promise<HeldMessage>;
   /** The held-queue check of the audit: where message `id` is now. */
   locate(id: string, signal?: AbortSignal): Promise<Whereabouts>;
   /** The command an administrator runs to remove message `id` by hand. */
